@@ -1,0 +1,63 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+let package = Package(
+  name: "Sixty",
+  platforms: [.macOS(.v14)],
+  products: [
+    .executable(name: "sixty", targets: ["sixty"]),
+    .library(name: "SixtyCLI", targets: ["SixtyCLI"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+  ],
+  targets: [
+    // Diagnostics, source locations and positioned YAML reading shared by every parser.
+    .target(name: "SixtyCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+    // Policy model, parsing and the organisation cap.
+    .target(name: "SixtyPolicy", dependencies: ["SixtyCore"]),
+    // Playbooks, inventories, templating and the per-host task graph.
+    .target(name: "SixtyPlaybook", dependencies: ["SixtyCore", "SixtyPolicy"]),
+    // Resolved targets, batches, per-host order and policy verdicts; text/JSON/DOT renderers.
+    .target(name: "SixtyPlanning", dependencies: ["SixtyCore", "SixtyPolicy", "SixtyPlaybook"]),
+    // Ephemeral key pairs, OpenSSH encodings, fingerprints and the wiped key directory.
+    .target(
+      name: "SixtyKeys",
+      dependencies: [
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "_CryptoExtras", package: "swift-crypto"),
+      ]),
+    // SigV4, the AWS credential chain and the EC2 Instance Connect client.
+    .target(
+      name: "InstanceConnect",
+      dependencies: [
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+    // The command-line interface; each command's run() makes one call into a library.
+    .target(
+      name: "SixtyCLI",
+      dependencies: [
+        "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+      ]),
+    .executableTarget(name: "sixty", dependencies: ["SixtyCLI"]),
+
+    .testTarget(name: "SixtyCoreTests", dependencies: ["SixtyCore"]),
+    .testTarget(
+      name: "SixtyPlaybookTests", dependencies: ["SixtyCore", "SixtyPolicy", "SixtyPlaybook"],
+      resources: [.copy("Fixtures")]),
+    .testTarget(
+      name: "SixtyPlanningTests",
+      dependencies: ["SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning"]),
+    .testTarget(name: "SixtyKeysTests", dependencies: ["SixtyKeys"]),
+    .testTarget(
+      name: "InstanceConnectTests", dependencies: ["InstanceConnect"],
+      resources: [.copy("Resources")]),
+    .testTarget(name: "SixtyCLITests", dependencies: ["SixtyCLI"]),
+  ],
+  swiftLanguageModes: [.v6]
+)

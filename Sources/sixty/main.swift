@@ -1,0 +1,2 @@
+import SixtyCLI
+await SixtyCommand.main()
