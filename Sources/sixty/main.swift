@@ -1,2 +1,3 @@
 import SixtyCLI
-await SixtyCommand.main()
+
+await SixtyCommand.run()

@@ -1,0 +1,121 @@
+/// Typed access to `YAMLNode`s that records a positioned diagnostic for every mismatch.
+///
+/// Readers never throw: they return nil for a bad value and keep going, so one pass reports
+/// every problem in a file at once.
+public struct NodeReader: Sendable {
+  public var diagnostics = DiagnosticBag()
+
+  public init() {}
+
+  public mutating func error(_ message: String, at location: SourceLocation?, kind: Diagnostic.Kind = .input)
+  {
+    diagnostics.error(message, at: location, kind: kind)
+  }
+
+  public mutating func warning(_ message: String, at location: SourceLocation?) {
+    diagnostics.warning(message, at: location)
+  }
+
+  /// The pairs of a mapping, reporting unknown keys (with a suggestion) and a non-mapping value.
+  public mutating func mapping(_ node: YAMLNode, _ what: String, allowed: [String]? = nil) -> [YAMLPair]? {
+    guard let pairs = node.pairs else {
+      error("expected a mapping for \(what), found \(node.kindDescription).", at: node.location)
+      return nil
+    }
+    if let allowed {
+      for pair in pairs where !allowed.contains(pair.key) {
+        error(
+          "unknown key '\(pair.key)' in \(what)\(Suggestion.hint(for: pair.key, in: allowed)); expected one of: \(allowed.joined(separator: ", ")).",
+          at: pair.keyLocation)
+      }
+    }
+    return pairs
+  }
+
+  public mutating func string(_ node: YAMLNode, _ what: String, allowEmpty: Bool = false) -> String? {
+    guard case .scalar(let text, _) = node.content, !node.isNull || (allowEmpty && !text.isEmpty) else {
+      error("expected a string for \(what), found \(node.kindDescription).", at: node.location)
+      return nil
+    }
+    if !allowEmpty && text.isEmpty {
+      error("expected a non-empty string for \(what).", at: node.location)
+      return nil
+    }
+    return text
+  }
+
+  public mutating func int(_ node: YAMLNode, _ what: String, range: ClosedRange<Int>? = nil) -> Int? {
+    guard case .scalar(let text, _) = node.content, let value = Int(text.trimmingWhitespace()) else {
+      let found = node.scalar.map { "'\($0)'" } ?? node.kindDescription
+      error("expected a whole number for \(what), found \(found).", at: node.location)
+      return nil
+    }
+    if let range, !range.contains(value) {
+      error(
+        "\(what) is \(value); expected a number from \(range.lowerBound) to \(range.upperBound).",
+        at: node.location)
+      return nil
+    }
+    return value
+  }
+
+  public mutating func bool(_ node: YAMLNode, _ what: String) -> Bool? {
+    if case .scalar(let text, _) = node.content {
+      switch text.lowercased() {
+      case "true", "yes", "on": return true
+      case "false", "no", "off": return false
+      default: break
+      }
+    }
+    let found = node.scalar.map { "'\($0)'" } ?? node.kindDescription
+    error("expected true or false for \(what), found \(found).", at: node.location)
+    return nil
+  }
+
+  public mutating func timeSpan(_ node: YAMLNode, _ what: String) -> TimeSpan? {
+    guard case .scalar(let text, _) = node.content, let span = TimeSpan(parsing: text) else {
+      let found = node.scalar.map { "'\($0)'" } ?? node.kindDescription
+      error(
+        "expected a length of time for \(what) (like 30s, 10m, 1h30m or a number of seconds), found \(found).",
+        at: node.location)
+      return nil
+    }
+    return span
+  }
+
+  /// A list of strings; a single string is accepted as a one-element list when `single` is true.
+  public mutating func stringList(_ node: YAMLNode, _ what: String, single: Bool = true) -> [(
+    String, SourceLocation
+  )]? {
+    if single, case .scalar = node.content, !node.isNull {
+      return string(node, what).map { [($0, node.location)] }
+    }
+    guard let items = node.items else {
+      error("expected a list of strings for \(what), found \(node.kindDescription).", at: node.location)
+      return nil
+    }
+    var result: [(String, SourceLocation)] = []
+    for item in items {
+      if let text = string(item, "each entry of \(what)") { result.append((text, item.location)) }
+    }
+    return result
+  }
+
+  /// A mapping of string keys to scalar values, keeping file order.
+  public mutating func stringMap(_ node: YAMLNode, _ what: String) -> [(
+    key: String, value: String, location: SourceLocation
+  )]? {
+    guard let pairs = mapping(node, what) else { return nil }
+    var result: [(key: String, value: String, location: SourceLocation)] = []
+    for pair in pairs {
+      guard case .scalar(let text, _) = pair.value.content else {
+        error(
+          "expected a plain value for '\(pair.key)' in \(what), found \(pair.value.kindDescription).",
+          at: pair.value.location)
+        continue
+      }
+      result.append((pair.key, pair.value.isNull ? "" : text, pair.value.location))
+    }
+    return result
+  }
+}

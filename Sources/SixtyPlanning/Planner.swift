@@ -1,0 +1,278 @@
+import Foundation
+import SixtyCore
+import SixtyPlaybook
+import SixtyPolicy
+
+/// Options that shape a plan.
+public struct PlanOptions: Sendable {
+  public var extraVars: [String: Value]
+  public var limit: HostSelector?
+  public var approve: Bool
+  public var organisationPolicy: Policy?
+  /// The OS user for hosts that name none.
+  public var defaultUser: String
+
+  public init(
+    extraVars: [String: Value] = [:], limit: HostSelector? = nil, approve: Bool = false,
+    organisationPolicy: Policy? = nil, defaultUser: String = "root"
+  ) {
+    self.extraVars = extraVars
+    self.limit = limit
+    self.approve = approve
+    self.organisationPolicy = organisationPolicy
+    self.defaultUser = defaultUser
+  }
+}
+
+/// Turns a playbook, an inventory and policy into a `Plan`. Pure: no I/O beyond reading scripts
+/// for command rules.
+public enum Planner {
+  /// Builds the plan.
+  /// - Throws: `DiagnosticsError` when the inputs cannot be planned (unknown variables, empty targets…).
+  ///   Policy refusals do not throw: they are part of the plan.
+  public static func plan(_ playbook: Playbook, inventory: Inventory, options: PlanOptions)
+    throws(DiagnosticsError) -> Plan
+  {
+    var diagnostics = DiagnosticBag()
+    var plays: [PlayPlan] = []
+    var refusals: [Refusal] = []
+    let limited = options.limit.map { limit in
+      Result { () throws(Inventory.UnknownName) in try inventory.select(limit) }
+    }
+    var limitNames: Set<String>?
+    if let limited {
+      switch limited {
+      case .success(let hosts): limitNames = Set(hosts.map(\.name))
+      case .failure(let unknown):
+        diagnostics.error(
+          "--limit names '\(unknown.name)', which is neither a group nor a host of the inventory\(unknown.suggestion.map { "; did you mean '\($0)'?" } ?? ".")",
+          at: nil)
+      }
+    }
+    for play in playbook.plays {
+      let (policy, policyDiagnostics) = PolicyResolver.resolve(
+        organisation: options.organisationPolicy, play: play.policy)
+      diagnostics.append(contentsOf: policyDiagnostics)
+      var targets: [InventoryHost]
+      do throws(Inventory.UnknownName) {
+        targets = try inventory.select(play.hosts)
+      } catch {
+        diagnostics.error(
+          "the play '\(play.name)' targets '\(error.name)', which is neither a group nor a host of \(inventory.source ?? "the inventory")\(error.suggestion.map { "; did you mean '\($0)'?" } ?? ".")",
+          at: play.hostsLocation)
+        continue
+      }
+      if let limitNames { targets = targets.filter { limitNames.contains($0.name) } }
+      if targets.isEmpty {
+        let because = limitNames != nil ? " after --limit" : ""
+        diagnostics.error(
+          "the play '\(play.name)' targets no hosts: '\(play.hosts.text)' matched nothing in \(inventory.source ?? "the inventory")\(because); expected at least one host.",
+          at: play.hostsLocation)
+        continue
+      }
+      var builder = PlayBuilder(play: play, policy: policy, inventory: inventory, options: options)
+      let playPlan = builder.build(targets)
+      diagnostics.append(contentsOf: builder.diagnostics())
+      refusals.append(contentsOf: builder.refusals)
+      plays.append(playPlan)
+    }
+    if diagnostics.hasErrors { throw DiagnosticsError(diagnostics.all) }
+    return Plan(
+      playbookPath: playbook.path, inventoryPath: inventory.source, plays: plays, refusals: refusals,
+      diagnostics: diagnostics.all)
+  }
+}
+
+/// Plans one play; keeps per-play caches (compiled command rules, script contents).
+struct PlayBuilder {
+  let play: Play
+  let policy: EffectivePolicy
+  let inventory: Inventory
+  let options: PlanOptions
+  let matcher: CommandMatcher
+  var refusals: [Refusal] = []
+  var unresolved: [Template.Expression: (task: String, hosts: [String])] = [:]
+  var unresolvedOrder: [Template.Expression] = []
+  var scriptContents: [String: String] = [:]
+
+  init(play: Play, policy: EffectivePolicy, inventory: Inventory, options: PlanOptions) {
+    self.play = play
+    self.policy = policy
+    self.inventory = inventory
+    self.options = options
+    self.matcher = CommandMatcher(policy.denyCommands)
+  }
+
+  mutating func build(_ targets: [InventoryHost]) -> PlayPlan {
+    var hostPlans: [HostPlan] = []
+    hostPlans.reserveCapacity(targets.count)
+    let firstHost = targets.first?.name
+    for host in targets {
+      var plan = HostPlan(
+        host: host, user: host.user ?? options.defaultUser, batch: nil, steps: [], refusal: nil)
+      if !options.approve,
+        let rule = policy.requireApproval.first(where: { Inventory.matches($0.selector, host) })
+      {
+        let reason =
+          "the host matches '\(rule.selector.text)', which requires --approve\(rule.reason.map { " (\($0))" } ?? "")"
+        plan.refusal = reason
+        refusals.append(Refusal(play: play.name, host: host.name, task: nil, reason: reason))
+      }
+      let scope = scope(for: host)
+      plan.steps.reserveCapacity(play.graph.order.count)
+      for index in play.graph.order {
+        plan.steps.append(step(index, host: host, firstHost: firstHost, scope: scope))
+      }
+      hostPlans.append(plan)
+    }
+    let runnable = hostPlans.indices.filter { hostPlans[$0].refusal == nil }
+    var batches: [[Int]] = []
+    var cursor = 0
+    for size in policy.batchSizes(for: runnable.count) {
+      let batch = Array(runnable[cursor..<(cursor + size)])
+      for i in batch { hostPlans[i].batch = batches.count }
+      batches.append(batch)
+      cursor += size
+    }
+    return PlayPlan(
+      name: play.name, selector: play.hosts.text, policy: policy, tasks: play.tasks, graph: play.graph,
+      hosts: hostPlans, batches: batches, failureThreshold: policy.failureThreshold(for: runnable.count))
+  }
+
+  func scope(for host: InventoryHost) -> VariableScope {
+    var layers: [[String: Value]] = []
+    layers.reserveCapacity(4 + host.groups.count)
+    if !options.extraVars.isEmpty { layers.append(options.extraVars) }
+    if !play.vars.isEmpty { layers.append(play.vars) }
+    if !host.vars.isEmpty { layers.append(host.vars) }
+    for group in host.groups.reversed() {
+      if let vars = inventory.groups[group]?.vars, !vars.isEmpty { layers.append(vars) }
+    }
+    if !inventory.vars.isEmpty { layers.append(inventory.vars) }
+    return VariableScope(layers: layers, host: host)
+  }
+
+  mutating func step(_ index: Int, host: InventoryHost, firstHost: String?, scope: VariableScope)
+    -> PlannedStep
+  {
+    let task = play.tasks[index]
+    if task.runOnce, host.name != firstHost {
+      return PlannedStep(
+        task: index, status: .skipped("run_once: runs on \(firstHost ?? "the first host") only"),
+        rendered: nil)
+    }
+    if let condition = task.when {
+      do {
+        if try !condition.evaluate(in: scope) {
+          return PlannedStep(
+            task: index, status: .skipped("when: \(task.whenText ?? "") is false"), rendered: nil)
+        }
+      } catch {
+        record(error.expression, task: task.name, host: host.name)
+        return PlannedStep(task: index, status: .skipped("when: unknown variable"), rendered: nil)
+      }
+    }
+    guard let rendered = render(task, scope: scope, host: host.name) else {
+      return PlannedStep(task: index, status: .skipped("unrendered"), rendered: nil)
+    }
+    if !matcher.isEmpty {
+      var subject = rendered.display
+      if case .script(_, let resolved) = rendered.action { subject = script(resolved) }
+      if let rule = matcher.firstMatch(subject) {
+        let reason =
+          "the command matches the denied pattern \(rule.patternText)\(rule.reason.map { " (\($0))" } ?? "")\(rule.location.map { " at \($0)" } ?? "")"
+        refusals.append(Refusal(play: play.name, host: host.name, task: task.name, reason: reason))
+        return PlannedStep(task: index, status: .refused(reason), rendered: rendered)
+      }
+    }
+    return PlannedStep(task: index, status: .run, rendered: rendered)
+  }
+
+  mutating func script(_ path: String) -> String {
+    if let cached = scriptContents[path] { return cached }
+    let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    scriptContents[path] = text
+    return text
+  }
+
+  mutating func render(_ task: PlaybookTask, scope: VariableScope, host: String) -> RenderedTask? {
+    var failed = false
+    func r(_ template: Template, _ builder: inout PlayBuilder) -> String {
+      do {
+        return try template.render(in: scope)
+      } catch {
+        builder.record(error.expression, task: task.name, host: host)
+        failed = true
+        return ""
+      }
+    }
+    let action: RenderedTask.Action
+    switch task.action {
+    case .command(let argv): action = .command(argv.map { r($0, &self) })
+    case .shell(let template): action = .shell(r(template, &self))
+    case .script(let path, let resolved): action = .script(path: path, resolvedPath: resolved)
+    case .upload(let source, let resolved, let destination, let mode):
+      action = .upload(
+        source: source, resolvedSource: resolved, destination: r(destination, &self), mode: mode)
+    }
+    let env = task.env.map { "\($0.key)=\(r($0.value, &self))" }
+    let cwd = task.cwd.map { r($0, &self) }
+    return failed ? nil : RenderedTask(action: action, env: env, cwd: cwd)
+  }
+
+  mutating func record(_ expression: Template.Expression, task: String, host: String) {
+    if unresolved[expression] == nil {
+      unresolved[expression] = (task, [])
+      unresolvedOrder.append(expression)
+    }
+    unresolved[expression]!.hosts.append(host)
+  }
+
+  func diagnostics() -> [Diagnostic] {
+    unresolvedOrder.map { expression in
+      let (task, hosts) = unresolved[expression]!
+      let name = expression.path.joined(separator: ".")
+      let scopeNames = Set(play.vars.keys).union(options.extraVars.keys).union(inventory.vars.keys)
+        .union(inventory.groups.values.flatMap { $0.vars.keys }).union(
+          inventory.hosts.flatMap { $0.vars.keys })
+      let hint: String
+      if expression.path.first == "host" {
+        let facts = [
+          "host.name", "host.address", "host.port", "host.user", "host.instance_id", "host.zone", "host.tags",
+          "host.groups",
+        ]
+        if expression.path.count >= 3, expression.path[1] == "tags" {
+          hint =
+            "; the tag '\(expression.path[2])' is not set on \(hosts.count == 1 ? "that host" : "those hosts") (use '| default(…)' for optional tags)"
+        } else {
+          hint = Suggestion.hint(for: name, in: facts)
+        }
+      } else {
+        hint = Suggestion.hint(for: expression.path[0], in: scopeNames)
+      }
+      let others = hosts.count > 1 ? " and \(hosts.count - 1) other host\(hosts.count == 2 ? "" : "s")" : ""
+      return .error(
+        "unknown variable '\(name)' in task '\(task)' for host \(hosts[0])\(others)\(hint); define it in the play's vars, the inventory, or with -e \(expression.path[0])=VALUE.",
+        at: expression.location)
+    }
+  }
+}
+
+extension Inventory {
+  /// Whether `host` is selected by `selector` (groups, names, tags and globs).
+  public static func matches(_ selector: HostSelector, _ host: InventoryHost) -> Bool {
+    selector.alternatives.contains { clauses in
+      clauses.allSatisfy { clause in
+        let hit: Bool
+        switch clause.term {
+        case .all: hit = true
+        case .name(let name): hit = host.groups.contains(name) || Glob.matches(name, host.name)
+        case .tag(let key, let value, let equal):
+          let matched = host.tags[key].map { Glob.matches(value, $0) } ?? false
+          hit = equal ? matched : !matched
+        }
+        return hit != clause.negated
+      }
+    }
+  }
+}

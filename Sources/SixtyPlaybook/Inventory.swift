@@ -1,0 +1,98 @@
+import SixtyCore
+
+/// The fleet: hosts in file order, groups, and inventory-wide variables.
+public struct Inventory: Sendable {
+  public var hosts: [InventoryHost]
+  public var groups: [String: HostGroup]
+  public var groupOrder: [String]
+  public var vars: [String: Value]
+  public var source: String?
+  let index: [String: Int]
+
+  public init(
+    hosts: [InventoryHost], groups: [HostGroup] = [], vars: [String: Value] = [:], source: String? = nil
+  ) {
+    var index: [String: Int] = [:]
+    for (i, host) in hosts.enumerated() { index[host.name] = i }
+    self.index = index
+    self.groups = Dictionary(groups.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    self.groupOrder = groups.map(\.name)
+    self.vars = vars
+    self.source = source
+    // Resolve group membership once so selectors and templates can use host.groups.
+    var resolvedHosts = hosts
+    for group in groups {
+      for i in Inventory.members(of: group, hosts: hosts, index: index) {
+        resolvedHosts[i].groups.append(group.name)
+      }
+    }
+    self.hosts = resolvedHosts
+  }
+
+  public func host(named name: String) -> InventoryHost? { index[name].map { hosts[$0] } }
+
+  static func members(of group: HostGroup, hosts: [InventoryHost], index: [String: Int]) -> [Int] {
+    var result = Set<Int>()
+    for name in group.hosts { if let i = index[name] { result.insert(i) } }
+    if let match = group.match {
+      for (i, host) in hosts.enumerated() where Inventory.matchesTags(match, host) { result.insert(i) }
+    }
+    return result.sorted()
+  }
+
+  /// Tag-only selector evaluation, used for group `match:` (which may not name other groups).
+  static func matchesTags(_ selector: HostSelector, _ host: InventoryHost) -> Bool {
+    selector.alternatives.contains { clauses in
+      clauses.allSatisfy { clause in
+        let hit: Bool
+        switch clause.term {
+        case .all: hit = true
+        case .name(let pattern): hit = Glob.matches(pattern, host.name)
+        case .tag(let key, let value, let equal):
+          let matched = host.tags[key].map { Glob.matches(value, $0) } ?? false
+          hit = equal ? matched : !matched
+        }
+        return hit != clause.negated
+      }
+    }
+  }
+
+  /// A selector term that names nothing in the inventory.
+  public struct UnknownName: Error, Sendable {
+    public var name: String
+    public var suggestion: String?
+  }
+
+  /// The hosts a selector picks, in inventory order.
+  /// - Throws: `UnknownName` for a term that is neither a group, a host, nor a glob.
+  public func select(_ selector: HostSelector) throws(UnknownName) -> [InventoryHost] {
+    var chosen = [Bool](repeating: false, count: hosts.count)
+    for clauses in selector.alternatives {
+      var current = [Bool](repeating: true, count: hosts.count)
+      for clause in clauses {
+        let members = try self.members(clause.term)
+        for i in 0..<hosts.count where current[i] { current[i] = members(i) != clause.negated }
+      }
+      for i in 0..<hosts.count where current[i] { chosen[i] = true }
+    }
+    return hosts.indices.filter { chosen[$0] }.map { hosts[$0] }
+  }
+
+  func members(_ term: HostSelector.Term) throws(UnknownName) -> (Int) -> Bool {
+    switch term {
+    case .all:
+      return { _ in true }
+    case .tag(let key, let value, let equal):
+      return { i in
+        let matched = self.hosts[i].tags[key].map { Glob.matches(value, $0) } ?? false
+        return equal ? matched : !matched
+      }
+    case .name(let name):
+      if groups[name] != nil { return { i in self.hosts[i].groups.contains(name) } }
+      if let hostIndex = index[name] { return { i in i == hostIndex } }
+      if Glob.isPattern(name) { return { i in Glob.matches(name, self.hosts[i].name) } }
+      throw UnknownName(
+        name: name, suggestion: Suggestion.closest(to: name, in: groupOrder + hosts.map(\.name)))
+    }
+  }
+}

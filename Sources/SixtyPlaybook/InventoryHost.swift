@@ -1,0 +1,54 @@
+import SixtyCore
+
+/// One machine of the fleet, as the inventory describes it.
+public struct InventoryHost: Hashable, Sendable {
+  public var name: String
+  public var address: String
+  public var port: Int
+  public var user: String?
+  public var instanceID: String?
+  public var zone: String?
+  public var tags: [String: String]
+  public var vars: [String: Value]
+  /// Groups the host belongs to, in inventory order.
+  public var groups: [String]
+  public var location: SourceLocation?
+
+  public init(
+    name: String, address: String? = nil, port: Int = 22, user: String? = nil, instanceID: String? = nil,
+    zone: String? = nil, tags: [String: String] = [:], vars: [String: Value] = [:], groups: [String] = [],
+    location: SourceLocation? = nil
+  ) {
+    self.name = name
+    self.address = address ?? name
+    self.port = port
+    self.user = user
+    self.instanceID = instanceID
+    self.zone = zone
+    self.tags = tags
+    self.vars = vars
+    self.groups = groups
+    self.location = location
+  }
+
+  /// `host.*` values visible to templates and conditions.
+  public var facts: [String: Value] {
+    var facts: [String: Value] = [
+      "name": .string(name), "address": .string(address), "port": .string(String(port)),
+      "tags": .map(tags.mapValues(Value.string)), "groups": .list(groups.map(Value.string)),
+    ]
+    if let user { facts["user"] = .string(user) }
+    if let instanceID { facts["instance_id"] = .string(instanceID) }
+    if let zone { facts["zone"] = .string(zone) }
+    return facts
+  }
+}
+
+/// A named set of hosts: an explicit list, a selector, or both (union).
+public struct HostGroup: Hashable, Sendable {
+  public var name: String
+  public var hosts: [String]
+  public var match: HostSelector?
+  public var vars: [String: Value]
+  public var location: SourceLocation?
+}

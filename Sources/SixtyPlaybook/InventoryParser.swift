@@ -1,0 +1,261 @@
+import SixtyCore
+
+/// Reads inventory files.
+///
+/// ```yaml
+/// vars: {domain: example.com}          # every host
+/// defaults: {user: ubuntu, port: 22}   # host fields used when a host leaves them out
+/// hosts:
+///   web-1: {address: 10.0.0.5, tags: {role: web, env: prod}, instance_id: i-0abc, zone: eu-west-1a}
+/// groups:
+///   web: {match: role=web, vars: {port: 8080}}
+///   canary: {hosts: [web-1]}
+/// ```
+public enum InventoryParser {
+  static let hostKeys = ["address", "port", "user", "instance_id", "zone", "tags", "vars"]
+
+  public static func load(path: String) -> (Inventory?, [Diagnostic]) {
+    let (root, diagnostics) = YAMLLoader.load(path: path)
+    guard let root else {
+      if diagnostics.isEmpty {
+        return (
+          nil,
+          [
+            .error(
+              "the inventory is empty; expected a mapping with 'hosts'.",
+              at: SourceLocation(file: path, line: 1, column: 1))
+          ]
+        )
+      }
+      return (nil, diagnostics)
+    }
+    var reader = NodeReader()
+    reader.diagnostics.append(contentsOf: diagnostics)
+    let inventory = parse(root, file: path, reader: &reader)
+    return (reader.diagnostics.hasErrors ? nil : inventory, reader.diagnostics.all)
+  }
+
+  public static func parse(_ root: YAMLNode, file: String, reader: inout NodeReader) -> Inventory {
+    var hosts: [InventoryHost] = []
+    var groups: [HostGroup] = []
+    var vars: [String: Value] = [:]
+    var defaults = InventoryHost(name: "defaults")
+    var defaultUser: String?
+    guard let pairs = reader.mapping(root, "the inventory", allowed: ["vars", "defaults", "hosts", "groups"])
+    else {
+      return Inventory(hosts: [])
+    }
+    if let node = root["vars"] { vars = variables(node, "'vars'", reader: &reader) }
+    if let node = root["defaults"],
+      let entries = reader.mapping(node, "'defaults'", allowed: ["port", "user"])
+    {
+      for entry in entries {
+        if entry.key == "port" {
+          defaults.port = reader.int(entry.value, "'defaults.port'", range: 1...65535) ?? 22
+        } else if let user = reader.string(entry.value, "'defaults.user'"),
+          checkUser(user, entry.value.location, &reader)
+        {
+          defaultUser = user
+        }
+      }
+    }
+    var seen: [String: SourceLocation] = [:]
+    if let node = root["hosts"] {
+      if let entries = node.pairs {
+        hosts.reserveCapacity(entries.count)
+        for entry in entries {
+          if let previous = seen[entry.key] {
+            reader.error(
+              "the host '\(entry.key)' is defined twice (first at line \(previous.line)).",
+              at: entry.keyLocation)
+            continue
+          }
+          seen[entry.key] = entry.keyLocation
+          if let host = host(entry, defaults: defaults, defaultUser: defaultUser, reader: &reader) {
+            hosts.append(host)
+          }
+        }
+      } else if !node.isNull {
+        reader.error(
+          "expected a mapping of host names to their settings for 'hosts', found \(node.kindDescription).",
+          at: node.location)
+      }
+    } else {
+      reader.error("the inventory has no 'hosts'; expected a mapping of host names.", at: root.location)
+    }
+    if let node = root["groups"], let entries = reader.mapping(node, "'groups'") {
+      for entry in entries {
+        if seen[entry.key] != nil {
+          reader.error(
+            "the group '\(entry.key)' has the same name as a host; expected distinct names so selectors stay unambiguous.",
+            at: entry.keyLocation)
+          continue
+        }
+        if entry.key == "all" {
+          reader.error("'all' is reserved for every host; choose another group name.", at: entry.keyLocation)
+          continue
+        }
+        guard HostSelector.isName(entry.key) else {
+          reader.error(
+            "'\(entry.key)' is not a valid group name; expected letters, digits, '-', '_', '.' or ':'.",
+            at: entry.keyLocation)
+          continue
+        }
+        guard
+          let fields = reader.mapping(
+            entry.value, "group '\(entry.key)'", allowed: ["hosts", "match", "vars"])
+        else {
+          continue
+        }
+        var group = HostGroup(name: entry.key, hosts: [], match: nil, vars: [:], location: entry.keyLocation)
+        for field in fields {
+          switch field.key {
+          case "hosts":
+            for (name, location) in reader.stringList(field.value, "'hosts' of group '\(entry.key)'") ?? [] {
+              if seen[name] == nil {
+                reader.error(
+                  "the group '\(entry.key)' lists an unknown host '\(name)'\(Suggestion.hint(for: name, in: hosts.map(\.name))).",
+                  at: location)
+              }
+              group.hosts.append(name)
+            }
+          case "match":
+            let texts = reader.stringList(field.value, "'match' of group '\(entry.key)'") ?? []
+            do {
+              group.match = try HostSelector(union: texts.map(\.0))
+            } catch {
+              reader.error(error.message, at: texts.first?.1 ?? field.value.location)
+            }
+          default:
+            group.vars = variables(field.value, "'vars' of group '\(entry.key)'", reader: &reader)
+          }
+        }
+        if group.hosts.isEmpty && group.match == nil {
+          reader.error(
+            "the group '\(entry.key)' has neither 'hosts' nor 'match'; expected at least one.",
+            at: entry.keyLocation)
+        }
+        groups.append(group)
+      }
+    }
+    _ = pairs
+    return Inventory(hosts: hosts, groups: groups, vars: vars, source: file)
+  }
+
+  static func host(_ entry: YAMLPair, defaults: InventoryHost, defaultUser: String?, reader: inout NodeReader)
+    -> InventoryHost?
+  {
+    let name = entry.key
+    guard checkName(name, entry.keyLocation, &reader) else { return nil }
+    var host = InventoryHost(name: name, port: defaults.port, user: defaultUser, location: entry.keyLocation)
+    if entry.value.isNull { return host }
+    guard let fields = reader.mapping(entry.value, "host '\(name)'", allowed: hostKeys) else { return nil }
+    var ok = true
+    for field in fields {
+      let value = field.value
+      switch field.key {
+      case "address":
+        if let address = reader.string(value, "'address' of host '\(name)'") {
+          if address.hasPrefix("-")
+            || address.contains(where: {
+              $0.isWhitespace || $0 == "'" || $0 == "\"" || $0 == ";" || $0 == "$" || $0 == "`"
+            })
+          {
+            reader.error(
+              "the address '\(address)' of host '\(name)' is not a host name or IP address; expected something like 10.0.0.5 or web-1.example.com.",
+              at: value.location)
+            ok = false
+          } else {
+            host.address = address
+          }
+        }
+      case "port":
+        if let port = reader.int(value, "'port' of host '\(name)'", range: 1...65535) {
+          host.port = port
+        } else {
+          ok = false
+        }
+      case "user":
+        if let user = reader.string(value, "'user' of host '\(name)'"),
+          checkUser(user, value.location, &reader)
+        {
+          host.user = user
+        } else {
+          ok = false
+        }
+      case "instance_id":
+        if let id = reader.string(value, "'instance_id' of host '\(name)'") {
+          if id.hasPrefix("i-") || id.hasPrefix("mi-") {
+            host.instanceID = id
+          } else {
+            reader.error(
+              "the instance_id '\(id)' of host '\(name)' does not look like an instance id; expected 'i-' followed by hex digits.",
+              at: value.location)
+          }
+        }
+      case "zone":
+        host.zone = reader.string(value, "'zone' of host '\(name)'")
+      case "tags":
+        for (key, text, location) in reader.stringMap(value, "'tags' of host '\(name)'") ?? [] {
+          if !HostSelector.isName(key) {
+            reader.error(
+              "the tag name '\(key)' is not valid; expected letters, digits, '-', '_', '.', ':' or '/'.",
+              at: location)
+          }
+          host.tags[key] = text
+        }
+      default:
+        host.vars = variables(value, "'vars' of host '\(name)'", reader: &reader)
+      }
+    }
+    return ok ? host : nil
+  }
+
+  static func checkName(_ name: String, _ location: SourceLocation, _ reader: inout NodeReader) -> Bool {
+    guard !name.hasPrefix("-"), HostSelector.isName(name), name != "all" else {
+      reader.error(
+        "'\(name)' is not a valid host name; expected letters, digits, '.', '-', '_' or ':', not starting with '-'.",
+        at: location)
+      return false
+    }
+    return true
+  }
+
+  static func checkUser(_ user: String, _ location: SourceLocation, _ reader: inout NodeReader) -> Bool {
+    let valid =
+      !user.hasPrefix("-") && user.count <= 32
+      && user.unicodeScalars.allSatisfy {
+        $0.isASCII
+          && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-@$".unicodeScalars.contains($0))
+      }
+    if !valid {
+      reader.error(
+        "'\(user)' is not a valid user name; expected up to 32 letters, digits, '.', '_' or '-', not starting with '-'.",
+        at: location)
+    }
+    return valid
+  }
+
+  /// Reads a `vars:` mapping; names must be identifiers and `host` is reserved for host facts.
+  public static func variables(_ node: YAMLNode, _ what: String, reader: inout NodeReader) -> [String: Value]
+  {
+    guard let pairs = reader.mapping(node, what) else { return [:] }
+    var vars: [String: Value] = [:]
+    for pair in pairs {
+      if pair.key == "host" {
+        reader.error(
+          "'host' is reserved for host facts (host.name, host.address, …); choose another variable name.",
+          at: pair.keyLocation)
+        continue
+      }
+      guard Template.isIdentifier(pair.key), !pair.key.contains("-") else {
+        reader.error(
+          "'\(pair.key)' is not a valid variable name; expected letters, digits and '_'.",
+          at: pair.keyLocation)
+        continue
+      }
+      vars[pair.key] = Value(pair.value)
+    }
+    return vars
+  }
+}

@@ -1,0 +1,345 @@
+import Foundation
+import SixtyCore
+import SixtyPolicy
+
+/// Reads playbook files: one play as a mapping, or several plays as a list.
+public enum PlaybookParser {
+  static let playKeys = ["name", "hosts", "vars", "policy", "tasks"]
+  static let taskKeys = [
+    "name", "command", "shell", "script", "upload", "needs", "become", "become_user", "env", "cwd", "timeout",
+    "retries", "retry_delay", "ok_codes", "on_failure", "when", "run_once",
+  ]
+  static let actionKeys = ["command", "shell", "script", "upload"]
+
+  /// Loads and checks the playbook at `path`; returns nil when it has errors.
+  public static func load(path: String) -> (Playbook?, [Diagnostic]) {
+    let (root, diagnostics) = YAMLLoader.load(path: path)
+    guard let root else {
+      if diagnostics.isEmpty {
+        return (
+          nil,
+          [
+            .error(
+              "the playbook is empty; expected a play (a mapping with 'hosts' and 'tasks') or a list of plays.",
+              at: SourceLocation(file: path, line: 1, column: 1))
+          ]
+        )
+      }
+      return (nil, diagnostics)
+    }
+    var reader = NodeReader()
+    reader.diagnostics.append(contentsOf: diagnostics)
+    let playbook = parse(root, path: path, reader: &reader)
+    return (reader.diagnostics.hasErrors ? nil : playbook, reader.diagnostics.all)
+  }
+
+  public static func parse(_ root: YAMLNode, path: String, reader: inout NodeReader) -> Playbook {
+    let baseDirectory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    var plays: [Play] = []
+    let playNodes: [YAMLNode]
+    switch root.content {
+    case .mapping: playNodes = [root]
+    case .sequence(let items):
+      playNodes = items
+      if items.isEmpty {
+        reader.error("the playbook has no plays; expected at least one.", at: root.location)
+      }
+    case .scalar:
+      reader.error(
+        "expected a play (a mapping with 'hosts' and 'tasks') or a list of plays, found \(root.kindDescription).",
+        at: root.location)
+      playNodes = []
+    }
+    var playNames: [String: SourceLocation] = [:]
+    for (index, node) in playNodes.enumerated() {
+      if let play = parsePlay(
+        node, index: index, count: playNodes.count, baseDirectory: baseDirectory, reader: &reader)
+      {
+        if let previous = playNames[play.name], playNodes.count > 1 {
+          reader.warning(
+            "another play is also named '\(play.name)' (line \(previous.line)); reports will be hard to read.",
+            at: play.location)
+        }
+        playNames[play.name] = play.location
+        plays.append(play)
+      }
+    }
+    return Playbook(path: path, plays: plays)
+  }
+
+  static func parsePlay(
+    _ node: YAMLNode, index: Int, count: Int, baseDirectory: String, reader: inout NodeReader
+  ) -> Play? {
+    let what = count > 1 ? "play \(index + 1)" : "the play"
+    guard reader.mapping(node, what, allowed: playKeys) != nil else { return nil }
+    let name = node["name"].flatMap { reader.string($0, "the play's 'name'") } ?? "play \(index + 1)"
+    var selector: HostSelector?
+    var hostsLocation = node.location
+    if let hostsNode = node["hosts"] {
+      hostsLocation = hostsNode.location
+      if let entries = reader.stringList(hostsNode, "'hosts'") {
+        if entries.isEmpty {
+          reader.error(
+            "'hosts' is an empty list; expected a selector like 'all', 'web' or 'role=web'.",
+            at: hostsNode.location)
+        }
+        do {
+          selector = try HostSelector(union: entries.map(\.0))
+        } catch {
+          // Point at the entry that failed.
+          var failed = entries.first?.1 ?? hostsNode.location
+          for (text, location) in entries where (try? HostSelector(parsing: text)) == nil {
+            failed =
+              hostsNode.items == nil
+              ? hostsNode.location(ofCharacter: error.offset) : location.advanced(by: error.offset)
+            break
+          }
+          reader.error(error.message, at: failed)
+        }
+      }
+    } else {
+      reader.error(
+        "\(what) ('\(name)') has no 'hosts'; expected a selector like 'all', 'web' or 'role=web'.",
+        at: node.location)
+    }
+    let vars = node["vars"].map { InventoryParser.variables($0, "the play's 'vars'", reader: &reader) } ?? [:]
+    let policy = node["policy"].map { PolicyParser.parse($0, what: "the play's 'policy'", reader: &reader) }
+    var tasks: [PlaybookTask] = []
+    if let tasksNode = node["tasks"] {
+      if let items = tasksNode.items {
+        var names: [String: SourceLocation] = [:]
+        for (i, item) in items.enumerated() {
+          guard let task = parseTask(item, index: i, baseDirectory: baseDirectory, reader: &reader) else {
+            continue
+          }
+          if let previous = names[task.name] {
+            reader.error(
+              "the task name '\(task.name)' is used twice in this play (first at line \(previous.line), column \(previous.column)); expected unique names.",
+              at: task.location)
+            continue
+          }
+          names[task.name] = task.location
+          tasks.append(task)
+        }
+        if items.isEmpty {
+          reader.error("'tasks' is empty; expected at least one task.", at: tasksNode.location)
+        }
+      } else {
+        reader.error(
+          "expected a list of tasks for 'tasks', found \(tasksNode.kindDescription).", at: tasksNode.location)
+      }
+    } else {
+      reader.error("\(what) ('\(name)') has no 'tasks'; expected a list of tasks.", at: node.location)
+    }
+    let graph = TaskGraph.build(tasks, reader: &reader)
+    guard let selector, let graph else { return nil }
+    return Play(
+      name: name, hosts: selector, hostsLocation: hostsLocation, vars: vars, policy: policy, tasks: tasks,
+      graph: graph, location: node.location)
+  }
+
+  static func parseTask(_ node: YAMLNode, index: Int, baseDirectory: String, reader: inout NodeReader)
+    -> PlaybookTask?
+  {
+    guard let pairs = reader.mapping(node, "task \(index + 1)", allowed: taskKeys) else { return nil }
+    guard let nameNode = node["name"] else {
+      reader.error(
+        "task \(index + 1) has no 'name'; expected a unique name for each task.", at: node.location)
+      return nil
+    }
+    guard let name = reader.string(nameNode, "the task's 'name'") else { return nil }
+    let actions = pairs.filter { actionKeys.contains($0.key) }
+    guard let actionPair = actions.first else {
+      reader.error(
+        "the task '\(name)' has no action; expected one of: \(actionKeys.joined(separator: ", ")).",
+        at: node.location)
+      return nil
+    }
+    if actions.count > 1 {
+      reader.error(
+        "the task '\(name)' has more than one action ('\(actions[0].key)' and '\(actions[1].key)'); expected exactly one.",
+        at: actions[1].keyLocation)
+      return nil
+    }
+    guard let action = parseAction(actionPair, task: name, baseDirectory: baseDirectory, reader: &reader)
+    else { return nil }
+    var task = PlaybookTask(name: name, action: action, location: nameNode.location)
+    var ok = true
+    for pair in pairs {
+      let value = pair.value
+      switch pair.key {
+      case "needs":
+        task.needs = (reader.stringList(value, "'needs' of task '\(name)'") ?? []).map {
+          PlaybookTask.Dependency(name: $0.0, location: $0.1)
+        }
+      case "become":
+        task.become = reader.bool(value, "'become' of task '\(name)'") ?? false
+      case "become_user":
+        if let user = reader.string(value, "'become_user' of task '\(name)'") {
+          if InventoryParser.checkUser(user, value.location, &reader) {
+            task.becomeUser = user
+            task.become = true
+          } else {
+            ok = false
+          }
+        }
+      case "env":
+        for entry in reader.mapping(value, "'env' of task '\(name)'") ?? [] {
+          let valid =
+            entry.key.first.map { $0 == "_" || ($0.isASCII && $0.isLetter) } ?? false
+            && entry.key.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
+          if !valid {
+            reader.error(
+              "'\(entry.key)' is not a valid environment variable name; expected letters, digits and '_', not starting with a digit.",
+              at: entry.keyLocation)
+            ok = false
+            continue
+          }
+          guard case .scalar = entry.value.content else {
+            reader.error(
+              "expected a string for env '\(entry.key)', found \(entry.value.kindDescription).",
+              at: entry.value.location)
+            ok = false
+            continue
+          }
+          if let template = Template(node: entry.value, reader: &reader) {
+            task.env.append((entry.key, template))
+          } else {
+            ok = false
+          }
+        }
+      case "cwd":
+        if reader.string(value, "'cwd' of task '\(name)'") != nil {
+          task.cwd = Template(node: value, reader: &reader)
+        }
+      case "timeout":
+        if let span = reader.timeSpan(value, "'timeout' of task '\(name)'") {
+          if span.milliseconds == 0 {
+            reader.error("'timeout' of task '\(name)' must be longer than zero.", at: value.location)
+          } else {
+            task.timeout = span
+          }
+        }
+      case "retries":
+        task.retries = reader.int(value, "'retries' of task '\(name)'", range: 0...100)
+      case "retry_delay":
+        task.retryDelay = reader.timeSpan(value, "'retry_delay' of task '\(name)'")
+      case "ok_codes":
+        let items = value.items ?? [value]
+        task.okCodes = items.compactMap {
+          reader.int($0, "each entry of 'ok_codes' of task '\(name)'", range: 0...255)
+        }
+      case "on_failure":
+        if let text = reader.string(value, "'on_failure' of task '\(name)'") {
+          if let policy = FailurePolicy(rawValue: text) {
+            task.onFailure = policy
+          } else {
+            let known = FailurePolicy.allCases.map(\.rawValue)
+            reader.error(
+              "unknown on_failure '\(text)' for task '\(name)'\(Suggestion.hint(for: text, in: known)); expected one of: \(known.joined(separator: ", ")).",
+              at: value.location)
+          }
+        }
+      case "when":
+        if let text = reader.string(value, "'when' of task '\(name)'") {
+          switch Condition.parse(text, at: value) {
+          case .success(let condition):
+            task.when = condition
+            task.whenText = text
+          case .failure(let error):
+            reader.error("invalid condition for task '\(name)': \(error.message)", at: error.location)
+            ok = false
+          }
+        }
+      case "run_once":
+        task.runOnce = reader.bool(value, "'run_once' of task '\(name)'") ?? false
+      default:
+        break
+      }
+    }
+    return ok ? task : nil
+  }
+
+  static func parseAction(_ pair: YAMLPair, task: String, baseDirectory: String, reader: inout NodeReader)
+    -> TaskAction?
+  {
+    let value = pair.value
+    switch pair.key {
+    case "command":
+      guard let items = value.items else {
+        reader.error(
+          "'command' of task '\(task)' must be a list of arguments (it runs without a shell), found \(value.kindDescription); use 'shell' for a command line.",
+          at: value.location)
+        return nil
+      }
+      guard !items.isEmpty else {
+        reader.error(
+          "'command' of task '\(task)' is empty; expected the program and its arguments.", at: value.location)
+        return nil
+      }
+      var argv: [Template] = []
+      for item in items {
+        guard case .scalar = item.content, !item.isNull else {
+          reader.error(
+            "each argument of 'command' must be a string, found \(item.kindDescription).", at: item.location)
+          return nil
+        }
+        guard let template = Template(node: item, reader: &reader) else { return nil }
+        argv.append(template)
+      }
+      return .command(argv)
+    case "shell":
+      guard reader.string(value, "'shell' of task '\(task)'") != nil,
+        let template = Template(node: value, reader: &reader)
+      else {
+        return nil
+      }
+      return .shell(template)
+    case "script":
+      guard let path = reader.string(value, "'script' of task '\(task)'") else { return nil }
+      let resolved = path.hasPrefix("/") ? path : baseDirectory + "/" + path
+      guard FileManager.default.isReadableFile(atPath: resolved) else {
+        reader.error(
+          "the script '\(path)' of task '\(task)' does not exist or is not readable (looked for \(resolved)).",
+          at: value.location)
+        return nil
+      }
+      return .script(path: path, resolvedPath: resolved)
+    default:
+      guard reader.mapping(value, "'upload' of task '\(task)'", allowed: ["src", "dest", "mode"]) != nil
+      else { return nil }
+      guard let srcNode = value["src"], let source = reader.string(srcNode, "'upload.src'") else {
+        if value["src"] == nil {
+          reader.error("'upload' of task '\(task)' has no 'src'.", at: value.location)
+        }
+        return nil
+      }
+      guard let destNode = value["dest"], reader.string(destNode, "'upload.dest'") != nil,
+        let destination = Template(node: destNode, reader: &reader)
+      else {
+        if value["dest"] == nil {
+          reader.error("'upload' of task '\(task)' has no 'dest'.", at: value.location)
+        }
+        return nil
+      }
+      var mode: String?
+      if let modeNode = value["mode"], let text = reader.string(modeNode, "'upload.mode'") {
+        guard (3...4).contains(text.count), text.allSatisfy({ ("0"..."7").contains($0) }) else {
+          reader.error(
+            "the mode '\(text)' of task '\(task)' is not an octal file mode; expected something like 0644.",
+            at: modeNode.location)
+          return nil
+        }
+        mode = text
+      }
+      let resolved = source.hasPrefix("/") ? source : baseDirectory + "/" + source
+      guard FileManager.default.isReadableFile(atPath: resolved) else {
+        reader.error(
+          "the upload source '\(source)' of task '\(task)' does not exist or is not readable (looked for \(resolved)).",
+          at: srcNode.location)
+        return nil
+      }
+      return .upload(source: source, resolvedSource: resolved, destination: destination, mode: mode)
+    }
+  }
+}
