@@ -48,8 +48,7 @@ let package = Package(
 
     .testTarget(name: "SixtyCoreTests", dependencies: ["SixtyCore"]),
     .testTarget(
-      name: "SixtyPlaybookTests", dependencies: ["SixtyCore", "SixtyPolicy", "SixtyPlaybook"],
-      resources: [.copy("Fixtures")]),
+      name: "SixtyPlaybookTests", dependencies: ["SixtyCore", "SixtyPolicy", "SixtyPlaybook"]),
     .testTarget(
       name: "SixtyPlanningTests",
       dependencies: ["SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning"]),

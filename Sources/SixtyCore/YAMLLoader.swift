@@ -43,7 +43,7 @@ public enum YAMLLoader {
         nil,
         [
           .error(
-            "the file is larger than \(limits.maxBytes >> 20) MiB; expected a playbook, inventory or policy of reasonable size.",
+            "the file is larger than \(limits.maxBytes >= 1 << 20 ? "\(limits.maxBytes >> 20) MiB" : "\(limits.maxBytes) bytes"); expected a playbook, inventory or policy of reasonable size.",
             at: SourceLocation(file: name, line: 1, column: 1))
         ]
       )

@@ -251,8 +251,11 @@ struct PlayBuilder {
         hint = Suggestion.hint(for: expression.path[0], in: scopeNames)
       }
       let others = hosts.count > 1 ? " and \(hosts.count - 1) other host\(hosts.count == 2 ? "" : "s")" : ""
+      let remedy =
+        expression.path.first == "host"
+        ? "" : "; define it in the play's vars, the inventory, or with -e \(expression.path[0])=VALUE"
       return .error(
-        "unknown variable '\(name)' in task '\(task)' for host \(hosts[0])\(others)\(hint); define it in the play's vars, the inventory, or with -e \(expression.path[0])=VALUE.",
+        "unknown variable '\(name)' in task '\(task)' for host \(hosts[0])\(others)\(hint)\(remedy).",
         at: expression.location)
     }
   }

@@ -126,8 +126,10 @@ public enum InventoryParser {
             } catch {
               reader.error(error.message, at: texts.first?.1 ?? field.value.location)
             }
-          default:
+          case "vars":
             group.vars = variables(field.value, "'vars' of group '\(entry.key)'", reader: &reader)
+          default:
+            break
           }
         }
         if group.hosts.isEmpty && group.match == nil {
@@ -204,8 +206,10 @@ public enum InventoryParser {
           }
           host.tags[key] = text
         }
-      default:
+      case "vars":
         host.vars = variables(value, "'vars' of host '\(name)'", reader: &reader)
+      default:
+        break  // Unknown keys were reported by `mapping(_:_:allowed:)`.
       }
     }
     return ok ? host : nil
