@@ -3,7 +3,8 @@ import Testing
 
 @Suite struct SupportTests {
   @Test(arguments: [
-    ("30s", Int64(30_000)), ("10m", 600_000), ("1h30m", 5_400_000), ("250ms", 250), ("45", 45_000), ("2d", 172_800_000),
+    ("30s", Int64(30_000)), ("10m", 600_000), ("1h30m", 5_400_000), ("250ms", 250), ("45", 45_000),
+    ("2d", 172_800_000),
   ])
   func timeSpansParse(text: String, milliseconds: Int64) {
     #expect(TimeSpan(parsing: text)?.milliseconds == milliseconds)

@@ -19,7 +19,8 @@ import Testing
   }
 
   @Test func syntaxErrorHasPosition() {
-    #expect(messages("a: [1, 2\nb: 3\n") == ["f.yml:2:2: error: invalid YAML: did not find expected ',' or ']'."])
+    #expect(
+      messages("a: [1, 2\nb: 3\n") == ["f.yml:2:2: error: invalid YAML: did not find expected ',' or ']'."])
   }
 
   @Test func duplicateKeyPointsAtTheRepeat() {
@@ -42,7 +43,10 @@ import Testing
     var data = Data("a: ok\nb: ".utf8)
     data.append(contentsOf: [0xC3, 0x28])
     let (_, diagnostics) = YAMLLoader.parse(data: data, file: "f.yml")
-    #expect(diagnostics.map(\.description) == ["f.yml:2:4: error: the file is not valid UTF-8 (first bad byte here); expected UTF-8 text."])
+    #expect(
+      diagnostics.map(\.description) == [
+        "f.yml:2:4: error: the file is not valid UTF-8 (first bad byte here); expected UTF-8 text."
+      ])
   }
 
   @Test func billionLaughsIsBounded() {
@@ -77,12 +81,17 @@ import Testing
     let path = dir.appendingPathComponent("big.yml").path
     try String(repeating: "# padding\n", count: 2000).write(toFile: path, atomically: true, encoding: .utf8)
     let (_, diagnostics) = YAMLLoader.load(path: path, displayPath: "big.yml", limits: .init(maxBytes: 1024))
-    #expect(diagnostics.map(\.description) == ["big.yml:1:1: error: the file is larger than 1024 bytes; expected a playbook, inventory or policy of reasonable size."])
+    #expect(
+      diagnostics.map(\.description) == [
+        "big.yml:1:1: error: the file is larger than 1024 bytes; expected a playbook, inventory or policy of reasonable size."
+      ])
   }
 
   @Test func missingFileIsASentence() {
     let (_, diagnostics) = YAMLLoader.load(path: "/nonexistent/p.yml")
-    #expect(diagnostics.map(\.description) == ["sixty: error: cannot read '/nonexistent/p.yml': it does not exist."])
+    #expect(
+      diagnostics.map(\.description) == ["sixty: error: cannot read '/nonexistent/p.yml': it does not exist."]
+    )
   }
 
   @Test func blockScalarOffsetsMapToColumns() throws {

@@ -8,7 +8,8 @@ struct Fixture {
   let dir: String
 
   init(_ files: [String: String]) throws {
-    dir = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fixture-\(UUID().uuidString)").path
+    dir =
+      FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fixture-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
     for (name, content) in files {
       let path = dir + "/" + name

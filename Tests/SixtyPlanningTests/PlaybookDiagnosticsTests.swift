@@ -23,7 +23,7 @@ import Testing
       "hosts: web\ntasks:\n  - {name: a, comand: [x]}\n",
       [
         "play.yml:3:5: error: the task 'a' has no action; expected one of: command, shell, script, upload.",
-        "play.yml:3:15: error: unknown key 'comand' in task 1 (did you mean 'command'?); expected one of: name, command, shell, script, upload, needs, become, become_user, env, cwd, timeout, retries, retry_delay, ok_codes, on_failure, when, run_once."
+        "play.yml:3:15: error: unknown key 'comand' in task 1 (did you mean 'command'?); expected one of: name, command, shell, script, upload, needs, become, become_user, env, cwd, timeout, retries, retry_delay, ok_codes, on_failure, when, run_once.",
       ]
     ),
     (
@@ -40,7 +40,9 @@ import Testing
     ),
     (
       "hosts: web\ntasks:\n  - {name: a, shell: x, command: [y]}\n",
-      ["play.yml:3:25: error: the task 'a' has more than one action ('shell' and 'command'); expected exactly one."]
+      [
+        "play.yml:3:25: error: the task 'a' has more than one action ('shell' and 'command'); expected exactly one."
+      ]
     ),
     (
       "hosts: web\ntasks:\n  - {name: a}\n",
@@ -69,7 +71,9 @@ import Testing
     ),
     (
       "hosts: web\ntasks:\n  - {name: a, shell: x, when: \"a = 1\"}\n",
-      ["play.yml:3:34: error: invalid condition for task 'a': unexpected '=' in the condition; expected '==' or '!='."]
+      [
+        "play.yml:3:34: error: invalid condition for task 'a': unexpected '=' in the condition; expected '==' or '!='."
+      ]
     ),
     (
       "hosts: web\ntasks:\n  - {name: a, script: missing.sh}\n",
@@ -79,11 +83,15 @@ import Testing
     ),
     (
       "hosts: web\ntasks:\n  - {name: a, upload: {src: f.txt, dest: /x, mode: rwx}}\n",
-      ["play.yml:3:52: error: the mode 'rwx' of task 'a' is not an octal file mode; expected something like 0644."]
+      [
+        "play.yml:3:52: error: the mode 'rwx' of task 'a' is not an octal file mode; expected something like 0644."
+      ]
     ),
     (
       "name: p\ntasks:\n  - {name: a, shell: x}\n",
-      ["play.yml:1:1: error: the play ('p') has no 'hosts'; expected a selector like 'all', 'web' or 'role=web'."]
+      [
+        "play.yml:1:1: error: the play ('p') has no 'hosts'; expected a selector like 'all', 'web' or 'role=web'."
+      ]
     ),
     (
       "hosts: web\n",
@@ -95,7 +103,9 @@ import Testing
     ),
     (
       "hosts: web\nvars: {host: x}\ntasks:\n  - {name: a, shell: x}\n",
-      ["play.yml:2:8: error: 'host' is reserved for host facts (host.name, host.address, …); choose another variable name."]
+      [
+        "play.yml:2:8: error: 'host' is reserved for host facts (host.name, host.address, …); choose another variable name."
+      ]
     ),
     (
       "hosts: \"web,,db\"\ntasks:\n  - {name: a, shell: x}\n",
@@ -177,7 +187,9 @@ import Testing
       "inv.yml": fleet,
     ])
     #expect(messages.count == 1)
-    #expect(messages.first?.hasPrefix("play.yml:1:8: error: the play 'play 1' targets no hosts: 'role=cache' matched nothing in ") == true)
+    #expect(
+      messages.first?.hasPrefix(
+        "play.yml:1:8: error: the play 'play 1' targets no hosts: 'role=cache' matched nothing in ") == true)
     #expect(messages.first?.hasSuffix("inv.yml; expected at least one host.") == true)
   }
 
@@ -187,13 +199,17 @@ import Testing
       "inv.yml": fleet,
     ])
     #expect(messages.count == 1)
-    #expect(messages[0].hasPrefix("play.yml:1:8: error: the play 'play 1' targets 'wbe', which is neither a group nor a host of "))
+    #expect(
+      messages[0].hasPrefix(
+        "play.yml:1:8: error: the play 'play 1' targets 'wbe', which is neither a group nor a host of "))
     #expect(messages[0].hasSuffix("; did you mean 'web'?"))
   }
 
   @Test func yamlBombPlaybookIsRejected() throws {
     var text = "x0: &x0 [a, a, a, a, a, a, a, a, a, a]\n"
-    for i in 1...8 { text += "x\(i): &x\(i) [" + Array(repeating: "*x\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+    for i in 1...8 {
+      text += "x\(i): &x\(i) [" + Array(repeating: "*x\(i - 1)", count: 10).joined(separator: ", ") + "]\n"
+    }
     let (outcome, messages) = try plan(["play.yml": text, "inv.yml": fleet])
     #expect(outcome.exitCode == 2)
     #expect(messages.first?.contains("expands to more than 5000000 nodes") == true)

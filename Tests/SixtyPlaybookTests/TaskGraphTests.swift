@@ -60,6 +60,7 @@ import Testing
 
   @Test func selfDependency() {
     let (_, diagnostics) = parse("hosts: all\ntasks:\n  - {name: a, shell: x, needs: a}\n")
-    #expect(diagnostics == ["p.yml:3:32: error: the task 'a' needs itself; expected the names of other tasks."])
+    #expect(
+      diagnostics == ["p.yml:3:32: error: the task 'a' needs itself; expected the names of other tasks."])
   }
 }

@@ -20,7 +20,8 @@ import Testing
   }
 
   @Test func rendersVariablesAndFacts() throws {
-    let t = try #require(template("'restart {{ service }} on {{ host.name }} ({{ host.tags.role | upper }})'").0)
+    let t = try #require(
+      template("'restart {{ service }} on {{ host.name }} ({{ host.tags.role | upper }})'").0)
     #expect(try t.render(in: scope(["service": .string("nginx")])) == "restart nginx on web-1 (WEB)")
   }
 
@@ -43,8 +44,14 @@ import Testing
   }
 
   @Test func syntaxErrors() {
-    #expect(template("echo {{ x").1 == [#"t.yml:1:9: error: '{{' is never closed in "echo {{ x"; expected '{{ name }}'."#])
-    #expect(template("'a {{ }}'").1 == ["t.yml:1:7: error: the placeholder '{{ }}' is empty; expected a variable name like '{{ version }}'."])
+    #expect(
+      template("echo {{ x").1 == [
+        #"t.yml:1:9: error: '{{' is never closed in "echo {{ x"; expected '{{ name }}'."#
+      ])
+    #expect(
+      template("'a {{ }}'").1 == [
+        "t.yml:1:7: error: the placeholder '{{ }}' is empty; expected a variable name like '{{ version }}'."
+      ])
     #expect(
       template("'{{ x | shout }}'").1 == [
         "t.yml:1:5: error: unknown filter 'shout'; expected one of: default, quote, upper, lower, join."
@@ -87,7 +94,9 @@ import Testing
     #expect(try evaluate("host.tags.env not in ['dev']"))
     #expect(try evaluate("flag", ["flag": .string("yes")]))
     #expect(try !evaluate("flag", ["flag": .string("false")]))
-    #expect(try evaluate("not flag and (a == '1' or b == '2')", ["flag": .string("no"), "a": .string("0"), "b": .string("2")]))
+    #expect(
+      try evaluate(
+        "not flag and (a == '1' or b == '2')", ["flag": .string("no"), "a": .string("0"), "b": .string("2")]))
     #expect(try evaluate("version is not defined"))
     #expect(try evaluate("host.tags.role is defined"))
     #expect(try evaluate("version is defined and version == '2'", ["version": .string("2")]))
