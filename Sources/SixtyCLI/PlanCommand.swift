@@ -26,7 +26,7 @@ struct PlanCommand: ParsableCommand {
     printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
     guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }
     switch format {
-    case .json: writeStandardOutput(PlanJSONRenderer.render(plan))
+    case .json: writeStandardOutput(PlanJSONRenderer.render(plan, pretty: false))
     case .text: writeStandardOutput(Array(PlanTextRenderer.render(plan).utf8))
     case .dot: writeStandardOutput(Array(PlanDotRenderer.render(plan).utf8))
     }

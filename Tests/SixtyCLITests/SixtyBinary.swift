@@ -1,0 +1,63 @@
+import Foundation
+
+/// Runs the built `sixty` executable, as users and scripts do.
+struct SixtyBinary {
+  struct Result {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+  }
+
+  /// The `sixty` next to the test bundle, or `$SIXTY_BIN`.
+  static var path: String {
+    if let override = ProcessInfo.processInfo.environment["SIXTY_BIN"] { return override }
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+      let candidate = dir.appendingPathComponent("sixty").path
+      if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+      dir = dir.deletingLastPathComponent()
+    }
+    return packageRoot.appendingPathComponent(".build/debug/sixty").path
+  }
+
+  static var packageRoot: URL {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+  }
+
+  /// Runs `sixty ARGS` in `directory` (the package root by default), draining both pipes at once.
+  static func run(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) throws -> Result {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: path)
+    process.arguments = arguments
+    process.currentDirectoryURL = directory ?? packageRoot
+    var env = ProcessInfo.processInfo.environment
+    env["SIXTY_INVENTORY"] = nil
+    env["SIXTY_POLICY"] = nil
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let group = DispatchGroup()
+    nonisolated(unsafe) var stdout = Data()
+    nonisolated(unsafe) var stderr = Data()
+    group.enter()
+    DispatchQueue.global().async {
+      stdout = out.fileHandleForReading.readDataToEndOfFile()
+      group.leave()
+    }
+    group.enter()
+    DispatchQueue.global().async {
+      stderr = err.fileHandleForReading.readDataToEndOfFile()
+      group.leave()
+    }
+    group.wait()
+    process.waitUntilExit()
+    return Result(
+      status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+      stderr: String(decoding: stderr, as: UTF8.self))
+  }
+}
