@@ -162,6 +162,7 @@ public enum PlanTextRenderer {
 
 extension String {
   func replacingNewlines() -> String {
-    contains("\n") ? split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ⏎ ") : self
+    utf8.contains(UInt8(ascii: "\n"))
+      ? split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ⏎ ") : self
   }
 }

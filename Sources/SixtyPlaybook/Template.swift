@@ -224,15 +224,22 @@ public struct Template: Hashable, Sendable, CustomStringConvertible {
 public enum ShellQuote {
   /// `text` as one shell word: unchanged when it is safe, otherwise in single quotes.
   public static func quote(_ text: String) -> String {
-    if !text.isEmpty,
-      text.unicodeScalars.allSatisfy({ c in
-        c.isASCII
-          && (c.properties.isAlphabetic || ("0"..."9").contains(c) || "-_./:=@%+,".unicodeScalars.contains(c))
-      })
-    {
-      return text
-    }
+    if !text.isEmpty, text.utf8.allSatisfy(isSafe) { return text }
     return "'" + text.replacingAll("'", with: "'\\''") + "'"
+  }
+
+  /// Bytes that never need quoting in a POSIX shell word.
+  @inline(__always) static func isSafe(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+      UInt8(ascii: "0")...UInt8(ascii: "9"):
+      return true
+    case UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "/"), UInt8(ascii: ":"),
+      UInt8(ascii: "="), UInt8(ascii: "@"), UInt8(ascii: "%"), UInt8(ascii: "+"), UInt8(ascii: ","):
+      return true
+    default:
+      return false
+    }
   }
 }
 

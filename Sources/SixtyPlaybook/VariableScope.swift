@@ -19,6 +19,16 @@ public struct VariableScope: Sendable {
     var value: Value?
     if first == "host" {
       guard let host else { return nil }
+      // Common facts are read directly: building the facts map per lookup dominates large plans.
+      if path.count >= 2 {
+        switch path[1] {
+        case "name": return path.count == 2 ? .string(host.name) : nil
+        case "address": return path.count == 2 ? .string(host.address) : nil
+        case "tags":
+          if path.count == 3 { return host.tags[path[2]].map(Value.string) }
+        default: break
+        }
+      }
       value = .map(host.facts)
     } else {
       for layer in layers {

@@ -3,7 +3,9 @@ import Testing
 
 @Suite(.serialized) struct PlanCommandTests {
   @Test func validateExamplePlaybook() throws {
-    let result = try SixtyBinary.run(["validate", "playbooks/rolling-restart.yml", "-i", "playbooks/inventory.yml"])
+    let result = try SixtyBinary.run([
+      "validate", "playbooks/rolling-restart.yml", "-i", "playbooks/inventory.yml",
+    ])
     #expect(result.status == 0)
     #expect(result.stdout == "playbooks/rolling-restart.yml: ok (1 play, 4 tasks, 4 hosts)\n")
     #expect(result.stderr == "")
@@ -21,13 +23,14 @@ import Testing
       - name: a
         command: [true]
     """.write(to: dir.appendingPathComponent("p.yml"), atomically: true, encoding: .utf8)
-    try "hosts: {h1: {address: 127.0.0.1}}\n".write(to: dir.appendingPathComponent("i.yml"), atomically: true, encoding: .utf8)
+    try "hosts: {h1: {address: 127.0.0.1}}\n".write(
+      to: dir.appendingPathComponent("i.yml"), atomically: true, encoding: .utf8)
     let result = try SixtyBinary.run(["validate", "p.yml", "-i", "i.yml"], in: dir)
     #expect(result.status == 2)
     #expect(
       result.stderr == """
         p.yml:5:11: error: the task name 'a' is used twice in this play (first at line 3, column 11); expected unique names.
-        
+
         """)
     let fixed = try String(contentsOf: dir.appendingPathComponent("p.yml"), encoding: .utf8)
       .replacingOccurrences(of: "  - name: a\n    command", with: "  - name: b\n    command")
@@ -52,7 +55,8 @@ import Testing
         == "playbooks/deploy.yml:3:10: error: policy refuses host db-1 in play 'migrate database': the host matches 'role=db', which requires --approve.\n"
     )
     let approved = try SixtyBinary.run([
-      "validate", "playbooks/deploy.yml", "-i", "playbooks/inventory.yml", "--policy", "playbooks/policy.yml", "--approve",
+      "validate", "playbooks/deploy.yml", "-i", "playbooks/inventory.yml", "--policy", "playbooks/policy.yml",
+      "--approve",
     ])
     #expect(approved.status == 0)
   }
@@ -62,7 +66,8 @@ import Testing
       "plan", "playbooks/rolling-restart.yml", "-i", "playbooks/inventory.yml", "--format", "json",
     ])
     #expect(result.status == 0)
-    let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    let object = try #require(
+      try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
     #expect(object["batches"] as? [[String]] == [["web-1"], ["web-2"], ["web-3", "web-4"]])
     let hosts = try #require(object["hosts"] as? [String: [String: Any]])
     #expect(hosts["web-2"]?["order"] as? [String] == ["drain", "restart", "health", "undrain"])
@@ -81,15 +86,20 @@ import Testing
   }
 
   @Test func badFlagsExitTwo() throws {
-    let format = try SixtyBinary.run(["plan", "playbooks/deploy.yml", "-i", "playbooks/inventory.yml", "--format", "xml"])
+    let format = try SixtyBinary.run([
+      "plan", "playbooks/deploy.yml", "-i", "playbooks/inventory.yml", "--format", "xml",
+    ])
     #expect(format.status == 2)
     #expect(format.stderr.contains("'xml'"))
     let extra = try SixtyBinary.run(["validate", "playbooks/deploy.yml", "-e", "novalue"])
     #expect(extra.status == 2)
-    #expect(extra.stderr.contains("The extra variable 'novalue' is not KEY=VALUE; expected something like -e version=1.2."))
+    #expect(
+      extra.stderr.contains(
+        "The extra variable 'novalue' is not KEY=VALUE; expected something like -e version=1.2."))
     let missing = try SixtyBinary.run(["plan", "playbooks/deploy.yml"])
     #expect(missing.status == 2)
-    #expect(missing.stderr.contains("sixty plan needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY)."))
+    #expect(
+      missing.stderr.contains("sixty plan needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY)."))
     let noFile = try SixtyBinary.run(["validate", "nope.yml"])
     #expect(noFile.status == 2)
     #expect(noFile.stderr == "sixty: error: cannot read 'nope.yml': it does not exist.\n")
@@ -97,10 +107,12 @@ import Testing
 
   @Test func limitSelectsHosts() throws {
     let result = try SixtyBinary.run([
-      "plan", "playbooks/fleet-uptime.yml", "-i", "playbooks/inventory.yml", "--limit", "api", "--format", "json",
+      "plan", "playbooks/fleet-uptime.yml", "-i", "playbooks/inventory.yml", "--limit", "api", "--format",
+      "json",
     ])
     #expect(result.status == 0)
-    let object = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+    let object = try #require(
+      try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
     #expect(object["batches"] as? [[String]] == [["api-1", "api-2"]])
   }
 }

@@ -1,0 +1,32 @@
+# Sixty: the two set-up commands are `make demo` and `make test`.
+SWIFT ?= swift
+.DEFAULT_GOAL := build
+.PHONY: deps build release test demo bench bench-plan format clean
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release --scratch-path .build-release --product sixty
+
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build
+
+demo: build
+	@echo "The demo needs the runner (sixty run), which is not built yet. Meanwhile, preview a playbook:"
+	.build/debug/sixty plan playbooks/rolling-restart.yml -i playbooks/inventory.yml
+
+bench: bench-plan
+
+bench-plan: release
+	bench/plan-scale.sh
+
+format:
+	$(SWIFT) format -i -r Sources Tests Package.swift
+
+clean:
+	rm -rf .build .build-release

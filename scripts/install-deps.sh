@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what builds, tests and the demo need when it is missing (Debian 12).
+# Swift itself must already be on PATH.
+set -euo pipefail
+
+need_apt=()
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+[ -f /usr/include/sqlite3.h ] || need_apt+=(libsqlite3-dev)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "sixty: missing Debian packages: ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}" >&2
+    exit 1
+  fi
+  echo "Installing ${need_apt[*]} …"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "sixty: Swift 6 is not on PATH; install a Swift 6.2 or newer toolchain first." >&2
+  exit 1
+fi
+
+# moto (an independent AWS implementation) and the AWS CLI for end-to-end tests.
+need_pip=()
+command -v moto_server >/dev/null 2>&1 || need_pip+=("moto[server]")
+command -v aws >/dev/null 2>&1 || need_pip+=(awscli)
+python3 -c 'import boto3' >/dev/null 2>&1 || need_pip+=(boto3)
+if [ ${#need_pip[@]} -gt 0 ]; then
+  echo "Installing ${need_pip[*]} from PyPI …"
+  python3 -m pip install --quiet "${need_pip[@]}" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "${need_pip[@]}"
+fi
