@@ -37,11 +37,15 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
       ]),
+    // The append-only, hash-chained audit log.
+    .target(
+      name: "SixtyAudit",
+      dependencies: ["SixtyCore", .product(name: "Crypto", package: "swift-crypto")]),
     // The command-line interface; each command's run() makes one call into a library.
     .target(
       name: "SixtyCLI",
       dependencies: [
-        "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
+        "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect", "SixtyAudit",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "sixty", dependencies: ["SixtyCLI"]),
@@ -57,6 +61,7 @@ let package = Package(
       name: "InstanceConnectTests", dependencies: ["InstanceConnect"],
       resources: [.copy("Resources")]),
     .testTarget(name: "SixtyCLITests", dependencies: ["SixtyCLI"]),
+    .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
   ],
   swiftLanguageModes: [.v6]
 )

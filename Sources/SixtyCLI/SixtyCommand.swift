@@ -7,7 +7,7 @@ public struct SixtyCommand: AsyncParsableCommand {
     commandName: "sixty",
     abstract: "Run commands and playbooks across a fleet over SSH with 60-second ephemeral keys.",
     version: "0.1.0",
-    subcommands: [ValidateCommand.self, PlanCommand.self]
+    subcommands: [ValidateCommand.self, PlanCommand.self, AuditCommand.self]
   )
 
   public init() {}
