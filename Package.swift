@@ -13,6 +13,8 @@ let package = Package(
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
   ],
   targets: [
     // Diagnostics, source locations and positioned YAML reading shared by every parser.
@@ -37,6 +39,9 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
       ]),
+    // What the broker and `sixty-agent` share: the signed key list and CIDRs. Kept small, since
+    // sshd runs the agent on every login.
+    .target(name: "SixtyAgentCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
     // The append-only, hash-chained audit log.
     .target(
       name: "SixtyAudit",

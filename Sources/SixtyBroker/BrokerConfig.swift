@@ -1,0 +1,284 @@
+import Foundation
+import SixtyAgentCore
+import SixtyCore
+
+/// `broker.yml`: where to listen, who may push keys for which hosts and users, and the host registry.
+///
+/// ```yaml
+/// listen: 127.0.0.1:8600
+/// region: us-east-1                  # optional: only accept requests signed for this region
+/// key_ttl: 60s
+/// max_clock_skew: 5m
+/// signing_key_file: /var/lib/sixty/broker-signing.key   # created (0600) when missing
+/// audit_log: /var/log/sixty/audit.jsonl
+/// principals:
+///   deploy-bot:
+///     access_key_id: AKIAEXAMPLEDEPLOY01
+///     secret_env: SIXTY_DEPLOY_SECRET  # or secret: "…"
+///     hosts: [role=web]               # selectors over the registry, or instance ids
+///     users: [ops]                    # or ["*"]
+///     rate: {per_second: 20, burst: 40}
+/// groups:
+///   lab: {allowed_sources: [127.0.0.0/8]}
+/// hosts:
+///   i-0000000000000001: {name: web-1, tags: {role: web}, group: lab, token_env: SIXTY_AGENT_TOKEN_WEB1}
+/// ```
+public struct BrokerConfig: Sendable {
+  public struct Principal: Sendable {
+    public var name: String
+    public var accessKeyID: String
+    public var secret: String
+    public var hosts: HostSelector
+    public var users: [String]
+    public var rate: Double
+    public var burst: Int
+
+    public func allows(user: String) -> Bool { users.contains("*") || users.contains(user) }
+  }
+
+  public struct RegisteredHost: Sendable {
+    public var instanceID: String
+    public var name: String
+    public var zone: String?
+    public var tags: [String: String]
+    public var token: String
+    public var allowedSources: [CIDR]
+  }
+
+  public var host: String = "127.0.0.1"
+  public var port: Int = 8600
+  public var region: String?
+  public var keyTTL: TimeSpan = .seconds(60)
+  public var maxClockSkew: TimeSpan = .minutes(5)
+  public var signingKeyFile: String?
+  public var auditLog: String?
+  public var maxBodyBytes: Int = 16 * 1024
+  public var maxConnections: Int = 512
+  public var principals: [Principal] = []
+  public var hosts: [RegisteredHost] = []
+
+  public init() {}
+
+  public func principal(accessKeyID: String) -> Principal? { principals.first { $0.accessKeyID == accessKeyID } }
+  public func host(instanceID: String) -> RegisteredHost? { hosts.first { $0.instanceID == instanceID } }
+
+  /// Whether `selector` (ids, names, `tag=value`, globs) picks `host`.
+  public static func matches(_ selector: HostSelector, _ host: RegisteredHost) -> Bool {
+    selector.alternatives.contains { clauses in
+      clauses.allSatisfy { clause in
+        let hit: Bool
+        switch clause.term {
+        case .all: hit = true
+        case .name(let name): hit = Glob.matches(name, host.instanceID) || Glob.matches(name, host.name)
+        case .tag(let key, let value, let equal):
+          let matched = host.tags[key].map { Glob.matches(value, $0) } ?? false
+          hit = equal ? matched : !matched
+        }
+        return hit != clause.negated
+      }
+    }
+  }
+
+  /// Loads and checks `broker.yml`; secrets named by `secret_env`/`token_env` are read from `environment`.
+  public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
+    -> (BrokerConfig?, [Diagnostic])
+  {
+    let (root, diagnostics) = YAMLLoader.load(path: path)
+    guard let root else {
+      return (nil, diagnostics.isEmpty ? [.error("the broker configuration '\(path)' is empty.", at: nil)] : diagnostics)
+    }
+    var reader = NodeReader()
+    reader.diagnostics.append(contentsOf: diagnostics)
+    let config = parse(root, environment: environment, reader: &reader)
+    return (reader.diagnostics.hasErrors ? nil : config, reader.diagnostics.all)
+  }
+
+  static func parse(_ root: YAMLNode, environment: [String: String], reader: inout NodeReader) -> BrokerConfig {
+    var config = BrokerConfig()
+    let keys = [
+      "listen", "region", "key_ttl", "max_clock_skew", "signing_key_file", "audit_log", "max_body_bytes",
+      "max_connections", "principals", "groups", "hosts",
+    ]
+    guard reader.mapping(root, "the broker configuration", allowed: keys) != nil else { return config }
+    if let node = root["listen"], let text = reader.string(node, "'listen'") {
+      if let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) {
+        config.host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        config.port = port
+      } else {
+        reader.error("'listen' is '\(text)'; expected HOST:PORT like 127.0.0.1:8600.", at: node.location)
+      }
+    }
+    if let node = root["region"] { config.region = reader.string(node, "'region'") }
+    if let node = root["key_ttl"], let span = reader.timeSpan(node, "'key_ttl'") {
+      if span.milliseconds < 1000 {
+        reader.error("'key_ttl' must be at least 1s.", at: node.location)
+      } else {
+        config.keyTTL = span
+      }
+    }
+    if let node = root["max_clock_skew"], let span = reader.timeSpan(node, "'max_clock_skew'") { config.maxClockSkew = span }
+    if let node = root["signing_key_file"] { config.signingKeyFile = reader.string(node, "'signing_key_file'") }
+    if let node = root["audit_log"] { config.auditLog = reader.string(node, "'audit_log'") }
+    if let node = root["max_body_bytes"] {
+      config.maxBodyBytes = reader.int(node, "'max_body_bytes'", range: 1024...1_048_576) ?? config.maxBodyBytes
+    }
+    if let node = root["max_connections"] {
+      config.maxConnections = reader.int(node, "'max_connections'", range: 1...100_000) ?? config.maxConnections
+    }
+    var groups: [String: [CIDR]] = [:]
+    if let node = root["groups"], let entries = reader.mapping(node, "'groups'") {
+      for entry in entries {
+        guard let fields = reader.mapping(entry.value, "group '\(entry.key)'", allowed: ["allowed_sources"]) else { continue }
+        var sources: [CIDR] = []
+        for field in fields {
+          for (text, location) in reader.stringList(field.value, "'allowed_sources' of group '\(entry.key)'") ?? [] {
+            if let cidr = CIDR(text) {
+              sources.append(cidr)
+            } else {
+              reader.error("'\(text)' is not a CIDR; expected an address or network like 10.0.0.0/8 or ::1/128.", at: location)
+            }
+          }
+        }
+        groups[entry.key] = sources
+      }
+    }
+    if let node = root["hosts"], let entries = reader.mapping(node, "'hosts'") {
+      for entry in entries {
+        let id = entry.key
+        guard isInstanceID(id) else {
+          reader.error("'\(id)' is not an instance id; expected 'i-' followed by 8 to 30 hex digits.", at: entry.keyLocation)
+          continue
+        }
+        guard
+          let fields = reader.mapping(
+            entry.value, "host '\(id)'", allowed: ["name", "zone", "tags", "group", "token", "token_env", "allowed_sources"])
+        else { continue }
+        var host = RegisteredHost(instanceID: id, name: id, zone: nil, tags: [:], token: "", allowedSources: [])
+        for field in fields {
+          switch field.key {
+          case "name": host.name = reader.string(field.value, "'name' of host '\(id)'") ?? id
+          case "zone": host.zone = reader.string(field.value, "'zone' of host '\(id)'")
+          case "tags":
+            for (key, value, _) in reader.stringMap(field.value, "'tags' of host '\(id)'") ?? [] { host.tags[key] = value }
+          case "group":
+            if let name = reader.string(field.value, "'group' of host '\(id)'") {
+              if let sources = groups[name] {
+                host.allowedSources += sources
+              } else {
+                reader.error(
+                  "the host '\(id)' is in group '\(name)', which is not defined under 'groups'\(Suggestion.hint(for: name, in: groups.keys)).",
+                  at: field.value.location)
+              }
+            }
+          case "allowed_sources":
+            for (text, location) in reader.stringList(field.value, "'allowed_sources' of host '\(id)'") ?? [] {
+              if let cidr = CIDR(text) {
+                host.allowedSources.append(cidr)
+              } else {
+                reader.error("'\(text)' is not a CIDR; expected an address or network like 10.0.0.0/8.", at: location)
+              }
+            }
+          default:
+            if let secret = secretValue(field, "agent token of host '\(id)'", environment: environment, reader: &reader) {
+              host.token = secret
+            }
+          }
+        }
+        if host.token.isEmpty {
+          reader.error("the host '\(id)' has no agent token; expected 'token' or 'token_env'.", at: entry.keyLocation)
+        } else if host.token.utf8.count < 16 {
+          reader.error("the agent token of host '\(id)' is shorter than 16 characters; expected a long random string.", at: entry.keyLocation)
+        }
+        config.hosts.append(host)
+      }
+    }
+    if let node = root["principals"], let entries = reader.mapping(node, "'principals'") {
+      var seenKeys: Set<String> = []
+      for entry in entries {
+        guard
+          let fields = reader.mapping(
+            entry.value, "principal '\(entry.key)'", allowed: ["access_key_id", "secret", "secret_env", "hosts", "users", "rate"])
+        else { continue }
+        var accessKeyID: String?
+        var secret: String?
+        var selector: HostSelector?
+        var users: [String] = []
+        var rate = 50.0
+        var burst = 100
+        for field in fields {
+          switch field.key {
+          case "access_key_id":
+            accessKeyID = reader.string(field.value, "'access_key_id' of principal '\(entry.key)'")
+            if let id = accessKeyID {
+              if !id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) || id.count < 4 || id.count > 128 {
+                reader.error("the access key id '\(id)' must be 4 to 128 letters and digits.", at: field.value.location)
+              } else if !seenKeys.insert(id).inserted {
+                reader.error("the access key id '\(id)' is used by two principals.", at: field.value.location)
+              }
+            }
+          case "secret", "secret_env":
+            secret = secretValue(field, "secret of principal '\(entry.key)'", environment: environment, reader: &reader)
+          case "hosts":
+            let texts = reader.stringList(field.value, "'hosts' of principal '\(entry.key)'") ?? []
+            do {
+              selector = try HostSelector(union: texts.map(\.0))
+            } catch {
+              reader.error(error.message, at: field.value.location)
+            }
+          case "users":
+            users = (reader.stringList(field.value, "'users' of principal '\(entry.key)'") ?? []).map(\.0)
+          default:
+            guard let rateFields = reader.mapping(field.value, "'rate' of principal '\(entry.key)'", allowed: ["per_second", "burst"])
+            else { continue }
+            for rateField in rateFields {
+              if rateField.key == "per_second" {
+                if let text = rateField.value.scalar, let value = Double(text), value > 0 {
+                  rate = value
+                } else {
+                  reader.error("expected a positive number for 'rate.per_second'.", at: rateField.value.location)
+                }
+              } else {
+                burst = reader.int(rateField.value, "'rate.burst'", range: 1...1_000_000) ?? burst
+              }
+            }
+          }
+        }
+        guard let accessKeyID, let secret else {
+          reader.error("the principal '\(entry.key)' needs 'access_key_id' and 'secret' (or 'secret_env').", at: entry.keyLocation)
+          continue
+        }
+        guard let selector else {
+          reader.error("the principal '\(entry.key)' has no 'hosts'; expected the hosts it may push keys to.", at: entry.keyLocation)
+          continue
+        }
+        if users.isEmpty {
+          reader.error("the principal '\(entry.key)' has no 'users'; expected the OS users it may push keys for (or '*').", at: entry.keyLocation)
+          continue
+        }
+        config.principals.append(
+          Principal(name: entry.key, accessKeyID: accessKeyID, secret: secret, hosts: selector, users: users, rate: rate, burst: burst))
+      }
+    }
+    if config.principals.isEmpty {
+      reader.error("the broker configuration has no principals; nobody could push a key.", at: root.location)
+    }
+    return config
+  }
+
+  static func secretValue(_ field: YAMLPair, _ what: String, environment: [String: String], reader: inout NodeReader) -> String? {
+    guard let text = reader.string(field.value, "the \(what)") else { return nil }
+    if field.key.hasSuffix("_env") {
+      guard let value = environment[text], !value.isEmpty else {
+        reader.error("the environment variable '\(text)' named for the \(what) is not set.", at: field.value.location)
+        return nil
+      }
+      return value
+    }
+    return text
+  }
+
+  static func isInstanceID(_ text: String) -> Bool {
+    text.hasPrefix("i-") && (10...32).contains(text.count)
+      && text.dropFirst(2).allSatisfy { $0.isHexDigit && ($0.isNumber || $0.isLowercase) }
+  }
+}
