@@ -9,7 +9,9 @@ public struct SigV4Request: Sendable {
   public var headers: [(name: String, value: String)]
   public var body: [UInt8]
 
-  public init(method: String, path: String, query: String = "", headers: [(name: String, value: String)], body: [UInt8]) {
+  public init(
+    method: String, path: String, query: String = "", headers: [(name: String, value: String)], body: [UInt8]
+  ) {
     self.method = method
     self.path = path
     self.query = query
@@ -30,7 +32,9 @@ public struct AWSCredentials: Sendable, CustomStringConvertible, CustomDebugStri
   /// Where the credentials came from, e.g. "environment", "profile default", "instance role".
   public var source: String
 
-  public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, source: String = "explicit") {
+  public init(
+    accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, source: String = "explicit"
+  ) {
     self.accessKeyID = accessKeyID
     self.secretAccessKey = secretAccessKey
     self.sessionToken = sessionToken
@@ -51,7 +55,8 @@ public enum SigV4 {
     var parts = tm()
     gmtime_r(&time, &parts)
     return String(
-      format: "%04d%02d%02dT%02d%02d%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+      format: "%04d%02d%02dT%02d%02d%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1,
+      Int(parts.tm_mday),
       Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
   }
 
@@ -67,7 +72,8 @@ public enum SigV4 {
       return value
     }
     guard let y = number(0..<4), let mo = number(4..<6), let d = number(6..<8), let h = number(9..<11),
-      let mi = number(11..<13), let s = number(13..<15), (1...12).contains(mo), (1...31).contains(d), h < 24, mi < 60, s < 61
+      let mi = number(11..<13), let s = number(13..<15), (1...12).contains(mo), (1...31).contains(d), h < 24,
+      mi < 60, s < 61
     else { return nil }
     var parts = tm()
     parts.tm_year = Int32(y - 1900)
@@ -81,7 +87,8 @@ public enum SigV4 {
 
   // MARK: - Canonical request
 
-  static let unreserved: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8))
+  static let unreserved: Set<UInt8> = Set(
+    Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8))
   static let hexDigits = Array("0123456789ABCDEF".utf8)
 
   /// RFC 3986 percent-encoding of everything but unreserved characters.
@@ -104,7 +111,9 @@ public enum SigV4 {
     let bytes = Array(text.utf8)
     var i = 0
     while i < bytes.count {
-      if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]), let lo = hexValue(bytes[i + 2]) {
+      if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.count, let hi = hexValue(bytes[i + 1]),
+        let lo = hexValue(bytes[i + 2])
+      {
         out.append(hi << 4 | lo)
         i += 3
       } else {
@@ -155,12 +164,15 @@ public enum SigV4 {
   }
 
   static func canonicalHeaderValue(_ value: String) -> String {
-    value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+    value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }).joined(
+      separator: " ")
   }
 
   /// The canonical request and the signed-headers list, signing `only` these headers when given
   /// (the verifier's case) or every header otherwise.
-  public static func canonicalRequest(_ request: SigV4Request, signing only: [String]? = nil) -> (String, String) {
+  public static func canonicalRequest(_ request: SigV4Request, signing only: [String]? = nil) -> (
+    String, String
+  ) {
     var grouped: [String: [String]] = [:]
     for (name, value) in request.headers {
       let key = name.lowercased()
@@ -171,8 +183,10 @@ public enum SigV4 {
     let headers = names.map { "\($0):\(grouped[$0]!.joined(separator: ","))\n" }.joined()
     let signed = names.joined(separator: ";")
     let payloadHash = hex(SHA256.hash(data: request.body))
-    let creq = [request.method, canonicalURI(request.path), canonicalQuery(request.query), headers, signed, payloadHash]
-      .joined(separator: "\n")
+    let creq = [
+      request.method, canonicalURI(request.path), canonicalQuery(request.query), headers, signed, payloadHash,
+    ]
+    .joined(separator: "\n")
     return (creq, signed)
   }
 
@@ -180,7 +194,8 @@ public enum SigV4 {
     [algorithm, amzDate, scope, hex(SHA256.hash(data: Array(canonicalRequest.utf8)))].joined(separator: "\n")
   }
 
-  public static func signingKey(secret: String, date: String, region: String, service: String) -> SymmetricKey {
+  public static func signingKey(secret: String, date: String, region: String, service: String) -> SymmetricKey
+  {
     var key = SymmetricKey(data: Array("AWS4\(secret)".utf8))
     for part in [date, region, service, "aws4_request"] {
       key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
@@ -212,7 +227,8 @@ public enum SigV4 {
     let (creq, signed) = canonicalRequest(request)
     let sts = stringToSign(canonicalRequest: creq, amzDate: amzDate, scope: scope)
     let key = signingKey(secret: credentials.secretAccessKey, date: date, region: region, service: service)
-    return "\(algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signed), Signature=\(signature(stringToSign: sts, key: key))"
+    return
+      "\(algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signed), Signature=\(signature(stringToSign: sts, key: key))"
   }
 
   /// Adds `X-Amz-Date`, `X-Amz-Security-Token` (for session credentials) and `Authorization`.
@@ -221,10 +237,13 @@ public enum SigV4 {
     _ request: inout SigV4Request, credentials: AWSCredentials, region: String, service: String, date: Date
   ) {
     let amz = amzDate(date)
-    request.headers.removeAll { ["x-amz-date", "authorization", "x-amz-security-token"].contains($0.name.lowercased()) }
+    request.headers.removeAll {
+      ["x-amz-date", "authorization", "x-amz-security-token"].contains($0.name.lowercased())
+    }
     request.headers.append(("X-Amz-Date", amz))
     if let token = credentials.sessionToken { request.headers.append(("X-Amz-Security-Token", token)) }
-    let value = authorization(for: request, credentials: credentials, region: region, service: service, amzDate: amz)
+    let value = authorization(
+      for: request, credentials: credentials, region: region, service: service, amzDate: amz)
     request.headers.append(("Authorization", value))
   }
 
@@ -242,14 +261,18 @@ public enum SigV4 {
 
   /// Parses an `Authorization` header strictly.
   public static func parseAuthorization(_ header: String) throws(SigV4Error) -> ParsedAuthorization {
-    guard header.utf8.count <= 2048 else { throw .malformed("the Authorization header is longer than 2048 bytes") }
+    guard header.utf8.count <= 2048 else {
+      throw .malformed("the Authorization header is longer than 2048 bytes")
+    }
     guard header.hasPrefix(algorithm + " ") else {
       throw .malformed("the Authorization header does not start with '\(algorithm) '")
     }
     var fields: [String: String] = [:]
     for part in header.dropFirst(algorithm.count + 1).split(separator: ",") {
       let item = part.trimmingCharacters(in: .whitespaces)
-      guard let eq = item.firstIndex(of: "=") else { throw .malformed("'\(item.prefix(40))' is not KEY=VALUE") }
+      guard let eq = item.firstIndex(of: "=") else {
+        throw .malformed("'\(item.prefix(40))' is not KEY=VALUE")
+      }
       let key = String(item[..<eq])
       guard fields[key] == nil else { throw .malformed("'\(key)' appears twice") }
       fields[key] = String(item[item.index(after: eq)...])
@@ -266,14 +289,17 @@ public enum SigV4 {
       throw .malformed("the credential scope must be KEY/YYYYMMDD/REGION/SERVICE/aws4_request")
     }
     let headers = signedHeaders.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
-    guard !headers.isEmpty, headers.allSatisfy({ !$0.isEmpty && $0 == $0.lowercased() }), headers == headers.sorted() else {
+    guard !headers.isEmpty, headers.allSatisfy({ !$0.isEmpty && $0 == $0.lowercased() }),
+      headers == headers.sorted()
+    else {
       throw .malformed("SignedHeaders must be lowercase names in sorted order, separated by ';'")
     }
     guard signature.count == 64, signature.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
       throw .malformed("the signature must be 64 lowercase hex digits")
     }
     return ParsedAuthorization(
-      accessKeyID: scope[0], date: scope[1], region: scope[2], service: scope[3], signedHeaders: headers, signature: signature)
+      accessKeyID: scope[0], date: scope[1], region: scope[2], service: scope[3], signedHeaders: headers,
+      signature: signature)
   }
 
   /// What a verified request proved.
@@ -294,7 +320,9 @@ public enum SigV4 {
     guard let header = request.header("authorization") else { throw .missing }
     let parsed = try parseAuthorization(header)
     guard parsed.signedHeaders.contains("host") else { throw .malformed("the host header must be signed") }
-    guard parsed.signedHeaders.contains("x-amz-date") else { throw .malformed("the x-amz-date header must be signed") }
+    guard parsed.signedHeaders.contains("x-amz-date") else {
+      throw .malformed("the x-amz-date header must be signed")
+    }
     for name in parsed.signedHeaders where request.header(name) == nil {
       throw .malformed("the signed header '\(name)' is not in the request")
     }
@@ -311,8 +339,12 @@ public enum SigV4 {
     let (creq, _) = canonicalRequest(request, signing: parsed.signedHeaders)
     let scope = "\(parsed.date)/\(parsed.region)/\(parsed.service)/aws4_request"
     let sts = stringToSign(canonicalRequest: creq, amzDate: amz, scope: scope)
-    let expected = signature(stringToSign: sts, key: signingKey(secret: secret, date: parsed.date, region: parsed.region, service: parsed.service))
-    guard constantTimeEqual(Array(expected.utf8), Array(parsed.signature.utf8)) else { throw .signatureMismatch }
+    let expected = signature(
+      stringToSign: sts,
+      key: signingKey(secret: secret, date: parsed.date, region: parsed.region, service: parsed.service))
+    guard constantTimeEqual(Array(expected.utf8), Array(parsed.signature.utf8)) else {
+      throw .signatureMismatch
+    }
     return Verified(accessKeyID: parsed.accessKeyID, region: parsed.region, service: parsed.service)
   }
 

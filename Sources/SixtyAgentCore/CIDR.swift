@@ -10,7 +10,9 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
     guard parts.count <= 2, let address = CIDR.parseAddress(String(parts[0])) else { return nil }
     let maxPrefix = address.count * 8
     if parts.count == 2 {
-      guard let prefix = Int(parts[1]), (0...maxPrefix).contains(prefix), !parts[1].hasPrefix("+") else { return nil }
+      guard let prefix = Int(parts[1]), (0...maxPrefix).contains(prefix), !parts[1].hasPrefix("+") else {
+        return nil
+      }
       self.prefix = prefix
     } else {
       self.prefix = maxPrefix
@@ -37,7 +39,9 @@ public struct CIDR: Hashable, Sendable, CustomStringConvertible {
   public func contains(_ address: String) -> Bool {
     guard var other = CIDR.parseAddress(address) else { return false }
     // IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) match IPv4 networks.
-    if bytes.count == 4, other.count == 16, other[0..<10].allSatisfy({ $0 == 0 }), other[10] == 0xFF, other[11] == 0xFF {
+    if bytes.count == 4, other.count == 16, other[0..<10].allSatisfy({ $0 == 0 }), other[10] == 0xFF,
+      other[11] == 0xFF
+    {
       other = Array(other[12...])
     }
     guard other.count == bytes.count else { return false }

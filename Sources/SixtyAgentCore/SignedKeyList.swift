@@ -18,7 +18,9 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
     /// CIDRs the key may be used from (empty: anywhere).
     public var from: [String]
 
-    public init(key: String, fingerprint: String, expiresAt: Int64, requestID: String, principal: String, from: [String]) {
+    public init(
+      key: String, fingerprint: String, expiresAt: Int64, requestID: String, principal: String, from: [String]
+    ) {
       self.key = key
       self.fingerprint = fingerprint
       self.expiresAt = expiresAt
@@ -66,7 +68,8 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     let payload = try encoder.encode(self)
     let signature = try key.signature(for: payload)
-    return try encoder.encode(Envelope(payload: payload.base64EncodedString(), signature: signature.base64EncodedString()))
+    return try encoder.encode(
+      Envelope(payload: payload.base64EncodedString(), signature: signature.base64EncodedString()))
   }
 
   /// Why a signed list was not accepted.
@@ -98,7 +101,8 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
     guard let envelope = try? JSONDecoder().decode(Envelope.self, from: data) else {
       throw .malformed("expected a JSON object with 'payload' and 'signature'")
     }
-    guard let payload = Data(base64Encoded: envelope.payload), let signature = Data(base64Encoded: envelope.signature)
+    guard let payload = Data(base64Encoded: envelope.payload),
+      let signature = Data(base64Encoded: envelope.signature)
     else {
       throw .malformed("payload or signature is not base64")
     }
@@ -106,7 +110,9 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
     guard let list = try? JSONDecoder().decode(SignedKeyList.self, from: payload) else {
       throw .malformed("the signed payload is not a key list")
     }
-    guard list.instanceID == instanceID else { throw .wrongHost(expected: instanceID, found: list.instanceID) }
+    guard list.instanceID == instanceID else {
+      throw .wrongHost(expected: instanceID, found: list.instanceID)
+    }
     guard list.osUser == osUser else { throw .wrongUser(expected: osUser, found: list.osUser) }
     let age = Int64(now.timeIntervalSince1970) - list.issuedAt
     guard abs(age) <= maxAge else { throw .stale(ageSeconds: age) }
@@ -122,7 +128,9 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
     var lines: [String] = []
     for entry in keys where entry.expiresAt > nowSeconds {
       if let fingerprint, entry.fingerprint != fingerprint { continue }
-      guard SignedKeyList.isSafeKeyLine(entry.key), entry.from.allSatisfy(SignedKeyList.isSafeCIDR) else { continue }
+      guard SignedKeyList.isSafeKeyLine(entry.key), entry.from.allSatisfy(SignedKeyList.isSafeCIDR) else {
+        continue
+      }
       var options = "expiry-time=\"\(SignedKeyList.expiryTime(entry.expiresAt))\""
       if !entry.from.isEmpty { options += ",from=\"\(entry.from.joined(separator: ","))\"" }
       lines.append("\(options) \(entry.key)")
@@ -148,11 +156,16 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
     let parts = line.split(separator: " ", omittingEmptySubsequences: false)
     guard parts.count == 2, parts[0] == "ssh-ed25519" || parts[0] == "ssh-rsa" else { return false }
     return parts[1].utf8.allSatisfy { b in
-      (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2B || b == 0x2F || b == 0x3D
+      (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2B
+        || b == 0x2F || b == 0x3D
     }
   }
 
   static func isSafeCIDR(_ text: String) -> Bool {
-    !text.isEmpty && text.utf8.allSatisfy { b in (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66) || (b >= 0x41 && b <= 0x46) || b == 0x2E || b == 0x3A || b == 0x2F }
+    !text.isEmpty
+      && text.utf8.allSatisfy { b in
+        (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66) || (b >= 0x41 && b <= 0x46) || b == 0x2E
+          || b == 0x3A || b == 0x2F
+      }
   }
 }

@@ -81,9 +81,11 @@ public final class Broker: Sendable {
       return BrokerResponse(status: 200, headers: [("Content-Type", "text/plain")], body: Array("ok\n".utf8))
     case ("GET", "/metrics"):
       let text = metrics.render(activeKeys: store.count(now: clock()))
-      return BrokerResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8))
+      return BrokerResponse(
+        status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8))
     default:
-      return BrokerResponse(status: 404, headers: [("Content-Type", "text/plain")], body: Array("not found\n".utf8))
+      return BrokerResponse(
+        status: 404, headers: [("Content-Type", "text/plain")], body: Array("not found\n".utf8))
     }
   }
 
@@ -103,12 +105,16 @@ public final class Broker: Sendable {
       if operation == "SendSerialConsoleSSHPublicKey" {
         throw BrokerError(
           "SerialConsoleSessionUnsupportedException", status: 400,
-          "This broker does not provide serial console access; use SendSSHPublicKey.", reason: "serial_unsupported")
+          "This broker does not provide serial console access; use SendSSHPublicKey.",
+          reason: "serial_unsupported")
       }
-      guard let host = config.host(instanceID: push.instanceID) else { throw BrokerError.notFound(push.instanceID) }
+      guard let host = config.host(instanceID: push.instanceID) else {
+        throw BrokerError.notFound(push.instanceID)
+      }
       if let zone = push.availabilityZone, let hostZone = host.zone, zone != hostZone {
         throw BrokerError.invalidArgs(
-          "Instance \(push.instanceID) is in availability zone \(hostZone), not \(zone).", reason: "wrong_zone")
+          "Instance \(push.instanceID) is in availability zone \(hostZone), not \(zone).",
+          reason: "wrong_zone")
       }
       guard BrokerConfig.matches(principal.hosts, host) else {
         throw BrokerError.auth(
@@ -133,7 +139,8 @@ public final class Broker: Sendable {
       metrics.push(accepted: true, reason: nil)
       let body = "{\"RequestId\":\"\(requestID)\",\"Success\":true}"
       return BrokerResponse(
-        status: 200, headers: [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", requestID)],
+        status: 200,
+        headers: [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", requestID)],
         body: Array(body.utf8))
     } catch let error as BrokerError {
       try? record(attempt, now: now, outcome: "refused", reason: "\(error.type): \(error.message)")
@@ -149,17 +156,21 @@ public final class Broker: Sendable {
   func operation(_ request: BrokerRequest) throws(BrokerError) -> String {
     guard let target = request.header("X-Amz-Target") else {
       throw BrokerError(
-        "UnknownOperationException", status: 400, "The request has no X-Amz-Target header.", reason: "no_target")
+        "UnknownOperationException", status: 400, "The request has no X-Amz-Target header.",
+        reason: "no_target")
     }
     guard target.hasPrefix(Broker.target) else {
-      throw BrokerError("UnknownOperationException", status: 400, "Unknown operation \(target).", reason: "unknown_target")
+      throw BrokerError(
+        "UnknownOperationException", status: 400, "Unknown operation \(target).", reason: "unknown_target")
     }
     let operation = String(target.dropFirst(Broker.target.count))
     guard operation == "SendSSHPublicKey" || operation == "SendSerialConsoleSSHPublicKey" else {
-      throw BrokerError("UnknownOperationException", status: 400, "Unknown operation \(operation).", reason: "unknown_target")
+      throw BrokerError(
+        "UnknownOperationException", status: 400, "Unknown operation \(operation).", reason: "unknown_target")
     }
     if request.body.count > config.maxBodyBytes {
-      throw BrokerError.invalidArgs("The request body is larger than \(config.maxBodyBytes) bytes.", reason: "body_too_large")
+      throw BrokerError.invalidArgs(
+        "The request body is larger than \(config.maxBodyBytes) bytes.", reason: "body_too_large")
     }
     return operation
   }
@@ -176,8 +187,10 @@ public final class Broker: Sendable {
   func record(_ attempt: PushAttempt, now: Date, outcome: String, reason: String?) throws {
     try audit?.append(
       AuditRecord(
-        time: now, event: "push", requestID: attempt.requestID, principal: attempt.principal, source: attempt.source,
-        instance: attempt.instance, osUser: attempt.osUser, fingerprint: attempt.fingerprint, outcome: outcome,
+        time: now, event: "push", requestID: attempt.requestID, principal: attempt.principal,
+        source: attempt.source,
+        instance: attempt.instance, osUser: attempt.osUser, fingerprint: attempt.fingerprint,
+        outcome: outcome,
         reason: reason))
   }
 
@@ -190,7 +203,8 @@ public final class Broker: Sendable {
     return BrokerResponse(
       status: error.status,
       headers: [
-        ("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", requestID), ("x-amzn-ErrorType", error.type),
+        ("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", requestID),
+        ("x-amzn-ErrorType", error.type),
       ], body: w.bytes)
   }
 
@@ -209,14 +223,19 @@ public final class Broker: Sendable {
       metrics.fetch(outcome: outcome)
       try? audit?.append(
         AuditRecord(
-          time: now, event: "agent_fetch", requestID: requestID, principal: nil, source: request.remoteAddress,
-          instance: query["instance_id"], osUser: query["user"], fingerprint: nil, outcome: "refused", reason: message))
-      return BrokerResponse(status: status, headers: [("Content-Type", "text/plain")], body: Array((message + "\n").utf8))
+          time: now, event: "agent_fetch", requestID: requestID, principal: nil,
+          source: request.remoteAddress,
+          instance: query["instance_id"], osUser: query["user"], fingerprint: nil, outcome: "refused",
+          reason: message))
+      return BrokerResponse(
+        status: status, headers: [("Content-Type", "text/plain")], body: Array((message + "\n").utf8))
     }
     guard let instance = query["instance_id"], let user = query["user"], !user.isEmpty else {
       return refuse(400, "expected instance_id and user query parameters", "bad_request")
     }
-    guard let host = config.host(instanceID: instance) else { return refuse(404, "unknown instance", "unknown_instance") }
+    guard let host = config.host(instanceID: instance) else {
+      return refuse(404, "unknown instance", "unknown_instance")
+    }
     guard let header = request.header("Authorization"), header.hasPrefix("Bearer "),
       constantTimeEqual(Array(header.dropFirst(7).utf8), Array(host.token.utf8))
     else {
@@ -227,7 +246,8 @@ public final class Broker: Sendable {
       instanceID: instance, osUser: user, issuedAt: Int64(now.timeIntervalSince1970),
       keys: keys.map {
         SignedKeyList.Entry(
-          key: $0.line, fingerprint: $0.fingerprint, expiresAt: Int64($0.expiresAt.timeIntervalSince1970.rounded(.down)),
+          key: $0.line, fingerprint: $0.fingerprint,
+          expiresAt: Int64($0.expiresAt.timeIntervalSince1970.rounded(.down)),
           requestID: $0.requestID, principal: $0.principal, from: $0.from)
       })
     do {
@@ -235,7 +255,8 @@ public final class Broker: Sendable {
       metrics.fetch(outcome: "ok")
       try? audit?.append(
         AuditRecord(
-          time: now, event: "agent_fetch", requestID: requestID, principal: nil, source: request.remoteAddress,
+          time: now, event: "agent_fetch", requestID: requestID, principal: nil,
+          source: request.remoteAddress,
           instance: instance, osUser: user, fingerprint: keys.map(\.fingerprint).joined(separator: " "),
           outcome: "served", reason: "\(keys.count) active key\(keys.count == 1 ? "" : "s")"))
       return BrokerResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(body))

@@ -59,7 +59,9 @@ public struct BrokerConfig: Sendable {
 
   public init() {}
 
-  public func principal(accessKeyID: String) -> Principal? { principals.first { $0.accessKeyID == accessKeyID } }
+  public func principal(accessKeyID: String) -> Principal? {
+    principals.first { $0.accessKeyID == accessKeyID }
+  }
   public func host(instanceID: String) -> RegisteredHost? { hosts.first { $0.instanceID == instanceID } }
 
   /// Whether `selector` (ids, names, `tag=value`, globs) picks `host`.
@@ -85,7 +87,10 @@ public struct BrokerConfig: Sendable {
   {
     let (root, diagnostics) = YAMLLoader.load(path: path)
     guard let root else {
-      return (nil, diagnostics.isEmpty ? [.error("the broker configuration '\(path)' is empty.", at: nil)] : diagnostics)
+      return (
+        nil,
+        diagnostics.isEmpty ? [.error("the broker configuration '\(path)' is empty.", at: nil)] : diagnostics
+      )
     }
     var reader = NodeReader()
     reader.diagnostics.append(contentsOf: diagnostics)
@@ -93,7 +98,8 @@ public struct BrokerConfig: Sendable {
     return (reader.diagnostics.hasErrors ? nil : config, reader.diagnostics.all)
   }
 
-  static func parse(_ root: YAMLNode, environment: [String: String], reader: inout NodeReader) -> BrokerConfig {
+  static func parse(_ root: YAMLNode, environment: [String: String], reader: inout NodeReader) -> BrokerConfig
+  {
     var config = BrokerConfig()
     let keys = [
       "listen", "region", "key_ttl", "max_clock_skew", "signing_key_file", "audit_log", "max_body_bytes",
@@ -101,7 +107,9 @@ public struct BrokerConfig: Sendable {
     ]
     guard reader.mapping(root, "the broker configuration", allowed: keys) != nil else { return config }
     if let node = root["listen"], let text = reader.string(node, "'listen'") {
-      if let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) {
+      if let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+        (0...65535).contains(port)
+      {
         config.host = String(text[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         config.port = port
       } else {
@@ -116,26 +124,37 @@ public struct BrokerConfig: Sendable {
         config.keyTTL = span
       }
     }
-    if let node = root["max_clock_skew"], let span = reader.timeSpan(node, "'max_clock_skew'") { config.maxClockSkew = span }
-    if let node = root["signing_key_file"] { config.signingKeyFile = reader.string(node, "'signing_key_file'") }
+    if let node = root["max_clock_skew"], let span = reader.timeSpan(node, "'max_clock_skew'") {
+      config.maxClockSkew = span
+    }
+    if let node = root["signing_key_file"] {
+      config.signingKeyFile = reader.string(node, "'signing_key_file'")
+    }
     if let node = root["audit_log"] { config.auditLog = reader.string(node, "'audit_log'") }
     if let node = root["max_body_bytes"] {
-      config.maxBodyBytes = reader.int(node, "'max_body_bytes'", range: 1024...1_048_576) ?? config.maxBodyBytes
+      config.maxBodyBytes =
+        reader.int(node, "'max_body_bytes'", range: 1024...1_048_576) ?? config.maxBodyBytes
     }
     if let node = root["max_connections"] {
-      config.maxConnections = reader.int(node, "'max_connections'", range: 1...100_000) ?? config.maxConnections
+      config.maxConnections =
+        reader.int(node, "'max_connections'", range: 1...100_000) ?? config.maxConnections
     }
     var groups: [String: [CIDR]] = [:]
     if let node = root["groups"], let entries = reader.mapping(node, "'groups'") {
       for entry in entries {
-        guard let fields = reader.mapping(entry.value, "group '\(entry.key)'", allowed: ["allowed_sources"]) else { continue }
+        guard let fields = reader.mapping(entry.value, "group '\(entry.key)'", allowed: ["allowed_sources"])
+        else { continue }
         var sources: [CIDR] = []
         for field in fields {
-          for (text, location) in reader.stringList(field.value, "'allowed_sources' of group '\(entry.key)'") ?? [] {
+          for (text, location) in reader.stringList(field.value, "'allowed_sources' of group '\(entry.key)'")
+            ?? []
+          {
             if let cidr = CIDR(text) {
               sources.append(cidr)
             } else {
-              reader.error("'\(text)' is not a CIDR; expected an address or network like 10.0.0.0/8 or ::1/128.", at: location)
+              reader.error(
+                "'\(text)' is not a CIDR; expected an address or network like 10.0.0.0/8 or ::1/128.",
+                at: location)
             }
           }
         }
@@ -146,20 +165,26 @@ public struct BrokerConfig: Sendable {
       for entry in entries {
         let id = entry.key
         guard isInstanceID(id) else {
-          reader.error("'\(id)' is not an instance id; expected 'i-' followed by 8 to 30 hex digits.", at: entry.keyLocation)
+          reader.error(
+            "'\(id)' is not an instance id; expected 'i-' followed by 8 to 30 hex digits.",
+            at: entry.keyLocation)
           continue
         }
         guard
           let fields = reader.mapping(
-            entry.value, "host '\(id)'", allowed: ["name", "zone", "tags", "group", "token", "token_env", "allowed_sources"])
+            entry.value, "host '\(id)'",
+            allowed: ["name", "zone", "tags", "group", "token", "token_env", "allowed_sources"])
         else { continue }
-        var host = RegisteredHost(instanceID: id, name: id, zone: nil, tags: [:], token: "", allowedSources: [])
+        var host = RegisteredHost(
+          instanceID: id, name: id, zone: nil, tags: [:], token: "", allowedSources: [])
         for field in fields {
           switch field.key {
           case "name": host.name = reader.string(field.value, "'name' of host '\(id)'") ?? id
           case "zone": host.zone = reader.string(field.value, "'zone' of host '\(id)'")
           case "tags":
-            for (key, value, _) in reader.stringMap(field.value, "'tags' of host '\(id)'") ?? [] { host.tags[key] = value }
+            for (key, value, _) in reader.stringMap(field.value, "'tags' of host '\(id)'") ?? [] {
+              host.tags[key] = value
+            }
           case "group":
             if let name = reader.string(field.value, "'group' of host '\(id)'") {
               if let sources = groups[name] {
@@ -171,23 +196,30 @@ public struct BrokerConfig: Sendable {
               }
             }
           case "allowed_sources":
-            for (text, location) in reader.stringList(field.value, "'allowed_sources' of host '\(id)'") ?? [] {
+            for (text, location) in reader.stringList(field.value, "'allowed_sources' of host '\(id)'") ?? []
+            {
               if let cidr = CIDR(text) {
                 host.allowedSources.append(cidr)
               } else {
-                reader.error("'\(text)' is not a CIDR; expected an address or network like 10.0.0.0/8.", at: location)
+                reader.error(
+                  "'\(text)' is not a CIDR; expected an address or network like 10.0.0.0/8.", at: location)
               }
             }
           default:
-            if let secret = secretValue(field, "agent token of host '\(id)'", environment: environment, reader: &reader) {
+            if let secret = secretValue(
+              field, "agent token of host '\(id)'", environment: environment, reader: &reader)
+            {
               host.token = secret
             }
           }
         }
         if host.token.isEmpty {
-          reader.error("the host '\(id)' has no agent token; expected 'token' or 'token_env'.", at: entry.keyLocation)
+          reader.error(
+            "the host '\(id)' has no agent token; expected 'token' or 'token_env'.", at: entry.keyLocation)
         } else if host.token.utf8.count < 16 {
-          reader.error("the agent token of host '\(id)' is shorter than 16 characters; expected a long random string.", at: entry.keyLocation)
+          reader.error(
+            "the agent token of host '\(id)' is shorter than 16 characters; expected a long random string.",
+            at: entry.keyLocation)
         }
         config.hosts.append(host)
       }
@@ -197,7 +229,8 @@ public struct BrokerConfig: Sendable {
       for entry in entries {
         guard
           let fields = reader.mapping(
-            entry.value, "principal '\(entry.key)'", allowed: ["access_key_id", "secret", "secret_env", "hosts", "users", "rate"])
+            entry.value, "principal '\(entry.key)'",
+            allowed: ["access_key_id", "secret", "secret_env", "hosts", "users", "rate"])
         else { continue }
         var accessKeyID: String?
         var secret: String?
@@ -210,14 +243,18 @@ public struct BrokerConfig: Sendable {
           case "access_key_id":
             accessKeyID = reader.string(field.value, "'access_key_id' of principal '\(entry.key)'")
             if let id = accessKeyID {
-              if !id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) || id.count < 4 || id.count > 128 {
-                reader.error("the access key id '\(id)' must be 4 to 128 letters and digits.", at: field.value.location)
+              if !id.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) || id.count < 4
+                || id.count > 128
+              {
+                reader.error(
+                  "the access key id '\(id)' must be 4 to 128 letters and digits.", at: field.value.location)
               } else if !seenKeys.insert(id).inserted {
                 reader.error("the access key id '\(id)' is used by two principals.", at: field.value.location)
               }
             }
           case "secret", "secret_env":
-            secret = secretValue(field, "secret of principal '\(entry.key)'", environment: environment, reader: &reader)
+            secret = secretValue(
+              field, "secret of principal '\(entry.key)'", environment: environment, reader: &reader)
           case "hosts":
             let texts = reader.stringList(field.value, "'hosts' of principal '\(entry.key)'") ?? []
             do {
@@ -228,14 +265,17 @@ public struct BrokerConfig: Sendable {
           case "users":
             users = (reader.stringList(field.value, "'users' of principal '\(entry.key)'") ?? []).map(\.0)
           default:
-            guard let rateFields = reader.mapping(field.value, "'rate' of principal '\(entry.key)'", allowed: ["per_second", "burst"])
+            guard
+              let rateFields = reader.mapping(
+                field.value, "'rate' of principal '\(entry.key)'", allowed: ["per_second", "burst"])
             else { continue }
             for rateField in rateFields {
               if rateField.key == "per_second" {
                 if let text = rateField.value.scalar, let value = Double(text), value > 0 {
                   rate = value
                 } else {
-                  reader.error("expected a positive number for 'rate.per_second'.", at: rateField.value.location)
+                  reader.error(
+                    "expected a positive number for 'rate.per_second'.", at: rateField.value.location)
                 }
               } else {
                 burst = reader.int(rateField.value, "'rate.burst'", range: 1...1_000_000) ?? burst
@@ -244,19 +284,27 @@ public struct BrokerConfig: Sendable {
           }
         }
         guard let accessKeyID, let secret else {
-          reader.error("the principal '\(entry.key)' needs 'access_key_id' and 'secret' (or 'secret_env').", at: entry.keyLocation)
+          reader.error(
+            "the principal '\(entry.key)' needs 'access_key_id' and 'secret' (or 'secret_env').",
+            at: entry.keyLocation)
           continue
         }
         guard let selector else {
-          reader.error("the principal '\(entry.key)' has no 'hosts'; expected the hosts it may push keys to.", at: entry.keyLocation)
+          reader.error(
+            "the principal '\(entry.key)' has no 'hosts'; expected the hosts it may push keys to.",
+            at: entry.keyLocation)
           continue
         }
         if users.isEmpty {
-          reader.error("the principal '\(entry.key)' has no 'users'; expected the OS users it may push keys for (or '*').", at: entry.keyLocation)
+          reader.error(
+            "the principal '\(entry.key)' has no 'users'; expected the OS users it may push keys for (or '*').",
+            at: entry.keyLocation)
           continue
         }
         config.principals.append(
-          Principal(name: entry.key, accessKeyID: accessKeyID, secret: secret, hosts: selector, users: users, rate: rate, burst: burst))
+          Principal(
+            name: entry.key, accessKeyID: accessKeyID, secret: secret, hosts: selector, users: users,
+            rate: rate, burst: burst))
       }
     }
     if config.principals.isEmpty {
@@ -265,11 +313,14 @@ public struct BrokerConfig: Sendable {
     return config
   }
 
-  static func secretValue(_ field: YAMLPair, _ what: String, environment: [String: String], reader: inout NodeReader) -> String? {
+  static func secretValue(
+    _ field: YAMLPair, _ what: String, environment: [String: String], reader: inout NodeReader
+  ) -> String? {
     guard let text = reader.string(field.value, "the \(what)") else { return nil }
     if field.key.hasSuffix("_env") {
       guard let value = environment[text], !value.isEmpty else {
-        reader.error("the environment variable '\(text)' named for the \(what) is not set.", at: field.value.location)
+        reader.error(
+          "the environment variable '\(text)' named for the \(what) is not set.", at: field.value.location)
         return nil
       }
       return value

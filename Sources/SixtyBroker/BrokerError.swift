@@ -32,7 +32,8 @@ public struct BrokerError: Error, Sendable, Equatable {
 
   public static func throttled() -> BrokerError {
     BrokerError(
-      "ThrottlingException", status: 400, "Rate exceeded: too many key pushes for this principal; retry with backoff.",
+      "ThrottlingException", status: 400,
+      "Rate exceeded: too many key pushes for this principal; retry with backoff.",
       reason: "throttled")
   }
 
@@ -48,11 +49,14 @@ public struct BrokerError: Error, Sendable, Equatable {
 
   public static func missingAuthentication() -> BrokerError {
     BrokerError(
-      "MissingAuthenticationTokenException", status: 403, "Missing Authentication Token: the request is not signed.",
+      "MissingAuthenticationTokenException", status: 403,
+      "Missing Authentication Token: the request is not signed.",
       reason: "unsigned")
   }
 
   public static func internalError() -> BrokerError {
-    BrokerError("ServiceException", status: 500, "The broker could not complete the request; try again.", reason: "internal")
+    BrokerError(
+      "ServiceException", status: 500, "The broker could not complete the request; try again.",
+      reason: "internal")
   }
 }

@@ -33,19 +33,25 @@ public final class BrokerMetrics: @unchecked Sendable {
   /// The text exposition format.
   func render(activeKeys: Int) -> String {
     lock.withLock {
-      var out = "# HELP sixty_broker_pushes_total Key pushes by outcome.\n# TYPE sixty_broker_pushes_total counter\n"
-      for outcome in ["accepted", "refused"] { out += "sixty_broker_pushes_total{outcome=\"\(outcome)\"} \(pushes[outcome, default: 0])\n" }
-      out += "# HELP sixty_broker_refusals_total Refused pushes by reason.\n# TYPE sixty_broker_refusals_total counter\n"
+      var out =
+        "# HELP sixty_broker_pushes_total Key pushes by outcome.\n# TYPE sixty_broker_pushes_total counter\n"
+      for outcome in ["accepted", "refused"] {
+        out += "sixty_broker_pushes_total{outcome=\"\(outcome)\"} \(pushes[outcome, default: 0])\n"
+      }
+      out +=
+        "# HELP sixty_broker_refusals_total Refused pushes by reason.\n# TYPE sixty_broker_refusals_total counter\n"
       for (reason, count) in refusals.sorted(by: { $0.key < $1.key }) {
         out += "sixty_broker_refusals_total{reason=\"\(reason)\"} \(count)\n"
       }
-      out += "# HELP sixty_broker_agent_fetches_total Agent key-list fetches by outcome.\n# TYPE sixty_broker_agent_fetches_total counter\n"
+      out +=
+        "# HELP sixty_broker_agent_fetches_total Agent key-list fetches by outcome.\n# TYPE sixty_broker_agent_fetches_total counter\n"
       for (outcome, count) in fetches.sorted(by: { $0.key < $1.key }) {
         out += "sixty_broker_agent_fetches_total{outcome=\"\(outcome)\"} \(count)\n"
       }
       out += "# HELP sixty_broker_active_keys Keys currently valid.\n# TYPE sixty_broker_active_keys gauge\n"
       out += "sixty_broker_active_keys \(activeKeys)\n"
-      out += "# HELP sixty_broker_request_seconds Request latency.\n# TYPE sixty_broker_request_seconds histogram\n"
+      out +=
+        "# HELP sixty_broker_request_seconds Request latency.\n# TYPE sixty_broker_request_seconds histogram\n"
       var cumulative = 0
       for (i, bound) in BrokerMetrics.buckets.enumerated() {
         cumulative += latencyCounts[i]

@@ -11,8 +11,10 @@ struct PushRequest {
     guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
       throw BrokerError.invalidArgs("The request body is not a JSON object.", reason: "bad_json")
     }
-    let allowed: Set<String> = serial
-      ? ["InstanceId", "SerialPort", "SSHPublicKey"] : ["InstanceId", "InstanceOSUser", "SSHPublicKey", "AvailabilityZone"]
+    let allowed: Set<String> =
+      serial
+      ? ["InstanceId", "SerialPort", "SSHPublicKey"]
+      : ["InstanceId", "InstanceOSUser", "SSHPublicKey", "AvailabilityZone"]
     if let unknown = object.keys.first(where: { !allowed.contains($0) }) {
       throw BrokerError.invalidArgs("Unknown parameter \(unknown.prefix(40)).", reason: "unknown_parameter")
     }
@@ -31,7 +33,8 @@ struct PushRequest {
     }
     let key = try string("SSHPublicKey")
     guard (80...4096).contains(key.utf8.count) else {
-      throw BrokerError.invalidArgs("SSHPublicKey must be 80 to 4096 characters long.", reason: "bad_key_length")
+      throw BrokerError.invalidArgs(
+        "SSHPublicKey must be 80 to 4096 characters long.", reason: "bad_key_length")
     }
     if serial {
       return PushRequest(instanceID: instance, osUser: "", publicKey: key, availabilityZone: nil)
@@ -44,7 +47,8 @@ struct PushRequest {
     if object["AvailabilityZone"] != nil {
       let value = try string("AvailabilityZone")
       guard isValidZone(value) else {
-        throw BrokerError.invalidArgs("AvailabilityZone is not a valid availability zone name.", reason: "bad_zone")
+        throw BrokerError.invalidArgs(
+          "AvailabilityZone is not a valid availability zone name.", reason: "bad_zone")
       }
       zone = value
     }
@@ -56,8 +60,12 @@ struct PushRequest {
   static func isValidOSUser(_ user: String) -> Bool {
     let chars = Array(user.unicodeScalars)
     guard (1...32).contains(chars.count), chars.allSatisfy(\.isASCII) else { return false }
-    func middle(_ c: Unicode.Scalar) -> Bool { c.properties.isAlphabetic || ("0"..."9").contains(c) || "@._-".unicodeScalars.contains(c) }
-    func last(_ c: Unicode.Scalar) -> Bool { c.properties.isAlphabetic || ("0"..."9").contains(c) || "$_-".unicodeScalars.contains(c) }
+    func middle(_ c: Unicode.Scalar) -> Bool {
+      c.properties.isAlphabetic || ("0"..."9").contains(c) || "@._-".unicodeScalars.contains(c)
+    }
+    func last(_ c: Unicode.Scalar) -> Bool {
+      c.properties.isAlphabetic || ("0"..."9").contains(c) || "$_-".unicodeScalars.contains(c)
+    }
     let first = chars[0]
     if first.properties.isAlphabetic || first == "_" {
       if chars.count == 1 { return true }
@@ -81,7 +89,9 @@ struct PushRequest {
     var parts = zone.split(separator: "-", omittingEmptySubsequences: false)
     guard (3...4).contains(parts.count) else { return false }
     let lastPart = parts.removeLast()
-    func word(_ s: Substring) -> Bool { !s.isEmpty && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") } }
+    func word(_ s: Substring) -> Bool {
+      !s.isEmpty && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+    }
     guard parts.allSatisfy(word), word(lastPart), let f = lastPart.first, f.isNumber else { return false }
     let digits = lastPart.prefix { $0.isNumber }
     return digits.count < lastPart.count

@@ -39,7 +39,9 @@ import Testing
     let requestLine = lines.removeFirst()
     let method = String(requestLine.prefix { $0 != " " })
     var target = String(requestLine.dropFirst(method.count + 1))
-    if let range = target.range(of: " HTTP/", options: .backwards) { target = String(target[..<range.lowerBound]) }
+    if let range = target.range(of: " HTTP/", options: .backwards) {
+      target = String(target[..<range.lowerBound])
+    }
     let path: String
     let query: String
     if let q = target.firstIndex(of: "?") {
@@ -66,7 +68,8 @@ import Testing
     let body = Array(bodyLines.joined(separator: "\n").utf8)
     if name == "get-vanilla-with-session-token" {
       // This case's .req omits the token header that signing with session credentials adds.
-      headers.append(("X-Amz-Security-Token", "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267"))
+      headers.append(
+        ("X-Amz-Security-Token", "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267"))
     }
     return Vector(
       request: SigV4Request(method: method, path: path, query: query, headers: headers, body: body),
@@ -74,7 +77,8 @@ import Testing
   }
 
   @Test func signAddsDateTokenAndAuthorization() throws {
-    var request = SigV4Request(method: "GET", path: "/", headers: [("Host", "example.amazonaws.com")], body: [])
+    var request = SigV4Request(
+      method: "GET", path: "/", headers: [("Host", "example.amazonaws.com")], body: [])
     var credentials = Self.credentials
     credentials.sessionToken = "6e86291e8372ff2a2260956d9b8aae1d763fbf315fa00fa31553b73ebf194267"
     SigV4.sign(
@@ -98,10 +102,12 @@ import Testing
     let v = try Self.load(name)
     let (creq, _) = SigV4.canonicalRequest(v.request)
     #expect(creq == v.creq, "canonical request of \(name)")
-    let sts = SigV4.stringToSign(canonicalRequest: creq, amzDate: "20150830T123600Z", scope: "20150830/us-east-1/service/aws4_request")
+    let sts = SigV4.stringToSign(
+      canonicalRequest: creq, amzDate: "20150830T123600Z", scope: "20150830/us-east-1/service/aws4_request")
     #expect(sts == v.sts, "string to sign of \(name)")
     let authz = SigV4.authorization(
-      for: v.request, credentials: Self.credentials, region: "us-east-1", service: "service", amzDate: "20150830T123600Z")
+      for: v.request, credentials: Self.credentials, region: "us-east-1", service: "service",
+      amzDate: "20150830T123600Z")
     #expect(authz == v.authz, "authorization of \(name)")
   }
 
@@ -111,7 +117,8 @@ import Testing
     v.request.headers.append(("Authorization", v.authz))
     let now = Date(timeIntervalSince1970: 1_440_938_160)  // 2015-08-30T12:36:00Z
     let verified = try SigV4.verify(
-      request: v.request, secretFor: { $0 == "AKIDEXAMPLE" ? Self.credentials.secretAccessKey : nil }, now: now)
+      request: v.request, secretFor: { $0 == "AKIDEXAMPLE" ? Self.credentials.secretAccessKey : nil },
+      now: now)
     #expect(verified.accessKeyID == "AKIDEXAMPLE")
     #expect(verified.service == "service")
   }

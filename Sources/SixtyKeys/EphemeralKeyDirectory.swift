@@ -1,0 +1,179 @@
+import Foundation
+
+/// A fresh 0700 directory holding one run's private key (0600), wiped when done.
+///
+/// `wipe()` overwrites every file with zeros, syncs, unlinks it and removes the directory. It
+/// runs from `deinit` as well, and from `KeyWipeRegistry`'s signal handlers on SIGINT/SIGTERM.
+/// A `pid` file lets a later run sweep directories left behind by a killed process.
+public final class EphemeralKeyDirectory: @unchecked Sendable {
+  public let path: String
+  public let privateKeyPath: String
+  public let publicKeyPath: String
+  // `lock` protects `wiped`.
+  private let lock = NSLock()
+  private var wiped = false
+
+  public static let prefix = "sixty-run-"
+
+  /// Creates the directory under `parent` (default `$TMPDIR` or /tmp) and writes `key` into it.
+  /// - Throws: `KeyError.io` when the directory or files cannot be created with safe permissions.
+  public init(key: SSHKeyPair, parent: String? = nil) throws {
+    CoreDumps.disable()
+    let base =
+      parent ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    var template = Array("\(base)/\(EphemeralKeyDirectory.prefix)XXXXXX".utf8CString)
+    guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+      throw KeyError.io(
+        "cannot create a private key directory under \(base): \(String(cString: strerror(errno))).")
+    }
+    path = String(cString: created)
+    chmod(path, 0o700)
+    privateKeyPath = path + "/" + key.type.fileName
+    publicKeyPath = privateKeyPath + ".pub"
+    KeyWipeRegistry.shared.register(self)
+    do {
+      try EphemeralKeyDirectory.write(Array("\(getpid())\n".utf8), to: path + "/pid", mode: 0o600)
+      var file = key.privateKeyFile()
+      defer { file.withUnsafeMutableBufferPointer { $0.initialize(repeating: 0) } }
+      try EphemeralKeyDirectory.write(file, to: privateKeyPath, mode: 0o600)
+      try EphemeralKeyDirectory.write(Array((key.publicKeyLine + "\n").utf8), to: publicKeyPath, mode: 0o644)
+    } catch {
+      wipe()
+      throw error
+    }
+  }
+
+  deinit { wipe() }
+
+  static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
+    // O_EXCL: never reuse a file someone else created; the mode is set at creation.
+    let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, mode)
+    guard fd >= 0 else { throw KeyError.io("cannot create \(path): \(String(cString: strerror(errno))).") }
+    defer { close(fd) }
+    fchmod(fd, mode)  // umask must not widen or narrow what we meant
+    let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }
+    guard written == bytes.count else {
+      throw KeyError.io("cannot write \(path): \(String(cString: strerror(errno))).")
+    }
+    fsync(fd)
+  }
+
+  /// Overwrites, unlinks and removes everything; safe to call more than once and from any thread.
+  public func wipe() {
+    let first = lock.withLock {
+      defer { wiped = true }
+      return !wiped
+    }
+    guard first else { return }
+    EphemeralKeyDirectory.wipe(directory: path)
+    KeyWipeRegistry.shared.unregister(self)
+  }
+
+  /// Zeroes and removes every regular file in `directory`, then the directory itself.
+  static func wipe(directory: String) {
+    if let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) {
+      for entry in entries {
+        let file = directory + "/" + entry
+        var info = stat()
+        guard lstat(file, &info) == 0 else { continue }
+        if info.st_mode & S_IFMT == S_IFREG {
+          let fd = open(file, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)
+          if fd >= 0 {
+            let zeros = [UInt8](repeating: 0, count: Int(info.st_size))
+            _ = zeros.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+            fsync(fd)
+            close(fd)
+          }
+        }
+        unlink(file)
+      }
+    }
+    rmdir(directory)
+  }
+
+  /// Removes `sixty-run-*` directories under `parent` that the current user owns and whose
+  /// creating process is gone (a run killed with SIGKILL). Returns the paths removed.
+  @discardableResult
+  public static func sweepStale(parent: String? = nil) -> [String] {
+    let base =
+      parent ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: base) else { return [] }
+    var removed: [String] = []
+    for entry in entries where entry.hasPrefix(prefix) {
+      let dir = base + "/" + entry
+      var info = stat()
+      guard lstat(dir, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_uid == getuid() else {
+        continue
+      }
+      let pidText = (try? String(contentsOfFile: dir + "/pid", encoding: .utf8))?.trimmingCharacters(
+        in: .whitespacesAndNewlines)
+      if let pidText, let pid = Int32(pidText), pid > 0, kill(pid, 0) == 0 || errno == EPERM { continue }
+      wipe(directory: dir)
+      removed.append(dir)
+    }
+    return removed
+  }
+}
+
+/// Keeps core dumps off while key material is in memory.
+public enum CoreDumps {
+  public static func disable() {
+    var limit = rlimit(rlim_cur: 0, rlim_max: 0)
+    setrlimit(Int32(RLIMIT_CORE.rawValue), &limit)
+  }
+}
+
+/// Every live key directory, so a signal handler can wipe them all before the process exits.
+public final class KeyWipeRegistry: @unchecked Sendable {
+  public static let shared = KeyWipeRegistry()
+  // `lock` protects `directories` and `sources`.
+  private let lock = NSLock()
+  // Weak, so a directory that goes out of scope is still wiped by its deinit.
+  private var directories: [ObjectIdentifier: WeakDirectory] = [:]
+
+  struct WeakDirectory {
+    weak var directory: EphemeralKeyDirectory?
+    let path: String
+  }
+  private var sources: [DispatchSourceSignal] = []
+
+  func register(_ directory: EphemeralKeyDirectory) {
+    lock.withLock {
+      directories[ObjectIdentifier(directory)] = WeakDirectory(directory: directory, path: directory.path)
+    }
+  }
+
+  func unregister(_ directory: EphemeralKeyDirectory) {
+    lock.withLock { _ = directories.removeValue(forKey: ObjectIdentifier(directory)) }
+  }
+
+  /// Wipes every live directory.
+  public func wipeAll() {
+    let all = lock.withLock { Array(directories.values) }
+    for entry in all {
+      if let directory = entry.directory {
+        directory.wipe()
+      } else {
+        EphemeralKeyDirectory.wipe(directory: entry.path)
+      }
+    }
+  }
+
+  /// On SIGINT or SIGTERM: wipe every key directory, then exit with 130 or 143.
+  /// For commands that have no graceful shutdown of their own (`push`, `ssh`).
+  public func installSignalHandlers() {
+    lock.withLock {
+      guard sources.isEmpty else { return }
+      for (signalNumber, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler { [weak self] in
+          self?.wipeAll()
+          exit(code)
+        }
+        source.resume()
+        sources.append(source)
+      }
+    }
+  }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import SixtyKeys
+import Testing
+
+@Suite struct OpenSSHPublicKeyTests {
+  static let ed = try! SSHKeyPair(ed25519Seed: Array(repeating: 1, count: 32), comment: "ops@laptop")
+  static let rsa = try! SSHKeyPair.generate(.rsa2048)
+
+  @Test func acceptsValidKeys() throws {
+    let parsed = try OpenSSHPublicKey.parseStrict(Self.ed.publicKeyLine)
+    #expect(parsed.type == "ssh-ed25519")
+    #expect(parsed.comment == "ops@laptop")
+    #expect(parsed.fingerprint == Self.ed.fingerprint)
+    #expect(parsed.authorizedKeysLine == Self.ed.authorizedKey)
+    let rsa = try OpenSSHPublicKey.parseStrict(Self.rsa.authorizedKey)
+    #expect(rsa.bits == 2048)
+  }
+
+  static func rsaBlob(bits: Int) -> String {
+    // A syntactically valid RSA public blob with an n of the given size.
+    var blob: [UInt8] = []
+    func string(_ b: [UInt8]) {
+      let n = UInt32(b.count)
+      blob += [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + b
+    }
+    string(Array("ssh-rsa".utf8))
+    string([1, 0, 1])
+    string([0] + [0xC1] + [UInt8](repeating: 0x55, count: bits / 8 - 1))
+    return "ssh-rsa " + Data(blob).base64EncodedString()
+  }
+
+  static let edBase64 = String(ed.authorizedKey.dropFirst("ssh-ed25519 ".count))
+
+  @Test(arguments: [
+    ("", OpenSSHPublicKey.ParseError.empty),
+    ("command=\"/bin/sh\" \(edBase64)", .optionsPrefix("command=\"/bin/sh\"")),
+    ("from=\"*\",no-pty ssh-ed25519 \(edBase64)", .optionsPrefix("from=\"*\",no-pty")),
+    ("restrict ssh-ed25519 \(edBase64)", .optionsPrefix("restrict")),
+    ("ssh-ed25519 \(edBase64)\nssh-ed25519 \(edBase64)", .controlCharacter),
+    ("ssh-ed25519 \(edBase64)\r", .controlCharacter),
+    ("ssh-ed25519 \(edBase64) a\u{0}b", .controlCharacter),
+    ("ssh-ed25519 \(edBase64) comment\u{1b}[31m", .controlCharacter),
+    ("ssh-ed25519 \(edBase64) ssh-ed25519 \(edBase64)", .malformedBlob("a second key follows the first")),
+    ("ecdsa-sha2-nistp256 AAAA", .unsupportedType("ecdsa-sha2-nistp256")),
+    ("ssh-dss AAAA", .unsupportedType("ssh-dss")),
+    ("ssh-ed25519-cert-v01@openssh.com AAAA", .unsupportedType("ssh-ed25519-cert-v01@ope…")),
+    ("ssh-ed25519", .missingKeyData),
+    ("ssh-ed25519 ", .missingKeyData),
+    ("ssh-ed25519 !!!!", .badBase64),
+    ("ssh-ed25519 \(edBase64.dropLast())", .badBase64),
+    ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==", .malformedBlob("an Ed25519 key must be 32 bytes")),
+    ("ssh-rsa \(edBase64)", .typeMismatch(outer: "ssh-rsa", inner: "ssh-ed25519")),
+    (rsaBlob(bits: 1024), .rsaTooSmall(1024)),
+    (String(repeating: "A", count: 9000), .tooLong(9000)),
+  ])
+  func rejects(input: String, expected: OpenSSHPublicKey.ParseError) {
+    #expect(throws: expected) { try OpenSSHPublicKey.parseStrict(input) }
+  }
+
+  @Test func rejectsTrailingBytes() throws {
+    var blob = Array(Data(base64Encoded: Self.edBase64)!)
+    blob.append(0)
+    #expect(throws: OpenSSHPublicKey.ParseError.malformedBlob("unexpected bytes after the key")) {
+      try OpenSSHPublicKey.parseStrict("ssh-ed25519 " + Data(blob).base64EncodedString())
+    }
+  }
+
+  @Test func messagesAreSentences() {
+    #expect(
+      OpenSSHPublicKey.ParseError.optionsPrefix("command=x").description
+        == "The public key has an options prefix ('command=x'); expected a bare 'ssh-ed25519' or 'ssh-rsa' key."
+    )
+  }
+}
