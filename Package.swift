@@ -50,7 +50,8 @@ let package = Package(
     .target(
       name: "SixtyCLI",
       dependencies: [
-        "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect", "SixtyAudit",
+        "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
+        "SixtyAudit",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "sixty", dependencies: ["SixtyCLI"]),

@@ -7,7 +7,9 @@ public struct SixtyCommand: AsyncParsableCommand {
     commandName: "sixty",
     abstract: "Run commands and playbooks across a fleet over SSH with 60-second ephemeral keys.",
     version: "0.1.0",
-    subcommands: [ValidateCommand.self, PlanCommand.self, AuditCommand.self]
+    subcommands: [
+      ValidateCommand.self, PlanCommand.self, PushCommand.self, SshCommand.self, AuditCommand.self,
+    ]
   )
 
   public init() {}
@@ -23,6 +25,9 @@ public struct SixtyCommand: AsyncParsableCommand {
         try command.run()
       }
       Foundation.exit(0)
+    } catch let error as CLIError {
+      FileHandle.standardError.write(Data("sixty: error: \(error.message)\n".utf8))
+      Foundation.exit(error.code)
     } catch {
       let code = exitCode(for: error)
       if code == .success || error is ExitCode {

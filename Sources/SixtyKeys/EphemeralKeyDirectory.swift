@@ -58,6 +58,13 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
     fsync(fd)
   }
 
+  /// Leaves the directory in place when this object goes away (for `sixty push --generate`,
+  /// whose user takes the key over). Signal handlers no longer wipe it either.
+  public func keep() {
+    lock.withLock { wiped = true }
+    KeyWipeRegistry.shared.unregister(self)
+  }
+
   /// Overwrites, unlinks and removes everything; safe to call more than once and from any thread.
   public func wipe() {
     let first = lock.withLock {

@@ -29,38 +29,12 @@ struct SixtyBinary {
   static func run(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) throws
     -> Result
   {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: path)
-    process.arguments = arguments
-    process.currentDirectoryURL = directory ?? packageRoot
     var env = ProcessInfo.processInfo.environment
     env["SIXTY_INVENTORY"] = nil
     env["SIXTY_POLICY"] = nil
     for (k, v) in environment { env[k] = v }
-    process.environment = env
-    let out = Pipe()
-    let err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let group = DispatchGroup()
-    nonisolated(unsafe) var stdout = Data()
-    nonisolated(unsafe) var stderr = Data()
-    group.enter()
-    DispatchQueue.global().async {
-      stdout = out.fileHandleForReading.readDataToEndOfFile()
-      group.leave()
-    }
-    group.enter()
-    DispatchQueue.global().async {
-      stderr = err.fileHandleForReading.readDataToEndOfFile()
-      group.leave()
-    }
-    group.wait()
-    process.waitUntilExit()
-    return Result(
-      status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-      stderr: String(decoding: stderr, as: UTF8.self))
+    let (status, stdout, stderr) = try runProgram(
+      path, arguments, directory: directory ?? packageRoot, environment: env)
+    return Result(status: status, stdout: stdout, stderr: stderr)
   }
 }

@@ -1,0 +1,224 @@
+import Foundation
+import Logging
+
+/// `SendSSHPublicKey` input.
+public struct SendSSHPublicKeyRequest: Sendable, Equatable {
+  public var instanceID: String
+  public var osUser: String
+  public var publicKey: String
+  public var availabilityZone: String?
+
+  public init(instanceID: String, osUser: String, publicKey: String, availabilityZone: String? = nil) {
+    self.instanceID = instanceID
+    self.osUser = osUser
+    self.publicKey = publicKey
+    self.availabilityZone = availabilityZone
+  }
+}
+
+/// The service's answer to a push.
+public struct SendSSHPublicKeyResponse: Sendable, Equatable {
+  public var requestID: String
+  public var success: Bool
+  /// How many attempts it took (throttling and server errors are retried).
+  public var attempts: Int
+
+  public init(requestID: String, success: Bool, attempts: Int) {
+    self.requestID = requestID
+    self.success = success
+    self.attempts = attempts
+  }
+}
+
+/// A client for the EC2 Instance Connect API (AWS JSON 1.1, SigV4), usable against AWS itself,
+/// `sixty broker`, or any compatible endpoint. Safe to share between concurrent tasks.
+public struct InstanceConnectClient: Sendable {
+  public let endpoint: URL
+  public let region: String
+  public let credentials: AWSCredentials
+  let transport: any HTTPTransport
+  let retry: RetryPolicy
+  let clock: @Sendable () -> Date
+  let logger: Logger?
+
+  public static let service = "ec2-instance-connect"
+  public static let targetPrefix = "AWSEC2InstanceConnectService"
+
+  /// - Parameters:
+  ///   - endpoint: an explicit endpoint (the broker, moto); nil for AWS's regional endpoint.
+  public init(
+    region: String, credentials: AWSCredentials, endpoint: URL? = nil,
+    transport: any HTTPTransport = URLSessionTransport(),
+    retry: RetryPolicy = RetryPolicy(), logger: Logger? = nil,
+    clock: @escaping @Sendable () -> Date = { Date() }
+  ) {
+    self.region = region
+    self.credentials = credentials
+    self.endpoint = endpoint ?? InstanceConnectClient.endpoint(region: region)
+    self.transport = transport
+    self.retry = retry
+    self.logger = logger
+    self.clock = clock
+  }
+
+  /// `https://ec2-instance-connect.REGION.amazonaws.com` (`.amazonaws.com.cn` in China).
+  public static func endpoint(region: String) -> URL {
+    let suffix = region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com"
+    return URL(string: "https://ec2-instance-connect.\(region).\(suffix)")!
+  }
+
+  /// Checks a request against the service model before anything is sent.
+  public static func validate(_ request: SendSSHPublicKeyRequest) throws(InstanceConnectError) {
+    guard InstanceConnectValidation.isInstanceID(request.instanceID) else {
+      throw .invalidParameter(
+        field: "InstanceId", value: request.instanceID,
+        expected: "'i-' followed by lowercase hex digits, 10 to 32 characters")
+    }
+    guard InstanceConnectValidation.isOSUser(request.osUser) else {
+      throw .invalidParameter(
+        field: "InstanceOSUser", value: request.osUser,
+        expected: "a user name of 1 to 32 letters, digits, '.', '_', '-' or '@' that does not start with '-'")
+    }
+    guard InstanceConnectValidation.publicKeyLength.contains(request.publicKey.utf8.count) else {
+      throw .invalidParameter(
+        field: "SSHPublicKey", value: String(request.publicKey.prefix(24)) + "…",
+        expected: "an OpenSSH public key of 80 to 4096 characters (it is \(request.publicKey.utf8.count))")
+    }
+    if let zone = request.availabilityZone, !InstanceConnectValidation.isAvailabilityZone(zone) {
+      throw .invalidParameter(
+        field: "AvailabilityZone", value: zone, expected: "an availability zone name like us-east-1a")
+    }
+  }
+
+  /// Pushes a public key for `osUser` on the instance; valid for 60 seconds on AWS.
+  public func sendSSHPublicKey(_ request: SendSSHPublicKeyRequest) async throws(InstanceConnectError)
+    -> SendSSHPublicKeyResponse
+  {
+    try Self.validate(request)
+    var w = [String: Any]()
+    w["InstanceId"] = request.instanceID
+    w["InstanceOSUser"] = request.osUser
+    w["SSHPublicKey"] = request.publicKey
+    if let zone = request.availabilityZone { w["AvailabilityZone"] = zone }
+    return try await call("SendSSHPublicKey", body: w)
+  }
+
+  /// Pushes a key for the EC2 serial console (port 0).
+  public func sendSerialConsoleSSHPublicKey(instanceID: String, publicKey: String, serialPort: Int = 0)
+    async throws(InstanceConnectError) -> SendSSHPublicKeyResponse
+  {
+    try Self.validate(SendSSHPublicKeyRequest(instanceID: instanceID, osUser: "root", publicKey: publicKey))
+    guard InstanceConnectValidation.serialPorts.contains(serialPort) else {
+      throw .invalidParameter(field: "SerialPort", value: String(serialPort), expected: "0")
+    }
+    return try await call(
+      "SendSerialConsoleSSHPublicKey",
+      body: ["InstanceId": instanceID, "SSHPublicKey": publicKey, "SerialPort": serialPort])
+  }
+
+  func call(_ operation: String, body object: [String: Any]) async throws(InstanceConnectError)
+    -> SendSSHPublicKeyResponse
+  {
+    let body: [UInt8]
+    do {
+      body = Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+    } catch {
+      throw .invalidParameter(field: "request", value: operation, expected: "JSON-encodable values")
+    }
+    var attempt = 0
+    while true {
+      attempt += 1
+      let request = signedRequest(operation, body: body)
+      let result: Result<SendSSHPublicKeyResponse, InstanceConnectError>
+      do {
+        let response = try await transport.send(request)
+        result = Self.interpret(response, endpoint: endpointDescription, attempts: attempt)
+      } catch {
+        result = .failure(.transport(endpoint: endpointDescription, message: Self.describe(error)))
+      }
+      switch result {
+      case .success(let value): return value
+      case .failure(let error):
+        guard error.isRetryable, attempt < retry.maxAttempts else { throw error }
+        let wait = retry.delay(attempt: attempt - 1)
+        logger?.debug("retrying \(operation) in \(wait) s after: \(error)")
+        do {
+          try await retry.sleep(wait)
+        } catch {
+          throw .transport(endpoint: endpointDescription, message: "cancelled while waiting to retry")
+        }
+      }
+    }
+  }
+
+  var endpointDescription: String {
+    var text = endpoint.absoluteString
+    while text.hasSuffix("/") { text.removeLast() }
+    return text
+  }
+
+  /// The signed HTTP request; the only headers sent are the ones signed (plus what the
+  /// transport adds on its own, which is not signed).
+  func signedRequest(_ operation: String, body: [UInt8]) -> HTTPRequest {
+    var host = endpoint.host ?? "localhost"
+    if host.contains(":") { host = "[\(host)]" }
+    if let port = endpoint.port,
+      !(endpoint.scheme == "https" && port == 443) && !(endpoint.scheme == "http" && port == 80)
+    {
+      host += ":\(port)"
+    }
+    let path = endpoint.path.isEmpty ? "/" : endpoint.path
+    var request = SigV4Request(
+      method: "POST", path: path,
+      headers: [
+        ("Host", host), ("Content-Type", "application/x-amz-json-1.1"),
+        ("X-Amz-Target", "\(Self.targetPrefix).\(operation)"),
+      ], body: body)
+    SigV4.sign(&request, credentials: credentials, region: region, service: Self.service, date: clock())
+    var url = endpoint
+    if endpoint.path.isEmpty { url = endpoint.appendingPathComponent("") }
+    return HTTPRequest(url: url, method: "POST", headers: request.headers, body: body)
+  }
+
+  static func interpret(_ response: HTTPResponse, endpoint: String, attempts: Int) -> Result<
+    SendSSHPublicKeyResponse, InstanceConnectError
+  > {
+    guard (200..<300).contains(response.status) else {
+      return .failure(
+        .service(
+          ServiceError.decode(
+            status: response.status, headers: response.headers, body: response.body, endpoint: endpoint)))
+    }
+    guard let object = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any] else {
+      return .failure(
+        .service(
+          ServiceError(
+            code: "MalformedResponse", message: "the answer is not JSON", status: response.status,
+            requestID: response.headers["x-amzn-requestid"], endpoint: endpoint)))
+    }
+    let requestID = (object["RequestId"] as? String) ?? response.headers["x-amzn-requestid"] ?? ""
+    let success = (object["Success"] as? Bool) ?? false
+    guard success else {
+      return .failure(
+        .service(
+          ServiceError(
+            code: "Unsuccessful", message: "the service answered Success=false", status: response.status,
+            requestID: requestID, endpoint: endpoint)))
+    }
+    return .success(SendSSHPublicKeyResponse(requestID: requestID, success: success, attempts: attempts))
+  }
+
+  static func describe(_ error: any Error) -> String {
+    let ns = error as NSError
+    if ns.domain == NSURLErrorDomain {
+      switch ns.code {
+      case NSURLErrorCannotConnectToHost: return "the connection was refused"
+      case NSURLErrorTimedOut: return "the request timed out"
+      case NSURLErrorCannotFindHost: return "the host name could not be resolved"
+      case NSURLErrorNetworkConnectionLost: return "the connection was lost"
+      default: return ns.localizedDescription
+      }
+    }
+    return "\(error)"
+  }
+}

@@ -1,0 +1,163 @@
+import ArgumentParser
+import Foundation
+import InstanceConnect
+import SixtyKeys
+
+/// Where and as whom to call EC2 Instance Connect (AWS, the broker, or another compatible endpoint).
+struct ConnectOptions: ParsableArguments {
+  @Option(
+    name: .long, help: "The Instance Connect endpoint URL (e.g. a sixty broker); default: AWS for the region."
+  )
+  var endpoint: String?
+
+  @Option(
+    name: .long, help: "The AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, or the profile's region).")
+  var region: String?
+
+  @Option(name: .long, help: "The AWS profile in ~/.aws/credentials and ~/.aws/config.")
+  var profile: String?
+
+  func validate() throws {
+    if let endpoint {
+      guard let url = URL(string: endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme),
+        url.host != nil
+      else {
+        throw ValidationError(
+          "The endpoint '\(endpoint)' is not an http(s) URL; expected something like http://127.0.0.1:8600.")
+      }
+    }
+  }
+
+  /// Resolves credentials and region and builds the client.
+  func client() async throws -> InstanceConnectClient {
+    let chain = CredentialChain(profile: profile)
+    var url: URL?
+    if let text = chain.endpoint(explicit: endpoint) {
+      guard let parsed = URL(string: text), let scheme = parsed.scheme, ["http", "https"].contains(scheme),
+        parsed.host != nil
+      else {
+        throw CLIError(
+          "The endpoint '\(text)' (from the environment or the AWS config) is not an http(s) URL.", code: 2)
+      }
+      url = parsed
+    }
+    // A custom endpoint (broker, moto) needs a region only for the signature scope.
+    guard let region = chain.region(explicit: region) ?? (url != nil ? "us-east-1" : nil) else {
+      throw InstanceConnectError.noRegion
+    }
+    let credentials = try await chain.resolve()
+    return InstanceConnectClient(region: region, credentials: credentials, endpoint: url)
+  }
+}
+
+struct PushCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "push",
+    abstract: "Push an SSH public key to an instance through EC2 Instance Connect (or a sixty broker).",
+    discussion: """
+      Prints the request id. With --generate, makes a fresh key pair, pushes its public half, and prints \
+      the private key's path and the time the key stops being accepted; the key directory is yours to delete.
+      """)
+
+  @Option(name: .long, help: "The instance id (i-…).")
+  var instanceID: String
+
+  @Option(name: .long, help: "The OS user the key is for.")
+  var osUser: String?
+
+  @Option(name: .long, help: "A public key file (.pub).")
+  var publicKey: String?
+
+  @Flag(name: .long, help: "Generate a new key pair and push its public key.")
+  var generate = false
+
+  @Option(name: .long, help: "The key type for --generate: ed25519 (default), rsa, rsa4096.")
+  var keyType: String = "ed25519"
+
+  @Option(name: .long, help: "The instance's availability zone.")
+  var zone: String?
+
+  @Flag(name: .long, help: "Push for the EC2 serial console (SendSerialConsoleSSHPublicKey) instead.")
+  var serialConsole = false
+
+  @OptionGroup var connect: ConnectOptions
+
+  func validate() throws {
+    guard (publicKey == nil) != !generate else {
+      throw ValidationError("Pass exactly one of --public-key FILE or --generate.")
+    }
+    if !serialConsole && osUser == nil {
+      throw ValidationError("--os-user is required (except with --serial-console).")
+    }
+    guard KeyType(parsing: keyType) != nil else {
+      throw ValidationError("The key type '\(keyType)' is not supported; expected ed25519, rsa or rsa4096.")
+    }
+  }
+
+  func run() async throws {
+    var keyDirectory: EphemeralKeyDirectory?
+    let key: String
+    if let publicKey {
+      guard let text = try? String(contentsOfFile: publicKey, encoding: .utf8) else {
+        throw CLIError("cannot read the public key file '\(publicKey)'.", code: 2)
+      }
+      do {
+        key = try OpenSSHPublicKey.parseStrict(text.trimmingCharacters(in: .newlines)).authorizedKeysLine
+      } catch {
+        throw CLIError("\(publicKey): \(error)", code: 2)
+      }
+    } else {
+      let pair = try SSHKeyPair.generate(KeyType(parsing: keyType)!, comment: "sixty-push")
+      keyDirectory = try EphemeralKeyDirectory(
+        key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])
+      key = pair.authorizedKey
+    }
+    do {
+      let client = try await connect.client()
+      let response: SendSSHPublicKeyResponse
+      if serialConsole {
+        response = try await client.sendSerialConsoleSSHPublicKey(instanceID: instanceID, publicKey: key)
+      } else {
+        response = try await client.sendSSHPublicKey(
+          SendSSHPublicKeyRequest(
+            instanceID: instanceID, osUser: osUser!, publicKey: key, availabilityZone: zone))
+      }
+      print("request id: \(response.requestID)")
+      if let keyDirectory {
+        let expiry = Date().addingTimeInterval(60)
+        print("private key: \(keyDirectory.privateKeyPath)")
+        print("expires: \(expiry.formatted(.iso8601)) (AWS accepts a pushed key for 60 seconds)")
+        keyDirectory.keep()
+      }
+    } catch let error as InstanceConnectError {
+      throw CLIError(error.description, code: error.exitCode)
+    }
+  }
+}
+
+extension InstanceConnectError {
+  /// Bad input exits 2; a refusal by the service exits 3; anything else 1.
+  var exitCode: Int32 {
+    switch self {
+    case .invalidParameter, .noRegion, .unknownProfile, .noCredentials: 2
+    case .service(let error):
+      switch error.kind {
+      case .notAuthorized, .signature, .unknownAccessKey, .expiredCredentials: 3
+      case .invalidArguments, .instanceNotFound: 2
+      default: 1
+      }
+    case .transport: 1
+    }
+  }
+}
+
+/// An error that ends a command with a sentence on stderr and a documented exit code.
+struct CLIError: Error, CustomStringConvertible {
+  var message: String
+  var code: Int32
+  init(_ message: String, code: Int32) {
+    self.message = message
+    self.code = code
+  }
+  var description: String { message }
+}

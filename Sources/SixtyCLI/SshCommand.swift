@@ -1,0 +1,229 @@
+import ArgumentParser
+import Foundation
+import InstanceConnect
+import SixtyCore
+import SixtyKeys
+import SixtyPlaybook
+
+struct SshCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ssh",
+    abstract: "Open one SSH session to a host with a fresh key pushed through Instance Connect (like mssh).",
+    discussion: """
+      TARGET is [USER@]NAME, where NAME is a host of the inventory or an instance id (i-…). An instance id \
+      that the inventory does not list needs --address. Sixty generates a key pair in a private 0700 \
+      directory, pushes its public key for the OS user, runs the system ssh with that key \
+      (IdentitiesOnly=yes, so your agent's keys are not offered), and wipes the key when ssh exits. Your \
+      ssh_config still applies; add options with -o, -J, -F or --ssh-arg.
+      """)
+
+  @Argument(help: "The host: [USER@]NAME, NAME being an inventory host or an instance id.")
+  var target: String
+
+  @Argument(parsing: .postTerminator, help: "The remote command (after --); none opens a shell.")
+  var command: [String] = []
+
+  @Option(name: [.customShort("i"), .long], help: "The inventory file (YAML); default: SIXTY_INVENTORY.")
+  var inventory: String?
+
+  @Option(name: .long, help: "The OS user (default: the inventory's user, then ec2-user).")
+  var osUser: String?
+
+  @Option(name: .long, help: "The address to connect to when TARGET is an instance id the inventory lacks.")
+  var address: String?
+
+  @Option(name: .long, help: "The SSH port (default: the inventory's, then 22).")
+  var port: Int?
+
+  @Option(name: .long, help: "The instance's availability zone (default: the inventory's).")
+  var zone: String?
+
+  @Option(name: .long, help: "The key type: ed25519 (default), rsa, rsa4096.")
+  var keyType: String = "ed25519"
+
+  @Option(name: .customShort("o"), help: "An ssh option (Key=Value), passed through; repeatable.")
+  var sshOptions: [String] = []
+
+  @Option(name: .customShort("J"), help: "Jump host(s), passed to ssh -J.")
+  var jump: String?
+
+  @Option(name: .customShort("F"), help: "An ssh configuration file, passed to ssh -F.")
+  var sshConfig: String?
+
+  @Option(
+    name: .customLong("ssh-arg"), parsing: .unconditionalSingleValue,
+    help: "Any other ssh argument, passed through in order; repeatable.")
+  var sshArgs: [String] = []
+
+  @Option(name: .long, help: "The ssh program (default: ssh from PATH).")
+  var ssh: String = "ssh"
+
+  @OptionGroup var connect: ConnectOptions
+
+  func validate() throws {
+    guard KeyType(parsing: keyType) != nil else {
+      throw ValidationError("The key type '\(keyType)' is not supported; expected ed25519, rsa or rsa4096.")
+    }
+    if let port, !(1...65535).contains(port) {
+      throw ValidationError("The port \(port) is out of range; expected 1 to 65535.")
+    }
+    for option in sshOptions where !option.contains("=") && !option.contains(" ") {
+      throw ValidationError("The ssh option '\(option)' is not Key=Value.")
+    }
+  }
+
+  /// Where and as whom to connect, resolved from TARGET, the inventory and the flags.
+  struct Destination: Equatable {
+    var instanceID: String
+    var user: String
+    var address: String
+    var port: Int
+    var zone: String?
+  }
+
+  func resolve() throws -> Destination {
+    var name = target
+    var userFromTarget: String?
+    if let at = target.lastIndex(of: "@") {
+      userFromTarget = String(target[..<at])
+      name = String(target[target.index(after: at)...])
+    }
+    var host: InventoryHost?
+    let inventoryPath = inventory ?? ProcessInfo.processInfo.environment["SIXTY_INVENTORY"]
+    if let inventoryPath {
+      let (loaded, diagnostics) = InventoryParser.load(path: inventoryPath)
+      guard let loaded, !diagnostics.contains(where: { $0.severity == .error }) else {
+        printDiagnostics(diagnostics)
+        throw CLIError("the inventory \(inventoryPath) has errors (above).", code: 2)
+      }
+      host = loaded.host(named: name) ?? loaded.hosts.first { $0.instanceID == name }
+      if host == nil && !InstanceConnectValidation.isInstanceID(name) {
+        let hint = Suggestion.hint(for: name, in: loaded.hosts.map(\.name))
+        throw CLIError("the inventory \(inventoryPath) has no host or instance id '\(name)'\(hint).", code: 2)
+      }
+    }
+    let instanceID: String
+    if let host {
+      guard let id = host.instanceID else {
+        let place = host.location.map { "\($0): " } ?? ""
+        throw CLIError(
+          "\(place)the host '\(host.name)' has no instance_id; Instance Connect needs one (e.g. instance_id: i-0123456789abcdef0).",
+          code: 2)
+      }
+      instanceID = id
+    } else if InstanceConnectValidation.isInstanceID(name) {
+      instanceID = name
+    } else {
+      throw CLIError(
+        "'\(name)' is not an instance id (i- followed by hex digits), and no inventory was given (-i or SIXTY_INVENTORY) to look it up.",
+        code: 2)
+    }
+    guard let address = address ?? host?.address else {
+      throw CLIError(
+        "the instance \(instanceID) has no known address; pass --address or list it in an inventory with -i.",
+        code: 2)
+    }
+    let user = userFromTarget ?? osUser ?? host?.user ?? "ec2-user"
+    guard InstanceConnectValidation.isOSUser(user) else {
+      throw CLIError(
+        "the OS user '\(user)' is not valid; expected 1 to 32 letters, digits and . _ - @, starting with a letter or '_'.",
+        code: 2)
+    }
+    try Self.checkAddress(address)
+    return Destination(
+      instanceID: instanceID, user: user, address: address, port: port ?? host?.port ?? 22,
+      zone: zone ?? host?.zone)
+  }
+
+  /// An address must be a host name or IP literal; anything ssh could read as an option or a
+  /// second argument is refused before ssh ever sees it.
+  static func checkAddress(_ address: String) throws {
+    let allowed = address.unicodeScalars.allSatisfy {
+      ($0.value < 128 && (CharacterSet.alphanumerics.contains($0) || ".-_:%[]".unicodeScalars.contains($0)))
+    }
+    guard !address.isEmpty, !address.hasPrefix("-"), allowed else {
+      throw CLIError(
+        "the address '\(address.debugDescription.dropFirst().dropLast())' is not a host name or IP address; ssh will not be run with it.",
+        code: 2)
+    }
+  }
+
+  /// The ssh command line: the key, IdentitiesOnly, the user's options, then `--` and the destination.
+  static func sshArguments(
+    destination: Destination, keyPath: String, options: [String], jump: String?, config: String?,
+    extra: [String],
+    command: [String]
+  ) -> [String] {
+    var arguments = [
+      "-i", keyPath, "-o", "IdentitiesOnly=yes", "-p", String(destination.port), "-l", destination.user,
+    ]
+    if let config { arguments += ["-F", config] }
+    if let jump { arguments += ["-J", jump] }
+    for option in options { arguments += ["-o", option] }
+    arguments += extra
+    arguments += ["--", destination.address.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))]
+    arguments += command
+    return arguments
+  }
+
+  func run() async throws {
+    let destination = try resolve()
+    KeyWipeRegistry.shared.installSignalHandlers()
+    let pair = try SSHKeyPair.generate(KeyType(parsing: keyType)!, comment: "sixty-ssh")
+    let directory = try EphemeralKeyDirectory(
+      key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])
+    defer { directory.wipe() }
+    do {
+      let client = try await connect.client()
+      let response = try await client.sendSSHPublicKey(
+        SendSSHPublicKeyRequest(
+          instanceID: destination.instanceID, osUser: destination.user, publicKey: pair.authorizedKey,
+          availabilityZone: destination.zone))
+      FileHandle.standardError.write(
+        Data(
+          "sixty: pushed a key for \(destination.user) to \(destination.instanceID) (request \(response.requestID)); it is accepted for 60 seconds.\n"
+            .utf8))
+    } catch let error as InstanceConnectError {
+      throw CLIError(error.description, code: error.exitCode)
+    }
+    let arguments = Self.sshArguments(
+      destination: destination, keyPath: directory.privateKeyPath, options: sshOptions, jump: jump,
+      config: sshConfig,
+      extra: sshArgs, command: command)
+    let status = try Self.runForeground(program: ssh, arguments: arguments)
+    directory.wipe()
+    throw ExitCode(status)
+  }
+
+  /// Runs `program` with this process's terminal and waits; returns its exit status (128+signal
+  /// when killed).
+  static func runForeground(program: String, arguments: [String]) throws -> Int32 {
+    var pid: pid_t = 0
+    let argv = ([program] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    // Our SIGINT/SIGTERM are ignored in favour of dispatch sources; ssh must get the defaults back
+    // (it leaves an ignored SIGINT ignored).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    sigaddset(&defaults, SIGINT)
+    sigaddset(&defaults, SIGTERM)
+    sigaddset(&defaults, SIGQUIT)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+    let result = posix_spawnp(&pid, program, nil, &attributes, argv, environ)
+    guard result == 0 else {
+      throw CLIError(
+        "cannot run '\(program)': \(String(cString: strerror(result))). Is the OpenSSH client installed?",
+        code: 1)
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+      if errno != EINTR { return 1 }
+    }
+    let signalled = status & 0x7f
+    return signalled == 0 ? (status >> 8) & 0xff : 128 + signalled
+  }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Testing
+
+/// `sixty ssh` against moto (signature checking on) with a stand-in `ssh` that records how it
+/// was called and inspects the key it was given. (Logging in through a real sshd needs a
+/// server that installs pushed keys: the broker end-to-end tests cover that.)
+@Suite(.serialized) struct SshCommandTests {
+  let dir: String
+
+  init() throws {
+    dir = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-ssh-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: dir + "/keys", withIntermediateDirectories: true)
+    let fakeSSH = """
+      #!/bin/sh
+      # Records the arguments and the key's state, then exits 7.
+      out="$(dirname "$0")/ssh.out"
+      : > "$out"
+      for a in "$@"; do printf '%s\\n' "$a" >> "$out"; done
+      key="$2"
+      echo "mode $(stat -c %a "$key") $(stat -c %a "$(dirname "$key")")" >> "$out"
+      ssh-keygen -y -f "$key" >> "$out" 2>&1
+      exit 7
+      """
+    try fakeSSH.write(toFile: dir + "/ssh", atomically: true, encoding: .utf8)
+    chmod(dir + "/ssh", 0o755)
+    let inventory = """
+      hosts:
+        web-1:
+          address: 127.0.0.5
+          port: 2222
+          user: deploy
+          instance_id: i-0123456789abcdef0
+          zone: us-east-1a
+        no-id:
+          address: 127.0.0.6
+      """
+    try inventory.write(toFile: dir + "/inventory.yml", atomically: true, encoding: .utf8)
+    let evil = """
+      hosts:
+        evil:
+          address: "-oProxyCommand=touch /tmp/sixty-pwned"
+          instance_id: i-0000000000000bad
+      """
+    try evil.write(toFile: dir + "/evil.yml", atomically: true, encoding: .utf8)
+  }
+
+  func cleanup() { try? FileManager.default.removeItem(atPath: dir) }
+
+  var recorded: [String] {
+    ((try? String(contentsOfFile: dir + "/ssh.out", encoding: .utf8)) ?? "").split(separator: "\n").map(
+      String.init)
+  }
+
+  func leftoverKeys() -> [String] {
+    (try? FileManager.default.contentsOfDirectory(atPath: dir + "/keys")) ?? []
+  }
+
+  @Test(.enabled(if: MotoServer.available, "moto_server is not installed (make test installs it)"))
+  func pushesThenRunsSSHWithTheKeyAndWipesIt() throws {
+    defer { cleanup() }
+    let moto = try MotoServer(directory: dir)
+    defer { moto.stop() }
+    var env = moto.environment
+    env["SIXTY_KEY_DIR"] = dir + "/keys"
+    let result = try SixtyBinary.run(
+      [
+        "ssh", "web-1", "-i", dir + "/inventory.yml", "--endpoint", moto.endpoint, "--ssh", dir + "/ssh",
+        "-o", "StrictHostKeyChecking=no", "-J", "bastion", "--ssh-arg", "-v", "--", "uptime", "-p",
+      ], environment: env)
+    #expect(result.status == 7, "\(result.stderr)")
+    #expect(result.stderr.contains("pushed a key for deploy to i-0123456789abcdef0"))
+    let args = recorded
+    try #require(args.count >= 19, "\(args)")
+    #expect(args[0] == "-i" && args[1].hasPrefix(dir + "/keys/sixty-run-"))
+    #expect(
+      Array(args[2...16]) == [
+        "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-J", "bastion", "-o",
+        "StrictHostKeyChecking=no",
+        "-v", "--", "127.0.0.5", "uptime", "-p",
+      ])
+    #expect(args[17] == "mode 600 700")
+    #expect(args[18].hasPrefix("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"))
+    #expect(leftoverKeys().isEmpty, "the key directory was not wiped")
+  }
+
+  @Test(.enabled(if: MotoServer.available, "moto_server is not installed (make test installs it)"))
+  func aRefusedPushNeverRunsSSH() throws {
+    defer { cleanup() }
+    let moto = try MotoServer(directory: dir)
+    defer { moto.stop() }
+    var env = moto.environment
+    env["AWS_SECRET_ACCESS_KEY"] = "wrong"
+    env["SIXTY_KEY_DIR"] = dir + "/keys"
+    let result = try SixtyBinary.run(
+      [
+        "ssh", "ops@i-0abc123def4567890", "--address", "127.0.0.9", "--endpoint", moto.endpoint, "--ssh",
+        dir + "/ssh",
+      ],
+      environment: env)
+    #expect(result.status == 3)
+    #expect(result.stderr.contains("SignatureDoesNotMatch"))
+    #expect(recorded.isEmpty)
+    #expect(leftoverKeys().isEmpty)
+  }
+
+  @Test func badTargetsAreRefusedBeforeAnything() throws {
+    defer { cleanup() }
+    let inventory = dir + "/inventory.yml"
+    let cases: [([String], String)] = [
+      (
+        ["ssh", "web-2", "-i", inventory],
+        "the inventory \(inventory) has no host or instance id 'web-2' (did you mean 'web-1'?)."
+      ),
+      (["ssh", "no-id", "-i", inventory], "the host 'no-id' has no instance_id"),
+      (["ssh", "server-9"], "'server-9' is not an instance id"),
+      (
+        ["ssh", "i-0123456789abcdef0"],
+        "the instance i-0123456789abcdef0 has no known address; pass --address"
+      ),
+      (["ssh", "bad user@web-1", "-i", inventory], "the OS user 'bad user' is not valid"),
+      (["ssh", "i-0123456789abcdef0", "--address", "host;rm -rf /"], "is not a host name or IP address"),
+      (["ssh", "web-1", "-i", inventory, "--port", "0"], "The port 0 is out of range"),
+    ]
+    for (arguments, expected) in cases {
+      let result = try SixtyBinary.run(
+        arguments + ["--ssh", dir + "/ssh", "--endpoint", "http://127.0.0.1:9"],
+        environment: ["SIXTY_KEY_DIR": dir + "/keys"])
+      #expect(result.status == 2, "\(arguments): \(result.stderr)")
+      #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
+    }
+    // A hostile inventory address is refused where the inventory is read, naming the line.
+    let evil = try SixtyBinary.run(
+      ["ssh", "evil", "-i", dir + "/evil.yml", "--ssh", dir + "/ssh", "--endpoint", "http://127.0.0.1:9"],
+      environment: ["SIXTY_KEY_DIR": dir + "/keys"])
+    #expect(evil.status == 2, "\(evil.stderr)")
+    #expect(
+      evil.stderr.contains(
+        "evil.yml:3:14: error: the address '-oProxyCommand=touch /tmp/sixty-pwned' of host 'evil'"))
+    #expect(recorded.isEmpty)
+    #expect(!FileManager.default.fileExists(atPath: "/tmp/sixty-pwned"))
+    #expect(leftoverKeys().isEmpty)
+  }
+}
