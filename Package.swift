@@ -6,6 +6,7 @@ let package = Package(
   platforms: [.macOS(.v14)],
   products: [
     .executable(name: "sixty", targets: ["sixty"]),
+    .executable(name: "sixty-agent", targets: ["sixty-agent"]),
     .library(name: "SixtyCLI", targets: ["SixtyCLI"]),
   ],
   dependencies: [
@@ -46,12 +47,25 @@ let package = Package(
     .target(
       name: "SixtyAudit",
       dependencies: ["SixtyCore", .product(name: "Crypto", package: "swift-crypto")]),
+    // `sixty broker`: the SendSSHPublicKey-compatible server, key store, policy and agent endpoint.
+    .target(
+      name: "SixtyBroker",
+      dependencies: [
+        "SixtyCore", "SixtyAgentCore", "SixtyAudit", "SixtyKeys", "InstanceConnect",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ]),
+    // sshd's AuthorizedKeysCommand: small, fast, fails closed.
+    .executableTarget(name: "sixty-agent", dependencies: ["SixtyAgentCore"]),
     // The command-line interface; each command's run() makes one call into a library.
     .target(
       name: "SixtyCLI",
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
-        "SixtyAudit",
+        "SixtyAudit", "SixtyBroker",
+        .product(name: "Logging", package: "swift-log"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "sixty", dependencies: ["SixtyCLI"]),
@@ -68,6 +82,9 @@ let package = Package(
       resources: [.copy("Resources")]),
     .testTarget(name: "SixtyCLITests", dependencies: ["SixtyCLI"]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
+    .testTarget(
+      name: "SixtyBrokerTests",
+      dependencies: ["SixtyBroker", "SixtyAgentCore", "SixtyAudit", "InstanceConnect", "SixtyKeys"]),
   ],
   swiftLanguageModes: [.v6]
 )

@@ -130,12 +130,13 @@ public final class Broker: Sendable {
       attempt.fingerprint = key.fingerprint
       guard limiter.take(principal.accessKeyID, now: now) else { throw BrokerError.throttled() }
       let expires = now.addingTimeInterval(config.keyTTL.seconds)
+      // Recorded before it takes effect: a key the audit log does not know is never served.
+      try record(attempt, now: now, outcome: "accepted", reason: nil)
       store.add(
         KeyStore.Key(
           line: key.line, fingerprint: key.fingerprint, expiresAt: expires, requestID: requestID,
           principal: principal.accessKeyID, from: host.allowedSources.map(\.description)),
         instance: host.instanceID, user: push.osUser, now: now)
-      try record(attempt, now: now, outcome: "accepted", reason: nil)
       metrics.push(accepted: true, reason: nil)
       let body = "{\"RequestId\":\"\(requestID)\",\"Success\":true}"
       return BrokerResponse(
@@ -221,7 +222,7 @@ public final class Broker: Sendable {
     }
     func refuse(_ status: Int, _ message: String, _ outcome: String) -> BrokerResponse {
       metrics.fetch(outcome: outcome)
-      try? audit?.append(
+      _ = try? audit?.append(
         AuditRecord(
           time: now, event: "agent_fetch", requestID: requestID, principal: nil,
           source: request.remoteAddress,
@@ -252,16 +253,17 @@ public final class Broker: Sendable {
       })
     do {
       let body = try list.signed(with: signingKey)
-      metrics.fetch(outcome: "ok")
-      try? audit?.append(
+      // No audit record, no keys: the trail must be complete.
+      try audit?.append(
         AuditRecord(
           time: now, event: "agent_fetch", requestID: requestID, principal: nil,
           source: request.remoteAddress,
-          instance: instance, osUser: user, fingerprint: keys.map(\.fingerprint).joined(separator: " "),
+          instance: instance, osUser: user, fingerprint: keys.isEmpty ? nil : keys.map(\.fingerprint).joined(separator: " "),
           outcome: "served", reason: "\(keys.count) active key\(keys.count == 1 ? "" : "s")"))
+      metrics.fetch(outcome: "ok")
       return BrokerResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(body))
     } catch {
-      logger.error("signing the key list failed: \(error)")
+      logger.error("serving the key list failed: \(error)")
       return refuse(500, "internal error", "internal")
     }
   }

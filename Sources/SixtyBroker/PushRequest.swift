@@ -1,4 +1,5 @@
 import Foundation
+import InstanceConnect
 
 /// The JSON body of `SendSSHPublicKey`, checked against the service model's constraints.
 struct PushRequest {
@@ -25,14 +26,12 @@ struct PushRequest {
       return value
     }
     let instance = try string("InstanceId")
-    guard (10...32).contains(instance.count), instance.hasPrefix("i-"),
-      instance.dropFirst(2).allSatisfy({ ("0"..."9").contains($0) || ("a"..."f").contains($0) })
-    else {
+    guard InstanceConnectValidation.isInstanceID(instance) else {
       throw BrokerError.invalidArgs(
         "InstanceId must match ^i-[a-f0-9]+$ with 10 to 32 characters.", reason: "bad_instance_id")
     }
     let key = try string("SSHPublicKey")
-    guard (80...4096).contains(key.utf8.count) else {
+    guard InstanceConnectValidation.publicKeyLength.contains(key.utf8.count) else {
       throw BrokerError.invalidArgs(
         "SSHPublicKey must be 80 to 4096 characters long.", reason: "bad_key_length")
     }
@@ -40,60 +39,18 @@ struct PushRequest {
       return PushRequest(instanceID: instance, osUser: "", publicKey: key, availabilityZone: nil)
     }
     let user = try string("InstanceOSUser")
-    guard isValidOSUser(user) else {
+    guard InstanceConnectValidation.isOSUser(user) else {
       throw BrokerError.invalidArgs("InstanceOSUser is not a valid OS user name.", reason: "bad_os_user")
     }
     var zone: String?
     if object["AvailabilityZone"] != nil {
       let value = try string("AvailabilityZone")
-      guard isValidZone(value) else {
+      guard InstanceConnectValidation.isAvailabilityZone(value) else {
         throw BrokerError.invalidArgs(
           "AvailabilityZone is not a valid availability zone name.", reason: "bad_zone")
       }
       zone = value
     }
     return PushRequest(instanceID: instance, osUser: user, publicKey: key, availabilityZone: zone)
-  }
-
-  /// The model's pattern: `^[A-Za-z_][A-Za-z0-9@._-]{0,30}[A-Za-z0-9$_-]?$`, or a name of
-  /// 2–32 characters starting with digits followed by a non-digit.
-  static func isValidOSUser(_ user: String) -> Bool {
-    let chars = Array(user.unicodeScalars)
-    guard (1...32).contains(chars.count), chars.allSatisfy(\.isASCII) else { return false }
-    func middle(_ c: Unicode.Scalar) -> Bool {
-      c.properties.isAlphabetic || ("0"..."9").contains(c) || "@._-".unicodeScalars.contains(c)
-    }
-    func last(_ c: Unicode.Scalar) -> Bool {
-      c.properties.isAlphabetic || ("0"..."9").contains(c) || "$_-".unicodeScalars.contains(c)
-    }
-    let first = chars[0]
-    if first.properties.isAlphabetic || first == "_" {
-      if chars.count == 1 { return true }
-      let body = chars.dropFirst().dropLast()
-      return body.allSatisfy(middle) && (middle(chars.last!) || last(chars.last!)) && body.count <= 30
-    }
-    // Leading digits, then a letter or one of @._-
-    guard chars.count >= 2 else { return false }
-    let digits = chars.prefix { ("0"..."9").contains($0) }
-    guard !digits.isEmpty, digits.count < chars.count else { return false }
-    let next = chars[digits.count]
-    guard next.properties.isAlphabetic || "@._-".unicodeScalars.contains(next) else { return false }
-    let rest = chars[(digits.count + 1)...]
-    guard let tail = rest.last else { return true }
-    return rest.dropLast().allSatisfy(middle) && (middle(tail) || last(tail))
-  }
-
-  /// `^(\w+-){2,3}\d+\w+$`, 6 to 32 characters (e.g. us-east-1a, us-west-2-lax-1a).
-  static func isValidZone(_ zone: String) -> Bool {
-    guard (6...32).contains(zone.count) else { return false }
-    var parts = zone.split(separator: "-", omittingEmptySubsequences: false)
-    guard (3...4).contains(parts.count) else { return false }
-    let lastPart = parts.removeLast()
-    func word(_ s: Substring) -> Bool {
-      !s.isEmpty && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
-    }
-    guard parts.allSatisfy(word), word(lastPart), let f = lastPart.first, f.isNumber else { return false }
-    let digits = lastPart.prefix { $0.isNumber }
-    return digits.count < lastPart.count
   }
 }

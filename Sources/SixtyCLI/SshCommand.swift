@@ -213,7 +213,12 @@ struct SshCommand: AsyncParsableCommand {
     sigaddset(&defaults, SIGQUIT)
     posix_spawnattr_setsigdefault(&attributes, &defaults)
     posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
-    let result = posix_spawnp(&pid, program, nil, &attributes, argv, environ)
+    var result = posix_spawnp(&pid, program, nil, &attributes, argv, environ)
+    // A program that was just written may still be open for writing elsewhere for a moment.
+    for _ in 0..<20 where result == ETXTBSY {
+      usleep(50_000)
+      result = posix_spawnp(&pid, program, nil, &attributes, argv, environ)
+    }
     guard result == 0 else {
       throw CLIError(
         "cannot run '\(program)': \(String(cString: strerror(result))). Is the OpenSSH client installed?",

@@ -2,36 +2,46 @@ import Foundation
 
 /// A background process started by a test and stopped by its pid.
 final class LocalProcess: @unchecked Sendable {
-  let process: Process
+  let pid: pid_t
   let logPath: String
+  // `lock` protects `exited`.
+  private let lock = NSLock()
+  private var exited = false
 
-  init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], logPath: String)
-    throws
-  {
-    process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
+  init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], logPath: String) throws {
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
-    process.environment = env
-    _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-    let log = FileHandle(forWritingAtPath: logPath)!
-    process.standardOutput = log
-    process.standardError = log
-    process.standardInput = FileHandle.nullDevice
+    let fd = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw Spawn.Failure(description: "cannot create \(logPath)") }
+    defer { close(fd) }
     self.logPath = logPath
-    try process.run()
+    pid = try Spawn.lock.withLock {
+      try Spawn.start(executable, arguments, environment: env, directory: nil, stdout: fd, stderr: fd)
+    }
   }
 
-  var pid: Int32 { process.processIdentifier }
+  var isRunning: Bool {
+    lock.withLock {
+      if exited { return false }
+      var status: Int32 = 0
+      if waitpid(pid, &status, WNOHANG) == pid { exited = true }
+      return !exited
+    }
+  }
 
-  /// SIGTERM, then SIGKILL after a grace period.
+  /// SIGTERM, then SIGKILL after a grace period; always reaped.
   func stop() {
-    guard process.isRunning else { return }
+    guard isRunning else { return }
     kill(pid, SIGTERM)
-    for _ in 0..<50 where process.isRunning { usleep(100_000) }
-    if process.isRunning { kill(pid, SIGKILL) }
-    process.waitUntilExit()
+    for _ in 0..<50 where isRunning { usleep(100_000) }
+    if isRunning {
+      kill(pid, SIGKILL)
+      lock.withLock {
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        exited = true
+      }
+    }
   }
 
   deinit { stop() }

@@ -53,39 +53,3 @@ import Testing
     #expect(lines.count > 2 && lines[2].hasPrefix("expires: "))
   }
 }
-
-/// Runs a program to completion, draining stdout and stderr concurrently.
-func runProgram(
-  _ path: String, _ arguments: [String], directory: URL? = nil, environment: [String: String]? = nil
-) throws -> (status: Int32, stdout: String, stderr: String) {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: path)
-  process.arguments = arguments
-  if let directory { process.currentDirectoryURL = directory }
-  if let environment { process.environment = environment }
-  let out = Pipe()
-  let err = Pipe()
-  process.standardOutput = out
-  process.standardError = err
-  process.standardInput = FileHandle.nullDevice
-  try process.run()
-  nonisolated(unsafe) var stdout = Data()
-  nonisolated(unsafe) var stderr = Data()
-  let group = DispatchGroup()
-  group.enter()
-  DispatchQueue.global().async {
-    stdout = out.fileHandleForReading.readDataToEndOfFile()
-    group.leave()
-  }
-  group.enter()
-  DispatchQueue.global().async {
-    stderr = err.fileHandleForReading.readDataToEndOfFile()
-    group.leave()
-  }
-  group.wait()
-  process.waitUntilExit()
-  return (
-    process.terminationStatus, String(decoding: stdout, as: UTF8.self),
-    String(decoding: stderr, as: UTF8.self)
-  )
-}

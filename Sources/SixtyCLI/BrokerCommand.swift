@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SixtyBroker
+import SixtyCore
+
+struct BrokerCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "broker",
+    abstract: "The self-hosted Instance Connect service.",
+    subcommands: [Serve.self, PublicKey.self])
+
+  static func load(_ path: String) throws -> BrokerConfig {
+    let (config, diagnostics) = BrokerConfig.load(path: path)
+    printDiagnostics(diagnostics)
+    guard let config else { throw CLIError("the broker configuration \(path) has errors (above).", code: 2) }
+    return config
+  }
+
+  struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Serve SendSSHPublicKey (as AWS does) and signed key lists for sixty-agent.",
+      discussion: """
+        Listens where broker.yml says (default 127.0.0.1:8600). Logs one line per event to standard \
+        error; SIGTERM or SIGINT stops accepting connections and finishes requests in flight.
+        """)
+
+    @Option(name: .long, help: "The broker configuration (YAML).")
+    var config: String
+
+    @Option(name: .long, help: "Override 'listen' (HOST:PORT; port 0 picks a free one).")
+    var listen: String?
+
+    @Option(name: .long, help: "Write the bound port to this file once listening (for scripts and tests).")
+    var portFile: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: String = "info"
+
+    func run() async throws {
+      var config = try BrokerCommand.load(self.config)
+      if let listen {
+        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
+          (0...65535).contains(port)
+        else {
+          throw CLIError("--listen '\(listen)' is not HOST:PORT, like 127.0.0.1:8600.", code: 2)
+        }
+        config.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        config.port = port
+      }
+      guard let level = Logger.Level(rawValue: logLevel) else {
+        throw CLIError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error.", code: 2)
+      }
+      var logger = Logger(label: "sixty.broker")
+      logger.logLevel = level
+      let portFile = self.portFile
+      let host = config.host
+      let log = logger
+      do {
+        try await BrokerServer.run(config: config, logger: logger) { port in
+          log.info("listening on \(host):\(port)")
+          if let portFile {
+            try? "\(port)\n".write(toFile: portFile, atomically: true, encoding: .utf8)
+          }
+        }
+      } catch let error as BrokerStartError {
+        throw CLIError(error.description, code: 2)
+      }
+    }
+  }
+
+  struct PublicKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "public-key",
+      abstract: "Print the broker's signing public key (base64), for agents' broker_public_key.",
+      discussion: "Creates the signing key file (0600) named by signing_key_file when it does not exist yet.")
+
+    @Option(name: .long, help: "The broker configuration (YAML).")
+    var config: String
+
+    func run() async throws {
+      let config = try BrokerCommand.load(self.config)
+      guard let path = config.signingKeyFile else {
+        throw CLIError(
+          "\(self.config) has no signing_key_file; without one the broker makes a new key at each start and agents cannot pin it.",
+          code: 2)
+      }
+      do {
+        print(BrokerServer.publicKeyText(try BrokerServer.signingKey(path: path)))
+      } catch let error as BrokerStartError {
+        throw CLIError(error.description, code: 2)
+      }
+    }
+  }
+}

@@ -1,0 +1,296 @@
+import Crypto
+import Foundation
+import InstanceConnect
+import SixtyAgentCore
+import SixtyAudit
+import SixtyKeys
+import Testing
+
+@testable import SixtyBroker
+
+/// A clock the test moves by hand.
+final class TestClock: @unchecked Sendable {
+  private let lock = NSLock()
+  private var current: Date
+  init(_ start: Date) { current = start }
+  var now: Date { lock.withLock { current } }
+  func advance(_ seconds: TimeInterval) { lock.withLock { current = current.addingTimeInterval(seconds) } }
+}
+
+@Suite struct BrokerTests {
+  static let keyID = "AKIDBROKERTEST01"
+  static let secret = "broker-test-secret-0123456789"
+  static let web = "i-0000000000000001"
+  static let db = "i-0000000000000002"
+  static let token = "agent-token-web-1-0123456789"
+
+  let directory: String
+  let clock = TestClock(Date(timeIntervalSince1970: 1_795_000_000))
+  let signingKey = Curve25519.Signing.PrivateKey()
+  let key = try! SSHKeyPair.generate(.ed25519, comment: "test")
+
+  init() throws {
+    directory = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-broker-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+  }
+
+  func broker(burst: Int = 100, extra: String = "") throws -> Broker {
+    let yaml = """
+      key_ttl: 60s
+      principals:
+        deploy:
+          access_key_id: \(Self.keyID)
+          secret: \(Self.secret)
+          hosts: [role=web]
+          users: [ops, deploy]
+          rate: {per_second: 1, burst: \(burst)}
+      groups:
+        lab: {allowed_sources: [127.0.0.0/8, "::1"]}
+      hosts:
+        \(Self.web): {name: web-1, zone: us-east-1a, tags: {role: web}, group: lab, token: \(Self.token)}
+        \(Self.db): {name: db-1, tags: {role: db}, token: agent-token-db-1-0123456789}
+      \(extra)
+      """
+    let path = directory + "/broker.yml"
+    try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+    let (config, diagnostics) = BrokerConfig.load(path: path)
+    let loaded = try #require(config, "\(diagnostics.map(\.description))")
+    let audit = try AuditLog(path: directory + "/audit.jsonl")
+    let clock = self.clock
+    return Broker(config: loaded, signingKey: signingKey, audit: audit, clock: { clock.now })
+  }
+
+  func pushBody(
+    instance: String = web, user: String = "ops", key publicKey: String? = nil, zone: String? = nil
+  ) -> [UInt8] {
+    var object: [String: String] = [
+      "InstanceId": instance, "InstanceOSUser": user, "SSHPublicKey": publicKey ?? key.authorizedKey,
+    ]
+    if let zone { object["AvailabilityZone"] = zone }
+    return Array(try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+  }
+
+  func request(
+    _ body: [UInt8], operation: String = "SendSSHPublicKey", keyID: String = keyID, secret: String = secret,
+    signedAt: Date? = nil, service: String = "ec2-instance-connect", sign: Bool = true
+  ) -> BrokerRequest {
+    var signed = SigV4Request(
+      method: "POST", path: "/",
+      headers: [
+        ("Host", "127.0.0.1:8600"), ("Content-Type", "application/x-amz-json-1.1"),
+        ("X-Amz-Target", "AWSEC2InstanceConnectService.\(operation)"),
+      ], body: body)
+    if sign {
+      SigV4.sign(
+        &signed, credentials: AWSCredentials(accessKeyID: keyID, secretAccessKey: secret, source: "test"),
+        region: "us-east-1", service: service, date: signedAt ?? clock.now)
+    }
+    return BrokerRequest(
+      method: "POST", path: "/", headers: signed.headers, body: body, remoteAddress: "127.0.0.1")
+  }
+
+  func error(_ response: BrokerResponse) -> (type: String, message: String)? {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String] else {
+      return nil
+    }
+    return (object["__type"] ?? "", object["message"] ?? "")
+  }
+
+  func fetch(_ broker: Broker, instance: String = web, user: String = "ops", token: String = token)
+    -> BrokerResponse
+  {
+    broker.handle(
+      BrokerRequest(
+        method: "GET", path: "/agent/v1/keys", query: "instance_id=\(instance)&user=\(user)",
+        headers: [("Authorization", "Bearer \(token)")], body: [], remoteAddress: "127.0.0.1"))
+  }
+
+  @Test func anAcceptedPushIsServedSignedToTheAgentUntilTheTTL() throws {
+    let broker = try broker()
+    let response = broker.handle(request(pushBody(zone: "us-east-1a")))
+    #expect(response.status == 200)
+    let object = try #require(JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+    #expect(object["Success"] as? Bool == true)
+    let requestID = try #require(object["RequestId"] as? String)
+    #expect(response.headers.contains { $0.name == "x-amzn-RequestId" && $0.value == requestID })
+
+    let served = fetch(broker)
+    #expect(served.status == 200)
+    let list = try SignedKeyList.verify(
+      Data(served.body), publicKey: signingKey.publicKey, instanceID: Self.web, osUser: "ops", now: clock.now)
+    #expect(list.keys.count == 1)
+    #expect(list.keys.first?.requestID == requestID)
+    #expect(list.keys.first?.principal == Self.keyID)
+    #expect(list.keys.first?.expiresAt == Int64(clock.now.timeIntervalSince1970) + 60)
+    #expect(
+      list.authorizedKeysLines(now: clock.now) == [
+        "expiry-time=\"\(SignedKeyList.expiryTime(Int64(clock.now.timeIntervalSince1970) + 60))\",from=\"127.0.0.0/8,::1\" \(key.authorizedKey.split(separator: " ").prefix(2).joined(separator: " "))"
+      ])
+    // Another user's list is empty; a different host's token is refused.
+    let other = fetch(broker, user: "deploy")
+    #expect(
+      try SignedKeyList.verify(
+        Data(other.body), publicKey: signingKey.publicKey, instanceID: Self.web, osUser: "deploy", now: clock.now
+      ).keys.isEmpty)
+    #expect(fetch(broker, token: "agent-token-db-1-0123456789").status == 401)
+    #expect(fetch(broker, instance: "i-00000000000000ff").status == 404)
+
+    clock.advance(59)
+    #expect(broker.store.count(now: clock.now) == 1)
+    clock.advance(1)
+    #expect(broker.store.count(now: clock.now) == 0)
+    let later = try SignedKeyList.verify(
+      Data(fetch(broker).body), publicKey: signingKey.publicKey, instanceID: Self.web, osUser: "ops", now: clock.now)
+    #expect(later.keys.isEmpty)
+    #expect(broker.store.purge(now: clock.now) == 0)
+  }
+
+  @Test func severalKeysMayBeActiveForOneHostAndUser() throws {
+    let broker = try broker()
+    let second = try SSHKeyPair.generate(.ed25519, comment: "second")
+    #expect(broker.handle(request(pushBody())).status == 200)
+    clock.advance(30)
+    #expect(broker.handle(request(pushBody(key: second.authorizedKey))).status == 200)
+    #expect(broker.store.active(instance: Self.web, user: "ops", now: clock.now).count == 2)
+    clock.advance(31)
+    #expect(broker.store.active(instance: Self.web, user: "ops", now: clock.now).map(\.fingerprint) == [second.fingerprint])
+  }
+
+  @Test func signaturesAreChecked() throws {
+    let broker = try broker()
+    let body = pushBody()
+    let cases: [(BrokerRequest, Int, String, String)] = [
+      (request(body, secret: "wrong"), 403, "InvalidSignatureException", "does not match"),
+      (request(body, keyID: "AKIDUNKNOWN000001"), 403, "UnrecognizedClientException", "security token"),
+      (request(body, sign: false), 403, "MissingAuthenticationTokenException", "not signed"),
+      (request(body, signedAt: clock.now.addingTimeInterval(-301)), 403, "InvalidSignatureException", "Signature expired"),
+      (request(body, signedAt: clock.now.addingTimeInterval(301)), 403, "InvalidSignatureException", "Signature expired"),
+      (request(body, service: "ec2"), 403, "InvalidSignatureException", "scoped to correct service"),
+    ]
+    for (request, status, type, fragment) in cases {
+      let response = broker.handle(request)
+      #expect(response.status == status)
+      let decoded = try #require(error(response))
+      #expect(decoded.type == type)
+      #expect(decoded.message.contains(fragment), "\(decoded.message)")
+      #expect(!decoded.message.contains(Self.secret))
+    }
+    // Within five minutes either way is fine.
+    #expect(broker.handle(request(body, signedAt: clock.now.addingTimeInterval(-299))).status == 200)
+    // A body changed after signing is caught.
+    var tampered = request(body)
+    tampered.body = pushBody(user: "deploy")
+    #expect(error(broker.handle(tampered))?.type == "InvalidSignatureException")
+    // A malformed Authorization header.
+    var malformed = request(body)
+    malformed.headers = malformed.headers.map {
+      $0.name == "Authorization" ? ($0.name, "AWS4-HMAC-SHA256 Credential=x") : $0
+    }
+    #expect(error(broker.handle(malformed))?.type == "IncompleteSignatureException")
+  }
+
+  @Test(arguments: [
+    ("options prefix", "command=\"/bin/sh\" KEY", "options prefix"),
+    ("newline inside", "KEY\nKEY", "newline"),
+    ("NUL", "KEY\u{0}", "control character"),
+    ("two keys on one line", "KEY KEY", "second key"),
+    ("bad base64", "ssh-ed25519 AAAA!!!!AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "base64"),
+    ("unsupported type", "ssh-dss AAAAB3NzaC1kc3MAAACBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "not supported"),
+    ("comment with a control character", "KEY bad\u{7}comment", "control character"),
+  ])
+  func badKeysAreInvalidArgs(name: String, template: String, fragment: String) throws {
+    let broker = try broker()
+    let bare = key.authorizedKey.split(separator: " ").prefix(2).joined(separator: " ")
+    let text = template.replacingOccurrences(of: "KEY", with: bare)
+    let response = broker.handle(request(pushBody(key: text)))
+    #expect(response.status == 400, "\(name)")
+    let decoded = try #require(error(response))
+    #expect(decoded.type == "InvalidArgsException", "\(name)")
+    #expect(decoded.message.contains(fragment), "\(name): \(decoded.message)")
+    #expect(broker.store.count(now: clock.now) == 0)
+  }
+
+  @Test func aTrailingNewlineIsAcceptedAsAWSDoes() throws {
+    let broker = try broker()
+    #expect(broker.handle(request(pushBody(key: key.authorizedKey + "\n"))).status == 200)
+  }
+
+  @Test func requestsAreValidatedLikeTheServiceModel() throws {
+    let broker = try broker()
+    let cases: [([UInt8], String, String)] = [
+      (pushBody(instance: "i-XYZ"), "InvalidArgsException", "InstanceId"),
+      (pushBody(user: "-oProxyCommand"), "InvalidArgsException", "InstanceOSUser"),
+      (pushBody(zone: "moon"), "InvalidArgsException", "AvailabilityZone"),
+      (pushBody(zone: "us-east-1b"), "InvalidArgsException", "us-east-1a"),
+      (pushBody(key: "ssh-ed25519 AAAA"), "InvalidArgsException", "80 to 4096"),
+      (Array("not json".utf8), "InvalidArgsException", "JSON"),
+      (Array("{\"InstanceId\":\"i-0000000000000001\",\"Extra\":1}".utf8), "InvalidArgsException", "Unknown parameter"),
+      (pushBody(instance: "i-00000000000000ff"), "EC2InstanceNotFoundException", "i-00000000000000ff"),
+    ]
+    for (body, type, fragment) in cases {
+      let decoded = try #require(error(broker.handle(request(body))))
+      #expect(decoded.type == type, "\(String(decoding: body, as: UTF8.self))")
+      #expect(decoded.message.contains(fragment), "\(decoded.message)")
+    }
+    let serial = broker.handle(
+      request(
+        Array("{\"InstanceId\":\"\(Self.web)\",\"SSHPublicKey\":\"\(key.authorizedKey)\"}".utf8),
+        operation: "SendSerialConsoleSSHPublicKey"))
+    #expect(error(serial)?.type == "SerialConsoleSessionUnsupportedException")
+    let unknown = broker.handle(request(pushBody(), operation: "DeleteEverything"))
+    #expect(error(unknown)?.type == "UnknownOperationException")
+  }
+
+  @Test func principalsAreHeldToTheirHostsAndUsers() throws {
+    let broker = try broker()
+    let host = try #require(error(broker.handle(request(pushBody(instance: Self.db)))))
+    #expect(host.type == "AuthException")
+    #expect(host.message.contains("instance \(Self.db)"))
+    let user = try #require(error(broker.handle(request(pushBody(user: "root")))))
+    #expect(user.type == "AuthException")
+    #expect(user.message.contains("OS user root"))
+  }
+
+  @Test func pushesAreRateLimitedPerPrincipal() throws {
+    let broker = try broker(burst: 2)
+    #expect(broker.handle(request(pushBody())).status == 200)
+    #expect(broker.handle(request(pushBody())).status == 200)
+    let third = broker.handle(request(pushBody()))
+    #expect(third.status == 400)
+    #expect(error(third)?.type == "ThrottlingException")
+    clock.advance(1)  // one token per second
+    #expect(broker.handle(request(pushBody())).status == 200)
+  }
+
+  @Test func everyPushAndFetchIsAuditedInAChain() throws {
+    let broker = try broker()
+    _ = broker.handle(request(pushBody()))
+    _ = broker.handle(request(pushBody(), secret: "wrong"))
+    _ = fetch(broker)
+    _ = fetch(broker, token: "nope-nope-nope-nope")
+    let summary = try AuditVerifier.verify(path: directory + "/audit.jsonl")
+    #expect(summary.records == 4)
+    let shown = try AuditVerifier.show(path: directory + "/audit.jsonl")
+    #expect(shown[0].contains("push accepted") && shown[0].contains(key.fingerprint))
+    #expect(shown[1].contains("push refused") && shown[1].contains("InvalidSignatureException"))
+    #expect(shown[2].contains("agent_fetch served") && shown[2].contains(key.fingerprint))
+    #expect(shown[3].contains("agent_fetch refused"))
+    let raw = try String(contentsOfFile: directory + "/audit.jsonl", encoding: .utf8)
+    #expect(!raw.contains(Self.secret) && !raw.contains(Self.token))
+  }
+
+  @Test func metricsCountPushesRefusalsAndKeys() throws {
+    let broker = try broker()
+    _ = broker.handle(request(pushBody()))
+    _ = broker.handle(request(pushBody(user: "root")))
+    let text = String(
+      decoding: broker.handle(BrokerRequest(method: "GET", path: "/metrics", headers: [], body: [], remoteAddress: nil)).body,
+      as: UTF8.self)
+    #expect(text.contains("sixty_broker_pushes_total{outcome=\"accepted\"} 1"))
+    #expect(text.contains("sixty_broker_refusals_total{reason=\"user_not_allowed\"} 1"))
+    #expect(text.contains("sixty_broker_active_keys 1"))
+    #expect(text.contains("sixty_broker_request_seconds_count 2"))
+    let health = broker.handle(BrokerRequest(method: "GET", path: "/healthz", headers: [], body: [], remoteAddress: nil))
+    #expect(health.status == 200)
+  }
+}

@@ -1,0 +1,193 @@
+import Foundation
+
+/// A real `sixty broker` and real `sshd` processes on loopback, each sshd with its own config,
+/// host key and pid, its AuthorizedKeysCommand the built `sixty-agent`. Everything is stopped by
+/// pid in `stop()`.
+final class LocalFleet: @unchecked Sendable {
+  struct Host {
+    var instanceID: String
+    var name: String
+    var address: String
+    var port: Int
+    var sshd: LocalProcess
+    var directory: String
+  }
+
+  let directory: String
+  let broker: LocalProcess
+  let brokerPort: Int
+  var hosts: [Host] = []
+  let user: String
+  var endpoint: String { "http://127.0.0.1:\(brokerPort)" }
+  var auditPath: String { directory + "/audit.jsonl" }
+
+  static let accessKeyID = "AKIDSIXTYTESTDEPLOY1"
+  static let secret = "test-secret-0123456789abcdefghij"
+  static let limitedKeyID = "AKIDSIXTYTESTLIMITED"
+  static let limitedSecret = "limited-secret-0123456789abcdef"
+
+  static var canRun: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") }
+
+  static var agentPath: String {
+    URL(fileURLWithPath: SixtyBinary.path).deletingLastPathComponent().appendingPathComponent("sixty-agent").path
+  }
+
+  /// The user sshd logs in (root when the tests run as root, otherwise the current user).
+  static var currentUser: String {
+    guard let entry = getpwuid(getuid()) else { return "root" }
+    return String(cString: entry.pointee.pw_name)
+  }
+
+  /// - Parameters:
+  ///   - count: how many sshd hosts.
+  ///   - ttl: the broker's key TTL.
+  ///   - allowedSources: `allowed_sources` of the hosts' group.
+  init(count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"]) throws {
+    directory = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(
+      atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
+    user = LocalFleet.currentUser
+    var hostEntries = ""
+    var planned: [(String, String, String, Int, String)] = []
+    for index in 1...count {
+      let id = String(format: "i-%016x", index)
+      let token = "agent-token-\(UUID().uuidString)"
+      let port = LocalProcess.freePort()
+      planned.append((id, "web-\(index)", "127.0.0.1", port, token))
+      hostEntries += "  \(id): {name: web-\(index), tags: {role: web}, group: lab, token: \(token)}\n"
+    }
+    let config = """
+      listen: 127.0.0.1:0
+      key_ttl: \(ttl)
+      signing_key_file: \(directory)/signing.key
+      audit_log: \(directory)/audit.jsonl
+      principals:
+        deploy:
+          access_key_id: \(LocalFleet.accessKeyID)
+          secret: \(LocalFleet.secret)
+          hosts: [role=web]
+          users: ["*"]
+          rate: {per_second: 1000, burst: 1000}
+        limited:
+          access_key_id: \(LocalFleet.limitedKeyID)
+          secret: \(LocalFleet.limitedSecret)
+          hosts: [web-1]
+          users: [nobody-else]
+      groups:
+        lab: {allowed_sources: [\(allowedSources.joined(separator: ", "))]}
+      hosts:
+      \(hostEntries)
+      """
+    try config.write(toFile: directory + "/broker.yml", atomically: true, encoding: .utf8)
+    let publicKey = try runProgram(SixtyBinary.path, ["broker", "public-key", "--config", directory + "/broker.yml"])
+    guard publicKey.status == 0 else { throw MotoServer.Failure("broker public-key failed: \(publicKey.stderr)") }
+    let brokerKey = publicKey.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    broker = try LocalProcess(
+      SixtyBinary.path,
+      ["broker", "serve", "--config", directory + "/broker.yml", "--port-file", directory + "/broker.port"],
+      logPath: directory + "/broker.log")
+    var port: Int?
+    for _ in 0..<200 {
+      if let text = try? String(contentsOfFile: directory + "/broker.port", encoding: .utf8),
+        let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+      {
+        port = value
+        break
+      }
+      usleep(50_000)
+    }
+    guard let port else {
+      broker.stop()
+      throw MotoServer.Failure("the broker did not start: \(broker.log)")
+    }
+    brokerPort = port
+    let agentUser = getuid() == 0 ? "nobody" : user
+    do {
+      for (id, name, address, sshPort, token) in planned {
+        let dir = directory + "/" + name
+        try FileManager.default.createDirectory(
+          atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let keygen = try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_key"])
+        guard keygen.status == 0 else { throw MotoServer.Failure("ssh-keygen failed: \(keygen.stderr)") }
+        let agentConfig = """
+          broker: http://127.0.0.1:\(port)
+          instance_id: \(id)
+          token: \(token)
+          broker_public_key: \(brokerKey)
+          timeout: 3s
+          syslog: false
+          """
+        try agentConfig.write(toFile: dir + "/agent.yml", atomically: true, encoding: .utf8)
+        chmod(dir + "/agent.yml", 0o644)
+        try "exec \(LocalFleet.agentPath) --config \(dir)/agent.yml \"$@\"\n".write(
+          toFile: dir + "/agent.sh", atomically: true, encoding: .utf8)
+        chmod(dir + "/agent.sh", 0o755)
+        let sshdConfig = """
+          Port \(sshPort)
+          ListenAddress \(address)
+          HostKey \(dir)/host_key
+          PidFile \(dir)/sshd.pid
+          AuthorizedKeysFile none
+          AuthorizedKeysCommand /bin/sh \(dir)/agent.sh %u %f
+          AuthorizedKeysCommandUser \(agentUser)
+          PubkeyAuthentication yes
+          PasswordAuthentication no
+          KbdInteractiveAuthentication no
+          PermitRootLogin prohibit-password
+          UsePAM no
+          StrictModes no
+          MaxStartups 200:30:400
+          MaxSessions 64
+          LogLevel VERBOSE
+          """
+        try sshdConfig.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
+        let sshd = try LocalProcess(
+          "/usr/sbin/sshd", ["-D", "-e", "-f", dir + "/sshd_config"], logPath: dir + "/sshd.log")
+        hosts.append(Host(instanceID: id, name: name, address: address, port: sshPort, sshd: sshd, directory: dir))
+      }
+      for host in hosts where !LocalProcess.waitForPort(host.port) {
+        throw MotoServer.Failure("sshd for \(host.name) did not start: \(host.sshd.log)")
+      }
+    } catch {
+      stop()
+      throw error
+    }
+  }
+
+  /// An inventory listing the fleet's hosts.
+  func writeInventory() throws -> String {
+    var text = "hosts:\n"
+    for host in hosts {
+      text +=
+        "  \(host.name):\n    address: \(host.address)\n    port: \(host.port)\n    user: \(user)\n    instance_id: \(host.instanceID)\n    tags: {role: web}\n"
+    }
+    let path = directory + "/inventory.yml"
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  /// Environment for `aws`/`sixty` to sign as `deploy`.
+  var environment: [String: String] {
+    [
+      "AWS_ACCESS_KEY_ID": LocalFleet.accessKeyID, "AWS_SECRET_ACCESS_KEY": LocalFleet.secret,
+      "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "",
+    ]
+  }
+
+  /// `ssh` options for a test login: no known-hosts, no agent, no config file, fail fast.
+  func sshArguments(_ host: Host, key: String, extra: [String] = []) -> [String] {
+    [
+      "-F", "/dev/null", "-i", key, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o",
+      "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o",
+      "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-p", String(host.port),
+    ] + extra + ["\(user)@\(host.address)"]
+  }
+
+  func stop() {
+    for host in hosts { host.sshd.stop() }
+    broker.stop()
+  }
+
+  func remove() { try? FileManager.default.removeItem(atPath: directory) }
+}
