@@ -1,7 +1,7 @@
 # Sixty: the two set-up commands are `make demo` and `make test`.
 SWIFT ?= swift
 .DEFAULT_GOAL := build
-.PHONY: deps build release test demo bench bench-plan format clean
+.PHONY: deps build release test demo bench bench-plan bench-broker format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -11,6 +11,7 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release --scratch-path .build-release --product sixty
+	$(SWIFT) build -c release --scratch-path .build-release --product sixty-bench
 
 test: deps
 	$(SWIFT) build --build-tests
@@ -20,7 +21,10 @@ demo: build
 	@echo "The demo needs the runner (sixty run), which is not built yet. Meanwhile, preview a playbook:"
 	.build/debug/sixty plan playbooks/rolling-restart.yml -i playbooks/inventory.yml
 
-bench: bench-plan
+bench: bench-plan bench-broker
+
+bench-broker: release
+	bench/broker-load.sh
 
 bench-plan: release
 	bench/plan-scale.sh

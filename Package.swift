@@ -69,6 +69,8 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "sixty", dependencies: ["SixtyCLI"]),
+    // The load generator behind bench/broker-load.sh.
+    .executableTarget(name: "sixty-bench", dependencies: ["InstanceConnect", "SixtyKeys"], path: "bench/Sources/sixty-bench"),
 
     .testTarget(name: "SixtyCoreTests", dependencies: ["SixtyCore"]),
     .testTarget(

@@ -9,13 +9,16 @@ final class LocalFleet: @unchecked Sendable {
     var name: String
     var address: String
     var port: Int
-    var sshd: LocalProcess
+    var sshd: LocalProcess?
+    var token: String
     var directory: String
+    var sshLog: String { sshd?.log ?? "" }
   }
 
   let directory: String
   let broker: LocalProcess
   let brokerPort: Int
+  let brokerPublicKey: String
   var hosts: [Host] = []
   let user: String
   var endpoint: String { "http://127.0.0.1:\(brokerPort)" }
@@ -42,7 +45,8 @@ final class LocalFleet: @unchecked Sendable {
   ///   - count: how many sshd hosts.
   ///   - ttl: the broker's key TTL.
   ///   - allowedSources: `allowed_sources` of the hosts' group.
-  init(count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"]) throws {
+  ///   - startSSHD: false to run only the broker (agent tests).
+  init(count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true) throws {
     directory = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(
       atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
@@ -50,7 +54,7 @@ final class LocalFleet: @unchecked Sendable {
     user = LocalFleet.currentUser
     var hostEntries = ""
     var planned: [(String, String, String, Int, String)] = []
-    for index in 1...count {
+    for index in stride(from: 1, through: count, by: 1) {
       let id = String(format: "i-%016x", index)
       let token = "agent-token-\(UUID().uuidString)"
       let port = LocalProcess.freePort()
@@ -83,6 +87,7 @@ final class LocalFleet: @unchecked Sendable {
     let publicKey = try runProgram(SixtyBinary.path, ["broker", "public-key", "--config", directory + "/broker.yml"])
     guard publicKey.status == 0 else { throw MotoServer.Failure("broker public-key failed: \(publicKey.stderr)") }
     let brokerKey = publicKey.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    brokerPublicKey = brokerKey
     broker = try LocalProcess(
       SixtyBinary.path,
       ["broker", "serve", "--config", directory + "/broker.yml", "--port-file", directory + "/broker.port"],
@@ -142,12 +147,15 @@ final class LocalFleet: @unchecked Sendable {
           LogLevel VERBOSE
           """
         try sshdConfig.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
-        let sshd = try LocalProcess(
-          "/usr/sbin/sshd", ["-D", "-e", "-f", dir + "/sshd_config"], logPath: dir + "/sshd.log")
-        hosts.append(Host(instanceID: id, name: name, address: address, port: sshPort, sshd: sshd, directory: dir))
+        let sshd =
+          startSSHD
+          ? try LocalProcess("/usr/sbin/sshd", ["-D", "-e", "-f", dir + "/sshd_config"], logPath: dir + "/sshd.log")
+          : nil
+        hosts.append(
+          Host(instanceID: id, name: name, address: address, port: sshPort, sshd: sshd, token: token, directory: dir))
       }
-      for host in hosts where !LocalProcess.waitForPort(host.port) {
-        throw MotoServer.Failure("sshd for \(host.name) did not start: \(host.sshd.log)")
+      for host in hosts where startSSHD && !LocalProcess.waitForPort(host.port) {
+        throw MotoServer.Failure("sshd for \(host.name) did not start: \(host.sshd?.log ?? "")")
       }
     } catch {
       stop()
@@ -185,7 +193,7 @@ final class LocalFleet: @unchecked Sendable {
   }
 
   func stop() {
-    for host in hosts { host.sshd.stop() }
+    for host in hosts { host.sshd?.stop() }
     broker.stop()
   }
 

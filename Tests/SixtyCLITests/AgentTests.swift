@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+
+/// `sixty-agent` as sshd runs it: keys only from a verified, fresh, matching list; nothing at all
+/// (and a non-zero exit) on any error.
+@Suite(.serialized) struct AgentTests {
+  func agent(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String, seconds: Double) {
+    let start = Date()
+    let result = try runProgram(LocalFleet.agentPath, arguments)
+    return (result.status, result.stdout, result.stderr, Date().timeIntervalSince(start))
+  }
+
+  func writeConfig(_ fleet: LocalFleet, broker: String? = nil, key: String? = nil, token: String? = nil, extra: String = "")
+    throws -> String
+  {
+    let host = fleet.hosts[0]
+    let path = fleet.directory + "/agent-\(UUID().uuidString).yml"
+    try """
+      # test agent
+      broker: \(broker ?? fleet.endpoint)
+      instance_id: \(host.instanceID)
+      token: "\(token ?? host.token)"
+      broker_public_key: \(key ?? fleet.brokerPublicKey)
+      syslog: false
+      \(extra)
+      """.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  func push(_ fleet: LocalFleet, key: String, user: String) throws {
+    let result = try SixtyBinary.run(
+      [
+        "push", "--instance-id", fleet.hosts[0].instanceID, "--os-user", user, "--public-key", key,
+        "--endpoint", fleet.endpoint,
+      ], environment: fleet.environment)
+    #expect(result.status == 0, "\(result.stderr)")
+  }
+
+  @Test func printsVerifiedKeysAndFailsClosed() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let keyPath = fleet.directory + "/k"
+    #expect(try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyPath]).status == 0)
+    try push(fleet, key: keyPath + ".pub", user: "ops")
+    let fingerprint = try runProgram("/usr/bin/ssh-keygen", ["-lf", keyPath + ".pub"]).stdout.split(separator: " ")[1]
+    let config = try writeConfig(fleet)
+
+    let ok = try agent(["ops", String(fingerprint), "--config", config])
+    #expect(ok.status == 0, "\(ok.stderr)")
+    let publicKey = try String(contentsOfFile: keyPath + ".pub", encoding: .utf8).split(separator: " ").prefix(2)
+      .joined(separator: " ")
+    let lines = ok.stdout.split(separator: "\n")
+    #expect(lines.count == 1)
+    #expect(lines.first?.hasPrefix("expiry-time=\"") == true)
+    #expect(lines.first?.hasSuffix("Z\",from=\"127.0.0.0/8\" \(publicKey)") == true)
+    #expect(ok.stderr.contains("offered key \(fingerprint) for ops"))
+    // Without a fingerprint: every active key; another fingerprint or user: none.
+    #expect(try agent(["ops", "--config", config]).stdout == ok.stdout)
+    let other = try agent(["ops", "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "--config", config])
+    #expect(other.status == 0 && other.stdout.isEmpty)
+    let nobody = try agent(["deploy", "--config", config])
+    #expect(nobody.status == 0 && nobody.stdout.isEmpty)
+    // The environment variable names the configuration too.
+    let viaEnvironment = try runProgram(
+      LocalFleet.agentPath, ["ops"],
+      environment: ProcessInfo.processInfo.environment.merging(["SIXTY_AGENT_CONFIG": config]) { $1 })
+    #expect(viaEnvironment.stdout == ok.stdout)
+
+    // Fail closed: a different pinned key, a wrong token, a dead broker, a broker that hangs,
+    // a bad configuration, a hostile user name.
+    let otherKey = "3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w0="
+    let cases: [([String], Int32, String)] = [
+      (["ops", "--config", try writeConfig(fleet, key: otherKey)], 1, "signature does not verify"),
+      (["ops", "--config", try writeConfig(fleet, token: "wrong-token-wrong-token")], 1, "HTTP 401"),
+      (
+        ["ops", "--config", try writeConfig(fleet, broker: "http://127.0.0.1:\(LocalProcess.freePort())")], 1,
+        "cannot reach the broker"
+      ),
+      (["ops", "--config", try writeConfig(fleet, extra: "timeout: 9s")], 2, "expected a duration up to 5s"),
+      (["ops", "--config", try writeConfig(fleet, extra: "colour: blue")], 2, "unknown key 'colour'"),
+      (["ops", "--config", fleet.directory + "/missing.yml"], 2, "cannot read the agent configuration"),
+      (["-oProxyCommand=x", "--config", config], 2, "is not a valid OS user"),
+      (["a\nb", "--config", config], 2, "is not a valid OS user"),
+      ([], 2, "expected USER"),
+    ]
+    for (arguments, status, fragment) in cases {
+      let result = try agent(arguments)
+      #expect(result.status == status, "\(arguments): \(result.stderr)")
+      #expect(result.stdout.isEmpty, "\(arguments)")
+      #expect(result.stderr.contains(fragment), "\(arguments): \(result.stderr)")
+    }
+  }
+
+  @Test func aHangingBrokerIsCutOffAtTheTimeout() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    // Accepts connections and never answers.
+    let port = LocalProcess.freePort()
+    let silent = try LocalProcess(
+      LocalProcess.which("python3")!,
+      [
+        "-c",
+        "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',\(port)))\ns.listen(16)\nc=[]\nwhile True:\n  c.append(s.accept())\n",
+      ], logPath: fleet.directory + "/silent.log")
+    defer { silent.stop() }
+    #expect(LocalProcess.waitForPort(port))
+    let config = try writeConfig(fleet, broker: "http://127.0.0.1:\(port)", extra: "timeout: 1s")
+    let result = try agent(["ops", "--config", config])
+    #expect(result.status == 1)
+    #expect(result.stdout.isEmpty)
+    #expect(result.stderr.contains("did not answer within 1.0 s"), "\(result.stderr)")
+    #expect(result.seconds < 3)
+  }
+}
