@@ -34,10 +34,10 @@ broker_pid=$!
 for _ in $(seq 1 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 port=$(cat "$work/port")
 endpoint=http://127.0.0.1:$port
-echo "sixty broker on $endpoint ($(nproc) cores), $concurrency concurrent clients"
+echo "sixty broker on $endpoint ($(nproc) cores): pushes over $concurrency connections, agent fetches over ${FETCH_CONCURRENCY:-4}"
 "$bin/sixty-bench" push "$endpoint" "$key" "$secret" i-0000000000000001 ops "$pushes" "$concurrency" | tee "$work/push"
 rss=$(awk '/VmHWM/ {print int($2/1024)}' "/proc/$broker_pid/status")
-"$bin/sixty-bench" fetch "$endpoint" i-0000000000000001 ops "$token" "$fetches" "$concurrency" | tee "$work/fetch"
+"$bin/sixty-bench" fetch "$endpoint" i-0000000000000001 ops "$token" "$fetches" "${FETCH_CONCURRENCY:-4}" | tee "$work/fetch"
 echo "broker peak RSS: ${rss} MB"
 
 if command -v moto_server >/dev/null; then
