@@ -57,6 +57,8 @@ let package = Package(
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]),
+    // The Dispatch-based run engine: slots, batches, just-in-time pushes, deadlines, cancellation.
+    .target(name: "SixtyScheduling"),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed.
     .executableTarget(name: "sixty-agent", dependencies: ["SixtyAgentCore"]),
     // The command-line interface; each command's run() makes one call into a library.
@@ -84,6 +86,7 @@ let package = Package(
       resources: [.copy("Resources")]),
     .testTarget(name: "SixtyCLITests", dependencies: ["SixtyCLI"]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
+    .testTarget(name: "SixtySchedulingTests", dependencies: ["SixtyScheduling"]),
     .testTarget(
       name: "SixtyBrokerTests",
       dependencies: ["SixtyBroker", "SixtyAgentCore", "SixtyAudit", "InstanceConnect", "SixtyKeys"]),

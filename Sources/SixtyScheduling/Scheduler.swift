@@ -1,0 +1,469 @@
+import Dispatch
+import Foundation
+
+/// One task of one host, as the scheduler sees it.
+public struct ScheduledTask: Sendable {
+  public enum OnFailure: Sendable { case abortHost, `continue`, abortRun }
+  public var name: String
+  /// Indices of tasks (in the same host) that must succeed first.
+  public var needs: [Int]
+  public var onFailure: OnFailure
+  public var retries: Int
+  public var retryDelay: Double
+  public var timeout: Double?
+
+  public init(
+    name: String, needs: [Int] = [], onFailure: OnFailure = .abortHost, retries: Int = 0,
+    retryDelay: Double = 0,
+    timeout: Double? = nil
+  ) {
+    self.name = name
+    self.needs = needs
+    self.onFailure = onFailure
+    self.retries = retries
+    self.retryDelay = retryDelay
+    self.timeout = timeout
+  }
+}
+
+public struct ScheduledHost: Sendable {
+  public var name: String
+  public var user: String
+  public var tasks: [ScheduledTask]
+  public init(name: String, user: String, tasks: [ScheduledTask]) {
+    self.name = name
+    self.user = user
+    self.tasks = tasks
+  }
+}
+
+/// How the run is paced and when it gives up.
+public struct SchedulePolicy: Sendable {
+  /// Hosts at once.
+  public var concurrency: Int
+  /// Rolling batches as host indices; the next starts when the previous is done.
+  public var batches: [[Int]]
+  /// Abort (start no new hosts) when more hosts than this have failed.
+  public var failureThreshold: Int?
+  /// How long a pushed key is honoured, and how early to push again before it lapses.
+  public var ttl: Double
+  public var margin: Double
+  /// Independent tasks of one host at once (keep below sshd's MaxSessions).
+  public var perHostParallelism: Int
+  /// The whole run's limit, if any.
+  public var runTimeout: Double?
+  /// No host starts after this clock time (a maintenance window's cutoff).
+  public var startCutoff: Double?
+
+  public init(
+    concurrency: Int, batches: [[Int]], failureThreshold: Int? = nil, ttl: Double = 60, margin: Double = 15,
+    perHostParallelism: Int = 4, runTimeout: Double? = nil, startCutoff: Double? = nil
+  ) {
+    self.concurrency = max(1, concurrency)
+    self.batches = batches
+    self.failureThreshold = failureThreshold
+    self.ttl = ttl
+    self.margin = margin
+    self.perHostParallelism = max(1, perHostParallelism)
+    self.runTimeout = runTimeout
+    self.startCutoff = startCutoff
+  }
+}
+
+public enum PushOutcome: Sendable, Equatable {
+  case pushed
+  case failed(String)
+}
+
+public enum ConnectOutcome: Sendable, Equatable {
+  case authenticated
+  case failed(String)
+}
+
+public enum TaskOutcome: Sendable, Equatable {
+  case exited(Int32)
+  case failed(String)
+}
+
+/// Pushes the run's public key for a host (to AWS or a broker). Completions may come on any thread.
+public protocol KeyPusher: Sendable {
+  func push(host: ScheduledHost, completion: @escaping @Sendable (PushOutcome) -> Void)
+}
+
+/// Runs a host's work over one connection. Completions may come on any thread.
+public protocol HostExecutor: Sendable {
+  func connect(host: ScheduledHost, completion: @escaping @Sendable (ConnectOutcome) -> Void)
+  func run(host: ScheduledHost, task: Int, completion: @escaping @Sendable (TaskOutcome) -> Void)
+  /// Kills a running task (timeout or second interrupt).
+  func kill(host: ScheduledHost, task: Int)
+  func disconnect(host: ScheduledHost)
+}
+
+/// What happened to one task.
+public enum TaskResult: Sendable, Equatable {
+  case pending
+  case ok(Int32)
+  case failed(String)
+  case timedOut
+  case skipped(String)
+}
+
+/// What happened to one host.
+public struct HostResult: Sendable {
+  public enum Status: String, Sendable {
+    case pending, ok, failed, unreachable, timedOut = "timed out", notStarted = "not started"
+  }
+  public var status: Status = .pending
+  public var tasks: [TaskResult]
+  public var attempts: [Int]
+  /// Clock times of every push, and of authentication.
+  public var pushes: [Double] = []
+  public var authenticated: Double?
+  public var started: Double?
+  public var finished: Double?
+  public var message: String?
+}
+
+public struct RunResult: Sendable {
+  public enum Outcome: Sendable, Equatable { case completed, aborted(String), interrupted, timedOut }
+  public var outcome: Outcome
+  public var hosts: [HostResult]
+}
+
+/// The run engine. A serial queue owns all state; timers are the clock's (DispatchSourceTimer in
+/// production); no thread per host and no polling.
+public final class Scheduler: @unchecked Sendable {
+  let hosts: [ScheduledHost]
+  let policy: SchedulePolicy
+  let pusher: any KeyPusher
+  let executor: any HostExecutor
+  let clock: any RunClock
+  public let queue: DispatchQueue
+
+  // Everything below is touched only on `queue`.
+  var results: [HostResult]
+  var batchIndex = 0
+  var waiting: [Int] = []  // hosts of the current batch not yet started
+  var active: Set<Int> = []
+  var running: [Int: Set<Int>] = [:]  // host -> running task indices
+  var taskTimers: [Int: [Int: TimerToken]] = [:]
+  var repushTimers: [Int: TimerToken] = [:]
+  var failedHosts = 0
+  var stopping: RunResult.Outcome?
+  var killed = false
+  var finished = false
+  var completion: (@Sendable (RunResult) -> Void)?
+  var runTimer: TimerToken?
+  var onEvent: (@Sendable (String) -> Void)?
+
+  public init(
+    hosts: [ScheduledHost], policy: SchedulePolicy, pusher: any KeyPusher, executor: any HostExecutor,
+    clock: any RunClock = DispatchRunClock(), queue: DispatchQueue = DispatchQueue(label: "sixty.scheduler")
+  ) {
+    self.hosts = hosts
+    self.policy = policy
+    self.pusher = pusher
+    self.executor = executor
+    self.clock = clock
+    self.queue = queue
+    results = hosts.map {
+      HostResult(
+        tasks: Array(repeating: .pending, count: $0.tasks.count),
+        attempts: Array(repeating: 0, count: $0.tasks.count))
+    }
+    queue.setSpecific(key: Scheduler.key, value: ObjectIdentifier(self))
+  }
+
+  /// Starts the run; `completion` is called once, on the queue. Call on the queue (tests) or any
+  /// thread (it hops).
+  public func start(
+    events: (@Sendable (String) -> Void)? = nil, completion: @escaping @Sendable (RunResult) -> Void
+  ) {
+    onQueue {
+      self.onEvent = events
+      self.completion = completion
+      if let limit = self.policy.runTimeout {
+        self.runTimer = self.clock.after(limit, on: self.queue) { [self] in
+          self.stop(.timedOut, kill: true)
+        }
+      }
+      self.nextBatch()
+    }
+  }
+
+  /// First call: start nothing new, let running tasks finish. Second: kill them.
+  public func interrupt() {
+    onQueue {
+      if self.stopping == nil {
+        self.stop(.interrupted, kill: false)
+      } else {
+        self.stop(self.stopping!, kill: true)
+      }
+    }
+  }
+
+  func onQueue(_ block: @escaping @Sendable () -> Void) {
+    if DispatchQueue.getSpecific(key: Scheduler.key) == ObjectIdentifier(self) {
+      block()
+    } else {
+      queue.async(execute: block)
+    }
+  }
+
+  static let key = DispatchSpecificKey<ObjectIdentifier>()
+
+  // MARK: - Hosts
+
+  func nextBatch() {
+    while batchIndex < policy.batches.count && waiting.isEmpty && active.isEmpty && stopping == nil {
+      waiting = policy.batches[batchIndex]
+      batchIndex += 1
+    }
+    fill()
+  }
+
+  func fill() {
+    while stopping == nil, active.count < policy.concurrency, !waiting.isEmpty {
+      if let cutoff = policy.startCutoff, clock.now() >= cutoff {
+        stop(.aborted("the maintenance window closed; no new hosts start after it"), kill: false)
+        break
+      }
+      let host = waiting.removeFirst()
+      active.insert(host)
+      results[host].started = clock.now()
+      push(host)
+    }
+    if active.isEmpty && (waiting.isEmpty || stopping != nil) {
+      if stopping == nil && batchIndex < policy.batches.count {
+        nextBatch()
+      } else {
+        finish()
+      }
+    }
+  }
+
+  func push(_ host: Int) {
+    results[host].pushes.append(clock.now())
+    event("push \(hosts[host].name)")
+    pusher.push(host: hosts[host]) { outcome in
+      self.onQueue { self.pushed(host, outcome) }
+    }
+  }
+
+  func pushed(_ host: Int, _ outcome: PushOutcome) {
+    guard results[host].status == .pending else { return }
+    switch outcome {
+    case .failed(let message):
+      if results[host].authenticated == nil && results[host].pushes.count == 1 {
+        endHost(host, .unreachable, message: "the key push failed: \(message)")
+      }
+    case .pushed:
+      guard results[host].authenticated == nil else { return }
+      let isFirst = repushTimers[host] == nil && results[host].pushes.count == 1
+      armRepush(host)
+      if isFirst {
+        executor.connect(host: hosts[host]) { outcome in
+          self.onQueue { self.connected(host, outcome) }
+        }
+      }
+    }
+  }
+
+  /// If authentication has not happened by push + ttl − margin, push again.
+  func armRepush(_ host: Int) {
+    repushTimers[host]?.cancel()
+    repushTimers[host] = clock.after(policy.ttl - policy.margin, on: queue) { [self] in
+      self.repushTimers[host] = nil
+      guard self.results[host].status == .pending, self.results[host].authenticated == nil,
+        self.stopping == nil
+      else { return }
+      self.push(host)
+    }
+  }
+
+  func connected(_ host: Int, _ outcome: ConnectOutcome) {
+    repushTimers[host]?.cancel()
+    repushTimers[host] = nil
+    guard results[host].status == .pending else { return }
+    switch outcome {
+    case .failed(let message):
+      endHost(host, .unreachable, message: message)
+    case .authenticated:
+      results[host].authenticated = clock.now()
+      event("authenticated \(hosts[host].name)")
+      startTasks(host)
+    }
+  }
+
+  // MARK: - Tasks
+
+  func startTasks(_ host: Int) {
+    let tasks = hosts[host].tasks
+    var running = self.running[host, default: []]
+    for (index, task) in tasks.enumerated()
+    where results[host].tasks[index] == .pending && !running.contains(index) {
+      if stopping != nil { break }
+      guard running.count < policy.perHostParallelism else { break }
+      var ready = true
+      for need in task.needs {
+        switch results[host].tasks[need] {
+        case .ok: continue
+        case .pending: ready = false
+        default:
+          results[host].tasks[index] = .skipped("'\(tasks[need].name)' did not succeed")
+          ready = false
+        }
+      }
+      guard ready, results[host].tasks[index] == .pending else { continue }
+      running.insert(index)
+      self.running[host] = running
+      launch(host, index)
+    }
+    self.running[host] = running
+    settle(host)
+  }
+
+  func launch(_ host: Int, _ index: Int) {
+    results[host].attempts[index] += 1
+    let attempt = results[host].attempts[index]
+    event("start \(hosts[host].name) \(hosts[host].tasks[index].name)")
+    if let timeout = hosts[host].tasks[index].timeout {
+      taskTimers[host, default: [:]][index] = clock.after(timeout, on: queue) { [self] in
+        guard self.results[host].attempts[index] == attempt, self.running[host]?.contains(index) == true
+        else { return }
+        self.executor.kill(host: self.hosts[host], task: index)
+        self.taskEnded(host, index, .timedOut)
+      }
+    }
+    executor.run(host: hosts[host], task: index) { outcome in
+      self.onQueue {
+        guard self.results[host].attempts[index] == attempt, self.running[host]?.contains(index) == true
+        else { return }
+        switch outcome {
+        case .exited(let code) where code == 0: self.taskEnded(host, index, .ok(code))
+        case .exited(let code): self.taskEnded(host, index, .failed("exit status \(code)"))
+        case .failed(let message): self.taskEnded(host, index, .failed(message))
+        }
+      }
+    }
+  }
+
+  func taskEnded(_ host: Int, _ index: Int, _ result: TaskResult) {
+    taskTimers[host]?[index]?.cancel()
+    taskTimers[host]?[index] = nil
+    running[host]?.remove(index)
+    let task = hosts[host].tasks[index]
+    if case .ok = result {
+      results[host].tasks[index] = result
+    } else if results[host].attempts[index] <= task.retries && stopping == nil {
+      event("retry \(hosts[host].name) \(task.name)")
+      running[host, default: []].insert(index)
+      _ = clock.after(task.retryDelay, on: queue) { [self] in
+        guard self.results[host].status == .pending, self.stopping == nil || !self.killed else {
+          self.running[host]?.remove(index)
+          self.settle(host)
+          return
+        }
+        self.launch(host, index)
+      }
+      return
+    } else {
+      results[host].tasks[index] = result
+      switch task.onFailure {
+      case .continue: break
+      case .abortHost: skipRemaining(host, because: "'\(task.name)' failed")
+      case .abortRun:
+        skipRemaining(host, because: "'\(task.name)' failed")
+        stop(
+          .aborted("'\(task.name)' failed on \(hosts[host].name) and its on_failure is abort-run"),
+          kill: false)
+      }
+    }
+    startTasks(host)
+  }
+
+  func skipRemaining(_ host: Int, because reason: String) {
+    for index in results[host].tasks.indices
+    where results[host].tasks[index] == .pending && running[host]?.contains(index) != true {
+      results[host].tasks[index] = .skipped(reason)
+    }
+  }
+
+  /// Ends the host once nothing runs and nothing more can start.
+  func settle(_ host: Int) {
+    guard results[host].status == .pending, running[host, default: []].isEmpty else { return }
+    if stopping != nil {
+      skipRemaining(host, because: "the run stopped")
+    }
+    guard !results[host].tasks.contains(.pending) else { return }
+    let tasks = results[host].tasks
+    let status: HostResult.Status =
+      tasks.contains(.timedOut)
+      ? .timedOut
+      : tasks.contains(where: { if case .failed = $0 { true } else { false } })
+        ? .failed
+        : stopping != nil
+          && tasks.contains(where: { if case .skipped("the run stopped") = $0 { true } else { false } })
+          ? .failed
+          : .ok
+    endHost(host, status, message: nil)
+  }
+
+  func endHost(_ host: Int, _ status: HostResult.Status, message: String?) {
+    guard results[host].status == .pending else { return }
+    repushTimers[host]?.cancel()
+    repushTimers[host] = nil
+    results[host].status = status
+    results[host].message = message
+    results[host].finished = clock.now()
+    for index in results[host].tasks.indices where results[host].tasks[index] == .pending {
+      results[host].tasks[index] = .skipped(message ?? "the host did not finish")
+    }
+    if status != .ok { failedHosts += 1 }
+    executor.disconnect(host: hosts[host])
+    active.remove(host)
+    event("end \(hosts[host].name) \(status.rawValue)")
+    if let threshold = policy.failureThreshold, failedHosts > threshold, stopping == nil {
+      stop(.aborted("\(failedHosts) hosts failed, more than the threshold of \(threshold)"), kill: false)
+    }
+    fill()
+  }
+
+  func stop(_ outcome: RunResult.Outcome, kill: Bool) {
+    if stopping == nil { stopping = outcome }
+    waiting.removeAll()
+    if kill && !killed {
+      killed = true
+      for (host, tasks) in running {
+        for task in tasks {
+          executor.kill(host: hosts[host], task: task)
+          taskTimers[host]?[task]?.cancel()
+          results[host].tasks[task] =
+            outcome == .timedOut ? .timedOut : .failed("killed: the run was interrupted")
+        }
+        running[host] = []
+      }
+    }
+    // Hosts that were pushed but have not authenticated yet stop here.
+    for host in active where results[host].authenticated == nil {
+      endHost(host, .notStarted, message: "the run stopped before this host authenticated")
+    }
+    for host in Array(active) { settle(host) }
+    fill()
+  }
+
+  func finish() {
+    guard !finished else { return }
+    finished = true
+    runTimer?.cancel()
+    for index in results.indices where results[index].status == .pending {
+      results[index].status = .notStarted
+      for task in results[index].tasks.indices where results[index].tasks[task] == .pending {
+        results[index].tasks[task] = .skipped("the host did not start")
+      }
+    }
+    completion?(RunResult(outcome: stopping ?? .completed, hosts: results))
+  }
+
+  func event(_ text: String) { onEvent?(text) }
+}
