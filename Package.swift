@@ -59,6 +59,8 @@ let package = Package(
       ]),
     // The Dispatch-based run engine: slots, batches, just-in-time pushes, deadlines, cancellation.
     .target(name: "SixtyScheduling"),
+    // Running tasks with the system OpenSSH client, one ControlMaster connection per host.
+    .target(name: "SixtyExecution", dependencies: ["SixtyScheduling", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed.
     .executableTarget(name: "sixty-agent", dependencies: ["SixtyAgentCore"]),
     // The command-line interface; each command's run() makes one call into a library.
@@ -66,7 +68,7 @@ let package = Package(
       name: "SixtyCLI",
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
-        "SixtyAudit", "SixtyBroker",
+        "SixtyAudit", "SixtyBroker", "SixtyScheduling", "SixtyExecution",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),

@@ -1,0 +1,136 @@
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// A child process started with posix_spawn; its exit is collected on a background thread by
+/// waitpid (never by polling).
+final class ChildProcess: @unchecked Sendable {
+  let pid: pid_t
+  // Processes are spawned under one lock so no child inherits another's pipe ends.
+  static let spawnLock = NSLock()
+
+  struct Output: Sendable {
+    var status: Int32  // exit status, or 128+signal
+    var stdout: CappedBuffer
+    var stderr: CappedBuffer
+  }
+
+  private init(pid: pid_t) { self.pid = pid }
+
+  /// Runs `arguments[0]` (looked up on PATH) with stdin from `stdinPath` (or /dev/null) and
+  /// captures stdout and stderr up to `cap` bytes each; `completion` gets everything once the
+  /// process has exited and both pipes are drained.
+  static func run(
+    _ arguments: [String], stdinPath: String? = nil, cap: Int, completion: @escaping @Sendable (Output) -> Void
+  ) throws -> ChildProcess {
+    var out: [Int32] = [0, 0]
+    var err: [Int32] = [0, 0]
+    let pid: pid_t = try spawnLock.withLock {
+      guard pipe(&out) == 0 else { throw ExecutionError("pipe: \(String(cString: strerror(errno)))") }
+      guard pipe(&err) == 0 else {
+        close(out[0])
+        close(out[1])
+        throw ExecutionError("pipe: \(String(cString: strerror(errno)))")
+      }
+      for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+      defer {
+        close(out[1])
+        close(err[1])
+      }
+      var actions = posix_spawn_file_actions_t()
+      posix_spawn_file_actions_init(&actions)
+      defer { posix_spawn_file_actions_destroy(&actions) }
+      posix_spawn_file_actions_addopen(&actions, 0, stdinPath ?? "/dev/null", O_RDONLY, 0)
+      posix_spawn_file_actions_adddup2(&actions, out[1], 1)
+      posix_spawn_file_actions_adddup2(&actions, err[1], 2)
+      var attributes = posix_spawnattr_t()
+      posix_spawnattr_init(&attributes)
+      defer { posix_spawnattr_destroy(&attributes) }
+      var defaults = sigset_t()
+      sigemptyset(&defaults)
+      sigaddset(&defaults, SIGINT)
+      sigaddset(&defaults, SIGTERM)
+      posix_spawnattr_setsigdefault(&attributes, &defaults)
+      // Its own process group: a terminal's Ctrl-C reaches Sixty, which decides what to stop.
+      posix_spawnattr_setpgroup(&attributes, 0)
+      posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+      let argv = arguments.map { strdup($0) } + [nil]
+      defer { argv.forEach { free($0) } }
+      var pid: pid_t = 0
+      let result = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
+      guard result == 0 else {
+        close(out[0])
+        close(err[0])
+        throw ExecutionError("cannot run \(arguments[0]): \(String(cString: strerror(result))).")
+      }
+      return pid
+    }
+    let child = ChildProcess(pid: pid)
+    let group = DispatchGroup()
+    let stdout = Drain(fd: out[0], cap: cap, group: group)
+    let stderr = Drain(fd: err[0], cap: cap, group: group)
+    Thread.detachNewThread {
+      var status: Int32 = 0
+      while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+      group.wait()
+      let signal = status & 0x7f
+      let code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+      completion(Output(status: code, stdout: stdout.buffer, stderr: stderr.buffer))
+    }
+    return child
+  }
+
+  func terminate(_ signal: Int32 = SIGTERM) { kill(pid, signal) }
+
+  /// Reads a pipe to its end on its own thread, keeping at most `cap` bytes.
+  final class Drain: @unchecked Sendable {
+    var buffer: CappedBuffer
+    init(fd: Int32, cap: Int, group: DispatchGroup) {
+      buffer = CappedBuffer(cap: cap)
+      group.enter()
+      Thread.detachNewThread { [self] in
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+          let n = read(fd, &chunk, chunk.count)
+          if n < 0 && errno == EINTR { continue }
+          if n <= 0 { break }
+          buffer.append(chunk[0..<n])
+        }
+        close(fd)
+        group.leave()
+      }
+    }
+  }
+}
+
+/// Output kept up to a cap; the rest is counted, not stored.
+public struct CappedBuffer: Sendable, Equatable {
+  public let cap: Int
+  public private(set) var bytes: [UInt8] = []
+  public private(set) var dropped = 0
+
+  public init(cap: Int) { self.cap = cap }
+
+  mutating func append(_ chunk: ArraySlice<UInt8>) {
+    let room = cap - bytes.count
+    if room > 0 { bytes += chunk.prefix(room) }
+    dropped += max(0, chunk.count - max(0, room))
+  }
+
+  /// The text, with a visible marker when output was cut.
+  public var text: String {
+    var text = String(decoding: bytes, as: UTF8.self)
+    if dropped > 0 {
+      if !text.hasSuffix("\n") && !text.isEmpty { text += "\n" }
+      text += "[sixty: output truncated: \(dropped) more bytes not kept (cap \(cap) bytes)]\n"
+    }
+    return text
+  }
+}
+
+public struct ExecutionError: Error, CustomStringConvertible, Sendable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,203 @@
+import Foundation
+import SixtyPlanning
+import SixtyPlaybook
+import SixtyPolicy
+import SixtyScheduling
+
+/// Where and how to reach one host, and what to run there.
+public struct ExecutionTarget: Sendable {
+  public var address: String
+  public var port: Int
+  public var user: String
+  public var tasks: [RenderedTask?]
+  /// `become` per task: nil, or the user to become (root by default).
+  public var become: [String?]
+  public var okCodes: [[Int32]]
+
+  public init(address: String, port: Int, user: String, tasks: [RenderedTask?], become: [String?], okCodes: [[Int32]]) {
+    self.address = address
+    self.port = port
+    self.user = user
+    self.tasks = tasks
+    self.become = become
+    self.okCodes = okCodes
+  }
+}
+
+/// What a finished task produced.
+public struct TaskCapture: Sendable {
+  public var host: String
+  public var task: Int
+  public var status: Int32
+  public var stdout: CappedBuffer
+  public var stderr: CappedBuffer
+  public var started: Date
+  public var ended: Date
+}
+
+/// Runs each host's work with the system `ssh`: one ControlMaster connection per host, opened
+/// with the run's key, every task multiplexed over it.
+public final class SSHExecutor: HostExecutor, @unchecked Sendable {
+  let targets: [String: ExecutionTarget]
+  let index: [String: Int]
+  let runDirectory: String
+  let keyPath: String
+  let hostKeyPolicy: HostKeyPolicy
+  let connectTimeout: Int
+  let outputCap: Int
+  let ssh: String
+  let extraOptions: [String]
+  /// Called for every finished task (on a background thread).
+  public var onCapture: (@Sendable (TaskCapture) -> Void)?
+
+  // `lock` protects `running` and `masters`.
+  let lock = NSLock()
+  var running: [String: ChildProcess] = [:]
+  var masters: Set<String> = []
+
+  public init(
+    targets: [String: ExecutionTarget], runDirectory: String, keyPath: String, hostKeyPolicy: HostKeyPolicy,
+    connectTimeout: Int = 10, outputCap: Int = 1 << 20, ssh: String = "ssh", extraOptions: [String] = []
+  ) {
+    self.targets = targets
+    var index: [String: Int] = [:]
+    for (i, name) in targets.keys.sorted().enumerated() { index[name] = i }
+    self.index = index
+    self.runDirectory = runDirectory
+    self.keyPath = keyPath
+    self.hostKeyPolicy = hostKeyPolicy
+    self.connectTimeout = connectTimeout
+    self.outputCap = outputCap
+    self.ssh = ssh
+    self.extraOptions = extraOptions
+  }
+
+  func controlPath(_ host: String) -> String {
+    // Short names: a socket path must fit in 108 bytes.
+    "\(runDirectory)/c\(index[host] ?? 0)"
+  }
+
+  /// Options shared by the master and every task.
+  func baseArguments(_ host: String, _ target: ExecutionTarget) -> [String] {
+    var arguments = [ssh]
+    let known = runDirectory + "/known_hosts"
+    let hostKey: [String] =
+      switch hostKeyPolicy {
+      case .acceptNew: ["-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=\(known)"]
+      case .strict: ["-o", "StrictHostKeyChecking=yes"]
+      case .off: ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+      }
+    arguments += [
+      "-i", keyPath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+      "-o", "ConnectTimeout=\(connectTimeout)", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
+      "-o", "ControlPath=\(controlPath(host))", "-p", String(target.port), "-l", target.user,
+    ]
+    arguments += hostKey + extraOptions
+    return arguments
+  }
+
+  public func connect(host: ScheduledHost, completion: @escaping @Sendable (ConnectOutcome) -> Void) {
+    guard let target = targets[host.name] else {
+      completion(.failed("no connection details for \(host.name)"))
+      return
+    }
+    guard !target.address.hasPrefix("-"), !target.user.hasPrefix("-") else {
+      completion(.failed("the address or user of \(host.name) starts with '-'; refusing to pass it to ssh"))
+      return
+    }
+    // -f: ssh goes to the background once authenticated, so its exit is the authentication
+    // signal; the master lives on until `disconnect`.
+    let arguments =
+      baseArguments(host.name, target) + [
+        "-M", "-N", "-f", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E",
+        runDirectory + "/ssh\(index[host.name] ?? 0).log", "--", target.address,
+      ]
+    do {
+      _ = try ChildProcess.run(arguments, cap: 65536) { [self] output in
+        if output.status == 0 {
+          lock.withLock { _ = masters.insert(host.name) }
+          completion(.authenticated)
+        } else {
+          let log = (try? String(contentsOfFile: runDirectory + "/ssh\(index[host.name] ?? 0).log", encoding: .utf8)) ?? ""
+          let reason = log.split(separator: "\n").last.map(String.init) ?? "ssh exited with status \(output.status)"
+          completion(.failed("cannot connect to \(target.user)@\(target.address):\(target.port): \(reason)"))
+        }
+      }
+    } catch {
+      completion(.failed("\(error)"))
+    }
+  }
+
+  /// The remote command line for a task (run by the remote user's shell).
+  static func remoteCommand(_ task: RenderedTask, become: String?) -> (command: String, stdin: String?) {
+    var stdin: String?
+    var body: String
+    switch task.action {
+    case .command(let argv): body = argv.map(ShellQuote.quote).joined(separator: " ")
+    case .shell(let text): body = "sh -c " + ShellQuote.quote(text)
+    case .script(_, let resolved):
+      stdin = resolved
+      body = "sh -s"
+    case .upload(_, let resolved, let destination, let mode):
+      stdin = resolved
+      body = "cat > " + ShellQuote.quote(destination)
+      if let mode { body += " && chmod " + ShellQuote.quote(mode) + " " + ShellQuote.quote(destination) }
+      body = "sh -c " + ShellQuote.quote(body)
+    }
+    if !task.env.isEmpty { body = "env " + task.env.map(ShellQuote.quote).joined(separator: " ") + " " + body }
+    if let cwd = task.cwd { body = "cd " + ShellQuote.quote(cwd) + " && " + body }
+    if let become {
+      body = "sudo -n -u " + ShellQuote.quote(become) + " -- sh -c " + ShellQuote.quote(body)
+    } else if task.cwd != nil {
+      body = "sh -c " + ShellQuote.quote(body)
+    }
+    return (body, stdin)
+  }
+
+  public func run(host: ScheduledHost, task: Int, completion: @escaping @Sendable (TaskOutcome) -> Void) {
+    guard let target = targets[host.name], task < target.tasks.count, let rendered = target.tasks[task] else {
+      completion(.failed("the task has nothing to run"))
+      return
+    }
+    let (command, stdin) = Self.remoteCommand(rendered, become: target.become[task])
+    let arguments = baseArguments(host.name, target) + ["-o", "ControlMaster=no", "-T", "--", target.address, command]
+    let key = "\(host.name)\u{0}\(task)"
+    let started = Date()
+    do {
+      let child = try ChildProcess.run(arguments, stdinPath: stdin, cap: outputCap) { [self] output in
+        lock.withLock { _ = running.removeValue(forKey: key) }
+        onCapture?(
+          TaskCapture(
+            host: host.name, task: task, status: output.status, stdout: output.stdout, stderr: output.stderr,
+            started: started, ended: Date()))
+        if output.status == 255 && output.stderr.text.contains("Control socket") {
+          completion(.failed("the connection to \(host.name) was lost"))
+        } else if target.okCodes[task].contains(output.status) {
+          completion(.exited(0))
+        } else {
+          completion(.exited(output.status == 0 ? 1 : output.status))
+        }
+      }
+      lock.withLock { running[key] = child }
+    } catch {
+      completion(.failed("\(error)"))
+    }
+  }
+
+  public func kill(host: ScheduledHost, task: Int) {
+    let child = lock.withLock { running["\(host.name)\u{0}\(task)"] }
+    child?.terminate(SIGTERM)
+  }
+
+  public func disconnect(host: ScheduledHost) {
+    guard let target = targets[host.name], lock.withLock({ masters.remove(host.name) }) != nil else { return }
+    let arguments = baseArguments(host.name, target) + ["-O", "exit", "--", target.address]
+    _ = try? ChildProcess.run(arguments, cap: 4096) { _ in }
+  }
+
+  /// Kills every running task's ssh (second interrupt).
+  public func killAll() {
+    let children = lock.withLock { Array(running.values) }
+    for child in children { child.terminate(SIGKILL) }
+  }
+}
