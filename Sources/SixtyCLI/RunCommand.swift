@@ -1,0 +1,306 @@
+import ArgumentParser
+import Foundation
+import InstanceConnect
+import SixtyCore
+import SixtyExecution
+import SixtyKeys
+import SixtyPlanning
+import SixtyPlaybook
+import SixtyScheduling
+
+struct RunCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "run",
+    abstract: "Run a playbook across the fleet, pushing each host's key just before its turn.",
+    discussion: """
+      Exit status: 0 all hosts ok, 1 some host failed, 2 bad input, 3 refused by policy, 4 aborted \
+      (failure threshold, window, timeout or interrupt). The first Ctrl-C stops starting new work \
+      and lets running tasks finish; a second kills them.
+      """)
+
+  @OptionGroup var options: PlaybookOptions
+  @OptionGroup var connect: ConnectOptions
+
+  @Option(name: .long, help: "Hosts at once (caps the policy's concurrency).")
+  var forks: Int?
+
+  @Flag(name: .long, help: "Print the plan and touch nothing.")
+  var dryRun = false
+
+  @Option(name: .long, help: "Write complete results as JSON to this file.")
+  var report: String?
+
+  @Flag(name: .long, help: "Plain line output even on a terminal.")
+  var noProgress = false
+
+  @Option(name: .long, help: "The ssh program (default: ssh from PATH).")
+  var ssh: String = "ssh"
+
+  func validate() throws {
+    if let forks, forks < 1 { throw ValidationError("--forks must be at least 1, not \(forks).") }
+  }
+
+  func run() async throws {
+    guard options.inputs.inventoryPath != nil else {
+      throw ValidationError("sixty run needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
+    }
+    let outcome = PlanLoader.load(options.inputs)
+    printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
+    guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }
+    if plan.isRefused {
+      writeStandardOutput(Array(PlanTextRenderer.render(plan).utf8))
+      throw ExitCode(3)
+    }
+    if dryRun {
+      writeStandardOutput(Array(PlanTextRenderer.render(plan).utf8))
+      throw ExitCode(0)
+    }
+    let code = try await RunSession(plan: plan, command: self).execute()
+    throw ExitCode(code)
+  }
+}
+
+/// One `sixty run`: the key, the signal handling, each play in order, the output and the report.
+final class RunSession: @unchecked Sendable {
+  let plan: Plan
+  let command: RunCommand
+  let printer = LinePrinter()
+  let started = Date()
+
+  init(plan: Plan, command: RunCommand) {
+    self.plan = plan
+    self.command = command
+  }
+
+  func execute() async throws -> Int32 {
+    CoreDumps.disable()
+    let pair = try SSHKeyPair.generate(.ed25519, comment: "sixty-run")
+    let directory = try EphemeralKeyDirectory(key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])
+    defer { directory.wipe() }
+    let client: InstanceConnectClient
+    do {
+      client = try await command.connect.client()
+    } catch let error as InstanceConnectError {
+      throw CLIError(error.description, code: error.exitCode)
+    }
+    var playResults: [(PlayPlan, RunPreparation.Prepared, RunResult)] = []
+    let interrupts = InterruptCounter()
+    var stopped = false
+    for play in plan.plays where !stopped {
+      let prepared = RunPreparation.prepare(play)
+      guard !prepared.hosts.isEmpty else { continue }
+      printer.line("== play: \(play.name) (\(prepared.hosts.count) host\(prepared.hosts.count == 1 ? "" : "s"))")
+      let executor = SSHExecutor(
+        targets: prepared.targets, runDirectory: directory.path, keyPath: directory.privateKeyPath,
+        hostKeyPolicy: play.policy.hostKeyPolicy, connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
+        ssh: command.ssh)
+      let names = prepared.taskNames
+      let printer = self.printer
+      executor.onCapture = { capture in
+        let task = names[capture.host]?[capture.task] ?? "task \(capture.task)"
+        let seconds = capture.ended.timeIntervalSince(capture.started)
+        var text = String(format: "%@ | %@ | exit %d (%.2f s)\n", capture.host, task, capture.status, seconds)
+        for line in capture.stdout.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(
+          capture.stdout.text.hasSuffix("\n") ? 1 : 0) where !capture.stdout.bytes.isEmpty
+        {
+          text += "\(capture.host) | \(line)\n"
+        }
+        for line in capture.stderr.text.split(separator: "\n").prefix(200) {
+          text += "\(capture.host) ! \(line)\n"
+        }
+        printer.write(text)
+      }
+      let pusher = InstanceConnectPusher(
+        client: client, publicKey: pair.authorizedKey, instances: prepared.instances, rate: play.policy.pushRate,
+        burst: play.policy.pushBurst)
+      var concurrency = play.policy.concurrency
+      if let forks = command.forks { concurrency = min(concurrency, forks) }
+      let policy = SchedulePolicy(
+        concurrency: concurrency, batches: prepared.batches, failureThreshold: play.failureThreshold,
+        ttl: play.policy.keyTTL.seconds, margin: play.policy.keyMargin.seconds,
+        perHostParallelism: play.policy.hostParallelism, runTimeout: play.policy.runTimeout?.seconds)
+      let scheduler = Scheduler(hosts: prepared.hosts, policy: policy, pusher: pusher, executor: executor)
+      let signals = interrupts.install { count in
+        printer.line(
+          count == 1
+            ? "sixty: interrupted; no new work starts, running tasks finish (Ctrl-C again to kill them)"
+            : "sixty: killing running tasks")
+        scheduler.interrupt()
+        if count > 1 { executor.killAll() }
+      }
+      let result: RunResult = await withCheckedContinuation { continuation in
+        scheduler.start(events: { event in
+          if event.hasPrefix("end ") || event.hasPrefix("retry ") { printer.line("-- " + event) }
+        }) { continuation.resume(returning: $0) }
+      }
+      signals.forEach { $0.cancel() }
+      playResults.append((play, prepared, result))
+      if result.outcome != .completed { stopped = true }
+    }
+    directory.wipe()
+    printer.write(recap(playResults))
+    if let path = command.report {
+      do {
+        try Data(reportJSON(playResults, pushed: pair.fingerprint)).write(to: URL(fileURLWithPath: path))
+        printer.line("report: \(path)")
+      } catch {
+        printer.line("sixty: error: cannot write the report \(path): \(error.localizedDescription)")
+      }
+    }
+    return exitCode(playResults)
+  }
+
+  func exitCode(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)]) -> Int32 {
+    if results.contains(where: { $0.2.outcome != .completed }) { return 4 }
+    if results.contains(where: { $0.2.hosts.contains { $0.status != .ok } }) { return 1 }
+    return 0
+  }
+
+  func describe(_ result: TaskResult) -> String {
+    switch result {
+    case .pending: "pending"
+    case .ok: "ok"
+    case .failed(let why): "failed (\(why))"
+    case .timedOut: "timed out"
+    case .skipped(let why): "skipped (\(why))"
+    }
+  }
+
+  func recap(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)]) -> String {
+    var text = "\nRECAP\n"
+    text += "host".padding(toLength: 20, withPad: " ", startingAt: 0) + " status       ok  failed  skipped  push→auth\n"
+    for (play, prepared, result) in results {
+      if results.count > 1 { text += "[\(play.name)]\n" }
+      for (index, host) in result.hosts.enumerated() {
+        let ok = host.tasks.filter { if case .ok = $0 { true } else { false } }.count
+        let failed = host.tasks.filter {
+          switch $0 {
+          case .failed, .timedOut: true
+          default: false
+          }
+        }.count
+        let skipped = host.tasks.filter { if case .skipped = $0 { true } else { false } }.count
+        var latency = "-"
+        if let auth = host.authenticated, let push = host.pushes.last(where: { $0 <= auth }) {
+          latency = String(format: "%.0f ms", (auth - push) * 1000)
+        }
+        text += prepared.hosts[index].name.padding(toLength: 20, withPad: " ", startingAt: 0)
+        text += " " + host.status.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)
+        text += String(format: " %3d  %6d  %7d  %@", ok, failed, skipped, latency)
+        if let message = host.message { text += "  (\(message))" }
+        text += "\n"
+      }
+      switch result.outcome {
+      case .completed: break
+      case .aborted(let why): text += "run aborted: \(why)\n"
+      case .interrupted: text += "run interrupted\n"
+      case .timedOut: text += "run timed out\n"
+      }
+    }
+    return text
+  }
+
+  func reportJSON(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)], pushed fingerprint: String) -> [UInt8] {
+    var w = JSONWriter()
+    let iso = ISO8601DateFormatter()
+    iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    // Scheduler times are monotonic seconds; anchor them to the wall clock at the start.
+    let monoStart = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - Date().timeIntervalSince(started)
+    func wall(_ t: Double) -> String { iso.string(from: started.addingTimeInterval(t - monoStart)) }
+    w.beginObject()
+    w.field("playbook", plan.playbookPath)
+    w.field("started", iso.string(from: started))
+    w.field("finished", iso.string(from: Date()))
+    w.field("exit_code", Int(exitCode(results)))
+    w.field("key_fingerprint", fingerprint)
+    w.key("plays")
+    w.beginArray()
+    for (play, prepared, result) in results {
+      w.beginObject()
+      w.field("name", play.name)
+      switch result.outcome {
+      case .completed: w.field("outcome", "completed")
+      case .aborted(let why):
+        w.field("outcome", "aborted")
+        w.field("reason", why)
+      case .interrupted: w.field("outcome", "interrupted")
+      case .timedOut: w.field("outcome", "timed out")
+      }
+      w.key("hosts")
+      w.beginObject()
+      for (index, host) in result.hosts.enumerated() {
+        let scheduled = prepared.hosts[index]
+        w.key(scheduled.name)
+        w.beginObject()
+        w.field("status", host.status.rawValue)
+        if let message = host.message { w.field("message", message) }
+        w.field("user", scheduled.user)
+        w.key("pushes")
+        w.beginArray()
+        for push in host.pushes { w.value(wall(push)) }
+        w.endArray()
+        if let auth = host.authenticated {
+          w.field("authenticated", wall(auth))
+          if let push = host.pushes.last(where: { $0 <= auth }) { w.field("push_to_auth_ms", Int((auth - push) * 1000)) }
+        }
+        w.key("tasks")
+        w.beginArray()
+        for (taskIndex, task) in host.tasks.enumerated() {
+          w.beginObject()
+          w.field("name", scheduled.tasks[taskIndex].name)
+          switch task {
+          case .ok(let code):
+            w.field("status", "ok")
+            w.field("exit", Int(code))
+          case .failed(let why):
+            w.field("status", "failed")
+            w.field("reason", why)
+          case .timedOut: w.field("status", "timed out")
+          case .skipped(let why):
+            w.field("status", "skipped")
+            w.field("reason", why)
+          case .pending: w.field("status", "pending")
+          }
+          w.field("attempts", host.attempts[taskIndex])
+          w.endObject()
+        }
+        w.endArray()
+        w.endObject()
+      }
+      w.endObject()
+      w.endObject()
+    }
+    w.endArray()
+    w.endObject()
+    return w.bytes + [UInt8(ascii: "\n")]
+  }
+}
+
+/// Serialises output lines from many threads.
+final class LinePrinter: @unchecked Sendable {
+  let lock = NSLock()
+  func write(_ text: String) { lock.withLock { writeStandardOutput(Array(text.utf8)) } }
+  func line(_ text: String) { write(text + "\n") }
+}
+
+/// SIGINT/SIGTERM as counted events on a dispatch queue.
+final class InterruptCounter: @unchecked Sendable {
+  let lock = NSLock()
+  var count = 0
+
+  func install(_ handler: @escaping @Sendable (Int) -> Void) -> [DispatchSourceSignal] {
+    [SIGINT, SIGTERM].map { number in
+      signal(number, SIG_IGN)
+      let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+      source.setEventHandler { [self] in
+        let n = lock.withLock {
+          count += number == SIGTERM ? 2 : 1
+          return count
+        }
+        handler(n)
+      }
+      source.resume()
+      return source
+    }
+  }
+}
