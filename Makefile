@@ -18,8 +18,7 @@ test: deps
 	$(SWIFT) test --skip-build
 
 demo: build
-	@echo "The demo needs the runner (sixty run), which is not built yet. Meanwhile, preview a playbook:"
-	.build/debug/sixty plan playbooks/rolling-restart.yml -i playbooks/inventory.yml
+	@scripts/demo.sh
 
 bench: bench-plan bench-broker
 

@@ -134,6 +134,7 @@ final class RunSession: @unchecked Sendable {
         }) { continuation.resume(returning: $0) }
       }
       signals.forEach { $0.cancel() }
+      executor.closeAll()
       playResults.append((play, prepared, result))
       if result.outcome != .completed { stopped = true }
     }

@@ -53,7 +53,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   // `lock` protects `running` and `masters`.
   let lock = NSLock()
   var running: [String: ChildProcess] = [:]
-  var masters: Set<String> = []
+  var masters: [String: pid_t] = [:]
+  let closing = DispatchGroup()
 
   public init(
     targets: [String: ExecutionTarget], runDirectory: String, keyPath: String, hostKeyPolicy: HostKeyPolicy,
@@ -115,7 +116,22 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     do {
       _ = try ChildProcess.run(arguments, cap: 65536) { [self] output in
         if output.status == 0 {
-          lock.withLock { _ = masters.insert(host.name) }
+          // The backgrounded master's pid, so it can be stopped even if its socket is gone.
+          let check = baseArguments(host.name, target) + ["-O", "check", "--", target.address]
+          let group = DispatchGroup()
+          group.enter()
+          nonisolated(unsafe) var masterPID: pid_t = 0
+          if (try? ChildProcess.run(check, cap: 4096, completion: { result in
+            let text = result.stderr.text + result.stdout.text
+            if let range = text.range(of: "pid="), let end = text[range.upperBound...].firstIndex(of: ")") {
+              masterPID = pid_t(text[range.upperBound..<end]) ?? 0
+            }
+            group.leave()
+          })) == nil {
+            group.leave()
+          }
+          group.wait()
+          lock.withLock { masters[host.name] = masterPID }
           completion(.authenticated)
         } else {
           let log = (try? String(contentsOfFile: runDirectory + "/ssh\(index[host.name] ?? 0).log", encoding: .utf8)) ?? ""
@@ -190,9 +206,37 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   }
 
   public func disconnect(host: ScheduledHost) {
-    guard let target = targets[host.name], lock.withLock({ masters.remove(host.name) }) != nil else { return }
+    guard let target = targets[host.name], let pid = lock.withLock({ masters.removeValue(forKey: host.name) }) else {
+      return
+    }
     let arguments = baseArguments(host.name, target) + ["-O", "exit", "--", target.address]
-    _ = try? ChildProcess.run(arguments, cap: 4096) { _ in }
+    closing.enter()
+    do {
+      _ = try ChildProcess.run(arguments, cap: 4096) { [self] output in
+        if output.status != 0 && pid > 0 { Foundation.kill(pid, SIGTERM) }
+        closing.leave()
+      }
+    } catch {
+      if pid > 0 { Foundation.kill(pid, SIGTERM) }
+      closing.leave()
+    }
+  }
+
+  /// Closes every master connection still open and waits for the closes to finish (before the
+  /// run directory, which holds the control sockets, is wiped).
+  public func closeAll() {
+    let open = lock.withLock { Array(masters.keys) }
+    for name in open {
+      if let target = targets[name] {
+        disconnect(host: ScheduledHost(name: name, user: target.user, tasks: []))
+      }
+    }
+    _ = closing.wait(timeout: .now() + 10)
+    let left = lock.withLock {
+      defer { masters.removeAll() }
+      return Array(masters.values)
+    }
+    for pid in left where pid > 0 { Foundation.kill(pid, SIGTERM) }
   }
 
   /// Kills every running task's ssh (second interrupt).

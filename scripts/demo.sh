@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# make demo: a local broker and five real sshd hosts, playbooks/demo.yml run against them with
+# just-in-time 60-second keys, the recap, and everything stopped afterwards.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=$(mktemp -d /tmp/sixty-demo-XXXXXX)
+chmod 0755 "$dir"
+trap '"$root/scripts/fleet" down "$dir"; rm -rf "$dir"' EXIT
+"$root/scripts/fleet" up "$dir" 5
+# shellcheck disable=SC1091
+. "$dir/env"
+report="$root/demo-report.json"
+echo
+echo "\$ sixty plan playbooks/demo.yml -i inventory.yml"
+"$root/.build/debug/sixty" plan "$root/playbooks/demo.yml" -i "$dir/inventory.yml" | head -20
+echo
+echo "\$ sixty run playbooks/demo.yml -i inventory.yml --report demo-report.json"
+status=0
+"$root/.build/debug/sixty" run "$root/playbooks/demo.yml" -i "$dir/inventory.yml" --report "$report" || status=$?
+echo
+echo "sixty run exited with $status (1: a host failed, as the demo intends). Report: $report"
+echo "Audit log of the broker:"
+"$root/.build/debug/sixty" audit show "$dir/audit.jsonl" | tail -5
