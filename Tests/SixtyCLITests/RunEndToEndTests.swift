@@ -1,0 +1,184 @@
+import Foundation
+import Testing
+
+/// `sixty run` against the local fleet: real sshd, a real broker, the agent, and keys pushed just
+/// in time.
+@Suite(.serialized) struct RunEndToEndTests {
+  func write(_ text: String, _ path: String) throws -> String {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  func report(_ path: String) throws -> [String: Any] {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    return try #require(JSONSerialization.jsonObject(with: data) as? [String: Any])
+  }
+
+  func hostsOf(_ report: [String: Any]) -> [String: [String: Any]] {
+    let plays = report["plays"] as? [[String: Any]] ?? []
+    return plays.first?["hosts"] as? [String: [String: Any]] ?? [:]
+  }
+
+  /// Processes whose command line mentions `text` (read from /proc; nothing is signalled).
+  func processes(mentioning text: String) -> [String] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry in
+      guard Int(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else {
+        return nil
+      }
+      let line = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+      return line.contains(text) ? "\(entry): \(line)" : nil
+    }
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func twentyHostsWithARefusingAHangingAndAFailingOne() throws {
+    let fleet = try LocalFleet(count: 20)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    // web-19 refuses connections (its sshd is stopped); web-20 accepts TCP and never speaks SSH.
+    fleet.hosts[18].sshd?.stop()
+    let silentPort = LocalProcess.freePort()
+    let silent = try LocalProcess(
+      LocalProcess.which("python3")!,
+      [
+        "-c",
+        "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',\(silentPort)))\ns.listen(16)\nc=[]\nwhile True:\n  c.append(s.accept())\n",
+      ], logPath: fleet.directory + "/silent.log")
+    defer { silent.stop() }
+    var inventory = try String(contentsOfFile: try fleet.writeInventory(), encoding: .utf8)
+    inventory = inventory.replacingOccurrences(of: "port: \(fleet.hosts[19].port)\n", with: "port: \(silentPort)\n")
+    let inventoryPath = try write(inventory, fleet.directory + "/inventory-run.yml")
+    let playbook = try write(
+      """
+      name: e2e
+      hosts: role=web
+      policy:
+        concurrency: 6
+        max_failures: 5
+        timeouts: {connect: 3s, task: 30s}
+      tasks:
+        - name: hello
+          command: [echo, "hello from {{ host.name }}", "$(not expanded)"]
+        - name: write
+          shell: echo "{{ host.name }}" > /tmp/sixty-e2e-$PPID && cat /tmp/sixty-e2e-$PPID && rm /tmp/sixty-e2e-$PPID
+          needs: [hello]
+        - name: maybe fail
+          shell: test "{{ host.name }}" != web-3
+          needs: [hello]
+        - name: after
+          command: ["true"]
+          needs: [maybe fail, write]
+      """, fleet.directory + "/play.yml")
+    let keyDir = fleet.directory + "/keys"
+    try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+    var env = fleet.environment
+    env["SIXTY_KEY_DIR"] = keyDir
+    let reportPath = fleet.directory + "/report.json"
+    let result = try SixtyBinary.run(
+      ["run", playbook, "-i", inventoryPath, "--endpoint", fleet.endpoint, "--report", reportPath], environment: env)
+    #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
+    #expect(result.stdout.contains("web-1 | hello from web-1 $(not expanded)"))
+    let hosts = hostsOf(try report(reportPath))
+    #expect(hosts.count == 20)
+    for index in 1...20 where ![3, 19, 20].contains(index) {
+      #expect(hosts["web-\(index)"]?["status"] as? String == "ok", "web-\(index): \(hosts["web-\(index)"] ?? [:])")
+      #expect(hosts["web-\(index)"]?["push_to_auth_ms"] != nil)
+    }
+    #expect(hosts["web-3"]?["status"] as? String == "failed")
+    let web3 = hosts["web-3"]?["tasks"] as? [[String: Any]] ?? []
+    #expect(web3.map { $0["status"] as? String } == ["ok", "ok", "failed", "skipped"])
+    #expect(hosts["web-19"]?["status"] as? String == "unreachable")
+    #expect((hosts["web-19"]?["message"] as? String)?.contains("Connection refused") == true, "\(hosts["web-19"] ?? [:])")
+    #expect(hosts["web-20"]?["status"] as? String == "unreachable")
+    #expect((hosts["web-20"]?["message"] as? String)?.contains("timed out") == true, "\(hosts["web-20"] ?? [:])")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: keyDir).isEmpty, "the key directory is wiped")
+    #expect(processes(mentioning: keyDir).isEmpty, "no ssh process outlives the run")
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aFiveSecondTTLStillAuthenticatesEveryHostOfALongRun() throws {
+    let fleet = try LocalFleet(count: 8, ttl: "5s")
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let playbook = try write(
+      """
+      name: slow
+      hosts: all
+      policy:
+        concurrency: 1
+        push: {ttl: 5s, margin: 2s}
+      tasks:
+        - name: work
+          command: [sleep, "4"]
+      """, fleet.directory + "/slow.yml")
+    let reportPath = fleet.directory + "/report.json"
+    let start = Date()
+    let result = try SixtyBinary.run(
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", reportPath],
+      environment: fleet.environment)
+    #expect(Date().timeIntervalSince(start) > 30)
+    #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+    let hosts = hostsOf(try report(reportPath))
+    #expect(hosts.count == 8)
+    for (name, host) in hosts {
+      #expect(host["status"] as? String == "ok", "\(name)")
+      #expect((host["push_to_auth_ms"] as? Int ?? 99_999) < 3000, "\(name): \(host)")
+    }
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func sigintMidRunLeavesNoSSHNoKeyAndAPartialReport() throws {
+    let fleet = try LocalFleet(count: 4)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let playbook = try write(
+      """
+      name: long
+      hosts: all
+      policy: {concurrency: 2}
+      tasks:
+        - name: first
+          command: [sleep, "3"]
+        - name: second
+          command: [sleep, "30"]
+          needs: [first]
+      """, fleet.directory + "/long.yml")
+    let keyDir = fleet.directory + "/keys"
+    try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+    var env = fleet.environment
+    env["SIXTY_KEY_DIR"] = keyDir
+    let reportPath = fleet.directory + "/report.json"
+    let run = try LocalProcess(
+      SixtyBinary.path,
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", reportPath],
+      environment: env, logPath: fleet.directory + "/run.log")
+    Thread.sleep(forTimeInterval: 1.5)
+    kill(run.pid, SIGINT)  // first: let running tasks finish
+    Thread.sleep(forTimeInterval: 3)
+    kill(run.pid, SIGINT)  // second: kill them
+    var waited = 0.0
+    while run.isRunning && waited < 20 {
+      Thread.sleep(forTimeInterval: 0.1)
+      waited += 0.1
+    }
+    #expect(!run.isRunning, "sixty run did not stop: \(run.log)")
+    #expect(run.log.contains("interrupted"), "\(run.log)")
+    let report = try report(reportPath)
+    #expect(report["exit_code"] as? Int == 4)
+    let hosts = hostsOf(report)
+    #expect(hosts.count == 4)
+    // The first two hosts finished 'first' (it was running at the first Ctrl-C); none started 'second'
+    // after it; the last two never started.
+    #expect(hosts["web-1"]?["status"] as? String != "ok")
+    #expect(hosts["web-3"]?["status"] as? String == "not started")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: keyDir).isEmpty, "the key directory is wiped")
+    #expect(processes(mentioning: keyDir).isEmpty, "no ssh process outlives the run")
+  }
+}
