@@ -30,8 +30,11 @@ struct RunCommand: AsyncParsableCommand {
   @Option(name: .long, help: "Write complete results as JSON to this file.")
   var report: String?
 
-  @Flag(name: .long, help: "Plain line output even on a terminal.")
-  var noProgress = false
+  @Option(name: .long, help: "Write JUnit XML (one test case per host and task) to this file.")
+  var junit: String?
+
+  @Flag(name: .long, help: "Print each task's output grouped at the end, identical outputs merged.")
+  var groupOutput = false
 
   @Option(name: .long, help: "The ssh program (default: ssh from PATH).")
   var ssh: String = "ssh"
@@ -55,21 +58,34 @@ struct RunCommand: AsyncParsableCommand {
       writeStandardOutput(Array(PlanTextRenderer.render(plan).utf8))
       throw ExitCode(0)
     }
-    let code = try await RunSession(plan: plan, command: self).execute()
+    let settings = RunSettings(
+      forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect)
+    let code = try await RunSession(plan: plan, settings: settings).execute()
     throw ExitCode(code)
   }
+}
+
+/// What `sixty run` and `sixty exec` share once the plan exists.
+struct RunSettings {
+  var forks: Int?
+  var report: String?
+  var junit: String?
+  var groupOutput: Bool
+  var ssh: String
+  var connect: ConnectOptions
 }
 
 /// One `sixty run`: the key, the signal handling, each play in order, the output and the report.
 final class RunSession: @unchecked Sendable {
   let plan: Plan
-  let command: RunCommand
+  let command: RunSettings
   let printer = LinePrinter()
   let started = Date()
+  let outputs = OutputCollector()
 
-  init(plan: Plan, command: RunCommand) {
+  init(plan: Plan, settings: RunSettings) {
     self.plan = plan
-    self.command = command
+    self.command = settings
   }
 
   func execute() async throws -> Int32 {
@@ -96,8 +112,15 @@ final class RunSession: @unchecked Sendable {
         ssh: command.ssh)
       let names = prepared.taskNames
       let printer = self.printer
+      let grouped = command.groupOutput
+      let outputs = self.outputs
       executor.onCapture = { capture in
         let task = names[capture.host]?[capture.task] ?? "task \(capture.task)"
+        outputs.add(play: play.name, task: task, capture: capture)
+        if grouped {
+          printer.line(String(format: "%@ | %@ | exit %d", capture.host, task, capture.status))
+          return
+        }
         let seconds = capture.ended.timeIntervalSince(capture.started)
         var text = String(format: "%@ | %@ | exit %d (%.2f s)\n", capture.host, task, capture.status, seconds)
         for line in capture.stdout.text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(
@@ -139,7 +162,16 @@ final class RunSession: @unchecked Sendable {
       if result.outcome != .completed { stopped = true }
     }
     directory.wipe()
+    if command.groupOutput { printer.write(outputs.grouped()) }
     printer.write(recap(playResults))
+    if let path = command.junit {
+      do {
+        try Data(junitXML(playResults).utf8).write(to: URL(fileURLWithPath: path))
+        printer.line("junit: \(path)")
+      } catch {
+        printer.line("sixty: error: cannot write the JUnit report \(path): \(error.localizedDescription)")
+      }
+    }
     if let path = command.report {
       do {
         try Data(reportJSON(playResults, pushed: pair.fingerprint)).write(to: URL(fileURLWithPath: path))
@@ -149,6 +181,11 @@ final class RunSession: @unchecked Sendable {
       }
     }
     return exitCode(playResults)
+  }
+
+  /// The playbook as the user knows it (`sixty exec` writes a temporary one).
+  var playbookName: String {
+    plan.playbookPath.contains("/sixty-exec-") ? "sixty exec" : plan.playbookPath
   }
 
   func exitCode(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)]) -> Int32 {
@@ -209,7 +246,7 @@ final class RunSession: @unchecked Sendable {
     let monoStart = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - Date().timeIntervalSince(started)
     func wall(_ t: Double) -> String { iso.string(from: started.addingTimeInterval(t - monoStart)) }
     w.beginObject()
-    w.field("playbook", plan.playbookPath)
+    w.field("playbook", playbookName)
     w.field("started", iso.string(from: started))
     w.field("finished", iso.string(from: Date()))
     w.field("exit_code", Int(exitCode(results)))
@@ -274,6 +311,133 @@ final class RunSession: @unchecked Sendable {
     w.endArray()
     w.endObject()
     return w.bytes + [UInt8(ascii: "\n")]
+  }
+}
+
+extension RunSession {
+  /// JUnit XML: a suite per play, a case per host and task.
+  func junitXML(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)]) -> String {
+    func escape(_ text: String) -> String {
+      var out = ""
+      for scalar in text.unicodeScalars {
+        switch scalar {
+        case "&": out += "&amp;"
+        case "<": out += "&lt;"
+        case ">": out += "&gt;"
+        case "\"": out += "&quot;"
+        case "\n", "\t": out.unicodeScalars.append(scalar)
+        default:
+          if scalar.value < 0x20 || (0xD800...0xDFFF).contains(scalar.value) || scalar.value == 0xFFFE
+            || scalar.value == 0xFFFF
+          {
+            out += "?"
+          } else {
+            out.unicodeScalars.append(scalar)
+          }
+        }
+      }
+      return out
+    }
+    var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"\(escape(playbookName))\">\n"
+    for (play, prepared, result) in results {
+      var cases = ""
+      var failures = 0
+      var skipped = 0
+      var count = 0
+      for (index, host) in result.hosts.enumerated() {
+        let scheduled = prepared.hosts[index]
+        if scheduled.tasks.isEmpty || host.status == .unreachable || host.status == .notStarted {
+          count += 1
+          cases += "    <testcase classname=\"\(escape(scheduled.name))\" name=\"connect\">"
+          if host.status == .unreachable {
+            failures += 1
+            cases += "<failure message=\"\(escape(host.message ?? "unreachable"))\"/>"
+          } else if host.status == .notStarted {
+            skipped += 1
+            cases += "<skipped message=\"\(escape(host.message ?? "not started"))\"/>"
+          }
+          cases += "</testcase>\n"
+          if host.status != .ok && host.status != .failed && host.status != .timedOut { continue }
+        }
+        for (taskIndex, task) in host.tasks.enumerated() {
+          count += 1
+          let output = outputs.output(play: play.name, host: scheduled.name, task: scheduled.tasks[taskIndex].name)
+          cases += "    <testcase classname=\"\(escape(scheduled.name))\" name=\"\(escape(scheduled.tasks[taskIndex].name))\">"
+          switch task {
+          case .failed(let why):
+            failures += 1
+            cases += "<failure message=\"\(escape(why))\"/>"
+          case .timedOut:
+            failures += 1
+            cases += "<failure message=\"timed out\"/>"
+          case .skipped(let why):
+            skipped += 1
+            cases += "<skipped message=\"\(escape(why))\"/>"
+          default: break
+          }
+          if let output {
+            cases += "<system-out>\(escape(output.stdout))</system-out><system-err>\(escape(output.stderr))</system-err>"
+          }
+          cases += "</testcase>\n"
+        }
+      }
+      xml += "  <testsuite name=\"\(escape(play.name))\" tests=\"\(count)\" failures=\"\(failures)\" skipped=\"\(skipped)\">\n"
+      xml += cases + "  </testsuite>\n"
+    }
+    return xml + "</testsuites>\n"
+  }
+}
+
+/// Every task's output, for `--group-output` and the JUnit report.
+final class OutputCollector: @unchecked Sendable {
+  struct Entry {
+    var play: String
+    var host: String
+    var task: String
+    var stdout: String
+    var stderr: String
+    var status: Int32
+  }
+  let lock = NSLock()
+  var entries: [Entry] = []
+
+  func add(play: String, task: String, capture: TaskCapture) {
+    lock.withLock {
+      entries.append(
+        Entry(
+          play: play, host: capture.host, task: task, stdout: capture.stdout.text, stderr: capture.stderr.text,
+          status: capture.status))
+    }
+  }
+
+  func output(play: String, host: String, task: String) -> (stdout: String, stderr: String)? {
+    lock.withLock {
+      entries.last { $0.play == play && $0.host == host && $0.task == task }.map { ($0.stdout, $0.stderr) }
+    }
+  }
+
+  /// Per task, hosts with identical output merged (like `dshbak -c`).
+  func grouped() -> String {
+    let all = lock.withLock { entries }
+    var text = ""
+    var tasks: [String] = []
+    for entry in all where !tasks.contains(entry.task) { tasks.append(entry.task) }
+    for task in tasks {
+      var groups: [(key: String, hosts: [String])] = []
+      for entry in all where entry.task == task {
+        let key = "exit \(entry.status)\n" + entry.stdout + (entry.stderr.isEmpty ? "" : "[stderr]\n" + entry.stderr)
+        if let index = groups.firstIndex(where: { $0.key == key }) {
+          groups[index].hosts.append(entry.host)
+        } else {
+          groups.append((key, [entry.host]))
+        }
+      }
+      for group in groups {
+        text += "---------------- \(task): \(group.hosts.joined(separator: ",")) ----------------\n"
+        text += group.key.hasSuffix("\n") ? group.key : group.key + "\n"
+      }
+    }
+    return text
   }
 }
 

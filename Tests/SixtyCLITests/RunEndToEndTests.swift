@@ -181,4 +181,32 @@ import Testing
     #expect(try FileManager.default.contentsOfDirectory(atPath: keyDir).isEmpty, "the key directory is wiped")
     #expect(processes(mentioning: keyDir).isEmpty, "no ssh process outlives the run")
   }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func execRunsAdHocCommandsWithGroupedOutputAndJUnit() throws {
+    let fleet = try LocalFleet(count: 3)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let junit = fleet.directory + "/junit.xml"
+    let result = try SixtyBinary.run(
+      [
+        "exec", "role=web", "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--group-output",
+        "--junit", junit, "--forks", "2", "--", "sh", "-c", "echo same; test {{ host.name }} != web-2",
+      ], environment: fleet.environment)
+    #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
+    #expect(result.stdout.contains("---------------- command: web-1,web-3 ----------------\nexit 0\nsame\n"))
+    #expect(result.stdout.contains("---------------- command: web-2 ----------------\nexit 1\nsame\n"))
+    let xml = try String(contentsOfFile: junit, encoding: .utf8)
+    #expect(xml.contains("<testsuites name=\"sixty exec\">"))
+    #expect(xml.contains("tests=\"3\" failures=\"1\" skipped=\"0\""))
+    #expect(xml.contains("<testcase classname=\"web-2\" name=\"command\"><failure message=\"exit status 1\"/>"))
+    // A selector that matches nothing known is bad input, found before anything is pushed.
+    let bad = try SixtyBinary.run(
+      ["exec", "nosuch", "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--", "true"],
+      environment: fleet.environment)
+    #expect(bad.status == 2)
+    #expect(bad.stderr.contains("targets 'nosuch', which is neither a group nor a host"))
+  }
 }
