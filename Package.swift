@@ -60,7 +60,9 @@ let package = Package(
     // The Dispatch-based run engine: slots, batches, just-in-time pushes, deadlines, cancellation.
     .target(name: "SixtyScheduling"),
     // Running tasks with the system OpenSSH client, one ControlMaster connection per host.
-    .target(name: "SixtyExecution", dependencies: ["SixtyScheduling", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
+    .target(
+      name: "SixtyExecution",
+      dependencies: ["SixtyScheduling", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed.
     .executableTarget(name: "sixty-agent", dependencies: ["SixtyAgentCore"]),
     // The command-line interface; each command's run() makes one call into a library.
@@ -74,7 +76,8 @@ let package = Package(
       ]),
     .executableTarget(name: "sixty", dependencies: ["SixtyCLI"]),
     // The load generator behind bench/broker-load.sh.
-    .executableTarget(name: "sixty-bench", dependencies: ["InstanceConnect", "SixtyKeys"], path: "bench/Sources/sixty-bench"),
+    .executableTarget(
+      name: "sixty-bench", dependencies: ["InstanceConnect", "SixtyKeys"], path: "bench/Sources/sixty-bench"),
 
     .testTarget(name: "SixtyCoreTests", dependencies: ["SixtyCore"]),
     .testTarget(

@@ -33,7 +33,8 @@ public struct AgentConfig: Sendable {
     guard let data = FileManager.default.contents(atPath: path), data.count <= 65536,
       let text = String(data: data, encoding: .utf8)
     else {
-      throw Error("cannot read the agent configuration \(path) (missing, unreadable, over 64 KB or not UTF-8).")
+      throw Error(
+        "cannot read the agent configuration \(path) (missing, unreadable, over 64 KB or not UTF-8).")
     }
     return try parse(text, file: path)
   }
@@ -72,7 +73,8 @@ public struct AgentConfig: Sendable {
         "broker", "instance_id", "token", "token_file", "broker_public_key", "timeout", "max_age", "syslog",
       ]
       guard known.contains(key) else {
-        throw Error("\(file):\(lineNumber):1: unknown key '\(key)'; expected one of: \(known.joined(separator: ", ")).")
+        throw Error(
+          "\(file):\(lineNumber):1: unknown key '\(key)'; expected one of: \(known.joined(separator: ", ")).")
       }
       guard values[key] == nil else { throw Error("\(file):\(lineNumber):1: '\(key)' is set twice.") }
       values[key] = (value, lineNumber)
@@ -82,7 +84,8 @@ public struct AgentConfig: Sendable {
       return value
     }
     let (brokerText, brokerLine) = try required("broker")
-    guard let broker = URL(string: brokerText), ["http", "https"].contains(broker.scheme ?? ""), broker.host != nil
+    guard let broker = URL(string: brokerText), ["http", "https"].contains(broker.scheme ?? ""),
+      broker.host != nil
     else {
       throw Error("\(file):\(brokerLine):1: 'broker' is '\(brokerText)'; expected an http(s) URL.")
     }
@@ -90,14 +93,16 @@ public struct AgentConfig: Sendable {
     guard instanceID.hasPrefix("i-"), (10...32).contains(instanceID.count),
       instanceID.dropFirst(2).allSatisfy({ $0.isHexDigit && !$0.isUppercase })
     else {
-      throw Error("\(file):\(idLine):1: 'instance_id' is '\(instanceID)'; expected i- followed by hex digits.")
+      throw Error(
+        "\(file):\(idLine):1: 'instance_id' is '\(instanceID)'; expected i- followed by hex digits.")
     }
     var token: String
     if let (inline, _) = values["token"] {
       token = inline
     } else {
       let (tokenFile, tokenLine) = try required("token_file")
-      guard let data = FileManager.default.contents(atPath: tokenFile), let text = String(data: data, encoding: .utf8)
+      guard let data = FileManager.default.contents(atPath: tokenFile),
+        let text = String(data: data, encoding: .utf8)
       else { throw Error("\(file):\(tokenLine):1: cannot read the token file \(tokenFile).") }
       token = text.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -105,7 +110,8 @@ public struct AgentConfig: Sendable {
       throw Error("\(file): the agent token must be at least 16 printable characters without spaces.")
     }
     let (keyText, keyLine) = try required("broker_public_key")
-    guard let raw = Data(base64Encoded: keyText), let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
+    guard let raw = Data(base64Encoded: keyText),
+      let publicKey = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
     else {
       throw Error("\(file):\(keyLine):1: 'broker_public_key' is not a base64 Ed25519 public key (32 bytes).")
     }

@@ -258,7 +258,8 @@ public final class Broker: Sendable {
         AuditRecord(
           time: now, event: "agent_fetch", requestID: requestID, principal: nil,
           source: request.remoteAddress,
-          instance: instance, osUser: user, fingerprint: keys.isEmpty ? nil : keys.map(\.fingerprint).joined(separator: " "),
+          instance: instance, osUser: user,
+          fingerprint: keys.isEmpty ? nil : keys.map(\.fingerprint).joined(separator: " "),
           outcome: "served", reason: "\(keys.count) active key\(keys.count == 1 ? "" : "s")"))
       metrics.fetch(outcome: "ok")
       return BrokerResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(body))

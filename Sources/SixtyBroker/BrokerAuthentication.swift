@@ -35,7 +35,8 @@ extension Broker {
     }
     guard verified.service == "ec2-instance-connect" else {
       throw .badSignature(
-        "Credential should be scoped to correct service: 'ec2-instance-connect', not '\(verified.service.prefix(40))'.")
+        "Credential should be scoped to correct service: 'ec2-instance-connect', not '\(verified.service.prefix(40))'."
+      )
     }
     if let region = config.region, verified.region != region {
       throw .badSignature(

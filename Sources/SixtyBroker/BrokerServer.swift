@@ -49,7 +49,9 @@ struct BrokerResponder: HTTPResponder {
         body: Array(buffer: body), remoteAddress: address))
     var fields = HTTPFields()
     for (name, value) in answer.headers {
-      if let name = HTTPFields.Element.Name(name) { fields.append(HTTPFields.Element(name: name, value: value)) }
+      if let name = HTTPFields.Element.Name(name) {
+        fields.append(HTTPFields.Element(name: name, value: value))
+      }
     }
     return Response(
       status: HTTPResponse.Status(code: answer.status), headers: fields,
@@ -94,12 +96,14 @@ public enum BrokerServer {
     let key = Curve25519.Signing.PrivateKey()
     let fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
     guard fd >= 0 else {
-      throw BrokerStartError("cannot create the signing key file \(path): \(String(cString: strerror(errno))).")
+      throw BrokerStartError(
+        "cannot create the signing key file \(path): \(String(cString: strerror(errno))).")
     }
     defer { close(fd) }
     let text = Array((key.rawRepresentation.base64EncodedString() + "\n").utf8)
     guard write(fd, text, text.count) == text.count else {
-      throw BrokerStartError("cannot write the signing key file \(path): \(String(cString: strerror(errno))).")
+      throw BrokerStartError(
+        "cannot write the signing key file \(path): \(String(cString: strerror(errno))).")
     }
     return key
   }
@@ -121,7 +125,9 @@ public enum BrokerServer {
   }
 
   /// Runs until SIGTERM or SIGINT.
-  public static func run(config: BrokerConfig, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void)
+  public static func run(
+    config: BrokerConfig, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void
+  )
     async throws
   {
     let key = try signingKey(path: config.signingKeyFile)

@@ -49,7 +49,8 @@ struct BrokerCommand: AsyncParsableCommand {
         config.port = port
       }
       guard let level = Logger.Level(rawValue: logLevel) else {
-        throw CLIError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error.", code: 2)
+        throw CLIError(
+          "--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error.", code: 2)
       }
       var logger = Logger(label: "sixty.broker")
       logger.logLevel = level

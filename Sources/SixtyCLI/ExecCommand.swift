@@ -58,7 +58,9 @@ struct ExecCommand: AsyncParsableCommand {
   @OptionGroup var connect: ConnectOptions
 
   func validate() throws {
-    guard !command.isEmpty else { throw ValidationError("Give the command after --, e.g. sixty exec all -i inv.yml -- uptime.") }
+    guard !command.isEmpty else {
+      throw ValidationError("Give the command after --, e.g. sixty exec all -i inv.yml -- uptime.")
+    }
     if let forks, forks < 1 { throw ValidationError("--forks must be at least 1, not \(forks).") }
     do {
       _ = try HostSelector(parsing: selector)
@@ -109,7 +111,8 @@ struct ExecCommand: AsyncParsableCommand {
     guard let inventoryPath = inventory ?? ProcessInfo.processInfo.environment["SIXTY_INVENTORY"] else {
       throw ValidationError("sixty exec needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
     }
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-exec-\(UUID().uuidString)")
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "sixty-exec-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let path = directory.appendingPathComponent("exec.yml").path

@@ -91,7 +91,8 @@ final class RunSession: @unchecked Sendable {
   func execute() async throws -> Int32 {
     CoreDumps.disable()
     let pair = try SSHKeyPair.generate(.ed25519, comment: "sixty-run")
-    let directory = try EphemeralKeyDirectory(key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])
+    let directory = try EphemeralKeyDirectory(
+      key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])
     defer { directory.wipe() }
     let client: InstanceConnectClient
     do {
@@ -105,10 +106,12 @@ final class RunSession: @unchecked Sendable {
     for play in plan.plays where !stopped {
       let prepared = RunPreparation.prepare(play)
       guard !prepared.hosts.isEmpty else { continue }
-      printer.line("== play: \(play.name) (\(prepared.hosts.count) host\(prepared.hosts.count == 1 ? "" : "s"))")
+      printer.line(
+        "== play: \(play.name) (\(prepared.hosts.count) host\(prepared.hosts.count == 1 ? "" : "s"))")
       let executor = SSHExecutor(
         targets: prepared.targets, runDirectory: directory.path, keyPath: directory.privateKeyPath,
-        hostKeyPolicy: play.policy.hostKeyPolicy, connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
+        hostKeyPolicy: play.policy.hostKeyPolicy,
+        connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
         ssh: command.ssh)
       let names = prepared.taskNames
       let printer = self.printer
@@ -134,7 +137,8 @@ final class RunSession: @unchecked Sendable {
         printer.write(text)
       }
       let pusher = InstanceConnectPusher(
-        client: client, publicKey: pair.authorizedKey, instances: prepared.instances, rate: play.policy.pushRate,
+        client: client, publicKey: pair.authorizedKey, instances: prepared.instances,
+        rate: play.policy.pushRate,
         burst: play.policy.pushBurst)
       var concurrency = play.policy.concurrency
       if let forks = command.forks { concurrency = min(concurrency, forks) }
@@ -206,7 +210,9 @@ final class RunSession: @unchecked Sendable {
 
   func recap(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)]) -> String {
     var text = "\nRECAP\n"
-    text += "host".padding(toLength: 20, withPad: " ", startingAt: 0) + " status       ok  failed  skipped  push→auth\n"
+    text +=
+      "host".padding(toLength: 20, withPad: " ", startingAt: 0)
+      + " status       ok  failed  skipped  push→auth\n"
     for (play, prepared, result) in results {
       if results.count > 1 { text += "[\(play.name)]\n" }
       for (index, host) in result.hosts.enumerated() {
@@ -238,7 +244,9 @@ final class RunSession: @unchecked Sendable {
     return text
   }
 
-  func reportJSON(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)], pushed fingerprint: String) -> [UInt8] {
+  func reportJSON(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)], pushed fingerprint: String)
+    -> [UInt8]
+  {
     var w = JSONWriter()
     let iso = ISO8601DateFormatter()
     iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -279,7 +287,9 @@ final class RunSession: @unchecked Sendable {
         w.endArray()
         if let auth = host.authenticated {
           w.field("authenticated", wall(auth))
-          if let push = host.pushes.last(where: { $0 <= auth }) { w.field("push_to_auth_ms", Int((auth - push) * 1000)) }
+          if let push = host.pushes.last(where: { $0 <= auth }) {
+            w.field("push_to_auth_ms", Int((auth - push) * 1000))
+          }
         }
         w.key("tasks")
         w.beginArray()
@@ -361,8 +371,10 @@ extension RunSession {
         }
         for (taskIndex, task) in host.tasks.enumerated() {
           count += 1
-          let output = outputs.output(play: play.name, host: scheduled.name, task: scheduled.tasks[taskIndex].name)
-          cases += "    <testcase classname=\"\(escape(scheduled.name))\" name=\"\(escape(scheduled.tasks[taskIndex].name))\">"
+          let output = outputs.output(
+            play: play.name, host: scheduled.name, task: scheduled.tasks[taskIndex].name)
+          cases +=
+            "    <testcase classname=\"\(escape(scheduled.name))\" name=\"\(escape(scheduled.tasks[taskIndex].name))\">"
           switch task {
           case .failed(let why):
             failures += 1
@@ -376,12 +388,14 @@ extension RunSession {
           default: break
           }
           if let output {
-            cases += "<system-out>\(escape(output.stdout))</system-out><system-err>\(escape(output.stderr))</system-err>"
+            cases +=
+              "<system-out>\(escape(output.stdout))</system-out><system-err>\(escape(output.stderr))</system-err>"
           }
           cases += "</testcase>\n"
         }
       }
-      xml += "  <testsuite name=\"\(escape(play.name))\" tests=\"\(count)\" failures=\"\(failures)\" skipped=\"\(skipped)\">\n"
+      xml +=
+        "  <testsuite name=\"\(escape(play.name))\" tests=\"\(count)\" failures=\"\(failures)\" skipped=\"\(skipped)\">\n"
       xml += cases + "  </testsuite>\n"
     }
     return xml + "</testsuites>\n"
@@ -405,7 +419,8 @@ final class OutputCollector: @unchecked Sendable {
     lock.withLock {
       entries.append(
         Entry(
-          play: play, host: capture.host, task: task, stdout: capture.stdout.text, stderr: capture.stderr.text,
+          play: play, host: capture.host, task: task, stdout: capture.stdout.text,
+          stderr: capture.stderr.text,
           status: capture.status))
     }
   }
@@ -425,7 +440,8 @@ final class OutputCollector: @unchecked Sendable {
     for task in tasks {
       var groups: [(key: String, hosts: [String])] = []
       for entry in all where entry.task == task {
-        let key = "exit \(entry.status)\n" + entry.stdout + (entry.stderr.isEmpty ? "" : "[stderr]\n" + entry.stderr)
+        let key =
+          "exit \(entry.status)\n" + entry.stdout + (entry.stderr.isEmpty ? "" : "[stderr]\n" + entry.stderr)
         if let index = groups.firstIndex(where: { $0.key == key }) {
           groups[index].hosts.append(entry.host)
         } else {

@@ -17,7 +17,10 @@ final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
   let lock = NSLock()
   var bucket: TokenBucket
 
-  init(client: InstanceConnectClient, publicKey: String, instances: [String: (id: String, zone: String?)], rate: Double, burst: Int) {
+  init(
+    client: InstanceConnectClient, publicKey: String, instances: [String: (id: String, zone: String?)],
+    rate: Double, burst: Int
+  ) {
     self.client = client
     self.publicKey = publicKey
     self.instances = instances
@@ -38,7 +41,9 @@ final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
       }
       do {
         _ = try await client.sendSSHPublicKey(
-          SendSSHPublicKeyRequest(instanceID: instance.id, osUser: host.user, publicKey: publicKey, availabilityZone: instance.zone))
+          SendSSHPublicKeyRequest(
+            instanceID: instance.id, osUser: host.user, publicKey: publicKey, availabilityZone: instance.zone)
+        )
         completion(.pushed)
       } catch {
         completion(.failed("\(error)"))

@@ -8,7 +8,8 @@ public struct SixtyCommand: AsyncParsableCommand {
     abstract: "Run commands and playbooks across a fleet over SSH with 60-second ephemeral keys.",
     version: "0.1.0",
     subcommands: [
-      ValidateCommand.self, PlanCommand.self, RunCommand.self, ExecCommand.self, PushCommand.self, SshCommand.self, BrokerCommand.self,
+      ValidateCommand.self, PlanCommand.self, RunCommand.self, ExecCommand.self, PushCommand.self,
+      SshCommand.self, BrokerCommand.self,
       AuditCommand.self,
     ]
   )

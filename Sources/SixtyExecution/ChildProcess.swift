@@ -23,7 +23,8 @@ final class ChildProcess: @unchecked Sendable {
   /// captures stdout and stderr up to `cap` bytes each; `completion` gets everything once the
   /// process has exited and both pipes are drained.
   static func run(
-    _ arguments: [String], stdinPath: String? = nil, cap: Int, completion: @escaping @Sendable (Output) -> Void
+    _ arguments: [String], stdinPath: String? = nil, cap: Int,
+    completion: @escaping @Sendable (Output) -> Void
   ) throws -> ChildProcess {
     var out: [Int32] = [0, 0]
     var err: [Int32] = [0, 0]

@@ -14,7 +14,9 @@ public struct ExecutionTarget: Sendable {
   public var become: [String?]
   public var okCodes: [[Int32]]
 
-  public init(address: String, port: Int, user: String, tasks: [RenderedTask?], become: [String?], okCodes: [[Int32]]) {
+  public init(
+    address: String, port: Int, user: String, tasks: [RenderedTask?], become: [String?], okCodes: [[Int32]]
+  ) {
     self.address = address
     self.port = port
     self.user = user
@@ -86,7 +88,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       switch hostKeyPolicy {
       case .acceptNew: ["-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=\(known)"]
       case .strict: ["-o", "StrictHostKeyChecking=yes"]
-      case .off: ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+      case .off:
+        ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
       }
     arguments += [
       "-i", keyPath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
@@ -121,21 +124,27 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
           let group = DispatchGroup()
           group.enter()
           nonisolated(unsafe) var masterPID: pid_t = 0
-          if (try? ChildProcess.run(check, cap: 4096, completion: { result in
-            let text = result.stderr.text + result.stdout.text
-            if let range = text.range(of: "pid="), let end = text[range.upperBound...].firstIndex(of: ")") {
-              masterPID = pid_t(text[range.upperBound..<end]) ?? 0
-            }
-            group.leave()
-          })) == nil {
+          if (try? ChildProcess.run(
+            check, cap: 4096,
+            completion: { result in
+              let text = result.stderr.text + result.stdout.text
+              if let range = text.range(of: "pid="), let end = text[range.upperBound...].firstIndex(of: ")") {
+                masterPID = pid_t(text[range.upperBound..<end]) ?? 0
+              }
+              group.leave()
+            })) == nil
+          {
             group.leave()
           }
           group.wait()
           lock.withLock { masters[host.name] = masterPID }
           completion(.authenticated)
         } else {
-          let log = (try? String(contentsOfFile: runDirectory + "/ssh\(index[host.name] ?? 0).log", encoding: .utf8)) ?? ""
-          let reason = log.split(separator: "\n").last.map(String.init) ?? "ssh exited with status \(output.status)"
+          let log =
+            (try? String(contentsOfFile: runDirectory + "/ssh\(index[host.name] ?? 0).log", encoding: .utf8))
+            ?? ""
+          let reason =
+            log.split(separator: "\n").last.map(String.init) ?? "ssh exited with status \(output.status)"
           completion(.failed("cannot connect to \(target.user)@\(target.address):\(target.port): \(reason)"))
         }
       }
@@ -160,7 +169,9 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       if let mode { body += " && chmod " + ShellQuote.quote(mode) + " " + ShellQuote.quote(destination) }
       body = "sh -c " + ShellQuote.quote(body)
     }
-    if !task.env.isEmpty { body = "env " + task.env.map(ShellQuote.quote).joined(separator: " ") + " " + body }
+    if !task.env.isEmpty {
+      body = "env " + task.env.map(ShellQuote.quote).joined(separator: " ") + " " + body
+    }
     if let cwd = task.cwd { body = "cd " + ShellQuote.quote(cwd) + " && " + body }
     if let become {
       body = "sudo -n -u " + ShellQuote.quote(become) + " -- sh -c " + ShellQuote.quote(body)
@@ -176,7 +187,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       return
     }
     let (command, stdin) = Self.remoteCommand(rendered, become: target.become[task])
-    let arguments = baseArguments(host.name, target) + ["-o", "ControlMaster=no", "-T", "--", target.address, command]
+    let arguments =
+      baseArguments(host.name, target) + ["-o", "ControlMaster=no", "-T", "--", target.address, command]
     let key = "\(host.name)\u{0}\(task)"
     let started = Date()
     do {
@@ -206,7 +218,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   }
 
   public func disconnect(host: ScheduledHost) {
-    guard let target = targets[host.name], let pid = lock.withLock({ masters.removeValue(forKey: host.name) }) else {
+    guard let target = targets[host.name], let pid = lock.withLock({ masters.removeValue(forKey: host.name) })
+    else {
       return
     }
     let arguments = baseArguments(host.name, target) + ["-O", "exit", "--", target.address]

@@ -88,7 +88,9 @@ session.dataTask(with: request) { data, response, error in
 }.resume()
 done.wait()
 
-if let error = result.2 { fail("cannot reach the broker at \(config.broker.absoluteString): \(error.localizedDescription).") }
+if let error = result.2 {
+  fail("cannot reach the broker at \(config.broker.absoluteString): \(error.localizedDescription).")
+}
 guard let http = result.1 as? HTTPURLResponse, let body = result.0 else { fail("the broker sent no answer.") }
 guard http.statusCode == 200 else {
   let text = String(decoding: body.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)

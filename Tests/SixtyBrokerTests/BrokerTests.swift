@@ -30,7 +30,8 @@ final class TestClock: @unchecked Sendable {
   let key = try! SSHKeyPair.generate(.ed25519, comment: "test")
 
   init() throws {
-    directory = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-broker-\(UUID().uuidString)").path
+    directory =
+      FileManager.default.temporaryDirectory.appendingPathComponent("sixty-broker-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
   }
 
@@ -90,7 +91,8 @@ final class TestClock: @unchecked Sendable {
   }
 
   func error(_ response: BrokerResponse) -> (type: String, message: String)? {
-    guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String] else {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: String]
+    else {
       return nil
     }
     return (object["__type"] ?? "", object["message"] ?? "")
@@ -130,7 +132,8 @@ final class TestClock: @unchecked Sendable {
     let other = fetch(broker, user: "deploy")
     #expect(
       try SignedKeyList.verify(
-        Data(other.body), publicKey: signingKey.publicKey, instanceID: Self.web, osUser: "deploy", now: clock.now
+        Data(other.body), publicKey: signingKey.publicKey, instanceID: Self.web, osUser: "deploy",
+        now: clock.now
       ).keys.isEmpty)
     #expect(fetch(broker, token: "agent-token-db-1-0123456789").status == 401)
     #expect(fetch(broker, instance: "i-00000000000000ff").status == 404)
@@ -140,7 +143,8 @@ final class TestClock: @unchecked Sendable {
     clock.advance(1)
     #expect(broker.store.count(now: clock.now) == 0)
     let later = try SignedKeyList.verify(
-      Data(fetch(broker).body), publicKey: signingKey.publicKey, instanceID: Self.web, osUser: "ops", now: clock.now)
+      Data(fetch(broker).body), publicKey: signingKey.publicKey, instanceID: Self.web, osUser: "ops",
+      now: clock.now)
     #expect(later.keys.isEmpty)
     #expect(broker.store.purge(now: clock.now) == 0)
   }
@@ -153,7 +157,10 @@ final class TestClock: @unchecked Sendable {
     #expect(broker.handle(request(pushBody(key: second.authorizedKey))).status == 200)
     #expect(broker.store.active(instance: Self.web, user: "ops", now: clock.now).count == 2)
     clock.advance(31)
-    #expect(broker.store.active(instance: Self.web, user: "ops", now: clock.now).map(\.fingerprint) == [second.fingerprint])
+    #expect(
+      broker.store.active(instance: Self.web, user: "ops", now: clock.now).map(\.fingerprint) == [
+        second.fingerprint
+      ])
   }
 
   @Test func signaturesAreChecked() throws {
@@ -163,8 +170,14 @@ final class TestClock: @unchecked Sendable {
       (request(body, secret: "wrong"), 403, "InvalidSignatureException", "does not match"),
       (request(body, keyID: "AKIDUNKNOWN000001"), 403, "UnrecognizedClientException", "security token"),
       (request(body, sign: false), 403, "MissingAuthenticationTokenException", "not signed"),
-      (request(body, signedAt: clock.now.addingTimeInterval(-301)), 403, "InvalidSignatureException", "Signature expired"),
-      (request(body, signedAt: clock.now.addingTimeInterval(301)), 403, "InvalidSignatureException", "Signature expired"),
+      (
+        request(body, signedAt: clock.now.addingTimeInterval(-301)), 403, "InvalidSignatureException",
+        "Signature expired"
+      ),
+      (
+        request(body, signedAt: clock.now.addingTimeInterval(301)), 403, "InvalidSignatureException",
+        "Signature expired"
+      ),
       (request(body, service: "ec2"), 403, "InvalidSignatureException", "scoped to correct service"),
     ]
     for (request, status, type, fragment) in cases {
@@ -194,8 +207,14 @@ final class TestClock: @unchecked Sendable {
     ("newline inside", "KEY\nKEY", "newline"),
     ("NUL", "KEY\u{0}", "control character"),
     ("two keys on one line", "KEY KEY", "second key"),
-    ("bad base64", "ssh-ed25519 AAAA!!!!AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "base64"),
-    ("unsupported type", "ssh-dss AAAAB3NzaC1kc3MAAACBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "not supported"),
+    (
+      "bad base64",
+      "ssh-ed25519 AAAA!!!!AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "base64"
+    ),
+    (
+      "unsupported type",
+      "ssh-dss AAAAB3NzaC1kc3MAAACBAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "not supported"
+    ),
     ("comment with a control character", "KEY bad\u{7}comment", "control character"),
   ])
   func badKeysAreInvalidArgs(name: String, template: String, fragment: String) throws {
@@ -224,7 +243,10 @@ final class TestClock: @unchecked Sendable {
       (pushBody(zone: "us-east-1b"), "InvalidArgsException", "us-east-1a"),
       (pushBody(key: "ssh-ed25519 AAAA"), "InvalidArgsException", "80 to 4096"),
       (Array("not json".utf8), "InvalidArgsException", "JSON"),
-      (Array("{\"InstanceId\":\"i-0000000000000001\",\"Extra\":1}".utf8), "InvalidArgsException", "Unknown parameter"),
+      (
+        Array("{\"InstanceId\":\"i-0000000000000001\",\"Extra\":1}".utf8), "InvalidArgsException",
+        "Unknown parameter"
+      ),
       (pushBody(instance: "i-00000000000000ff"), "EC2InstanceNotFoundException", "i-00000000000000ff"),
     ]
     for (body, type, fragment) in cases {
@@ -284,13 +306,16 @@ final class TestClock: @unchecked Sendable {
     _ = broker.handle(request(pushBody()))
     _ = broker.handle(request(pushBody(user: "root")))
     let text = String(
-      decoding: broker.handle(BrokerRequest(method: "GET", path: "/metrics", headers: [], body: [], remoteAddress: nil)).body,
+      decoding: broker.handle(
+        BrokerRequest(method: "GET", path: "/metrics", headers: [], body: [], remoteAddress: nil)
+      ).body,
       as: UTF8.self)
     #expect(text.contains("sixty_broker_pushes_total{outcome=\"accepted\"} 1"))
     #expect(text.contains("sixty_broker_refusals_total{reason=\"user_not_allowed\"} 1"))
     #expect(text.contains("sixty_broker_active_keys 1"))
     #expect(text.contains("sixty_broker_request_seconds_count 2"))
-    let health = broker.handle(BrokerRequest(method: "GET", path: "/healthz", headers: [], body: [], remoteAddress: nil))
+    let health = broker.handle(
+      BrokerRequest(method: "GET", path: "/healthz", headers: [], body: [], remoteAddress: nil))
     #expect(health.status == 200)
   }
 }

@@ -4,26 +4,29 @@ import Testing
 /// `sixty-agent` as sshd runs it: keys only from a verified, fresh, matching list; nothing at all
 /// (and a non-zero exit) on any error.
 @Suite(.serialized) struct AgentTests {
-  func agent(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String, seconds: Double) {
+  func agent(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String, seconds: Double)
+  {
     let start = Date()
     let result = try runProgram(LocalFleet.agentPath, arguments)
     return (result.status, result.stdout, result.stderr, Date().timeIntervalSince(start))
   }
 
-  func writeConfig(_ fleet: LocalFleet, broker: String? = nil, key: String? = nil, token: String? = nil, extra: String = "")
+  func writeConfig(
+    _ fleet: LocalFleet, broker: String? = nil, key: String? = nil, token: String? = nil, extra: String = ""
+  )
     throws -> String
   {
     let host = fleet.hosts[0]
     let path = fleet.directory + "/agent-\(UUID().uuidString).yml"
     try """
-      # test agent
-      broker: \(broker ?? fleet.endpoint)
-      instance_id: \(host.instanceID)
-      token: "\(token ?? host.token)"
-      broker_public_key: \(key ?? fleet.brokerPublicKey)
-      syslog: false
-      \(extra)
-      """.write(toFile: path, atomically: true, encoding: .utf8)
+    # test agent
+    broker: \(broker ?? fleet.endpoint)
+    instance_id: \(host.instanceID)
+    token: "\(token ?? host.token)"
+    broker_public_key: \(key ?? fleet.brokerPublicKey)
+    syslog: false
+    \(extra)
+    """.write(toFile: path, atomically: true, encoding: .utf8)
     return path
   }
 
@@ -43,14 +46,17 @@ import Testing
       fleet.remove()
     }
     let keyPath = fleet.directory + "/k"
-    #expect(try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyPath]).status == 0)
+    #expect(
+      try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyPath]).status == 0)
     try push(fleet, key: keyPath + ".pub", user: "ops")
-    let fingerprint = try runProgram("/usr/bin/ssh-keygen", ["-lf", keyPath + ".pub"]).stdout.split(separator: " ")[1]
+    let fingerprint = try runProgram("/usr/bin/ssh-keygen", ["-lf", keyPath + ".pub"]).stdout.split(
+      separator: " ")[1]
     let config = try writeConfig(fleet)
 
     let ok = try agent(["ops", String(fingerprint), "--config", config])
     #expect(ok.status == 0, "\(ok.stderr)")
-    let publicKey = try String(contentsOfFile: keyPath + ".pub", encoding: .utf8).split(separator: " ").prefix(2)
+    let publicKey = try String(contentsOfFile: keyPath + ".pub", encoding: .utf8).split(separator: " ")
+      .prefix(2)
       .joined(separator: " ")
     let lines = ok.stdout.split(separator: "\n")
     #expect(lines.count == 1)

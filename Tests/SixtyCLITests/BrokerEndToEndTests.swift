@@ -8,14 +8,16 @@ import Testing
 
   func keypair(_ dir: String, _ name: String = "k") throws -> String {
     let path = dir + "/" + name
-    let made = try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f", path])
+    let made = try runProgram(
+      "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "e2e", "-f", path])
     #expect(made.status == 0)
     return path
   }
 
-  func awsPush(_ fleet: LocalFleet, _ host: LocalFleet.Host, keyFile: String, user: String? = nil,
-    environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String)
-  {
+  func awsPush(
+    _ fleet: LocalFleet, _ host: LocalFleet.Host, keyFile: String, user: String? = nil,
+    environment: [String: String]? = nil
+  ) throws -> (status: Int32, stdout: String, stderr: String) {
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment ?? fleet.environment { env[k] = v }
     return try runProgram(
@@ -34,10 +36,13 @@ import Testing
   }
 
   func auditLines(_ fleet: LocalFleet) -> [String] {
-    ((try? String(contentsOfFile: fleet.auditPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    ((try? String(contentsOfFile: fleet.auditPath, encoding: .utf8)) ?? "").split(separator: "\n").map(
+      String.init)
   }
 
-  @Test(.enabled(if: LocalFleet.canRun && awsCLI != nil, "needs root, sshd and the aws CLI (make test installs them)"))
+  @Test(
+    .enabled(
+      if: LocalFleet.canRun && awsCLI != nil, "needs root, sshd and the aws CLI (make test installs them)"))
   func awsCLIPushLetsSSHInUntilTheTTL() throws {
     let fleet = try LocalFleet(count: 1, ttl: "4s")
     defer {
@@ -57,12 +62,14 @@ import Testing
     // An authenticated master connection outlives the key.
     let control = fleet.directory + "/cm"
     // -f backgrounds ssh with our pipes; give it /dev/null instead so the wait ends.
-    let quoted = (["/usr/bin/ssh"] + fleet.sshArguments(host, key: key, extra: ["-M", "-S", control, "-f", "-N"]))
+    let quoted =
+      (["/usr/bin/ssh"] + fleet.sshArguments(host, key: key, extra: ["-M", "-S", control, "-f", "-N"]))
       .map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
     let master = try runProgram("/bin/sh", ["-c", quoted + " </dev/null >/dev/null 2>&1"])
     #expect(master.status == 0, "\(master.stderr)")
     defer {
-      _ = try? runProgram("/usr/bin/ssh", fleet.sshArguments(host, key: key, extra: ["-S", control, "-O", "exit"]))
+      _ = try? runProgram(
+        "/usr/bin/ssh", fleet.sshArguments(host, key: key, extra: ["-S", control, "-O", "exit"]))
     }
     Thread.sleep(forTimeInterval: 5)
     let fresh = try ssh(fleet, host, key: key, extra: ["-S", "none"], command: ["true"])
@@ -72,12 +79,15 @@ import Testing
     #expect(reused.stdout == "still here\n")
     let records = auditLines(fleet)
     #expect(records.contains { $0.contains("\"event\":\"push\"") && $0.contains("\"outcome\":\"accepted\"") })
-    #expect(records.contains { $0.contains("\"event\":\"agent_fetch\"") && $0.contains("\"outcome\":\"served\"") })
+    #expect(
+      records.contains { $0.contains("\"event\":\"agent_fetch\"") && $0.contains("\"outcome\":\"served\"") })
     let verify = try SixtyBinary.run(["audit", "verify", fleet.auditPath])
     #expect(verify.status == 0, "\(verify.stderr)")
   }
 
-  @Test(.enabled(if: LocalFleet.canRun && awsCLI != nil, "needs root, sshd and the aws CLI (make test installs them)"))
+  @Test(
+    .enabled(
+      if: LocalFleet.canRun && awsCLI != nil, "needs root, sshd and the aws CLI (make test installs them)"))
   func refusalsAreRefusedAndAudited() throws {
     let fleet = try LocalFleet(count: 1, allowedSources: ["127.0.0.2/32"])
     defer {
@@ -99,14 +109,18 @@ import Testing
     let outside = try awsPush(fleet, host, keyFile: key + ".pub", environment: env)
     #expect(outside.stderr.contains("AuthException"))
     // A key with an injected option, and one with an embedded newline and a second key.
-    let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).trimmingCharacters(in: .newlines)
-    try "command=\"/bin/sh\" \(publicKey)\n".write(toFile: fleet.directory + "/opt.pub", atomically: true, encoding: .utf8)
-    try "\(publicKey)\n\(publicKey)\n".write(toFile: fleet.directory + "/two.pub", atomically: true, encoding: .utf8)
+    let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).trimmingCharacters(
+      in: .newlines)
+    try "command=\"/bin/sh\" \(publicKey)\n".write(
+      toFile: fleet.directory + "/opt.pub", atomically: true, encoding: .utf8)
+    try "\(publicKey)\n\(publicKey)\n".write(
+      toFile: fleet.directory + "/two.pub", atomically: true, encoding: .utf8)
     for file in ["opt.pub", "two.pub"] {
       let bad = try awsPush(fleet, host, keyFile: fleet.directory + "/" + file)
       #expect(bad.stderr.contains("InvalidArgsException"), "\(file): \(bad.stderr)")
     }
-    #expect(try ssh(fleet, host, key: key, command: ["true"]).status == 255, "no refused push may let anyone in")
+    #expect(
+      try ssh(fleet, host, key: key, command: ["true"]).status == 255, "no refused push may let anyone in")
     // A good push, but a login from outside allowed_sources (127.0.0.2/32) is refused by sshd.
     #expect(try awsPush(fleet, host, keyFile: key + ".pub").status == 0)
     let fromOutside = try ssh(fleet, host, key: key, extra: ["-b", "127.0.0.1"], command: ["true"])
@@ -165,7 +179,8 @@ import Testing
     let failing = try SixtyBinary.run(
       [
         "ssh", "web-1", "-i", inventory, "--endpoint", fleet.endpoint, "-F", "/dev/null", "-o",
-        "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "--", "exit", "3",
+        "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "--", "exit",
+        "3",
       ], environment: env)
     #expect(failing.status == 3, "ssh's exit status is sixty ssh's")
   }

@@ -32,7 +32,8 @@ final class LocalFleet: @unchecked Sendable {
   static var canRun: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") }
 
   static var agentPath: String {
-    URL(fileURLWithPath: SixtyBinary.path).deletingLastPathComponent().appendingPathComponent("sixty-agent").path
+    URL(fileURLWithPath: SixtyBinary.path).deletingLastPathComponent().appendingPathComponent("sixty-agent")
+      .path
   }
 
   /// The user sshd logs in (root when the tests run as root, otherwise the current user).
@@ -46,8 +47,11 @@ final class LocalFleet: @unchecked Sendable {
   ///   - ttl: the broker's key TTL.
   ///   - allowedSources: `allowed_sources` of the hosts' group.
   ///   - startSSHD: false to run only the broker (agent tests).
-  init(count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true) throws {
-    directory = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
+  init(count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true)
+    throws
+  {
+    directory =
+      FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(
       atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
     try? FileManager.default.createDirectory(atPath: "/run/sshd", withIntermediateDirectories: true)
@@ -84,8 +88,11 @@ final class LocalFleet: @unchecked Sendable {
       \(hostEntries)
       """
     try config.write(toFile: directory + "/broker.yml", atomically: true, encoding: .utf8)
-    let publicKey = try runProgram(SixtyBinary.path, ["broker", "public-key", "--config", directory + "/broker.yml"])
-    guard publicKey.status == 0 else { throw MotoServer.Failure("broker public-key failed: \(publicKey.stderr)") }
+    let publicKey = try runProgram(
+      SixtyBinary.path, ["broker", "public-key", "--config", directory + "/broker.yml"])
+    guard publicKey.status == 0 else {
+      throw MotoServer.Failure("broker public-key failed: \(publicKey.stderr)")
+    }
     let brokerKey = publicKey.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     brokerPublicKey = brokerKey
     broker = try LocalProcess(
@@ -113,7 +120,8 @@ final class LocalFleet: @unchecked Sendable {
         let dir = directory + "/" + name
         try FileManager.default.createDirectory(
           atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let keygen = try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_key"])
+        let keygen = try runProgram(
+          "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_key"])
         guard keygen.status == 0 else { throw MotoServer.Failure("ssh-keygen failed: \(keygen.stderr)") }
         let agentConfig = """
           broker: http://127.0.0.1:\(port)
@@ -149,10 +157,13 @@ final class LocalFleet: @unchecked Sendable {
         try sshdConfig.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
         let sshd =
           startSSHD
-          ? try LocalProcess("/usr/sbin/sshd", ["-D", "-e", "-f", dir + "/sshd_config"], logPath: dir + "/sshd.log")
+          ? try LocalProcess(
+            "/usr/sbin/sshd", ["-D", "-e", "-f", dir + "/sshd_config"], logPath: dir + "/sshd.log")
           : nil
         hosts.append(
-          Host(instanceID: id, name: name, address: address, port: sshPort, sshd: sshd, token: token, directory: dir))
+          Host(
+            instanceID: id, name: name, address: address, port: sshPort, sshd: sshd, token: token,
+            directory: dir))
       }
       for host in hosts where startSSHD && !LocalProcess.waitForPort(host.port) {
         throw MotoServer.Failure("sshd for \(host.name) did not start: \(host.sshd?.log ?? "")")

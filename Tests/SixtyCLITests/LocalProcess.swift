@@ -8,7 +8,9 @@ final class LocalProcess: @unchecked Sendable {
   private let lock = NSLock()
   private var exited = false
 
-  init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], logPath: String) throws {
+  init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], logPath: String)
+    throws
+  {
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
     let fd = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)

@@ -23,7 +23,8 @@ import Testing
   func processes(mentioning text: String) -> [String] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap { entry in
-      guard Int(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else {
+      guard Int(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+      else {
         return nil
       }
       let line = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
@@ -49,7 +50,8 @@ import Testing
       ], logPath: fleet.directory + "/silent.log")
     defer { silent.stop() }
     var inventory = try String(contentsOfFile: try fleet.writeInventory(), encoding: .utf8)
-    inventory = inventory.replacingOccurrences(of: "port: \(fleet.hosts[19].port)\n", with: "port: \(silentPort)\n")
+    inventory = inventory.replacingOccurrences(
+      of: "port: \(fleet.hosts[19].port)\n", with: "port: \(silentPort)\n")
     let inventoryPath = try write(inventory, fleet.directory + "/inventory-run.yml")
     let playbook = try write(
       """
@@ -78,22 +80,27 @@ import Testing
     env["SIXTY_KEY_DIR"] = keyDir
     let reportPath = fleet.directory + "/report.json"
     let result = try SixtyBinary.run(
-      ["run", playbook, "-i", inventoryPath, "--endpoint", fleet.endpoint, "--report", reportPath], environment: env)
+      ["run", playbook, "-i", inventoryPath, "--endpoint", fleet.endpoint, "--report", reportPath],
+      environment: env)
     #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
     #expect(result.stdout.contains("web-1 | hello from web-1 $(not expanded)"))
     let hosts = hostsOf(try report(reportPath))
     #expect(hosts.count == 20)
     for index in 1...20 where ![3, 19, 20].contains(index) {
-      #expect(hosts["web-\(index)"]?["status"] as? String == "ok", "web-\(index): \(hosts["web-\(index)"] ?? [:])")
+      #expect(
+        hosts["web-\(index)"]?["status"] as? String == "ok", "web-\(index): \(hosts["web-\(index)"] ?? [:])")
       #expect(hosts["web-\(index)"]?["push_to_auth_ms"] != nil)
     }
     #expect(hosts["web-3"]?["status"] as? String == "failed")
     let web3 = hosts["web-3"]?["tasks"] as? [[String: Any]] ?? []
     #expect(web3.map { $0["status"] as? String } == ["ok", "ok", "failed", "skipped"])
     #expect(hosts["web-19"]?["status"] as? String == "unreachable")
-    #expect((hosts["web-19"]?["message"] as? String)?.contains("Connection refused") == true, "\(hosts["web-19"] ?? [:])")
+    #expect(
+      (hosts["web-19"]?["message"] as? String)?.contains("Connection refused") == true,
+      "\(hosts["web-19"] ?? [:])")
     #expect(hosts["web-20"]?["status"] as? String == "unreachable")
-    #expect((hosts["web-20"]?["message"] as? String)?.contains("timed out") == true, "\(hosts["web-20"] ?? [:])")
+    #expect(
+      (hosts["web-20"]?["message"] as? String)?.contains("timed out") == true, "\(hosts["web-20"] ?? [:])")
     #expect(try FileManager.default.contentsOfDirectory(atPath: keyDir).isEmpty, "the key directory is wiped")
     #expect(processes(mentioning: keyDir).isEmpty, "no ssh process outlives the run")
   }
@@ -119,7 +126,10 @@ import Testing
     let reportPath = fleet.directory + "/report.json"
     let start = Date()
     let result = try SixtyBinary.run(
-      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", reportPath],
+      [
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
+        reportPath,
+      ],
       environment: fleet.environment)
     #expect(Date().timeIntervalSince(start) > 30)
     #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
@@ -157,7 +167,10 @@ import Testing
     let reportPath = fleet.directory + "/report.json"
     let run = try LocalProcess(
       SixtyBinary.path,
-      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", reportPath],
+      [
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
+        reportPath,
+      ],
       environment: env, logPath: fleet.directory + "/run.log")
     Thread.sleep(forTimeInterval: 1.5)
     kill(run.pid, SIGINT)  // first: let running tasks finish
@@ -201,7 +214,8 @@ import Testing
     let xml = try String(contentsOfFile: junit, encoding: .utf8)
     #expect(xml.contains("<testsuites name=\"sixty exec\">"))
     #expect(xml.contains("tests=\"3\" failures=\"1\" skipped=\"0\""))
-    #expect(xml.contains("<testcase classname=\"web-2\" name=\"command\"><failure message=\"exit status 1\"/>"))
+    #expect(
+      xml.contains("<testcase classname=\"web-2\" name=\"command\"><failure message=\"exit status 1\"/>"))
     // A selector that matches nothing known is bad input, found before anything is pushed.
     let bad = try SixtyBinary.run(
       ["exec", "nosuch", "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--", "true"],

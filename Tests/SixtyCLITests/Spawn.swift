@@ -26,7 +26,9 @@ enum Spawn {
     posix_spawn_file_actions_adddup2(&actions, stderr, 2)
     let env = (environment ?? ProcessInfo.processInfo.environment).map { "\($0.key)=\($0.value)" }
     // No posix_spawn_file_actions_addchdir_np here: change directory through the shell.
-    let words = directory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0, path] + arguments } ?? [path] + arguments
+    let words =
+      directory.map { ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", $0, path] + arguments } ?? [path]
+      + arguments
     let program = directory == nil ? path : "/bin/sh"
     let argv = words.map { strdup($0) } + [nil]
     let envp = env.map { strdup($0) } + [nil]
@@ -36,7 +38,9 @@ enum Spawn {
     }
     var pid: pid_t = 0
     let result = posix_spawn(&pid, program, &actions, nil, argv, envp)
-    guard result == 0 else { throw Failure(description: "cannot run \(path): \(String(cString: strerror(result)))") }
+    guard result == 0 else {
+      throw Failure(description: "cannot run \(path): \(String(cString: strerror(result)))")
+    }
     return pid
   }
 

@@ -11,7 +11,6 @@ import Foundation
 import InstanceConnect
 import SixtyKeys
 
-
 func percentile(_ sorted: [Double], _ p: Double) -> Double {
   guard !sorted.isEmpty else { return 0 }
   return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
@@ -39,7 +38,9 @@ final class Connection {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     let ok = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
     }
     precondition(ok == 0, "cannot connect to 127.0.0.1:\(port)")
   }
@@ -65,7 +66,8 @@ final class Connection {
       received += buffer[0..<n]
       guard let end = headerEnd(received) else { continue }
       let head = String(decoding: received[0..<end], as: UTF8.self).lowercased()
-      let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+      let length =
+        head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
         .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
       if received.count >= end + 4 + length {
         if head.contains("connection: close") || head.hasPrefix("http/1.0") { open() }
@@ -76,7 +78,8 @@ final class Connection {
 
   func headerEnd(_ bytes: [UInt8]) -> Int? {
     guard bytes.count >= 4 else { return nil }
-    for i in 0...(bytes.count - 4) where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
+    for i in 0...(bytes.count - 4)
+    where bytes[i] == 13 && bytes[i + 1] == 10 && bytes[i + 2] == 13 && bytes[i + 3] == 10 {
       return i
     }
     return nil
@@ -84,7 +87,9 @@ final class Connection {
 }
 
 /// Runs `count` requests over `concurrency` connections; returns wall seconds and sorted latencies (ms).
-func load(port: Int, count: Int, concurrency: Int, request: @escaping @Sendable () -> [UInt8]) -> (Double, [Double]) {
+func load(port: Int, count: Int, concurrency: Int, request: @escaping @Sendable () -> [UInt8]) -> (
+  Double, [Double]
+) {
   let group = DispatchGroup()
   let lock = NSLock()
   nonisolated(unsafe) var all: [Double] = []
@@ -125,7 +130,8 @@ func report(_ what: String, _ wall: Double, _ latencies: [Double]) {
   print(
     String(
       format: "%@: %d in %.2f s = %.0f/s; latency ms p50 %.2f p99 %.2f max %.2f", what, latencies.count, wall,
-      Double(latencies.count) / wall, percentile(latencies, 0.5), percentile(latencies, 0.99), latencies.last ?? 0))
+      Double(latencies.count) / wall, percentile(latencies, 0.5), percentile(latencies, 0.99),
+      latencies.last ?? 0))
 }
 
 let args = Array(CommandLine.arguments.dropFirst())
@@ -135,7 +141,8 @@ case "push" where args.count == 8:
   let port = url.port ?? 80
   let credentials = AWSCredentials(accessKeyID: args[2], secretAccessKey: args[3], source: "bench")
   let key = try SSHKeyPair.generate(.ed25519, comment: "bench").authorizedKey
-  let body = Array("{\"InstanceId\":\"\(args[4])\",\"InstanceOSUser\":\"\(args[5])\",\"SSHPublicKey\":\"\(key)\"}".utf8)
+  let body = Array(
+    "{\"InstanceId\":\"\(args[4])\",\"InstanceOSUser\":\"\(args[5])\",\"SSHPublicKey\":\"\(key)\"}".utf8)
   let host = "127.0.0.1:\(port)"
   let (wall, latencies) = load(port: port, count: Int(args[6])!, concurrency: Int(args[7])!) {
     var request = SigV4Request(
@@ -144,7 +151,8 @@ case "push" where args.count == 8:
         ("Host", host), ("Content-Type", "application/x-amz-json-1.1"),
         ("X-Amz-Target", "AWSEC2InstanceConnectService.SendSSHPublicKey"),
       ], body: body)
-    SigV4.sign(&request, credentials: credentials, region: "us-east-1", service: "ec2-instance-connect", date: Date())
+    SigV4.sign(
+      &request, credentials: credentials, region: "us-east-1", service: "ec2-instance-connect", date: Date())
     var text = "POST / HTTP/1.1\r\n"
     for (name, value) in request.headers { text += "\(name): \(value)\r\n" }
     text += "Content-Length: \(body.count)\r\n\r\n"
