@@ -29,7 +29,7 @@ bench-plan: release
 	bench/plan-scale.sh
 
 format:
-	$(SWIFT) format -i -r Sources Tests Package.swift
+	$(SWIFT) format -i -r Sources Tests Package.swift bench/Sources
 
 clean:
 	rm -rf .build .build-release

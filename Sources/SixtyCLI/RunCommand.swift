@@ -281,6 +281,7 @@ final class RunSession: @unchecked Sendable {
         w.field("status", host.status.rawValue)
         if let message = host.message { w.field("message", message) }
         w.field("user", scheduled.user)
+        w.field("reconnects", host.reconnects)
         w.key("pushes")
         w.beginArray()
         for push in host.pushes { w.value(wall(push)) }

@@ -109,6 +109,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       completion(.failed("the address or user of \(host.name) starts with '-'; refusing to pass it to ssh"))
       return
     }
+    // A socket left by a master that died would stop a new master from listening.
+    unlink(controlPath(host.name))
     // -f: ssh goes to the background once authenticated, so its exit is the authentication
     // signal; the master lives on until `disconnect`.
     let arguments =
@@ -198,8 +200,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
           TaskCapture(
             host: host.name, task: task, status: output.status, stdout: output.stdout, stderr: output.stderr,
             started: started, ended: Date()))
-        if output.status == 255 && output.stderr.text.contains("Control socket") {
-          completion(.failed("the connection to \(host.name) was lost"))
+        if output.status == 255 && !masterAlive(host.name, target) {
+          completion(.connectionLost("the connection to \(host.name) was lost"))
         } else if target.okCodes[task].contains(output.status) {
           completion(.exited(0))
         } else {
@@ -210,6 +212,25 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     } catch {
       completion(.failed("\(error)"))
     }
+  }
+
+  /// Whether the host's master connection still answers (`ssh -O check`).
+  func masterAlive(_ host: String, _ target: ExecutionTarget) -> Bool {
+    let group = DispatchGroup()
+    group.enter()
+    nonisolated(unsafe) var alive = false
+    let check = baseArguments(host, target) + ["-O", "check", "--", target.address]
+    if (try? ChildProcess.run(
+      check, cap: 4096,
+      completion: { output in
+        alive = output.status == 0
+        group.leave()
+      })) == nil
+    {
+      group.leave()
+    }
+    group.wait()
+    return alive
   }
 
   public func kill(host: ScheduledHost, task: Int) {

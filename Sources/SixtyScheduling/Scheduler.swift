@@ -83,6 +83,8 @@ public enum ConnectOutcome: Sendable, Equatable {
 public enum TaskOutcome: Sendable, Equatable {
   case exited(Int32)
   case failed(String)
+  /// The host's connection went away under the task; the scheduler pushes again and reconnects once.
+  case connectionLost(String)
 }
 
 /// Pushes the run's public key for a host (to AWS or a broker). Completions may come on any thread.
@@ -119,6 +121,8 @@ public struct HostResult: Sendable {
   /// Clock times of every push, and of authentication.
   public var pushes: [Double] = []
   public var authenticated: Double?
+  /// How many times the connection was re-established after dropping (at most once).
+  public var reconnects = 0
   public var started: Double?
   public var finished: Double?
   public var message: String?
@@ -149,6 +153,8 @@ public final class Scheduler: @unchecked Sendable {
   var taskTimers: [Int: [Int: TimerToken]] = [:]
   var repushTimers: [Int: TimerToken] = [:]
   var failedHosts = 0
+  var connecting: Set<Int> = []
+  var lostTasks: [Int: Set<Int>] = [:]
   var stopping: RunResult.Outcome?
   var killed = false
   var finished = false
@@ -251,17 +257,17 @@ public final class Scheduler: @unchecked Sendable {
   }
 
   func pushed(_ host: Int, _ outcome: PushOutcome) {
-    guard results[host].status == .pending else { return }
+    guard results[host].status == .pending, results[host].authenticated == nil else { return }
     switch outcome {
     case .failed(let message):
-      if results[host].authenticated == nil && results[host].pushes.count == 1 {
+      // A failed re-push while a connection attempt is under way is not fatal: the earlier key may do.
+      if !connecting.contains(host) {
         endHost(host, .unreachable, message: "the key push failed: \(message)")
       }
     case .pushed:
-      guard results[host].authenticated == nil else { return }
-      let isFirst = repushTimers[host] == nil && results[host].pushes.count == 1
       armRepush(host)
-      if isFirst {
+      if !connecting.contains(host) {
+        connecting.insert(host)
         executor.connect(host: hosts[host]) { outcome in
           self.onQueue { self.connected(host, outcome) }
         }
@@ -284,20 +290,59 @@ public final class Scheduler: @unchecked Sendable {
   func connected(_ host: Int, _ outcome: ConnectOutcome) {
     repushTimers[host]?.cancel()
     repushTimers[host] = nil
+    connecting.remove(host)
     guard results[host].status == .pending else { return }
     switch outcome {
     case .failed(let message):
-      endHost(host, .unreachable, message: message)
+      let lost = lostTasks.removeValue(forKey: host) ?? []
+      for task in lost {
+        results[host].tasks[task] = .failed("the connection was lost and could not be re-established")
+      }
+      endHost(
+        host, .unreachable,
+        message: results[host].reconnects > 0 ? "reconnecting failed: \(message)" : message)
     case .authenticated:
       results[host].authenticated = clock.now()
       event("authenticated \(hosts[host].name)")
+      // Tasks cut off by a dropped connection run again; the drop does not use up their retries.
+      for task in lostTasks.removeValue(forKey: host) ?? [] {
+        results[host].attempts[task] -= 1
+        results[host].tasks[task] = .pending
+      }
       startTasks(host)
     }
+  }
+
+  /// The connection dropped under `task`: push again and reconnect, once per host.
+  func connectionLost(_ host: Int, _ task: Int, _ message: String) {
+    taskTimers[host]?[task]?.cancel()
+    taskTimers[host]?[task] = nil
+    running[host]?.remove(task)
+    lostTasks[host, default: []].insert(task)
+    guard results[host].authenticated != nil || connecting.contains(host) else { return }  // already reconnecting
+    if results[host].reconnects >= 1 || stopping != nil {
+      for lost in lostTasks.removeValue(forKey: host) ?? [] {
+        results[host].tasks[lost] = .failed("the connection was lost again: \(message)")
+      }
+      if running[host, default: []].isEmpty {
+        endHost(
+          host, .unreachable,
+          message: "the connection to \(hosts[host].name) was lost again after reconnecting once")
+      }
+      return
+    }
+    guard !connecting.contains(host) else { return }
+    results[host].reconnects += 1
+    results[host].authenticated = nil
+    event("reconnect \(hosts[host].name)")
+    executor.disconnect(host: hosts[host])
+    push(host)
   }
 
   // MARK: - Tasks
 
   func startTasks(_ host: Int) {
+    guard results[host].authenticated != nil else { return }  // reconnecting
     let tasks = hosts[host].tasks
     var running = self.running[host, default: []]
     for (index, task) in tasks.enumerated()
@@ -343,6 +388,7 @@ public final class Scheduler: @unchecked Sendable {
         case .exited(let code) where code == 0: self.taskEnded(host, index, .ok(code))
         case .exited(let code): self.taskEnded(host, index, .failed("exit status \(code)"))
         case .failed(let message): self.taskEnded(host, index, .failed(message))
+        case .connectionLost(let message): self.connectionLost(host, index, message)
         }
       }
     }

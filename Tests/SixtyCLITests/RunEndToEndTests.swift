@@ -223,4 +223,47 @@ import Testing
     #expect(bad.status == 2)
     #expect(bad.stderr.contains("targets 'nosuch', which is neither a group nor a host"))
   }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aDroppedConnectionIsPushedAgainAndReconnectedOnce() throws {
+    let fleet = try LocalFleet(count: 2)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    // The task kills its own sshd session process: the master connection drops under it. On
+    // web-1 it does so once (then succeeds after the reconnect); on web-2 every time.
+    let marker = fleet.directory + "/dropped"
+    let playbook = try write(
+      """
+      name: drops
+      hosts: all
+      tasks:
+        - name: first
+          command: ["true"]
+        - name: drop
+          shell: test "{{ host.name }}" = web-1 -a -f \(marker)-{{ host.name }} || { touch \(marker)-{{ host.name }}; kill -9 $PPID; }
+          needs: [first]
+        - name: after
+          command: [echo, survived]
+          needs: [drop]
+      """, fleet.directory + "/drops.yml")
+    let reportPath = fleet.directory + "/report.json"
+    let result = try SixtyBinary.run(
+      [
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
+        reportPath,
+      ],
+      environment: fleet.environment)
+    #expect(result.status == 1, "\(result.stdout)\n\(result.stderr)")
+    let hosts = hostsOf(try report(reportPath))
+    #expect(hosts["web-1"]?["status"] as? String == "ok", "\(hosts["web-1"] ?? [:])")
+    #expect(hosts["web-1"]?["reconnects"] as? Int == 1)
+    #expect((hosts["web-1"]?["pushes"] as? [String])?.count == 2)
+    #expect(result.stdout.contains("web-1 | survived"))
+    #expect(hosts["web-2"]?["status"] as? String == "unreachable")
+    #expect(
+      hosts["web-2"]?["message"] as? String
+        == "the connection to web-2 was lost again after reconnecting once")
+  }
 }

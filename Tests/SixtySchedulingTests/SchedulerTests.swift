@@ -16,6 +16,7 @@ final class FakeFleet: KeyPusher, HostExecutor, @unchecked Sendable {
   var defaultDuration = 5.0
   var exitCodes: [String: [Int32]] = [:]  // "host/task" -> codes per attempt
   var hang: Set<String> = []  // "host/task" never ends unless killed
+  var drops: [String: Int] = [:]  // "host/task" -> how many times the connection drops under it
   // What happened:
   var pushes: [(String, Double)] = []
   var connects: [(String, Double)] = []
@@ -51,6 +52,11 @@ final class FakeFleet: KeyPusher, HostExecutor, @unchecked Sendable {
     let key = "\(host.name)/\(name)"
     started.append((key, clock.now()))
     if hang.contains(key) { return }
+    if let left = drops[key], left > 0 {
+      drops[key] = left - 1
+      _ = clock.after(1, on: queue) { completion(.connectionLost("the master connection is gone")) }
+      return
+    }
     let duration = taskDuration[key] ?? taskDuration[name] ?? defaultDuration
     var code: Int32 = 0
     if var codes = exitCodes[key], !codes.isEmpty {
@@ -312,5 +318,22 @@ final class FakeFleet: KeyPusher, HostExecutor, @unchecked Sendable {
     #expect(result.hosts[0].tasks == [.timedOut])
     #expect(result.hosts[1].status == .notStarted)
     #expect(fake.killed == ["web-1/work"])
+  }
+
+  @Test func aDroppedConnectionIsPushedAndReconnectedOnceThenFails() {
+    let fake = FakeFleet(clock: clock, queue: queue)
+    fake.drops = ["web-1/work": 1, "web-2/work": 2]
+    let policy = SchedulePolicy(concurrency: 3, batches: [[0, 1, 2]])
+    let result = run(
+      Scheduler(hosts: hosts(3), policy: policy, pusher: fake, executor: fake, clock: clock, queue: queue))
+    #expect(result.hosts[0].status == .ok)
+    #expect(result.hosts[0].reconnects == 1)
+    #expect(result.hosts[0].pushes.count == 2)
+    #expect(result.hosts[0].attempts == [1], "a drop does not use up retries")
+    #expect(fake.connects.filter { $0.0 == "web-1" }.count == 2)
+    #expect(result.hosts[1].status == .unreachable)
+    #expect(result.hosts[1].message == "the connection to web-2 was lost again after reconnecting once")
+    #expect(result.hosts[1].pushes.count == 2)
+    #expect(result.hosts[2].status == .ok && result.hosts[2].reconnects == 0)
   }
 }
