@@ -49,6 +49,9 @@ struct ExecCommand: AsyncParsableCommand {
   @Flag(name: .long, help: "Group identical outputs at the end.")
   var groupOutput = false
 
+  @Flag(name: .long, help: "No live progress line, even on a terminal.")
+  var noProgress = false
+
   @Flag(name: .long, help: "Print the plan and touch nothing.")
   var dryRun = false
 
@@ -136,7 +139,8 @@ struct ExecCommand: AsyncParsableCommand {
       throw ExitCode(plan.isRefused ? 3 : 0)
     }
     let settings = RunSettings(
-      forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect)
+      forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
+      progress: !noProgress)
     throw ExitCode(try await RunSession(plan: plan, settings: settings).execute())
   }
 }

@@ -33,6 +33,9 @@ struct RunCommand: AsyncParsableCommand {
   @Option(name: .long, help: "Write JUnit XML (one test case per host and task) to this file.")
   var junit: String?
 
+  @Flag(name: .long, help: "No live progress line, even on a terminal.")
+  var noProgress = false
+
   @Flag(name: .long, help: "Print each task's output grouped at the end, identical outputs merged.")
   var groupOutput = false
 
@@ -59,7 +62,8 @@ struct RunCommand: AsyncParsableCommand {
       throw ExitCode(0)
     }
     let settings = RunSettings(
-      forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect)
+      forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
+      progress: !noProgress)
     let code = try await RunSession(plan: plan, settings: settings).execute()
     throw ExitCode(code)
   }
@@ -73,6 +77,7 @@ struct RunSettings {
   var groupOutput: Bool
   var ssh: String
   var connect: ConnectOptions
+  var progress = true
 }
 
 /// One `sixty run`: the key, the signal handling, each play in order, the output and the report.
@@ -87,6 +92,9 @@ final class RunSession: @unchecked Sendable {
     self.plan = plan
     self.command = settings
   }
+
+  /// The live status line, on a terminal only.
+  lazy var board: ProgressBoard? = command.progress && isatty(1) == 1 ? ProgressBoard(printer: printer) : nil
 
   func execute() async throws -> Int32 {
     CoreDumps.disable()
@@ -115,6 +123,7 @@ final class RunSession: @unchecked Sendable {
         ssh: command.ssh)
       let names = prepared.taskNames
       let printer = self.printer
+      board?.begin(play: play.name, hosts: prepared.hosts.count)
       let grouped = command.groupOutput
       let outputs = self.outputs
       executor.onCapture = { capture in
@@ -156,8 +165,11 @@ final class RunSession: @unchecked Sendable {
         if count > 1 { executor.killAll() }
       }
       let result: RunResult = await withCheckedContinuation { continuation in
-        scheduler.start(events: { event in
-          if event.hasPrefix("end ") || event.hasPrefix("retry ") { printer.line("-- " + event) }
+        scheduler.start(events: { [board] event in
+          board?.handle(event)
+          if event.hasPrefix("end ") || event.hasPrefix("retry ") || event.hasPrefix("reconnect ") {
+            printer.line("-- " + event)
+          }
         }) { continuation.resume(returning: $0) }
       }
       signals.forEach { $0.cancel() }
@@ -165,6 +177,7 @@ final class RunSession: @unchecked Sendable {
       playResults.append((play, prepared, result))
       if result.outcome != .completed { stopped = true }
     }
+    board?.stop()
     directory.wipe()
     if command.groupOutput { printer.write(outputs.grouped()) }
     printer.write(recap(playResults))
@@ -458,11 +471,100 @@ final class OutputCollector: @unchecked Sendable {
   }
 }
 
-/// Serialises output lines from many threads.
+/// Serialises output lines from many threads; on a terminal, keeps the status line below them.
 final class LinePrinter: @unchecked Sendable {
   let lock = NSLock()
-  func write(_ text: String) { lock.withLock { writeStandardOutput(Array(text.utf8)) } }
+  var status: String?
+
+  func write(_ text: String) {
+    lock.withLock {
+      if let status {
+        writeStandardOutput(Array(("\r\u{1B}[K" + text + status).utf8))
+      } else {
+        writeStandardOutput(Array(text.utf8))
+      }
+    }
+  }
+
   func line(_ text: String) { write(text + "\n") }
+
+  func setStatus(_ text: String?) {
+    lock.withLock {
+      status = text
+      writeStandardOutput(Array(("\r\u{1B}[K" + (text ?? "")).utf8))
+    }
+  }
+}
+
+/// Hosts done, failed and running, the task each is on, and the time elapsed; redrawn twice a
+/// second by a dispatch timer.
+final class ProgressBoard: @unchecked Sendable {
+  let printer: LinePrinter
+  // `lock` protects everything below.
+  let lock = NSLock()
+  var play = ""
+  var total = 0
+  var done = 0
+  var failed = 0
+  var current: [String: String] = [:]
+  var start = Date()
+  var timer: DispatchSourceTimer?
+
+  init(printer: LinePrinter) { self.printer = printer }
+
+  func begin(play: String, hosts: Int) {
+    lock.withLock {
+      self.play = play
+      total = hosts
+      done = 0
+      failed = 0
+      current = [:]
+      if timer == nil {
+        let timer = DispatchSource.makeTimerSource(queue: .global())
+        timer.schedule(deadline: .now(), repeating: .milliseconds(500))
+        timer.setEventHandler { [weak self] in self?.draw() }
+        timer.resume()
+        self.timer = timer
+      }
+    }
+  }
+
+  func handle(_ event: String) {
+    let parts = event.split(separator: " ", maxSplits: 2).map(String.init)
+    guard parts.count >= 2 else { return }
+    lock.withLock {
+      switch parts[0] {
+      case "push": current[parts[1]] = "pushing key"
+      case "authenticated": current[parts[1]] = "connected"
+      case "start" where parts.count == 3: current[parts[1]] = parts[2]
+      case "end":
+        current[parts[1]] = nil
+        done += 1
+        if parts.count == 3 && parts[2] != "ok" { failed += 1 }
+      default: break
+      }
+    }
+  }
+
+  func draw() {
+    let text: String = lock.withLock {
+      let elapsed = Int(Date().timeIntervalSince(start))
+      let running = current.sorted { $0.key < $1.key }.prefix(3).map { "\($0.key) (\($0.value))" }
+      var line = String(format: "[%d:%02d] %@: %d/%d done, %d failed, %d running", elapsed / 60, elapsed % 60, play, done, total, failed, current.count)
+      if !running.isEmpty { line += ": " + running.joined(separator: ", ") + (current.count > 3 ? ", …" : "") }
+      let width = 160
+      return line.count > width ? String(line.prefix(width - 1)) + "…" : line
+    }
+    printer.setStatus(text)
+  }
+
+  func stop() {
+    lock.withLock {
+      timer?.cancel()
+      timer = nil
+    }
+    printer.setStatus(nil)
+  }
 }
 
 /// SIGINT/SIGTERM as counted events on a dispatch queue.
