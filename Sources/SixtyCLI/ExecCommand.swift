@@ -138,6 +138,7 @@ struct ExecCommand: AsyncParsableCommand {
       writeStandardOutput(Array(PlanTextRenderer.render(plan).utf8))
       throw ExitCode(plan.isRefused ? 3 : 0)
     }
+    try RunCommand.refuseWindows(plan)
     let settings = RunSettings(
       forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
       progress: !noProgress)

@@ -61,11 +61,27 @@ struct RunCommand: AsyncParsableCommand {
       writeStandardOutput(Array(PlanTextRenderer.render(plan).utf8))
       throw ExitCode(0)
     }
+    try RunCommand.refuseWindows(plan)
     let settings = RunSettings(
       forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
       progress: !noProgress)
     let code = try await RunSession(plan: plan, settings: settings).execute()
     throw ExitCode(code)
+  }
+}
+
+extension RunCommand {
+  /// Maintenance windows cannot be evaluated by this version (their schedules need the
+  /// schedule engine), so a play bound to one is refused rather than run outside it.
+  static func refuseWindows(_ plan: Plan) throws {
+    for play in plan.plays {
+      let windows = play.policy.windows + play.policy.organisationWindows
+      guard let first = windows.first else { continue }
+      let place = first.location.map { "\($0): " } ?? ""
+      throw CLIError(
+        "\(place)the play '\(play.name)' is limited to the maintenance window '\(first.name)' (\(first.schedule)), and this version of sixty run cannot evaluate window schedules yet; it refuses to run rather than risk running outside the window. Remove the window to run now.",
+        code: 3)
+    }
   }
 }
 
@@ -550,8 +566,12 @@ final class ProgressBoard: @unchecked Sendable {
     let text: String = lock.withLock {
       let elapsed = Int(Date().timeIntervalSince(start))
       let running = current.sorted { $0.key < $1.key }.prefix(3).map { "\($0.key) (\($0.value))" }
-      var line = String(format: "[%d:%02d] %@: %d/%d done, %d failed, %d running", elapsed / 60, elapsed % 60, play, done, total, failed, current.count)
-      if !running.isEmpty { line += ": " + running.joined(separator: ", ") + (current.count > 3 ? ", …" : "") }
+      var line = String(
+        format: "[%d:%02d] %@: %d/%d done, %d failed, %d running", elapsed / 60, elapsed % 60, play, done,
+        total, failed, current.count)
+      if !running.isEmpty {
+        line += ": " + running.joined(separator: ", ") + (current.count > 3 ? ", …" : "")
+      }
       let width = 160
       return line.count > width ? String(line.prefix(width - 1)) + "…" : line
     }
