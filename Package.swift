@@ -57,6 +57,8 @@ let package = Package(
         .product(name: "Hummingbird", package: "hummingbird"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]),
+    // Cron schedules in IANA time zones, and maintenance windows.
+    .target(name: "SixtySchedule", dependencies: ["SixtyPolicy"]),
     // The Dispatch-based run engine: slots, batches, just-in-time pushes, deadlines, cancellation.
     .target(name: "SixtyScheduling"),
     // Running tasks with the system OpenSSH client, one ControlMaster connection per host.
@@ -70,7 +72,7 @@ let package = Package(
       name: "SixtyCLI",
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
-        "SixtyAudit", "SixtyBroker", "SixtyScheduling", "SixtyExecution",
+        "SixtyAudit", "SixtyBroker", "SixtyScheduling", "SixtyExecution", "SixtySchedule",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
@@ -92,6 +94,7 @@ let package = Package(
     .testTarget(name: "SixtyCLITests", dependencies: ["SixtyCLI"]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
     .testTarget(name: "SixtySchedulingTests", dependencies: ["SixtyScheduling"]),
+    .testTarget(name: "SixtyScheduleTests", dependencies: ["SixtySchedule", "SixtyPolicy", "SixtyCore"]),
     .testTarget(
       name: "SixtyBrokerTests",
       dependencies: ["SixtyBroker", "SixtyAgentCore", "SixtyAudit", "InstanceConnect", "SixtyKeys"]),

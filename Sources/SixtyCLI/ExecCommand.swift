@@ -138,7 +138,7 @@ struct ExecCommand: AsyncParsableCommand {
       writeStandardOutput(Array(PlanTextRenderer.render(plan).utf8))
       throw ExitCode(plan.isRefused ? 3 : 0)
     }
-    try RunCommand.refuseWindows(plan)
+    try RunCommand.checkWindows(plan)
     let settings = RunSettings(
       forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
       progress: !noProgress)

@@ -6,6 +6,7 @@ import SixtyExecution
 import SixtyKeys
 import SixtyPlanning
 import SixtyPlaybook
+import SixtySchedule
 import SixtyScheduling
 
 struct RunCommand: AsyncParsableCommand {
@@ -61,7 +62,7 @@ struct RunCommand: AsyncParsableCommand {
       writeStandardOutput(Array(PlanTextRenderer.render(plan).utf8))
       throw ExitCode(0)
     }
-    try RunCommand.refuseWindows(plan)
+    try RunCommand.checkWindows(plan)
     let settings = RunSettings(
       forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
       progress: !noProgress)
@@ -71,17 +72,52 @@ struct RunCommand: AsyncParsableCommand {
 }
 
 extension RunCommand {
-  /// Maintenance windows cannot be evaluated by this version (their schedules need the
-  /// schedule engine), so a play bound to one is refused rather than run outside it.
-  static func refuseWindows(_ plan: Plan) throws {
-    for play in plan.plays {
-      let windows = play.policy.windows + play.policy.organisationWindows
-      guard let first = windows.first else { continue }
-      let place = first.location.map { "\($0): " } ?? ""
-      throw CLIError(
-        "\(place)the play '\(play.name)' is limited to the maintenance window '\(first.name)' (\(first.schedule)), and this version of sixty run cannot evaluate window schedules yet; it refuses to run rather than risk running outside the window. Remove the window to run now.",
-        code: 3)
+  /// The time after which no host of `play` may start, from its maintenance windows (the play's
+  /// own and the organisation's; within each group one open window is enough). Nil when the play
+  /// has no windows.
+  /// - Throws: `CLIError` exit 4 when a required window is closed (naming when it opens next),
+  ///   exit 2 for a schedule that cannot be evaluated.
+  static func windowCutoff(_ play: PlayPlan, now: Date = Date()) throws -> Date? {
+    var cutoff: Date?
+    let groups = [(play.policy.windows, "its"), (play.policy.organisationWindows, "the organisation's")]
+    for (windows, owner) in groups where !windows.isEmpty {
+      var best: Date?
+      var nextOpening: (name: String, at: Date)?
+      for window in windows {
+        let place = window.location.map { "\($0): " } ?? ""
+        if window.schedule.hasPrefix("cron(") || window.schedule.hasPrefix("rate(") {
+          throw CLIError(
+            "\(place)the window '\(window.name)' uses an AWS-style schedule (\(window.schedule)), which sixty run cannot evaluate yet; use a 5-field cron expression.",
+            code: 2)
+        }
+        let state: WindowState
+        do {
+          state = try WindowEvaluator.state(of: window, at: now)
+        } catch {
+          throw CLIError("\(place)\(error.description).", code: 2)
+        }
+        if let limit = state.startCutoff, limit > now {
+          best = max(best ?? limit, limit)
+        } else if let next = state.nextOpening, nextOpening.map({ next < $0.at }) ?? true {
+          nextOpening = (window.name, next)
+        }
+      }
+      guard let best else {
+        let names = windows.map { "'\($0.name)'" }.joined(separator: ", ")
+        let when =
+          nextOpening.map { " The next opening is '\($0.name)' at \($0.at.formatted(.iso8601))." } ?? ""
+        throw CLIError(
+          "the play '\(play.name)' may start hosts only inside \(owner) maintenance window\(windows.count == 1 ? "" : "s") \(names), and none is open (or all are past their cutoff) now.\(when)",
+          code: 4)
+      }
+      cutoff = min(cutoff ?? best, best)
     }
+    return cutoff
+  }
+
+  /// Checks every play's windows before anything is pushed.
+  static func checkWindows(_ plan: Plan) throws {
+    for play in plan.plays { _ = try windowCutoff(play) }
   }
 }
 
@@ -165,12 +201,18 @@ final class RunSession: @unchecked Sendable {
         client: client, publicKey: pair.authorizedKey, instances: prepared.instances,
         rate: play.policy.pushRate,
         burst: play.policy.pushBurst)
+      // Windows are checked again as each play starts: an earlier play may have taken time.
+      let cutoff = try RunCommand.windowCutoff(play)
+      let monotonicCutoff = cutoff.map {
+        Double(DispatchTime.now().uptimeNanoseconds) / 1e9 + $0.timeIntervalSinceNow
+      }
       var concurrency = play.policy.concurrency
       if let forks = command.forks { concurrency = min(concurrency, forks) }
       let policy = SchedulePolicy(
         concurrency: concurrency, batches: prepared.batches, failureThreshold: play.failureThreshold,
         ttl: play.policy.keyTTL.seconds, margin: play.policy.keyMargin.seconds,
-        perHostParallelism: play.policy.hostParallelism, runTimeout: play.policy.runTimeout?.seconds)
+        perHostParallelism: play.policy.hostParallelism, runTimeout: play.policy.runTimeout?.seconds,
+        startCutoff: monotonicCutoff)
       let scheduler = Scheduler(hosts: prepared.hosts, policy: policy, pusher: pusher, executor: executor)
       let signals = interrupts.install { count in
         printer.line(

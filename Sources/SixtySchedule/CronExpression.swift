@@ -1,0 +1,185 @@
+import Foundation
+
+/// A standard 5-field cron expression with Vixie cron semantics: lists, ranges, steps, month and
+/// day names, `@daily`-style macros, Sunday as 0 or 7, and day-of-month OR day-of-week when both
+/// are restricted.
+public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
+  public let minutes: Set<Int>
+  public let hours: Set<Int>
+  public let daysOfMonth: Set<Int>
+  public let months: Set<Int>
+  /// 0 = Sunday … 6 = Saturday.
+  public let daysOfWeek: Set<Int>
+  let domRestricted: Bool
+  let dowRestricted: Bool
+  public let description: String
+
+  public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+  }
+
+  static let macros: [String: String] = [
+    "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *",
+  ]
+  static let monthNames = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+  ]
+  static let dayNames = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+
+  public init(parsing text: String) throws(ParseError) {
+    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    let expanded: String
+    if trimmed.hasPrefix("@") {
+      guard let macro = CronExpression.macros[trimmed.lowercased()] else {
+        throw ParseError(
+          "'\(trimmed)' is not a cron macro; expected one of @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly."
+        )
+      }
+      expanded = macro
+    } else {
+      expanded = trimmed
+    }
+    let fields = expanded.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    guard fields.count == 5 else {
+      throw ParseError(
+        "'\(trimmed)' has \(fields.count) field\(fields.count == 1 ? "" : "s"); expected 5 (minute hour day-of-month month day-of-week) or a macro like @daily."
+      )
+    }
+    minutes = try CronExpression.field(fields[0], "minute", 0...59, names: [])
+    hours = try CronExpression.field(fields[1], "hour", 0...23, names: [])
+    daysOfMonth = try CronExpression.field(fields[2], "day-of-month", 1...31, names: [])
+    months = try CronExpression.field(
+      fields[3], "month", 1...12, names: CronExpression.monthNames, nameBase: 1)
+    var dow = try CronExpression.field(fields[4], "day-of-week", 0...7, names: CronExpression.dayNames)
+    if dow.remove(7) != nil { dow.insert(0) }
+    daysOfWeek = dow
+    domRestricted = !fields[2].hasPrefix("*")
+    dowRestricted = !fields[4].hasPrefix("*")
+    description = trimmed
+  }
+
+  static func field(
+    _ text: String, _ name: String, _ range: ClosedRange<Int>, names: [String], nameBase: Int = 0
+  )
+    throws(ParseError) -> Set<Int>
+  {
+    var values = Set<Int>()
+    func number(_ part: Substring) throws(ParseError) -> Int {
+      if let value = Int(part), range.contains(value) { return value }
+      if let index = names.firstIndex(of: part.lowercased()) { return index + nameBase }
+      throw ParseError(
+        "'\(part)' is not a valid \(name) in '\(text)'; expected \(range.lowerBound)-\(range.upperBound)\(names.isEmpty ? "" : " or a name like \(names[0])")."
+      )
+    }
+    for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+      guard !item.isEmpty else { throw ParseError("the \(name) field '\(text)' has an empty list item.") }
+      let pieces = item.split(separator: "/", omittingEmptySubsequences: false)
+      guard pieces.count <= 2 else {
+        throw ParseError("'\(item)' has more than one '/' in the \(name) field.")
+      }
+      var step = 1
+      if pieces.count == 2 {
+        guard let value = Int(pieces[1]), value > 0 else {
+          throw ParseError("the step '\(pieces[1])' in the \(name) field must be a positive number.")
+        }
+        step = value
+      }
+      let base = pieces[0]
+      var low: Int
+      var high: Int
+      if base == "*" {
+        low = range.lowerBound
+        high = range.upperBound == 7 ? 6 : range.upperBound
+      } else if let dash = base.firstIndex(of: "-") {
+        low = try number(base[..<dash])
+        high = try number(base[base.index(after: dash)...])
+        guard low <= high else {
+          throw ParseError("the range '\(base)' in the \(name) field runs backwards; expected low-high.")
+        }
+      } else {
+        low = try number(base)
+        high = pieces.count == 2 ? (range.upperBound == 7 ? 6 : range.upperBound) : low
+      }
+      for value in stride(from: low, through: high, by: step) { values.insert(value) }
+    }
+    return values
+  }
+
+  /// Whether the expression fires at the minute `components` describe (local wall time).
+  public func matches(minute: Int, hour: Int, day: Int, month: Int, weekday: Int) -> Bool {
+    guard minutes.contains(minute), hours.contains(hour), months.contains(month) else { return false }
+    let dom = daysOfMonth.contains(day)
+    let dow = daysOfWeek.contains(weekday)
+    if domRestricted && dowRestricted { return dom || dow }
+    return dom && dow
+  }
+}
+
+/// Finds fire times of a cron expression in an IANA time zone by walking real instants minute by
+/// minute, so DST is handled by construction: a local time skipped by a DST gap never occurs, and
+/// in a repeated hour only the first occurrence fires.
+public struct CronSchedule: Sendable {
+  public let expression: CronExpression
+  public let timeZone: TimeZone
+
+  public init(_ expression: CronExpression, timeZone: TimeZone) {
+    self.expression = expression
+    self.timeZone = timeZone
+  }
+
+  var calendar: Calendar {
+    var calendar = Calendar(identifier: .gregorian)
+    calendar.timeZone = timeZone
+    return calendar
+  }
+
+  func fires(at minute: Date, calendar: Calendar) -> Bool {
+    let c = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: minute)
+    guard
+      expression.matches(
+        minute: c.minute!, hour: c.hour!, day: c.day!, month: c.month!, weekday: c.weekday! - 1)
+    else { return false }
+    // A repeated local minute (DST fall-back) fires only at its first occurrence.
+    let hourEarlier = minute.addingTimeInterval(-3600)
+    let earlier = calendar.dateComponents([.minute, .hour, .day, .month], from: hourEarlier)
+    return
+      !(earlier.minute == c.minute && earlier.hour == c.hour && earlier.day == c.day
+      && earlier.month == c.month)
+  }
+
+  static func floorMinute(_ date: Date) -> Date {
+    Date(timeIntervalSince1970: (date.timeIntervalSince1970 / 60).rounded(.down) * 60)
+  }
+
+  /// The latest fire time at or before `date`, looking back at most `limit` seconds.
+  public func previous(atOrBefore date: Date, limit: TimeInterval) -> Date? {
+    let calendar = self.calendar
+    var minute = Self.floorMinute(date)
+    let stop = date.addingTimeInterval(-limit)
+    while minute >= stop {
+      if fires(at: minute, calendar: calendar) { return minute }
+      minute = minute.addingTimeInterval(-60)
+    }
+    return nil
+  }
+
+  /// The first fire time strictly after `date`, looking ahead at most `limit` seconds.
+  public func next(after date: Date, limit: TimeInterval = 366 * 86400) -> Date? {
+    let calendar = self.calendar
+    var minute = Self.floorMinute(date).addingTimeInterval(60)
+    let stop = date.addingTimeInterval(limit)
+    while minute <= stop {
+      if fires(at: minute, calendar: calendar) { return minute }
+      // Skip the rest of an hour the expression never fires in.
+      let c = calendar.dateComponents([.minute, .hour], from: minute)
+      if !expression.hours.contains(c.hour!) {
+        minute = minute.addingTimeInterval(Double(60 - c.minute!) * 60)
+      } else {
+        minute = minute.addingTimeInterval(60)
+      }
+    }
+    return nil
+  }
+}
