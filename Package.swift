@@ -94,6 +94,7 @@ let package = Package(
     .testTarget(name: "SixtyCLITests", dependencies: ["SixtyCLI"]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
     .testTarget(name: "SixtySchedulingTests", dependencies: ["SixtyScheduling"]),
+    .testTarget(name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning"]),
     .testTarget(name: "SixtyScheduleTests", dependencies: ["SixtySchedule", "SixtyPolicy", "SixtyCore"]),
     .testTarget(
       name: "SixtyBrokerTests",

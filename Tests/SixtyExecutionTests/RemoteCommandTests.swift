@@ -1,0 +1,42 @@
+import Testing
+
+@testable import SixtyExecution
+@testable import SixtyPlanning
+
+@Suite struct RemoteCommandTests {
+  func command(_ action: RenderedTask.Action, env: [String] = [], cwd: String? = nil, become: String? = nil)
+    -> String
+  {
+    SSHExecutor.remoteCommand(RenderedTask(action: action, env: env, cwd: cwd), become: become).command
+  }
+
+  @Test func argumentsAreQuotedOneByOne() {
+    #expect(
+      command(.command(["echo", "a b", "$(id)", "it's", ";rm -rf /"]))
+        == "echo 'a b' '$(id)' 'it'\\''s' ';rm -rf /'")
+  }
+
+  @Test func shellEnvCwdAndBecome() {
+    #expect(command(.shell("echo $HOME | wc -c")) == "sh -c 'echo $HOME | wc -c'")
+    #expect(
+      command(.command(["make"]), env: ["A=1 2"], cwd: "/srv/app")
+        == "sh -c 'cd /srv/app && env '\\''A=1 2'\\'' make'")
+    #expect(
+      command(.command(["apt-get", "-y", "upgrade"]), become: "root")
+        == "sudo -n -u root -- sh -c 'apt-get -y upgrade'")
+  }
+
+  @Test func scriptsAndUploadsTravelOverStdin() {
+    let script = SSHExecutor.remoteCommand(
+      RenderedTask(action: .script(path: "s.sh", resolvedPath: "/work/s.sh"), env: [], cwd: nil), become: nil)
+    #expect(script.command == "sh -s")
+    #expect(script.stdin == "/work/s.sh")
+    let upload = SSHExecutor.remoteCommand(
+      RenderedTask(
+        action: .upload(source: "motd", resolvedSource: "/work/motd", destination: "/etc/motd", mode: "0644"),
+        env: [],
+        cwd: nil), become: nil)
+    #expect(upload.command == "sh -c 'cat > /etc/motd && chmod 0644 /etc/motd'")
+    #expect(upload.stdin == "/work/motd")
+  }
+}
