@@ -382,6 +382,15 @@ final class RunSession: @unchecked Sendable {
           case .pending: w.field("status", "pending")
           }
           w.field("attempts", host.attempts[taskIndex])
+          if let output = outputs.entry(
+            play: play.name, host: scheduled.name, task: scheduled.tasks[taskIndex].name)
+          {
+            w.field("started", iso.string(from: output.started))
+            w.field("ended", iso.string(from: output.ended))
+            w.field("exit_status", Int(output.status))
+            w.field("stdout", output.stdout)
+            w.field("stderr", output.stderr)
+          }
           w.endObject()
         }
         w.endArray()
@@ -483,6 +492,8 @@ final class OutputCollector: @unchecked Sendable {
     var stdout: String
     var stderr: String
     var status: Int32
+    var started: Date
+    var ended: Date
   }
   let lock = NSLock()
   var entries: [Entry] = []
@@ -492,9 +503,14 @@ final class OutputCollector: @unchecked Sendable {
       entries.append(
         Entry(
           play: play, host: capture.host, task: task, stdout: capture.stdout.text,
-          stderr: capture.stderr.text,
-          status: capture.status))
+          stderr: capture.stderr.text, status: capture.status, started: capture.started, ended: capture.ended)
+      )
     }
+  }
+
+  /// The last attempt's output of a task.
+  func entry(play: String, host: String, task: String) -> Entry? {
+    lock.withLock { entries.last { $0.play == play && $0.host == host && $0.task == task } }
   }
 
   func output(play: String, host: String, task: String) -> (stdout: String, stderr: String)? {

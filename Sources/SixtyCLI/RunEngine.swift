@@ -33,11 +33,15 @@ final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
       return
     }
     Task {
-      // Wait for a token; no busy loop: sleep until the bucket refills.
+      // Wait for a token: sleep exactly until the bucket has one (hosts waiting together each
+      // re-check after their sleep, so none starves and none spins).
       while true {
-        let ok = lock.withLock { bucket.take(now: Date().timeIntervalSince1970) }
-        if ok { break }
-        try? await Task.sleep(for: .milliseconds(20))
+        let wait: Double = lock.withLock {
+          let now = Date().timeIntervalSince1970
+          return bucket.take(now: now) ? 0 : max(0.001, bucket.delay(now: now))
+        }
+        if wait == 0 { break }
+        try? await Task.sleep(for: .seconds(wait))
       }
       do {
         _ = try await client.sendSSHPublicKey(

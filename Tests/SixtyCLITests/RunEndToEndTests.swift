@@ -91,6 +91,10 @@ import Testing
         hosts["web-\(index)"]?["status"] as? String == "ok", "web-\(index): \(hosts["web-\(index)"] ?? [:])")
       #expect(hosts["web-\(index)"]?["push_to_auth_ms"] != nil)
     }
+    let web1 = hosts["web-1"]?["tasks"] as? [[String: Any]] ?? []
+    #expect(web1.first?["stdout"] as? String == "hello from web-1 $(not expanded)\n")
+    #expect(web1.first?["exit_status"] as? Int == 0)
+    #expect(web1.first?["started"] is String && web1.first?["ended"] is String)
     #expect(hosts["web-3"]?["status"] as? String == "failed")
     let web3 = hosts["web-3"]?["tasks"] as? [[String: Any]] ?? []
     #expect(web3.map { $0["status"] as? String } == ["ok", "ok", "failed", "skipped"])
