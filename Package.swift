@@ -16,6 +16,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
   ],
   targets: [
     // Diagnostics, source locations and positioned YAML reading shared by every parser.
@@ -58,7 +59,11 @@ let package = Package(
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]),
     // Cron schedules in IANA time zones, and maintenance windows.
-    .target(name: "SixtySchedule", dependencies: ["SixtyPolicy"]),
+    .target(name: "SixtySchedule", dependencies: ["SixtyCore", "SixtyPolicy"]),
+    // Run history, host locks and daemon state in SQLite (GRDB, WAL, migrations).
+    .target(
+      name: "SixtyHistory",
+      dependencies: ["SixtyCore", .product(name: "GRDB", package: "GRDB.swift")]),
     // The Dispatch-based run engine: slots, batches, just-in-time pushes, deadlines, cancellation.
     .target(name: "SixtyScheduling"),
     // Running tasks with the system OpenSSH client, one ControlMaster connection per host.
@@ -73,6 +78,9 @@ let package = Package(
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyAudit", "SixtyBroker", "SixtyScheduling", "SixtyExecution", "SixtySchedule",
+        "SixtyHistory",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
@@ -96,6 +104,7 @@ let package = Package(
     .testTarget(name: "SixtySchedulingTests", dependencies: ["SixtyScheduling"]),
     .testTarget(name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning"]),
     .testTarget(name: "SixtyScheduleTests", dependencies: ["SixtySchedule", "SixtyPolicy", "SixtyCore"]),
+    .testTarget(name: "SixtyHistoryTests", dependencies: ["SixtyHistory"]),
     .testTarget(
       name: "SixtyBrokerTests",
       dependencies: ["SixtyBroker", "SixtyAgentCore", "SixtyAudit", "InstanceConnect", "SixtyKeys"]),

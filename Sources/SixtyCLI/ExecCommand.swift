@@ -58,6 +58,8 @@ struct ExecCommand: AsyncParsableCommand {
   @Option(name: .long, help: "The ssh program (default: ssh from PATH).")
   var ssh: String = "ssh"
 
+  @OptionGroup var history: HistoryOptions
+
   @OptionGroup var connect: ConnectOptions
 
   func validate() throws {
@@ -139,9 +141,11 @@ struct ExecCommand: AsyncParsableCommand {
       throw ExitCode(plan.isRefused ? 3 : 0)
     }
     try RunCommand.checkWindows(plan)
-    let settings = RunSettings(
+    var settings = RunSettings(
       forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
       progress: !noProgress)
+    settings.history = history.settings
+    settings.history.playbookLabel = "sixty exec"
     throw ExitCode(try await RunSession(plan: plan, settings: settings).execute())
   }
 }

@@ -3,6 +3,7 @@ import Foundation
 import InstanceConnect
 import SixtyCore
 import SixtyExecution
+import SixtyHistory
 import SixtyKeys
 import SixtyPlanning
 import SixtyPlaybook
@@ -43,8 +44,26 @@ struct RunCommand: AsyncParsableCommand {
   @Option(name: .long, help: "The ssh program (default: ssh from PATH).")
   var ssh: String = "ssh"
 
+  @Option(
+    name: .long,
+    help: "Start no host after this time (ISO 8601); hosts not started by then are reported as not started.")
+  var notAfter: String?
+
+  @OptionGroup var history: HistoryOptions
+
+  @Option(name: .long, help: .hidden) var job: String?
+  @Option(name: .long, help: .hidden) var trigger: String?
+  @Option(name: .long, help: .hidden) var scheduledFor: String?
+  @Option(name: .long, help: .hidden) var rerunOf: Int64?
+
   func validate() throws {
     if let forks, forks < 1 { throw ValidationError("--forks must be at least 1, not \(forks).") }
+    if let notAfter, parseTime(notAfter) == nil {
+      throw ValidationError("--not-after '\(notAfter)' is not an ISO 8601 time; expected something like 2026-12-24T03:30:00Z.")
+    }
+    if let trigger, RunTrigger(rawValue: trigger) == nil {
+      throw ValidationError("--trigger '\(trigger)' is not one of manual, schedule, catch-up, queued, rerun.")
+    }
   }
 
   func run() async throws {
@@ -63,9 +82,17 @@ struct RunCommand: AsyncParsableCommand {
       throw ExitCode(0)
     }
     try RunCommand.checkWindows(plan)
-    let settings = RunSettings(
+    var settings = RunSettings(
       forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
       progress: !noProgress)
+    settings.notAfter = notAfter.flatMap { parseTime($0) }
+    settings.history = history.settings
+    settings.history.job = job
+    settings.history.trigger = trigger.flatMap(RunTrigger.init(rawValue:)) ?? .manual
+    settings.history.scheduledFor = scheduledFor.flatMap { parseTime($0) }
+    settings.history.rerunOf = rerunOf
+    settings.history.limit = options.limit
+    settings.history.extraVarNames = options.extraVars.compactMap { $0.split(separator: "=").first.map(String.init) }
     let code = try await RunSession(plan: plan, settings: settings).execute()
     throw ExitCode(code)
   }
@@ -85,11 +112,6 @@ extension RunCommand {
       var nextOpening: (name: String, at: Date)?
       for window in windows {
         let place = window.location.map { "\($0): " } ?? ""
-        if window.schedule.hasPrefix("cron(") || window.schedule.hasPrefix("rate(") {
-          throw CLIError(
-            "\(place)the window '\(window.name)' uses an AWS-style schedule (\(window.schedule)), which sixty run cannot evaluate yet; use a 5-field cron expression.",
-            code: 2)
-        }
         let state: WindowState
         do {
           state = try WindowEvaluator.state(of: window, at: now)
@@ -130,6 +152,9 @@ struct RunSettings {
   var ssh: String
   var connect: ConnectOptions
   var progress = true
+  var history = HistorySettings()
+  /// No host starts after this time (a scheduled job's window).
+  var notAfter: Date?
 }
 
 /// One `sixty run`: the key, the signal handling, each play in order, the output and the report.
@@ -149,6 +174,24 @@ final class RunSession: @unchecked Sendable {
   lazy var board: ProgressBoard? = command.progress && isatty(1) == 1 ? ProgressBoard(printer: printer) : nil
 
   func execute() async throws -> Int32 {
+    let recorder = RunRecorder(settings: command.history, printer: printer)
+    recorder.begin(plan: plan)
+    do {
+      try recorder.lockHosts(plan: plan)
+      let (code, message) = try await execute(recorder: recorder)
+      recorder.finish(status: RunStatus(exitCode: code), exitCode: code, message: message)
+      return code
+    } catch let error as CLIError {
+      let status: RunStatus = error.code == 3 ? .refused : error.code == 4 ? .aborted : .error
+      recorder.finish(status: status, exitCode: error.code, message: error.message)
+      throw error
+    } catch {
+      recorder.finish(status: .error, exitCode: 2, message: "\(error)")
+      throw error
+    }
+  }
+
+  func execute(recorder: RunRecorder) async throws -> (Int32, String?) {
     CoreDumps.disable()
     let pair = try SSHKeyPair.generate(.ed25519, comment: "sixty-run")
     let directory = try EphemeralKeyDirectory(
@@ -202,7 +245,15 @@ final class RunSession: @unchecked Sendable {
         rate: play.policy.pushRate,
         burst: play.policy.pushBurst)
       // Windows are checked again as each play starts: an earlier play may have taken time.
-      let cutoff = try RunCommand.windowCutoff(play)
+      var cutoff = try RunCommand.windowCutoff(play)
+      if let notAfter = command.notAfter {
+        guard notAfter > Date() else {
+          throw CLIError(
+            "the run may start hosts only until \(notAfter.formatted(.iso8601)) (--not-after), and that time has passed.",
+            code: 4)
+        }
+        cutoff = min(cutoff ?? notAfter, notAfter)
+      }
       let monotonicCutoff = cutoff.map {
         Double(DispatchTime.now().uptimeNanoseconds) / 1e9 + $0.timeIntervalSinceNow
       }
@@ -233,6 +284,7 @@ final class RunSession: @unchecked Sendable {
       signals.forEach { $0.cancel() }
       executor.closeAll()
       playResults.append((play, prepared, result))
+      recorder.record(play: play, prepared: prepared, result: result, session: self)
       if result.outcome != .completed { stopped = true }
     }
     board?.stop()
@@ -255,7 +307,16 @@ final class RunSession: @unchecked Sendable {
         printer.line("sixty: error: cannot write the report \(path): \(error.localizedDescription)")
       }
     }
-    return exitCode(playResults)
+    var message: String?
+    for (play, _, result) in playResults {
+      switch result.outcome {
+      case .completed: continue
+      case .aborted(let why): message = "play '\(play.name)' aborted: \(why)"
+      case .interrupted: message = "play '\(play.name)' interrupted"
+      case .timedOut: message = "play '\(play.name)' timed out"
+      }
+    }
+    return (exitCode(playResults), message)
   }
 
   /// The playbook as the user knows it (`sixty exec` writes a temporary one).

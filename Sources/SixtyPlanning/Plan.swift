@@ -87,6 +87,8 @@ public struct Refusal: Hashable, Sendable {
 public struct Plan: Sendable {
   public var playbookPath: String
   public var inventoryPath: String?
+  /// The organisation policy file, when one was given.
+  public var policyPath: String?
   public var plays: [PlayPlan]
   public var refusals: [Refusal]
   public var diagnostics: [Diagnostic]

@@ -222,6 +222,8 @@ public enum PlanJSONRenderer {
     w.endObject()
     w.field("host_parallelism", p.hostParallelism)
     w.field("host_key_checking", p.hostKeyPolicy.rawValue)
+    w.field("host_lock", p.hostLock.rawValue)
+    w.field("lock_timeout", p.lockTimeout.seconds)
     w.key("windows")
     w.beginArray()
     for (window, source) in p.windows.map({ ($0, "play") })

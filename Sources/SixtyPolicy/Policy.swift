@@ -18,6 +18,10 @@ public struct Policy: Sendable {
   /// Tasks of one host that may run at once over its connection.
   public var hostParallelism: Int?
   public var hostKeyPolicy: HostKeyPolicy?
+  /// What a run does when another run holds one of its hosts.
+  public var hostLock: HostLockMode?
+  /// How long `host_lock: wait` waits.
+  public var lockTimeout: TimeSpan?
   public var windows: [MaintenanceWindow] = []
   public var denyCommands: [CommandRule] = []
   public var requireApproval: [ApprovalRule] = []
@@ -34,7 +38,8 @@ public struct Policy: Sendable {
     runTimeout: nil, retries: 0, retryDelay: .seconds(5), pushRate: 20, pushBurst: 20, keyTTL: .seconds(60),
     keyMargin: .seconds(15), hostParallelism: 1, hostKeyPolicy: .acceptNew, windows: [],
     organisationWindows: [],
-    denyCommands: [], requireApproval: [], orgBatches: [], orgMaxFailures: nil)
+    denyCommands: [], requireApproval: [], orgBatches: [], orgMaxFailures: nil, hostLock: .wait,
+    lockTimeout: .minutes(10))
 }
 
 /// The policy a play runs under, after applying defaults, the organisation policy and the play's own.
@@ -64,6 +69,9 @@ public struct EffectivePolicy: Sendable, Hashable {
   public var orgBatches: [Quantity]
   /// The organisation's failure threshold, which caps the play's.
   public var orgMaxFailures: Quantity?
+  /// What a run does when another run (a scheduled job, another operator) holds one of its hosts.
+  public var hostLock: HostLockMode
+  public var lockTimeout: TimeSpan
 
   /// Rolling batch sizes for `total` hosts: each step of the play's list capped by the organisation's.
   public func batchSizes(for total: Int) -> [Int] {
@@ -96,4 +104,12 @@ public struct EffectivePolicy: Sendable, Hashable {
     case (let a?, let b?): return min(a, b)
     }
   }
+}
+
+/// What a run does when another run holds one of its hosts (policy `host_lock`).
+public enum HostLockMode: String, Hashable, Sendable, CaseIterable {
+  /// Wait (up to `timeouts.lock`) for the other run to finish.
+  case wait
+  /// Refuse to start at once (exit 3).
+  case refuse
 }

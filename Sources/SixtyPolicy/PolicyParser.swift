@@ -5,7 +5,7 @@ public enum PolicyParser {
   public static let keys = [
     "concurrency", "batches", "max_failures", "timeouts", "retries", "retry_delay", "push",
     "host_parallelism",
-    "host_key_checking", "windows", "commands", "hosts",
+    "host_key_checking", "host_lock", "windows", "commands", "hosts",
   ]
 
   /// Loads an organisation policy file.
@@ -40,7 +40,7 @@ public enum PolicyParser {
       case "max_failures":
         policy.maxFailures = quantity(value, "'max_failures'", reader: &reader)
       case "timeouts":
-        guard let entries = reader.mapping(value, "'timeouts'", allowed: ["connect", "task", "run"]) else {
+        guard let entries = reader.mapping(value, "'timeouts'", allowed: ["connect", "task", "run", "lock"]) else {
           continue
         }
         for entry in entries {
@@ -49,6 +49,7 @@ public enum PolicyParser {
           switch entry.key {
           case "connect": policy.connectTimeout = span
           case "task": policy.taskTimeout = span
+          case "lock": policy.lockTimeout = span
           default: policy.runTimeout = span
           }
         }
@@ -89,6 +90,15 @@ public enum PolicyParser {
             reader.error(
               "unknown host_key_checking '\(text)'; expected one of: accept-new, strict, off.",
               at: value.location)
+          }
+        }
+      case "host_lock":
+        policy.locations["host_lock"] = value.location
+        if let text = reader.string(value, "'host_lock'") {
+          if let mode = HostLockMode(rawValue: text) {
+            policy.hostLock = mode
+          } else {
+            reader.error("unknown host_lock '\(text)'; expected wait or refuse.", at: value.location)
           }
         }
       case "windows":

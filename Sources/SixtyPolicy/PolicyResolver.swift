@@ -59,6 +59,9 @@ public enum PolicyResolver {
     } else {
       result.hostKeyPolicy = own.hostKeyPolicy ?? org.hostKeyPolicy ?? result.hostKeyPolicy
     }
+    // The organisation's refuse wins over a play's wait; the shorter lock timeout wins.
+    result.hostLock = org.hostLock == .refuse ? .refuse : (own.hostLock ?? org.hostLock ?? result.hostLock)
+    result.lockTimeout = pick("timeouts.lock", org.lockTimeout, own.lockTimeout, default: result.lockTimeout)
     result.batches = own.batches ?? org.batches ?? []
     result.orgBatches = own.batches != nil ? (org.batches ?? []) : []
     result.maxFailures = own.maxFailures ?? org.maxFailures

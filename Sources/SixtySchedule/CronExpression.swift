@@ -117,15 +117,83 @@ public struct CronExpression: Sendable, Equatable, CustomStringConvertible {
   }
 }
 
+/// A schedule: 5-field cron (or a macro), AWS `cron(…)`, or AWS `rate(N minutes|hours|days)`.
+public enum Schedule: Sendable, Equatable, CustomStringConvertible {
+  case cron(CronExpression)
+  case aws(AWSCronExpression)
+  /// Every `seconds`, at multiples of it since 1970-01-01T00:00:00Z (so `rate(1 hours)` fires on
+  /// the hour, whatever the time zone).
+  case rate(seconds: Int, text: String)
+
+  public init(parsing text: String) throws(CronExpression.ParseError) {
+    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    if trimmed.hasPrefix("cron(") {
+      self = .aws(try AWSCronExpression(parsing: trimmed))
+    } else if trimmed.hasPrefix("rate(") {
+      guard trimmed.hasSuffix(")") else {
+        throw CronExpression.ParseError("'\(trimmed)' is missing its closing ')'.")
+      }
+      let parts = trimmed.dropFirst(5).dropLast().split(separator: " ")
+      guard parts.count == 2, let value = Int(parts[0]), value > 0 else {
+        throw CronExpression.ParseError(
+          "'\(trimmed)' is not a rate; expected rate(N minutes), rate(N hours) or rate(N days).")
+      }
+      let unit: Int
+      switch parts[1] {
+      case "minute" where value == 1, "minutes" where value > 1: unit = 60
+      case "hour" where value == 1, "hours" where value > 1: unit = 3600
+      case "day" where value == 1, "days" where value > 1: unit = 86400
+      default:
+        throw CronExpression.ParseError(
+          "'\(trimmed)': the unit must be minute/hour/day for 1 and minutes/hours/days above 1, as AWS writes it."
+        )
+      }
+      self = .rate(seconds: value * unit, text: trimmed)
+    } else {
+      self = .cron(try CronExpression(parsing: trimmed))
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .cron(let e): e.description
+    case .aws(let e): e.description
+    case .rate(_, let text): text
+    }
+  }
+
+  var hours: Set<Int>? {
+    switch self {
+    case .cron(let e): e.hours
+    case .aws(let e): e.hours
+    case .rate: nil
+    }
+  }
+
+  func matches(_ t: LocalMinute) -> Bool {
+    switch self {
+    case .cron(let e):
+      e.matches(minute: t.minute, hour: t.hour, day: t.day, month: t.month, weekday: t.weekday)
+    case .aws(let e): e.matches(t)
+    case .rate: false
+    }
+  }
+}
+
 /// Finds fire times of a cron expression in an IANA time zone by walking real instants minute by
 /// minute, so DST is handled by construction: a local time skipped by a DST gap never occurs, and
 /// in a repeated hour only the first occurrence fires.
 public struct CronSchedule: Sendable {
-  public let expression: CronExpression
+  public let schedule: Schedule
   public let timeZone: TimeZone
 
   public init(_ expression: CronExpression, timeZone: TimeZone) {
-    self.expression = expression
+    self.schedule = .cron(expression)
+    self.timeZone = timeZone
+  }
+
+  public init(_ schedule: Schedule, timeZone: TimeZone) {
+    self.schedule = schedule
     self.timeZone = timeZone
   }
 
@@ -135,12 +203,20 @@ public struct CronSchedule: Sendable {
     return calendar
   }
 
+  func local(_ minute: Date, calendar: Calendar) -> LocalMinute {
+    let c = calendar.dateComponents([.minute, .hour, .day, .month, .year, .weekday], from: minute)
+    let days = calendar.range(of: .day, in: .month, for: minute)?.count ?? 31
+    return LocalMinute(
+      minute: c.minute!, hour: c.hour!, day: c.day!, month: c.month!, year: c.year!, weekday: c.weekday! - 1,
+      daysInMonth: days)
+  }
+
   func fires(at minute: Date, calendar: Calendar) -> Bool {
-    let c = calendar.dateComponents([.minute, .hour, .day, .month, .weekday], from: minute)
-    guard
-      expression.matches(
-        minute: c.minute!, hour: c.hour!, day: c.day!, month: c.month!, weekday: c.weekday! - 1)
-    else { return false }
+    if case .rate(let seconds, _) = schedule {
+      return Int(minute.timeIntervalSince1970) % seconds == 0
+    }
+    let c = calendar.dateComponents([.minute, .hour, .day, .month], from: minute)
+    guard schedule.matches(local(minute, calendar: calendar)) else { return false }
     // A repeated local minute (DST fall-back) fires only at its first occurrence.
     let hourEarlier = minute.addingTimeInterval(-3600)
     let earlier = calendar.dateComponents([.minute, .hour, .day, .month], from: hourEarlier)
@@ -155,6 +231,10 @@ public struct CronSchedule: Sendable {
 
   /// The latest fire time at or before `date`, looking back at most `limit` seconds.
   public func previous(atOrBefore date: Date, limit: TimeInterval) -> Date? {
+    if case .rate(let seconds, _) = schedule {
+      let fire = Date(timeIntervalSince1970: Double(Int(date.timeIntervalSince1970) / seconds * seconds))
+      return date.timeIntervalSince(fire) <= limit ? fire : nil
+    }
     let calendar = self.calendar
     var minute = Self.floorMinute(date)
     let stop = date.addingTimeInterval(-limit)
@@ -167,6 +247,11 @@ public struct CronSchedule: Sendable {
 
   /// The first fire time strictly after `date`, looking ahead at most `limit` seconds.
   public func next(after date: Date, limit: TimeInterval = 366 * 86400) -> Date? {
+    if case .rate(let seconds, _) = schedule {
+      let fire = Date(
+        timeIntervalSince1970: Double((Int(date.timeIntervalSince1970) / seconds + 1) * seconds))
+      return fire.timeIntervalSince(date) <= limit ? fire : nil
+    }
     let calendar = self.calendar
     var minute = Self.floorMinute(date).addingTimeInterval(60)
     let stop = date.addingTimeInterval(limit)
@@ -174,7 +259,7 @@ public struct CronSchedule: Sendable {
       if fires(at: minute, calendar: calendar) { return minute }
       // Skip the rest of an hour the expression never fires in.
       let c = calendar.dateComponents([.minute, .hour], from: minute)
-      if !expression.hours.contains(c.hour!) {
+      if let hours = schedule.hours, !hours.contains(c.hour!) {
         minute = minute.addingTimeInterval(Double(60 - c.minute!) * 60)
       } else {
         minute = minute.addingTimeInterval(60)

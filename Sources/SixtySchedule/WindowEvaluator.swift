@@ -29,13 +29,13 @@ public enum WindowEvaluator {
         description:
           "the time zone '\(window.timeZone)' of window '\(window.name)' is not an IANA time zone name")
     }
-    let expression: CronExpression
+    let parsed: Schedule
     do {
-      expression = try CronExpression(parsing: window.schedule)
+      parsed = try Schedule(parsing: window.schedule)
     } catch {
       throw Failure(description: "the schedule of window '\(window.name)': \(error.description)")
     }
-    let schedule = CronSchedule(expression, timeZone: zone)
+    let schedule = CronSchedule(parsed, timeZone: zone)
     let duration = window.duration.seconds
     if let opened = schedule.previous(atOrBefore: now, limit: duration),
       now < opened.addingTimeInterval(duration)

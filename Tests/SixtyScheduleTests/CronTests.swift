@@ -99,3 +99,70 @@ import Testing
     }
   }
 }
+
+@Suite struct AWSScheduleTests {
+  func next(_ text: String, after: String, zone: String = "UTC", count: Int = 1) throws -> [String] {
+    let schedule = CronSchedule(try Schedule(parsing: text), timeZone: TimeZone(identifier: zone)!)
+    let formatter = ISO8601DateFormatter()
+    var at = formatter.date(from: after)!
+    var out: [String] = []
+    for _ in 0..<count {
+      guard let fire = schedule.next(after: at) else { break }
+      out.append(formatter.string(from: fire))
+      at = fire
+    }
+    return out
+  }
+
+  @Test func specialCharacters() throws {
+    // L: the last day of the month.
+    #expect(
+      try next("cron(0 10 L * ? *)", after: "2027-02-01T00:00:00Z", count: 2) == [
+        "2027-02-28T10:00:00Z", "2027-03-31T10:00:00Z",
+      ])
+    // W: the weekday nearest the 15th (2027-05-15 is a Saturday -> Friday the 14th).
+    #expect(try next("cron(0 9 15W * ? *)", after: "2027-05-01T00:00:00Z") == ["2027-05-14T09:00:00Z"])
+    // 1W on a Saturday the 1st moves forward to Monday the 3rd (2027-05-01 is a Saturday).
+    #expect(try next("cron(0 9 1W * ? *)", after: "2027-04-30T00:00:00Z") == ["2027-05-03T09:00:00Z"])
+    // LW: the last weekday (2027-07-31 is a Saturday -> Friday the 30th).
+    #expect(try next("cron(0 9 LW * ? *)", after: "2027-07-01T00:00:00Z") == ["2027-07-30T09:00:00Z"])
+    // #: the first Monday (2 = Monday).
+    #expect(try next("cron(0 8 ? * 2#1 *)", after: "2026-11-25T00:00:00Z") == ["2026-12-07T08:00:00Z"])
+    // 6L: the last Friday of the month.
+    #expect(try next("cron(0 8 ? * 6L *)", after: "2026-11-25T00:00:00Z") == ["2026-11-27T08:00:00Z"])
+    // Day names, ranges and the year field.
+    #expect(
+      try next("cron(30 2 ? * MON-FRI 2027)", after: "2026-11-25T00:00:00Z") == ["2027-01-01T02:30:00Z"])
+    #expect(
+      try next("cron(0/20 * * * ? *)", after: "2026-11-25T00:05:00Z", count: 3) == [
+        "2026-11-25T00:20:00Z", "2026-11-25T00:40:00Z", "2026-11-25T01:00:00Z",
+      ])
+  }
+
+  @Test func rates() throws {
+    #expect(
+      try next("rate(1 minute)", after: "2026-11-25T00:05:30Z", count: 2) == [
+        "2026-11-25T00:06:00Z", "2026-11-25T00:07:00Z",
+      ])
+    #expect(try next("rate(6 hours)", after: "2026-11-25T07:00:00Z") == ["2026-11-25T12:00:00Z"])
+    #expect(try next("rate(1 day)", after: "2026-11-25T07:00:00Z") == ["2026-11-26T00:00:00Z"])
+  }
+
+  @Test(arguments: [
+    ("cron(0 10 * * * *)", "exactly one of day-of-month and day-of-week must be '?'"),
+    ("cron(0 10 ? * ? *)", "exactly one of day-of-month and day-of-week must be '?'"),
+    ("cron(0 10 L * ?)", "expected 6"),
+    ("cron(0 10 ? * 8 *)", "not a valid day-of-week"),
+    ("cron(0 10 ? * 2#6 *)", "must be 1 to 5"),
+    ("rate(0 minutes)", "is not a rate"),
+    ("rate(5 minute)", "minutes/hours/days above 1"),
+    ("rate(5 weeks)", "minutes/hours/days above 1"),
+  ])
+  func badSchedules(text: String, fragment: String) {
+    #expect {
+      try Schedule(parsing: text)
+    } throws: { error in
+      "\(error)".contains(fragment)
+    }
+  }
+}

@@ -1,0 +1,186 @@
+import Crypto
+import Foundation
+import SixtyHistory
+import SixtyPlanning
+import SixtyPolicy
+import SixtyScheduling
+
+/// Where and how a run is recorded in the history.
+struct HistorySettings {
+  /// The history file; nil for the default location.
+  var path: String?
+  var enabled = true
+  var job: String?
+  var trigger: RunTrigger = .manual
+  var scheduledFor: Date?
+  var rerunOf: Int64?
+  var limit: String?
+  var extraVarNames: [String] = []
+  /// Shown instead of the playbook path (for `sixty exec`).
+  var playbookLabel: String?
+}
+
+/// Records one run in the history and holds its host locks. History problems never stop a run:
+/// they are printed once as warnings and recording stops; host locks are then not enforced.
+final class RunRecorder: @unchecked Sendable {
+  let history: History?
+  let settings: HistorySettings
+  var runID: Int64?
+  let printer: LinePrinter
+  // `lock` protects `failed`.
+  let lock = NSLock()
+  var failed = false
+
+  init(settings: HistorySettings, printer: LinePrinter) {
+    self.settings = settings
+    self.printer = printer
+    guard settings.enabled else {
+      history = nil
+      return
+    }
+    let path = settings.path ?? History.defaultPath()
+    do {
+      let history = try History(path: path)
+      let swept = try history.sweepInterrupted()
+      if !swept.isEmpty {
+        printer.line(
+          "sixty: marked run\(swept.count == 1 ? "" : "s") \(swept.map(String.init).joined(separator: ", ")) interrupted (its process is gone)."
+        )
+      }
+      self.history = history
+    } catch {
+      printer.line("sixty: warning: \(error.description); this run is not recorded and host locks are not checked.")
+      history = nil
+    }
+  }
+
+  /// SHA-256 of a file's bytes, in hex ("" if unreadable).
+  static func sha256(ofFile path: String) -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { return "" }
+    return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+  }
+
+  func attempt<T>(_ what: String, _ body: (History) throws(HistoryError) -> T) -> T? {
+    guard let history else { return nil }
+    if lock.withLock({ failed }) { return nil }
+    do {
+      return try body(history)
+    } catch {
+      lock.withLock { failed = true }
+      printer.line("sixty: warning: \(error.description) (while \(what)); the rest of this run is not recorded.")
+      return nil
+    }
+  }
+
+  /// Records the run as started.
+  func begin(plan: Plan) {
+    let hosts = Set(plan.plays.flatMap { play in play.hosts.filter { $0.batch != nil }.map(\.host.name) })
+    runID = attempt("recording the run") { history throws(HistoryError) in
+      try history.begin(
+        NewRun(
+          playbook: settings.playbookLabel ?? plan.playbookPath,
+          playbookSHA256: RunRecorder.sha256(ofFile: plan.playbookPath),
+          inventory: plan.inventoryPath.map(RunRecorder.absolute),
+          policy: plan.policyPath.map(RunRecorder.absolute), limit: settings.limit,
+          extraVarNames: settings.extraVarNames, job: settings.job, trigger: settings.trigger,
+          rerunOf: settings.rerunOf, scheduledFor: settings.scheduledFor, hostsTotal: hosts.count))
+    }
+    if let runID { printer.line("run \(runID) recorded in \(history!.path)") }
+  }
+
+  static func absolute(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+  }
+
+  /// Takes the host locks for every host the plan may touch, waiting or refusing per policy.
+  /// - Throws: `CLIError` exit 3 when a host stays busy.
+  func lockHosts(plan: Plan) throws {
+    guard let runID else { return }
+    var keys: [HostLockKey] = []
+    var seen = Set<HostLockKey>()
+    for play in plan.plays {
+      for host in play.hosts where host.batch != nil {
+        let key = HostLockKey(name: host.host.name, address: host.host.address, port: host.host.port)
+        if seen.insert(key).inserted { keys.append(key) }
+      }
+    }
+    guard !keys.isEmpty else { return }
+    let refuse = plan.plays.contains { $0.policy.hostLock == .refuse }
+    let wait = refuse ? 0 : plan.plays.map(\.policy.lockTimeout.seconds).min() ?? 600
+    let printer = self.printer
+    let holder = attempt("taking host locks") { history throws(HistoryError) in
+      try history.lock(runID: runID, hosts: keys, wait: Double(wait)) { holder in
+        printer.line(
+          "sixty: waiting up to \(wait) s for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."
+        )
+      }
+    }
+    guard let holder = holder ?? nil else { return }
+    let message =
+      refuse
+      ? "the host \(holder.host) is busy: \(holder) is working on it, and the policy says host_lock: refuse."
+      : "the host \(holder.host) is still busy after waiting \(wait) s (timeouts.lock): \(holder) is working on it."
+    finish(status: .refused, exitCode: 3, message: message)
+    throw CLIError(message, code: 3)
+  }
+
+  /// Stores the results of one play's hosts.
+  func record(play: PlayPlan, prepared: RunPreparation.Prepared, result: RunResult, session: RunSession) {
+    guard let runID else { return }
+    let monoStart = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - Date().timeIntervalSince(session.started)
+    func wall(_ t: Double) -> Date { session.started.addingTimeInterval(t - monoStart) }
+    var records: [HostRecord] = []
+    for (index, host) in result.hosts.enumerated() {
+      let scheduled = prepared.hosts[index]
+      let target = prepared.targets[scheduled.name]
+      var tasks: [TaskRecord] = []
+      for (taskIndex, task) in host.tasks.enumerated() {
+        let name = scheduled.tasks[taskIndex].name
+        var record = TaskRecord(name: name, status: "pending", attempts: host.attempts[taskIndex])
+        switch task {
+        case .ok: record.status = "ok"
+        case .failed(let why):
+          record.status = "failed"
+          record.reason = why
+        case .timedOut: record.status = "timed out"
+        case .skipped(let why):
+          record.status = "skipped"
+          record.reason = why
+        case .pending: break
+        }
+        if let output = session.outputs.entry(play: play.name, host: scheduled.name, task: name) {
+          record.exitStatus = output.status
+          record.startedAt = output.started
+          record.finishedAt = output.ended
+          record.stdoutTail = TaskRecord.tail(output.stdout)
+          record.stderrTail = TaskRecord.tail(output.stderr)
+        }
+        tasks.append(record)
+      }
+      var latency: Int?
+      if let auth = host.authenticated, let push = host.pushes.last(where: { $0 <= auth }) {
+        latency = Int((auth - push) * 1000)
+      }
+      records.append(
+        HostRecord(
+          play: play.name, host: scheduled.name,
+          address: target.map { "\($0.address):\($0.port)" } ?? "", user: scheduled.user,
+          status: host.status.rawValue, message: host.message, pushes: host.pushes.map(wall),
+          authenticatedAt: host.authenticated.map(wall), pushToAuthMilliseconds: latency,
+          startedAt: host.started.map(wall), finishedAt: host.finished.map(wall), reconnects: host.reconnects,
+          tasks: tasks))
+    }
+    attempt("recording host results") { history throws(HistoryError) in
+      try history.record(runID: runID, hosts: records)
+    }
+  }
+
+  func finish(status: RunStatus, exitCode: Int32, message: String?) {
+    guard let runID else { return }
+    attempt("finishing the run record") { history throws(HistoryError) in
+      try history.finish(id: runID, status: status, exitCode: exitCode, message: message)
+    }
+    // Later writes (there should be none) are not made for a finished run.
+    self.runID = nil
+  }
+}

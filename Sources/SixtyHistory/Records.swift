@@ -1,0 +1,336 @@
+import Foundation
+import GRDB
+
+public enum RunStatus: String, Sendable, CaseIterable {
+  /// In progress (or its process died and no sweep has run yet).
+  case running
+  /// Every host finished ok.
+  case succeeded
+  /// Some host failed.
+  case failed
+  /// Stopped early: failure threshold, window cutoff, run timeout or interrupt.
+  case aborted
+  /// The process running it stopped without finishing; found by a later start.
+  case interrupted
+  /// Never started: refused by policy or by a busy host lock.
+  case refused
+  /// Never started: the playbook, inventory or policy could not be used.
+  case error
+  /// Never started: a scheduled fire while the previous run of the job was still going.
+  case skipped
+
+  /// The status for a finished run's exit code (the codes of `sixty run`).
+  public init(exitCode: Int32) {
+    switch exitCode {
+    case 0: self = .succeeded
+    case 1: self = .failed
+    case 3: self = .refused
+    case 4: self = .aborted
+    default: self = .error
+    }
+  }
+}
+
+public enum RunTrigger: String, Sendable {
+  case manual, schedule, catchUp = "catch-up", rerun, queued
+}
+
+/// A run as it starts.
+public struct NewRun: Sendable {
+  public var startedAt: Date
+  public var playbook: String
+  public var playbookSHA256: String
+  public var inventory: String?
+  public var policy: String?
+  public var limit: String?
+  /// Names only: values may be secrets and never reach the disk.
+  public var extraVarNames: [String]
+  public var job: String?
+  public var trigger: RunTrigger
+  public var startedBy: String
+  public var process: ProcessIdentity
+  public var rerunOf: Int64?
+  public var scheduledFor: Date?
+  public var hostsTotal: Int
+
+  public init(
+    startedAt: Date = Date(), playbook: String, playbookSHA256: String, inventory: String?, policy: String?,
+    limit: String? = nil, extraVarNames: [String] = [], job: String? = nil, trigger: RunTrigger = .manual,
+    startedBy: String = NewRun.currentUser, process: ProcessIdentity = .current, rerunOf: Int64? = nil,
+    scheduledFor: Date? = nil, hostsTotal: Int = 0
+  ) {
+    self.startedAt = startedAt
+    self.playbook = playbook
+    self.playbookSHA256 = playbookSHA256
+    self.inventory = inventory
+    self.policy = policy
+    self.limit = limit
+    self.extraVarNames = extraVarNames
+    self.job = job
+    self.trigger = trigger
+    self.startedBy = startedBy
+    self.process = process
+    self.rerunOf = rerunOf
+    self.scheduledFor = scheduledFor
+    self.hostsTotal = hostsTotal
+  }
+
+  /// `user@machine` of this process.
+  public static var currentUser: String {
+    let user =
+      ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : $0 }
+      ?? getpwuid(geteuid()).flatMap { String(validatingCString: $0.pointee.pw_name) } ?? "uid \(geteuid())"
+    return "\(user)@\(ProcessIdentity.machine)"
+  }
+}
+
+public struct RunRecord: Sendable {
+  public var id: Int64
+  public var startedAt: Date
+  public var finishedAt: Date?
+  public var status: String
+  public var exitCode: Int?
+  public var message: String?
+  public var playbook: String
+  public var playbookSHA256: String
+  public var inventory: String?
+  public var policy: String?
+  public var limit: String?
+  public var extraVarNames: [String]
+  public var job: String?
+  public var trigger: String
+  public var startedBy: String
+  public var pid: Int
+  public var rerunOf: Int64?
+  public var scheduledFor: Date?
+  public var hostsTotal: Int
+  public var hostsOK: Int
+  public var hostsFailed: Int
+
+  init(row: Row) {
+    id = row["id"]
+    startedAt = Date(timeIntervalSince1970: row["started_at"])
+    finishedAt = (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+    status = row["status"]
+    exitCode = row["exit_code"]
+    message = row["message"]
+    playbook = row["playbook"]
+    playbookSHA256 = row["playbook_sha256"]
+    inventory = row["inventory"]
+    policy = row["policy"]
+    limit = row["limit_selector"]
+    let names: String = row["extra_var_names"]
+    extraVarNames = names.isEmpty ? [] : names.split(separator: ",").map(String.init)
+    job = row["job"]
+    trigger = row["trigger"]
+    startedBy = row["started_by"]
+    pid = row["pid"]
+    rerunOf = row["rerun_of"]
+    scheduledFor = (row["scheduled_for"] as Double?).map(Date.init(timeIntervalSince1970:))
+    hostsTotal = row["hosts_total"]
+    hostsOK = row["hosts_ok"]
+    hostsFailed = row["hosts_failed"]
+  }
+
+  public var duration: TimeInterval? { finishedAt.map { $0.timeIntervalSince(startedAt) } }
+}
+
+public struct TaskRecord: Sendable {
+  public var name: String
+  public var status: String
+  public var reason: String?
+  public var exitStatus: Int32?
+  public var attempts: Int
+  public var startedAt: Date?
+  public var finishedAt: Date?
+  public var stdoutTail: String?
+  public var stderrTail: String?
+
+  public init(
+    name: String, status: String, reason: String? = nil, exitStatus: Int32? = nil, attempts: Int = 0,
+    startedAt: Date? = nil, finishedAt: Date? = nil, stdoutTail: String? = nil, stderrTail: String? = nil
+  ) {
+    self.name = name
+    self.status = status
+    self.reason = reason
+    self.exitStatus = exitStatus
+    self.attempts = attempts
+    self.startedAt = startedAt
+    self.finishedAt = finishedAt
+    self.stdoutTail = stdoutTail
+    self.stderrTail = stderrTail
+  }
+
+  init(row: Row) {
+    name = row["task"]
+    status = row["status"]
+    reason = row["reason"]
+    exitStatus = (row["exit_status"] as Int?).map { Int32(truncatingIfNeeded: $0) }
+    attempts = row["attempts"]
+    startedAt = (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+    finishedAt = (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+    stdoutTail = row["stdout_tail"]
+    stderrTail = row["stderr_tail"]
+  }
+
+  /// The last `limit` bytes of `text` (on a character boundary), for the history.
+  public static func tail(_ text: String, limit: Int = 4096) -> String {
+    let utf8 = text.utf8
+    guard utf8.count > limit else { return text }
+    var index = utf8.index(utf8.endIndex, offsetBy: -limit)
+    while index < utf8.endIndex && !text.unicodeScalars.indices.contains(index) {
+      index = utf8.index(after: index)
+    }
+    return "…" + String(text[index...])
+  }
+}
+
+public struct HostRecord: Sendable {
+  public var play: String
+  public var host: String
+  public var address: String
+  public var user: String
+  public var status: String
+  public var message: String?
+  public var pushes: [Date]
+  public var authenticatedAt: Date?
+  public var pushToAuthMilliseconds: Int?
+  public var startedAt: Date?
+  public var finishedAt: Date?
+  public var reconnects: Int
+  public var tasks: [TaskRecord]
+
+  public init(
+    play: String, host: String, address: String, user: String, status: String, message: String? = nil,
+    pushes: [Date] = [], authenticatedAt: Date? = nil, pushToAuthMilliseconds: Int? = nil,
+    startedAt: Date? = nil, finishedAt: Date? = nil, reconnects: Int = 0, tasks: [TaskRecord] = []
+  ) {
+    self.play = play
+    self.host = host
+    self.address = address
+    self.user = user
+    self.status = status
+    self.message = message
+    self.pushes = pushes
+    self.authenticatedAt = authenticatedAt
+    self.pushToAuthMilliseconds = pushToAuthMilliseconds
+    self.startedAt = startedAt
+    self.finishedAt = finishedAt
+    self.reconnects = reconnects
+    self.tasks = tasks
+  }
+
+  init(row: Row) {
+    play = row["play"]
+    host = row["host"]
+    address = row["address"]
+    user = row["user"]
+    status = row["status"]
+    message = row["message"]
+    let pushText: String = row["pushes"]
+    pushes = pushText.split(separator: ",").compactMap { Double($0) }.map(Date.init(timeIntervalSince1970:))
+    authenticatedAt = (row["authenticated_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+    pushToAuthMilliseconds = row["push_to_auth_ms"]
+    startedAt = (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+    finishedAt = (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:))
+    reconnects = row["reconnects"]
+    tasks = []
+  }
+
+  /// Did the host fail (as opposed to finishing ok or being left out on purpose)?
+  public var didNotSucceed: Bool { status != "ok" }
+}
+
+public struct NotificationRecord: Sendable {
+  public var runID: Int64?
+  public var job: String?
+  /// `webhook` or `command`.
+  public var kind: String
+  /// Where it went, with secrets left out (a webhook's scheme, host and path only).
+  public var target: String
+  /// `sent` or `failed`.
+  public var outcome: String
+  public var attempts: Int
+  public var error: String?
+  public var at: Date
+
+  public init(
+    runID: Int64?, job: String?, kind: String, target: String, outcome: String, attempts: Int, error: String?,
+    at: Date = Date()
+  ) {
+    self.runID = runID
+    self.job = job
+    self.kind = kind
+    self.target = target
+    self.outcome = outcome
+    self.attempts = attempts
+    self.error = error
+    self.at = at
+  }
+}
+
+/// A host as the lock table knows it: by where it is reached, so two inventories naming the same
+/// machine differently still exclude each other.
+public struct HostLockKey: Sendable, Hashable {
+  public var name: String
+  public var key: String
+  public init(name: String, address: String, port: Int?) {
+    self.name = name
+    key = "\(address.lowercased()):\(port ?? 22)"
+  }
+}
+
+public struct LockHolder: Sendable, CustomStringConvertible {
+  public var host: String
+  public var runID: Int64
+  public var job: String?
+  public var startedBy: String
+  public var trigger: String
+
+  public var description: String {
+    "run \(runID) (\(job.map { "job '\($0)', " } ?? "")\(trigger), started by \(startedBy))"
+  }
+}
+
+/// A process, by PID and (on Linux) its start time, so a reused PID is not taken for it.
+public struct ProcessIdentity: Sendable, Hashable {
+  public var pid: Int32
+  public var start: String
+
+  public init(pid: Int32, start: String) {
+    self.pid = pid
+    self.start = start
+  }
+
+  public static var current: ProcessIdentity {
+    let pid = getpid()
+    return ProcessIdentity(pid: pid, start: startTime(of: pid) ?? "")
+  }
+
+  /// Field 22 of `/proc/PID/stat` (clock ticks since boot), or nil where there is no /proc.
+  static func startTime(of pid: Int32) -> String? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = text.lastIndex(of: ")")
+    else { return nil }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    // After the command name, fields start at 3 (state): field 22 is at offset 19.
+    return fields.count > 19 ? String(fields[19]) : nil
+  }
+
+  public var isAlive: Bool {
+    if kill(pid, 0) != 0 && errno != EPERM { return false }
+    if let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+      let close = text.lastIndex(of: ")"),
+      text[text.index(after: close)...].split(separator: " ").first == "Z"
+    {
+      return false  // exited, not yet reaped
+    }
+    if start.isEmpty { return true }
+    return Self.startTime(of: pid) == start
+  }
+
+  /// This machine's name (runs are only swept by the machine that started them).
+  public static var machine: String {
+    ProcessInfo.processInfo.hostName
+  }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import SixtyCore
+
+/// One scheduled maintenance job from `jobs.yml`.
+public struct Job: Sendable {
+  public enum Overlap: String, Sendable { case skip, queue }
+  public enum CatchUp: String, Sendable { case none, once }
+
+  public var name: String
+  public var playbook: String
+  public var inventory: String
+  public var policy: String?
+  public var schedule: Schedule
+  public var timeZone: TimeZone
+  /// How long after each fire hosts may still start (nil: no limit).
+  public var windowDuration: TimeSpan?
+  public var windowCutoff: TimeSpan
+  public var overlap: Overlap
+  public var catchUp: CatchUp
+  public var enabled: Bool
+  public var location: SourceLocation?
+
+  public var calendar: CronSchedule { CronSchedule(schedule, timeZone: timeZone) }
+}
+
+/// `jobs.yml`:
+///
+/// ```yaml
+/// jobs:
+///   nightly-cleanup:
+///     playbook: playbooks/disk-cleanup.yml      # relative to jobs.yml
+///     inventory: playbooks/inventory.yml
+///     policy: playbooks/policy.yml              # optional
+///     schedule: "0 3 * * *"                     # cron, @daily, cron(...) or rate(...)
+///     timezone: Europe/Berlin                   # default UTC
+///     window: {duration: 2h, cutoff: 30m}       # optional: hosts start only this long after the fire
+///     overlap: skip                             # or queue
+///     catch_up: once                            # or none
+///     enabled: true
+/// ```
+public enum JobsFile {
+  public static func load(path: String) -> ([Job]?, [Diagnostic]) {
+    let (root, diagnostics) = YAMLLoader.load(path: path)
+    guard let root else {
+      return (nil, diagnostics.isEmpty ? [.error("the jobs file '\(path)' is empty.", at: nil)] : diagnostics)
+    }
+    var reader = NodeReader()
+    reader.diagnostics.append(contentsOf: diagnostics)
+    let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+    var jobs: [Job] = []
+    guard let top = reader.mapping(root, "the jobs file", allowed: ["jobs"]) else {
+      return (nil, reader.diagnostics.all)
+    }
+    guard let jobsNode = top.first(where: { $0.key == "jobs" })?.value,
+      let entries = reader.mapping(jobsNode, "'jobs'")
+    else {
+      if !reader.diagnostics.hasErrors {
+        reader.error("the jobs file has no 'jobs'; expected a mapping of job names to jobs.", at: root.location)
+      }
+      return (nil, reader.diagnostics.all)
+    }
+    let allowed = [
+      "playbook", "inventory", "policy", "schedule", "timezone", "window", "overlap", "catch_up", "enabled",
+    ]
+    for entry in entries {
+      guard let fields = reader.mapping(entry.value, "job '\(entry.key)'", allowed: allowed) else { continue }
+      var playbook: String?
+      var inventory: String?
+      var policy: String?
+      var schedule: Schedule?
+      var zone = TimeZone(identifier: "UTC")!
+      var duration: TimeSpan?
+      var cutoff = TimeSpan.seconds(0)
+      var overlap = Job.Overlap.skip
+      var catchUp = Job.CatchUp.none
+      var enabled = true
+      func resolve(_ text: String) -> String {
+        text.hasPrefix("/") ? text : base.appendingPathComponent(text).standardized.path
+      }
+      for field in fields {
+        let what = "'\(field.key)' of job '\(entry.key)'"
+        switch field.key {
+        case "playbook": playbook = reader.string(field.value, what).map(resolve)
+        case "inventory": inventory = reader.string(field.value, what).map(resolve)
+        case "policy": policy = reader.string(field.value, what).map(resolve)
+        case "schedule":
+          if let text = reader.string(field.value, what) {
+            do {
+              schedule = try Schedule(parsing: text)
+            } catch {
+              reader.error("the schedule of job '\(entry.key)': \(error.description)", at: field.value.location)
+            }
+          }
+        case "timezone":
+          if let text = reader.string(field.value, what) {
+            if let value = TimeZone(identifier: text) {
+              zone = value
+            } else {
+              reader.error(
+                "'\(text)' is not an IANA time zone name; expected something like UTC or Europe/Berlin.",
+                at: field.value.location)
+            }
+          }
+        case "window":
+          guard let parts = reader.mapping(field.value, what, allowed: ["duration", "cutoff"]) else { continue }
+          for part in parts {
+            let span = reader.timeSpan(part.value, "'window.\(part.key)' of job '\(entry.key)'")
+            if part.key == "duration" { duration = span } else if let span { cutoff = span }
+          }
+        case "overlap":
+          if let text = reader.string(field.value, what) {
+            if let value = Job.Overlap(rawValue: text) {
+              overlap = value
+            } else {
+              reader.error("'\(text)' is not an overlap rule; expected skip or queue.", at: field.value.location)
+            }
+          }
+        case "catch_up":
+          if let text = reader.string(field.value, what) {
+            if let value = Job.CatchUp(rawValue: text) {
+              catchUp = value
+            } else {
+              reader.error("'\(text)' is not a catch-up rule; expected none or once.", at: field.value.location)
+            }
+          }
+        default: enabled = reader.bool(field.value, what) ?? enabled
+        }
+      }
+      var missing: [String] = []
+      if playbook == nil { missing.append("playbook") }
+      if inventory == nil { missing.append("inventory") }
+      if schedule == nil { missing.append("schedule") }
+      if !missing.isEmpty {
+        if !reader.diagnostics.hasErrors || schedule != nil || !fields.contains(where: { $0.key == "schedule" }) {
+          reader.error(
+            "the job '\(entry.key)' has no \(missing.joined(separator: ", ")); expected playbook, inventory and schedule.",
+            at: entry.keyLocation)
+        }
+        continue
+      }
+      if let duration, cutoff >= duration {
+        reader.error(
+          "the window cutoff of job '\(entry.key)' (\(cutoff)) is not shorter than its duration (\(duration)).",
+          at: entry.keyLocation)
+      }
+      jobs.append(
+        Job(
+          name: entry.key, playbook: playbook!, inventory: inventory!, policy: policy, schedule: schedule!,
+          timeZone: zone, windowDuration: duration, windowCutoff: cutoff, overlap: overlap, catchUp: catchUp,
+          enabled: enabled, location: entry.keyLocation))
+    }
+    return (reader.diagnostics.hasErrors ? nil : jobs, reader.diagnostics.all)
+  }
+}
