@@ -10,6 +10,13 @@ public struct HTTPRequest: Sendable {
   public var method: String
   public var headers: [(name: String, value: String)]
   public var body: [UInt8]
+
+  public init(url: URL, method: String, headers: [(name: String, value: String)], body: [UInt8]) {
+    self.url = url
+    self.method = method
+    self.headers = headers
+    self.body = body
+  }
 }
 
 public struct HTTPResponse: Sendable {

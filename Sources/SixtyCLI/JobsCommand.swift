@@ -1,13 +1,77 @@
 import ArgumentParser
 import Foundation
+import Logging
+import ServiceLifecycle
 import SixtyCore
+import SixtyHistory
 import SixtySchedule
 
 struct JobsCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "jobs",
     abstract: "Scheduled maintenance jobs.",
-    subcommands: [Next.self])
+    subcommands: [Next.self, Daemon.self])
+
+  struct Daemon: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Run the jobs on their schedules until stopped.",
+      discussion: """
+        Each fire runs `sixty run` as a child process, recorded in the run history; one run per \
+        job at a time (overlap: skip or queue). Fires missed while the daemon was down run once \
+        on start when the job says catch_up: once. SIGHUP reloads the jobs file (a bad file is \
+        reported and the previous schedule kept). SIGTERM or SIGINT stop it gracefully: no new \
+        fires, and each running run finishes (shutdown: finish) or is interrupted cleanly \
+        (shutdown: abort). Logs are logfmt lines on standard error; each run's output goes to \
+        a log file under --log-dir.
+        """)
+
+    @Option(name: .long, help: "The jobs file (YAML).")
+    var jobs: String
+
+    @Option(name: .long, help: "Where each run's output is written (default: logs/ next to the history).")
+    var logDir: String?
+
+    @Option(name: .long, help: "Log level: debug, info, notice, warning or error.")
+    var logLevel: String = "info"
+
+    @OptionGroup var history: HistoryOptions
+
+    func validate() throws {
+      if history.noHistory {
+        throw ValidationError("the daemon needs the run history (for job state and host locks); drop --no-history.")
+      }
+      if Logger.Level(rawValue: logLevel) == nil {
+        throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error.")
+      }
+    }
+
+    func run() async throws {
+      let level = Logger.Level(rawValue: logLevel) ?? .info
+      LoggingSystem.bootstrap { label in
+        var handler = LogfmtHandler(label: label)
+        handler.logLevel = level
+        return handler
+      }
+      let logger = Logger(label: "sixty.jobs")
+      let store = try history.open()
+      let logs = logDir ?? (URL(fileURLWithPath: store.path).deletingLastPathComponent().path + "/logs")
+      let daemon = JobsDaemon(
+        jobsPath: jobs, history: store, logDirectory: logs, sixty: Self.sixtyExecutable, logger: logger)
+      try daemon.loadInitial()
+      let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+          services: [.init(service: daemon)], gracefulShutdownSignals: [.sigterm, .sigint],
+          cancellationSignals: [.sigquit], logger: logger))
+      try await group.run()
+    }
+
+    /// This very `sixty` binary, so runs use the same version as the daemon.
+    static var sixtyExecutable: String {
+      if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+      let argument = CommandLine.arguments[0]
+      return argument.hasPrefix("/") ? argument : FileManager.default.currentDirectoryPath + "/" + argument
+    }
+  }
 
   struct Next: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -54,7 +118,7 @@ struct JobsCommand: AsyncParsableCommand {
           times.append(next)
           at = next
         }
-        text += "\(job.name)  \(job.schedule) (\(job.timeZone.identifier))\(job.enabled ? "" : "  [disabled]")\n"
+        text += "\(job.name)  \(job.schedule) (\(zoneName(job.timeZone)))\(job.enabled ? "" : "  [disabled]")\n"
         for time in times {
           text += "  \(local.string(from: time))"
           text += job.timeZone.identifier == "UTC" || job.timeZone.identifier == "GMT" ? "\n" : "  (\(utc.string(from: time)))\n"
@@ -63,7 +127,7 @@ struct JobsCommand: AsyncParsableCommand {
         w.beginObject()
         w.field("name", job.name)
         w.field("schedule", job.schedule.description)
-        w.field("timezone", job.timeZone.identifier)
+        w.field("timezone", zoneName(job.timeZone))
         w.field("enabled", job.enabled)
         w.key("next")
         w.beginArray()
@@ -80,4 +144,9 @@ struct JobsCommand: AsyncParsableCommand {
       }
     }
   }
+}
+
+/// A zone's IANA name; Foundation on Linux calls UTC "GMT".
+func zoneName(_ zone: TimeZone) -> String {
+  zone.identifier == "GMT" ? "UTC" : zone.identifier
 }

@@ -32,6 +32,17 @@ public struct NodeReader: Sendable {
     return pairs
   }
 
+  /// The items of a sequence; a single mapping or scalar counts as a one-item list.
+  public mutating func sequence(_ node: YAMLNode, _ what: String) -> [YAMLNode]? {
+    switch node.content {
+    case .sequence(let items): return items
+    case .mapping: return [node]
+    case .scalar:
+      error("expected a list for \(what), found \(node.kindDescription).", at: node.location)
+      return nil
+    }
+  }
+
   public mutating func string(_ node: YAMLNode, _ what: String, allowEmpty: Bool = false) -> String? {
     guard case .scalar(let text, _) = node.content, !node.isNull || (allowEmpty && !text.isEmpty) else {
       error("expected a string for \(what), found \(node.kindDescription).", at: node.location)

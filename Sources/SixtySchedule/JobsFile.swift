@@ -5,6 +5,28 @@ import SixtyCore
 public struct Job: Sendable {
   public enum Overlap: String, Sendable { case skip, queue }
   public enum CatchUp: String, Sendable { case none, once }
+  /// What the daemon does with this job's run when it is asked to stop.
+  public enum Shutdown: String, Sendable { case finish, abort }
+
+  /// A notification sent when a run of the job ends.
+  public struct Notification: Sendable, Equatable {
+    public enum When: String, Sendable { case failure, success, always }
+    public var when: When
+    /// A webhook URL, literal or from an environment variable (read when sending).
+    public var webhook: String?
+    public var webhookEnv: String?
+    /// A shell command that receives the run summary (JSON) on standard input.
+    public var command: String?
+    public var location: SourceLocation?
+
+    public func applies(succeeded: Bool) -> Bool {
+      switch when {
+      case .always: true
+      case .success: succeeded
+      case .failure: !succeeded
+      }
+    }
+  }
 
   public var name: String
   public var playbook: String
@@ -18,6 +40,9 @@ public struct Job: Sendable {
   public var overlap: Overlap
   public var catchUp: CatchUp
   public var enabled: Bool
+  public var limit: String?
+  public var shutdown: Shutdown = .finish
+  public var notifications: [Notification] = []
   public var location: SourceLocation?
 
   public var calendar: CronSchedule { CronSchedule(schedule, timeZone: timeZone) }
@@ -37,6 +62,11 @@ public struct Job: Sendable {
 ///     overlap: skip                             # or queue
 ///     catch_up: once                            # or none
 ///     enabled: true
+///     limit: role=web                           # optional host selector
+///     shutdown: finish                          # or abort: what a stopping daemon does to a run
+///     notify:
+///       - {on: failure, webhook_env: OPS_WEBHOOK}
+///       - {on: always, command: "logger -t sixty"}
 /// ```
 public enum JobsFile {
   public static func load(path: String) -> ([Job]?, [Diagnostic]) {
@@ -61,6 +91,7 @@ public enum JobsFile {
     }
     let allowed = [
       "playbook", "inventory", "policy", "schedule", "timezone", "window", "overlap", "catch_up", "enabled",
+      "limit", "shutdown", "notify",
     ]
     for entry in entries {
       guard let fields = reader.mapping(entry.value, "job '\(entry.key)'", allowed: allowed) else { continue }
@@ -74,6 +105,9 @@ public enum JobsFile {
       var overlap = Job.Overlap.skip
       var catchUp = Job.CatchUp.none
       var enabled = true
+      var limit: String?
+      var shutdown = Job.Shutdown.finish
+      var notifications: [Job.Notification] = []
       func resolve(_ text: String) -> String {
         text.hasPrefix("/") ? text : base.appendingPathComponent(text).standardized.path
       }
@@ -123,6 +157,25 @@ public enum JobsFile {
               reader.error("'\(text)' is not a catch-up rule; expected none or once.", at: field.value.location)
             }
           }
+        case "limit":
+          if let text = reader.string(field.value, what) {
+            do {
+              _ = try HostSelector(parsing: text)
+              limit = text
+            } catch {
+              reader.error("the limit of job '\(entry.key)': \(error.message)", at: field.value.location)
+            }
+          }
+        case "shutdown":
+          if let text = reader.string(field.value, what) {
+            if let value = Job.Shutdown(rawValue: text) {
+              shutdown = value
+            } else {
+              reader.error("'\(text)' is not a shutdown rule; expected finish or abort.", at: field.value.location)
+            }
+          }
+        case "notify":
+          notifications = notify(field.value, job: entry.key, reader: &reader)
         default: enabled = reader.bool(field.value, what) ?? enabled
         }
       }
@@ -147,8 +200,59 @@ public enum JobsFile {
         Job(
           name: entry.key, playbook: playbook!, inventory: inventory!, policy: policy, schedule: schedule!,
           timeZone: zone, windowDuration: duration, windowCutoff: cutoff, overlap: overlap, catchUp: catchUp,
-          enabled: enabled, location: entry.keyLocation))
+          enabled: enabled, limit: limit, shutdown: shutdown, notifications: notifications,
+          location: entry.keyLocation))
     }
     return (reader.diagnostics.hasErrors ? nil : jobs, reader.diagnostics.all)
+  }
+
+  static func notify(_ node: YAMLNode, job: String, reader: inout NodeReader) -> [Job.Notification] {
+    guard let items = reader.sequence(node, "'notify' of job '\(job)'") else { return [] }
+    var result: [Job.Notification] = []
+    for item in items {
+      let what = "a notification of job '\(job)'"
+      guard let fields = reader.mapping(item, what, allowed: ["on", "webhook", "webhook_env", "command"]) else {
+        continue
+      }
+      var notification = Job.Notification(when: .failure, location: item.location)
+      for field in fields {
+        switch field.key {
+        case "on":
+          if let text = reader.string(field.value, "'on' of \(what)") {
+            if let value = Job.Notification.When(rawValue: text) {
+              notification.when = value
+            } else {
+              reader.error("'\(text)' is not a notification trigger; expected failure, success or always.", at: field.value.location)
+            }
+          }
+        case "webhook":
+          if let text = reader.string(field.value, "'webhook' of \(what)") {
+            if let url = URL(string: text), url.scheme == "http" || url.scheme == "https", url.host != nil {
+              notification.webhook = text
+            } else {
+              reader.error("'\(text)' is not an http(s) URL; expected something like https://hooks.example.com/sixty.", at: field.value.location)
+            }
+          }
+        case "webhook_env":
+          if let text = reader.string(field.value, "'webhook_env' of \(what)") {
+            if !text.isEmpty, text.allSatisfy({ $0 == "_" || $0.isASCII && ($0.isLetter || $0.isNumber) }) {
+              notification.webhookEnv = text
+            } else {
+              reader.error("'\(text)' is not an environment variable name; expected something like OPS_WEBHOOK.", at: field.value.location)
+            }
+          }
+        default: notification.command = reader.string(field.value, "'command' of \(what)")
+        }
+      }
+      let targets = [notification.webhook, notification.webhookEnv, notification.command].compactMap { $0 }.count
+      if targets == 0 {
+        reader.error("\(what) has no target; expected webhook, webhook_env or command.", at: item.location)
+      } else if notification.webhook != nil && notification.webhookEnv != nil {
+        reader.error("\(what) has both webhook and webhook_env; give one.", at: item.location)
+      } else {
+        result.append(notification)
+      }
+    }
+    return result
   }
 }

@@ -1,0 +1,65 @@
+import Foundation
+import Logging
+
+/// Structured log lines (logfmt) on standard error:
+/// `time=2026-11-25T03:00:00.012Z level=info msg="run finished" job=nightly run=42 exit=0`.
+struct LogfmtHandler: LogHandler {
+  var metadata: Logger.Metadata = [:]
+  var logLevel: Logger.Level = .info
+  let label: String
+  let sink: @Sendable (String) -> Void
+
+  init(label: String, sink: @escaping @Sendable (String) -> Void = LogfmtHandler.standardError) {
+    self.label = label
+    self.sink = sink
+  }
+
+  static let lock = NSLock()
+  static func standardError(_ line: String) {
+    lock.withLock { FileHandle.standardError.write(Data(line.utf8)) }
+  }
+
+  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+    get { metadata[key] }
+    set { metadata[key] = newValue }
+  }
+
+  func log(event: LogEvent) {
+    sink(Self.format(level: event.level, message: event.message.description, metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
+  }
+
+  static func format(level: Logger.Level, message: String, metadata: Logger.Metadata, time: Date = Date()) -> String {
+    let iso = ISO8601DateFormatter()
+    iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    var line = "time=\(iso.string(from: time)) level=\(level.rawValue) msg=\(quote(message))"
+    for key in metadata.keys.sorted() {
+      line += " \(key)=\(quote(metadata[key]!.description))"
+    }
+    return line + "\n"
+  }
+
+  /// A value as logfmt writes it: bare when safe, else quoted with escapes (never a raw newline).
+  static func quote(_ value: String) -> String {
+    let safe = !value.isEmpty && value.unicodeScalars.allSatisfy {
+      $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "=" && $0 != "\\"
+    }
+    if safe { return value }
+    var out = "\""
+    for scalar in value.unicodeScalars {
+      switch scalar {
+      case "\"": out += "\\\""
+      case "\\": out += "\\\\"
+      case "\n": out += "\\n"
+      case "\r": out += "\\r"
+      case "\t": out += "\\t"
+      default:
+        if scalar.value < 0x20 || scalar.value == 0x7F {
+          out += String(format: "\\u%04x", scalar.value)
+        } else {
+          out.unicodeScalars.append(scalar)
+        }
+      }
+    }
+    return out + "\""
+  }
+}
