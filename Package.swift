@@ -103,7 +103,9 @@ let package = Package(
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
     .testTarget(name: "SixtySchedulingTests", dependencies: ["SixtyScheduling"]),
     .testTarget(name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning"]),
-    .testTarget(name: "SixtyScheduleTests", dependencies: ["SixtySchedule", "SixtyPolicy", "SixtyCore"]),
+    .testTarget(
+      name: "SixtyScheduleTests", dependencies: ["SixtySchedule", "SixtyPolicy", "SixtyCore"],
+      exclude: ["Reference"]),
     .testTarget(name: "SixtyHistoryTests", dependencies: ["SixtyHistory"]),
     .testTarget(
       name: "SixtyBrokerTests",

@@ -204,32 +204,55 @@ public struct CronSchedule: Sendable {
     self.timeZone = timeZone
   }
 
-  var calendar: Calendar {
+  /// Wall times are computed as "UTC" dates shifted by the zone's offset, read with this calendar.
+  static let wallCalendar: Calendar = {
     var calendar = Calendar(identifier: .gregorian)
-    calendar.timeZone = timeZone
+    calendar.timeZone = TimeZone(identifier: "UTC")!
     return calendar
+  }()
+
+  /// The local wall time at `instant`, as a date whose UTC reading is that wall time.
+  func wall(_ instant: Date) -> Date {
+    instant.addingTimeInterval(Double(timeZone.secondsFromGMT(for: instant)))
   }
 
-  func local(_ minute: Date, calendar: Calendar) -> LocalMinute {
-    let c = calendar.dateComponents([.minute, .hour, .day, .month, .year, .weekday], from: minute)
-    let days = calendar.range(of: .day, in: .month, for: minute)?.count ?? 31
+  static func local(wall: Date) -> LocalMinute {
+    let calendar = wallCalendar
+    let c = calendar.dateComponents([.minute, .hour, .day, .month, .year, .weekday], from: wall)
+    let days = calendar.range(of: .day, in: .month, for: wall)?.count ?? 31
     return LocalMinute(
       minute: c.minute!, hour: c.hour!, day: c.day!, month: c.month!, year: c.year!, weekday: c.weekday! - 1,
       daysInMonth: days)
   }
 
-  func fires(at minute: Date, calendar: Calendar) -> Bool {
+  /// Whether the schedule fires at the instant `minute` (a whole minute).
+  ///
+  /// Daylight saving, the documented way: a local minute that happens twice (clocks going back)
+  /// fires only at its first occurrence; local minutes that never happen (clocks going forward)
+  /// fire once, at the first minute after the jump.
+  func fires(at minute: Date) -> Bool {
     if case .rate(let seconds, _) = schedule {
       return Int(minute.timeIntervalSince1970) % seconds == 0
     }
-    let c = calendar.dateComponents([.minute, .hour, .day, .month], from: minute)
-    guard schedule.matches(local(minute, calendar: calendar)) else { return false }
-    // A repeated local minute (DST fall-back) fires only at its first occurrence.
-    let hourEarlier = minute.addingTimeInterval(-3600)
-    let earlier = calendar.dateComponents([.minute, .hour, .day, .month], from: hourEarlier)
-    return
-      !(earlier.minute == c.minute && earlier.hour == c.hour && earlier.day == c.day
-      && earlier.month == c.month)
+    let offset = timeZone.secondsFromGMT(for: minute)
+    let wall = minute.addingTimeInterval(Double(offset))
+    // The second occurrence of a repeated local minute: the same wall time `shift` seconds ago.
+    let shift = timeZone.secondsFromGMT(for: minute.addingTimeInterval(-3 * 3600)) - offset
+    if shift > 0 {
+      let earlier = minute.addingTimeInterval(-Double(shift))
+      if self.wall(earlier) == wall { return false }
+    }
+    if schedule.matches(Self.local(wall: wall)) { return true }
+    // The first minute after a jump forward: the skipped local minutes that match fire here, once.
+    let previousOffset = timeZone.secondsFromGMT(for: minute.addingTimeInterval(-60))
+    if offset > previousOffset {
+      var skipped = minute.addingTimeInterval(Double(previousOffset))
+      while skipped < wall {
+        if schedule.matches(Self.local(wall: skipped)) { return true }
+        skipped = skipped.addingTimeInterval(60)
+      }
+    }
+    return false
   }
 
   static func floorMinute(_ date: Date) -> Date {
@@ -242,11 +265,10 @@ public struct CronSchedule: Sendable {
       let fire = Date(timeIntervalSince1970: Double(Int(date.timeIntervalSince1970) / seconds * seconds))
       return date.timeIntervalSince(fire) <= limit ? fire : nil
     }
-    let calendar = self.calendar
     var minute = Self.floorMinute(date)
     let stop = date.addingTimeInterval(-limit)
     while minute >= stop {
-      if fires(at: minute, calendar: calendar) { return minute }
+      if fires(at: minute) { return minute }
       minute = minute.addingTimeInterval(-60)
     }
     return nil
@@ -259,13 +281,12 @@ public struct CronSchedule: Sendable {
         timeIntervalSince1970: Double((Int(date.timeIntervalSince1970) / seconds + 1) * seconds))
       return fire.timeIntervalSince(date) <= limit ? fire : nil
     }
-    let calendar = self.calendar
     var minute = Self.floorMinute(date).addingTimeInterval(60)
     let stop = date.addingTimeInterval(limit)
     while minute <= stop {
-      if fires(at: minute, calendar: calendar) { return minute }
+      if fires(at: minute) { return minute }
       // Skip the rest of an hour the expression never fires in.
-      let c = calendar.dateComponents([.minute, .hour], from: minute)
+      let c = Self.wallCalendar.dateComponents([.minute, .hour], from: wall(minute))
       if let hours = schedule.hours, !hours.contains(c.hour!) {
         minute = minute.addingTimeInterval(Double(60 - c.minute!) * 60)
       } else {

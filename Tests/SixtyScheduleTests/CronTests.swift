@@ -52,10 +52,21 @@ import Testing
   }
 
   @Test func timeZonesAndDaylightSaving() throws {
-    // 02:30 in Berlin does not exist on 2027-03-28 (clocks jump 02:00 -> 03:00): no fire that day.
+    // 02:30 in Berlin does not exist on 2027-03-28 (clocks jump 02:00 -> 03:00): it runs once at
+    // the next valid minute, 03:00 (01:00Z).
     #expect(
       try next("30 2 * * *", after: "2027-03-27T12:00:00Z", zone: "Europe/Berlin", count: 2) == [
-        "2027-03-29T00:30:00Z", "2027-03-30T00:30:00Z",
+        "2027-03-28T01:00:00Z", "2027-03-29T00:30:00Z",
+      ])
+    // Every skipped minute that matches still makes one run only.
+    #expect(
+      try next("*/10 2 * * *", after: "2027-03-28T00:55:00Z", zone: "Europe/Berlin", count: 2) == [
+        "2027-03-28T01:00:00Z", "2027-03-29T00:00:00Z",
+      ])
+    // A schedule that matches 03:00 itself as well runs once then.
+    #expect(
+      try next("0,30 2,3 * * *", after: "2027-03-28T00:55:00Z", zone: "Europe/Berlin", count: 2) == [
+        "2027-03-28T01:00:00Z", "2027-03-28T01:30:00Z",
       ])
     // 02:30 happens twice on 2026-10-25 (03:00 -> 02:00): it fires once, at the first.
     #expect(
