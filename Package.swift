@@ -106,7 +106,9 @@ let package = Package(
     .testTarget(
       name: "SixtyScheduleTests", dependencies: ["SixtySchedule", "SixtyPolicy", "SixtyCore"],
       exclude: ["Reference"]),
-    .testTarget(name: "SixtyHistoryTests", dependencies: ["SixtyHistory"]),
+    .testTarget(
+      name: "SixtyHistoryTests",
+      dependencies: ["SixtyHistory", .product(name: "GRDB", package: "GRDB.swift")]),
     .testTarget(
       name: "SixtyBrokerTests",
       dependencies: ["SixtyBroker", "SixtyAgentCore", "SixtyAudit", "InstanceConnect", "SixtyKeys"]),

@@ -1,2 +1,226 @@
+import Foundation
+import GRDB
 import Testing
+
 @testable import SixtyHistory
+
+@Suite struct HistoryTests {
+  let directory: String
+
+  init() throws {
+    directory = NSTemporaryDirectory() + "sixty-history-\(getpid())-\(UUID().uuidString)"
+  }
+
+  func open() throws -> History { try History(path: directory + "/state/sixty/history.sqlite") }
+
+  func newRun(_ hosts: Int = 2, job: String? = nil, process: ProcessIdentity = .current) -> NewRun {
+    NewRun(
+      playbook: "/srv/playbooks/patch.yml", playbookSHA256: String(repeating: "ab", count: 32),
+      inventory: "/srv/inventory.yml", policy: nil, extraVarNames: ["version"], job: job,
+      trigger: job == nil ? .manual : .schedule, process: process, hostsTotal: hosts)
+  }
+
+  /// A running process, and a way to wait for it to exit (and reap it).
+  func process() throws -> (ProcessIdentity, () -> Void) {
+    var pid: pid_t = 0
+    let words: [String] = ["/bin/sh", "-c", "sleep 0.2"]
+    let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    #expect(posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ) == 0)
+    let identity = ProcessIdentity(pid: pid, start: ProcessIdentity.startTime(of: pid) ?? "")
+    #expect(identity.isAlive)
+    return (
+      identity,
+      {
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+      }
+    )
+  }
+
+  @Test func createsPrivateFilesInWALModeWithMigrations() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let history = try open()
+    var info = stat()
+    #expect(stat(directory + "/state/sixty", &info) == 0)
+    #expect(info.st_mode & 0o777 == 0o700)
+    #expect(stat(history.path, &info) == 0)
+    #expect(info.st_mode & 0o777 == 0o600)
+    let mode = try history.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+    #expect(mode == "wal")
+    let applied = try history.pool.read { try History.migrator.appliedMigrations($0) }
+    #expect(applied == ["v1: runs, hosts, tasks, locks, jobs, notifications"])
+    // Opening again applies nothing new and keeps the data.
+    let id = try history.begin(newRun())
+    let again = try open()
+    #expect(try again.run(id: id)?.status == "running")
+  }
+
+  @Test func recordsRunsHostsAndTasks() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let history = try open()
+    let id = try history.begin(newRun(3, job: "nightly"))
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    try history.record(
+      runID: id,
+      hosts: [
+        HostRecord(
+          play: "patch", host: "web-1", address: "10.0.0.1:22", user: "ops", status: "ok",
+          pushes: [t0], authenticatedAt: t0.addingTimeInterval(0.25), pushToAuthMilliseconds: 250,
+          tasks: [TaskRecord(name: "update", status: "ok", exitStatus: 0, attempts: 1, stdoutTail: "done\n")]),
+        HostRecord(
+          play: "patch", host: "web-2", address: "10.0.0.2:22", user: "ops", status: "failed",
+          message: "task 'update' failed",
+          tasks: [
+            TaskRecord(name: "update", status: "failed", reason: "exit status 2", exitStatus: 2, attempts: 3, stderrTail: "E: lock\n"),
+            TaskRecord(name: "restart", status: "skipped", reason: "an earlier task failed"),
+          ]),
+        HostRecord(play: "patch", host: "web-3", address: "10.0.0.3:22", user: "ops", status: "unreachable"),
+      ])
+    try history.finish(id: id, status: .failed, exitCode: 1, message: nil)
+    let run = try #require(try history.run(id: id))
+    #expect(run.status == "failed")
+    #expect(run.exitCode == 1)
+    #expect(run.hostsTotal == 3)
+    #expect(run.hostsOK == 1)
+    #expect(run.hostsFailed == 2)
+    #expect(run.job == "nightly")
+    #expect(run.trigger == "schedule")
+    #expect(run.extraVarNames == ["version"])
+    let hosts = try history.hosts(runID: id)
+    #expect(hosts.map(\.host) == ["web-1", "web-2", "web-3"])
+    #expect(hosts[0].pushes == [t0])
+    #expect(hosts[0].pushToAuthMilliseconds == 250)
+    #expect(hosts[1].tasks.map(\.status) == ["failed", "skipped"])
+    #expect(hosts[1].tasks[0].attempts == 3)
+    #expect(hosts[1].tasks[0].stderrTail == "E: lock\n")
+    #expect(try history.hosts(runID: id, host: "web-2").count == 1)
+    #expect(try history.runs(job: "nightly").map(\.id) == [id])
+    #expect(try history.runs(job: "other").isEmpty)
+    #expect(try history.runs(since: Date().addingTimeInterval(60)).isEmpty)
+  }
+
+  @Test func runsWhoseProcessDiedAreMarkedInterrupted() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let history = try open()
+    let (doomed, exit) = try process()
+    let crashed = try history.begin(newRun(process: doomed))
+    #expect(try history.tryLock(runID: crashed, hosts: [HostLockKey(name: "a", address: "10.0.0.1", port: 22)]) == nil)
+    #expect(try history.locks().count == 1)
+    exit()
+    #expect(!doomed.isAlive)
+    let alive = try history.begin(newRun())
+    // A reused PID with another start time is not the run's process either.
+    let reused = try history.begin(newRun(process: ProcessIdentity(pid: getpid(), start: "1")))
+    let marked = try history.sweepInterrupted()
+    #expect(Set(marked) == [crashed, reused])
+    #expect(try history.run(id: crashed)?.status == "interrupted")
+    #expect(try history.run(id: crashed)?.message?.contains("stopped without finishing") == true)
+    #expect(try history.run(id: alive)?.status == "running")
+    #expect(try history.locks().isEmpty)
+  }
+
+  @Test func hostLocksAreAllOrNoneAndFreedWhenTheRunEnds() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let history = try open()
+    let a = try history.begin(newRun(job: "nightly"))
+    let b = try history.begin(newRun())
+    let h1 = HostLockKey(name: "web-1", address: "10.0.0.1", port: 22)
+    let h2 = HostLockKey(name: "web-2", address: "10.0.0.2", port: nil)
+    let h3 = HostLockKey(name: "web-3", address: "10.0.0.3", port: 22)
+    #expect(try history.tryLock(runID: a, hosts: [h1, h2]) == nil)
+    // The same machine under another name is the same lock.
+    let alias = HostLockKey(name: "db-primary", address: "10.0.0.2", port: 22)
+    let holder = try #require(try history.tryLock(runID: b, hosts: [h3, alias]))
+    #expect(holder.runID == a)
+    #expect(holder.host == "db-primary")
+    #expect(holder.job == "nightly")
+    #expect(try history.locks().map(\.host) == ["web-1", "web-2"])  // web-3 was not taken
+    // Refuse at once.
+    let started = Date()
+    #expect(try history.lock(runID: b, hosts: [h3, alias], wait: 0) != nil)
+    #expect(Date().timeIntervalSince(started) < 1)
+    // Wait: run a finishes after 0.5 s, then b gets every host.
+    let finisher = Thread {
+      Thread.sleep(forTimeInterval: 0.5)
+      try? history.finish(id: a, status: .succeeded, exitCode: 0, message: nil)
+    }
+    finisher.start()
+    var waitedFor: Int64?
+    #expect(try history.lock(runID: b, hosts: [h3, alias], wait: 10, poll: 0.05) { waitedFor = $0.runID } == nil)
+    #expect(waitedFor == a)
+    #expect(Set(try history.locks().map(\.runID)) == [b])
+    try history.finish(id: b, status: .succeeded, exitCode: 0, message: nil)
+    #expect(try history.locks().isEmpty)
+  }
+
+  @Test func twoProcessesWritingAtOnceNeverFail() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let first = try open()
+    let second = try open()  // a second connection pool, as another process would have
+    let group = DispatchGroup()
+    let errors = NSLock()
+    nonisolated(unsafe) var failures: [String] = []
+    for history in [first, second] {
+      for _ in 0..<2 {
+        group.enter()
+        Thread.detachNewThread {
+          defer { group.leave() }
+          for _ in 0..<50 {
+            do {
+              let id = try history.begin(newRun())
+              _ = try history.tryLock(runID: id, hosts: [HostLockKey(name: "h", address: "10.0.0.9", port: 22)])
+              try history.finish(id: id, status: .succeeded, exitCode: 0, message: nil)
+            } catch {
+              errors.withLock { failures.append("\(error)") }
+            }
+          }
+        }
+      }
+    }
+    group.wait()
+    #expect(failures.isEmpty)
+    #expect(try first.runs(limit: 1000).count == 200)
+  }
+
+  @Test func jobStateAndNotifications() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let history = try open()
+    #expect(try history.lastFire(job: "nightly") == nil)
+    let fire = Date(timeIntervalSince1970: 1_800_000_000)
+    try history.setLastFire(job: "nightly", at: fire)
+    try history.setLastFire(job: "nightly", at: fire.addingTimeInterval(86400))
+    #expect(try history.lastFire(job: "nightly") == fire.addingTimeInterval(86400))
+    let id = try history.recordUnstarted(
+      newRun(job: "nightly"), status: .skipped, exitCode: nil, message: "the previous run was still going")
+    #expect(try history.run(id: id)?.status == "skipped")
+    #expect(try history.run(id: id)?.finishedAt != nil)
+    try history.recordNotification(
+      NotificationRecord(
+        runID: id, job: "nightly", kind: "webhook", target: "https://hooks.example.com", outcome: "failed",
+        attempts: 4, error: "HTTP 500"))
+    let sent = try history.notifications(runID: id)
+    #expect(sent.map(\.outcome) == ["failed"])
+    #expect(sent.first?.attempts == 4)
+  }
+
+  @Test func defaultLocationFollowsXDG() {
+    #expect(History.defaultPath(environment: ["SIXTY_HISTORY": "/x/h.db", "HOME": "/home/a"]) == "/x/h.db")
+    #expect(
+      History.defaultPath(environment: ["XDG_STATE_HOME": "/state", "HOME": "/home/a"])
+        == "/state/sixty/history.sqlite")
+    #expect(History.defaultPath(environment: ["HOME": "/home/a"]) == "/home/a/.local/state/sixty/history.sqlite")
+    // A relative XDG_STATE_HOME is invalid per the spec and ignored.
+    #expect(
+      History.defaultPath(environment: ["XDG_STATE_HOME": "state", "HOME": "/home/a"])
+        == "/home/a/.local/state/sixty/history.sqlite")
+  }
+
+  @Test func tailsKeepTheEndOnACharacterBoundary() {
+    #expect(TaskRecord.tail("short") == "short")
+    let long = String(repeating: "é", count: 3000)  // 6000 bytes
+    let tail = TaskRecord.tail(long, limit: 101)
+    #expect(tail.hasPrefix("…é"))
+    #expect(tail.utf8.count <= 101 + "…".utf8.count)
+  }
+}

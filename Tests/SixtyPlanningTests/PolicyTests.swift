@@ -43,6 +43,23 @@ import Testing
     #expect(Policy.defaults.failureThreshold(for: 50) == nil)
   }
 
+  @Test func hostLocksParseAndTheOrganisationsRefuseWins() {
+    let (org, orgDiagnostics) = policy("host_lock: refuse\ntimeouts: {lock: 5m}\n")
+    #expect(orgDiagnostics.isEmpty)
+    #expect(org.hostLock == .refuse)
+    #expect(org.lockTimeout == .minutes(5))
+    let (own, _) = policy("host_lock: wait\ntimeouts: {lock: 20m}\n")
+    let (resolved, warnings) = PolicyResolver.resolve(organisation: org, play: own)
+    #expect(resolved.hostLock == .refuse)
+    #expect(resolved.lockTimeout == .minutes(5))
+    #expect(warnings.count == 1)
+    let (defaults, _) = PolicyResolver.resolve(organisation: nil, play: nil)
+    #expect(defaults.hostLock == .wait)
+    #expect(defaults.lockTimeout == .minutes(10))
+    let (_, bad) = policy("host_lock: later\n")
+    #expect(bad == ["policy.yml:1:12: error: unknown host_lock 'later'; expected wait or refuse."])
+  }
+
   @Test func parsesEveryField() {
     let (p, diagnostics) = policy(
       """
@@ -89,7 +106,7 @@ import Testing
       """)
     #expect(
       diagnostics == [
-        "policy.yml:1:1: error: unknown key 'concurency' in the policy file (did you mean 'concurrency'?); expected one of: concurrency, batches, max_failures, timeouts, retries, retry_delay, push, host_parallelism, host_key_checking, windows, commands, hosts.",
+        "policy.yml:1:1: error: unknown key 'concurency' in the policy file (did you mean 'concurrency'?); expected one of: concurrency, batches, max_failures, timeouts, retries, retry_delay, push, host_parallelism, host_key_checking, host_lock, windows, commands, hosts.",
         "policy.yml:2:11: error: a batch of zero hosts never finishes; expected at least 1 or 1%.",
         "policy.yml:2:14: error: expected a number of hosts or a percentage for each entry of 'batches' (like 2 or 10%), found 'x'.",
         "policy.yml:4:19: error: 'host_parallelism' is 20; expected a number from 1 to 9.",
