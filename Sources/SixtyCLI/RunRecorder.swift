@@ -106,12 +106,13 @@ final class RunRecorder: @unchecked Sendable {
     }
     guard !keys.isEmpty else { return }
     let refuse = plan.plays.contains { $0.policy.hostLock == .refuse }
-    let wait = refuse ? 0 : plan.plays.map(\.policy.lockTimeout.seconds).min() ?? 600
+    let timeout = plan.plays.map(\.policy.lockTimeout).min() ?? .minutes(10)
+    let wait = refuse ? 0 : Double(timeout.milliseconds) / 1000
     let printer = self.printer
     let holder = attempt("taking host locks") { history throws(HistoryError) in
-      try history.lock(runID: runID, hosts: keys, wait: Double(wait)) { holder in
+      try history.lock(runID: runID, hosts: keys, wait: wait) { holder in
         printer.line(
-          "sixty: waiting up to \(wait) s for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."
+          "sixty: waiting up to \(timeout) for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."
         )
       }
     }
@@ -119,7 +120,7 @@ final class RunRecorder: @unchecked Sendable {
     let message =
       refuse
       ? "the host \(holder.host) is busy: \(holder) is working on it, and the policy says host_lock: refuse."
-      : "the host \(holder.host) is still busy after waiting \(wait) s (timeouts.lock): \(holder) is working on it."
+      : "the host \(holder.host) is still busy after waiting \(timeout) (timeouts.lock): \(holder) is working on it."
     finish(status: .refused, exitCode: 3, message: message)
     throw CLIError(message, code: 3)
   }

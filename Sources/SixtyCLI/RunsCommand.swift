@@ -275,19 +275,6 @@ struct RunsCommand: AsyncParsableCommand {
       if original.status == "running" {
         throw CLIError("run \(id) is still running (process \(original.pid)); wait for it to finish.", code: 2)
       }
-      var vars: [String: Value] = [:]
-      for entry in extraVars {
-        guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-          throw ValidationError("The extra variable '\(entry)' is not KEY=VALUE; expected something like -e version=1.2.")
-        }
-        vars[String(entry[..<equals])] = .string(String(entry[entry.index(after: equals)...]))
-      }
-      let missing = original.extraVarNames.filter { vars[$0] == nil }
-      if !missing.isEmpty {
-        throw CLIError(
-          "run \(id) was started with -e \(missing.joined(separator: ", -e ")); values are never stored, so pass them again (e.g. -e \(missing[0])=VALUE).",
-          code: 2)
-      }
       var selector: HostSelector?
       var targets: [String] = []
       if failed {
@@ -303,6 +290,19 @@ struct RunsCommand: AsyncParsableCommand {
         }
       } else if let limit = original.limit {
         selector = try? HostSelector(parsing: limit)
+      }
+      var vars: [String: Value] = [:]
+      for entry in extraVars {
+        guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+          throw ValidationError("The extra variable '\(entry)' is not KEY=VALUE; expected something like -e version=1.2.")
+        }
+        vars[String(entry[..<equals])] = .string(String(entry[entry.index(after: equals)...]))
+      }
+      let missing = original.extraVarNames.filter { vars[$0] == nil }
+      if !missing.isEmpty {
+        throw CLIError(
+          "run \(id) was started with -e \(missing.joined(separator: ", -e ")); values are never stored, so pass them again (e.g. -e \(missing[0])=VALUE).",
+          code: 2)
       }
       let digest = RunRecorder.sha256(ofFile: original.playbook)
       if digest != original.playbookSHA256 {

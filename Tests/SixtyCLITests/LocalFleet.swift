@@ -191,8 +191,12 @@ final class LocalFleet: @unchecked Sendable {
     [
       "AWS_ACCESS_KEY_ID": LocalFleet.accessKeyID, "AWS_SECRET_ACCESS_KEY": LocalFleet.secret,
       "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true", "AWS_PAGER": "",
+      "SIXTY_HISTORY": historyPath,
     ]
   }
+
+  /// Each fleet records its runs in its own history.
+  var historyPath: String { directory + "/history.sqlite" }
 
   /// `ssh` options for a test login: no known-hosts, no agent, no config file, fail fast.
   func sshArguments(_ host: Host, key: String, extra: [String] = []) -> [String] {

@@ -32,6 +32,10 @@ struct SixtyBinary {
     var env = ProcessInfo.processInfo.environment
     env["SIXTY_INVENTORY"] = nil
     env["SIXTY_POLICY"] = nil
+    // Never the user's own history: a scratch one unless the test names one.
+    if env["SIXTY_HISTORY"] == nil {
+      env["SIXTY_HISTORY"] = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-tests-\(getpid())/history.sqlite").path
+    }
     for (k, v) in environment { env[k] = v }
     let (status, stdout, stderr) = try runProgram(
       path, arguments, directory: directory ?? packageRoot, environment: env)
