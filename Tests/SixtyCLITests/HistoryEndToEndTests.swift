@@ -161,7 +161,7 @@ import Testing
     Thread.sleep(forTimeInterval: 1.5)
     #expect(try runs(fleet).first?["status"] as? String == "running")
     kill(run.pid, SIGKILL)
-    #expect(try waitUntil(5) { !run.isRunning })
+    #expect(waitUntil(5) { !run.isRunning })
     // What the killed run left behind (its ssh connections) is stopped by pid.
     for pid in processes(mentioning: keyDir) { kill(pid, SIGKILL) }
 
@@ -196,7 +196,7 @@ import Testing
       SixtyBinary.path, ["run", slow, "-i", inventory, "--endpoint", fleet.endpoint, "--no-progress"],
       environment: fleet.environment, logPath: fleet.directory + "/first.log")
     defer { first.stop() }
-    #expect(try waitUntil(15) { first.log.contains("run 1 recorded") })
+    #expect(waitUntil(15) { first.log.contains("run 1 recorded") })
     Thread.sleep(forTimeInterval: 0.5)
 
     // Another host is free.
@@ -216,7 +216,7 @@ import Testing
     #expect(waited.status == 0, "\(waited.stdout)\(waited.stderr)")
     #expect(waited.stdout.contains("waiting up to 10m for host web-1, which run 1"), "\(waited.stdout)")
     #expect(!first.isRunning || Date().timeIntervalSince(started) > 1)
-    #expect(try waitUntil(10) { !first.isRunning })
+    #expect(waitUntil(10) { !first.isRunning })
     let statuses = try runs(fleet).map { ($0["id"] as? Int ?? 0, $0["status"] as? String ?? "") }.sorted { $0.0 < $1.0 }
     #expect(statuses.map(\.1) == ["succeeded", "succeeded", "refused", "succeeded"], "\(statuses)")
     // The waiting run's hosts started only after the first run finished.
