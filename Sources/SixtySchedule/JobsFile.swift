@@ -245,8 +245,10 @@ public enum JobsFile {
         }
       }
       let targets = [notification.webhook, notification.webhookEnv, notification.command].compactMap { $0 }.count
-      if targets == 0 {
+      if targets == 0 && !fields.contains(where: { ["webhook", "webhook_env", "command"].contains($0.key) }) {
         reader.error("\(what) has no target; expected webhook, webhook_env or command.", at: item.location)
+      } else if targets == 0 {
+        continue  // the bad target is reported already
       } else if notification.webhook != nil && notification.webhookEnv != nil {
         reader.error("\(what) has both webhook and webhook_env; give one.", at: item.location)
       } else {

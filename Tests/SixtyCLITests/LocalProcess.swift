@@ -7,6 +7,13 @@ final class LocalProcess: @unchecked Sendable {
   // `lock` protects `exited`.
   private let lock = NSLock()
   private var exited = false
+  private var status: Int32 = 0
+
+  /// The exit status once the process has exited (128+signal if killed).
+  var exitStatus: Int32? {
+    guard !isRunning else { return nil }
+    return lock.withLock { Spawn.decode(status) }
+  }
 
   init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], logPath: String)
     throws
@@ -25,7 +32,6 @@ final class LocalProcess: @unchecked Sendable {
   var isRunning: Bool {
     lock.withLock {
       if exited { return false }
-      var status: Int32 = 0
       if waitpid(pid, &status, WNOHANG) == pid { exited = true }
       return !exited
     }
@@ -39,7 +45,6 @@ final class LocalProcess: @unchecked Sendable {
     if isRunning {
       kill(pid, SIGKILL)
       lock.withLock {
-        var status: Int32 = 0
         _ = waitpid(pid, &status, 0)
         exited = true
       }

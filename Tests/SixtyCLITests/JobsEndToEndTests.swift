@@ -1,0 +1,288 @@
+import Foundation
+import Testing
+
+/// `sixty jobs` against the local fleet: the daemon fires real runs on schedule, skips overlaps,
+/// catches up after a restart, reloads on SIGHUP, notifies, and stops gracefully.
+///
+/// Schedules here use `rate(N seconds)`, a unit that exists only for tests and is enabled by
+/// SIXTY_TEST_SECOND_RATES=1 (AWS and Sixty otherwise accept minutes, hours and days).
+@Suite(.serialized) struct JobsEndToEndTests {
+  func write(_ text: String, _ path: String) throws -> String {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  func waitUntil(_ seconds: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+      if condition() { return true }
+      Thread.sleep(forTimeInterval: 0.1)
+    }
+    return condition()
+  }
+
+  func runs(_ env: [String: String]) throws -> [[String: Any]] {
+    let list = try SixtyBinary.run(["runs", "list", "--limit", "500", "--format", "json"], environment: env)
+    #expect(list.status == 0, "\(list.stderr)")
+    return try #require(try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [[String: Any]])
+  }
+
+  func time(_ run: [String: Any], _ key: String) -> Date? {
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    return (run[key] as? String).flatMap { formatter.date(from: $0) }
+  }
+
+  /// A webhook receiver on loopback: answers the first POST with 500, later ones with 200, and
+  /// keeps every body in a file.
+  func hookServer(_ directory: String) throws -> (LocalProcess, Int) {
+    let port = LocalProcess.freePort()
+    let script = """
+      import http.server, os
+      count = 0
+      class H(http.server.BaseHTTPRequestHandler):
+          def do_POST(self):
+              global count
+              count += 1
+              body = self.rfile.read(int(self.headers['Content-Length']))
+              open(os.path.join('\(directory)', 'hook-%d.json' % count), 'wb').write(body)
+              self.send_response(500 if count == 1 else 200)
+              self.send_header('Content-Length', '0')
+              self.end_headers()
+          def log_message(self, *a):
+              pass
+      http.server.HTTPServer(('127.0.0.1', \(port)), H).serve_forever()
+      """
+    let server = try LocalProcess(
+      LocalProcess.which("python3")!, ["-c", script], logPath: directory + "/hook-server.log")
+    return (server, port)
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func daemonFiresOnTimeSkipsOverlapsCatchesUpReloadsNotifiesAndStops() throws {
+    let fleet = try LocalFleet(count: 3)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let dir = fleet.directory
+    try FileManager.default.createDirectory(atPath: dir + "/hooks", withIntermediateDirectories: true)
+    let (hook, hookPort) = try hookServer(dir + "/hooks")
+    defer { hook.stop() }
+    let inventory = try fleet.writeInventory()
+    _ = try write(
+      "name: quick\nhosts: [web-1, web-2]\ntasks:\n  - name: hi\n    command: [echo, hi]\n", dir + "/quick.yml")
+    _ = try write("name: slow\nhosts: web-3\ntasks:\n  - name: wait\n    command: [sleep, \"5\"]\n", dir + "/slow.yml")
+    let jobsText = """
+      jobs:
+        quick:
+          playbook: quick.yml
+          inventory: \(inventory)
+          schedule: rate(2 seconds)
+          overlap: skip
+          catch_up: none
+          notify:
+            - {on: always, webhook_env: HOOK_URL}
+            - {on: always, command: "cat > \(dir)/notified-$SIXTY_RUN_ID.json"}
+        slow:
+          playbook: slow.yml
+          inventory: \(inventory)
+          schedule: rate(3 seconds)
+          overlap: skip
+          catch_up: once
+
+      """
+    let jobs = try write(jobsText, dir + "/jobs.yml")
+    var env = fleet.environment
+    env["SIXTY_TEST_SECOND_RATES"] = "1"
+    env["AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT"] = fleet.endpoint
+    env["HOOK_URL"] = "http://127.0.0.1:\(hookPort)/hooks/secret-path-token"
+
+    // The schedule preview.
+    let next = try SixtyBinary.run(
+      ["jobs", "next", "--jobs", jobs, "--count", "3", "--from", "2026-12-24T00:00:01Z", "--format", "json"],
+      environment: env)
+    #expect(next.status == 0, "\(next.stderr)")
+    #expect(next.stdout.contains("\"name\":\"quick\""))
+    #expect(next.stdout.contains("\"next\":[\"2026-12-24T00:00:02Z\",\"2026-12-24T00:00:04Z\",\"2026-12-24T00:00:06Z\"]"), "\(next.stdout)")
+
+    // First life: about 9 seconds.
+    let first = try LocalProcess(
+      SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon-1.log")
+    defer { first.stop() }
+    Thread.sleep(forTimeInterval: 9)
+    kill(first.pid, SIGTERM)
+    #expect(waitUntil(20) { !first.isRunning }, "the daemon did not stop: \(first.log)")
+    #expect(first.exitStatus == 0, "\(first.log)")
+    let stoppedAt = Date()
+    let log1 = first.log
+    #expect(log1.contains("msg=\"daemon stopped\""), "\(log1)")
+    for line in log1.split(separator: "\n") {
+      #expect(line.hasPrefix("time="), "not a structured line: \(line)")
+    }
+    #expect(!log1.contains("secret-path-token"), "the webhook URL's path leaked into the log")
+
+    var all = try runs(env)
+    #expect(!all.contains { $0["status"] as? String == "running" }, "a run was left running: \(all)")
+    let quick = all.filter { $0["job"] as? String == "quick" && $0["status"] as? String != "skipped" }
+    #expect(quick.count >= 3, "\(all)")
+    for run in quick {
+      #expect(run["status"] as? String == "succeeded", "\(run)")
+      // Fires are computed from the schedule: on even seconds, started right after.
+      let scheduled = try #require(time(run, "scheduled_for"))
+      let started = try #require(time(run, "started"))
+      #expect(Int(scheduled.timeIntervalSince1970) % 2 == 0)
+      #expect(scheduled.timeIntervalSince1970.truncatingRemainder(dividingBy: 1) == 0)
+      #expect(started.timeIntervalSince(scheduled) >= 0 && started.timeIntervalSince(scheduled) < 1.5, "\(run)")
+    }
+    let slow = all.filter { $0["job"] as? String == "slow" }
+    let slowRuns = slow.filter { $0["status"] as? String == "succeeded" }
+    let skipped = slow.filter { $0["status"] as? String == "skipped" }
+    #expect(!slowRuns.isEmpty, "\(slow)")
+    #expect(!skipped.isEmpty, "\(slow)")
+    #expect(skipped.allSatisfy { ($0["message"] as? String)?.contains("was still going (overlap: skip)") == true })
+    // Never two runs of the same job at once.
+    let intervals = slowRuns.compactMap { run in time(run, "started").map { ($0, time(run, "finished") ?? .distantFuture) } }
+      .sorted { $0.0 < $1.0 }
+    for (a, b) in zip(intervals, intervals.dropFirst()) { #expect(a.1 <= b.0, "overlapping runs of 'slow'") }
+
+    // Notifications: the webhook got every quick run (the first after one retry), the command too.
+    let shown = try SixtyBinary.run(
+      ["runs", "show", String(quick.last?["id"] as? Int ?? 0), "--format", "json"], environment: env)
+    let firstQuick = try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+    let notifications = firstQuick["notifications"] as? [[String: Any]] ?? []
+    #expect(notifications.map { $0["kind"] as? String } == ["webhook", "command"], "\(firstQuick)")
+    #expect(notifications.allSatisfy { $0["outcome"] as? String == "sent" }, "\(notifications)")
+    #expect(notifications.first?["attempts"] as? Int == 2, "the webhook's first answer was 500")
+    #expect(notifications.first?["target"] as? String == "http://127.0.0.1:\(hookPort)/… (from $HOOK_URL)")
+    let hooks = try FileManager.default.contentsOfDirectory(atPath: dir + "/hooks").filter { $0.hasPrefix("hook-") }
+    #expect(hooks.count >= quick.count + 1)
+    let body = try String(contentsOfFile: dir + "/hooks/hook-2.json", encoding: .utf8)
+    #expect(body.contains("\"event\":\"run.finished\"") && body.contains("\"job\":\"quick\""), "\(body)")
+    let summary = try String(contentsOfFile: dir + "/notified-\(quick.last?["id"] as? Int ?? 0).json", encoding: .utf8)
+    #expect(summary.contains("\"status\":\"succeeded\""))
+    // Each run's output went to its log file.
+    #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/logs/quick").count >= quick.count)
+
+    // Down for a while: fires of both jobs are missed.
+    Thread.sleep(forTimeInterval: max(0, 4 - Date().timeIntervalSince(stoppedAt)))
+    let before = Set(all.compactMap { $0["id"] as? Int })
+    let restartedAt = Date()
+    let second = try LocalProcess(
+      SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon-2.log")
+    defer { second.stop() }
+    #expect(waitUntil(10) { second.log.contains("msg=\"run started\"") && second.log.contains("trigger=catch-up") })
+    let log2 = second.log
+    #expect(log2.contains("msg=\"catching up a missed fire\"") && log2.contains("job=slow"), "\(log2)")
+    #expect(log2.contains("msg=\"missed fires dropped (catch_up: none)\" job=quick"), "\(log2)")
+    all = try runs(env)
+    let catchUps = all.filter { !before.contains($0["id"] as? Int ?? 0) && $0["trigger"] as? String == "catch-up" }
+    #expect(catchUps.count == 1, "\(all)")
+    #expect(catchUps.first?["job"] as? String == "slow")
+    if let started = catchUps.first.flatMap({ time($0, "started") }) {
+      #expect(started.timeIntervalSince(restartedAt) < 3)
+    }
+
+    // A bad jobs file on SIGHUP is reported and the running schedule kept.
+    _ = try write("jobs:\n  quick:\n    schedule: every minute\n", jobs)
+    kill(second.pid, SIGHUP)
+    #expect(waitUntil(5) { second.log.contains("reload failed; keeping the previous schedule") }, "\(second.log)")
+    #expect(second.log.contains("jobs.yml:3:15: error: the schedule of job 'quick'"), "\(second.log)")
+    let reloadedAt = Date()
+    #expect(
+      waitUntil(8) {
+        ((try? runs(env)) ?? []).contains {
+          $0["job"] as? String == "quick" && (time($0, "scheduled_for") ?? .distantPast) > reloadedAt
+        }
+      }, "quick stopped firing after a bad reload")
+    // A good file adds a job.
+    _ = try write(
+      jobsText + "  later:\n    playbook: quick.yml\n    inventory: \(inventory)\n    schedule: \"0 3 * * *\"\n    timezone: Europe/Berlin\n",
+      jobs)
+    kill(second.pid, SIGHUP)
+    #expect(waitUntil(5) { second.log.contains("msg=\"job added\"") && second.log.contains("job=later") }, "\(second.log)")
+
+    kill(second.pid, SIGTERM)
+    #expect(waitUntil(20) { !second.isRunning }, "the daemon did not stop: \(second.log)")
+    #expect(second.exitStatus == 0)
+    #expect(!(try runs(env)).contains { $0["status"] as? String == "running" })
+  }
+
+  @Test func jobsFilesAreCheckedWithPositions() throws {
+    let dir = NSTemporaryDirectory() + "sixty-jobs-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let jobs = try write(
+      """
+      jobs:
+        nightly:
+          playbook: p.yml
+          inventory: i.yml
+          schedule: "0 3 * * *"
+          timezone: Mars/Olympus
+          overlap: sometimes
+          window: {duration: 30m, cutoff: 1h}
+          notify:
+            - {on: failure}
+            - {on: never, webhook: "ftp://x"}
+        weekly:
+          playbook: p.yml
+          schedule: cron(0 4 ? * MON#5 *)
+          catch_up: twice
+          enabled: maybe
+
+      """, dir + "/jobs.yml")
+    let result = try SixtyBinary.run(["jobs", "next", "--jobs", jobs])
+    #expect(result.status == 2)
+    let expected = [
+      "jobs.yml:6:15: error: 'Mars/Olympus' is not an IANA time zone name; expected something like UTC or Europe/Berlin.",
+      "jobs.yml:7:14: error: 'sometimes' is not an overlap rule; expected skip or queue.",
+      "jobs.yml:10:9: error: a notification of job 'nightly' has no target; expected webhook, webhook_env or command.",
+      "jobs.yml:11:14: error: 'never' is not a notification trigger; expected failure, success or always.",
+      "jobs.yml:11:30: error: 'ftp://x' is not an http(s) URL; expected something like https://hooks.example.com/sixty.",
+      "jobs.yml:2:3: error: the window cutoff of job 'nightly' (1h) is not shorter than its duration (30m).",
+      "jobs.yml:15:15: error: 'twice' is not a catch-up rule; expected none or once.",
+      "jobs.yml:16:14: error: expected true or false for 'enabled' of job 'weekly', found 'maybe'.",
+      "jobs.yml:12:3: error: the job 'weekly' has no inventory; expected playbook, inventory and schedule.",
+    ]
+    for line in expected {
+      #expect(result.stderr.contains(line), "missing: \(line)\n\(result.stderr)")
+    }
+    #expect(result.stderr.contains("\(expected.count) errors, 0 warnings."), "\(result.stderr)")
+    // A valid file previews in text, local and UTC times.
+    let good = try write(
+      """
+      jobs:
+        patch:
+          playbook: p.yml
+          inventory: i.yml
+          schedule: cron(0 2 ? * SUN#1 *)
+          timezone: Europe/Berlin
+        hourly:
+          playbook: p.yml
+          inventory: i.yml
+          schedule: rate(6 hours)
+          enabled: false
+
+      """, dir + "/good.yml")
+    let preview = try SixtyBinary.run(
+      ["jobs", "next", "--jobs", good, "--count", "2", "--from", "2027-03-01T00:00:00Z"])
+    #expect(preview.status == 0, "\(preview.stderr)")
+    #expect(
+      preview.stdout == """
+        patch  cron(0 2 ? * SUN#1 *) (Europe/Berlin)
+          2027-03-07T02:00:00+01:00  (2027-03-07T01:00:00Z)
+          2027-04-04T02:00:00+02:00  (2027-04-04T00:00:00Z)
+        hourly  rate(6 hours) (UTC)  [disabled]
+          2027-03-01T06:00:00Z
+          2027-03-01T12:00:00Z
+
+        """, "\(preview.stdout)")
+    // Seconds are not a unit outside tests.
+    let seconds = try write(
+      "jobs:\n  x:\n    playbook: p.yml\n    inventory: i.yml\n    schedule: rate(5 seconds)\n", dir + "/s.yml")
+    let refused = try SixtyBinary.run(["jobs", "next", "--jobs", seconds], environment: ["SIXTY_TEST_SECOND_RATES": ""])
+    #expect(refused.status == 2)
+    #expect(refused.stderr.contains("s.yml:5:15: error: the schedule of job 'x'"), "\(refused.stderr)")
+  }
+}
