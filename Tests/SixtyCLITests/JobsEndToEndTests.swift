@@ -208,6 +208,62 @@ import Testing
     #expect(!(try runs(env)).contains { $0["status"] as? String == "running" })
   }
 
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func queuedFiresRunAfterTheCurrentOneAndStoppingAbortsPerPolicy() throws {
+    let fleet = try LocalFleet(count: 2)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let dir = fleet.directory
+    let inventory = try fleet.writeInventory()
+    _ = try write(
+      "name: long\nhosts: all\npolicy: {concurrency: 1}\ntasks:\n  - name: wait\n    command: [sleep, \"2\"]\n",
+      dir + "/long.yml")
+    let jobs = try write(
+      """
+      jobs:
+        long:
+          playbook: long.yml
+          inventory: \(inventory)
+          schedule: rate(2 seconds)
+          overlap: queue
+          shutdown: abort
+
+      """, dir + "/jobs.yml")
+    var env = fleet.environment
+    env["SIXTY_TEST_SECOND_RATES"] = "1"
+    env["AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT"] = fleet.endpoint
+    let daemon = try LocalProcess(
+      SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon.log")
+    defer { daemon.stop() }
+    #expect(
+      waitUntil(20) { daemon.log.contains("msg=\"run started\"") && daemon.log.contains("trigger=queued") },
+      "\(daemon.log)")
+    Thread.sleep(forTimeInterval: 1)
+    kill(daemon.pid, SIGTERM)
+    #expect(waitUntil(20) { !daemon.isRunning }, "the daemon did not stop: \(daemon.log)")
+    #expect(daemon.exitStatus == 0)
+    let log = daemon.log
+    #expect(log.contains("msg=\"fire queued behind the running run (overlap: queue)\""), "\(log)")
+    #expect(log.contains("msg=\"interrupting the running run (shutdown: abort)\""), "\(log)")
+    let all = try runs(env)
+    #expect(!all.contains { $0["status"] as? String == "running" })
+    let ran = all.filter { $0["status"] as? String != "skipped" }.sorted { ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0) }
+    #expect(ran.first?["status"] as? String == "succeeded", "\(all)")
+    #expect(ran.first?["trigger"] as? String == "schedule")
+    let queued = try #require(ran.last)
+    #expect(queued["trigger"] as? String == "queued", "\(all)")
+    #expect(queued["status"] as? String == "aborted", "\(all)")
+    #expect(queued["hosts_ok"] as? Int == 1, "the running host finished its task: \(queued)")
+    // A queued run starts only after the one before it finished.
+    for (a, b) in zip(ran, ran.dropFirst()) {
+      #expect((time(a, "finished") ?? .distantFuture) <= (time(b, "started") ?? .distantPast))
+    }
+    let skipped = all.filter { $0["status"] as? String == "skipped" }.compactMap { $0["message"] as? String }
+    #expect(skipped.contains { $0.contains("already queued behind the running one") }, "\(skipped)")
+  }
+
   @Test func jobsFilesAreCheckedWithPositions() throws {
     let dir = NSTemporaryDirectory() + "sixty-jobs-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -2,6 +2,37 @@ import Foundation
 import Testing
 
 @Suite(.serialized) struct PlanCommandTests {
+  @Test func planShowsEachWindowsNextOpening() throws {
+    let result = try SixtyBinary.run(["plan", "playbooks/disk-cleanup.yml", "-i", "playbooks/inventory.yml"])
+    #expect(result.status == 0, "\(result.stderr)")
+    let line = result.stdout.split(separator: "\n").first { $0.contains("nightly (play 'nightly disk cleanup'): ") }
+    let state = try #require(line.map(String.init), "\(result.stdout)")
+    // 02:00-04:00 Berlin, no new host in the last 30 minutes.
+    #expect(
+      state.contains("closed; next opens ") && state.hasSuffix("T02:00:00+01:00")
+        || state.contains("open now; hosts may start until ") || state.contains("past its cutoff"), "\(state)")
+  }
+
+  @Test func exampleJobsFilePreviews() throws {
+    let result = try SixtyBinary.run(
+      ["jobs", "next", "--jobs", "playbooks/jobs.yml", "--count", "2", "--from", "2027-01-01T00:00:00Z"])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stderr.isEmpty)
+    #expect(
+      result.stdout == """
+        nightly-cleanup  0 2 * * * (Europe/Berlin)
+          2027-01-01T02:00:00+01:00  (2027-01-01T01:00:00Z)
+          2027-01-02T02:00:00+01:00  (2027-01-02T01:00:00Z)
+        weekly-patch  cron(0 4 ? * SUN#1 *) (America/New_York)
+          2027-01-03T04:00:00-05:00  (2027-01-03T09:00:00Z)
+          2027-02-07T04:00:00-05:00  (2027-02-07T09:00:00Z)
+        uptime-probe  rate(15 minutes) (UTC)  [disabled]
+          2027-01-01T00:15:00Z
+          2027-01-01T00:30:00Z
+
+        """, "\(result.stdout)")
+  }
+
   @Test func validateExamplePlaybook() throws {
     let result = try SixtyBinary.run([
       "validate", "playbooks/rolling-restart.yml", "-i", "playbooks/inventory.yml",
