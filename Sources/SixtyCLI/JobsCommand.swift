@@ -38,7 +38,8 @@ struct JobsCommand: AsyncParsableCommand {
 
     func validate() throws {
       if history.noHistory {
-        throw ValidationError("the daemon needs the run history (for job state and host locks); drop --no-history.")
+        throw ValidationError(
+          "the daemon needs the run history (for job state and host locks); drop --no-history.")
       }
       if Logger.Level(rawValue: logLevel) == nil {
         throw ValidationError("--log-level '\(logLevel)' is not one of debug, info, notice, warning, error.")
@@ -67,7 +68,9 @@ struct JobsCommand: AsyncParsableCommand {
 
     /// This very `sixty` binary, so runs use the same version as the daemon.
     static var sixtyExecutable: String {
-      if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return path }
+      if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        return path
+      }
       let argument = CommandLine.arguments[0]
       return argument.hasPrefix("/") ? argument : FileManager.default.currentDirectoryPath + "/" + argument
     }
@@ -90,9 +93,12 @@ struct JobsCommand: AsyncParsableCommand {
     var format: PlanFormat = .text
 
     func validate() throws {
-      guard (1...1000).contains(count) else { throw ValidationError("--count must be 1 to 1000, not \(count).") }
+      guard (1...1000).contains(count) else {
+        throw ValidationError("--count must be 1 to 1000, not \(count).")
+      }
       if let from, ISO8601DateFormatter().date(from: from) == nil {
-        throw ValidationError("--from '\(from)' is not an ISO 8601 time; expected something like 2026-12-24T00:00:00Z.")
+        throw ValidationError(
+          "--from '\(from)' is not an ISO 8601 time; expected something like 2026-12-24T00:00:00Z.")
       }
       if format == .dot { throw ValidationError("--format must be text or json.") }
     }
@@ -118,10 +124,13 @@ struct JobsCommand: AsyncParsableCommand {
           times.append(next)
           at = next
         }
-        text += "\(job.name)  \(job.schedule) (\(zoneName(job.timeZone)))\(job.enabled ? "" : "  [disabled]")\n"
+        text +=
+          "\(job.name)  \(job.schedule) (\(zoneName(job.timeZone)))\(job.enabled ? "" : "  [disabled]")\n"
         for time in times {
           text += "  \(local.string(from: time))"
-          text += job.timeZone.identifier == "UTC" || job.timeZone.identifier == "GMT" ? "\n" : "  (\(utc.string(from: time)))\n"
+          text +=
+            job.timeZone.identifier == "UTC" || job.timeZone.identifier == "GMT"
+            ? "\n" : "  (\(utc.string(from: time)))\n"
         }
         if times.isEmpty { text += "  (no fire time within a year)\n" }
         w.beginObject()

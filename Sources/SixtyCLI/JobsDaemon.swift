@@ -108,7 +108,8 @@ final class JobsDaemon: Service, @unchecked Sendable {
       if shuttingDown && running.isEmpty { return }
       let now = Date()
       let due = jobs.filter(\.enabled).compactMap { nextFire[$0.name] }.min()
-      let sleep = shuttingDown ? maxSleep : max(0, min(maxSleep, (due ?? .distantFuture).timeIntervalSince(now)))
+      let sleep =
+        shuttingDown ? maxSleep : max(0, min(maxSleep, (due ?? .distantFuture).timeIntervalSince(now)))
       let continuation = self.continuation
       let timer = Task {
         try? await Task.sleep(for: .milliseconds(Int64(sleep * 1000) + 1))
@@ -173,7 +174,9 @@ final class JobsDaemon: Service, @unchecked Sendable {
     do {
       last = try history.lastFire(job: job.name)
     } catch {
-      logger.error("cannot read the job state", metadata: ["job": .string(job.name), "error": .string(error.description)])
+      logger.error(
+        "cannot read the job state",
+        metadata: ["job": .string(job.name), "error": .string(error.description)])
       last = nil
     }
     guard let last, job.enabled else {
@@ -188,7 +191,8 @@ final class JobsDaemon: Service, @unchecked Sendable {
         logger.notice(
           "catching up a missed fire",
           metadata: [
-            "job": .string(job.name), "missed": .stringConvertible(count), "scheduled": .string(Self.iso(missed)),
+            "job": .string(job.name), "missed": .stringConvertible(count),
+            "scheduled": .string(Self.iso(missed)),
           ])
         fire(job, scheduled: missed, trigger: .catchUp)
       } else {
@@ -209,7 +213,9 @@ final class JobsDaemon: Service, @unchecked Sendable {
     do {
       try history.setLastFire(job: job.name, at: lastFire)
     } catch {
-      logger.error("cannot record the job state", metadata: ["job": .string(job.name), "error": .string(error.description)])
+      logger.error(
+        "cannot record the job state",
+        metadata: ["job": .string(job.name), "error": .string(error.description)])
     }
   }
 
@@ -243,13 +249,15 @@ final class JobsDaemon: Service, @unchecked Sendable {
 
   func newRun(_ job: Job, scheduled: Date, trigger: RunTrigger) -> NewRun {
     NewRun(
-      playbook: job.playbook, playbookSHA256: RunRecorder.sha256(ofFile: job.playbook), inventory: job.inventory,
+      playbook: job.playbook, playbookSHA256: RunRecorder.sha256(ofFile: job.playbook),
+      inventory: job.inventory,
       policy: job.policy, limit: job.limit, job: job.name, trigger: trigger, scheduledFor: scheduled)
   }
 
   func fire(_ job: Job, scheduled: Date, trigger: RunTrigger) {
     let metadata: Logger.Metadata = [
-      "job": .string(job.name), "scheduled": .string(Self.iso(scheduled)), "trigger": .string(trigger.rawValue),
+      "job": .string(job.name), "scheduled": .string(Self.iso(scheduled)),
+      "trigger": .string(trigger.rawValue),
     ]
     if let limit = Self.notAfter(job, scheduled: scheduled), limit <= Date() {
       let message = "the job's window for the fire at \(Self.iso(scheduled)) closed at \(Self.iso(limit))"
@@ -266,13 +274,15 @@ final class JobsDaemon: Service, @unchecked Sendable {
         recordSkipped(
           job, scheduled: scheduled, trigger: trigger,
           message:
-            "the run started for \(Self.iso(current.scheduled)) (process \(current.pid)) was still going (overlap: skip)")
+            "the run started for \(Self.iso(current.scheduled)) (process \(current.pid)) was still going (overlap: skip)"
+        )
       case .queue:
         if let waiting = queued[job.name] {
           logger.warning("fire skipped: a run is already queued", metadata: metadata)
           recordSkipped(
             job, scheduled: scheduled, trigger: trigger,
-            message: "a run for \(Self.iso(waiting)) was already queued behind the running one (overlap: queue)")
+            message:
+              "a run for \(Self.iso(waiting)) was already queued behind the running one (overlap: queue)")
         } else {
           logger.info("fire queued behind the running run (overlap: queue)", metadata: metadata)
           queued[job.name] = scheduled
@@ -286,9 +296,12 @@ final class JobsDaemon: Service, @unchecked Sendable {
   func recordSkipped(_ job: Job, scheduled: Date, trigger: RunTrigger, message: String) {
     do {
       try history.recordUnstarted(
-        newRun(job, scheduled: scheduled, trigger: trigger), status: .skipped, exitCode: nil, message: message)
+        newRun(job, scheduled: scheduled, trigger: trigger), status: .skipped, exitCode: nil, message: message
+      )
     } catch {
-      logger.error("cannot record the skipped fire", metadata: ["job": .string(job.name), "error": .string(error.description)])
+      logger.error(
+        "cannot record the skipped fire",
+        metadata: ["job": .string(job.name), "error": .string(error.description)])
     }
   }
 
@@ -296,7 +309,8 @@ final class JobsDaemon: Service, @unchecked Sendable {
 
   func start(_ job: Job, scheduled: Date, trigger: RunTrigger) {
     var arguments = [
-      sixty, "run", job.playbook, "-i", job.inventory, "--no-progress", "--history", history.path, "--job", job.name,
+      sixty, "run", job.playbook, "-i", job.inventory, "--no-progress", "--history", history.path, "--job",
+      job.name,
       "--trigger", trigger.rawValue, "--scheduled-for", Self.iso(scheduled),
     ]
     if let policy = job.policy { arguments += ["--policy", policy] }
@@ -306,7 +320,8 @@ final class JobsDaemon: Service, @unchecked Sendable {
     let directory = logDirectory + "/" + job.name
     let log = directory + "/" + stamp + "-" + trigger.rawValue + ".log"
     let metadata: Logger.Metadata = [
-      "job": .string(job.name), "scheduled": .string(Self.iso(scheduled)), "trigger": .string(trigger.rawValue),
+      "job": .string(job.name), "scheduled": .string(Self.iso(scheduled)),
+      "trigger": .string(trigger.rawValue),
     ]
     do {
       try FileManager.default.createDirectory(
@@ -355,7 +370,9 @@ final class JobsDaemon: Service, @unchecked Sendable {
         record = try history.run(id: id)
       }
     } catch {
-      logger.error("cannot read the run's record", metadata: metadata.merging(["error": .string(error.description)]) { $1 })
+      logger.error(
+        "cannot read the run's record",
+        metadata: metadata.merging(["error": .string(error.description)]) { $1 })
     }
     if let record {
       metadata["run"] = .stringConvertible(record.id)
@@ -376,7 +393,8 @@ final class JobsDaemon: Service, @unchecked Sendable {
     if let waiting = queued.removeValue(forKey: name) {
       if shuttingDown {
         logger.notice("queued fire dropped: the daemon is stopping", metadata: ["job": .string(name)])
-        recordSkipped(entry.job, scheduled: waiting, trigger: .queued, message: "the daemon stopped before it could run")
+        recordSkipped(
+          entry.job, scheduled: waiting, trigger: .queued, message: "the daemon stopped before it could run")
       } else if let job = jobs.first(where: { $0.name == name }), job.enabled {
         start(job, scheduled: waiting, trigger: .queued)
       }
@@ -400,10 +418,15 @@ final class JobsDaemon: Service, @unchecked Sendable {
       }
       logger.error(
         "reload failed; keeping the previous schedule",
-        metadata: ["jobs": .string(jobsPath), "errors": .stringConvertible(diagnostics.filter { $0.severity == .error }.count)])
+        metadata: [
+          "jobs": .string(jobsPath),
+          "errors": .stringConvertible(diagnostics.filter { $0.severity == .error }.count),
+        ])
       return
     }
-    for diagnostic in diagnostics { logger.warning("jobs file warning", metadata: ["warning": .string(diagnostic.description)]) }
+    for diagnostic in diagnostics {
+      logger.warning("jobs file warning", metadata: ["warning": .string(diagnostic.description)])
+    }
     let old = Dictionary(jobs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
     let now = Date()
     jobs = loaded
@@ -411,7 +434,8 @@ final class JobsDaemon: Service, @unchecked Sendable {
     nextFire = [:]
     for job in loaded {
       if let previous = old[job.name], previous.schedule.description == job.schedule.description,
-        previous.timeZone == job.timeZone, previous.enabled == job.enabled, let next = kept.removeValue(forKey: job.name)
+        previous.timeZone == job.timeZone, previous.enabled == job.enabled,
+        let next = kept.removeValue(forKey: job.name)
       {
         nextFire[job.name] = next
       } else {
@@ -423,7 +447,8 @@ final class JobsDaemon: Service, @unchecked Sendable {
       describe(job, old[job.name] == nil ? "job added" : "job loaded")
     }
     for name in old.keys where !loaded.contains(where: { $0.name == name }) {
-      logger.info("job removed", metadata: ["job": .string(name), "running": .stringConvertible(running[name] != nil)])
+      logger.info(
+        "job removed", metadata: ["job": .string(name), "running": .stringConvertible(running[name] != nil)])
       queued[name] = nil
     }
     logger.info("reloaded", metadata: ["jobs": .string(jobsPath), "count": .stringConvertible(loaded.count)])
@@ -434,22 +459,27 @@ final class JobsDaemon: Service, @unchecked Sendable {
   func beginShutdown(force: Bool) {
     if !shuttingDown {
       logger.notice(
-        "stopping", metadata: ["running": .stringConvertible(running.count), "queued": .stringConvertible(queued.count)])
+        "stopping",
+        metadata: ["running": .stringConvertible(running.count), "queued": .stringConvertible(queued.count)])
     }
     shuttingDown = true
     for (name, waiting) in queued {
       if let job = jobs.first(where: { $0.name == name }) {
-        recordSkipped(job, scheduled: waiting, trigger: .queued, message: "the daemon stopped before it could run")
+        recordSkipped(
+          job, scheduled: waiting, trigger: .queued, message: "the daemon stopped before it could run")
       }
     }
     queued = [:]
     for (name, entry) in running {
       if force {
-        logger.warning("killing the running run's tasks", metadata: ["job": .string(name), "pid": .stringConvertible(entry.pid)])
+        logger.warning(
+          "killing the running run's tasks",
+          metadata: ["job": .string(name), "pid": .stringConvertible(entry.pid)])
         kill(entry.pid, SIGTERM)
       } else if entry.job.shutdown == .abort && !entry.stopping {
         logger.notice(
-          "interrupting the running run (shutdown: abort)", metadata: ["job": .string(name), "pid": .stringConvertible(entry.pid)])
+          "interrupting the running run (shutdown: abort)",
+          metadata: ["job": .string(name), "pid": .stringConvertible(entry.pid)])
         kill(entry.pid, SIGINT)
         running[name]?.stopping = true
       } else if !entry.stopping {
@@ -465,9 +495,13 @@ final class JobsDaemon: Service, @unchecked Sendable {
 /// A `sixty run` child: its own process group (a terminal's Ctrl-C reaches the daemon only),
 /// stdin from /dev/null, stdout and stderr appended to a 0600 log file.
 enum DaemonChild {
-  static func spawn(_ arguments: [String], logPath: String, environment: [String: String]? = nil) throws -> pid_t {
+  static func spawn(_ arguments: [String], logPath: String, environment: [String: String]? = nil) throws
+    -> pid_t
+  {
     let fd = open(logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw CLIError("cannot open the run log \(logPath): \(String(cString: strerror(errno)))", code: 2) }
+    guard fd >= 0 else {
+      throw CLIError("cannot open the run log \(logPath): \(String(cString: strerror(errno)))", code: 2)
+    }
     defer { close(fd) }
     return try spawn(arguments, stdin: nil, stdout: fd, stderr: fd, environment: environment)
   }

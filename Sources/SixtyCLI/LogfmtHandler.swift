@@ -25,10 +25,15 @@ struct LogfmtHandler: LogHandler {
   }
 
   func log(event: LogEvent) {
-    sink(Self.format(level: event.level, message: event.message.description, metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
+    sink(
+      Self.format(
+        level: event.level, message: event.message.description,
+        metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
   }
 
-  static func format(level: Logger.Level, message: String, metadata: Logger.Metadata, time: Date = Date()) -> String {
+  static func format(level: Logger.Level, message: String, metadata: Logger.Metadata, time: Date = Date())
+    -> String
+  {
     let iso = ISO8601DateFormatter()
     iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     var line = "time=\(iso.string(from: time)) level=\(level.rawValue) msg=\(quote(message))"
@@ -40,9 +45,11 @@ struct LogfmtHandler: LogHandler {
 
   /// A value as logfmt writes it: bare when safe, else quoted with escapes (never a raw newline).
   static func quote(_ value: String) -> String {
-    let safe = !value.isEmpty && value.unicodeScalars.allSatisfy {
-      $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "=" && $0 != "\\"
-    }
+    let safe =
+      !value.isEmpty
+      && value.unicodeScalars.allSatisfy {
+        $0.value > 0x20 && $0.value < 0x7F && $0 != "\"" && $0 != "=" && $0 != "\\"
+      }
     if safe { return value }
     var out = "\""
     for scalar in value.unicodeScalars {

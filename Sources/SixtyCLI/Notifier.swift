@@ -99,9 +99,12 @@ final class Notifier: Sendable {
           error: "the environment variable \(env) is not set, so there is no webhook URL")
       }
     }
-    guard let text, let url = URL(string: text), url.scheme == "http" || url.scheme == "https", url.host != nil else {
+    guard let text, let url = URL(string: text), url.scheme == "http" || url.scheme == "https",
+      url.host != nil
+    else {
       return NotificationRecord(
-        runID: run.id, job: job.name, kind: "webhook", target: notification.webhookEnv.map { "$\($0)" } ?? "?",
+        runID: run.id, job: job.name, kind: "webhook",
+        target: notification.webhookEnv.map { "$\($0)" } ?? "?",
         outcome: "failed", attempts: 0, error: "the webhook URL is not an http(s) URL")
     }
     let target = Self.redacted(url, env: notification.webhookEnv)
@@ -168,7 +171,9 @@ final class Notifier: Sendable {
 
   /// Runs `/bin/sh -c command` with `input` on stdin; returns its exit status (-1 on timeout)
   /// and the last line of its output.
-  static func runShell(_ command: String, input: [UInt8], timeout: TimeInterval, environment: [String: String])
+  static func runShell(
+    _ command: String, input: [UInt8], timeout: TimeInterval, environment: [String: String]
+  )
     -> (Int32, String)
   {
     var inPipe: [Int32] = [0, 0]
@@ -185,7 +190,8 @@ final class Notifier: Sendable {
     let pid: pid_t
     do {
       pid = try DaemonChild.spawn(
-        ["/bin/sh", "-c", command], stdin: inPipe[0], stdout: outPipe[1], stderr: outPipe[1], environment: env)
+        ["/bin/sh", "-c", command], stdin: inPipe[0], stdout: outPipe[1], stderr: outPipe[1], environment: env
+      )
     } catch {
       for fd in inPipe + outPipe { close(fd) }
       return (127, "\(error)")

@@ -64,7 +64,9 @@ struct PlanCommand: ParsableCommand {
         } catch {
           line = "cannot be evaluated: \(error.description)"
         }
-        if text.isEmpty { text = "\nMaintenance windows (now \(ISO8601DateFormatter().string(from: now))):\n" }
+        if text.isEmpty {
+          text = "\nMaintenance windows (now \(ISO8601DateFormatter().string(from: now))):\n"
+        }
         text += "  \(window.name) (\(owner)): \(line)\n"
       }
     }

@@ -59,7 +59,8 @@ struct RunCommand: AsyncParsableCommand {
   func validate() throws {
     if let forks, forks < 1 { throw ValidationError("--forks must be at least 1, not \(forks).") }
     if let notAfter, parseTime(notAfter) == nil {
-      throw ValidationError("--not-after '\(notAfter)' is not an ISO 8601 time; expected something like 2026-12-24T03:30:00Z.")
+      throw ValidationError(
+        "--not-after '\(notAfter)' is not an ISO 8601 time; expected something like 2026-12-24T03:30:00Z.")
     }
     if let trigger, RunTrigger(rawValue: trigger) == nil {
       throw ValidationError("--trigger '\(trigger)' is not one of manual, schedule, catch-up, queued, rerun.")
@@ -92,7 +93,9 @@ struct RunCommand: AsyncParsableCommand {
     settings.history.scheduledFor = scheduledFor.flatMap { parseTime($0) }
     settings.history.rerunOf = rerunOf
     settings.history.limit = options.limit
-    settings.history.extraVarNames = options.extraVars.compactMap { $0.split(separator: "=").first.map(String.init) }
+    settings.history.extraVarNames = options.extraVars.compactMap {
+      $0.split(separator: "=").first.map(String.init)
+    }
     let code = try await RunSession(plan: plan, settings: settings).execute()
     throw ExitCode(code)
   }

@@ -49,7 +49,8 @@ final class RunRecorder: @unchecked Sendable {
       }
       self.history = history
     } catch {
-      printer.line("sixty: warning: \(error.description); this run is not recorded and host locks are not checked.")
+      printer.line(
+        "sixty: warning: \(error.description); this run is not recorded and host locks are not checked.")
       history = nil
     }
   }
@@ -67,7 +68,8 @@ final class RunRecorder: @unchecked Sendable {
       return try body(history)
     } catch {
       lock.withLock { failed = true }
-      printer.line("sixty: warning: \(error.description) (while \(what)); the rest of this run is not recorded.")
+      printer.line(
+        "sixty: warning: \(error.description) (while \(what)); the rest of this run is not recorded.")
       return nil
     }
   }
@@ -128,7 +130,8 @@ final class RunRecorder: @unchecked Sendable {
   /// Stores the results of one play's hosts.
   func record(play: PlayPlan, prepared: RunPreparation.Prepared, result: RunResult, session: RunSession) {
     guard let runID else { return }
-    let monoStart = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - Date().timeIntervalSince(session.started)
+    let monoStart =
+      Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - Date().timeIntervalSince(session.started)
     func wall(_ t: Double) -> Date { session.started.addingTimeInterval(t - monoStart) }
     var records: [HostRecord] = []
     for (index, host) in result.hosts.enumerated() {

@@ -100,7 +100,8 @@ struct RunsCommand: AsyncParsableCommand {
         return
       }
       if runs.isEmpty {
-        writeStandardOutput(Array("no runs recorded\(job.map { " for job '\($0)'" } ?? "") in \(store.path)\n".utf8))
+        writeStandardOutput(
+          Array("no runs recorded\(job.map { " for job '\($0)'" } ?? "") in \(store.path)\n".utf8))
         return
       }
       var rows = [["ID", "STARTED", "DURATION", "STATUS", "EXIT", "HOSTS ok/failed/all", "BY", "PLAYBOOK"]]
@@ -165,7 +166,8 @@ struct RunsCommand: AsyncParsableCommand {
       text += "  started    \(RunsCommand.localTime(run.startedAt)) by \(run.startedBy) (\(run.trigger)"
       text += "\(run.job.map { ", job \($0)" } ?? "")\(run.rerunOf.map { ", rerun of \($0)" } ?? ""))\n"
       if let finished = run.finishedAt {
-        text += "  finished   \(RunsCommand.localTime(finished)) after \(RunsCommand.duration(finished.timeIntervalSince(run.startedAt)))\n"
+        text +=
+          "  finished   \(RunsCommand.localTime(finished)) after \(RunsCommand.duration(finished.timeIntervalSince(run.startedAt)))\n"
       }
       if let message = run.message { text += "  note       \(message)\n" }
       text += "  hosts      \(run.hostsOK) ok, \(run.hostsFailed) failed, \(run.hostsTotal) targeted\n"
@@ -263,7 +265,8 @@ struct RunsCommand: AsyncParsableCommand {
       } catch let error as HistoryError {
         throw CLIError(error.description, code: 2)
       }
-      guard original.playbook != "sixty exec", FileManager.default.fileExists(atPath: original.playbook) else {
+      guard original.playbook != "sixty exec", FileManager.default.fileExists(atPath: original.playbook)
+      else {
         throw CLIError(
           original.playbook == "sixty exec"
             ? "run \(id) was an ad-hoc `sixty exec`; run the command again with sixty exec."
@@ -273,12 +276,15 @@ struct RunsCommand: AsyncParsableCommand {
         throw CLIError("run \(id) has no recorded inventory, so its hosts cannot be found again.", code: 2)
       }
       if original.status == "running" {
-        throw CLIError("run \(id) is still running (process \(original.pid)); wait for it to finish.", code: 2)
+        throw CLIError(
+          "run \(id) is still running (process \(original.pid)); wait for it to finish.", code: 2)
       }
       var selector: HostSelector?
       var targets: [String] = []
       if failed {
-        for host in hosts where host.didNotSucceed && !targets.contains(host.host) { targets.append(host.host) }
+        for host in hosts where host.didNotSucceed && !targets.contains(host.host) {
+          targets.append(host.host)
+        }
         guard !targets.isEmpty else {
           writeStandardOutput(Array("run \(id) has no failed hosts; nothing to run again.\n".utf8))
           return
@@ -294,7 +300,8 @@ struct RunsCommand: AsyncParsableCommand {
       var vars: [String: Value] = [:]
       for entry in extraVars {
         guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-          throw ValidationError("The extra variable '\(entry)' is not KEY=VALUE; expected something like -e version=1.2.")
+          throw ValidationError(
+            "The extra variable '\(entry)' is not KEY=VALUE; expected something like -e version=1.2.")
         }
         vars[String(entry[..<equals])] = .string(String(entry[entry.index(after: equals)...]))
       }
@@ -328,7 +335,9 @@ struct RunsCommand: AsyncParsableCommand {
                 .utf8))
         }
         writeStandardOutput(
-          Array("rerunning run \(id) on its \(targets.count) failed host\(targets.count == 1 ? "" : "s"): \(targets.joined(separator: ", "))\n".utf8))
+          Array(
+            "rerunning run \(id) on its \(targets.count) failed host\(targets.count == 1 ? "" : "s"): \(targets.joined(separator: ", "))\n"
+              .utf8))
       }
       if plan.isRefused || dryRun {
         writeStandardOutput(Array(PlanTextRenderer.render(plan).utf8))
@@ -367,13 +376,17 @@ struct RunsCommand: AsyncParsableCommand {
     guard let first = rows.first else { return "" }
     var widths = first.map(\.count)
     for row in rows {
-      for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+      for (index, cell) in row.enumerated() where index < widths.count {
+        widths[index] = max(widths[index], cell.count)
+      }
     }
     var text = ""
     for row in rows {
       var line = ""
       for (index, cell) in row.enumerated() {
-        line += index == row.count - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
+        line +=
+          index == row.count - 1
+          ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
       }
       while line.hasSuffix(" ") { line.removeLast() }
       text += line + "\n"
@@ -382,7 +395,8 @@ struct RunsCommand: AsyncParsableCommand {
   }
 
   static func write(
-    _ run: RunRecord, to w: inout JSONWriter, hosts: [HostRecord]? = nil, notifications: [NotificationRecord] = []
+    _ run: RunRecord, to w: inout JSONWriter, hosts: [HostRecord]? = nil,
+    notifications: [NotificationRecord] = []
   ) {
     let iso = ISO8601DateFormatter()
     iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -16,7 +16,9 @@ public final class History: Sendable {
 
   /// `$SIXTY_HISTORY`, else `$XDG_STATE_HOME/sixty/history.sqlite`, else
   /// `~/.local/state/sixty/history.sqlite`.
-  public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+  public static func defaultPath(environment: [String: String] = ProcessInfo.processInfo.environment)
+    -> String
+  {
     if let path = environment["SIXTY_HISTORY"], !path.isEmpty { return path }
     if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") {
       return state + "/sixty/history.sqlite"
@@ -282,7 +284,9 @@ public final class History: Sendable {
   }
 
   /// Runs, newest first.
-  public func runs(job: String? = nil, since: Date? = nil, limit: Int = 50) throws(HistoryError) -> [RunRecord] {
+  public func runs(job: String? = nil, since: Date? = nil, limit: Int = 50) throws(HistoryError)
+    -> [RunRecord]
+  {
     try read { db in
       var sql = "SELECT * FROM runs WHERE 1 = 1"
       var arguments: StatementArguments = []
@@ -341,7 +345,9 @@ public final class History: Sendable {
 
   /// Takes the locks on `hosts` for run `runID`, all or none.
   /// - Returns: nil when taken, else who holds the first busy host.
-  public func tryLock(runID: Int64, hosts: [HostLockKey], now: Date = Date()) throws(HistoryError) -> LockHolder? {
+  public func tryLock(runID: Int64, hosts: [HostLockKey], now: Date = Date()) throws(HistoryError)
+    -> LockHolder?
+  {
     try write { db in
       _ = try Self.sweep(db, now: now)
       for host in hosts {
@@ -427,12 +433,14 @@ public final class History: Sendable {
 
   public func notifications(runID: Int64) throws(HistoryError) -> [NotificationRecord] {
     try read { db in
-      try Row.fetchAll(db, sql: "SELECT * FROM notifications WHERE run_id = ? ORDER BY id", arguments: [runID])
-        .map {
-          NotificationRecord(
-            runID: $0["run_id"], job: $0["job"], kind: $0["kind"], target: $0["target"], outcome: $0["outcome"],
-            attempts: $0["attempts"], error: $0["error"], at: Date(timeIntervalSince1970: $0["at"]))
-        }
+      try Row.fetchAll(
+        db, sql: "SELECT * FROM notifications WHERE run_id = ? ORDER BY id", arguments: [runID]
+      )
+      .map {
+        NotificationRecord(
+          runID: $0["run_id"], job: $0["job"], kind: $0["kind"], target: $0["target"], outcome: $0["outcome"],
+          attempts: $0["attempts"], error: $0["error"], at: Date(timeIntervalSince1970: $0["at"]))
+      }
     }
   }
 

@@ -78,7 +78,8 @@ public enum Planner {
     }
     if diagnostics.hasErrors { throw DiagnosticsError(diagnostics.all) }
     return Plan(
-      playbookPath: playbook.path, inventoryPath: inventory.source, policyPath: options.organisationPolicy?.source,
+      playbookPath: playbook.path, inventoryPath: inventory.source,
+      policyPath: options.organisationPolicy?.source,
       plays: plays, refusals: refusals,
       diagnostics: diagnostics.all)
   }

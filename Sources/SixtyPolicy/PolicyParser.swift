@@ -40,7 +40,8 @@ public enum PolicyParser {
       case "max_failures":
         policy.maxFailures = quantity(value, "'max_failures'", reader: &reader)
       case "timeouts":
-        guard let entries = reader.mapping(value, "'timeouts'", allowed: ["connect", "task", "run", "lock"]) else {
+        guard let entries = reader.mapping(value, "'timeouts'", allowed: ["connect", "task", "run", "lock"])
+        else {
           continue
         }
         for entry in entries {

@@ -159,7 +159,9 @@ public enum Schedule: Sendable, Equatable, CustomStringConvertible {
     }
   }
 
-  static var secondRatesEnabled: Bool { ProcessInfo.processInfo.environment["SIXTY_TEST_SECOND_RATES"] == "1" }
+  static var secondRatesEnabled: Bool {
+    ProcessInfo.processInfo.environment["SIXTY_TEST_SECOND_RATES"] == "1"
+  }
 
   public var description: String {
     switch self {

@@ -85,7 +85,8 @@ public enum JobsFile {
       let entries = reader.mapping(jobsNode, "'jobs'")
     else {
       if !reader.diagnostics.hasErrors {
-        reader.error("the jobs file has no 'jobs'; expected a mapping of job names to jobs.", at: root.location)
+        reader.error(
+          "the jobs file has no 'jobs'; expected a mapping of job names to jobs.", at: root.location)
       }
       return (nil, reader.diagnostics.all)
     }
@@ -122,7 +123,8 @@ public enum JobsFile {
             do {
               schedule = try Schedule(parsing: text)
             } catch {
-              reader.error("the schedule of job '\(entry.key)': \(error.description)", at: field.value.location)
+              reader.error(
+                "the schedule of job '\(entry.key)': \(error.description)", at: field.value.location)
             }
           }
         case "timezone":
@@ -136,7 +138,9 @@ public enum JobsFile {
             }
           }
         case "window":
-          guard let parts = reader.mapping(field.value, what, allowed: ["duration", "cutoff"]) else { continue }
+          guard let parts = reader.mapping(field.value, what, allowed: ["duration", "cutoff"]) else {
+            continue
+          }
           for part in parts {
             let span = reader.timeSpan(part.value, "'window.\(part.key)' of job '\(entry.key)'")
             if part.key == "duration" { duration = span } else if let span { cutoff = span }
@@ -146,7 +150,8 @@ public enum JobsFile {
             if let value = Job.Overlap(rawValue: text) {
               overlap = value
             } else {
-              reader.error("'\(text)' is not an overlap rule; expected skip or queue.", at: field.value.location)
+              reader.error(
+                "'\(text)' is not an overlap rule; expected skip or queue.", at: field.value.location)
             }
           }
         case "catch_up":
@@ -154,7 +159,8 @@ public enum JobsFile {
             if let value = Job.CatchUp(rawValue: text) {
               catchUp = value
             } else {
-              reader.error("'\(text)' is not a catch-up rule; expected none or once.", at: field.value.location)
+              reader.error(
+                "'\(text)' is not a catch-up rule; expected none or once.", at: field.value.location)
             }
           }
         case "limit":
@@ -171,7 +177,8 @@ public enum JobsFile {
             if let value = Job.Shutdown(rawValue: text) {
               shutdown = value
             } else {
-              reader.error("'\(text)' is not a shutdown rule; expected finish or abort.", at: field.value.location)
+              reader.error(
+                "'\(text)' is not a shutdown rule; expected finish or abort.", at: field.value.location)
             }
           }
         case "notify":
@@ -184,7 +191,9 @@ public enum JobsFile {
       if inventory == nil { missing.append("inventory") }
       if schedule == nil { missing.append("schedule") }
       if !missing.isEmpty {
-        if !reader.diagnostics.hasErrors || schedule != nil || !fields.contains(where: { $0.key == "schedule" }) {
+        if !reader.diagnostics.hasErrors || schedule != nil
+          || !fields.contains(where: { $0.key == "schedule" })
+        {
           reader.error(
             "the job '\(entry.key)' has no \(missing.joined(separator: ", ")); expected playbook, inventory and schedule.",
             at: entry.keyLocation)
@@ -211,7 +220,8 @@ public enum JobsFile {
     var result: [Job.Notification] = []
     for item in items {
       let what = "a notification of job '\(job)'"
-      guard let fields = reader.mapping(item, what, allowed: ["on", "webhook", "webhook_env", "command"]) else {
+      guard let fields = reader.mapping(item, what, allowed: ["on", "webhook", "webhook_env", "command"])
+      else {
         continue
       }
       var notification = Job.Notification(when: .failure, location: item.location)
@@ -222,7 +232,9 @@ public enum JobsFile {
             if let value = Job.Notification.When(rawValue: text) {
               notification.when = value
             } else {
-              reader.error("'\(text)' is not a notification trigger; expected failure, success or always.", at: field.value.location)
+              reader.error(
+                "'\(text)' is not a notification trigger; expected failure, success or always.",
+                at: field.value.location)
             }
           }
         case "webhook":
@@ -230,7 +242,9 @@ public enum JobsFile {
             if let url = URL(string: text), url.scheme == "http" || url.scheme == "https", url.host != nil {
               notification.webhook = text
             } else {
-              reader.error("'\(text)' is not an http(s) URL; expected something like https://hooks.example.com/sixty.", at: field.value.location)
+              reader.error(
+                "'\(text)' is not an http(s) URL; expected something like https://hooks.example.com/sixty.",
+                at: field.value.location)
             }
           }
         case "webhook_env":
@@ -238,13 +252,16 @@ public enum JobsFile {
             if !text.isEmpty, text.allSatisfy({ $0 == "_" || $0.isASCII && ($0.isLetter || $0.isNumber) }) {
               notification.webhookEnv = text
             } else {
-              reader.error("'\(text)' is not an environment variable name; expected something like OPS_WEBHOOK.", at: field.value.location)
+              reader.error(
+                "'\(text)' is not an environment variable name; expected something like OPS_WEBHOOK.",
+                at: field.value.location)
             }
           }
         default: notification.command = reader.string(field.value, "'command' of \(what)")
         }
       }
-      let targets = [notification.webhook, notification.webhookEnv, notification.command].compactMap { $0 }.count
+      let targets = [notification.webhook, notification.webhookEnv, notification.command].compactMap { $0 }
+        .count
       if targets == 0 && !fields.contains(where: { ["webhook", "webhook_env", "command"].contains($0.key) }) {
         reader.error("\(what) has no target; expected webhook, webhook_env or command.", at: item.location)
       } else if targets == 0 {

@@ -20,7 +20,8 @@ import Testing
   }
 
   func show(_ fleet: LocalFleet, _ id: Int) throws -> [String: Any] {
-    let shown = try SixtyBinary.run(["runs", "show", String(id), "--format", "json"], environment: fleet.environment)
+    let shown = try SixtyBinary.run(
+      ["runs", "show", String(id), "--format", "json"], environment: fleet.environment)
     #expect(shown.status == 0, "\(shown.stderr)")
     return try #require(try json(shown.stdout) as? [String: Any])
   }
@@ -37,7 +38,8 @@ import Testing
   func processes(mentioning text: String) -> [pid_t] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap { entry in
-      guard let pid = Int32(entry), pid != getpid(), let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+      guard let pid = Int32(entry), pid != getpid(),
+        let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
       else { return nil }
       return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(text) ? pid : nil
     }
@@ -70,7 +72,10 @@ import Testing
     let inventory = try fleet.writeInventory()
     let secret = "tok-\(UUID().uuidString)"
     let first = try SixtyBinary.run(
-      ["run", playbook, "-i", inventory, "--endpoint", fleet.endpoint, "-e", "bad=web-2 web-4", "-e", "token=\(secret)"],
+      [
+        "run", playbook, "-i", inventory, "--endpoint", fleet.endpoint, "-e", "bad=web-2 web-4", "-e",
+        "token=\(secret)",
+      ],
       environment: fleet.environment)
     #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
     #expect(first.stdout.contains("run 1 recorded in \(fleet.historyPath)"))
@@ -84,7 +89,9 @@ import Testing
     #expect((listed.first?["extra_var_names"] as? [String]).map(Set.init) == ["bad", "token"])
     let shown = try show(fleet, 1)
     #expect(
-      hostStatuses(shown) == ["web-1": "ok", "web-2": "failed", "web-3": "ok", "web-4": "failed", "web-5": "ok"])
+      hostStatuses(shown) == [
+        "web-1": "ok", "web-2": "failed", "web-3": "ok", "web-4": "failed", "web-5": "ok",
+      ])
     for host in shown["hosts"] as? [[String: Any]] ?? [] {
       let pushes = host["pushes"] as? [String] ?? []
       #expect(pushes.count == 1)
@@ -99,11 +106,15 @@ import Testing
     #expect(row.hasPrefix("1 ") && row.contains(" failed ") && row.contains(" 3/2/5 "), "\(human.stdout)")
 
     // Values of extra variables are never stored, so a rerun needs them again.
-    let missing = try SixtyBinary.run(["runs", "rerun", "1", "--failed", "--endpoint", fleet.endpoint], environment: fleet.environment)
+    let missing = try SixtyBinary.run(
+      ["runs", "rerun", "1", "--failed", "--endpoint", fleet.endpoint], environment: fleet.environment)
     #expect(missing.status == 2)
     #expect(missing.stderr.contains("-e bad"), "\(missing.stderr)")
     let rerun = try SixtyBinary.run(
-      ["runs", "rerun", "1", "--failed", "--endpoint", fleet.endpoint, "-e", "bad=none", "-e", "token=\(secret)"],
+      [
+        "runs", "rerun", "1", "--failed", "--endpoint", fleet.endpoint, "-e", "bad=none", "-e",
+        "token=\(secret)",
+      ],
       environment: fleet.environment)
     #expect(rerun.status == 0, "\(rerun.stdout)\(rerun.stderr)")
     #expect(rerun.stdout.contains("rerunning run 1 on its 2 failed hosts: web-2, web-4"))
@@ -113,17 +124,20 @@ import Testing
     #expect(second["trigger"] as? String == "rerun")
     #expect(second["status"] as? String == "succeeded")
     // Nothing failed in run 2.
-    let nothing = try SixtyBinary.run(["runs", "rerun", "2", "--failed", "--endpoint", fleet.endpoint], environment: fleet.environment)
+    let nothing = try SixtyBinary.run(
+      ["runs", "rerun", "2", "--failed", "--endpoint", fleet.endpoint], environment: fleet.environment)
     #expect(nothing.status == 0)
     #expect(nothing.stdout.contains("run 2 has no failed hosts"))
 
     // The secret value is nowhere in the history files.
     for suffix in ["", "-wal", "-shm"] {
       if let data = FileManager.default.contents(atPath: fleet.historyPath + suffix) {
-        #expect(data.range(of: Data(secret.utf8)) == nil, "the history\(suffix) holds an extra variable's value")
+        #expect(
+          data.range(of: Data(secret.utf8)) == nil, "the history\(suffix) holds an extra variable's value")
       }
     }
-    let since = try SixtyBinary.run(["runs", "list", "--since", "1h", "--format", "json"], environment: fleet.environment)
+    let since = try SixtyBinary.run(
+      ["runs", "list", "--since", "1h", "--format", "json"], environment: fleet.environment)
     #expect((try json(since.stdout) as? [Any])?.count == 2)
     let future = try SixtyBinary.run(
       ["runs", "list", "--since", "2099-01-01T00:00:00Z", "--format", "json"], environment: fleet.environment)
@@ -171,9 +185,11 @@ import Testing
     // Its host locks are gone: a run whose policy refuses busy hosts goes ahead at once.
     let policy = try write("host_lock: refuse\n", fleet.directory + "/refuse.yml")
     let quick = try write(
-      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n", fleet.directory + "/quick.yml")
+      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+      fleet.directory + "/quick.yml")
     let after = try SixtyBinary.run(
-      ["run", quick, "-i", inventory, "--policy", policy, "--endpoint", fleet.endpoint], environment: fleet.environment)
+      ["run", quick, "-i", inventory, "--policy", policy, "--endpoint", fleet.endpoint],
+      environment: fleet.environment)
     #expect(after.status == 0, "\(after.stdout)\(after.stderr)")
   }
 
@@ -186,11 +202,14 @@ import Testing
     }
     let inventory = try fleet.writeInventory()
     let slow = try write(
-      "name: slow\nhosts: web-1\ntasks:\n  - name: wait\n    command: [sleep, \"4\"]\n", fleet.directory + "/slow.yml")
+      "name: slow\nhosts: web-1\ntasks:\n  - name: wait\n    command: [sleep, \"4\"]\n",
+      fleet.directory + "/slow.yml")
     let quick = try write(
-      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n", fleet.directory + "/quick.yml")
+      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+      fleet.directory + "/quick.yml")
     let other = try write(
-      "name: other\nhosts: web-2\ntasks:\n  - name: hi\n    command: [echo, hi]\n", fleet.directory + "/other.yml")
+      "name: other\nhosts: web-2\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+      fleet.directory + "/other.yml")
     let refuse = try write("host_lock: refuse\n", fleet.directory + "/refuse.yml")
     let first = try LocalProcess(
       SixtyBinary.path, ["run", slow, "-i", inventory, "--endpoint", fleet.endpoint, "--no-progress"],
@@ -201,11 +220,13 @@ import Testing
 
     // Another host is free.
     let free = try SixtyBinary.run(
-      ["run", other, "-i", inventory, "--policy", refuse, "--endpoint", fleet.endpoint], environment: fleet.environment)
+      ["run", other, "-i", inventory, "--policy", refuse, "--endpoint", fleet.endpoint],
+      environment: fleet.environment)
     #expect(free.status == 0, "\(free.stdout)\(free.stderr)")
     // web-1 is busy: refused at once.
     let refused = try SixtyBinary.run(
-      ["run", quick, "-i", inventory, "--policy", refuse, "--endpoint", fleet.endpoint], environment: fleet.environment)
+      ["run", quick, "-i", inventory, "--policy", refuse, "--endpoint", fleet.endpoint],
+      environment: fleet.environment)
     #expect(refused.status == 3, "\(refused.stdout)\(refused.stderr)")
     #expect(refused.stderr.contains("the host web-1 is busy: run 1 (manual, started by"), "\(refused.stderr)")
     #expect(refused.stderr.contains("host_lock: refuse"))
@@ -217,7 +238,9 @@ import Testing
     #expect(waited.stdout.contains("waiting up to 10m for host web-1, which run 1"), "\(waited.stdout)")
     #expect(!first.isRunning || Date().timeIntervalSince(started) > 1)
     #expect(waitUntil(10) { !first.isRunning })
-    let statuses = try runs(fleet).map { ($0["id"] as? Int ?? 0, $0["status"] as? String ?? "") }.sorted { $0.0 < $1.0 }
+    let statuses = try runs(fleet).map { ($0["id"] as? Int ?? 0, $0["status"] as? String ?? "") }.sorted {
+      $0.0 < $1.0
+    }
     #expect(statuses.map(\.1) == ["succeeded", "succeeded", "refused", "succeeded"], "\(statuses)")
     // The waiting run's hosts started only after the first run finished.
     let one = try show(fleet, 1)

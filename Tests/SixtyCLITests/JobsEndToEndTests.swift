@@ -71,8 +71,10 @@ import Testing
     defer { hook.stop() }
     let inventory = try fleet.writeInventory()
     _ = try write(
-      "name: quick\nhosts: [web-1, web-2]\ntasks:\n  - name: hi\n    command: [echo, hi]\n", dir + "/quick.yml")
-    _ = try write("name: slow\nhosts: web-3\ntasks:\n  - name: wait\n    command: [sleep, \"5\"]\n", dir + "/slow.yml")
+      "name: quick\nhosts: [web-1, web-2]\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+      dir + "/quick.yml")
+    _ = try write(
+      "name: slow\nhosts: web-3\ntasks:\n  - name: wait\n    command: [sleep, \"5\"]\n", dir + "/slow.yml")
     let jobsText = """
       jobs:
         quick:
@@ -104,7 +106,10 @@ import Testing
       environment: env)
     #expect(next.status == 0, "\(next.stderr)")
     #expect(next.stdout.contains("\"name\":\"quick\""))
-    #expect(next.stdout.contains("\"next\":[\"2026-12-24T00:00:02Z\",\"2026-12-24T00:00:04Z\",\"2026-12-24T00:00:06Z\"]"), "\(next.stdout)")
+    #expect(
+      next.stdout.contains(
+        "\"next\":[\"2026-12-24T00:00:02Z\",\"2026-12-24T00:00:04Z\",\"2026-12-24T00:00:06Z\"]"),
+      "\(next.stdout)")
 
     // First life: about 9 seconds.
     let first = try LocalProcess(
@@ -133,33 +138,41 @@ import Testing
       let started = try #require(time(run, "started"))
       #expect(Int(scheduled.timeIntervalSince1970) % 2 == 0)
       #expect(scheduled.timeIntervalSince1970.truncatingRemainder(dividingBy: 1) == 0)
-      #expect(started.timeIntervalSince(scheduled) >= 0 && started.timeIntervalSince(scheduled) < 1.5, "\(run)")
+      #expect(
+        started.timeIntervalSince(scheduled) >= 0 && started.timeIntervalSince(scheduled) < 1.5, "\(run)")
     }
     let slow = all.filter { $0["job"] as? String == "slow" }
     let slowRuns = slow.filter { $0["status"] as? String == "succeeded" }
     let skipped = slow.filter { $0["status"] as? String == "skipped" }
     #expect(!slowRuns.isEmpty, "\(slow)")
     #expect(!skipped.isEmpty, "\(slow)")
-    #expect(skipped.allSatisfy { ($0["message"] as? String)?.contains("was still going (overlap: skip)") == true })
+    #expect(
+      skipped.allSatisfy { ($0["message"] as? String)?.contains("was still going (overlap: skip)") == true })
     // Never two runs of the same job at once.
-    let intervals = slowRuns.compactMap { run in time(run, "started").map { ($0, time(run, "finished") ?? .distantFuture) } }
-      .sorted { $0.0 < $1.0 }
+    let intervals = slowRuns.compactMap { run in
+      time(run, "started").map { ($0, time(run, "finished") ?? .distantFuture) }
+    }
+    .sorted { $0.0 < $1.0 }
     for (a, b) in zip(intervals, intervals.dropFirst()) { #expect(a.1 <= b.0, "overlapping runs of 'slow'") }
 
     // Notifications: the webhook got every quick run (the first after one retry), the command too.
     let shown = try SixtyBinary.run(
       ["runs", "show", String(quick.last?["id"] as? Int ?? 0), "--format", "json"], environment: env)
-    let firstQuick = try #require(try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+    let firstQuick = try #require(
+      try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
     let notifications = firstQuick["notifications"] as? [[String: Any]] ?? []
     #expect(notifications.map { $0["kind"] as? String } == ["webhook", "command"], "\(firstQuick)")
     #expect(notifications.allSatisfy { $0["outcome"] as? String == "sent" }, "\(notifications)")
     #expect(notifications.first?["attempts"] as? Int == 2, "the webhook's first answer was 500")
     #expect(notifications.first?["target"] as? String == "http://127.0.0.1:\(hookPort)/… (from $HOOK_URL)")
-    let hooks = try FileManager.default.contentsOfDirectory(atPath: dir + "/hooks").filter { $0.hasPrefix("hook-") }
+    let hooks = try FileManager.default.contentsOfDirectory(atPath: dir + "/hooks").filter {
+      $0.hasPrefix("hook-")
+    }
     #expect(hooks.count >= quick.count + 1)
     let body = try String(contentsOfFile: dir + "/hooks/hook-2.json", encoding: .utf8)
     #expect(body.contains("\"event\":\"run.finished\"") && body.contains("\"job\":\"quick\""), "\(body)")
-    let summary = try String(contentsOfFile: dir + "/notified-\(quick.last?["id"] as? Int ?? 0).json", encoding: .utf8)
+    let summary = try String(
+      contentsOfFile: dir + "/notified-\(quick.last?["id"] as? Int ?? 0).json", encoding: .utf8)
     #expect(summary.contains("\"status\":\"succeeded\""))
     // Each run's output went to its log file.
     #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/logs/quick").count >= quick.count)
@@ -171,12 +184,15 @@ import Testing
     let second = try LocalProcess(
       SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon-2.log")
     defer { second.stop() }
-    #expect(waitUntil(10) { second.log.contains("msg=\"run started\"") && second.log.contains("trigger=catch-up") })
+    #expect(
+      waitUntil(10) { second.log.contains("msg=\"run started\"") && second.log.contains("trigger=catch-up") })
     let log2 = second.log
     #expect(log2.contains("msg=\"catching up a missed fire\"") && log2.contains("job=slow"), "\(log2)")
     #expect(log2.contains("msg=\"missed fires dropped (catch_up: none)\" job=quick"), "\(log2)")
     all = try runs(env)
-    let catchUps = all.filter { !before.contains($0["id"] as? Int ?? 0) && $0["trigger"] as? String == "catch-up" }
+    let catchUps = all.filter {
+      !before.contains($0["id"] as? Int ?? 0) && $0["trigger"] as? String == "catch-up"
+    }
     #expect(catchUps.count == 1, "\(all)")
     #expect(catchUps.first?["job"] as? String == "slow")
     if let started = catchUps.first.flatMap({ time($0, "started") }) {
@@ -186,7 +202,8 @@ import Testing
     // A bad jobs file on SIGHUP is reported and the running schedule kept.
     _ = try write("jobs:\n  quick:\n    schedule: every minute\n", jobs)
     kill(second.pid, SIGHUP)
-    #expect(waitUntil(5) { second.log.contains("reload failed; keeping the previous schedule") }, "\(second.log)")
+    #expect(
+      waitUntil(5) { second.log.contains("reload failed; keeping the previous schedule") }, "\(second.log)")
     #expect(second.log.contains("jobs.yml:3:15: error: the schedule of job 'quick'"), "\(second.log)")
     let reloadedAt = Date()
     #expect(
@@ -197,10 +214,13 @@ import Testing
       }, "quick stopped firing after a bad reload")
     // A good file adds a job.
     _ = try write(
-      jobsText + "  later:\n    playbook: quick.yml\n    inventory: \(inventory)\n    schedule: \"0 3 * * *\"\n    timezone: Europe/Berlin\n",
+      jobsText
+        + "  later:\n    playbook: quick.yml\n    inventory: \(inventory)\n    schedule: \"0 3 * * *\"\n    timezone: Europe/Berlin\n",
       jobs)
     kill(second.pid, SIGHUP)
-    #expect(waitUntil(5) { second.log.contains("msg=\"job added\"") && second.log.contains("job=later") }, "\(second.log)")
+    #expect(
+      waitUntil(5) { second.log.contains("msg=\"job added\"") && second.log.contains("job=later") },
+      "\(second.log)")
 
     kill(second.pid, SIGTERM)
     #expect(waitUntil(20) { !second.isRunning }, "the daemon did not stop: \(second.log)")
@@ -249,7 +269,9 @@ import Testing
     #expect(log.contains("msg=\"interrupting the running run (shutdown: abort)\""), "\(log)")
     let all = try runs(env)
     #expect(!all.contains { $0["status"] as? String == "running" })
-    let ran = all.filter { $0["status"] as? String != "skipped" }.sorted { ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0) }
+    let ran = all.filter { $0["status"] as? String != "skipped" }.sorted {
+      ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0)
+    }
     #expect(ran.first?["status"] as? String == "succeeded", "\(all)")
     #expect(ran.first?["trigger"] as? String == "schedule")
     let queued = try #require(ran.last)
@@ -336,8 +358,10 @@ import Testing
         """, "\(preview.stdout)")
     // Seconds are not a unit outside tests.
     let seconds = try write(
-      "jobs:\n  x:\n    playbook: p.yml\n    inventory: i.yml\n    schedule: rate(5 seconds)\n", dir + "/s.yml")
-    let refused = try SixtyBinary.run(["jobs", "next", "--jobs", seconds], environment: ["SIXTY_TEST_SECOND_RATES": ""])
+      "jobs:\n  x:\n    playbook: p.yml\n    inventory: i.yml\n    schedule: rate(5 seconds)\n",
+      dir + "/s.yml")
+    let refused = try SixtyBinary.run(
+      ["jobs", "next", "--jobs", seconds], environment: ["SIXTY_TEST_SECOND_RATES": ""])
     #expect(refused.status == 2)
     #expect(refused.stderr.contains("s.yml:5:15: error: the schedule of job 'x'"), "\(refused.stderr)")
   }

@@ -5,12 +5,15 @@ import Testing
   @Test func planShowsEachWindowsNextOpening() throws {
     let result = try SixtyBinary.run(["plan", "playbooks/disk-cleanup.yml", "-i", "playbooks/inventory.yml"])
     #expect(result.status == 0, "\(result.stderr)")
-    let line = result.stdout.split(separator: "\n").first { $0.contains("nightly (play 'nightly disk cleanup'): ") }
+    let line = result.stdout.split(separator: "\n").first {
+      $0.contains("nightly (play 'nightly disk cleanup'): ")
+    }
     let state = try #require(line.map(String.init), "\(result.stdout)")
     // 02:00-04:00 Berlin, no new host in the last 30 minutes.
     #expect(
       state.contains("closed; next opens ") && state.hasSuffix("T02:00:00+01:00")
-        || state.contains("open now; hosts may start until ") || state.contains("past its cutoff"), "\(state)")
+        || state.contains("open now; hosts may start until ") || state.contains("past its cutoff"), "\(state)"
+    )
   }
 
   @Test func exampleJobsFilePreviews() throws {

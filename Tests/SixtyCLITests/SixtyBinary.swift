@@ -34,7 +34,10 @@ struct SixtyBinary {
     env["SIXTY_POLICY"] = nil
     // Never the user's own history: a scratch one unless the test names one.
     if env["SIXTY_HISTORY"] == nil {
-      env["SIXTY_HISTORY"] = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-tests-\(getpid())/history.sqlite").path
+      env["SIXTY_HISTORY"] =
+        FileManager.default.temporaryDirectory.appendingPathComponent(
+          "sixty-tests-\(getpid())/history.sqlite"
+        ).path
     }
     for (k, v) in environment { env[k] = v }
     let (status, stdout, stderr) = try runProgram(

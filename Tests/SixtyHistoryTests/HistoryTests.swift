@@ -72,7 +72,9 @@ import Testing
           play: "patch", host: "web-2", address: "10.0.0.2:22", user: "ops", status: "failed",
           message: "task 'update' failed",
           tasks: [
-            TaskRecord(name: "update", status: "failed", reason: "exit status 2", exitStatus: 2, attempts: 3, stderrTail: "E: lock\n"),
+            TaskRecord(
+              name: "update", status: "failed", reason: "exit status 2", exitStatus: 2, attempts: 3,
+              stderrTail: "E: lock\n"),
             TaskRecord(name: "restart", status: "skipped", reason: "an earlier task failed"),
           ]),
         HostRecord(play: "patch", host: "web-3", address: "10.0.0.3:22", user: "ops", status: "unreachable"),
@@ -105,7 +107,9 @@ import Testing
     let history = try open()
     let (doomed, exit) = try process()
     let crashed = try history.begin(newRun(process: doomed))
-    #expect(try history.tryLock(runID: crashed, hosts: [HostLockKey(name: "a", address: "10.0.0.1", port: 22)]) == nil)
+    #expect(
+      try history.tryLock(runID: crashed, hosts: [HostLockKey(name: "a", address: "10.0.0.1", port: 22)])
+        == nil)
     #expect(try history.locks().count == 1)
     exit()
     #expect(!doomed.isAlive)
@@ -147,7 +151,8 @@ import Testing
     }
     finisher.start()
     var waitedFor: Int64?
-    #expect(try history.lock(runID: b, hosts: [h3, alias], wait: 10, poll: 0.05) { waitedFor = $0.runID } == nil)
+    #expect(
+      try history.lock(runID: b, hosts: [h3, alias], wait: 10, poll: 0.05) { waitedFor = $0.runID } == nil)
     #expect(waitedFor == a)
     #expect(Set(try history.locks().map(\.runID)) == [b])
     try history.finish(id: b, status: .succeeded, exitCode: 0, message: nil)
@@ -169,7 +174,8 @@ import Testing
           for _ in 0..<50 {
             do {
               let id = try history.begin(newRun())
-              _ = try history.tryLock(runID: id, hosts: [HostLockKey(name: "h", address: "10.0.0.9", port: 22)])
+              _ = try history.tryLock(
+                runID: id, hosts: [HostLockKey(name: "h", address: "10.0.0.9", port: 22)])
               try history.finish(id: id, status: .succeeded, exitCode: 0, message: nil)
             } catch {
               errors.withLock { failures.append("\(error)") }
@@ -209,7 +215,8 @@ import Testing
     #expect(
       History.defaultPath(environment: ["XDG_STATE_HOME": "/state", "HOME": "/home/a"])
         == "/state/sixty/history.sqlite")
-    #expect(History.defaultPath(environment: ["HOME": "/home/a"]) == "/home/a/.local/state/sixty/history.sqlite")
+    #expect(
+      History.defaultPath(environment: ["HOME": "/home/a"]) == "/home/a/.local/state/sixty/history.sqlite")
     // A relative XDG_STATE_HOME is invalid per the spec and ignored.
     #expect(
       History.defaultPath(environment: ["XDG_STATE_HOME": "state", "HOME": "/home/a"])

@@ -24,7 +24,9 @@ import Testing
   }
 
   /// One field: `*`, a value, a list, a range, a stepped range or `*/step`, with names sometimes.
-  static func field(_ g: inout Generator, _ range: ClosedRange<Int>, names: [String] = [], nameBase: Int = 0, bias: [Int] = [])
+  static func field(
+    _ g: inout Generator, _ range: ClosedRange<Int>, names: [String] = [], nameBase: Int = 0, bias: [Int] = []
+  )
     -> String
   {
     func value() -> String {
@@ -57,12 +59,16 @@ import Testing
   }
 
   static func expression(_ g: inout Generator) -> String {
-    if g.chance(4) { return ["@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@midnight"][g.int(0...5)] }
+    if g.chance(4) {
+      return ["@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@midnight"][g.int(0...5)]
+    }
     let minute = field(&g, 0...59, bias: [0, 15, 30, 45, 59])
     // Hours around the usual transition times (01:00-03:00 local) are chosen most often.
     let hour = field(&g, 0...23, bias: [1, 2, 3, 0])
     var dom = g.chance(65) ? "*" : field(&g, 1...31, bias: [1, 15, 28, 31])
-    let month = g.chance(70) ? "*" : field(&g, 1...12, names: CronExpression.monthNames, nameBase: 1, bias: [3, 10, 11, 4])
+    let month =
+      g.chance(70)
+      ? "*" : field(&g, 1...12, names: CronExpression.monthNames, nameBase: 1, bias: [3, 10, 11, 4])
     var dow = g.chance(60) ? "*" : field(&g, 0...7, names: CronExpression.dayNames, bias: [0, 7, 6])
     // Vixie cron treats a day field starting with '*' (as in */2) as unrestricted; croniter treats
     // only a bare '*' so. Keep stepped stars out of the day fields here (hand-written cases cover them).
@@ -106,13 +112,18 @@ import Testing
       // Start between two days and one hour before the transition.
       let offset = Double(g.int(1...48)) * 3600
       let start = formatter.date(from: transition.at)!.addingTimeInterval(-offset)
-      cases.append(Case(expr: Self.expression(&g), tz: transition.zone, start: formatter.string(from: start), count: 6))
+      cases.append(
+        Case(expr: Self.expression(&g), tz: transition.zone, start: formatter.string(from: start), count: 6))
     }
     // Every hour and minute of the transition nights, in each zone.
     for transition in Self.transitions {
       let start = formatter.string(from: formatter.date(from: transition.at)!.addingTimeInterval(-4 * 3600))
-      for expr in ["* * * * *", "*/7 * * * *", "30 * * * *", "0 2 * * *", "30 2 * * *", "59 1 * * *", "0 3 * * *", "15 0-4 * * *"] {
-        cases.append(Case(expr: expr, tz: transition.zone, start: start, count: expr.hasPrefix("* ") ? 400 : 8))
+      for expr in [
+        "* * * * *", "*/7 * * * *", "30 * * * *", "0 2 * * *", "30 2 * * *", "59 1 * * *", "0 3 * * *",
+        "15 0-4 * * *",
+      ] {
+        cases.append(
+          Case(expr: expr, tz: transition.zone, start: start, count: expr.hasPrefix("* ") ? 400 : 8))
       }
     }
     let reference = try Self.reference(cases)
@@ -127,11 +138,14 @@ import Testing
         )
       }
     }
-    #expect(mismatches.isEmpty, "\(mismatches.count) of \(cases.count) differ:\n\(mismatches.prefix(20).joined(separator: "\n"))")
+    #expect(
+      mismatches.isEmpty,
+      "\(mismatches.count) of \(cases.count) differ:\n\(mismatches.prefix(20).joined(separator: "\n"))")
   }
 
   @Test func oneValueRangesAreThatValue() throws {
-    let schedule = CronSchedule(try CronExpression(parsing: "13-13 7-7 * * *"), timeZone: TimeZone(identifier: "UTC")!)
+    let schedule = CronSchedule(
+      try CronExpression(parsing: "13-13 7-7 * * *"), timeZone: TimeZone(identifier: "UTC")!)
     let formatter = ISO8601DateFormatter()
     let first = try #require(schedule.next(after: formatter.date(from: "2026-11-25T00:00:00Z")!))
     let second = try #require(schedule.next(after: first))
@@ -141,7 +155,8 @@ import Testing
 
   @Test func steppedStarsInDayFieldsFollowVixie() throws {
     // Vixie: '*/2' in day-of-month counts as '*', so the day fields are ANDed: odd days that are Mondays.
-    let schedule = CronSchedule(try CronExpression(parsing: "0 0 */2 * mon"), timeZone: TimeZone(identifier: "UTC")!)
+    let schedule = CronSchedule(
+      try CronExpression(parsing: "0 0 */2 * mon"), timeZone: TimeZone(identifier: "UTC")!)
     let formatter = ISO8601DateFormatter()
     var at = formatter.date(from: "2026-11-25T00:00:00Z")!
     var fires: [String] = []
@@ -155,14 +170,17 @@ import Testing
 
   /// Runs the Python reference (croniter must be installed: `make test` installs it).
   static func reference(_ cases: [Case]) throws -> [[String]] {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-cron-\(getpid())-\(UUID().uuidString)")
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "sixty-cron-\(getpid())-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let input = directory.appendingPathComponent("in.json")
     let output = directory.appendingPathComponent("out.json")
     let errors = directory.appendingPathComponent("err.txt")
     try JSONEncoder().encode(cases).write(to: input)
-    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Reference/cron_reference.py").path
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+      "Reference/cron_reference.py"
+    ).path
     let status = try runShell("python3 '\(script)' < '\(input.path)' > '\(output.path)' 2> '\(errors.path)'")
     let stderr = (try? String(contentsOf: errors, encoding: .utf8)) ?? ""
     try #require(status == 0, "the croniter reference failed (exit \(status)): \(stderr)")
