@@ -99,7 +99,8 @@ let package = Package(
     .testTarget(
       name: "InstanceConnectTests", dependencies: ["InstanceConnect"],
       resources: [.copy("Resources")]),
-    .testTarget(name: "SixtyCLITests", dependencies: ["SixtyCLI"]),
+    .testTarget(
+      name: "SixtyCLITests", dependencies: ["SixtyCLI", "SixtySchedule", "SixtyHistory", "InstanceConnect"]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
     .testTarget(name: "SixtySchedulingTests", dependencies: ["SixtyScheduling"]),
     .testTarget(name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning"]),

@@ -115,7 +115,9 @@ final class Notifier: Sendable {
         ("X-Sixty-Event", "run.finished"),
       ], body: summary)
     var lastError = ""
+    var made = 0
     for attempt in 1...attempts {
+      made = attempt
       do {
         let response = try await transport.send(request)
         if (200..<300).contains(response.status) {
@@ -136,7 +138,7 @@ final class Notifier: Sendable {
       }
     }
     return NotificationRecord(
-      runID: run.id, job: job.name, kind: "webhook", target: target, outcome: "failed", attempts: attempts,
+      runID: run.id, job: job.name, kind: "webhook", target: target, outcome: "failed", attempts: made,
       error: lastError)
   }
 
