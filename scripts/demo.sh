@@ -10,6 +10,7 @@ trap '"$root/scripts/fleet" down "$dir"; rm -rf "$dir"' EXIT
 # shellcheck disable=SC1091
 . "$dir/env"
 report="$root/demo-report.json"
+export SIXTY_HISTORY="$dir/history.sqlite"   # the demo's own run history
 echo
 echo "\$ sixty plan playbooks/demo.yml -i inventory.yml"
 "$root/.build/debug/sixty" plan "$root/playbooks/demo.yml" -i "$dir/inventory.yml" | head -20
@@ -21,3 +22,9 @@ echo
 echo "sixty run exited with $status (1: a host failed, as the demo intends). Report: $report"
 echo "Audit log of the broker:"
 "$root/.build/debug/sixty" audit show "$dir/audit.jsonl" | tail -5
+echo
+echo "\$ sixty runs list"
+"$root/.build/debug/sixty" runs list
+echo
+echo "\$ sixty runs rerun 1 --failed --dry-run      # only the hosts that failed"
+"$root/.build/debug/sixty" runs rerun 1 --failed --dry-run | head -8 || true
