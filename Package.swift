@@ -17,6 +17,7 @@ let package = Package(
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    .package(url: "https://github.com/drmohundro/SWXMLHash", from: "8.1.1"),
   ],
   targets: [
     // Diagnostics, source locations and positioned YAML reading shared by every parser.
@@ -60,6 +61,14 @@ let package = Package(
       ]),
     // Cron schedules in IANA time zones, and maintenance windows.
     .target(name: "SixtySchedule", dependencies: ["SixtyCore", "SixtyPolicy"]),
+    // EC2 inventory (DescribeInstances), security groups and preflight checks.
+    .target(
+      name: "SixtyEC2",
+      dependencies: [
+        "SixtyCore", "SixtyPlaybook", "InstanceConnect", "SixtyAgentCore",
+        .product(name: "SWXMLHash", package: "SWXMLHash"),
+        .product(name: "Crypto", package: "swift-crypto"),
+      ]),
     // Run history, host locks and daemon state in SQLite (GRDB, WAL, migrations).
     .target(
       name: "SixtyHistory",
@@ -78,7 +87,7 @@ let package = Package(
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyAudit", "SixtyBroker", "SixtyScheduling", "SixtyExecution", "SixtySchedule",
-        "SixtyHistory",
+        "SixtyHistory", "SixtyEC2", "SixtyAgentCore",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),

@@ -60,6 +60,8 @@ struct ExecCommand: AsyncParsableCommand {
 
   @OptionGroup var history: HistoryOptions
 
+  @OptionGroup var ec2: EC2Options
+
   @OptionGroup var connect: ConnectOptions
 
   func validate() throws {
@@ -127,7 +129,7 @@ struct ExecCommand: AsyncParsableCommand {
       playbookPath: path, inventoryPath: inventoryPath,
       policyPath: policy ?? ProcessInfo.processInfo.environment["SIXTY_POLICY"],
       options: PlanOptions(extraVars: [:], limit: nil, approve: false, defaultUser: user))
-    let outcome = PlanLoader.load(inputs)
+    let outcome = PlanLoader.load(await InventoryResolver.load(inputs, ec2: ec2))
     // Positions in the generated file mean nothing to the user: name the flag instead.
     let diagnostics = outcome.diagnostics.map { diagnostic in
       var copy = diagnostic

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import SixtyCore
+import SixtyEC2
 import SixtyPlanning
 import SixtyPolicy
 import SixtySchedule
@@ -9,7 +11,7 @@ enum PlanFormat: String, ExpressibleByArgument, CaseIterable {
   case text, json, dot
 }
 
-struct PlanCommand: ParsableCommand {
+struct PlanCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "plan",
     abstract:
@@ -21,18 +23,51 @@ struct PlanCommand: ParsableCommand {
   @Option(name: .long, help: "Output format: text, json or dot.")
   var format: PlanFormat = .text
 
-  func run() throws {
+  @Flag(
+    name: .long, help: "Also check EC2 targets' state and SSH security-group rules (see sixty preflight).")
+  var preflight = false
+
+  @OptionGroup var preflightOptions: PreflightOptions
+
+  func run() async throws {
     guard options.inputs.inventoryPath != nil else {
       throw ValidationError("sixty plan needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
     }
-    let outcome = PlanLoader.load(options.inputs)
+    let inputs = await InventoryResolver.load(options.inputs, ec2: options.ec2)
+    let outcome = PlanLoader.load(inputs)
     printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
     guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }
+    var findings: [PreflightFinding] = []
+    if preflight {
+      findings = try await PreflightCheck.run(
+        plan: plan, inputs: inputs, options: preflightOptions, ec2: options.ec2)
+    }
     switch format {
-    case .json: writeStandardOutput(PlanJSONRenderer.render(plan, pretty: false))
-    case .text: writeStandardOutput(Array((PlanTextRenderer.render(plan) + Self.windowStates(plan)).utf8))
+    case .json:
+      var bytes = PlanJSONRenderer.render(plan, pretty: false)
+      if preflight {
+        // The plan object with a "preflight" array added at its end.
+        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") {
+          bytes.removeLast()
+        }
+        if bytes.last == UInt8(ascii: "}") {
+          bytes.removeLast()
+          var w = JSONWriter()
+          PreflightCheck.json(findings, into: &w)
+          bytes += Array(",\"preflight\":".utf8) + w.bytes + Array("}\n".utf8)
+        }
+      }
+      writeStandardOutput(bytes)
+    case .text:
+      var text = PlanTextRenderer.render(plan) + Self.windowStates(plan)
+      if preflight {
+        let hosts = Set(plan.plays.flatMap { $0.hosts.filter { $0.batch != nil }.map(\.host.name) }).count
+        text += PreflightCheck.text(findings, hosts: hosts)
+      }
+      writeStandardOutput(Array(text.utf8))
     case .dot: writeStandardOutput(Array(PlanDotRenderer.render(plan).utf8))
     }
+    if findings.contains(where: { $0.severity == .error }) { throw ExitCode(3) }
     throw ExitCode(outcome.exitCode)
   }
 

@@ -26,7 +26,12 @@ struct PlaybookOptions: ParsableArguments {
   @Flag(name: .long, help: "Approve hosts that policy marks as requiring approval.")
   var approve = false
 
+  @OptionGroup var ec2: EC2Options
+
   func validate() throws {
+    guard ec2.pageSize >= 5 && ec2.pageSize <= 1000 else {
+      throw ValidationError("--ec2-page-size must be 5 to 1000, not \(ec2.pageSize).")
+    }
     for entry in extraVars {
       guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
         throw ValidationError(

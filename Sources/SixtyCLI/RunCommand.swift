@@ -71,7 +71,7 @@ struct RunCommand: AsyncParsableCommand {
     guard options.inputs.inventoryPath != nil else {
       throw ValidationError("sixty run needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
     }
-    let outcome = PlanLoader.load(options.inputs)
+    let outcome = PlanLoader.load(await InventoryResolver.load(options.inputs, ec2: options.ec2))
     printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
     guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }
     if plan.isRefused {
@@ -262,6 +262,10 @@ final class RunSession: @unchecked Sendable {
       }
       var concurrency = play.policy.concurrency
       if let forks = command.forks { concurrency = min(concurrency, forks) }
+      // An Instance Connect Endpoint takes a limited number of connections (20 on AWS) at once.
+      if let limit = play.hosts.filter({ $0.batch != nil }).compactMap(\.host.connectionLimit).min() {
+        concurrency = min(concurrency, limit)
+      }
       let policy = SchedulePolicy(
         concurrency: concurrency, batches: prepared.batches, failureThreshold: play.failureThreshold,
         ttl: play.policy.keyTTL.seconds, margin: play.policy.keyMargin.seconds,

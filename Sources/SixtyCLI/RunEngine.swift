@@ -104,7 +104,7 @@ enum RunPreparation {
       names[name] = tasks.map(\.name)
       targets[name] = ExecutionTarget(
         address: hostPlan.host.address, port: hostPlan.host.port, user: hostPlan.user, tasks: rendered,
-        become: become, okCodes: okCodes)
+        become: become, okCodes: okCodes, sshOptions: hostPlan.host.sshOptions)
       if let id = hostPlan.host.instanceID { instances[name] = (id, hostPlan.host.zone) }
     }
     let batches = play.batches.map { $0.compactMap { position[$0] } }.filter { !$0.isEmpty }

@@ -251,6 +251,7 @@ struct RunsCommand: AsyncParsableCommand {
 
     @OptionGroup var history: HistoryOptions
     @OptionGroup var connect: ConnectOptions
+    @OptionGroup var ec2: EC2Options
 
     func run() async throws {
       let store = try history.open()
@@ -322,7 +323,7 @@ struct RunsCommand: AsyncParsableCommand {
       let inputs = PlanLoader.Inputs(
         playbookPath: original.playbook, inventoryPath: inventory, policyPath: original.policy,
         options: PlanOptions(extraVars: vars, limit: selector, approve: approve, defaultUser: user))
-      let outcome = PlanLoader.load(inputs)
+      let outcome = PlanLoader.load(await InventoryResolver.load(inputs, ec2: ec2))
       printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
       guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }
       if failed {

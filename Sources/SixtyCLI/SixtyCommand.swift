@@ -9,7 +9,7 @@ public struct SixtyCommand: AsyncParsableCommand {
     version: "0.1.0",
     subcommands: [
       ValidateCommand.self, PlanCommand.self, RunCommand.self, ExecCommand.self, PushCommand.self,
-      SshCommand.self, BrokerCommand.self, JobsCommand.self, RunsCommand.self,
+      SshCommand.self, BrokerCommand.self, JobsCommand.self, RunsCommand.self, PreflightCommand.self,
       AuditCommand.self,
     ]
   )

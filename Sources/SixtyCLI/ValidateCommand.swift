@@ -1,7 +1,7 @@
 import ArgumentParser
 import SixtyPlanning
 
-struct ValidateCommand: ParsableCommand {
+struct ValidateCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "validate",
     abstract: "Check a playbook, its inventory and policy, and print every problem found.",
@@ -9,8 +9,8 @@ struct ValidateCommand: ParsableCommand {
 
   @OptionGroup var options: PlaybookOptions
 
-  func run() throws {
-    let outcome = PlanLoader.load(options.inputs)
+  func run() async throws {
+    let outcome = PlanLoader.load(await InventoryResolver.load(options.inputs, ec2: options.ec2))
     printDiagnostics(outcome.diagnostics)
     if outcome.exitCode == 0 {
       let plays = outcome.playbook?.plays.count ?? 0

@@ -13,10 +13,14 @@ public struct ExecutionTarget: Sendable {
   /// `become` per task: nil, or the user to become (root by default).
   public var become: [String?]
   public var okCodes: [[Int32]]
+  /// `ssh -o` options for this host only (ProxyJump, ProxyCommand), each "Name=value".
+  public var sshOptions: [String] = []
 
   public init(
-    address: String, port: Int, user: String, tasks: [RenderedTask?], become: [String?], okCodes: [[Int32]]
+    address: String, port: Int, user: String, tasks: [RenderedTask?], become: [String?], okCodes: [[Int32]],
+    sshOptions: [String] = []
   ) {
+    self.sshOptions = sshOptions
     self.address = address
     self.port = port
     self.user = user
@@ -97,6 +101,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       "-o", "ControlPath=\(controlPath(host))", "-p", String(target.port), "-l", target.user,
     ]
     arguments += hostKey + extraOptions
+    for option in target.sshOptions { arguments += ["-o", option] }
     return arguments
   }
 

@@ -10,6 +10,9 @@ public enum PlanLoader {
     public var inventoryPath: String?
     public var policyPath: String?
     public var options: PlanOptions
+    /// An inventory already loaded (and resolved, for `source: aws-ec2`) from `inventoryPath`,
+    /// with what loading it reported.
+    public var resolvedInventory: (Inventory, [Diagnostic])?
 
     public init(playbookPath: String, inventoryPath: String?, policyPath: String?, options: PlanOptions) {
       self.playbookPath = playbookPath
@@ -48,7 +51,10 @@ public enum PlanLoader {
     let (playbook, playbookDiagnostics) = PlaybookParser.load(path: inputs.playbookPath)
     bag.append(contentsOf: playbookDiagnostics)
     var inventory: Inventory?
-    if let inventoryPath = inputs.inventoryPath {
+    if let (resolved, diagnostics) = inputs.resolvedInventory {
+      bag.append(contentsOf: diagnostics)
+      inventory = resolved
+    } else if let inventoryPath = inputs.inventoryPath {
       let (loaded, diagnostics) = InventoryParser.load(path: inventoryPath)
       bag.append(contentsOf: diagnostics)
       inventory = loaded

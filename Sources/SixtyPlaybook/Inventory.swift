@@ -7,6 +7,8 @@ public struct Inventory: Sendable {
   public var groupOrder: [String]
   public var vars: [String: Value]
   public var source: String?
+  /// Set when the hosts come from EC2 (`source: aws-ec2`): `hosts` is empty until resolved.
+  public var ec2: EC2InventorySource?
   let index: [String: Int]
 
   public init(
@@ -31,6 +33,14 @@ public struct Inventory: Sendable {
 
   public func host(named name: String) -> InventoryHost? { index[name].map { hosts[$0] } }
 
+  /// This inventory with `hosts` in place of its (dynamic) ones: same groups, vars and source.
+  public func resolved(hosts: [InventoryHost]) -> Inventory {
+    var copy = Inventory(
+      hosts: hosts, groups: groupOrder.compactMap { groups[$0] }, vars: vars, source: source)
+    copy.ec2 = ec2
+    return copy
+  }
+
   static func members(of group: HostGroup, hosts: [InventoryHost], index: [String: Int]) -> [Int] {
     var result = Set<Int>()
     for name in group.hosts { if let i = index[name] { result.insert(i) } }
@@ -41,7 +51,7 @@ public struct Inventory: Sendable {
   }
 
   /// Tag-only selector evaluation, used for group `match:` (which may not name other groups).
-  static func matchesTags(_ selector: HostSelector, _ host: InventoryHost) -> Bool {
+  public static func matchesTags(_ selector: HostSelector, _ host: InventoryHost) -> Bool {
     selector.alternatives.contains { clauses in
       clauses.allSatisfy { clause in
         let hit: Bool

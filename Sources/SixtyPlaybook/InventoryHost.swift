@@ -13,6 +13,12 @@ public struct InventoryHost: Hashable, Sendable {
   /// Groups the host belongs to, in inventory order.
   public var groups: [String]
   public var location: SourceLocation?
+  /// `ssh -o` options to reach this host (ProxyJump, ProxyCommand), "Name=value" each.
+  public var sshOptions: [String] = []
+  /// Hosts reached through one limited path (an Instance Connect Endpoint) share this key.
+  public var connectionPath: String?
+  /// How many hosts of that path may be connected at once.
+  public var connectionLimit: Int?
 
   public init(
     name: String, address: String? = nil, port: Int = 22, user: String? = nil, instanceID: String? = nil,

@@ -41,7 +41,23 @@ public enum InventoryParser {
     var vars: [String: Value] = [:]
     var defaults = InventoryHost(name: "defaults")
     var defaultUser: String?
-    guard let pairs = reader.mapping(root, "the inventory", allowed: ["vars", "defaults", "hosts", "groups"])
+    var ec2: EC2InventorySource?
+    if let sourceNode = root["source"] {
+      let kind = reader.string(sourceNode, "'source' of the inventory")
+      guard kind == "aws-ec2" else {
+        if let kind {
+          reader.error(
+            "'\(kind)' is not an inventory source; expected aws-ec2 (or no 'source' for a static list).",
+            at: sourceNode.location)
+        }
+        return Inventory(hosts: [])
+      }
+      ec2 = EC2InventorySource.parse(root, reader: &reader)
+    }
+    guard
+      let pairs = reader.mapping(
+        root, "the inventory",
+        allowed: ec2 != nil ? EC2InventorySource.keys : ["vars", "defaults", "hosts", "groups"])
     else {
       return Inventory(hosts: [])
     }
@@ -80,7 +96,7 @@ public enum InventoryParser {
           "expected a mapping of host names to their settings for 'hosts', found \(node.kindDescription).",
           at: node.location)
       }
-    } else {
+    } else if ec2 == nil {
       reader.error("the inventory has no 'hosts'; expected a mapping of host names.", at: root.location)
     }
     if let node = root["groups"], let entries = reader.mapping(node, "'groups'") {
@@ -112,6 +128,12 @@ public enum InventoryParser {
           switch field.key {
           case "hosts":
             for (name, location) in reader.stringList(field.value, "'hosts' of group '\(entry.key)'") ?? [] {
+              if ec2 != nil {
+                reader.error(
+                  "the group '\(entry.key)' lists hosts by name, but an aws-ec2 inventory's hosts are found at run time; select them with 'match' (tags, globs).",
+                  at: location)
+                break
+              }
               if seen[name] == nil {
                 reader.error(
                   "the group '\(entry.key)' lists an unknown host '\(name)'\(Suggestion.hint(for: name, in: hosts.map(\.name))).",
@@ -141,7 +163,9 @@ public enum InventoryParser {
       }
     }
     _ = pairs
-    return Inventory(hosts: hosts, groups: groups, vars: vars, source: file)
+    var inventory = Inventory(hosts: hosts, groups: groups, vars: vars, source: file)
+    inventory.ec2 = ec2
+    return inventory
   }
 
   static func host(_ entry: YAMLPair, defaults: InventoryHost, defaultUser: String?, reader: inout NodeReader)

@@ -14,7 +14,7 @@ final class MotoServer: @unchecked Sendable {
 
   /// Starts moto with logs under `directory`; the first three calls (user, policy, key) are free,
   /// every later call must be signed by a known key and pass IAM authorization.
-  init(directory: String) throws {
+  init(directory: String, actions: [String] = ["ec2-instance-connect:SendSSHPublicKey"]) throws {
     port = LocalProcess.freePort()
     process = try LocalProcess(
       LocalProcess.which("moto_server")!, ["-H", "127.0.0.1", "-p", "\(port)"],
@@ -31,11 +31,13 @@ final class MotoServer: @unchecked Sendable {
       iam.create_user(UserName="sixty")
       iam.put_user_policy(UserName="sixty", PolicyName="push", PolicyDocument=json.dumps({
           "Version": "2012-10-17",
-          "Statement": [{"Effect": "Allow", "Action": "ec2-instance-connect:SendSSHPublicKey", "Resource": "*"}]}))
+          "Statement": [{"Effect": "Allow", "Action": json.loads(sys.argv[2]), "Resource": "*"}]}))
       key = iam.create_access_key(UserName="sixty")["AccessKey"]
       print(key["AccessKeyId"], key["SecretAccessKey"])
       """
-    let made = try runProgram(LocalProcess.which("python3")!, ["-c", bootstrap, "http://127.0.0.1:\(port)"])
+    let actionList = "[" + actions.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+    let made = try runProgram(
+      LocalProcess.which("python3")!, ["-c", bootstrap, "http://127.0.0.1:\(port)", actionList])
     let parts = made.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
     guard made.status == 0, parts.count == 2 else {
       process.stop()

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import InstanceConnect
+import SixtyCore
+import SixtyEC2
+import SixtyPlanning
+import SixtyPlaybook
+
+/// How an `aws-ec2` inventory reaches EC2: options shared by every command that reads one.
+struct EC2Options: ParsableArguments {
+  @Option(
+    name: .customLong("ec2-endpoint"),
+    help: "The EC2 API endpoint (default: AWS_ENDPOINT_URL_EC2, else AWS's).")
+  var ec2Endpoint: String?
+
+  @Flag(
+    name: .customLong("refresh-inventory"), help: "Ignore the EC2 inventory cache and list instances again.")
+  var refresh = false
+
+  /// For tests of paging: instances per DescribeInstances page.
+  @Option(name: .customLong("ec2-page-size"), help: .hidden)
+  var pageSize: Int = 1000
+}
+
+/// Loads the inventory of `inputs`; an `aws-ec2` one is resolved by `DescribeInstances`.
+enum InventoryResolver {
+  static func load(_ inputs: PlanLoader.Inputs, ec2 options: EC2Options, profile: String? = nil) async
+    -> PlanLoader.Inputs
+  {
+    guard let path = inputs.inventoryPath else { return inputs }
+    let (loaded, diagnostics) = InventoryParser.load(path: path)
+    guard let loaded, let source = loaded.ec2 else { return inputs }
+    var copy = inputs
+    do {
+      let (hosts, more) = try await resolve(source, options: options, profile: profile)
+      copy.resolvedInventory = (loaded.resolved(hosts: hosts), diagnostics + more)
+    } catch {
+      copy.resolvedInventory = (
+        loaded,
+        diagnostics + [
+          .error("cannot list the EC2 instances of this inventory: \(error)", at: source.location)
+        ]
+      )
+    }
+    return copy
+  }
+
+  static func client(for source: EC2InventorySource, options: EC2Options, profile: String?) async throws
+    -> EC2Client
+  {
+    let chain = CredentialChain(profile: profile)
+    guard let region = source.region ?? chain.region() else {
+      throw EC2Error("no region: set 'region' in the inventory, AWS_REGION, or a profile's region")
+    }
+    let environment = ProcessInfo.processInfo.environment
+    let endpointText =
+      options.ec2Endpoint ?? source.endpoint ?? environment["AWS_ENDPOINT_URL_EC2"]
+      ?? environment["AWS_ENDPOINT_URL"]
+    var endpoint: URL?
+    if let endpointText {
+      guard let url = URL(string: endpointText), url.scheme == "http" || url.scheme == "https" else {
+        throw EC2Error("the EC2 endpoint '\(endpointText)' is not an http(s) URL")
+      }
+      endpoint = url
+    }
+    let credentials: AWSCredentials
+    do {
+      credentials = try await chain.resolve()
+    } catch {
+      throw EC2Error("\(error)")
+    }
+    return EC2Client(region: region, credentials: credentials, endpoint: endpoint)
+  }
+
+  static func resolve(_ source: EC2InventorySource, options: EC2Options, profile: String?) async throws -> (
+    [InventoryHost], [Diagnostic]
+  ) {
+    let client = try await client(for: source, options: options, profile: profile)
+    let (instances, _) = try await EC2Inventory.instances(
+      for: source, client: client, cacheDirectory: EC2Inventory.defaultCacheDirectory(),
+      readCache: !options.refresh,
+      pageSize: options.pageSize)
+    return EC2Inventory.hosts(instances, source: source, region: client.region)
+  }
+}
