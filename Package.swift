@@ -111,6 +111,11 @@ let package = Package(
     .testTarget(
       name: "SixtyCLITests", dependencies: ["SixtyCLI", "SixtySchedule", "SixtyHistory", "InstanceConnect"]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
+    .testTarget(
+      name: "SixtyEC2Tests",
+      dependencies: [
+        "SixtyEC2", "SixtyPlaybook", "SixtyPlanning", "SixtyCore", "InstanceConnect", "SixtyAgentCore",
+      ]),
     .testTarget(name: "SixtySchedulingTests", dependencies: ["SixtyScheduling"]),
     .testTarget(name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning"]),
     .testTarget(

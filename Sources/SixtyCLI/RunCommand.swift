@@ -262,10 +262,7 @@ final class RunSession: @unchecked Sendable {
       }
       var concurrency = play.policy.concurrency
       if let forks = command.forks { concurrency = min(concurrency, forks) }
-      // An Instance Connect Endpoint takes a limited number of connections (20 on AWS) at once.
-      if let limit = play.hosts.filter({ $0.batch != nil }).compactMap(\.host.connectionLimit).min() {
-        concurrency = min(concurrency, limit)
-      }
+
       let policy = SchedulePolicy(
         concurrency: concurrency, batches: prepared.batches, failureThreshold: play.failureThreshold,
         ttl: play.policy.keyTTL.seconds, margin: play.policy.keyMargin.seconds,

@@ -236,6 +236,11 @@ public struct EC2Client: Sendable {
     return (instances, text(root["nextToken"]))
   }
 
+  /// Security groups from a `DescribeSecurityGroups` answer.
+  public static func securityGroups(fromXML data: Data) -> [SecurityGroup] {
+    parseSecurityGroups(XMLHash.config { $0.shouldProcessNamespaces = true }.parse(data))
+  }
+
   static func parseSecurityGroups(_ xml: XMLIndexer) -> [SecurityGroup] {
     xml["DescribeSecurityGroupsResponse"]["securityGroupInfo"]["item"].all.map { item in
       let rules = item["ipPermissions"]["item"].all.map { rule in

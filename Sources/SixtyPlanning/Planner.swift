@@ -136,8 +136,16 @@ struct PlayBuilder {
       batches.append(batch)
       cursor += size
     }
+    // An Instance Connect Endpoint takes a limited number of connections at once (20 on AWS):
+    // the play never has more hosts connected than that.
+    var effective = policy
+    if let limit = runnable.compactMap({ hostPlans[$0].host.connectionLimit }).min(),
+      limit < effective.concurrency
+    {
+      effective.concurrency = limit
+    }
     return PlayPlan(
-      name: play.name, selector: play.hosts.text, policy: policy, tasks: play.tasks, graph: play.graph,
+      name: play.name, selector: play.hosts.text, policy: effective, tasks: play.tasks, graph: play.graph,
       hosts: hostPlans, batches: batches, failureThreshold: policy.failureThreshold(for: runnable.count))
   }
 

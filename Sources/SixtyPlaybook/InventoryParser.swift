@@ -132,6 +132,7 @@ public enum InventoryParser {
                 reader.error(
                   "the group '\(entry.key)' lists hosts by name, but an aws-ec2 inventory's hosts are found at run time; select them with 'match' (tags, globs).",
                   at: location)
+                group.hosts.append(name)
                 break
               }
               if seen[name] == nil {

@@ -10,6 +10,23 @@ import Testing
     SSHExecutor.remoteCommand(RenderedTask(action: action, env: env, cwd: cwd), become: become).command
   }
 
+  @Test func perHostSSHOptionsComeAfterTheFixedOnes() {
+    let executor = SSHExecutor(
+      targets: [
+        "a": ExecutionTarget(
+          address: "10.0.0.5", port: 22, user: "ec2-user", tasks: [], become: [], okCodes: [],
+          sshOptions: ["ProxyJump=ops@bastion.example.com"]),
+        "b": ExecutionTarget(
+          address: "10.0.0.6", port: 2222, user: "ubuntu", tasks: [], become: [], okCodes: []),
+      ], runDirectory: "/run/x", keyPath: "/run/x/key", hostKeyPolicy: .strict)
+    let a = executor.baseArguments("a", executor.targets["a"]!)
+    #expect(Array(a.suffix(2)) == ["-o", "ProxyJump=ops@bastion.example.com"])
+    #expect(a.contains("BatchMode=yes") && a.contains("IdentitiesOnly=yes"))
+    let b = executor.baseArguments("b", executor.targets["b"]!)
+    #expect(!b.contains { $0.hasPrefix("ProxyJump") })
+    #expect(b.contains("2222") && b.contains("ubuntu"))
+  }
+
   @Test func argumentsAreQuotedOneByOne() {
     #expect(
       command(.command(["echo", "a b", "$(id)", "it's", ";rm -rf /"]))
