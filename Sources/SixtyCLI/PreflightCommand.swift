@@ -27,7 +27,9 @@ struct PreflightOptions: ParsableArguments {
 
   @Option(
     name: .customLong("ip-ranges"),
-    help: "AWS's ip-ranges.json, for the regions' EC2_INSTANCE_CONNECT prefixes.")
+    help:
+      "AWS's ip-ranges.json, for the regions' EC2_INSTANCE_CONNECT prefixes (default: a copy in $XDG_CACHE_HOME/sixty)."
+  )
   var ipRanges: String?
 
   func validate() throws {
@@ -43,6 +45,9 @@ struct PreflightOptions: ParsableArguments {
 
   func sources() throws -> PreflightSources {
     var prefixes: [String: [CIDR]] = [:]
+    // A copy kept in the cache directory is used when none is named.
+    let cached = EC2Inventory.defaultCacheDirectory() + "/ip-ranges.json"
+    let ipRanges = self.ipRanges ?? (FileManager.default.fileExists(atPath: cached) ? cached : nil)
     if let ipRanges {
       guard let data = FileManager.default.contents(atPath: ipRanges) else {
         throw CLIError("cannot read the ip-ranges file \(ipRanges).", code: 2)

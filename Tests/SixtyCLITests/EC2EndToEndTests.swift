@@ -83,8 +83,10 @@ import Testing
 
     """.write(toFile: inventory, atomically: true, encoding: .utf8)
     let playbook = directory + "/uptime.yml"
-    try "name: uptime\nhosts: all\ntasks:\n  - name: up\n    command: [uptime]\n".write(
-      toFile: playbook, atomically: true, encoding: .utf8)
+    try
+      "name: uptime\nhosts: all\ntasks:\n  - name: up\n    command: [echo, \"{{ ec2.private_ip }}\", \"{{ host.tags.env }}\", \"{{ host.instance_id }}\"]\n"
+      .write(
+        toFile: playbook, atomically: true, encoding: .utf8)
     var env = moto.environment
     env["AWS_REGION"] = "us-east-1"
     env["XDG_CACHE_HOME"] = directory + "/cache"
@@ -128,6 +130,12 @@ import Testing
       #expect(host["instance_id"] as? String == setup.ids[name])
     }
     #expect(hosts["web-6"]?["user"] as? String == "ubuntu", "the sixty:user tag wins")
+    let tasks = hosts["web-1"]?["tasks"] as? [[String: Any]] ?? []
+    #expect(
+      tasks.first?["argv"] as? [String] == [
+        "echo", hosts["web-1"]?["address"] as? String ?? "", "prod", setup.ids["web-1"] ?? "",
+      ],
+      "\(tasks)")
     #expect(hosts["web-1"]?["user"] as? String == "ec2-user", "the inventory's default")
     // Tags select: the prod group and a tag selector.
     let limited = try SixtyBinary.run(
@@ -190,6 +198,24 @@ import Testing
       stopped.stdout.contains(
         "web-stopped (\(setup.ids["web-stopped"] ?? "?")): error: the instance is stopped, not running."),
       "\(stopped.stdout)")
+
+    // The region's EC2_INSTANCE_CONNECT prefixes, from a cached ip-ranges.json, count as a source:
+    // web-6's rule allows 127.0.0.1/32 only, so from 10.9.8.7 it is reachable only through them.
+    try FileManager.default.createDirectory(
+      atPath: setup.directory + "/cache/sixty", withIntermediateDirectories: true)
+    try """
+    {"prefixes": [{"ip_prefix": "127.0.0.1/32", "region": "us-east-1", "service": "EC2_INSTANCE_CONNECT"}],
+     "ipv6_prefixes": []}
+    """.write(toFile: setup.directory + "/cache/sixty/ip-ranges.json", atomically: true, encoding: .utf8)
+    let viaPrefixes = try SixtyBinary.run(
+      ["preflight", setup.playbook, "-i", setup.inventory, "--from", "10.9.8.7", "--format", "json"],
+      environment: setup.environment)
+    let prefixed = try #require(
+      try JSONSerialization.jsonObject(with: Data(viaPrefixes.stdout.utf8)) as? [[String: Any]])
+    let stillFailing = Set(
+      prefixed.filter { $0["severity"] as? String == "error" }.compactMap { $0["host"] as? String })
+    #expect(stillFailing == ["web-closed"], "\(prefixed)")
+    try FileManager.default.removeItem(atPath: setup.directory + "/cache/sixty/ip-ranges.json")
 
     // sixty plan --preflight shows the same findings after the plan, and exits 3.
     let plan = try SixtyBinary.run(
