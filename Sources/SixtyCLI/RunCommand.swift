@@ -196,9 +196,16 @@ final class RunSession: @unchecked Sendable {
 
   func execute(recorder: RunRecorder) async throws -> (Int32, String?) {
     CoreDumps.disable()
+    // Key directories left by a run that was killed (SIGKILL, power loss) are wiped first.
+    let keyParent = ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"]
+    let swept = EphemeralKeyDirectory.sweepStale(parent: keyParent)
+    if !swept.isEmpty {
+      printer.line(
+        "sixty: wiped \(swept.count) key director\(swept.count == 1 ? "y" : "ies") left by a run that was killed: \(swept.joined(separator: ", "))"
+      )
+    }
     let pair = try SSHKeyPair.generate(.ed25519, comment: "sixty-run")
-    let directory = try EphemeralKeyDirectory(
-      key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])
+    let directory = try EphemeralKeyDirectory(key: pair, parent: keyParent)
     defer { directory.wipe() }
     let client: InstanceConnectClient
     do {

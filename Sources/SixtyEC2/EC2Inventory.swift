@@ -100,6 +100,9 @@ public enum EC2Inventory {
         case .privateDNS: address = instance.privateDNS
         }
       }
+      if let text = address, text.hasPrefix("-") || text.contains(where: { $0.isWhitespace || $0 == "/" }) {
+        address = nil
+      }
       guard let address else {
         diagnostics.append(
           .warning(
@@ -124,7 +127,13 @@ public enum EC2Inventory {
         if let value { facts[key] = .string(value) }
       }
       host.vars["ec2"] = .map(facts)
-      if let tagged = instance.tags[source.userTag], !tagged.isEmpty {
+      if let tagged = instance.tags[source.userTag], !tagged.isEmpty, !isUser(tagged) {
+        diagnostics.append(
+          .warning(
+            "the instance \(instance.id) (\(name)) has the tag \(source.userTag)=\(tagged.debugDescription), which is not a user name (up to 32 letters, digits, '.', '_', '-', not starting with '-'); using the inventory's users instead.",
+            at: source.location))
+      }
+      if let tagged = instance.tags[source.userTag], isUser(tagged) {
         host.user = tagged
       } else if let rule = source.userRules.first(where: { Inventory.matchesTags($0.match, host) }) {
         host.user = rule.user
@@ -144,5 +153,14 @@ public enum EC2Inventory {
       hosts.append(host)
     }
     return (hosts, diagnostics)
+  }
+
+  /// The same rule as for inventory users: what ssh's -l and Instance Connect accept.
+  static func isUser(_ user: String) -> Bool {
+    !user.isEmpty && !user.hasPrefix("-") && user.count <= 32
+      && user.unicodeScalars.allSatisfy {
+        $0.isASCII
+          && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-@".unicodeScalars.contains($0))
+      }
   }
 }

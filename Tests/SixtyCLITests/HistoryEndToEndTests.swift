@@ -187,10 +187,15 @@ import Testing
     let quick = try write(
       "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
       fleet.directory + "/quick.yml")
+    // The killed run's key directory is still there until the next run wipes it.
+    let left = try FileManager.default.contentsOfDirectory(atPath: keyDir)
+    #expect(left.count == 1 && left[0].hasPrefix("sixty-run-"), "\(left)")
     let after = try SixtyBinary.run(
-      ["run", quick, "-i", inventory, "--policy", policy, "--endpoint", fleet.endpoint],
-      environment: fleet.environment)
+      ["run", quick, "-i", inventory, "--policy", policy, "--endpoint", fleet.endpoint], environment: env)
     #expect(after.status == 0, "\(after.stdout)\(after.stderr)")
+    #expect(
+      after.stdout.contains("sixty: wiped 1 key directory left by a run that was killed"), "\(after.stdout)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: keyDir).isEmpty)
   }
 
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))

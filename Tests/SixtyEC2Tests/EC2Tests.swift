@@ -221,6 +221,28 @@ import Testing
     #expect(facts["private_ip"] == .string("10.0.0.2"))
   }
 
+  @Test func hostileTagsNeverBecomeUsersNamesOrOptions() {
+    let spec = EC2InventorySource()
+    let instances = [
+      EC2Instance(
+        id: "i-01", state: "running", privateIP: "10.0.0.1",
+        tags: ["Name": "a;rm -rf /", "sixty:user": "-oProxyCommand=touch /tmp/x"]),
+      EC2Instance(
+        id: "i-02", state: "running", privateIP: "10.0.0.2",
+        tags: ["Name": "$(id)", "sixty:user": "ops\nroot"]),
+      EC2Instance(id: "i-03", state: "running", privateIP: "-oProxyCommand=x", tags: ["Name": "web-3"]),
+    ]
+    let (hosts, warnings) = EC2Inventory.hosts(instances, source: spec, region: "us-east-1")
+    #expect(hosts.map(\.name) == ["i-01", "i-02"])  // names that are not names fall back to the id
+    #expect(hosts.map { $0.user ?? "" } == ["ec2-user", "ec2-user"])
+    #expect(hosts.allSatisfy { $0.sshOptions.isEmpty })
+    #expect(warnings.count == 3, "\(warnings.map(\.message))")
+    #expect(
+      warnings[0].message.contains(
+        "has the tag sixty:user=\"-oProxyCommand=touch /tmp/x\", which is not a user name"))
+    #expect(warnings[2].message.contains("the instance i-03 (web-3) has no private-ip address"))
+  }
+
   @Test func anEndpointCapsThePlaysConcurrency() throws {
     var spec = EC2InventorySource()
     spec.instanceConnectEndpoint = "eice-0123456789abcdef0"

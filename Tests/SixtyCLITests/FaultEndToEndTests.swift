@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+
+/// Faults around a run against the local fleet: what Sixty does when its own disk fills up or
+/// its broker is gone.
+@Suite(.serialized) struct FaultEndToEndTests {
+  func write(_ text: String, _ path: String) throws -> String {
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+  }
+
+  /// A 512 KB tmpfs at `path` (root only), filled to the last byte.
+  func fullDisk(at path: String) throws -> () -> Void {
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    let mounted = try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", path])
+    try #require(mounted.status == 0, "mount failed: \(mounted.stderr)")
+    // Fill it: dd stops with ENOSPC.
+    _ = try runProgram("/bin/dd", ["if=/dev/zero", "of=\(path)/filler", "bs=4k"])
+    return { _ = try? runProgram("/bin/umount", [path]) }
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aFullDiskForHistoryAndReportStillPrintsTheResult() throws {
+    let fleet = try LocalFleet(count: 2)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let full = fleet.directory + "/full"
+    let unmount = try fullDisk(at: full)
+    defer { unmount() }
+    let playbook = try write(
+      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+      fleet.directory + "/quick.yml")
+    var env = fleet.environment
+    env["SIXTY_HISTORY"] = full + "/state/history.sqlite"
+    let result = try SixtyBinary.run(
+      [
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
+        full + "/report.json",
+      ],
+      environment: env)
+    // The run itself succeeded and says so; what could not be written is named.
+    #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+    #expect(result.stdout.contains("RECAP"))
+    #expect(result.stdout.contains("web-1") && result.stdout.contains("web-2"))
+    #expect(
+      result.stdout.contains("sixty: warning: cannot ") && result.stdout.contains("the run history"),
+      "\(result.stdout)")
+    #expect(
+      result.stdout.contains("sixty: error: cannot write the report \(full)/report.json"), "\(result.stdout)")
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aBrokerThatIsDownFailsEveryHostWithAClearErrorAndBoundedTime() throws {
+    let fleet = try LocalFleet(count: 2)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let playbook = try write(
+      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+      fleet.directory + "/quick.yml")
+    let closed = "http://127.0.0.1:\(LocalProcess.freePort())"
+    let started = Date()
+    let result = try SixtyBinary.run(
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", closed],
+      environment: fleet.environment)
+    #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+    #expect(Date().timeIntervalSince(started) < 60)
+    #expect(result.stdout.contains("the connection was refused"), "\(result.stdout)")
+    #expect(result.stdout.contains(closed), "\(result.stdout)")
+  }
+}
