@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+
+/// Secrets hygiene of a full run: the run's private key and the AWS secret appear in no
+/// artifact (output, report, JUnit, history, audit log, broker and sshd logs), in no process's
+/// arguments, and core dumps are off while the key is held.
+@Suite(.serialized) struct SecretsEndToEndTests {
+  /// The 32-byte Ed25519 seed inside an OpenSSH private key file.
+  static func seed(ofKeyFile text: String) -> [UInt8]? {
+    let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+    guard let data = Data(base64Encoded: body) else { return nil }
+    let bytes = [UInt8](data)
+    // The private section holds string(64 bytes: seed || public key) after string(32 bytes: public key).
+    for index in 0..<(bytes.count - 4 - 64) {
+      if bytes[index] == 0, bytes[index + 1] == 0, bytes[index + 2] == 0, bytes[index + 3] == 64 {
+        let candidate = Array(bytes[(index + 4)..<(index + 4 + 64)])
+        // Its second half repeats the public key, which appears earlier in the file.
+        let publicKey = Array(candidate[32...])
+        if Array(bytes[..<index]).firstRange(of: publicKey) != nil {
+          return Array(candidate[..<32])
+        }
+      }
+    }
+    return nil
+  }
+
+  static func files(under directory: String) -> [String] {
+    guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return [] }
+    var out: [String] = []
+    while let entry = enumerator.nextObject() as? String {
+      let path = directory + "/" + entry
+      var info = stat()
+      if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG { out.append(path) }
+    }
+    return out
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func noArtifactOfAFullRunHoldsTheKeyOrTheAWSSecret() throws {
+    let fleet = try LocalFleet(count: 3)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let dir = fleet.directory
+    let keyDir = dir + "/keys"
+    try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+    let playbook = dir + "/work.yml"
+    try """
+      name: work
+      hosts: all
+      tasks:
+        - name: slow
+          command: [sleep, "3"]
+        - name: talk
+          shell: 'echo out-{{ host.name }}; echo err-{{ host.name }} >&2; test {{ host.name }} != web-3'
+          needs: [slow]
+      """.write(toFile: playbook, atomically: true, encoding: .utf8)
+    var env = fleet.environment
+    env["SIXTY_KEY_DIR"] = keyDir
+    let run = try LocalProcess(
+      SixtyBinary.path,
+      [
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", dir + "/report.json",
+        "--junit", dir + "/junit.xml", "--no-progress",
+      ], environment: env, logPath: dir + "/run.log")
+    defer { run.stop() }
+
+    // While the run holds its key: read it (as root) and look at every process.
+    var keyText: String?
+    var deadline = Date().addingTimeInterval(20)
+    while keyText == nil && Date() < deadline {
+      for entry in (try? FileManager.default.contentsOfDirectory(atPath: keyDir)) ?? [] {
+        keyText = try? String(contentsOfFile: keyDir + "/" + entry + "/id_ed25519", encoding: .utf8)
+      }
+      if keyText == nil { Thread.sleep(forTimeInterval: 0.05) }
+    }
+    let key = try #require(keyText, "the run's key file never appeared: \(run.log)")
+    let seed = try #require(Self.seed(ofKeyFile: key), "no Ed25519 seed in the key file")
+    let limits = try String(contentsOfFile: "/proc/\(run.pid)/limits", encoding: .utf8)
+    let core = limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") } ?? ""
+    #expect(core.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == "0", "\(core)")
+    Thread.sleep(forTimeInterval: 1)
+    // The first line of every OpenSSH Ed25519 key file is the same header; the rest is this key's.
+    let bodyLines = key.split(separator: "\n").filter { !$0.hasPrefix("-----") }.dropFirst().filter { $0.count >= 20 }
+      .map(String.init)
+    #expect(bodyLines.count >= 3)
+    let needles: [(String, [UInt8])] =
+      [
+        ("the key seed", seed), ("the key seed in hex", Array(seed.map { String(format: "%02x", $0) }.joined().utf8)),
+        ("the key seed in base64", Array(Data(seed).base64EncodedString().dropLast(2).utf8)),
+      ] + bodyLines.map { ("a line of the private key file", Array($0.utf8)) }
+    let secret = Array(LocalFleet.secret.utf8)
+    // Every process's arguments, now.
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil {
+      guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+      let bytes = [UInt8](data)
+      for (what, needle) in needles + [("the AWS secret", secret)] {
+        #expect(bytes.firstRange(of: needle) == nil, "process \(entry)'s arguments hold \(what)")
+      }
+    }
+    deadline = Date().addingTimeInterval(30)
+    while run.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+    #expect(run.exitStatus == 1, "\(run.log)")
+    #expect(run.log.contains("err-web-3"))
+    #expect(try FileManager.default.contentsOfDirectory(atPath: keyDir).isEmpty, "the key directory is wiped")
+
+    // Every file the run and the fleet wrote: output, report, JUnit, history (and WAL), audit
+    // log, broker and sshd logs and configs.
+    let artifacts = Self.files(under: dir)
+    #expect(artifacts.contains(dir + "/report.json") && artifacts.contains(dir + "/junit.xml"))
+    #expect(artifacts.contains(fleet.historyPath))
+    #expect(artifacts.contains(fleet.auditPath))
+    for path in artifacts {
+      let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+      for (what, needle) in needles {
+        #expect(bytes.firstRange(of: needle) == nil, "\(path) holds \(what)")
+      }
+      // The broker's own configuration holds the principal's secret by design; nothing else may.
+      if !path.hasSuffix("/broker.yml") {
+        #expect(bytes.firstRange(of: secret) == nil, "\(path) holds the AWS secret")
+      }
+    }
+  }
+}
