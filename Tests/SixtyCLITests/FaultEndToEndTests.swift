@@ -71,4 +71,50 @@ import Testing
     #expect(result.stdout.contains("the connection was refused"), "\(result.stdout)")
     #expect(result.stdout.contains(closed), "\(result.stdout)")
   }
+
+  /// Peak resident memory of a process so far (VmHWM), in bytes.
+  static func peakMemory(_ pid: pid_t) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+      let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+      let kb = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { return nil }
+    return kb * 1024
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aHundredMegabytesOfOutputAreCappedAndMemoryStaysBounded() throws {
+    let fleet = try LocalFleet(count: 2)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let playbook = try write(
+      """
+      name: loud
+      hosts: all
+      tasks:
+        - name: flood
+          shell: head -c 100000000 /dev/zero | tr '\\0' a
+      """, fleet.directory + "/loud.yml")
+    let reportPath = fleet.directory + "/report.json"
+    let run = try LocalProcess(
+      SixtyBinary.path,
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", reportPath,
+       "--group-output", "--no-progress"],
+      environment: fleet.environment, logPath: fleet.directory + "/run.log")
+    defer { run.stop() }
+    var peak = 0
+    let deadline = Date().addingTimeInterval(120)
+    while run.isRunning && Date() < deadline {
+      if let now = Self.peakMemory(run.pid) { peak = max(peak, now) }
+      Thread.sleep(forTimeInterval: 0.02)
+    }
+    #expect(run.exitStatus == 0, "\(run.log.suffix(2000))")
+    // 200 MB went through; Sixty kept 1 MB per task and stayed far below what it saw.
+    #expect(peak > 0 && peak < 120 * 1024 * 1024, "peak RSS \(peak / 1024 / 1024) MB")
+    let data = try Data(contentsOf: URL(fileURLWithPath: reportPath))
+    #expect(data.count < 3 * 1024 * 1024, "the report is \(data.count) bytes")
+    let text = String(decoding: data, as: UTF8.self)
+    #expect(text.contains("[sixty: output truncated: 98951424 more bytes not kept (cap 1048576 bytes)]"), "\(text.prefix(300))")
+  }
 }
