@@ -99,8 +99,11 @@ import Testing
     let reportPath = fleet.directory + "/report.json"
     let run = try LocalProcess(
       SixtyBinary.path,
-      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", reportPath,
-       "--group-output", "--no-progress"],
+      [
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
+        reportPath,
+        "--group-output", "--no-progress",
+      ],
       environment: fleet.environment, logPath: fleet.directory + "/run.log")
     defer { run.stop() }
     var peak = 0
@@ -115,6 +118,92 @@ import Testing
     let data = try Data(contentsOf: URL(fileURLWithPath: reportPath))
     #expect(data.count < 3 * 1024 * 1024, "the report is \(data.count) bytes")
     let text = String(decoding: data, as: UTF8.self)
-    #expect(text.contains("[sixty: output truncated: 98951424 more bytes not kept (cap 1048576 bytes)]"), "\(text.prefix(300))")
+    #expect(
+      text.contains("[sixty: output truncated: 98951424 more bytes not kept (cap 1048576 bytes)]"),
+      "\(text.prefix(300))")
+  }
+
+  /// An endpoint in front of the real broker: answers 500 for one instance, throttles another
+  /// twice, and forwards everything else unchanged (the signature covers the Host header it keeps).
+  static let faultyProxy = """
+    import http.server, http.client, json, os, sys
+    broker = sys.argv[2]
+    counts = {}
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers['Content-Length']))
+            instance = json.loads(body).get('InstanceId', '')
+            counts[instance] = counts.get(instance, 0) + 1
+            open(os.path.join(sys.argv[3], instance), 'a').write('x')
+            if instance == 'i-0000000000000001':
+                return self.answer(500, {'__type': 'InternalFailure', 'message': 'the service is broken'})
+            if instance == 'i-0000000000000002' and counts[instance] <= 2:
+                return self.answer(400, {'__type': 'ThrottlingException', 'message': 'Rate exceeded'})
+            c = http.client.HTTPConnection(broker, timeout=10)
+            c.request('POST', self.path, body, headers={k: v for k, v in self.headers.items()})
+            r = c.getresponse()
+            data = r.read()
+            self.send_response(r.status)
+            for k, v in r.getheaders():
+                if k.lower() not in ('content-length', 'transfer-encoding', 'connection', 'date', 'server'):
+                    self.send_header(k, v)
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        def answer(self, status, obj):
+            data = json.dumps(obj).encode()
+            self.send_response(status)
+            self.send_header('Content-Type', 'application/x-amz-json-1.1')
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        def log_message(self, *a):
+            pass
+    http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
+    """
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func serverErrorsAndThrottlingAreRetriedBoundedlyAndOtherHostsAreUnaffected() throws {
+    let fleet = try LocalFleet(count: 3)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let counts = fleet.directory + "/counts"
+    try FileManager.default.createDirectory(atPath: counts, withIntermediateDirectories: true)
+    let port = LocalProcess.freePort()
+    let proxy = try LocalProcess(
+      LocalProcess.which("python3")!,
+      ["-c", Self.faultyProxy, String(port), "127.0.0.1:\(fleet.brokerPort)", counts],
+      logPath: fleet.directory + "/proxy.log")
+    defer { proxy.stop() }
+    #expect(LocalProcess.waitForPort(port))
+    let playbook = try write(
+      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+      fleet.directory + "/quick.yml")
+    let reportPath = fleet.directory + "/report.json"
+    let result = try SixtyBinary.run(
+      [
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", "http://127.0.0.1:\(port)",
+        "--report", reportPath,
+      ],
+      environment: fleet.environment)
+    #expect(result.status == 1, "\(result.stdout)\(result.stderr)\(proxy.log)")
+    let report = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reportPath)))
+        as? [String: Any])
+    let hosts = (report["plays"] as? [[String: Any]])?.first?["hosts"] as? [String: [String: Any]] ?? [:]
+    #expect(hosts["web-1"]?["status"] as? String == "unreachable", "\(hosts)")
+    let message = hosts["web-1"]?["message"] as? String ?? ""
+    #expect(message.contains("InternalFailure") && message.contains("the service is broken"), "\(message)")
+    #expect(hosts["web-2"]?["status"] as? String == "ok", "\(hosts)")
+    #expect(hosts["web-3"]?["status"] as? String == "ok", "\(hosts)")
+    func attempts(_ id: String) -> Int {
+      ((try? String(contentsOfFile: counts + "/" + id, encoding: .utf8)) ?? "").count
+    }
+    // Bounded: 5 attempts for the broken one, 3 for the throttled one, 1 for the rest.
+    #expect(attempts("i-0000000000000001") == 5)
+    #expect(attempts("i-0000000000000002") == 3)
+    #expect(attempts("i-0000000000000003") == 1)
   }
 }

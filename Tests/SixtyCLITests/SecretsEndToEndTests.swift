@@ -47,21 +47,22 @@ import Testing
     try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
     let playbook = dir + "/work.yml"
     try """
-      name: work
-      hosts: all
-      tasks:
-        - name: slow
-          command: [sleep, "3"]
-        - name: talk
-          shell: 'echo out-{{ host.name }}; echo err-{{ host.name }} >&2; test {{ host.name }} != web-3'
-          needs: [slow]
-      """.write(toFile: playbook, atomically: true, encoding: .utf8)
+    name: work
+    hosts: all
+    tasks:
+      - name: slow
+        command: [sleep, "3"]
+      - name: talk
+        shell: 'echo out-{{ host.name }}; echo err-{{ host.name }} >&2; test {{ host.name }} != web-3'
+        needs: [slow]
+    """.write(toFile: playbook, atomically: true, encoding: .utf8)
     var env = fleet.environment
     env["SIXTY_KEY_DIR"] = keyDir
     let run = try LocalProcess(
       SixtyBinary.path,
       [
-        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", dir + "/report.json",
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
+        dir + "/report.json",
         "--junit", dir + "/junit.xml", "--no-progress",
       ], environment: env, logPath: dir + "/run.log")
     defer { run.stop() }
@@ -82,17 +83,21 @@ import Testing
     #expect(core.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == "0", "\(core)")
     Thread.sleep(forTimeInterval: 1)
     // The first line of every OpenSSH Ed25519 key file is the same header; the rest is this key's.
-    let bodyLines = key.split(separator: "\n").filter { !$0.hasPrefix("-----") }.dropFirst().filter { $0.count >= 20 }
-      .map(String.init)
+    let bodyLines = key.split(separator: "\n").filter { !$0.hasPrefix("-----") }.dropFirst().filter {
+      $0.count >= 20
+    }
+    .map(String.init)
     #expect(bodyLines.count >= 3)
     let needles: [(String, [UInt8])] =
       [
-        ("the key seed", seed), ("the key seed in hex", Array(seed.map { String(format: "%02x", $0) }.joined().utf8)),
+        ("the key seed", seed),
+        ("the key seed in hex", Array(seed.map { String(format: "%02x", $0) }.joined().utf8)),
         ("the key seed in base64", Array(Data(seed).base64EncodedString().dropLast(2).utf8)),
       ] + bodyLines.map { ("a line of the private key file", Array($0.utf8)) }
     let secret = Array(LocalFleet.secret.utf8)
     // Every process's arguments, now.
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil {
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil
+    {
       guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
       let bytes = [UInt8](data)
       for (what, needle) in needles + [("the AWS secret", secret)] {
