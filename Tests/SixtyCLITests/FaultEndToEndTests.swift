@@ -206,4 +206,23 @@ import Testing
     #expect(attempts("i-0000000000000002") == 3)
     #expect(attempts("i-0000000000000003") == 1)
   }
+
+  @Test(.enabled(if: LocalFleet.canRun && LocalProcess.which("faketime") != nil, "needs root, sshd and faketime"))
+  func aBrokerClockTenMinutesAheadIsAClearErrorNotAHang() throws {
+    let fleet = try LocalFleet(count: 2, brokerClockOffset: "+10m")
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let playbook = try write(
+      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n", fleet.directory + "/quick.yml")
+    let started = Date()
+    let result = try SixtyBinary.run(
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint], environment: fleet.environment)
+    #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+    #expect(Date().timeIntervalSince(started) < 30, "a clock error is not retried")
+    #expect(result.stdout.contains("InvalidSignatureException"), "\(result.stdout)")
+    #expect(result.stdout.contains("is more than 300 seconds away from the broker's time"), "\(result.stdout)")
+    #expect(result.stdout.contains("check the clocks"), "\(result.stdout)")
+  }
 }

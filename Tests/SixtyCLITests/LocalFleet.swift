@@ -47,9 +47,12 @@ final class LocalFleet: @unchecked Sendable {
   ///   - ttl: the broker's key TTL.
   ///   - allowedSources: `allowed_sources` of the hosts' group.
   ///   - startSSHD: false to run only the broker (agent tests).
-  init(count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true)
-    throws
-  {
+  /// - Parameter brokerClockOffset: run the broker under `faketime` with its wall clock moved by
+  ///   this much (e.g. "+10m"), to test clock skew.
+  init(
+    count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true,
+    brokerClockOffset: String? = nil
+  ) throws {
     directory =
       FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(
@@ -95,10 +98,14 @@ final class LocalFleet: @unchecked Sendable {
     }
     let brokerKey = publicKey.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     brokerPublicKey = brokerKey
-    broker = try LocalProcess(
-      SixtyBinary.path,
-      ["broker", "serve", "--config", directory + "/broker.yml", "--port-file", directory + "/broker.port"],
-      logPath: directory + "/broker.log")
+    let serve = ["broker", "serve", "--config", directory + "/broker.yml", "--port-file", directory + "/broker.port"]
+    if let offset = brokerClockOffset, let faketime = LocalProcess.which("faketime") {
+      broker = try LocalProcess(
+        faketime, ["-f", offset, SixtyBinary.path] + serve, environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"],
+        logPath: directory + "/broker.log")
+    } else {
+      broker = try LocalProcess(SixtyBinary.path, serve, logPath: directory + "/broker.log")
+    }
     var port: Int?
     for _ in 0..<200 {
       if let text = try? String(contentsOfFile: directory + "/broker.port", encoding: .utf8),
