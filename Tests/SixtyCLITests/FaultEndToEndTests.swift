@@ -225,4 +225,47 @@ import Testing
     #expect(result.stdout.contains("is more than 300 seconds away from the broker's time"), "\(result.stdout)")
     #expect(result.stdout.contains("check the clocks"), "\(result.stdout)")
   }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aBrokerThatDiesMidRunFailsOnlyTheHostsNotYetPushed() throws {
+    let fleet = try LocalFleet(count: 3)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let playbook = try write(
+      """
+      name: serial
+      hosts: all
+      policy: {concurrency: 1}
+      tasks:
+        - name: work
+          command: [sleep, "3"]
+      """, fleet.directory + "/serial.yml")
+    let reportPath = fleet.directory + "/report.json"
+    let run = try LocalProcess(
+      SixtyBinary.path,
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", reportPath, "--no-progress"],
+      environment: fleet.environment, logPath: fleet.directory + "/run.log")
+    defer { run.stop() }
+    // Once the first host is connected, the broker goes away.
+    let deadline = Date().addingTimeInterval(20)
+    func pushed() -> Bool {
+      String(decoding: FileManager.default.contents(atPath: fleet.auditPath) ?? Data(), as: UTF8.self).contains("accepted")
+    }
+    while !pushed() && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    Thread.sleep(forTimeInterval: 1)
+    fleet.broker.stop()
+    let end = Date().addingTimeInterval(60)
+    while run.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.1) }
+    #expect(run.exitStatus == 1, "\(run.log)")
+    let report = try #require(
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reportPath))) as? [String: Any])
+    let hosts = (report["plays"] as? [[String: Any]])?.first?["hosts"] as? [String: [String: Any]] ?? [:]
+    #expect(hosts["web-1"]?["status"] as? String == "ok", "\(hosts)")
+    for name in ["web-2", "web-3"] {
+      #expect(hosts[name]?["status"] as? String == "unreachable", "\(hosts)")
+      #expect((hosts[name]?["message"] as? String)?.contains("the connection was refused") == true, "\(hosts)")
+    }
+  }
 }
