@@ -268,4 +268,29 @@ import Testing
       #expect((hosts[name]?["message"] as? String)?.contains("the connection was refused") == true, "\(hosts)")
     }
   }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root"))
+  func theBrokerTakesTenThousandPushesFromFiftyClientsAndAuditsEveryOne() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false, pushRate: 1_000_000)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    func records() throws -> Int {
+      let verified = try SixtyBinary.run(["audit", "verify", fleet.auditPath])
+      #expect(verified.status == 0, "\(verified.stderr)")
+      // "FILE: ok, N records, head …"
+      let words = verified.stdout.split(separator: " ")
+      return words.firstIndex(of: "ok,").flatMap { Int(words[$0 + 1]) } ?? -1
+    }
+    let before = FileManager.default.fileExists(atPath: fleet.auditPath) ? try records() : 0
+    let bench = URL(fileURLWithPath: SixtyBinary.path).deletingLastPathComponent().appendingPathComponent("sixty-bench").path
+    let load = try runProgram(
+      bench,
+      ["push", fleet.endpoint, LocalFleet.accessKeyID, LocalFleet.secret, fleet.hosts[0].instanceID, "ops", "10000", "50"])
+    #expect(load.status == 0, "\(load.stdout)\(load.stderr)")
+    #expect(load.stdout.contains("10000 in "), "\(load.stdout)")
+    // Every push is in the audit log, and the hash chain verifies.
+    #expect(try records() - before == 10_000)
+  }
 }

@@ -51,7 +51,7 @@ final class LocalFleet: @unchecked Sendable {
   ///   this much (e.g. "+10m"), to test clock skew.
   init(
     count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true,
-    brokerClockOffset: String? = nil
+    brokerClockOffset: String? = nil, pushRate: Int = 1000
   ) throws {
     directory =
       FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
@@ -79,7 +79,7 @@ final class LocalFleet: @unchecked Sendable {
           secret: \(LocalFleet.secret)
           hosts: [role=web]
           users: ["*"]
-          rate: {per_second: 1000, burst: 1000}
+          rate: {per_second: \(pushRate), burst: \(pushRate)}
         limited:
           access_key_id: \(LocalFleet.limitedKeyID)
           secret: \(LocalFleet.limitedSecret)
