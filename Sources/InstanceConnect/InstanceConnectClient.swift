@@ -126,9 +126,17 @@ public struct InstanceConnectClient: Sendable {
       throw .invalidParameter(field: "request", value: operation, expected: "JSON-encodable values")
     }
     var attempt = 0
+    var lastSigned: String?
     while true {
       attempt += 1
+      // A retry is signed in a later second than the attempt before it, so it is never the same
+      // signed request (brokers refuse replays of an accepted request).
+      let now = clock()
+      if lastSigned == SigV4.amzDate(now) {
+        try? await retry.sleep(max(0.001, 1 - now.timeIntervalSince1970.truncatingRemainder(dividingBy: 1)))
+      }
       let request = signedRequest(operation, body: body)
+      lastSigned = request.headers.first { $0.name == "X-Amz-Date" }?.value
       let result: Result<SendSSHPublicKeyResponse, InstanceConnectError>
       do {
         let response = try await transport.send(request)

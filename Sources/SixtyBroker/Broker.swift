@@ -49,6 +49,7 @@ public final class Broker: Sendable {
   let audit: AuditLog?
   let clock: @Sendable () -> Date
   let limiter: RateLimiter
+  let replays = ReplayCache()
   let logger: Logger
 
   /// - Parameters:
@@ -99,6 +100,13 @@ public final class Broker: Sendable {
       let operation = try self.operation(request)
       let principal = try authenticate(request, now: now)
       attempt.principal = principal.accessKeyID
+      let signature = request.headers.first { $0.name.lowercased() == "authorization" }?.value ?? ""
+      if replays.contains(signature, now: now) {
+        throw BrokerError(
+          "InvalidSignatureException", status: 403,
+          "This exact signed request was already accepted; a replayed request is refused. Sign a new request.",
+          reason: "replay")
+      }
       let push = try PushRequest.decode(request.body, serial: operation == "SendSerialConsoleSSHPublicKey")
       attempt.instance = push.instanceID
       attempt.osUser = push.osUser
@@ -132,6 +140,8 @@ public final class Broker: Sendable {
       let expires = now.addingTimeInterval(config.keyTTL.seconds)
       // Recorded before it takes effect: a key the audit log does not know is never served.
       try record(attempt, now: now, outcome: "accepted", reason: nil)
+      // Remembered for as long as its signing time could still pass the clock check.
+      replays.insert(signature, until: now.addingTimeInterval(2 * config.maxClockSkew.seconds), now: now)
       store.add(
         KeyStore.Key(
           line: key.line, fingerprint: key.fingerprint, expiresAt: expires, requestID: requestID,

@@ -25,10 +25,18 @@ func json(_ status: Int, _ body: String, headers: [String: String] = [:]) -> Res
   .success(HTTPResponse(status: status, headers: headers, body: Array(body.utf8)))
 }
 
+/// Sleeps recorded instead of slept; each one moves the fake clock forward by its length.
 final class Sleeps: @unchecked Sendable {
   let lock = NSLock()
   var values: [Double] = []
-  func add(_ v: Double) { lock.withLock { values.append(v) } }
+  var elapsed = 0.0
+  func add(_ v: Double) {
+    lock.withLock {
+      values.append(v)
+      elapsed += v
+    }
+  }
+  var now: Date { lock.withLock { Date(timeIntervalSince1970: 1_790_000_000 + elapsed) } }
 }
 
 @Suite struct InstanceConnectClientTests {
@@ -48,7 +56,7 @@ final class Sleeps: @unchecked Sendable {
       transport: transport,
       retry: RetryPolicy(
         maxAttempts: attempts, base: 0.1, cap: 1, random: { 0.5 }, sleep: { sleeps.add($0) }),
-      clock: { Date(timeIntervalSince1970: 1_790_000_000) })
+      clock: { sleeps.now })
   }
 
   @Test func sendsSignedJSON11() async throws {
@@ -96,8 +104,16 @@ final class Sleeps: @unchecked Sendable {
     let sleeps = Sleeps()
     let response = try await client(transport, sleeps: sleeps).sendSSHPublicKey(Self.request)
     #expect(response.attempts == 4)
-    // random() = 0.5 of min(cap 1, 0.1·2ⁿ): 0.05, 0.1, 0.2
-    #expect(sleeps.values == [0.05, 0.1, 0.2])
+    // random() = 0.5 of min(cap 1, 0.1·2ⁿ): 0.05, 0.1, 0.2; then each retry waits for the next
+    // second so it is never the same signed request as the attempt before.
+    #expect(sleeps.values.count == 6)
+    #expect(
+      Array(sleeps.values.enumerated().filter { $0.offset % 2 == 0 }.map(\.element)) == [0.05, 0.1, 0.2])
+    let waits = sleeps.values.enumerated().filter { $0.offset % 2 == 1 }.map(\.element)
+    #expect(
+      abs(waits[0] - 0.95) < 1e-6 && abs(waits[1] - 0.9) < 1e-6 && abs(waits[2] - 0.8) < 1e-6, "\(waits)")
+    let dates = transport.sent.map { $0.headers.first { $0.name == "X-Amz-Date" }?.value ?? "" }
+    #expect(Set(dates).count == 4, "every attempt is signed in its own second: \(dates)")
   }
 
   @Test func retriesAreBounded() async throws {

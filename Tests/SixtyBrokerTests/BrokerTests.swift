@@ -188,6 +188,12 @@ final class TestClock: @unchecked Sendable {
       #expect(decoded.message.contains(fragment), "\(decoded.message)")
       #expect(!decoded.message.contains(Self.secret))
     }
+    // A request accepted once is refused when sent again, even inside the clock window.
+    let once = request(body, signedAt: clock.now.addingTimeInterval(-5))
+    #expect(broker.handle(once).status == 200)
+    let replayed = broker.handle(once)
+    #expect(replayed.status == 403)
+    #expect(error(replayed)?.message.contains("a replayed request is refused") == true)
     // Within five minutes either way is fine.
     #expect(broker.handle(request(body, signedAt: clock.now.addingTimeInterval(-299))).status == 200)
     // A body changed after signing is caught.
@@ -275,13 +281,17 @@ final class TestClock: @unchecked Sendable {
 
   @Test func pushesAreRateLimitedPerPrincipal() throws {
     let broker = try broker(burst: 2)
-    #expect(broker.handle(request(pushBody())).status == 200)
-    #expect(broker.handle(request(pushBody())).status == 200)
-    let third = broker.handle(request(pushBody()))
+    // Distinct requests (the key's comment differs), so none is a replay of another.
+    func distinct(_ n: Int) -> [UInt8] {
+      pushBody(key: key.authorizedKey.split(separator: " ").prefix(2).joined(separator: " ") + " push-\(n)")
+    }
+    #expect(broker.handle(request(distinct(1))).status == 200)
+    #expect(broker.handle(request(distinct(2))).status == 200)
+    let third = broker.handle(request(distinct(3)))
     #expect(third.status == 400)
     #expect(error(third)?.type == "ThrottlingException")
     clock.advance(1)  // one token per second
-    #expect(broker.handle(request(pushBody())).status == 200)
+    #expect(broker.handle(request(distinct(4))).status == 200)
   }
 
   @Test func everyPushAndFetchIsAuditedInAChain() throws {

@@ -207,7 +207,8 @@ import Testing
     #expect(attempts("i-0000000000000003") == 1)
   }
 
-  @Test(.enabled(if: LocalFleet.canRun && LocalProcess.which("faketime") != nil, "needs root, sshd and faketime"))
+  @Test(
+    .enabled(if: LocalFleet.canRun && LocalProcess.which("faketime") != nil, "needs root, sshd and faketime"))
   func aBrokerClockTenMinutesAheadIsAClearErrorNotAHang() throws {
     let fleet = try LocalFleet(count: 2, brokerClockOffset: "+10m")
     defer {
@@ -215,14 +216,17 @@ import Testing
       fleet.remove()
     }
     let playbook = try write(
-      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n", fleet.directory + "/quick.yml")
+      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+      fleet.directory + "/quick.yml")
     let started = Date()
     let result = try SixtyBinary.run(
-      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint], environment: fleet.environment)
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint],
+      environment: fleet.environment)
     #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
     #expect(Date().timeIntervalSince(started) < 30, "a clock error is not retried")
     #expect(result.stdout.contains("InvalidSignatureException"), "\(result.stdout)")
-    #expect(result.stdout.contains("is more than 300 seconds away from the broker's time"), "\(result.stdout)")
+    #expect(
+      result.stdout.contains("is more than 300 seconds away from the broker's time"), "\(result.stdout)")
     #expect(result.stdout.contains("check the clocks"), "\(result.stdout)")
   }
 
@@ -245,13 +249,17 @@ import Testing
     let reportPath = fleet.directory + "/report.json"
     let run = try LocalProcess(
       SixtyBinary.path,
-      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", reportPath, "--no-progress"],
+      [
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
+        reportPath, "--no-progress",
+      ],
       environment: fleet.environment, logPath: fleet.directory + "/run.log")
     defer { run.stop() }
     // Once the first host is connected, the broker goes away.
     let deadline = Date().addingTimeInterval(20)
     func pushed() -> Bool {
-      String(decoding: FileManager.default.contents(atPath: fleet.auditPath) ?? Data(), as: UTF8.self).contains("accepted")
+      String(decoding: FileManager.default.contents(atPath: fleet.auditPath) ?? Data(), as: UTF8.self)
+        .contains("accepted")
     }
     while !pushed() && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
     Thread.sleep(forTimeInterval: 1)
@@ -260,12 +268,14 @@ import Testing
     while run.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.1) }
     #expect(run.exitStatus == 1, "\(run.log)")
     let report = try #require(
-      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reportPath))) as? [String: Any])
+      try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: reportPath)))
+        as? [String: Any])
     let hosts = (report["plays"] as? [[String: Any]])?.first?["hosts"] as? [String: [String: Any]] ?? [:]
     #expect(hosts["web-1"]?["status"] as? String == "ok", "\(hosts)")
     for name in ["web-2", "web-3"] {
       #expect(hosts[name]?["status"] as? String == "unreachable", "\(hosts)")
-      #expect((hosts[name]?["message"] as? String)?.contains("the connection was refused") == true, "\(hosts)")
+      #expect(
+        (hosts[name]?["message"] as? String)?.contains("the connection was refused") == true, "\(hosts)")
     }
   }
 
@@ -284,10 +294,15 @@ import Testing
       return words.firstIndex(of: "ok,").flatMap { Int(words[$0 + 1]) } ?? -1
     }
     let before = FileManager.default.fileExists(atPath: fleet.auditPath) ? try records() : 0
-    let bench = URL(fileURLWithPath: SixtyBinary.path).deletingLastPathComponent().appendingPathComponent("sixty-bench").path
+    let bench = URL(fileURLWithPath: SixtyBinary.path).deletingLastPathComponent().appendingPathComponent(
+      "sixty-bench"
+    ).path
     let load = try runProgram(
       bench,
-      ["push", fleet.endpoint, LocalFleet.accessKeyID, LocalFleet.secret, fleet.hosts[0].instanceID, "ops", "10000", "50"])
+      [
+        "push", fleet.endpoint, LocalFleet.accessKeyID, LocalFleet.secret, fleet.hosts[0].instanceID, "ops",
+        "10000", "50",
+      ])
     #expect(load.status == 0, "\(load.stdout)\(load.stderr)")
     #expect(load.stdout.contains("10000 in "), "\(load.stdout)")
     // Every push is in the audit log, and the hash chain verifies.

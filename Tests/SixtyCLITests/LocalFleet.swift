@@ -98,10 +98,13 @@ final class LocalFleet: @unchecked Sendable {
     }
     let brokerKey = publicKey.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     brokerPublicKey = brokerKey
-    let serve = ["broker", "serve", "--config", directory + "/broker.yml", "--port-file", directory + "/broker.port"]
+    let serve = [
+      "broker", "serve", "--config", directory + "/broker.yml", "--port-file", directory + "/broker.port",
+    ]
     if let offset = brokerClockOffset, let faketime = LocalProcess.which("faketime") {
       broker = try LocalProcess(
-        faketime, ["-f", offset, SixtyBinary.path] + serve, environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"],
+        faketime, ["-f", offset, SixtyBinary.path] + serve,
+        environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"],
         logPath: directory + "/broker.log")
     } else {
       broker = try LocalProcess(SixtyBinary.path, serve, logPath: directory + "/broker.log")

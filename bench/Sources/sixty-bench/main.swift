@@ -141,10 +141,18 @@ case "push" where args.count == 8:
   let port = url.port ?? 80
   let credentials = AWSCredentials(accessKeyID: args[2], secretAccessKey: args[3], source: "bench")
   let key = try SSHKeyPair.generate(.ed25519, comment: "bench").authorizedKey
-  let body = Array(
-    "{\"InstanceId\":\"\(args[4])\",\"InstanceOSUser\":\"\(args[5])\",\"SSHPublicKey\":\"\(key)\"}".utf8)
   let host = "127.0.0.1:\(port)"
+  let counter = NSLock()
+  nonisolated(unsafe) var sequence = 0
   let (wall, latencies) = load(port: port, count: Int(args[6])!, concurrency: Int(args[7])!) {
+    // Each request differs (the key's comment), as real pushes do: the broker refuses replays.
+    let n = counter.withLock {
+      sequence += 1
+      return sequence
+    }
+    let line = key.split(separator: " ").prefix(2).joined(separator: " ") + " bench-\(n)"
+    let body = Array(
+      "{\"InstanceId\":\"\(args[4])\",\"InstanceOSUser\":\"\(args[5])\",\"SSHPublicKey\":\"\(line)\"}".utf8)
     var request = SigV4Request(
       method: "POST", path: "/",
       headers: [
