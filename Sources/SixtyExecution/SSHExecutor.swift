@@ -160,6 +160,17 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     }
   }
 
+  /// The command under the remote `timeout` (coreutils) when the task has one, so a task that
+  /// hangs is killed on the host too, a second after Sixty gives up on it; where `timeout` is
+  /// missing the command runs as it is.
+  static func withDeadline(_ command: String, seconds: Double?) -> String {
+    guard let seconds, seconds > 0 else { return command }
+    let limit = Int(seconds.rounded(.up)) + 1
+    let quoted = ShellQuote.quote(command)
+    return
+      "if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 \(limit) sh -c \(quoted); else exec sh -c \(quoted); fi"
+  }
+
   /// The remote command line for a task (run by the remote user's shell).
   static func remoteCommand(_ task: RenderedTask, become: String?) -> (command: String, stdin: String?) {
     var stdin: String?
@@ -193,7 +204,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       completion(.failed("the task has nothing to run"))
       return
     }
-    let (command, stdin) = Self.remoteCommand(rendered, become: target.become[task])
+    var (command, stdin) = Self.remoteCommand(rendered, become: target.become[task])
+    if task < host.tasks.count { command = Self.withDeadline(command, seconds: host.tasks[task].timeout) }
     let arguments =
       baseArguments(host.name, target) + ["-o", "ControlMaster=no", "-T", "--", target.address, command]
     let key = "\(host.name)\u{0}\(task)"

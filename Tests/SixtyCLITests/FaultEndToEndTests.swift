@@ -308,4 +308,40 @@ import Testing
     // Every push is in the audit log, and the hash chain verifies.
     #expect(try records() - before == 10_000)
   }
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aHangingCommandIsKilledAtItsTimeoutOnTheHostToo() throws {
+    let fleet = try LocalFleet(count: 1)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let playbook = try write(
+      """
+      name: hang
+      hosts: all
+      tasks:
+        - name: stuck
+          command: [sleep, "317"]
+          timeout: 2s
+      """, fleet.directory + "/hang.yml")
+    let started = Date()
+    let result = try SixtyBinary.run(
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint], environment: fleet.environment)
+    #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+    #expect(result.stdout.contains("timed out"), "\(result.stdout)")
+    #expect(Date().timeIntervalSince(started) < 20)
+    // The remote process is gone too, shortly after.
+    func remaining() -> [String] {
+      ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+        guard Int(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else {
+          return nil
+        }
+        let line = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
+        return line.hasPrefix("sleep 317") ? entry : nil
+      }
+    }
+    let deadline = Date().addingTimeInterval(8)
+    while !remaining().isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
+    #expect(remaining().isEmpty, "the remote 'sleep 317' outlived its task")
+  }
 }

@@ -27,6 +27,13 @@ import Testing
     #expect(b.contains("2222") && b.contains("ubuntu"))
   }
 
+  @Test func tasksWithATimeoutRunUnderTheRemoteTimeout() {
+    #expect(SSHExecutor.withDeadline("sleep 30", seconds: nil) == "sleep 30")
+    let expected =
+      #"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 4 sh -c 'echo '\''a b'\'''; else exec sh -c 'echo '\''a b'\'''; fi"#
+    #expect(SSHExecutor.withDeadline("echo 'a b'", seconds: 2.5) == expected)
+  }
+
   @Test func argumentsAreQuotedOneByOne() {
     #expect(
       command(.command(["echo", "a b", "$(id)", "it's", ";rm -rf /"]))
