@@ -19,6 +19,7 @@ public struct SixtyCommand: AsyncParsableCommand {
   /// Parses the command line and runs the chosen command; exits with Sixty's documented codes
   /// (a bad flag exits 2, not ArgumentParser's 64).
   public static func run(arguments: [String]? = nil) async -> Never {
+    FileLimit.raise()
     do {
       var command = try parseAsRoot(arguments)
       if var asyncCommand = command as? AsyncParsableCommand {
@@ -39,5 +40,25 @@ public struct SixtyCommand: AsyncParsableCommand {
       if !message.isEmpty { FileHandle.standardError.write(Data((message + "\n").utf8)) }
       Foundation.exit(code == .validationFailure ? 2 : code.rawValue)
     }
+  }
+}
+
+/// Every host of a run holds a few descriptors (its ssh master, a task's pipes): the soft limit
+/// on open files is raised to the hard limit (at most 1,048,576) at start, as large runs need.
+enum FileLimit {
+  static func raise() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+    let wanted = min(limit.rlim_max, 1_048_576)
+    if limit.rlim_cur < wanted {
+      limit.rlim_cur = wanted
+      setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    }
+  }
+
+  static var current: Int {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    return Int(limit.rlim_cur)
   }
 }

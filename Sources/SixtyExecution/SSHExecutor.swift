@@ -53,14 +53,19 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   let outputCap: Int
   let ssh: String
   let extraOptions: [String]
+  /// Names this run's remote task processes (their `$0`), so they can be found and stopped.
+  let marker = "sixty-task-" + (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
   /// Called for every finished task (on a background thread).
   public var onCapture: (@Sendable (TaskCapture) -> Void)?
 
-  // `lock` protects `running` and `masters`.
+  // `lock` protects `running`, `masters` and `stoppers`.
   let lock = NSLock()
   var running: [String: ChildProcess] = [:]
   var masters: [String: pid_t] = [:]
   let closing = DispatchGroup()
+  /// The `pkill` helpers still running (see `stopRemote`); `closeAll` waits for them.
+  let helpers = DispatchGroup()
+  var stoppers: [UUID: ChildProcess] = [:]
 
   public init(
     targets: [String: ExecutionTarget], runDirectory: String, keyPath: String, hostKeyPolicy: HostKeyPolicy,
@@ -160,15 +165,48 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     }
   }
 
-  /// The command under the remote `timeout` (coreutils) when the task has one, so a task that
-  /// hangs is killed on the host too, a second after Sixty gives up on it; where `timeout` is
-  /// missing the command runs as it is.
-  static func withDeadline(_ command: String, seconds: Double?) -> String {
-    guard let seconds, seconds > 0 else { return command }
+  /// The command as the remote side runs it: named by `marker` (its `$0`) so it can be found and
+  /// stopped, and under the remote `timeout` (coreutils) when the task has a timeout, so a task
+  /// that hangs ends on the host too, a second after Sixty gives up on it (where `timeout` is
+  /// missing the command runs without it).
+  static func wrapped(_ command: String, seconds: Double?, marker: String) -> String {
+    let quoted = ShellQuote.quote(command) + " " + ShellQuote.quote(marker)
+    guard let seconds, seconds > 0 else { return "exec sh -c \(quoted)" }
     let limit = Int(seconds.rounded(.up)) + 1
-    let quoted = ShellQuote.quote(command)
     return
       "if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 \(limit) sh -c \(quoted); else exec sh -c \(quoted); fi"
+  }
+
+  func taskMarker(_ host: String, _ task: Int) -> String { "\(marker)-\(index[host] ?? 0)-\(task)" }
+
+  /// Stops remote task processes whose name starts with `prefix` (SIGTERM, through the host's
+  /// master connection); `wait` blocks until the remote side answered or 3 s passed.
+  func stopRemote(_ host: String, prefix: String, exact: Bool, wait: Bool) {
+    guard let target = targets[host] else { return }
+    // "sixty-tas[k]-…": the pattern does not match the shell that runs pkill itself.
+    let pattern = prefix.replacingOccurrences(of: "sixty-task-", with: "sixty-tas[k]-") + (exact ? "$" : "")
+    let arguments =
+      baseArguments(host, target) + [
+        "-o", "ControlMaster=no", "-T", "--", target.address,
+        "pkill -TERM -f -- " + ShellQuote.quote(pattern),
+      ]
+    let done = DispatchSemaphore(value: 0)
+    let id = UUID()
+    helpers.enter()
+    guard
+      let child = try? ChildProcess.run(
+        arguments, cap: 4096,
+        completion: { [self] _ in
+          lock.withLock { _ = stoppers.removeValue(forKey: id) }
+          helpers.leave()
+          done.signal()
+        })
+    else {
+      helpers.leave()
+      return
+    }
+    lock.withLock { stoppers[id] = child }
+    if wait { _ = done.wait(timeout: .now() + 3) }
   }
 
   /// The remote command line for a task (run by the remote user's shell).
@@ -205,7 +243,9 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       return
     }
     var (command, stdin) = Self.remoteCommand(rendered, become: target.become[task])
-    if task < host.tasks.count { command = Self.withDeadline(command, seconds: host.tasks[task].timeout) }
+    command = Self.wrapped(
+      command, seconds: task < host.tasks.count ? host.tasks[task].timeout : nil,
+      marker: taskMarker(host.name, task))
     let arguments =
       baseArguments(host.name, target) + ["-o", "ControlMaster=no", "-T", "--", target.address, command]
     let key = "\(host.name)\u{0}\(task)"
@@ -252,7 +292,12 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
 
   public func kill(host: ScheduledHost, task: Int) {
     let child = lock.withLock { running["\(host.name)\u{0}\(task)"] }
-    child?.terminate(SIGTERM)
+    guard let child else { return }
+    // The remote process first (its session then ends by itself), the local ssh client after.
+    DispatchQueue.global().async { [self] in
+      stopRemote(host.name, prefix: taskMarker(host.name, task), exact: true, wait: true)
+      child.terminate(SIGTERM)
+    }
   }
 
   public func disconnect(host: ScheduledHost) {
@@ -276,6 +321,11 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// Closes every master connection still open and waits for the closes to finish (before the
   /// run directory, which holds the control sockets, is wiped).
   public func closeAll() {
+    // Remote stops still on their way get a moment, then are ended: nothing outlives the run.
+    if helpers.wait(timeout: .now() + 3) == .timedOut {
+      for child in lock.withLock({ Array(stoppers.values) }) { child.terminate(SIGKILL) }
+      _ = helpers.wait(timeout: .now() + 2)
+    }
     let open = lock.withLock { Array(masters.keys) }
     for name in open {
       if let target = targets[name] {
@@ -290,9 +340,27 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     for pid in left where pid > 0 { Foundation.kill(pid, SIGTERM) }
   }
 
-  /// Kills every running task's ssh (second interrupt).
+  /// Kills every running task (second interrupt).
+  ///
+  /// The remote processes are stopped through each host's master connection first; then the
+  /// local ssh clients are killed, and the masters of hosts that still have a running task, since
+  /// a master holds its sessions' pipes.
   public func killAll() {
-    let children = lock.withLock { Array(running.values) }
+    let hosts = lock.withLock { Set(running.keys.map { String($0.split(separator: "\u{0}").first ?? "") }) }
+    let group = DispatchGroup()
+    for host in hosts {
+      group.enter()
+      DispatchQueue.global().async { [self] in
+        stopRemote(host, prefix: "\(marker)-\(index[host] ?? 0)-", exact: false, wait: true)
+        group.leave()
+      }
+    }
+    _ = group.wait(timeout: .now() + 4)
+    let (children, pids) = lock.withLock {
+      let busy = Set(running.keys.map { String($0.split(separator: "\u{0}").first ?? "") })
+      return (Array(running.values), busy.compactMap { masters[$0] })
+    }
     for child in children { child.terminate(SIGKILL) }
+    for pid in pids where pid > 0 { Foundation.kill(pid, SIGKILL) }
   }
 }

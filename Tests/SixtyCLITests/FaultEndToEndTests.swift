@@ -326,14 +326,16 @@ import Testing
       """, fleet.directory + "/hang.yml")
     let started = Date()
     let result = try SixtyBinary.run(
-      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint], environment: fleet.environment)
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint],
+      environment: fleet.environment)
     #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
     #expect(result.stdout.contains("timed out"), "\(result.stdout)")
     #expect(Date().timeIntervalSince(started) < 20)
     // The remote process is gone too, shortly after.
     func remaining() -> [String] {
       ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-        guard Int(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else {
+        guard Int(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+        else {
           return nil
         }
         let line = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
@@ -343,5 +345,54 @@ import Testing
     let deadline = Date().addingTimeInterval(8)
     while !remaining().isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.2) }
     #expect(remaining().isEmpty, "the remote 'sleep 317' outlived its task")
+  }
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func sigtermMidTaskStopsAtOnceWipesTheKeyAndRaisesTheFileLimit() throws {
+    let fleet = try LocalFleet(count: 2)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let playbook = try write(
+      "name: long\nhosts: all\ntasks:\n  - name: wait\n    command: [sleep, \"318\"]\n",
+      fleet.directory + "/long.yml")
+    let keyDir = fleet.directory + "/keys"
+    try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+    var env = fleet.environment
+    env["SIXTY_KEY_DIR"] = keyDir
+    let reportPath = fleet.directory + "/report.json"
+    // Started with a low soft limit on open files, as many shells have.
+    let run = try LocalProcess(
+      "/bin/sh",
+      [
+        "-c", "ulimit -Sn 256; exec \"$0\" \"$@\"", SixtyBinary.path, "run", playbook, "-i",
+        try fleet.writeInventory(),
+        "--endpoint", fleet.endpoint, "--report", reportPath, "--no-progress",
+      ], environment: env, logPath: fleet.directory + "/run.log")
+    defer { run.stop() }
+    var deadline = Date().addingTimeInterval(20)
+    func sleeping() -> Bool {
+      ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).contains { entry in
+        guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { return false }
+        return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).hasPrefix("sleep 318")
+      }
+    }
+    while !sleeping() && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+    let limits = (try? String(contentsOfFile: "/proc/\(run.pid)/limits", encoding: .utf8)) ?? ""
+    let files = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") } ?? ""
+    let soft = Int(files.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).first ?? "") ?? 0
+    #expect(soft > 256, "the soft limit on open files was not raised: \(files)")
+    let signalled = Date()
+    kill(run.pid, SIGTERM)
+    deadline = Date().addingTimeInterval(15)
+    while run.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+    #expect(!run.isRunning)
+    #expect(Date().timeIntervalSince(signalled) < 10, "SIGTERM kills running tasks")
+    #expect(run.exitStatus == 4, "\(run.log)")
+    #expect(try FileManager.default.contentsOfDirectory(atPath: keyDir).isEmpty, "the key directory is wiped")
+    let report = try String(contentsOfFile: reportPath, encoding: .utf8)
+    #expect(report.contains("\"outcome\":\"interrupted\""), "\(report.prefix(400))")
+    let history = try SixtyBinary.run(["runs", "list", "--format", "json"], environment: fleet.environment)
+    #expect(history.stdout.contains("\"status\":\"aborted\""), "\(history.stdout)")
   }
 }

@@ -27,11 +27,13 @@ import Testing
     #expect(b.contains("2222") && b.contains("ubuntu"))
   }
 
-  @Test func tasksWithATimeoutRunUnderTheRemoteTimeout() {
-    #expect(SSHExecutor.withDeadline("sleep 30", seconds: nil) == "sleep 30")
+  @Test func tasksRunNamedAndUnderTheRemoteTimeout() {
+    #expect(
+      SSHExecutor.wrapped("sleep 30", seconds: nil, marker: "sixty-task-ab-0-1")
+        == "exec sh -c 'sleep 30' sixty-task-ab-0-1")
     let expected =
-      #"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 4 sh -c 'echo '\''a b'\'''; else exec sh -c 'echo '\''a b'\'''; fi"#
-    #expect(SSHExecutor.withDeadline("echo 'a b'", seconds: 2.5) == expected)
+      #"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 4 sh -c 'echo '\''a b'\''' m; else exec sh -c 'echo '\''a b'\''' m; fi"#
+    #expect(SSHExecutor.wrapped("echo 'a b'", seconds: 2.5, marker: "m") == expected)
   }
 
   @Test func argumentsAreQuotedOneByOne() {
