@@ -235,8 +235,9 @@ import Testing
       fleet.stop()
       fleet.remove()
     }
-    // The task kills its own sshd session process: the master connection drops under it. On
-    // web-1 it does so once (then succeeds after the reconnect); on web-2 every time.
+    // The task kills its own sshd session process (its nearest sshd ancestor): the master
+    // connection drops under it. On web-1 it does so once (then succeeds after the reconnect);
+    // on web-2 every time.
     let marker = fleet.directory + "/dropped"
     let playbook = try write(
       """
@@ -246,7 +247,7 @@ import Testing
         - name: first
           command: ["true"]
         - name: drop
-          shell: test "{{ host.name }}" = web-1 -a -f \(marker)-{{ host.name }} || { touch \(marker)-{{ host.name }}; kill -9 $PPID; }
+          shell: test "{{ host.name }}" = web-1 -a -f \(marker)-{{ host.name }} || { touch \(marker)-{{ host.name }}; p=$PPID; while ! grep -q '^sshd' /proc/$p/comm; do p=$(cut -d' ' -f4 /proc/$p/stat); done; kill -9 $p; }
           needs: [first]
         - name: after
           command: [echo, survived]
