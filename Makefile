@@ -1,7 +1,7 @@
 # Sixty: the two set-up commands are `make demo` and `make test`.
 SWIFT ?= swift
 .DEFAULT_GOAL := build
-.PHONY: deps build release test demo bench bench-plan bench-broker format clean
+.PHONY: deps build release test fuzz demo bench bench-plan bench-broker format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -16,6 +16,11 @@ release: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+
+# libFuzzer targets for the playbook, cron, SigV4 and public-key parsers: saved regressions,
+# then FUZZ_SECONDS (default 60) of fuzzing each.
+fuzz: deps
+	fuzz/run.sh
 
 demo: build
 	@scripts/demo.sh
@@ -32,4 +37,4 @@ format:
 	$(SWIFT) format -i -r Sources Tests Package.swift bench/Sources
 
 clean:
-	rm -rf .build .build-release
+	rm -rf .build .build-release .build-fuzz fuzz/.build

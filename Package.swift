@@ -8,6 +8,9 @@ let package = Package(
     .executable(name: "sixty", targets: ["sixty"]),
     .executable(name: "sixty-agent", targets: ["sixty-agent"]),
     .library(name: "SixtyCLI", targets: ["SixtyCLI"]),
+    // What the libFuzzer targets in fuzz/ (a package of their own) exercise.
+    .library(
+      name: "SixtyParsers", targets: ["SixtyCore", "SixtyPlaybook", "SixtySchedule", "InstanceConnect", "SixtyKeys"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -207,8 +207,7 @@ import Testing
     #expect(attempts("i-0000000000000003") == 1)
   }
 
-  @Test(
-    .enabled(if: LocalFleet.canRun && LocalProcess.which("faketime") != nil, "needs root, sshd and faketime"))
+  @Test(.enabled(if: LocalFleet.canRun && LocalFleet.hasFaketime, "needs root, sshd and libfaketime"))
   func aBrokerClockTenMinutesAheadIsAClearErrorNotAHang() throws {
     let fleet = try LocalFleet(count: 2, brokerClockOffset: "+10m")
     defer {

@@ -29,6 +29,8 @@ final class LocalFleet: @unchecked Sendable {
   static let limitedKeyID = "AKIDSIXTYTESTLIMITED"
   static let limitedSecret = "limited-secret-0123456789abcdef"
 
+  static var hasFaketime: Bool { LocalProcess.which("faketime") != nil }
+
   static var canRun: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd") }
 
   static var agentPath: String {
@@ -102,10 +104,10 @@ final class LocalFleet: @unchecked Sendable {
       "broker", "serve", "--config", directory + "/broker.yml", "--port-file", directory + "/broker.port",
     ]
     if let offset = brokerClockOffset, let faketime = LocalProcess.which("faketime") {
+      // faketime runs the broker as its child; stop() stops that child by its pid as well.
       broker = try LocalProcess(
-        faketime, ["-f", offset, SixtyBinary.path] + serve,
-        environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"],
-        logPath: directory + "/broker.log")
+        faketime, ["-f", offset, SixtyBinary.path] + serve, environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"],
+        logPath: directory + "/broker.log", stopsChildren: true)
     } else {
       broker = try LocalProcess(SixtyBinary.path, serve, logPath: directory + "/broker.log")
     }

@@ -15,9 +15,14 @@ final class LocalProcess: @unchecked Sendable {
     return lock.withLock { Spawn.decode(status) }
   }
 
-  init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], logPath: String)
-    throws
-  {
+  /// Set for wrappers (like faketime) that run the real program as their child.
+  let stopsChildren: Bool
+
+  init(
+    _ executable: String, _ arguments: [String], environment: [String: String] = [:], logPath: String,
+    stopsChildren: Bool = false
+  ) throws {
+    self.stopsChildren = stopsChildren
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
     let fd = open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -37,8 +42,23 @@ final class LocalProcess: @unchecked Sendable {
     }
   }
 
-  /// SIGTERM, then SIGKILL after a grace period; always reaped.
+  /// The pids of this process's direct children (from /proc).
+  var children: [pid_t] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
+      guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+      else { return nil }
+      let fields = stat[stat.index(after: close)...].split(separator: " ")
+      return fields.count > 1 && pid_t(fields[1]) == self.pid ? pid : nil
+    }
+  }
+
+  /// SIGTERM, then SIGKILL after a grace period; always reaped. A wrapper's children are killed
+  /// first, by their pids.
   func stop() {
+    if stopsChildren, isRunning {
+      for child in children { kill(child, SIGKILL) }
+    }
     guard isRunning else { return }
     kill(pid, SIGTERM)
     for _ in 0..<50 where isRunning { usleep(100_000) }
