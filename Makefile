@@ -16,6 +16,7 @@ release: deps
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
+	fuzz/run.sh
 
 # libFuzzer targets for the playbook, cron, SigV4 and public-key parsers: saved regressions,
 # then FUZZ_SECONDS (default 60) of fuzzing each.
