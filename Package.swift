@@ -10,7 +10,8 @@ let package = Package(
     .library(name: "SixtyCLI", targets: ["SixtyCLI"]),
     // What the libFuzzer targets in fuzz/ (a package of their own) exercise.
     .library(
-      name: "SixtyParsers", targets: ["SixtyCore", "SixtyPlaybook", "SixtySchedule", "InstanceConnect", "SixtyKeys"]),
+      name: "SixtyParsers",
+      targets: ["SixtyCore", "SixtyPlaybook", "SixtySchedule", "InstanceConnect", "SixtyKeys"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -18,6 +19,7 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+    .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/drmohundro/SWXMLHash", from: "8.1.1"),
@@ -60,6 +62,7 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]),
     // Cron schedules in IANA time zones, and maintenance windows.

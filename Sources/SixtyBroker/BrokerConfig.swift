@@ -54,6 +54,11 @@ public struct BrokerConfig: Sendable {
   public var auditLog: String?
   public var maxBodyBytes: Int = 16 * 1024
   public var maxConnections: Int = 512
+  /// How long a connection may stay open without sending a complete request head: between
+  /// requests on a kept-alive connection, and while a slow client dribbles its headers.
+  public var idleTimeout: TimeSpan = .seconds(30)
+  /// How long reading one request's body may take once its head has arrived.
+  public var bodyTimeout: TimeSpan = .seconds(10)
   public var principals: [Principal] = []
   public var hosts: [RegisteredHost] = []
 
@@ -103,7 +108,7 @@ public struct BrokerConfig: Sendable {
     var config = BrokerConfig()
     let keys = [
       "listen", "region", "key_ttl", "max_clock_skew", "signing_key_file", "audit_log", "max_body_bytes",
-      "max_connections", "principals", "groups", "hosts",
+      "max_connections", "idle_timeout", "body_timeout", "principals", "groups", "hosts",
     ]
     guard reader.mapping(root, "the broker configuration", allowed: keys) != nil else { return config }
     if let node = root["listen"], let text = reader.string(node, "'listen'") {
@@ -138,6 +143,14 @@ public struct BrokerConfig: Sendable {
     if let node = root["max_connections"] {
       config.maxConnections =
         reader.int(node, "'max_connections'", range: 1...100_000) ?? config.maxConnections
+    }
+    for (key, keyPath) in [("idle_timeout", \BrokerConfig.idleTimeout), ("body_timeout", \.bodyTimeout)] {
+      guard let node = root[key], let span = reader.timeSpan(node, "'\(key)'") else { continue }
+      if span.milliseconds < 100 || span.milliseconds > 3_600_000 {
+        reader.error("'\(key)' must be between 100ms and 1h.", at: node.location)
+      } else {
+        config[keyPath: keyPath] = span
+      }
     }
     var groups: [String: [CIDR]] = [:]
     if let node = root["groups"], let entries = reader.mapping(node, "'groups'") {

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import NIOHTTPTypes
 import ServiceLifecycle
 import SixtyAudit
 
@@ -28,8 +29,8 @@ struct BrokerResponder: HTTPResponder {
     let body: ByteBuffer
     do {
       body = try await request.body.collect(upTo: limit + 1)
-    } catch {
-      return Response(status: .contentTooLarge)
+    } catch is NIOTooManyBytesError {
+      return Response(status: .contentTooLarge, headers: [.connection: "close"])
     }
     let path = request.uri.path
     let query = request.uri.query ?? ""
@@ -56,6 +57,76 @@ struct BrokerResponder: HTTPResponder {
     return Response(
       status: HTTPResponse.Status(code: answer.status), headers: fields,
       body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.body)))
+  }
+}
+
+/// Bounds how long a request body may take, and closes connections the server answered early.
+///
+/// A connection whose request body has not arrived in full `timeout` after its head is closed,
+/// so a client that dribbles its body cannot hold a connection (one of `max_connections`)
+/// forever; slow request heads are closed by the idle timeout, which only a complete head
+/// resets. When the response ends before the request did (a 413 for an oversized body), the
+/// connection is closed after the response instead of reading the rest of the body.
+final class BodyDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
+  typealias InboundIn = HTTPRequestPart
+  typealias InboundOut = HTTPRequestPart
+  typealias OutboundIn = HTTPResponsePart
+  typealias OutboundOut = HTTPResponsePart
+
+  private let timeout: TimeAmount
+  private let logger: Logger
+  private var deadline: Scheduled<Void>?
+  private var readingRequest = false
+
+  init(timeout: TimeAmount, logger: Logger) {
+    self.timeout = timeout
+    self.logger = logger
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    switch unwrapInboundIn(data) {
+    case .head:
+      readingRequest = true
+      deadline?.cancel()
+      let channel = context.channel
+      let logger = logger
+      let seconds = Double(timeout.nanoseconds) / 1e9
+      deadline = context.eventLoop.scheduleTask(in: timeout) {
+        logger.warning(
+          "closing a connection whose request body did not arrive within \(seconds)s",
+          metadata: ["peer": "\(channel.remoteAddress?.ipAddress ?? "unknown")"])
+        channel.close(promise: nil)
+      }
+    case .end:
+      readingRequest = false
+      deadline?.cancel()
+      deadline = nil
+    case .body:
+      break
+    }
+    context.fireChannelRead(data)
+  }
+
+  func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    guard case .end = unwrapOutboundIn(data), readingRequest else {
+      context.write(data, promise: promise)
+      return
+    }
+    deadline?.cancel()
+    deadline = nil
+    context.writeAndFlush(data, promise: promise)
+    context.close(promise: nil)
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    deadline?.cancel()
+    deadline = nil
+    context.fireChannelInactive()
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    deadline?.cancel()
+    deadline = nil
   }
 }
 
@@ -115,7 +186,12 @@ public enum BrokerServer {
     let config = broker.config
     return Application(
       responder: BrokerResponder(broker: broker),
-      server: .http1(configuration: .init(idleTimeout: .seconds(30))),
+      server: .http1(
+        configuration: .init(
+          additionalChannelHandlers: [
+            BodyDeadlineHandler(timeout: .milliseconds(config.bodyTimeout.milliseconds), logger: logger)
+          ],
+          idleTimeout: .milliseconds(config.idleTimeout.milliseconds))),
       configuration: ApplicationConfiguration(
         address: .hostname(config.host, port: config.port), serverName: "sixty-broker", backlog: 1024,
         availableConnectionsDelegate: .maximum(config.maxConnections, logger: logger)),

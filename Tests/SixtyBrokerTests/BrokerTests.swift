@@ -329,3 +329,37 @@ final class TestClock: @unchecked Sendable {
     #expect(health.status == 200)
   }
 }
+
+@Suite struct BrokerConfigTimeoutTests {
+  func load(_ extra: String) throws -> (BrokerConfig?, [String]) {
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "sixty-cfg-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: directory) }
+    let path = directory.appendingPathComponent("broker.yml").path
+    try
+      "key_ttl: 60s\n\(extra)\nprincipals:\n  p: {access_key_id: AKIDSIXTYCONFIGTEST1, secret: config-secret-0123456789abcdef, hosts: [\"*\"], users: [\"*\"]}\n"
+      .write(toFile: path, atomically: true, encoding: .utf8)
+    let (config, diagnostics) = BrokerConfig.load(path: path)
+    return (config, diagnostics.map(\.description))
+  }
+
+  @Test func connectionTimeoutsHaveDefaultsAndBounds() throws {
+    let (defaults, _) = try load("")
+    #expect(defaults?.idleTimeout == .seconds(30))
+    #expect(defaults?.bodyTimeout == .seconds(10))
+    let (set, setDiagnostics) = try load("idle_timeout: 5s\nbody_timeout: 1500ms")
+    #expect(set?.idleTimeout == .seconds(5), "\(setDiagnostics)")
+    #expect(set?.bodyTimeout.milliseconds == 1500)
+    let (bad, diagnostics) = try load("idle_timeout: 2h\nbody_timeout: 10ms")
+    #expect(bad == nil)
+    #expect(
+      diagnostics.contains {
+        $0.contains("broker.yml:2:15: error: 'idle_timeout' must be between 100ms and 1h.")
+      }, "\(diagnostics)")
+    #expect(
+      diagnostics.contains {
+        $0.contains("broker.yml:3:15: error: 'body_timeout' must be between 100ms and 1h.")
+      }, "\(diagnostics)")
+  }
+}

@@ -53,7 +53,7 @@ final class LocalFleet: @unchecked Sendable {
   ///   this much (e.g. "+10m"), to test clock skew.
   init(
     count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true,
-    brokerClockOffset: String? = nil, pushRate: Int = 1000
+    brokerClockOffset: String? = nil, pushRate: Int = 1000, extraBrokerConfig: String = ""
   ) throws {
     directory =
       FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
@@ -75,6 +75,7 @@ final class LocalFleet: @unchecked Sendable {
       key_ttl: \(ttl)
       signing_key_file: \(directory)/signing.key
       audit_log: \(directory)/audit.jsonl
+      \(extraBrokerConfig)
       principals:
         deploy:
           access_key_id: \(LocalFleet.accessKeyID)
@@ -106,7 +107,8 @@ final class LocalFleet: @unchecked Sendable {
     if let offset = brokerClockOffset, let faketime = LocalProcess.which("faketime") {
       // faketime runs the broker as its child; stop() stops that child by its pid as well.
       broker = try LocalProcess(
-        faketime, ["-f", offset, SixtyBinary.path] + serve, environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"],
+        faketime, ["-f", offset, SixtyBinary.path] + serve,
+        environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"],
         logPath: directory + "/broker.log", stopsChildren: true)
     } else {
       broker = try LocalProcess(SixtyBinary.path, serve, logPath: directory + "/broker.log")

@@ -1,0 +1,229 @@
+import Foundation
+import Testing
+
+/// A raw TCP client for abusing the broker: it sends what it is told, byte by byte if asked,
+/// and notices when the server closes the connection.
+final class RawClient: @unchecked Sendable {
+  let fd: Int32
+  let opened = Date()
+
+  init(port: Int) throws {
+    fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    let result = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
+    }
+    guard result == 0 else {
+      close(fd)
+      throw Spawn.Failure(
+        description: "cannot connect to 127.0.0.1:\(port): \(String(cString: strerror(errno)))")
+    }
+  }
+
+  deinit { close(fd) }
+
+  /// Sends `bytes`; false once the peer has gone.
+  @discardableResult func send(_ bytes: [UInt8]) -> Bool {
+    var sent = 0
+    while sent < bytes.count {
+      let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+      if n <= 0 { return false }
+      sent += n
+    }
+    return true
+  }
+
+  /// Everything the server sent within `timeout`, and whether it closed the connection.
+  func read(timeout: TimeInterval) -> (text: String, closed: Bool) {
+    var data: [UInt8] = []
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+      var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+      let wait = Int32(max(1, deadline.timeIntervalSinceNow * 1000))
+      guard poll(&poller, 1, wait) > 0 else { continue }
+      var buffer = [UInt8](repeating: 0, count: 65536)
+      let n = recv(fd, &buffer, buffer.count, 0)
+      if n <= 0 { return (String(decoding: data, as: UTF8.self), true) }
+      data += buffer[0..<n]
+    }
+    return (String(decoding: data, as: UTF8.self), false)
+  }
+
+  /// Sends `bytes` one at a time, `interval` apart, until the server closes the connection or
+  /// `limit` passes. Returns the seconds from opening to the close, or nil if it never closed.
+  func dribble(_ bytes: [UInt8], interval: TimeInterval, limit: TimeInterval) -> TimeInterval? {
+    var index = 0
+    while Date().timeIntervalSince(opened) < limit {
+      if read(timeout: interval).closed { return Date().timeIntervalSince(opened) }
+      if !send([bytes[index % bytes.count]]) { return Date().timeIntervalSince(opened) }
+      index += 1
+    }
+    return nil
+  }
+}
+
+/// The broker against slow, oversized and malformed clients, over real TCP: connections are
+/// bounded, slow clients are cut off, and honest clients are still served.
+@Suite(.serialized) struct BrokerAbuseEndToEndTests {
+  func openDescriptors(_ pid: pid_t) -> Int {
+    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root"))
+  func slowClientsAreCutOffConnectionsAreBoundedAndHonestPushesGetThrough() throws {
+    let fleet = try LocalFleet(
+      count: 1, startSSHD: false,
+      extraBrokerConfig: "max_connections: 8\nidle_timeout: 2s\nbody_timeout: 2s")
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let key = fleet.directory + "/k"
+    #expect(try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status == 0)
+    func push() throws -> (status: Int32, seconds: TimeInterval, stderr: String) {
+      let start = Date()
+      let result = try SixtyBinary.run(
+        [
+          "push", "--instance-id", fleet.hosts[0].instanceID, "--os-user", "ops", "--public-key",
+          key + ".pub",
+          "--endpoint", fleet.endpoint,
+        ], environment: fleet.environment)
+      return (result.status, Date().timeIntervalSince(start), result.stderr)
+    }
+    #expect(try push().status == 0)
+    let baseline = openDescriptors(fleet.broker.pid)
+
+    // Slowloris: 6 clients dribble a request head, 6 a request body, a byte every 300 ms; 12
+    // more connect and send nothing. That is 24 connections against a limit of 8.
+    let head =
+      Array("POST / HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 400)
+    let bodyHead = Array(
+      "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 4000\r\n\r\n"
+        .utf8)
+    let results = Results()
+    let group = DispatchGroup()
+    var silent: [RawClient] = []
+    for index in 0..<12 {
+      let client = try RawClient(port: fleet.brokerPort)
+      DispatchQueue.global().async(group: group) {
+        if index >= 6 { _ = client.send(bodyHead) }
+        let closedAfter = client.dribble(
+          index < 6 ? head : Array(repeating: UInt8(ascii: "{"), count: 1), interval: 0.3, limit: 30)
+        results.add(index < 6 ? "head" : "body", closedAfter)
+      }
+    }
+    for _ in 0..<12 { silent.append(try RawClient(port: fleet.brokerPort)) }
+    Thread.sleep(forTimeInterval: 1)
+    // The broker holds at most max_connections of them; the rest wait in the listen queue.
+    let during = openDescriptors(fleet.broker.pid)
+    #expect(during <= baseline + 8 + 1, "\(during) descriptors open, \(baseline) before")
+    // An honest push still gets through once the slow clients are cut off.
+    let honest = try push()
+    #expect(honest.status == 0, "\(honest.stderr)")
+    #expect(honest.seconds < 10, "the honest push took \(honest.seconds)s")
+    group.wait()
+    let closed = results.all
+    #expect(closed.count == 12)
+    for (kind, after) in closed {
+      let after = try #require(after, "a slow \(kind) client was never cut off")
+      // idle_timeout/body_timeout 2 s, plus the time it waited for a connection slot.
+      #expect(after < 12, "a slow \(kind) client was cut off only after \(after)s")
+    }
+    // The silent connections were accepted in turn and closed by the idle timeout.
+    for client in silent {
+      let answer = client.read(timeout: 15)
+      #expect(answer.closed, "a silent connection was never closed")
+    }
+    #expect(fleet.broker.log.contains("request body did not arrive within 2.0s"), "\(fleet.broker.log)")
+    #expect(openDescriptors(fleet.broker.pid) <= baseline + 1)
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root"))
+  func oversizedAndMalformedRequestsAreAnsweredAndClosed() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    // A body announced at 10 MB: 413 at once, without reading it.
+    let big = try RawClient(port: fleet.brokerPort)
+    big.send(
+      Array(
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 10000000\r\n\r\n"
+          .utf8) + Array(repeating: UInt8(ascii: "x"), count: 32 * 1024))
+    let bigAnswer = big.read(timeout: 5)
+    #expect(bigAnswer.text.hasPrefix("HTTP/1.1 413"), "\(bigAnswer.text)")
+    #expect(bigAnswer.closed)
+    // A chunked body that grows past the limit.
+    let chunked = try RawClient(port: fleet.brokerPort)
+    var chunks = Array("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".utf8)
+    for _ in 0..<40 {
+      chunks += Array("400\r\n".utf8) + Array(repeating: UInt8(ascii: "y"), count: 1024) + [13, 10]
+    }
+    chunked.send(chunks)
+    let chunkedAnswer = chunked.read(timeout: 5)
+    #expect(chunkedAnswer.text.hasPrefix("HTTP/1.1 413"), "\(chunkedAnswer.text)")
+    // Not HTTP at all.
+    let garbage = try RawClient(port: fleet.brokerPort)
+    garbage.send(Array("\u{16}\u{03}\u{01}\u{02}\u{00}GARBAGE\r\n\r\n".utf8))
+    let garbageAnswer = garbage.read(timeout: 5)
+    #expect(garbageAnswer.text.hasPrefix("HTTP/1.1 400"), "\(garbageAnswer.text)")
+    #expect(garbageAnswer.closed)
+    // A 200 KB header.
+    let header = try RawClient(port: fleet.brokerPort)
+    header.send(
+      Array("POST / HTTP/1.1\r\nHost: x\r\nX-Big: ".utf8)
+        + Array(repeating: UInt8(ascii: "z"), count: 200_000)
+        + Array("\r\n\r\n".utf8))
+    let headerAnswer = header.read(timeout: 5)
+    #expect(headerAnswer.text.hasPrefix("HTTP/1.1 4"), "\(headerAnswer.text)")
+    #expect(headerAnswer.closed)
+    // Malformed signatures over the wire: the service's error, never a crash or a 5xx.
+    let body =
+      "{\"InstanceId\":\"\(fleet.hosts[0].instanceID)\",\"InstanceOSUser\":\"ops\",\"SSHPublicKey\":\"x\"}"
+    for authorization in [
+      "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 Credential=,SignedHeaders=,Signature=",
+      "AWS4-HMAC-SHA256 Credential=AKID/20261125/us-east-1/ec2-instance-connect/aws4_request, SignedHeaders=host, Signature=zz",
+      "Basic dXNlcjpwYXNz", String(repeating: "A", count: 8000),
+    ] {
+      let client = try RawClient(port: fleet.brokerPort)
+      client.send(
+        Array(
+          "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\nX-Amz-Target: AWSEC2InstanceConnectService.SendSSHPublicKey\r\nX-Amz-Date: 20261125T000000Z\r\nAuthorization: \(authorization)\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+            .utf8))
+      let answer = client.read(timeout: 5)
+      #expect(answer.text.hasPrefix("HTTP/1.1 4"), "\(authorization.prefix(40)): \(answer.text)")
+      #expect(answer.text.contains("Exception"), "\(answer.text)")
+    }
+    // Control characters in a header are refused by the HTTP parser itself.
+    let control = try RawClient(port: fleet.brokerPort)
+    control.send(
+      Array("POST / HTTP/1.1\r\nHost: x\r\nAuthorization: AWS4 \u{1}\u{2}\r\nContent-Length: 0\r\n\r\n".utf8))
+    let controlAnswer = control.read(timeout: 5)
+    #expect(controlAnswer.text.hasPrefix("HTTP/1.1 400"), "\(controlAnswer.text)")
+    #expect(controlAnswer.closed)
+    // And the broker still serves.
+    #expect(fleet.broker.isRunning)
+    let key = fleet.directory + "/k"
+    #expect(try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status == 0)
+    let pushed = try SixtyBinary.run(
+      [
+        "push", "--instance-id", fleet.hosts[0].instanceID, "--os-user", "ops", "--public-key", key + ".pub",
+        "--endpoint", fleet.endpoint,
+      ], environment: fleet.environment)
+    #expect(pushed.status == 0, "\(pushed.stderr)")
+  }
+}
+
+/// Results gathered from several threads.
+final class Results: @unchecked Sendable {
+  private let lock = NSLock()
+  private var items: [(String, TimeInterval?)] = []
+  func add(_ kind: String, _ value: TimeInterval?) { lock.withLock { items.append((kind, value)) } }
+  var all: [(String, TimeInterval?)] { lock.withLock { items } }
+}
