@@ -173,14 +173,60 @@ final class RunSession: @unchecked Sendable {
     self.command = settings
   }
 
+  /// Where the run is, for the SIGINT/SIGTERM handler: nothing in flight (before the first play,
+  /// between plays), a play's scheduler at work, or the reports being written.
+  enum Phase {
+    case idle
+    case play(Scheduler, SSHExecutor)
+    case reporting
+  }
+  // `phaseLock` protects `phase` and `interruptedWhileIdle`.
+  let phaseLock = NSLock()
+  var phase: Phase = .idle
+  var interruptedWhileIdle = false
+  var isInterruptedWhileIdle: Bool { phaseLock.withLock { interruptedWhileIdle } }
+  /// The play that did not start because of a signal (main flow only).
+  var stoppedBefore: String?
+
+  /// SIGINT/SIGTERM at any point of the run. `count` is 1 for a first Ctrl-C and 2 or more for a
+  /// second one or SIGTERM.
+  func interrupted(count: Int, recorder: RunRecorder) {
+    let current: Phase = phaseLock.withLock {
+      if case .idle = phase { interruptedWhileIdle = true }
+      return phase
+    }
+    switch current {
+    case .idle:
+      // Nothing is in flight: the run stops where it is (a host-lock wait ends within 0.5 s).
+      printer.line("sixty: interrupted; no play starts")
+    case .play(let scheduler, let executor):
+      printer.line(
+        count == 1
+          ? "sixty: interrupted; no new work starts, running tasks finish (Ctrl-C again to kill them)"
+          : "sixty: killing running tasks")
+      scheduler.interrupt()
+      if count > 1 { executor.killAll() }
+    case .reporting:
+      // Every host has finished and the key is wiped; a report write may block (a FIFO, a hung
+      // file system), so stop now.
+      printer.line("sixty: interrupted while writing the reports; stopping (every host had finished)")
+      recorder.finish(status: .aborted, exitCode: 4, message: "interrupted while writing the reports")
+      exit(4)
+    }
+  }
+
   /// The live status line, on a terminal only.
   lazy var board: ProgressBoard? = command.progress && isatty(1) == 1 ? ProgressBoard(printer: printer) : nil
 
   func execute() async throws -> Int32 {
     let recorder = RunRecorder(settings: command.history, printer: printer)
     recorder.begin(plan: plan)
+    // One handler for the whole run, so a signal at any phase is handled (never the default
+    // action, which would leave the key directory and a "running" record behind).
+    let signals = InterruptCounter().install { [self] count in interrupted(count: count, recorder: recorder) }
+    defer { signals.forEach { $0.cancel() } }
     do {
-      try recorder.lockHosts(plan: plan)
+      try recorder.lockHosts(plan: plan) { [self] in isInterruptedWhileIdle }
       let (code, message) = try await execute(recorder: recorder)
       recorder.finish(status: RunStatus(exitCode: code), exitCode: code, message: message)
       return code
@@ -214,9 +260,12 @@ final class RunSession: @unchecked Sendable {
       throw CLIError(error.description, code: error.exitCode)
     }
     var playResults: [(PlayPlan, RunPreparation.Prepared, RunResult)] = []
-    let interrupts = InterruptCounter()
     var stopped = false
     for play in plan.plays where !stopped {
+      if isInterruptedWhileIdle {
+        stoppedBefore = play.name
+        break
+      }
       let prepared = RunPreparation.prepare(play)
       guard !prepared.hosts.isEmpty else { continue }
       printer.line(
@@ -276,13 +325,14 @@ final class RunSession: @unchecked Sendable {
         perHostParallelism: play.policy.hostParallelism, runTimeout: play.policy.runTimeout?.seconds,
         startCutoff: monotonicCutoff)
       let scheduler = Scheduler(hosts: prepared.hosts, policy: policy, pusher: pusher, executor: executor)
-      let signals = interrupts.install { count in
-        printer.line(
-          count == 1
-            ? "sixty: interrupted; no new work starts, running tasks finish (Ctrl-C again to kill them)"
-            : "sixty: killing running tasks")
-        scheduler.interrupt()
-        if count > 1 { executor.killAll() }
+      let interruptedBefore: Bool = phaseLock.withLock {
+        if interruptedWhileIdle { return true }
+        phase = .play(scheduler, executor)
+        return false
+      }
+      if interruptedBefore {
+        stoppedBefore = play.name
+        break
       }
       let result: RunResult = await withCheckedContinuation { continuation in
         scheduler.start(events: { [board] event in
@@ -292,7 +342,7 @@ final class RunSession: @unchecked Sendable {
           }
         }) { continuation.resume(returning: $0) }
       }
-      signals.forEach { $0.cancel() }
+      phaseLock.withLock { phase = .idle }
       executor.closeAll()
       playResults.append((play, prepared, result))
       recorder.record(play: play, prepared: prepared, result: result, session: self)
@@ -300,6 +350,7 @@ final class RunSession: @unchecked Sendable {
     }
     board?.stop()
     directory.wipe()
+    phaseLock.withLock { phase = .reporting }
     if command.groupOutput { printer.write(outputs.grouped()) }
     printer.write(recap(playResults))
     if let path = command.junit {
@@ -327,6 +378,7 @@ final class RunSession: @unchecked Sendable {
       case .timedOut: message = "play '\(play.name)' timed out"
       }
     }
+    if let name = stoppedBefore { message = "interrupted before play '\(name)' started" }
     return (exitCode(playResults), message)
   }
 
@@ -336,6 +388,7 @@ final class RunSession: @unchecked Sendable {
   }
 
   func exitCode(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)]) -> Int32 {
+    if stoppedBefore != nil { return 4 }
     if results.contains(where: { $0.2.outcome != .completed }) { return 4 }
     if results.contains(where: { $0.2.hosts.contains { $0.status != .ok } }) { return 1 }
     return 0
@@ -384,6 +437,7 @@ final class RunSession: @unchecked Sendable {
       case .timedOut: text += "run timed out\n"
       }
     }
+    if let name = stoppedBefore { text += "run interrupted before play '\(name)' started\n" }
     return text
   }
 

@@ -96,7 +96,8 @@ final class RunRecorder: @unchecked Sendable {
 
   /// Takes the host locks for every host the plan may touch, waiting or refusing per policy.
   /// - Throws: `CLIError` exit 3 when a host stays busy.
-  func lockHosts(plan: Plan) throws {
+  /// - Parameter cancelled: polled while waiting; true ends the wait with exit 4 (a signal).
+  func lockHosts(plan: Plan, cancelled: @escaping () -> Bool = { false }) throws {
     guard let runID else { return }
     var keys: [HostLockKey] = []
     var seen = Set<HostLockKey>()
@@ -112,13 +113,19 @@ final class RunRecorder: @unchecked Sendable {
     let wait = refuse ? 0 : Double(timeout.milliseconds) / 1000
     let printer = self.printer
     let holder = attempt("taking host locks") { history throws(HistoryError) in
-      try history.lock(runID: runID, hosts: keys, wait: wait) { holder in
+      try history.lock(runID: runID, hosts: keys, wait: wait, cancelled: cancelled) { holder in
         printer.line(
           "sixty: waiting up to \(timeout) for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."
         )
       }
     }
     guard let holder = holder ?? nil else { return }
+    if cancelled() {
+      let message =
+        "interrupted while waiting for host \(holder.host), which \(holder) is working on; nothing ran."
+      finish(status: .aborted, exitCode: 4, message: message)
+      throw CLIError(message, code: 4)
+    }
     let message =
       refuse
       ? "the host \(holder.host) is busy: \(holder) is working on it, and the policy says host_lock: refuse."
@@ -179,12 +186,16 @@ final class RunRecorder: @unchecked Sendable {
     }
   }
 
+  /// Records the run's end, once: a signal handler and the main flow may both get here.
   func finish(status: RunStatus, exitCode: Int32, message: String?) {
-    guard let runID else { return }
-    attempt("finishing the run record") { history throws(HistoryError) in
-      try history.finish(id: runID, status: status, exitCode: exitCode, message: message)
-    }
     // Later writes (there should be none) are not made for a finished run.
-    self.runID = nil
+    let id: Int64? = lock.withLock {
+      defer { runID = nil }
+      return runID
+    }
+    guard let id else { return }
+    attempt("finishing the run record") { history throws(HistoryError) in
+      try history.finish(id: id, status: status, exitCode: exitCode, message: message)
+    }
   }
 }

@@ -212,7 +212,11 @@ struct SshCommand: AsyncParsableCommand {
     sigaddset(&defaults, SIGTERM)
     sigaddset(&defaults, SIGQUIT)
     posix_spawnattr_setsigdefault(&attributes, &defaults)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+    // Nothing blocked in the child, whatever this thread blocks.
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
     var result = posix_spawnp(&pid, program, nil, &attributes, argv, environ)
     // A program that was just written may still be open for writing elsewhere for a moment.
     for _ in 0..<20 where result == ETXTBSY {

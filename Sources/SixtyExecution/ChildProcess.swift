@@ -54,9 +54,15 @@ final class ChildProcess: @unchecked Sendable {
       sigaddset(&defaults, SIGINT)
       sigaddset(&defaults, SIGTERM)
       posix_spawnattr_setsigdefault(&attributes, &defaults)
+      // Nothing blocked: the spawning thread may be a dispatch worker, which blocks most signals,
+      // and a child that inherited that mask would never see the SIGTERM that stops it.
+      var none = sigset_t()
+      sigemptyset(&none)
+      posix_spawnattr_setsigmask(&attributes, &none)
       // Its own process group: a terminal's Ctrl-C reaches Sixty, which decides what to stop.
       posix_spawnattr_setpgroup(&attributes, 0)
-      posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+      posix_spawnattr_setflags(
+        &attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
       let argv = arguments.map { strdup($0) } + [nil]
       defer { argv.forEach { free($0) } }
       var pid: pid_t = 0

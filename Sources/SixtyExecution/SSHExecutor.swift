@@ -58,10 +58,12 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// Called for every finished task (on a background thread).
   public var onCapture: (@Sendable (TaskCapture) -> Void)?
 
-  // `lock` protects `running`, `masters` and `stoppers`.
+  // `lock` protects `running`, `masters`, `connecting` and `stoppers`.
   let lock = NSLock()
   var running: [String: ChildProcess] = [:]
   var masters: [String: pid_t] = [:]
+  /// The ssh clients still connecting (before authentication), by host.
+  var connecting: [String: ChildProcess] = [:]
   let closing = DispatchGroup()
   /// The `pkill` helpers still running (see `stopRemote`); `closeAll` waits for them.
   let helpers = DispatchGroup()
@@ -129,39 +131,50 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
         runDirectory + "/ssh\(index[host.name] ?? 0).log", "--", target.address,
       ]
     do {
-      _ = try ChildProcess.run(arguments, cap: 65536) { [self] output in
-        if output.status == 0 {
-          // The backgrounded master's pid, so it can be stopped even if its socket is gone.
-          let check = baseArguments(host.name, target) + ["-O", "check", "--", target.address]
-          let group = DispatchGroup()
-          group.enter()
-          nonisolated(unsafe) var masterPID: pid_t = 0
-          if (try? ChildProcess.run(
-            check, cap: 4096,
-            completion: { result in
-              let text = result.stderr.text + result.stdout.text
-              if let range = text.range(of: "pid="), let end = text[range.upperBound...].firstIndex(of: ")") {
-                masterPID = pid_t(text[range.upperBound..<end]) ?? 0
-              }
-              group.leave()
-            })) == nil
-          {
-            group.leave()
-          }
-          group.wait()
-          lock.withLock { masters[host.name] = masterPID }
-          completion(.authenticated)
-        } else {
-          let log =
-            (try? String(contentsOfFile: runDirectory + "/ssh\(index[host.name] ?? 0).log", encoding: .utf8))
-            ?? ""
-          let reason =
-            log.split(separator: "\n").last.map(String.init) ?? "ssh exited with status \(output.status)"
-          completion(.failed("cannot connect to \(target.user)@\(target.address):\(target.port): \(reason)"))
+      // The lock is held across the start, so the completion's removal comes after the insert.
+      try lock.withLock {
+        connecting[host.name] = try ChildProcess.run(arguments, cap: 65536) { [self] output in
+          lock.withLock { _ = connecting.removeValue(forKey: host.name) }
+          connected(host: host, target: target, status: output.status, completion: completion)
         }
       }
     } catch {
       completion(.failed("\(error)"))
+    }
+  }
+
+  func connected(
+    host: ScheduledHost, target: ExecutionTarget, status: Int32,
+    completion: @escaping @Sendable (ConnectOutcome) -> Void
+  ) {
+    if status == 0 {
+      // The backgrounded master's pid, so it can be stopped even if its socket is gone.
+      let check = baseArguments(host.name, target) + ["-O", "check", "--", target.address]
+      let group = DispatchGroup()
+      group.enter()
+      nonisolated(unsafe) var masterPID: pid_t = 0
+      if (try? ChildProcess.run(
+        check, cap: 4096,
+        completion: { result in
+          let text = result.stderr.text + result.stdout.text
+          if let range = text.range(of: "pid="), let end = text[range.upperBound...].firstIndex(of: ")") {
+            masterPID = pid_t(text[range.upperBound..<end]) ?? 0
+          }
+          group.leave()
+        })) == nil
+      {
+        group.leave()
+      }
+      group.wait()
+      lock.withLock { masters[host.name] = masterPID }
+      completion(.authenticated)
+    } else {
+      let log =
+        (try? String(contentsOfFile: runDirectory + "/ssh\(index[host.name] ?? 0).log", encoding: .utf8))
+        ?? ""
+      let reason =
+        log.split(separator: "\n").last.map(String.init) ?? "ssh exited with status \(status)"
+      completion(.failed("cannot connect to \(target.user)@\(target.address):\(target.port): \(reason)"))
     }
   }
 
@@ -301,6 +314,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   }
 
   public func disconnect(host: ScheduledHost) {
+    // A client still connecting is stopped (its completion then reports a failure nobody waits for).
+    lock.withLock { connecting.removeValue(forKey: host.name) }?.terminate(SIGTERM)
     guard let target = targets[host.name], let pid = lock.withLock({ masters.removeValue(forKey: host.name) })
     else {
       return
@@ -326,6 +341,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       for child in lock.withLock({ Array(stoppers.values) }) { child.terminate(SIGKILL) }
       _ = helpers.wait(timeout: .now() + 2)
     }
+    for child in lock.withLock({ Array(connecting.values) }) { child.terminate(SIGTERM) }
     let open = lock.withLock { Array(masters.keys) }
     for name in open {
       if let target = targets[name] {

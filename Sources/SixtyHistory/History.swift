@@ -376,13 +376,13 @@ public final class History: Sendable {
   /// `onWait` is called once with the first holder when waiting starts.
   public func lock(
     runID: Int64, hosts: [HostLockKey], wait: TimeInterval, poll: TimeInterval = 0.5,
-    onWait: (LockHolder) -> Void = { _ in }
+    cancelled: () -> Bool = { false }, onWait: (LockHolder) -> Void = { _ in }
   ) throws(HistoryError) -> LockHolder? {
     let deadline = Date().addingTimeInterval(wait)
     var told = false
     while true {
       guard let holder = try tryLock(runID: runID, hosts: hosts) else { return nil }
-      if Date() >= deadline { return holder }
+      if Date() >= deadline || cancelled() { return holder }
       if !told {
         onWait(holder)
         told = true

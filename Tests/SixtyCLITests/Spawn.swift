@@ -36,8 +36,20 @@ enum Spawn {
       argv.forEach { free($0) }
       envp.forEach { free($0) }
     }
+    // Default handlers and nothing blocked in the child, whatever the test's thread blocks.
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    for number in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&defaults, number) }
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
     var pid: pid_t = 0
-    let result = posix_spawn(&pid, program, &actions, nil, argv, envp)
+    let result = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
     guard result == 0 else {
       throw Failure(description: "cannot run \(path): \(String(cString: strerror(result)))")
     }

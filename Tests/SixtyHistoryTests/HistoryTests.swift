@@ -152,7 +152,7 @@ import Testing
     finisher.start()
     var waitedFor: Int64?
     #expect(
-      try history.lock(runID: b, hosts: [h3, alias], wait: 10, poll: 0.05) { waitedFor = $0.runID } == nil)
+      try history.lock(runID: b, hosts: [h3, alias], wait: 10, poll: 0.05, onWait: { waitedFor = $0.runID }) == nil)
     #expect(waitedFor == a)
     #expect(Set(try history.locks().map(\.runID)) == [b])
     try history.finish(id: b, status: .succeeded, exitCode: 0, message: nil)
