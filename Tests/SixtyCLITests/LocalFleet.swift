@@ -53,7 +53,8 @@ final class LocalFleet: @unchecked Sendable {
   ///   this much (e.g. "+10m"), to test clock skew.
   init(
     count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true,
-    brokerClockOffset: String? = nil, pushRate: Int = 1000, extraBrokerConfig: String = ""
+    brokerClockOffset: String? = nil, pushRate: Int = 1000, extraBrokerConfig: String = "",
+    hostsPerSSHD: Int = 1
   ) throws {
     directory =
       FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
@@ -63,11 +64,16 @@ final class LocalFleet: @unchecked Sendable {
     user = LocalFleet.currentUser
     var hostEntries = ""
     var planned: [(String, String, String, Int, String)] = []
+    // Shared sshds: every host has its own loopback address (127.20.x.y) on one port.
+    let sharedPort = LocalProcess.freePort()
     for index in stride(from: 1, through: count, by: 1) {
       let id = String(format: "i-%016x", index)
       let token = "agent-token-\(UUID().uuidString)"
-      let port = LocalProcess.freePort()
-      planned.append((id, "web-\(index)", "127.0.0.1", port, token))
+      if hostsPerSSHD > 1 {
+        planned.append((id, "web-\(index)", "127.20.\(index / 250).\(index % 250 + 1)", sharedPort, token))
+      } else {
+        planned.append((id, "web-\(index)", "127.0.0.1", LocalProcess.freePort(), token))
+      }
       hostEntries += "  \(id): {name: web-\(index), tags: {role: web}, group: lab, token: \(token)}\n"
     }
     let config = """
@@ -130,6 +136,10 @@ final class LocalFleet: @unchecked Sendable {
     brokerPort = port
     let agentUser = getuid() == 0 ? "nobody" : user
     do {
+      if hostsPerSSHD > 1 {
+        try startSharedSSHDs(planned, per: hostsPerSSHD, brokerPort: port, agentUser: agentUser)
+        return
+      }
       for (id, name, address, sshPort, token) in planned {
         let dir = directory + "/" + name
         try FileManager.default.createDirectory(
@@ -185,6 +195,85 @@ final class LocalFleet: @unchecked Sendable {
     } catch {
       stop()
       throw error
+    }
+  }
+
+  /// One agent configuration per host (its instance id and token).
+  func writeAgent(directory dir: String, instanceID: String, token: String, brokerPort: Int) throws {
+    try FileManager.default.createDirectory(
+      atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    let agentConfig = """
+      broker: http://127.0.0.1:\(brokerPort)
+      instance_id: \(instanceID)
+      token: \(token)
+      broker_public_key: \(brokerPublicKey)
+      timeout: 5s
+      syslog: false
+      """
+    try agentConfig.write(toFile: dir + "/agent.yml", atomically: true, encoding: .utf8)
+    chmod(dir + "/agent.yml", 0o644)
+    try "exec \(LocalFleet.agentPath) --config \(dir)/agent.yml \"$@\"\n".write(
+      toFile: dir + "/agent.sh", atomically: true, encoding: .utf8)
+    chmod(dir + "/agent.sh", 0o755)
+  }
+
+  /// Hosts on their own loopback addresses, `per` of them to one sshd (an sshd listens on at
+  /// most 16 addresses). `Match LocalAddress` gives each address its host's agent, so each host
+  /// still has its own instance id and token.
+  private func startSharedSSHDs(
+    _ planned: [(String, String, String, Int, String)], per: Int, brokerPort: Int, agentUser: String
+  ) throws {
+    let groups = stride(from: 0, to: planned.count, by: min(per, 16)).map {
+      Array(planned[$0..<min($0 + min(per, 16), planned.count)])
+    }
+    for (number, group) in groups.enumerated() {
+      let dir = directory + "/sshd-\(number)"
+      try FileManager.default.createDirectory(
+        atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+      let keygen = try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_key"])
+      guard keygen.status == 0 else { throw MotoServer.Failure("ssh-keygen failed: \(keygen.stderr)") }
+      var config = """
+        Port \(group[0].3)
+        HostKey \(dir)/host_key
+        PidFile \(dir)/sshd.pid
+        AuthorizedKeysFile none
+        AuthorizedKeysCommand /bin/false
+        AuthorizedKeysCommandUser \(agentUser)
+        PubkeyAuthentication yes
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        PermitRootLogin prohibit-password
+        UsePAM no
+        StrictModes no
+        MaxStartups 200:30:400
+        MaxSessions 64
+        LogLevel INFO
+
+        """
+      for (_, _, address, _, _) in group { config += "ListenAddress \(address)\n" }
+      for (id, name, address, _, token) in group {
+        let hostDir = directory + "/" + name
+        try writeAgent(directory: hostDir, instanceID: id, token: token, brokerPort: brokerPort)
+        config += "Match LocalAddress \(address)\n  AuthorizedKeysCommand /bin/sh \(hostDir)/agent.sh %u %f\n"
+      }
+      // ListenAddress lines must come before the first Match block.
+      let lines = config.split(separator: "\n", omittingEmptySubsequences: false)
+      let listen = lines.filter { $0.hasPrefix("ListenAddress") }
+      let rest = lines.filter { !$0.hasPrefix("ListenAddress") }
+      let firstMatch = rest.firstIndex { $0.hasPrefix("Match") } ?? rest.count
+      let ordered = rest[..<firstMatch] + listen + rest[firstMatch...]
+      try ordered.joined(separator: "\n").write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
+      let sshd = try LocalProcess(
+        "/usr/sbin/sshd", ["-D", "-e", "-f", dir + "/sshd_config"], logPath: dir + "/sshd.log")
+      for (id, name, address, sshPort, token) in group {
+        hosts.append(
+          Host(
+            instanceID: id, name: name, address: address, port: sshPort, sshd: sshd, token: token,
+            directory: directory + "/" + name))
+      }
+    }
+    for host in hosts where !LocalProcess.waitForPort(host.port, address: host.address) {
+      throw MotoServer.Failure("sshd for \(host.name) did not start: \(host.sshd?.log ?? "")")
     }
   }
 

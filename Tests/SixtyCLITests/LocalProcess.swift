@@ -93,14 +93,14 @@ final class LocalProcess: @unchecked Sendable {
     return Int(UInt16(bigEndian: address.sin_port))
   }
 
-  /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-  static func waitForPort(_ port: Int, timeout: TimeInterval = 20) -> Bool {
+  /// Waits until something accepts TCP connections on `address`:`port`.
+  static func waitForPort(_ port: Int, address host: String = "127.0.0.1", timeout: TimeInterval = 20) -> Bool {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
       let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
       var address = sockaddr_in()
       address.sin_family = sa_family_t(AF_INET)
-      address.sin_addr.s_addr = inet_addr("127.0.0.1")
+      address.sin_addr.s_addr = inet_addr(host)
       address.sin_port = in_port_t(UInt16(port).bigEndian)
       let result = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
