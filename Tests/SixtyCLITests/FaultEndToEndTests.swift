@@ -394,4 +394,51 @@ import Testing
     let history = try SixtyBinary.run(["runs", "list", "--format", "json"], environment: fleet.environment)
     #expect(history.stdout.contains("\"status\":\"aborted\""), "\(history.stdout)")
   }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func hostileVariableValuesAreDataNeverCommandsOrOptions() throws {
+    let fleet = try LocalFleet(count: 1)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let marker = fleet.directory + "/pwned"
+    let hostile =
+      "x $(touch \(marker)-1) `touch \(marker)-2`; touch \(marker)-3 && touch \(marker)-4 | touch \(marker)-5\n-oProxyCommand=touch \(marker)-6 'q\" \\"
+    let playbook = try write(
+      """
+      name: hostile
+      hosts: all
+      tasks:
+        - name: argv
+          command: [printf, "%s|", "{{ v }}", "-oProxyCommand=touch \(marker)-7"]
+        - name: env
+          command: [printenv, HOSTILE]
+          env: {HOSTILE: "{{ v }}"}
+        - name: cwd
+          command: ["true"]
+          cwd: "/tmp/{{ w }}"
+      """, fleet.directory + "/hostile.yml")
+    let result = try SixtyBinary.run(
+      [
+        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "-e", "v=\(hostile)",
+        "-e", "w=$(touch \(marker)-8)", "--report", fleet.directory + "/report.json",
+      ], environment: fleet.environment)
+    // The cwd does not exist, so that task fails; the others print the value as it is.
+    #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
+    let report = try #require(
+      try JSONSerialization.jsonObject(
+        with: Data(contentsOf: URL(fileURLWithPath: fleet.directory + "/report.json")))
+        as? [String: Any])
+    let plays = try #require(report["plays"] as? [[String: Any]])
+    let hosts = try #require(plays.first?["hosts"] as? [String: [String: Any]])
+    let tasks = try #require(hosts["web-1"]?["tasks"] as? [[String: Any]])
+    #expect(tasks[0]["stdout"] as? String == "\(hostile)|-oProxyCommand=touch \(marker)-7|")
+    #expect(tasks[1]["stdout"] as? String == hostile + "\n")
+    #expect((tasks[2]["stderr"] as? String ?? "").contains("/tmp/$(touch \(marker)-8)"), "\(tasks[2])")
+    // Nothing was executed, here or on the host (the same machine).
+    for n in 1...8 {
+      #expect(!FileManager.default.fileExists(atPath: "\(marker)-\(n)"), "\(marker)-\(n) exists")
+    }
+  }
 }

@@ -14,10 +14,12 @@ import Testing
   static func sample(_ pid: pid_t) -> Sample {
     // (children are counted by the caller, from /proc, less often)
     var result = Sample()
-    result.descriptors = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
+    result.descriptors =
+      ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")) ?? []).count
     let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
     for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-      result.rssKB = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+      result.rssKB =
+        Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
     }
     return result
   }
@@ -84,7 +86,8 @@ import Testing
       if parts.count == 6, parts[1] == "|" { seen[String(parts[0])] = parts[4] + " " + parts[5] }
     }
     let wrong = fleet.hosts.filter { seen[$0.name] != "\($0.address) \($0.port)" }.map(\.name)
-    #expect(wrong.isEmpty, "\(wrong.count) hosts did not answer from their own address, e.g. \(wrong.prefix(5))")
+    #expect(
+      wrong.isEmpty, "\(wrong.count) hosts did not answer from their own address, e.g. \(wrong.prefix(5))")
     // The soft limit was raised, and the run stayed well inside it and inside its memory.
     #expect(peak.descriptors < 1024, "peak open descriptors \(peak.descriptors)")
     #expect(peak.rssKB < 256 * 1024, "peak resident memory \(peak.rssKB / 1024) MB")

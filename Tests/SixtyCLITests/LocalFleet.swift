@@ -230,7 +230,8 @@ final class LocalFleet: @unchecked Sendable {
       let dir = directory + "/sshd-\(number)"
       try FileManager.default.createDirectory(
         atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-      let keygen = try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_key"])
+      let keygen = try runProgram(
+        "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_key"])
       guard keygen.status == 0 else { throw MotoServer.Failure("ssh-keygen failed: \(keygen.stderr)") }
       var config = """
         Port \(group[0].3)
@@ -262,7 +263,8 @@ final class LocalFleet: @unchecked Sendable {
       let rest = lines.filter { !$0.hasPrefix("ListenAddress") }
       let firstMatch = rest.firstIndex { $0.hasPrefix("Match") } ?? rest.count
       let ordered = rest[..<firstMatch] + listen + rest[firstMatch...]
-      try ordered.joined(separator: "\n").write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
+      try ordered.joined(separator: "\n").write(
+        toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
       let sshd = try LocalProcess(
         "/usr/sbin/sshd", ["-D", "-e", "-f", dir + "/sshd_config"], logPath: dir + "/sshd.log")
       for (id, name, address, sshPort, token) in group {

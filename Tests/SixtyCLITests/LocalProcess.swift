@@ -45,7 +45,8 @@ final class LocalProcess: @unchecked Sendable {
   /// The pids of this process's direct children (from /proc).
   var children: [pid_t] {
     ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-      guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+      guard let pid = pid_t(entry),
+        let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
         let close = stat.lastIndex(of: ")")
       else { return nil }
       let fields = stat[stat.index(after: close)...].split(separator: " ")
@@ -94,7 +95,8 @@ final class LocalProcess: @unchecked Sendable {
   }
 
   /// Waits until something accepts TCP connections on `address`:`port`.
-  static func waitForPort(_ port: Int, address host: String = "127.0.0.1", timeout: TimeInterval = 20) -> Bool {
+  static func waitForPort(_ port: Int, address host: String = "127.0.0.1", timeout: TimeInterval = 20) -> Bool
+  {
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
       let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
