@@ -21,14 +21,24 @@ final class ChildProcess: @unchecked Sendable {
 
   /// Runs `arguments[0]` (looked up on PATH) with stdin from `stdinPath` (or /dev/null) and
   /// captures stdout and stderr up to `cap` bytes each; `completion` gets everything once the
-  /// process has exited and both pipes are drained.
+  /// process has exited and both pipes are drained. With `capture` false, stdout and stderr go
+  /// to /dev/null (no pipes, no reader threads), for long-lived processes that log elsewhere.
   static func run(
-    _ arguments: [String], stdinPath: String? = nil, cap: Int,
+    _ arguments: [String], stdinPath: String? = nil, cap: Int, capture: Bool = true,
     completion: @escaping @Sendable (Output) -> Void
   ) throws -> ChildProcess {
-    var out: [Int32] = [0, 0]
-    var err: [Int32] = [0, 0]
+    var out: [Int32] = [-1, -1]
+    var err: [Int32] = [-1, -1]
     let pid: pid_t = try spawnLock.withLock {
+      if !capture {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, stdinPath ?? "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        return try spawn(arguments, actions: &actions)
+      }
       guard pipe(&out) == 0 else { throw ExecutionError("pipe: \(String(cString: strerror(errno)))") }
       guard pipe(&err) == 0 else {
         close(out[0])
@@ -46,35 +56,25 @@ final class ChildProcess: @unchecked Sendable {
       posix_spawn_file_actions_addopen(&actions, 0, stdinPath ?? "/dev/null", O_RDONLY, 0)
       posix_spawn_file_actions_adddup2(&actions, out[1], 1)
       posix_spawn_file_actions_adddup2(&actions, err[1], 2)
-      var attributes = posix_spawnattr_t()
-      posix_spawnattr_init(&attributes)
-      defer { posix_spawnattr_destroy(&attributes) }
-      var defaults = sigset_t()
-      sigemptyset(&defaults)
-      sigaddset(&defaults, SIGINT)
-      sigaddset(&defaults, SIGTERM)
-      posix_spawnattr_setsigdefault(&attributes, &defaults)
-      // Nothing blocked: the spawning thread may be a dispatch worker, which blocks most signals,
-      // and a child that inherited that mask would never see the SIGTERM that stops it.
-      var none = sigset_t()
-      sigemptyset(&none)
-      posix_spawnattr_setsigmask(&attributes, &none)
-      // Its own process group: a terminal's Ctrl-C reaches Sixty, which decides what to stop.
-      posix_spawnattr_setpgroup(&attributes, 0)
-      posix_spawnattr_setflags(
-        &attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
-      let argv = arguments.map { strdup($0) } + [nil]
-      defer { argv.forEach { free($0) } }
-      var pid: pid_t = 0
-      let result = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
-      guard result == 0 else {
+      do {
+        return try spawn(arguments, actions: &actions)
+      } catch {
         close(out[0])
         close(err[0])
-        throw ExecutionError("cannot run \(arguments[0]): \(String(cString: strerror(result))).")
+        throw error
       }
-      return pid
     }
     let child = ChildProcess(pid: pid)
+    guard capture else {
+      Thread.detachNewThread {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signal = status & 0x7f
+        let code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+        completion(Output(status: code, stdout: CappedBuffer(cap: 0), stderr: CappedBuffer(cap: 0)))
+      }
+      return child
+    }
     let group = DispatchGroup()
     let stdout = Drain(fd: out[0], cap: cap, group: group)
     let stderr = Drain(fd: err[0], cap: cap, group: group)
@@ -87,6 +87,36 @@ final class ChildProcess: @unchecked Sendable {
       completion(Output(status: code, stdout: stdout.buffer, stderr: stderr.buffer))
     }
     return child
+  }
+
+  /// posix_spawnp with default SIGINT/SIGTERM, no blocked signals and its own process group.
+  private static func spawn(_ arguments: [String], actions: inout posix_spawn_file_actions_t) throws -> pid_t
+  {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var defaults = sigset_t()
+    sigemptyset(&defaults)
+    sigaddset(&defaults, SIGINT)
+    sigaddset(&defaults, SIGTERM)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    // Nothing blocked: the spawning thread may be a dispatch worker, which blocks most signals,
+    // and a child that inherited that mask would never see the SIGTERM that stops it.
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    // Its own process group: a terminal's Ctrl-C reaches Sixty, which decides what to stop.
+    posix_spawnattr_setpgroup(&attributes, 0)
+    posix_spawnattr_setflags(
+      &attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP))
+    let argv = arguments.map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let result = posix_spawnp(&pid, arguments[0], &actions, &attributes, argv, environ)
+    guard result == 0 else {
+      throw ExecutionError("cannot run \(arguments[0]): \(String(cString: strerror(result))).")
+    }
+    return pid
   }
 
   func terminate(_ signal: Int32 = SIGTERM) { kill(pid, signal) }

@@ -58,12 +58,19 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// Called for every finished task (on a background thread).
   public var onCapture: (@Sendable (TaskCapture) -> Void)?
 
-  // `lock` protects `running`, `masters`, `connecting` and `stoppers`.
+  // `lock` protects `running`, `masters`, `connecting`, `watching`, `watcher`, `live` and `stoppers`.
   let lock = NSLock()
   var running: [String: ChildProcess] = [:]
   var masters: [String: pid_t] = [:]
   /// The ssh clients still connecting (before authentication), by host.
   var connecting: [String: ChildProcess] = [:]
+  /// Control sockets to watch for, by host: they appear when the master has authenticated.
+  var watching: [String: (socket: String, attempt: ConnectAttempt)] = [:]
+  var watcher: DispatchSourceTimer?
+  /// Every master process that has not exited yet, by pid.
+  var live: [pid_t: ChildProcess] = [:]
+  let watchQueue = DispatchQueue(label: "sixty.ssh.watch")
+  /// Entered for every master process, left when it has exited.
   let closing = DispatchGroup()
   /// The `pkill` helpers still running (see `stopRemote`); `closeAll` waits for them.
   let helpers = DispatchGroup()
@@ -122,60 +129,115 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       return
     }
     // A socket left by a master that died would stop a new master from listening.
-    unlink(controlPath(host.name))
-    // -f: ssh goes to the background once authenticated, so its exit is the authentication
-    // signal; the master lives on until `disconnect`.
+    let socket = controlPath(host.name)
+    unlink(socket)
+    // The master stays our child (no -f, so no `-O check` to learn its pid and no `-O exit` to
+    // stop it): ssh creates the control socket only once it has authenticated, so the socket
+    // appearing is the authentication signal, and the process exiting before that is a failure.
     let arguments =
       baseArguments(host.name, target) + [
-        "-M", "-N", "-f", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E",
+        "-M", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E",
         runDirectory + "/ssh\(index[host.name] ?? 0).log", "--", target.address,
       ]
+    let attempt = ConnectAttempt(completion: completion)
     do {
       // The lock is held across the start, so the completion's removal comes after the insert.
       try lock.withLock {
-        connecting[host.name] = try ChildProcess.run(arguments, cap: 65536) { [self] output in
-          lock.withLock { _ = connecting.removeValue(forKey: host.name) }
-          connected(host: host, target: target, status: output.status, completion: completion)
+        closing.enter()
+        let child: ChildProcess
+        do {
+          child = try ChildProcess.run(arguments, cap: 0, capture: false) { [self] output in
+            lock.withLock {
+              if let pid = attempt.child?.pid { live.removeValue(forKey: pid) }
+              if connecting[host.name] === attempt.child { connecting.removeValue(forKey: host.name) }
+              if let pid = masters[host.name], pid == attempt.child?.pid {
+                masters.removeValue(forKey: host.name)
+              }
+              watching.removeValue(forKey: host.name)
+            }
+            if attempt.finish() {
+              attempt.completion(.failed(failure(host: host.name, target: target, status: output.status)))
+            }
+            closing.leave()
+          }
+        } catch {
+          closing.leave()
+          throw error
         }
+        attempt.child = child
+        live[child.pid] = child
+        connecting[host.name] = child
+        watching[host.name] = (socket, attempt)
       }
+      startWatching()
     } catch {
       completion(.failed("\(error)"))
     }
   }
 
-  func connected(
-    host: ScheduledHost, target: ExecutionTarget, status: Int32,
-    completion: @escaping @Sendable (ConnectOutcome) -> Void
-  ) {
-    if status == 0 {
-      // The backgrounded master's pid, so it can be stopped even if its socket is gone.
-      let check = baseArguments(host.name, target) + ["-O", "check", "--", target.address]
-      let group = DispatchGroup()
-      group.enter()
-      nonisolated(unsafe) var masterPID: pid_t = 0
-      if (try? ChildProcess.run(
-        check, cap: 4096,
-        completion: { result in
-          let text = result.stderr.text + result.stdout.text
-          if let range = text.range(of: "pid="), let end = text[range.upperBound...].firstIndex(of: ")") {
-            masterPID = pid_t(text[range.upperBound..<end]) ?? 0
-          }
-          group.leave()
-        })) == nil
-      {
-        group.leave()
+  /// Why a master exited before authenticating: the last line of its log.
+  func failure(host: String, target: ExecutionTarget, status: Int32) -> String {
+    let log =
+      (try? String(contentsOfFile: runDirectory + "/ssh\(index[host] ?? 0).log", encoding: .utf8)) ?? ""
+    let reason = log.split(separator: "\n").last.map(String.init) ?? "ssh exited with status \(status)"
+    return "cannot connect to \(target.user)@\(target.address):\(target.port): \(reason)"
+  }
+
+  /// One master connection attempt; reported once, as authenticated or failed.
+  final class ConnectAttempt: @unchecked Sendable {
+    let completion: @Sendable (ConnectOutcome) -> Void
+    // `lock` protects `done`; `child` is set once, under the executor's lock, before any use.
+    private let lock = NSLock()
+    private var done = false
+    var child: ChildProcess?
+    init(completion: @escaping @Sendable (ConnectOutcome) -> Void) { self.completion = completion }
+    /// True for the first caller only.
+    func finish() -> Bool {
+      lock.withLock {
+        defer { done = true }
+        return !done
       }
-      group.wait()
-      lock.withLock { masters[host.name] = masterPID }
-      completion(.authenticated)
-    } else {
-      let log =
-        (try? String(contentsOfFile: runDirectory + "/ssh\(index[host.name] ?? 0).log", encoding: .utf8))
-        ?? ""
-      let reason =
-        log.split(separator: "\n").last.map(String.init) ?? "ssh exited with status \(status)"
-      completion(.failed("cannot connect to \(target.user)@\(target.address):\(target.port): \(reason)"))
     }
+  }
+
+  /// Polls the control sockets of masters still authenticating, every 5 ms while there are any.
+  func startWatching() {
+    let start: Bool = lock.withLock {
+      guard watcher == nil else { return false }
+      let timer = DispatchSource.makeTimerSource(queue: watchQueue)
+      timer.schedule(
+        deadline: .now() + .milliseconds(5), repeating: .milliseconds(5), leeway: .milliseconds(2))
+      timer.setEventHandler { [weak self] in self?.checkSockets() }
+      watcher = timer
+      return true
+    }
+    if start { lock.withLock { watcher }?.resume() }
+  }
+
+  func checkSockets() {
+    let pending = lock.withLock { watching }
+    var info = stat()
+    var ready: [(String, ConnectAttempt)] = []
+    for (host, (socket, attempt)) in pending where lstat(socket, &info) == 0 {
+      ready.append((host, attempt))
+    }
+    let idle: Bool = lock.withLock {
+      for (host, attempt) in ready {
+        watching.removeValue(forKey: host)
+        if let child = attempt.child, connecting[host] === child {
+          connecting.removeValue(forKey: host)
+          masters[host] = child.pid
+        }
+      }
+      if watching.isEmpty {
+        watcher?.cancel()
+        watcher = nil
+        return true
+      }
+      return false
+    }
+    _ = idle
+    for (_, attempt) in ready where attempt.finish() { attempt.completion(.authenticated) }
   }
 
   /// The command as the remote side runs it: named by `marker` (its `$0`) so it can be found and
@@ -315,25 +377,16 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
 
   public func disconnect(host: ScheduledHost) {
     // A client still connecting is stopped (its completion then reports a failure nobody waits for).
-    lock.withLock { connecting.removeValue(forKey: host.name) }?.terminate(SIGTERM)
-    guard let target = targets[host.name], let pid = lock.withLock({ masters.removeValue(forKey: host.name) })
-    else {
-      return
+    let (connectingChild, pid) = lock.withLock {
+      watching.removeValue(forKey: host.name)
+      return (connecting.removeValue(forKey: host.name), masters.removeValue(forKey: host.name))
     }
-    let arguments = baseArguments(host.name, target) + ["-O", "exit", "--", target.address]
-    closing.enter()
-    do {
-      _ = try ChildProcess.run(arguments, cap: 4096) { [self] output in
-        if output.status != 0 && pid > 0 { Foundation.kill(pid, SIGTERM) }
-        closing.leave()
-      }
-    } catch {
-      if pid > 0 { Foundation.kill(pid, SIGTERM) }
-      closing.leave()
-    }
+    connectingChild?.terminate(SIGTERM)
+    // SIGTERM makes an ssh master close its sessions and the connection, and remove its socket.
+    if let pid, pid > 0 { Foundation.kill(pid, SIGTERM) }
   }
 
-  /// Closes every master connection still open and waits for the closes to finish (before the
+  /// Closes every master connection still open and waits for the masters to exit (before the
   /// run directory, which holds the control sockets, is wiped).
   public func closeAll() {
     // Remote stops still on their way get a moment, then are ended: nothing outlives the run.
@@ -341,19 +394,20 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       for child in lock.withLock({ Array(stoppers.values) }) { child.terminate(SIGKILL) }
       _ = helpers.wait(timeout: .now() + 2)
     }
-    for child in lock.withLock({ Array(connecting.values) }) { child.terminate(SIGTERM) }
-    let open = lock.withLock { Array(masters.keys) }
-    for name in open {
-      if let target = targets[name] {
-        disconnect(host: ScheduledHost(name: name, user: target.user, tasks: []))
+    let (children, pids) = lock.withLock {
+      watching.removeAll()
+      defer {
+        connecting.removeAll()
+        masters.removeAll()
       }
+      return (Array(connecting.values), Array(masters.values))
     }
-    _ = closing.wait(timeout: .now() + 10)
-    let left = lock.withLock {
-      defer { masters.removeAll() }
-      return Array(masters.values)
+    for child in children { child.terminate(SIGTERM) }
+    for pid in pids where pid > 0 { Foundation.kill(pid, SIGTERM) }
+    if closing.wait(timeout: .now() + 5) == .timedOut {
+      for child in lock.withLock({ Array(live.values) }) { child.terminate(SIGKILL) }
+      _ = closing.wait(timeout: .now() + 2)
     }
-    for pid in left where pid > 0 { Foundation.kill(pid, SIGTERM) }
   }
 
   /// Kills every running task (second interrupt).

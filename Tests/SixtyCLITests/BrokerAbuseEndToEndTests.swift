@@ -98,8 +98,8 @@ final class RawClient: @unchecked Sendable {
     #expect(try push().status == 0)
     let baseline = openDescriptors(fleet.broker.pid)
 
-    // Slowloris: 6 clients dribble a request head, 6 a request body, a byte every 300 ms; 12
-    // more connect and send nothing. That is 24 connections against a limit of 8.
+    // Slowloris: 6 clients dribble a request head, 6 a request body, a byte every 300 ms; 40
+    // more connect and send nothing. That is 52 connections against a limit of 8.
     let head =
       Array("POST / HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 400)
     let bodyHead = Array(
@@ -117,15 +117,16 @@ final class RawClient: @unchecked Sendable {
         results.add(index < 6 ? "head" : "body", closedAfter)
       }
     }
-    for _ in 0..<12 { silent.append(try RawClient(port: fleet.brokerPort)) }
+    for _ in 0..<40 { silent.append(try RawClient(port: fleet.brokerPort)) }
     Thread.sleep(forTimeInterval: 1)
     // The broker holds at most max_connections of them; the rest wait in the listen queue.
     let during = openDescriptors(fleet.broker.pid)
-    #expect(during <= baseline + 8 + 1, "\(during) descriptors open, \(baseline) before")
+    // (NIO accepts in small batches, so a few more than the limit may be open at a moment.)
+    #expect(during <= baseline + 8 + 6, "\(during) descriptors open, \(baseline) before")
     // An honest push still gets through once the slow clients are cut off.
     let honest = try push()
     #expect(honest.status == 0, "\(honest.stderr)")
-    #expect(honest.seconds < 10, "the honest push took \(honest.seconds)s")
+    #expect(honest.seconds < 25, "the honest push took \(honest.seconds)s")
     group.wait()
     let closed = results.all
     #expect(closed.count == 12)
@@ -136,7 +137,7 @@ final class RawClient: @unchecked Sendable {
     }
     // The silent connections were accepted in turn and closed by the idle timeout.
     for client in silent {
-      let answer = client.read(timeout: 15)
+      let answer = client.read(timeout: 30)
       #expect(answer.closed, "a silent connection was never closed")
     }
     #expect(fleet.broker.log.contains("request body did not arrive within 2.0s"), "\(fleet.broker.log)")
