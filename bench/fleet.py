@@ -172,9 +172,10 @@ def measure(argv, env=None, stdin=None, cwd=None):
     p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=out,
                          stderr=subprocess.STDOUT, cwd=cwd)
     own = [0]
+    finished = threading.Event()
 
     def sample():
-        while p.poll() is None:
+        while not finished.is_set():
             try:
                 for line in open(f"/proc/{p.pid}/status"):
                     if line.startswith("VmHWM:"):
@@ -189,8 +190,9 @@ def measure(argv, env=None, stdin=None, cwd=None):
         p.stdin.write(stdin.encode())
         p.stdin.close()
     _, status, usage = os.wait4(p.pid, 0)
-    p.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - start
+    p.returncode = os.waitstatus_to_exitcode(status)
+    finished.set()
     t.join()
     out.seek(0)
     return {
@@ -416,8 +418,6 @@ def main():
                 table("(c) sleep 2 on 200 hosts, parallelism 5 (a run far longer than the 60 s key window)", rows)
                 if "sixty" in tools:
                     print(f"    sixty: {stats} (authentication failures must be 0; p99 push->auth under 5000 ms)")
-        for name, m in []:
-            pass
     finally:
         if fleet:
             fleet.stop()
