@@ -1,7 +1,7 @@
 # Sixty: the two set-up commands are `make demo` and `make test`.
 SWIFT ?= swift
 .DEFAULT_GOAL := build
-.PHONY: deps build release test fuzz demo bench bench-plan bench-broker format clean
+.PHONY: deps build release test fuzz demo bench bench-plan bench-broker bench-fleet format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -11,6 +11,7 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release --scratch-path .build-release --product sixty
+	$(SWIFT) build -c release --scratch-path .build-release --product sixty-agent
 	$(SWIFT) build -c release --scratch-path .build-release --product sixty-bench
 
 # The 500-host run takes both cores for minutes, so it runs on its own after the rest (the
@@ -29,7 +30,12 @@ fuzz: deps
 demo: build
 	@scripts/demo.sh
 
-bench: bench-plan bench-broker
+bench: bench-plan bench-broker bench-fleet
+
+# Sixty against xargs ssh, pssh, parallel-ssh and Ansible on a local fleet of real sshd hosts
+# (root; installs pssh from Debian and ansible-core and parallel-ssh into .build-bench/venv).
+bench-fleet: release
+	bench/fleet.py
 
 bench-broker: release
 	bench/broker-load.sh

@@ -7,6 +7,7 @@ let package = Package(
   products: [
     .executable(name: "sixty", targets: ["sixty"]),
     .executable(name: "sixty-agent", targets: ["sixty-agent"]),
+    .executable(name: "sixty-agent-tls", targets: ["sixty-agent-tls"]),
     .library(name: "SixtyCLI", targets: ["SixtyCLI"]),
     // What the libFuzzer targets in fuzz/ (a package of their own) exercise.
     .library(
@@ -87,6 +88,7 @@ let package = Package(
       dependencies: ["SixtyScheduling", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed.
     .executableTarget(name: "sixty-agent", dependencies: ["SixtyAgentCore"]),
+    .executableTarget(name: "sixty-agent-tls", dependencies: ["SixtyAgentCore"]),
     // The command-line interface; each command's run() makes one call into a library.
     .target(
       name: "SixtyCLI",

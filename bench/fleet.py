@@ -28,7 +28,7 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, ".build-release", "release")
+BIN = os.environ.get("SIXTY_BIN_DIR", os.path.join(ROOT, ".build-release", "release"))
 SIXTY = os.path.join(BIN, "sixty")
 AGENT = os.path.join(BIN, "sixty-agent")
 VENV = os.path.join(ROOT, ".build-bench", "venv")

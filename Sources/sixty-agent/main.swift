@@ -1,119 +1,34 @@
-// sixty-agent: sshd's AuthorizedKeysCommand. Prints the keys the broker says are valid for this
-// host and USER right now, as `expiry-time="…Z"[,from="…"] KEY` lines. Fails closed: on any
-// error it prints nothing and exits non-zero, so sshd lets nobody in through it.
+// sixty-agent: sshd's AuthorizedKeysCommand (see AgentMain in SixtyAgentCore).
 //
 //   AuthorizedKeysCommand /usr/local/bin/sixty-agent %u %f
 //   AuthorizedKeysCommandUser sixty-agent
+//
+// It fetches the key list over plain HTTP with its own small client, so a login does not pay
+// for loading libcurl; the list is signed by the broker, and the agent checks the signature.
+// For an https:// broker it hands over to `sixty-agent-tls` (next to it), which uses
+// Foundation's URLSession.
 import Foundation
 import SixtyAgentCore
-
-#if canImport(FoundationNetworking)
-  import FoundationNetworking
-#endif
 
 #if canImport(Glibc)
   import Glibc
 #endif
 
-/// Set once output has begun; the watchdog then leaves the process alone.
-nonisolated(unsafe) var printing = false
-let lock = NSLock()
-nonisolated(unsafe) var useSyslog = true
-
-func log(_ message: String, priority: Int32) {
-  FileHandle.standardError.write(Data("sixty-agent: \(message)\n".utf8))
-  if useSyslog {
-    message.withCString { text in
-      withVaList([text]) { vsyslog(priority, "%s", $0) }
-    }
+AgentMain.run { url, token, deadline in
+  if url.scheme == "https" {
+    // /proc/self/exe: the real path of this program, whatever sshd was told.
+    let own =
+      (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+      ?? CommandLine.arguments[0]
+    let helper = URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent(
+      "sixty-agent-tls"
+    ).path
+    let argv = [helper] + CommandLine.arguments.dropFirst()
+    let pointers = argv.map { strdup($0) } + [nil]
+    execv(helper, pointers)
+    throw PlainHTTP.Failure(
+      "an https broker needs \(helper), which cannot be run (\(String(cString: strerror(errno))))")
   }
+  let response = try PlainHTTP.get(url, headers: [("Authorization", "Bearer \(token)")], timeout: deadline)
+  return (response.status, response.body)
 }
-
-func fail(_ message: String, code: Int32 = 1) -> Never {
-  log(message, priority: LOG_ERR)
-  exit(code)
-}
-
-var arguments = Array(CommandLine.arguments.dropFirst())
-var configPath = ProcessInfo.processInfo.environment["SIXTY_AGENT_CONFIG"] ?? AgentConfig.defaultPath
-if let index = arguments.firstIndex(of: "--config") {
-  guard index + 1 < arguments.count else { fail("--config needs a file path.", code: 2) }
-  configPath = arguments[index + 1]
-  arguments.removeSubrange(index...(index + 1))
-}
-if arguments.first == "--help" || arguments.first == "-h" {
-  print("usage: sixty-agent USER [FINGERPRINT] [--config FILE]   (sshd: AuthorizedKeysCommand … %u %f)")
-  exit(0)
-}
-openlog("sixty-agent", LOG_PID, LOG_AUTH)
-guard (1...2).contains(arguments.count) else {
-  fail("expected USER and an optional FINGERPRINT (sshd: AuthorizedKeysCommand … %u %f).", code: 2)
-}
-let user = arguments[0]
-guard (1...32).contains(user.utf8.count),
-  user.utf8.allSatisfy({ b in
-    (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2E || b == 0x5F
-      || b == 0x2D || b == 0x40 || b == 0x24
-  })
-else {
-  fail("the user name \(user.debugDescription.prefix(40)) is not a valid OS user; printing no keys.", code: 2)
-}
-let fingerprint = arguments.count == 2 && !arguments[1].isEmpty ? arguments[1] : nil
-
-let config: AgentConfig
-do {
-  config = try AgentConfig.load(path: configPath)
-} catch {
-  fail(error.description, code: 2)
-}
-useSyslog = config.syslog
-
-// The hard deadline for everything: if the broker is slow we let nobody in rather than hold
-// up sshd.
-let deadline = config.timeout
-DispatchQueue.global().asyncAfter(deadline: .now() + deadline) {
-  let started = lock.withLock { printing }
-  if !started { fail("the broker did not answer within \(deadline) s; printing no keys.") }
-}
-
-guard let url = config.keysURL(user: user) else { fail("cannot build the broker URL for user \(user).") }
-var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: deadline)
-request.setValue("Bearer \(config.token)", forHTTPHeaderField: "Authorization")
-let session = URLSession(configuration: .ephemeral)
-nonisolated(unsafe) var result: (Data?, URLResponse?, (any Error)?)
-let done = DispatchSemaphore(value: 0)
-session.dataTask(with: request) { data, response, error in
-  result = (data, response, error)
-  done.signal()
-}.resume()
-done.wait()
-
-if let error = result.2 {
-  fail("cannot reach the broker at \(config.broker.absoluteString): \(error.localizedDescription).")
-}
-guard let http = result.1 as? HTTPURLResponse, let body = result.0 else { fail("the broker sent no answer.") }
-guard http.statusCode == 200 else {
-  let text = String(decoding: body.prefix(200), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-  fail("the broker refused the key-list request (HTTP \(http.statusCode): \(text)).")
-}
-let now = Date()
-let list: SignedKeyList
-do {
-  list = try SignedKeyList.verify(
-    body, publicKey: config.brokerPublicKey, instanceID: config.instanceID, osUser: user, now: now,
-    maxAge: config.maxAge)
-} catch {
-  fail("rejected the broker's answer: \(error.description).")
-}
-let lines = list.authorizedKeysLines(now: now, fingerprint: fingerprint)
-lock.withLock { printing = true }
-var output = lines.joined(separator: "\n")
-if !output.isEmpty { output += "\n" }
-FileHandle.standardOutput.write(Data(output.utf8))
-for entry in list.keys where entry.expiresAt > Int64(now.timeIntervalSince1970) {
-  if let fingerprint, entry.fingerprint != fingerprint { continue }
-  log(
-    "offered key \(entry.fingerprint) for \(user) (request \(entry.requestID), principal \(entry.principal), expires \(SignedKeyList.expiryTime(entry.expiresAt)))",
-    priority: LOG_INFO)
-}
-exit(0)

@@ -1,11 +1,11 @@
 import Crypto
 import Foundation
 import InstanceConnect
-import SixtyAgentCore
 import SixtyAudit
 import SixtyKeys
 import Testing
 
+@testable import SixtyAgentCore
 @testable import SixtyBroker
 
 /// A clock the test moves by hand.
@@ -361,5 +361,49 @@ final class TestClock: @unchecked Sendable {
       diagnostics.contains {
         $0.contains("broker.yml:3:15: error: 'body_timeout' must be between 100ms and 1h.")
       }, "\(diagnostics)")
+  }
+}
+
+@Suite struct PlainHTTPTests {
+  func parse(_ text: String) throws(PlainHTTP.Failure) -> PlainHTTP.Response {
+    try PlainHTTP.parse(Array(text.utf8), limit: 64)
+  }
+
+  @Test func readsBodiesByLengthChunksOrEndOfStream() throws {
+    #expect(
+      try parse("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        == .init(status: 200, body: Array("hello".utf8)))
+    #expect(
+      try parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n")
+        .body
+        == Array("hello".utf8))
+    #expect(try parse("HTTP/1.0 401 Unauthorized\r\n\r\nno").status == 401)
+  }
+
+  @Test func refusesBrokenAnswers() {
+    let cases: [(String, String)] = [
+      ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", "before its headers"),
+      ("SSH-2.0-OpenSSH\r\n\r\n", "not HTTP"),
+      ("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nhello", "after 5 of 9 bytes"),
+      ("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "not a number"),
+      ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "not hexadecimal"),
+      ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nabc", "inside a chunk"),
+      ("HTTP/1.1 200 OK\r\n\r\n" + String(repeating: "x", count: 65), "larger than 64 bytes"),
+    ]
+    for (text, fragment) in cases {
+      #expect(throws: PlainHTTP.Failure.self, "\(text)") { try parse(text) }
+      do {
+        _ = try parse(text)
+      } catch {
+        #expect(error.description.contains(fragment), "\(text): \(error)")
+      }
+    }
+  }
+
+  @Test func headersWithLineBreaksAreRefused() {
+    #expect(throws: PlainHTTP.Failure.self) {
+      try PlainHTTP.get(
+        URL(string: "http://127.0.0.1:1/x")!, headers: [("Authorization", "Bearer a\r\nX: y")], timeout: 1)
+    }
   }
 }

@@ -83,7 +83,13 @@ import Testing
       (["ops", "--config", try writeConfig(fleet, token: "wrong-token-wrong-token")], 1, "HTTP 401"),
       (
         ["ops", "--config", try writeConfig(fleet, broker: "http://127.0.0.1:\(LocalProcess.freePort())")], 1,
-        "cannot reach the broker"
+        "the connection was refused"
+      ),
+      // An https broker is fetched by sixty-agent-tls (libcurl's wording).
+      (
+        ["ops", "--config", try writeConfig(fleet, broker: "https://127.0.0.1:\(LocalProcess.freePort())")],
+        1,
+        "Couldn't connect to server"
       ),
       (["ops", "--config", try writeConfig(fleet, extra: "timeout: 9s")], 2, "expected a duration up to 5s"),
       (["ops", "--config", try writeConfig(fleet, extra: "colour: blue")], 2, "unknown key 'colour'"),
