@@ -164,10 +164,18 @@ def ssh_options(fleet):
             "-o", f"HostKeyAlgorithms={HOSTKEY}", "-F", "/dev/null"]
 
 
+def busy():
+    """CPU seconds the whole machine has spent busy (every process, the fleet's sshds included)."""
+    fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(argv, env=None, stdin=None, cwd=None):
     """Runs argv; returns wall, CPU (user+sys of it and all it waited for), own peak RSS (MB),
     largest peak RSS in its tree (MB), exit status, output."""
     out = tempfile.TemporaryFile()
+    busy_before = busy()
     start = time.monotonic()
     p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=out,
                          stderr=subprocess.STDOUT, cwd=cwd)
@@ -196,7 +204,7 @@ def measure(argv, env=None, stdin=None, cwd=None):
     t.join()
     out.seek(0)
     return {
-        "wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "own_mb": own[0] / 1024,
+        "wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "machine": busy() - busy_before, "own_mb": own[0] / 1024,
         "tree_mb": usage.ru_maxrss / 1024, "status": p.returncode, "output": out.read().decode(errors="replace"),
     }
 
@@ -327,11 +335,11 @@ def report_stats(path):
 
 def table(title, rows):
     print(f"\n{title}")
-    print(f"{'tool':<22}{'wall s':>9}{'cpu s':>9}{'own MB':>9}{'max MB':>9}{'exit':>6}{'x Sixty':>9}")
+    print(f"{'tool':<22}{'wall s':>9}{'cpu s':>9}{'all cpu s':>10}{'own MB':>9}{'max MB':>9}{'exit':>6}{'x Sixty':>9}")
     base = next((r for r in rows if r[0].startswith("sixty")), None)
     for name, m in rows:
         ratio = m["wall"] / base[1]["wall"] if base else float("nan")
-        print(f"{name:<22}{m['wall']:>9.2f}{m['cpu']:>9.2f}{m['own_mb']:>9.0f}{m['tree_mb']:>9.0f}"
+        print(f"{name:<22}{m['wall']:>9.2f}{m['cpu']:>9.2f}{m['machine']:>10.1f}{m['own_mb']:>9.0f}{m['tree_mb']:>9.0f}"
               f"{m['status']:>6}{ratio:>9.2f}")
     sys.stdout.flush()
 
