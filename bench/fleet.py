@@ -291,10 +291,15 @@ class Tools:
         )
         return measure([f"{VENV}/bin/python", "-c", script], env=self.env)
 
+    def ansible_env(self):
+        # A fresh ControlPersist directory per run: no connection left by an earlier workload.
+        self.runs = getattr(self, "runs", 0) + 1
+        return dict(self.env, ANSIBLE_SSH_CONTROL_PATH_DIR=f"{self.work}/ansible-cp-{self.runs}")
+
     def ansible_adhoc(self, n, par, command):
         w = self.files(n)
         return measure([f"{VENV}/bin/ansible", "all", "-i", f"{w}/ansible.ini", "-m", "command", "-a",
-                        " ".join(command), "-f", str(par), "-o"], env=self.env)
+                        " ".join(command), "-f", str(par), "-o"], env=self.ansible_env())
 
     # Playbooks: five tasks per host.
     TASKS = [["true"], ["uname", "-r"], ["echo", "five tasks"], ["test", "-d", "/tmp"], ["date", "-u"]]
@@ -316,7 +321,8 @@ class Tools:
             out.write("- hosts: all\n  gather_facts: false\n  tasks:\n")
             for i, t in enumerate(self.TASKS):
                 out.write(f"    - name: t{i + 1}\n      command: {json.dumps(' '.join(t))}\n")
-        return measure([f"{VENV}/bin/ansible-playbook", "-i", f"{w}/ansible.ini", "-f", str(par), path], env=self.env)
+        return measure([f"{VENV}/bin/ansible-playbook", "-i", f"{w}/ansible.ini", "-f", str(par), path],
+                       env=self.ansible_env())
 
 
 def report_stats(path):

@@ -4,12 +4,16 @@ import Foundation
   import Glibc
 #endif
 
+/// glibc's pipe2(2), which the Glibc module does not export (it needs _GNU_SOURCE).
+@_silgen_name("pipe2")
+private func systemPipe2(_ fds: UnsafeMutablePointer<Int32>, _ flags: Int32) -> Int32
+
 /// A child process started with posix_spawn; its exit is collected on a background thread by
 /// waitpid (never by polling).
 final class ChildProcess: @unchecked Sendable {
   let pid: pid_t
-  // Processes are spawned under one lock so no child inherits another's pipe ends.
-  static let spawnLock = NSLock()
+  // Pipes are created close-on-exec in one step (pipe2), so no child inherits another's pipe
+  // ends and spawns need no lock: many hosts' ssh clients start at once.
 
   struct Output: Sendable {
     var status: Int32  // exit status, or 128+signal
@@ -29,7 +33,7 @@ final class ChildProcess: @unchecked Sendable {
   ) throws -> ChildProcess {
     var out: [Int32] = [-1, -1]
     var err: [Int32] = [-1, -1]
-    let pid: pid_t = try spawnLock.withLock {
+    let pid: pid_t = try {
       if !capture {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -39,13 +43,14 @@ final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
         return try spawn(arguments, actions: &actions)
       }
-      guard pipe(&out) == 0 else { throw ExecutionError("pipe: \(String(cString: strerror(errno)))") }
-      guard pipe(&err) == 0 else {
+      guard systemPipe2(&out, O_CLOEXEC) == 0 else {
+        throw ExecutionError("pipe: \(String(cString: strerror(errno)))")
+      }
+      guard systemPipe2(&err, O_CLOEXEC) == 0 else {
         close(out[0])
         close(out[1])
         throw ExecutionError("pipe: \(String(cString: strerror(errno)))")
       }
-      for fd in out + err { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
       defer {
         close(out[1])
         close(err[1])
@@ -63,7 +68,7 @@ final class ChildProcess: @unchecked Sendable {
         close(err[0])
         throw error
       }
-    }
+    }()
     let child = ChildProcess(pid: pid)
     guard capture else {
       Thread.detachNewThread {
