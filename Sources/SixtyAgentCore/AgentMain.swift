@@ -84,6 +84,8 @@ public enum AgentMain {
     let answer: (status: Int, body: [UInt8])
     do {
       answer = try fetch(url, config.token, deadline)
+    } catch let failure as PlainHTTP.Failure where failure.isTimeout {
+      fail("the broker did not answer within \(deadline) s; printing no keys.")
     } catch {
       fail("cannot reach the broker at \(config.broker.absoluteString): \(error).")
     }

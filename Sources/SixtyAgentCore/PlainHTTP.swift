@@ -15,7 +15,12 @@ import Foundation
 public enum PlainHTTP {
   public struct Failure: Error, CustomStringConvertible, Equatable {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// The deadline passed (the agent reports this as the broker not answering in time).
+    public let isTimeout: Bool
+    public init(_ description: String, isTimeout: Bool = false) {
+      self.description = description
+      self.isTimeout = isTimeout
+    }
   }
 
   public struct Response: Equatable {
@@ -68,7 +73,7 @@ public enum PlainHTTP {
   static func wait(_ fd: Int32, _ events: Int32, deadline: Double) throws(Failure) {
     while true {
       let left = deadline - now()
-      guard left > 0 else { throw Failure("no answer within the deadline") }
+      guard left > 0 else { throw Failure("no answer within the deadline", isTimeout: true) }
       var entry = pollfd(fd: fd, events: Int16(events), revents: 0)
       let ready = poll(&entry, 1, Int32(min(left * 1000, 60_000).rounded(.up)))
       if ready > 0 { return }
@@ -108,7 +113,7 @@ public enum PlainHTTP {
           try wait(fd, Int32(POLLOUT), deadline: deadline)
         } catch {
           close(fd)
-          throw Failure("connecting to \(host):\(port) took longer than the deadline")
+          throw Failure("connecting to \(host):\(port) took longer than the deadline", isTimeout: true)
         }
         var code: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
