@@ -396,6 +396,8 @@ def main():
     try:
         fleet = Fleet(200, work)
         t = Tools(fleet, work)
+        adhoc = {"sixty": t.sixty_adhoc, "xargs": t.xargs_adhoc, "pssh": t.pssh_adhoc,
+                 "parallel-ssh": t.parallelssh_adhoc, "ansible": t.ansible_adhoc}
         print("versions:", json.dumps(versions()))
         print(f"fleet: 200 hosts on 127.30.0.x, {200 // PER_SSHD} sshds, KexAlgorithms {KEX}, host key {HOSTKEY}")
         for wl in workloads:
@@ -403,9 +405,7 @@ def main():
                 n, par = (int(x) for x in wl[1:].split("x"))
                 rows = []
                 for tool in tools:
-                    m = {"sixty": t.sixty_adhoc, "xargs": t.xargs_adhoc, "pssh": t.pssh_adhoc,
-                         "parallel-ssh": t.parallelssh_adhoc, "ansible": t.ansible_adhoc}[tool](n, par, ["true"])
-                    rows.append((tool, m))
+                    rows.append((tool, adhoc[tool](n, par, ["true"])))
                     if tool == "sixty":
                         stats = report_stats(f"{work}/report.json")
                 table(f"(a) true on {n} hosts, parallelism {par}", rows)
@@ -424,9 +424,7 @@ def main():
             elif wl == "c":
                 rows = []
                 for tool in tools:
-                    m = {"sixty": t.sixty_adhoc, "xargs": t.xargs_adhoc, "pssh": t.pssh_adhoc,
-                         "parallel-ssh": t.parallelssh_adhoc, "ansible": t.ansible_adhoc}[tool](200, 5, ["sleep", "2"])
-                    rows.append((tool, m))
+                    rows.append((tool, adhoc[tool](200, 5, ["sleep", "2"])))
                     if tool == "sixty":
                         stats = report_stats(f"{work}/report.json")
                 table("(c) sleep 2 on 200 hosts, parallelism 5 (a run far longer than the 60 s key window)", rows)

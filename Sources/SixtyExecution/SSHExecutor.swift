@@ -221,7 +221,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     for (host, (socket, attempt)) in pending where lstat(socket, &info) == 0 {
       ready.append((host, attempt))
     }
-    let idle: Bool = lock.withLock {
+    lock.withLock {
       for (host, attempt) in ready {
         watching.removeValue(forKey: host)
         if let child = attempt.child, connecting[host] === child {
@@ -232,11 +232,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       if watching.isEmpty {
         watcher?.cancel()
         watcher = nil
-        return true
       }
-      return false
     }
-    _ = idle
     for (_, attempt) in ready where attempt.finish() { attempt.completion(.authenticated) }
   }
 

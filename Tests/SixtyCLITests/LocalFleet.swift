@@ -147,19 +147,7 @@ final class LocalFleet: @unchecked Sendable {
         let keygen = try runProgram(
           "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_key"])
         guard keygen.status == 0 else { throw MotoServer.Failure("ssh-keygen failed: \(keygen.stderr)") }
-        let agentConfig = """
-          broker: http://127.0.0.1:\(port)
-          instance_id: \(id)
-          token: \(token)
-          broker_public_key: \(brokerKey)
-          timeout: 3s
-          syslog: false
-          """
-        try agentConfig.write(toFile: dir + "/agent.yml", atomically: true, encoding: .utf8)
-        chmod(dir + "/agent.yml", 0o644)
-        try "exec \(LocalFleet.agentPath) --config \(dir)/agent.yml \"$@\"\n".write(
-          toFile: dir + "/agent.sh", atomically: true, encoding: .utf8)
-        chmod(dir + "/agent.sh", 0o755)
+        try writeAgent(directory: dir, instanceID: id, token: token, brokerPort: port, timeout: "3s")
         let sshdConfig = """
           Port \(sshPort)
           ListenAddress \(address)
@@ -199,7 +187,9 @@ final class LocalFleet: @unchecked Sendable {
   }
 
   /// One agent configuration per host (its instance id and token).
-  func writeAgent(directory dir: String, instanceID: String, token: String, brokerPort: Int) throws {
+  func writeAgent(
+    directory dir: String, instanceID: String, token: String, brokerPort: Int, timeout: String = "5s"
+  ) throws {
     try FileManager.default.createDirectory(
       atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
     let agentConfig = """
@@ -207,7 +197,7 @@ final class LocalFleet: @unchecked Sendable {
       instance_id: \(instanceID)
       token: \(token)
       broker_public_key: \(brokerPublicKey)
-      timeout: 5s
+      timeout: \(timeout)
       syslog: false
       """
     try agentConfig.write(toFile: dir + "/agent.yml", atomically: true, encoding: .utf8)
