@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Logging
 
@@ -40,6 +41,8 @@ public struct InstanceConnectClient: Sendable {
   let retry: RetryPolicy
   let clock: @Sendable () -> Date
   let logger: Logger?
+  /// Shared by every copy of this client, so no two of its requests are ever byte-identical.
+  let ledger = SignedRequestLedger()
 
   public static let service = "ec2-instance-connect"
   public static let targetPrefix = "AWSEC2InstanceConnectService"
@@ -126,17 +129,14 @@ public struct InstanceConnectClient: Sendable {
       throw .invalidParameter(field: "request", value: operation, expected: "JSON-encodable values")
     }
     var attempt = 0
-    var lastSigned: String?
     while true {
       attempt += 1
-      // A retry is signed in a later second than the attempt before it, so it is never the same
-      // signed request (brokers refuse replays of an accepted request).
-      let now = clock()
-      if lastSigned == SigV4.amzDate(now) {
-        try? await retry.sleep(max(0.001, 1 - now.timeIntervalSince1970.truncatingRemainder(dividingBy: 1)))
+      let request: HTTPRequest
+      do {
+        request = try await signedRequestNeverSentBefore(operation, body: body)
+      } catch {
+        throw .transport(endpoint: endpointDescription, message: "cancelled while waiting to sign")
       }
-      let request = signedRequest(operation, body: body)
-      lastSigned = request.headers.first { $0.name == "X-Amz-Date" }?.value
       let result: Result<SendSSHPublicKeyResponse, InstanceConnectError>
       do {
         let response = try await transport.send(request)
@@ -159,6 +159,22 @@ public struct InstanceConnectClient: Sendable {
     }
   }
 
+  /// Signs the request in a second in which this client has not signed the same body yet,
+  /// waiting for the next second if it has. A SigV4 signature covers the body and the time to
+  /// the second, so the same body signed twice in one second is the same request, which a broker
+  /// refuses as a replay. This happens when a host's key is pushed again straight after a dropped
+  /// connection, and for a retry that fails fast.
+  func signedRequestNeverSentBefore(_ operation: String, body: [UInt8]) async throws -> HTTPRequest {
+    let digest = Array(SHA256.hash(data: Array(operation.utf8) + [0] + body))
+    while true {
+      let now = clock()
+      if ledger.claim(digest: digest, second: floor(now.timeIntervalSince1970)) {
+        return signedRequest(operation, body: body, date: now)
+      }
+      try await retry.sleep(max(0.001, 1 - now.timeIntervalSince1970.truncatingRemainder(dividingBy: 1)))
+    }
+  }
+
   var endpointDescription: String {
     var text = endpoint.absoluteString
     while text.hasSuffix("/") { text.removeLast() }
@@ -167,7 +183,7 @@ public struct InstanceConnectClient: Sendable {
 
   /// The signed HTTP request; the only headers sent are the ones signed (plus what the
   /// transport adds on its own, which is not signed).
-  func signedRequest(_ operation: String, body: [UInt8]) -> HTTPRequest {
+  func signedRequest(_ operation: String, body: [UInt8], date: Date) -> HTTPRequest {
     var host = endpoint.host ?? "localhost"
     if host.contains(":") { host = "[\(host)]" }
     if let port = endpoint.port,
@@ -182,7 +198,7 @@ public struct InstanceConnectClient: Sendable {
         ("Host", host), ("Content-Type", "application/x-amz-json-1.1"),
         ("X-Amz-Target", "\(Self.targetPrefix).\(operation)"),
       ], body: body)
-    SigV4.sign(&request, credentials: credentials, region: region, service: Self.service, date: clock())
+    SigV4.sign(&request, credentials: credentials, region: region, service: Self.service, date: date)
     var url = endpoint
     if endpoint.path.isEmpty { url = endpoint.appendingPathComponent("") }
     return HTTPRequest(url: url, method: "POST", headers: request.headers, body: body)
@@ -228,5 +244,25 @@ public struct InstanceConnectClient: Sendable {
       }
     }
     return "\(error)"
+  }
+}
+
+/// The bodies a client has signed in the current second, by digest.
+final class SignedRequestLedger: @unchecked Sendable {
+  private let lock = NSLock()
+  private var second: Double = -1
+  private var signed: Set<[UInt8]> = []
+
+  /// True, and recorded, if `digest` was not signed in `second` yet. Only the latest second is
+  /// kept: the clock moves forward, and requests signed in earlier seconds differ from any
+  /// signed now.
+  func claim(digest: [UInt8], second: Double) -> Bool {
+    lock.withLock {
+      if second != self.second {
+        self.second = second
+        signed.removeAll(keepingCapacity: true)
+      }
+      return signed.insert(digest).inserted
+    }
   }
 }

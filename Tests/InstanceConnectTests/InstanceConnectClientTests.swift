@@ -116,6 +116,43 @@ final class Sleeps: @unchecked Sendable {
     #expect(Set(dates).count == 4, "every attempt is signed in its own second: \(dates)")
   }
 
+  @Test func theSameKeyPushedAgainInTheSameSecondIsSignedInTheNext() async throws {
+    // A host's key pushed again straight after a dropped connection: the same body. Signed in
+    // the same second it would be the same request, which the broker refuses as a replay.
+    let ok = json(200, #"{"RequestId":"r","Success":true}"#)
+    let transport = FakeTransport([ok, ok, ok, ok])
+    let sleeps = Sleeps()
+    sleeps.add(0.25)
+    let first = client(transport, sleeps: sleeps)
+    let copy = first  // runs share one client by value; its copies share what was signed
+    _ = try await first.sendSSHPublicKey(Self.request)
+    _ = try await copy.sendSSHPublicKey(Self.request)
+    #expect(sleeps.values == [0.25, 0.75], "the second push waits for the next second: \(sleeps.values)")
+    // Another host's push in that second is a different body and does not wait.
+    _ = try await copy.sendSSHPublicKey(
+      SendSSHPublicKeyRequest(instanceID: "i-0123456789abcdef1", osUser: "ec2-user", publicKey: Self.key))
+    #expect(sleeps.values.count == 2)
+    // A client of its own knows nothing of the first one's requests.
+    _ = try await client(transport, sleeps: sleeps).sendSSHPublicKey(Self.request)
+    #expect(sleeps.values.count == 2)
+    let dates = transport.sent.map { $0.headers.first { $0.name == "X-Amz-Date" }?.value ?? "" }
+    let signatures = transport.sent.map { $0.headers.first { $0.name == "Authorization" }?.value ?? "" }
+    #expect(dates[0] != dates[1] && dates[1] == dates[2], "\(dates)")
+    #expect(Set(signatures[0...2]).count == 3)
+  }
+
+  @Test func concurrentPushesOfOneBodyAreNeverIdentical() async throws {
+    let transport = FakeTransport(Array(repeating: json(200, #"{"RequestId":"r","Success":true}"#), count: 8))
+    let sleeps = Sleeps()
+    let shared = client(transport, sleeps: sleeps)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+      for _ in 0..<8 { group.addTask { _ = try await shared.sendSSHPublicKey(Self.request) } }
+      try await group.waitForAll()
+    }
+    let signatures = transport.sent.map { $0.headers.first { $0.name == "Authorization" }?.value ?? "" }
+    #expect(signatures.count == 8 && Set(signatures).count == 8, "\(signatures)")
+  }
+
   @Test func retriesAreBounded() async throws {
     let transport = FakeTransport(
       Array(repeating: json(400, #"{"__type":"ThrottlingException","message":"Rate exceeded"}"#), count: 10))
