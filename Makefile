@@ -16,7 +16,8 @@ release: deps
 
 # The 500-host run takes both cores for minutes, so it runs on its own after the rest (the
 # timing checks of other end-to-end tests would otherwise measure its load).
-test: deps
+test:
+	@scripts/install-deps.sh --tests
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip LargeFleetEndToEndTests
 	$(SWIFT) test --skip-build --filter LargeFleetEndToEndTests

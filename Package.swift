@@ -80,6 +80,8 @@ let package = Package(
     .target(
       name: "SixtyHistory",
       dependencies: ["SixtyCore", .product(name: "GRDB", package: "GRDB.swift")]),
+    // The run report: JSON, JUnit XML and a self-contained HTML timeline, from one model.
+    .target(name: "SixtyReport", dependencies: ["SixtyCore", "SixtyHistory"]),
     // The Dispatch-based run engine: slots, batches, just-in-time pushes, deadlines, cancellation.
     .target(name: "SixtyScheduling"),
     // Running tasks with the system OpenSSH client, one ControlMaster connection per host.
@@ -95,7 +97,7 @@ let package = Package(
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyAudit", "SixtyBroker", "SixtyScheduling", "SixtyExecution", "SixtySchedule",
-        "SixtyHistory", "SixtyEC2", "SixtyAgentCore",
+        "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),
@@ -117,8 +119,10 @@ let package = Package(
       name: "InstanceConnectTests", dependencies: ["InstanceConnect"],
       resources: [.copy("Resources")]),
     .testTarget(
-      name: "SixtyCLITests", dependencies: ["SixtyCLI", "SixtySchedule", "SixtyHistory", "InstanceConnect"]),
+      name: "SixtyCLITests",
+      dependencies: ["SixtyCLI", "SixtySchedule", "SixtyHistory", "InstanceConnect", "SixtyReport"]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
+    .testTarget(name: "SixtyReportTests", dependencies: ["SixtyReport", "SixtyHistory"]),
     .testTarget(
       name: "SixtyEC2Tests",
       dependencies: [

@@ -10,16 +10,19 @@ trap '"$root/scripts/fleet" down "$dir"; rm -rf "$dir"' EXIT
 # shellcheck disable=SC1091
 . "$dir/env"
 report="$root/demo-report.json"
+html="$root/demo-report.html"
 export SIXTY_HISTORY="$dir/history.sqlite"   # the demo's own run history
 echo
 echo "\$ sixty plan playbooks/demo.yml -i inventory.yml"
 "$root/.build/debug/sixty" plan "$root/playbooks/demo.yml" -i "$dir/inventory.yml" | head -20
 echo
-echo "\$ sixty run playbooks/demo.yml -i inventory.yml --report demo-report.json"
+echo "\$ sixty run playbooks/demo.yml -i inventory.yml --report demo-report.json --html demo-report.html"
 status=0
-"$root/.build/debug/sixty" run "$root/playbooks/demo.yml" -i "$dir/inventory.yml" --report "$report" || status=$?
+"$root/.build/debug/sixty" run "$root/playbooks/demo.yml" -i "$dir/inventory.yml" --report "$report" \
+  --html "$html" || status=$?
 echo
-echo "sixty run exited with $status (1: a host failed, as the demo intends). Report: $report"
+echo "sixty run exited with $status (1: a host failed, as the demo intends). Reports: $report, $html"
+echo "(open $html in a browser: the summary, a timeline row per host, the failure and its output)"
 echo "Audit log of the broker:"
 "$root/.build/debug/sixty" audit show "$dir/audit.jsonl" | tail -5
 echo

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs what builds, tests and the demo need when it is missing (Debian 12).
-# Swift itself must already be on PATH.
+# Swift itself must already be on PATH. `--tests` adds what only the tests use.
 set -euo pipefail
 
 need_apt=()
+if [ "${1:-}" = "--tests" ]; then
+  # Headless Chromium draws the HTML report in its end-to-end test.
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+fi
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)

@@ -46,6 +46,9 @@ struct ExecCommand: AsyncParsableCommand {
   @Option(name: .long, help: "Write JUnit XML to this file.")
   var junit: String?
 
+  @Option(name: .long, help: "Write a self-contained HTML report with a per-host timeline to this file.")
+  var html: String?
+
   @Flag(name: .long, help: "Group identical outputs at the end.")
   var groupOutput = false
 
@@ -146,6 +149,7 @@ struct ExecCommand: AsyncParsableCommand {
     var settings = RunSettings(
       forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
       progress: !noProgress)
+    settings.html = html
     settings.history = history.settings
     settings.history.playbookLabel = "sixty exec"
     throw ExitCode(try await RunSession(plan: plan, settings: settings).execute())

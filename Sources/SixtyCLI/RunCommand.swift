@@ -7,6 +7,7 @@ import SixtyHistory
 import SixtyKeys
 import SixtyPlanning
 import SixtyPlaybook
+import SixtyReport
 import SixtySchedule
 import SixtyScheduling
 
@@ -34,6 +35,11 @@ struct RunCommand: AsyncParsableCommand {
 
   @Option(name: .long, help: "Write JUnit XML (one test case per host and task) to this file.")
   var junit: String?
+
+  @Option(
+    name: .long,
+    help: "Write a self-contained HTML report (summary, per-host timeline, failures, output) to this file.")
+  var html: String?
 
   @Flag(name: .long, help: "No live progress line, even on a terminal.")
   var noProgress = false
@@ -86,6 +92,7 @@ struct RunCommand: AsyncParsableCommand {
     var settings = RunSettings(
       forks: forks, report: report, junit: junit, groupOutput: groupOutput, ssh: ssh, connect: connect,
       progress: !noProgress)
+    settings.html = html
     settings.notAfter = notAfter.flatMap { parseTime($0) }
     settings.history = history.settings
     settings.history.job = job
@@ -151,6 +158,7 @@ struct RunSettings {
   var forks: Int?
   var report: String?
   var junit: String?
+  var html: String?
   var groupOutput: Bool
   var ssh: String
   var connect: ConnectOptions
@@ -251,6 +259,7 @@ final class RunSession: @unchecked Sendable {
       )
     }
     let pair = try SSHKeyPair.generate(.ed25519, comment: "sixty-run")
+    recorder.record(keyFingerprint: pair.fingerprint)
     let directory = try EphemeralKeyDirectory(key: pair, parent: keyParent)
     defer { directory.wipe() }
     let client: InstanceConnectClient
@@ -345,7 +354,10 @@ final class RunSession: @unchecked Sendable {
       phaseLock.withLock { phase = .idle }
       executor.closeAll()
       playResults.append((play, prepared, result))
-      recorder.record(play: play, prepared: prepared, result: result, session: self)
+      recorder.record(
+        play: play, position: playResults.count - 1, concurrency: concurrency, prepared: prepared,
+        result: result,
+        session: self)
       if result.outcome != .completed { stopped = true }
     }
     board?.stop()
@@ -353,22 +365,6 @@ final class RunSession: @unchecked Sendable {
     phaseLock.withLock { phase = .reporting }
     if command.groupOutput { printer.write(outputs.grouped()) }
     printer.write(recap(playResults))
-    if let path = command.junit {
-      do {
-        try Data(junitXML(playResults).utf8).write(to: URL(fileURLWithPath: path))
-        printer.line("junit: \(path)")
-      } catch {
-        printer.line("sixty: error: cannot write the JUnit report \(path): \(error.localizedDescription)")
-      }
-    }
-    if let path = command.report {
-      do {
-        try Data(reportJSON(playResults, pushed: pair.fingerprint)).write(to: URL(fileURLWithPath: path))
-        printer.line("report: \(path)")
-      } catch {
-        printer.line("sixty: error: cannot write the report \(path): \(error.localizedDescription)")
-      }
-    }
     var message: String?
     for (play, _, result) in playResults {
       switch result.outcome {
@@ -379,6 +375,24 @@ final class RunSession: @unchecked Sendable {
       }
     }
     if let name = stoppedBefore { message = "interrupted before play '\(name)' started" }
+    if command.junit != nil || command.report != nil || command.html != nil {
+      let report = runReport(
+        playResults, message: message, keyFingerprint: pair.fingerprint, runID: recorder.currentRunID)
+      let outputs: [(path: String?, label: String, name: String, render: () -> [UInt8])] = [
+        (command.junit, "junit", "JUnit report", { Array(report.junit().utf8) }),
+        (command.report, "report", "report", { report.json() }),
+        (command.html, "html", "HTML report", { Array(report.html().utf8) }),
+      ]
+      for output in outputs {
+        guard let path = output.path else { continue }
+        do {
+          try Data(output.render()).write(to: URL(fileURLWithPath: path))
+          printer.line("\(output.label): \(path)")
+        } catch {
+          printer.line("sixty: error: cannot write the \(output.name) \(path): \(error.localizedDescription)")
+        }
+      }
+    }
     return (exitCode(playResults), message)
   }
 
@@ -441,175 +455,95 @@ final class RunSession: @unchecked Sendable {
     return text
   }
 
-  func reportJSON(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)], pushed fingerprint: String)
-    -> [UInt8]
+  /// The report of the run as it ends, for `--report`, `--junit` and `--html`: each task's
+  /// output as captured.
+  func runReport(
+    _ results: [(PlayPlan, RunPreparation.Prepared, RunResult)], message: String?, keyFingerprint: String,
+    runID: Int64?
+  ) -> RunReport {
+    let code = exitCode(results)
+    let plays = results.map { play, prepared, result in
+      let (outcome, reason) = Self.describe(result.outcome)
+      return RunReport.Play(
+        name: play.name, outcome: outcome, reason: reason, keyTTL: play.policy.keyTTL.seconds,
+        concurrency: min(play.policy.concurrency, command.forks ?? .max),
+        hosts: hostRecords(play: play, prepared: prepared, result: result, outputTail: false))
+    }
+    return RunReport(
+      runID: runID, playbook: playbookName, started: started, finished: Date(),
+      status: RunStatus(exitCode: code).rawValue, exitCode: Int(code), message: message,
+      inventory: plan.inventoryPath.map(RunRecorder.absolute),
+      policy: plan.policyPath.map(RunRecorder.absolute),
+      limit: command.history.limit, job: command.history.job, trigger: command.history.trigger.rawValue,
+      startedBy: NewRun.currentUser, keyFingerprint: keyFingerprint, outputIsTail: false, plays: plays)
+  }
+
+  /// `completed`, `aborted` (with the reason), `interrupted` or `timed out`.
+  static func describe(_ outcome: RunResult.Outcome) -> (String, String?) {
+    switch outcome {
+    case .completed: ("completed", nil)
+    case .aborted(let why): ("aborted", why)
+    case .interrupted: ("interrupted", nil)
+    case .timedOut: ("timed out", nil)
+    }
+  }
+
+  /// What happened on each host of a play, with wall-clock times; each task's output whole or
+  /// cut to its last 4 KB (for the history).
+  func hostRecords(play: PlayPlan, prepared: RunPreparation.Prepared, result: RunResult, outputTail: Bool)
+    -> [HostRecord]
   {
-    var w = JSONWriter()
-    let iso = ISO8601DateFormatter()
-    iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
     // Scheduler times are monotonic seconds; anchor them to the wall clock at the start.
     let monoStart = Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - Date().timeIntervalSince(started)
-    func wall(_ t: Double) -> String { iso.string(from: started.addingTimeInterval(t - monoStart)) }
-    w.beginObject()
-    w.field("playbook", playbookName)
-    w.field("started", iso.string(from: started))
-    w.field("finished", iso.string(from: Date()))
-    w.field("exit_code", Int(exitCode(results)))
-    w.field("key_fingerprint", fingerprint)
-    w.key("plays")
-    w.beginArray()
-    for (play, prepared, result) in results {
-      w.beginObject()
-      w.field("name", play.name)
-      switch result.outcome {
-      case .completed: w.field("outcome", "completed")
-      case .aborted(let why):
-        w.field("outcome", "aborted")
-        w.field("reason", why)
-      case .interrupted: w.field("outcome", "interrupted")
-      case .timedOut: w.field("outcome", "timed out")
-      }
-      w.key("hosts")
-      w.beginObject()
-      for (index, host) in result.hosts.enumerated() {
-        let scheduled = prepared.hosts[index]
-        w.key(scheduled.name)
-        w.beginObject()
-        w.field("status", host.status.rawValue)
-        if let message = host.message { w.field("message", message) }
-        w.field("user", scheduled.user)
-        w.field("reconnects", host.reconnects)
-        w.key("pushes")
-        w.beginArray()
-        for push in host.pushes { w.value(wall(push)) }
-        w.endArray()
-        if let auth = host.authenticated {
-          w.field("authenticated", wall(auth))
-          if let push = host.pushes.last(where: { $0 <= auth }) {
-            w.field("push_to_auth_ms", Int((auth - push) * 1000))
-          }
+    func wall(_ t: Double) -> Date { started.addingTimeInterval(t - monoStart) }
+    var records: [HostRecord] = []
+    for (index, host) in result.hosts.enumerated() {
+      let scheduled = prepared.hosts[index]
+      let target = prepared.targets[scheduled.name]
+      var tasks: [TaskRecord] = []
+      for (taskIndex, task) in host.tasks.enumerated() {
+        let name = scheduled.tasks[taskIndex].name
+        var record = TaskRecord(name: name, status: "pending", attempts: host.attempts[taskIndex])
+        switch task {
+        case .ok(let code):
+          record.status = "ok"
+          record.exitStatus = code
+        case .failed(let why):
+          record.status = "failed"
+          record.reason = why
+        case .timedOut: record.status = "timed out"
+        case .skipped(let why):
+          record.status = "skipped"
+          record.reason = why
+        case .pending: break
         }
-        w.key("tasks")
-        w.beginArray()
-        for (taskIndex, task) in host.tasks.enumerated() {
-          w.beginObject()
-          w.field("name", scheduled.tasks[taskIndex].name)
-          switch task {
-          case .ok(let code):
-            w.field("status", "ok")
-            w.field("exit", Int(code))
-          case .failed(let why):
-            w.field("status", "failed")
-            w.field("reason", why)
-          case .timedOut: w.field("status", "timed out")
-          case .skipped(let why):
-            w.field("status", "skipped")
-            w.field("reason", why)
-          case .pending: w.field("status", "pending")
-          }
-          w.field("attempts", host.attempts[taskIndex])
-          if let output = outputs.entry(
-            play: play.name, host: scheduled.name, task: scheduled.tasks[taskIndex].name)
-          {
-            w.field("started", iso.string(from: output.started))
-            w.field("ended", iso.string(from: output.ended))
-            w.field("exit_status", Int(output.status))
-            w.field("stdout", output.stdout)
-            w.field("stderr", output.stderr)
-          }
-          w.endObject()
+        if let output = outputs.entry(play: play.name, host: scheduled.name, task: name) {
+          record.exitStatus = output.status
+          record.startedAt = output.started
+          record.finishedAt = output.ended
+          record.stdoutTail = outputTail ? TaskRecord.tail(output.stdout) : output.stdout
+          record.stderrTail = outputTail ? TaskRecord.tail(output.stderr) : output.stderr
         }
-        w.endArray()
-        w.endObject()
+        tasks.append(record)
       }
-      w.endObject()
-      w.endObject()
+      var latency: Int?
+      if let auth = host.authenticated, let push = host.pushes.last(where: { $0 <= auth }) {
+        latency = Int((auth - push) * 1000)
+      }
+      records.append(
+        HostRecord(
+          play: play.name, host: scheduled.name,
+          address: target.map { "\($0.address):\($0.port)" } ?? "", user: scheduled.user,
+          status: host.status.rawValue, message: host.message, pushes: host.pushes.map(wall),
+          authenticatedAt: host.authenticated.map(wall), pushToAuthMilliseconds: latency,
+          startedAt: host.started.map(wall), finishedAt: host.finished.map(wall), reconnects: host.reconnects,
+          tasks: tasks))
     }
-    w.endArray()
-    w.endObject()
-    return w.bytes + [UInt8(ascii: "\n")]
+    return records
   }
 }
 
-extension RunSession {
-  /// JUnit XML: a suite per play, a case per host and task.
-  func junitXML(_ results: [(PlayPlan, RunPreparation.Prepared, RunResult)]) -> String {
-    func escape(_ text: String) -> String {
-      var out = ""
-      for scalar in text.unicodeScalars {
-        switch scalar {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "\n", "\t": out.unicodeScalars.append(scalar)
-        default:
-          if scalar.value < 0x20 || (0xD800...0xDFFF).contains(scalar.value) || scalar.value == 0xFFFE
-            || scalar.value == 0xFFFF
-          {
-            out += "?"
-          } else {
-            out.unicodeScalars.append(scalar)
-          }
-        }
-      }
-      return out
-    }
-    var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"\(escape(playbookName))\">\n"
-    for (play, prepared, result) in results {
-      var cases = ""
-      var failures = 0
-      var skipped = 0
-      var count = 0
-      for (index, host) in result.hosts.enumerated() {
-        let scheduled = prepared.hosts[index]
-        if scheduled.tasks.isEmpty || host.status == .unreachable || host.status == .notStarted {
-          count += 1
-          cases += "    <testcase classname=\"\(escape(scheduled.name))\" name=\"connect\">"
-          if host.status == .unreachable {
-            failures += 1
-            cases += "<failure message=\"\(escape(host.message ?? "unreachable"))\"/>"
-          } else if host.status == .notStarted {
-            skipped += 1
-            cases += "<skipped message=\"\(escape(host.message ?? "not started"))\"/>"
-          }
-          cases += "</testcase>\n"
-          if host.status != .ok && host.status != .failed && host.status != .timedOut { continue }
-        }
-        for (taskIndex, task) in host.tasks.enumerated() {
-          count += 1
-          let output = outputs.output(
-            play: play.name, host: scheduled.name, task: scheduled.tasks[taskIndex].name)
-          cases +=
-            "    <testcase classname=\"\(escape(scheduled.name))\" name=\"\(escape(scheduled.tasks[taskIndex].name))\">"
-          switch task {
-          case .failed(let why):
-            failures += 1
-            cases += "<failure message=\"\(escape(why))\"/>"
-          case .timedOut:
-            failures += 1
-            cases += "<failure message=\"timed out\"/>"
-          case .skipped(let why):
-            skipped += 1
-            cases += "<skipped message=\"\(escape(why))\"/>"
-          default: break
-          }
-          if let output {
-            cases +=
-              "<system-out>\(escape(output.stdout))</system-out><system-err>\(escape(output.stderr))</system-err>"
-          }
-          cases += "</testcase>\n"
-        }
-      }
-      xml +=
-        "  <testsuite name=\"\(escape(play.name))\" tests=\"\(count)\" failures=\"\(failures)\" skipped=\"\(skipped)\">\n"
-      xml += cases + "  </testsuite>\n"
-    }
-    return xml + "</testsuites>\n"
-  }
-}
-
-/// Every task's output, for `--group-output` and the JUnit report.
+/// Every task's output, for `--group-output`, the reports and the history.
 final class OutputCollector: @unchecked Sendable {
   struct Entry {
     var play: String
@@ -621,11 +555,20 @@ final class OutputCollector: @unchecked Sendable {
     var started: Date
     var ended: Date
   }
+  struct Key: Hashable {
+    var play: String
+    var host: String
+    var task: String
+  }
+  // `lock` protects `entries` and `latest`.
   let lock = NSLock()
   var entries: [Entry] = []
+  /// The index in `entries` of each task's last attempt.
+  var latest: [Key: Int] = [:]
 
   func add(play: String, task: String, capture: TaskCapture) {
     lock.withLock {
+      latest[Key(play: play, host: capture.host, task: task)] = entries.count
       entries.append(
         Entry(
           play: play, host: capture.host, task: task, stdout: capture.stdout.text,
@@ -636,13 +579,7 @@ final class OutputCollector: @unchecked Sendable {
 
   /// The last attempt's output of a task.
   func entry(play: String, host: String, task: String) -> Entry? {
-    lock.withLock { entries.last { $0.play == play && $0.host == host && $0.task == task } }
-  }
-
-  func output(play: String, host: String, task: String) -> (stdout: String, stderr: String)? {
-    lock.withLock {
-      entries.last { $0.play == play && $0.host == host && $0.task == task }.map { ($0.stdout, $0.stderr) }
-    }
+    lock.withLock { latest[Key(play: play, host: host, task: task)].map { entries[$0] } }
   }
 
   /// Per task, hosts with identical output merged (like `dshbak -c`).

@@ -135,54 +135,34 @@ final class RunRecorder: @unchecked Sendable {
   }
 
   /// Stores the results of one play's hosts.
-  func record(play: PlayPlan, prepared: RunPreparation.Prepared, result: RunResult, session: RunSession) {
+  /// Records how a play ended and what happened on each of its hosts (each task's output cut
+  /// to its last 4 KB).
+  func record(
+    play: PlayPlan, position: Int, concurrency: Int, prepared: RunPreparation.Prepared, result: RunResult,
+    session: RunSession
+  ) {
     guard let runID else { return }
-    let monoStart =
-      Double(DispatchTime.now().uptimeNanoseconds) / 1e9 - Date().timeIntervalSince(session.started)
-    func wall(_ t: Double) -> Date { session.started.addingTimeInterval(t - monoStart) }
-    var records: [HostRecord] = []
-    for (index, host) in result.hosts.enumerated() {
-      let scheduled = prepared.hosts[index]
-      let target = prepared.targets[scheduled.name]
-      var tasks: [TaskRecord] = []
-      for (taskIndex, task) in host.tasks.enumerated() {
-        let name = scheduled.tasks[taskIndex].name
-        var record = TaskRecord(name: name, status: "pending", attempts: host.attempts[taskIndex])
-        switch task {
-        case .ok: record.status = "ok"
-        case .failed(let why):
-          record.status = "failed"
-          record.reason = why
-        case .timedOut: record.status = "timed out"
-        case .skipped(let why):
-          record.status = "skipped"
-          record.reason = why
-        case .pending: break
-        }
-        if let output = session.outputs.entry(play: play.name, host: scheduled.name, task: name) {
-          record.exitStatus = output.status
-          record.startedAt = output.started
-          record.finishedAt = output.ended
-          record.stdoutTail = TaskRecord.tail(output.stdout)
-          record.stderrTail = TaskRecord.tail(output.stderr)
-        }
-        tasks.append(record)
-      }
-      var latency: Int?
-      if let auth = host.authenticated, let push = host.pushes.last(where: { $0 <= auth }) {
-        latency = Int((auth - push) * 1000)
-      }
-      records.append(
-        HostRecord(
-          play: play.name, host: scheduled.name,
-          address: target.map { "\($0.address):\($0.port)" } ?? "", user: scheduled.user,
-          status: host.status.rawValue, message: host.message, pushes: host.pushes.map(wall),
-          authenticatedAt: host.authenticated.map(wall), pushToAuthMilliseconds: latency,
-          startedAt: host.started.map(wall), finishedAt: host.finished.map(wall), reconnects: host.reconnects,
-          tasks: tasks))
-    }
+    let (outcome, reason) = RunSession.describe(result.outcome)
+    let records = session.hostRecords(play: play, prepared: prepared, result: result, outputTail: true)
     attempt("recording host results") { history throws(HistoryError) in
+      try history.record(
+        runID: runID,
+        play: PlayRecord(
+          position: position, name: play.name, outcome: outcome, reason: reason,
+          keyTTL: play.policy.keyTTL.seconds,
+          concurrency: concurrency))
       try history.record(runID: runID, hosts: records)
+    }
+  }
+
+  /// The run's id in the history while it runs.
+  var currentRunID: Int64? { lock.withLock { runID } }
+
+  /// Records the fingerprint of the key the run pushes.
+  func record(keyFingerprint: String) {
+    guard let runID else { return }
+    attempt("recording the key fingerprint") { history throws(HistoryError) in
+      try history.setKeyFingerprint(runID: runID, keyFingerprint)
     }
   }
 

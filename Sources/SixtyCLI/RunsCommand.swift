@@ -4,6 +4,7 @@ import SixtyCore
 import SixtyHistory
 import SixtyPlanning
 import SixtyPlaybook
+import SixtyReport
 
 /// Where the run history lives, shared by every command that reads or writes it.
 struct HistoryOptions: ParsableArguments {
@@ -55,8 +56,8 @@ enum ListFormat: String, ExpressibleByArgument, CaseIterable {
 struct RunsCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "runs",
-    abstract: "Look back at runs: list them, show one, run its failed hosts again.",
-    subcommands: [List.self, Show.self, Rerun.self])
+    abstract: "Look back at runs: list them, show one, write its reports, run its failed hosts again.",
+    subcommands: [List.self, Show.self, Report.self, Rerun.self])
 
   struct List: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List runs, newest first.")
@@ -209,6 +210,61 @@ struct RunsCommand: AsyncParsableCommand {
         }
       }
       writeStandardOutput(Array(text.utf8))
+    }
+  }
+
+  struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Write a recorded run's reports: HTML (with a per-host timeline), JSON or JUnit XML.",
+      discussion: """
+        With no file option, the JSON report is written to standard output. Task output in these \
+        reports is what the history keeps: the last 4 KB of each stream.
+        """)
+
+    @Argument(help: "The run's id (from `sixty runs list`).")
+    var id: Int64
+
+    @Option(name: .long, help: "Write a self-contained HTML report to this file.")
+    var html: String?
+
+    @Option(name: .long, help: "Write the JSON report (the format of `sixty run --report`) to this file.")
+    var json: String?
+
+    @Option(name: .long, help: "Write JUnit XML to this file.")
+    var junit: String?
+
+    @OptionGroup var history: HistoryOptions
+
+    func run() throws {
+      let store = try history.open()
+      let found: RunReport?
+      do {
+        found = try RunReport.load(from: store, runID: id)
+      } catch {
+        throw CLIError(error.description, code: 2)
+      }
+      guard let report = found else {
+        throw CLIError("there is no run \(id) in \(store.path); `sixty runs list` shows the runs.", code: 2)
+      }
+      let outputs: [(path: String?, name: String, render: () -> [UInt8])] = [
+        (html, "HTML report", { Array(report.html().utf8) }),
+        (json, "JSON report", { report.json() }),
+        (junit, "JUnit report", { Array(report.junit().utf8) }),
+      ]
+      guard outputs.contains(where: { $0.path != nil }) else {
+        writeStandardOutput(report.json())
+        return
+      }
+      for output in outputs {
+        guard let path = output.path else { continue }
+        do {
+          try Data(output.render()).write(to: URL(fileURLWithPath: path))
+        } catch {
+          throw CLIError(
+            "cannot write the \(output.name) of run \(id) to \(path): \(error.localizedDescription)", code: 2)
+        }
+        print("\(output.name): \(path)")
+      }
     }
   }
 

@@ -150,6 +150,22 @@ public final class History: Sendable {
           );
           """)
     }
+    migrator.registerMigration("v2: plays and the run's key fingerprint, for reports") { db in
+      try db.execute(
+        sql: """
+          CREATE TABLE run_plays (
+            run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT,
+            key_ttl REAL NOT NULL,
+            concurrency INTEGER NOT NULL,
+            PRIMARY KEY (run_id, position)
+          );
+          ALTER TABLE runs ADD COLUMN key_fingerprint TEXT;
+          """)
+    }
     return migrator
   }
 
@@ -256,6 +272,37 @@ public final class History: Sendable {
         }
       }
       try Self.updateCounts(db, runID: runID)
+    }
+  }
+
+  /// Stores (or replaces) how a play of a run ended.
+  public func record(runID: Int64, play: PlayRecord) throws(HistoryError) {
+    try write { db in
+      try db.execute(
+        sql: """
+          INSERT OR REPLACE INTO run_plays (run_id, position, name, outcome, reason, key_ttl, concurrency)
+          VALUES (?, ?, ?, ?, ?, ?, ?)
+          """,
+        arguments: [
+          runID, play.position, play.name, play.outcome, play.reason, play.keyTTL, play.concurrency,
+        ])
+    }
+  }
+
+  /// The plays of a run, in order (none for runs recorded before plays were).
+  public func plays(runID: Int64) throws(HistoryError) -> [PlayRecord] {
+    try read { db in
+      try Row.fetchAll(
+        db, sql: "SELECT * FROM run_plays WHERE run_id = ? ORDER BY position", arguments: [runID]
+      ).map { PlayRecord(row: $0) }
+    }
+  }
+
+  /// The fingerprint of the public key the run pushed (never the key itself).
+  public func setKeyFingerprint(runID: Int64, _ fingerprint: String) throws(HistoryError) {
+    try write { db in
+      try db.execute(
+        sql: "UPDATE runs SET key_fingerprint = ? WHERE id = ?", arguments: [fingerprint, runID])
     }
   }
 

@@ -106,6 +106,8 @@ public struct RunRecord: Sendable {
   public var hostsTotal: Int
   public var hostsOK: Int
   public var hostsFailed: Int
+  /// The fingerprint of the key the run pushed.
+  public var keyFingerprint: String?
 
   init(row: Row) {
     id = row["id"]
@@ -130,6 +132,7 @@ public struct RunRecord: Sendable {
     hostsTotal = row["hosts_total"]
     hostsOK = row["hosts_ok"]
     hostsFailed = row["hosts_failed"]
+    keyFingerprint = row["key_fingerprint"]
   }
 
   public var duration: TimeInterval? { finishedAt.map { $0.timeIntervalSince(startedAt) } }
@@ -182,6 +185,40 @@ public struct TaskRecord: Sendable {
       index = utf8.index(after: index)
     }
     return "…" + String(text[index...])
+  }
+}
+
+/// How one play of a run ended.
+public struct PlayRecord: Sendable {
+  /// 0 for the first play.
+  public var position: Int
+  public var name: String
+  /// `completed`, `aborted`, `interrupted` or `timed out`.
+  public var outcome: String
+  public var reason: String?
+  /// How long a pushed key stayed valid, in seconds.
+  public var keyTTL: Double
+  /// Hosts at once.
+  public var concurrency: Int
+
+  public init(
+    position: Int, name: String, outcome: String, reason: String? = nil, keyTTL: Double, concurrency: Int
+  ) {
+    self.position = position
+    self.name = name
+    self.outcome = outcome
+    self.reason = reason
+    self.keyTTL = keyTTL
+    self.concurrency = concurrency
+  }
+
+  init(row: Row) {
+    position = row["position"]
+    name = row["name"]
+    outcome = row["outcome"]
+    reason = row["reason"]
+    keyTTL = row["key_ttl"]
+    concurrency = row["concurrency"]
   }
 }
 

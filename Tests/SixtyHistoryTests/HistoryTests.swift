@@ -49,11 +49,42 @@ import Testing
     let mode = try history.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
     let applied = try history.pool.read { try History.migrator.appliedMigrations($0) }
-    #expect(applied == ["v1: runs, hosts, tasks, locks, jobs, notifications"])
+    #expect(
+      applied == [
+        "v1: runs, hosts, tasks, locks, jobs, notifications",
+        "v2: plays and the run's key fingerprint, for reports",
+      ])
     // Opening again applies nothing new and keeps the data.
     let id = try history.begin(newRun())
     let again = try open()
     #expect(try again.run(id: id)?.status == "running")
+  }
+
+  @Test func aFirstVersionHistoryIsUpgradedWithItsRunsKept() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let path = directory + "/old.sqlite"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    do {
+      let queue = try DatabaseQueue(path: path)
+      try History.migrator.migrate(queue, upTo: "v1: runs, hosts, tasks, locks, jobs, notifications")
+      try queue.write { db in
+        try db.execute(
+          sql: """
+            INSERT INTO runs (started_at, status, playbook, playbook_sha256, trigger, started_by, machine, pid,
+              process_start) VALUES (1800000000, 'succeeded', 'old.yml', '00', 'manual', 'ops@box', 'box', 1, '1')
+            """)
+      }
+    }
+    let history = try History(path: path)
+    let run = try #require(try history.run(id: 1))
+    #expect(run.playbook == "old.yml" && run.keyFingerprint == nil)
+    #expect(try history.plays(runID: 1).isEmpty)
+    try history.setKeyFingerprint(runID: 1, "SHA256:abc")
+    try history.record(
+      runID: 1,
+      play: PlayRecord(position: 0, name: "patch", outcome: "completed", keyTTL: 60, concurrency: 10))
+    #expect(try history.run(id: 1)?.keyFingerprint == "SHA256:abc")
+    #expect(try history.plays(runID: 1).map(\.name) == ["patch"])
   }
 
   @Test func recordsRunsHostsAndTasks() throws {
@@ -152,7 +183,8 @@ import Testing
     finisher.start()
     var waitedFor: Int64?
     #expect(
-      try history.lock(runID: b, hosts: [h3, alias], wait: 10, poll: 0.05, onWait: { waitedFor = $0.runID }) == nil)
+      try history.lock(runID: b, hosts: [h3, alias], wait: 10, poll: 0.05, onWait: { waitedFor = $0.runID })
+        == nil)
     #expect(waitedFor == a)
     #expect(Set(try history.locks().map(\.runID)) == [b])
     try history.finish(id: b, status: .succeeded, exitCode: 0, message: nil)
