@@ -463,7 +463,7 @@ final class RunSession: @unchecked Sendable {
   ) -> RunReport {
     let code = exitCode(results)
     let plays = results.map { play, prepared, result in
-      let (outcome, reason) = Self.describe(result.outcome)
+      let (outcome, reason) = Self.outcomeName(result.outcome)
       return RunReport.Play(
         name: play.name, outcome: outcome, reason: reason, keyTTL: play.policy.keyTTL.seconds,
         concurrency: min(play.policy.concurrency, command.forks ?? .max),
@@ -479,7 +479,7 @@ final class RunSession: @unchecked Sendable {
   }
 
   /// `completed`, `aborted` (with the reason), `interrupted` or `timed out`.
-  static func describe(_ outcome: RunResult.Outcome) -> (String, String?) {
+  static func outcomeName(_ outcome: RunResult.Outcome) -> (String, String?) {
     switch outcome {
     case .completed: ("completed", nil)
     case .aborted(let why): ("aborted", why)

@@ -142,7 +142,7 @@ final class RunRecorder: @unchecked Sendable {
     session: RunSession
   ) {
     guard let runID else { return }
-    let (outcome, reason) = RunSession.describe(result.outcome)
+    let (outcome, reason) = RunSession.outcomeName(result.outcome)
     let records = session.hostRecords(play: play, prepared: prepared, result: result, outputTail: true)
     attempt("recording host results") { history throws(HistoryError) in
       try history.record(
