@@ -58,7 +58,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// Called for every finished task (on a background thread).
   public var onCapture: (@Sendable (TaskCapture) -> Void)?
 
-  // `lock` protects `running`, `masters`, `connecting`, `watching`, `watcher`, `live` and `stoppers`.
+  // `lock` protects `running`, `masters`, `connecting`, `watching`, `watcher`, `live`, `stoppers`
+  // and `fused`.
   let lock = NSLock()
   var running: [String: ChildProcess] = [:]
   var masters: [String: pid_t] = [:]
@@ -75,6 +76,10 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// The `pkill` helpers still running (see `stopRemote`); `closeAll` waits for them.
   let helpers = DispatchGroup()
   var stoppers: [UUID: ChildProcess] = [:]
+  /// Hosts whose only task runs as their master connection's own session, by host.
+  var fused: [String: FusedTask] = [:]
+  /// Run a host's only task as its master's own session (no second ssh process per host).
+  public var fuseSingleTasks = true
 
   public init(
     targets: [String: ExecutionTarget], runDirectory: String, keyPath: String, hostKeyPolicy: HostKeyPolicy,
@@ -134,12 +139,30 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     // The master stays our child (no -f, so no `-O check` to learn its pid and no `-O exit` to
     // stop it): ssh creates the control socket only once it has authenticated, so the socket
     // appearing is the authentication signal, and the process exiting before that is a failure.
+    let log = runDirectory + "/ssh\(index[host.name] ?? 0).log"
+    // A host with one task (no retries) runs it as the master's own session: one ssh process and
+    // one round of session set-up fewer. Its output is the master's; VERBOSE puts the
+    // "Authenticated to" line in the log, for a task that ends before its socket is seen.
+    let invocation =
+      fuseSingleTasks && host.tasks.count == 1 && host.tasks[0].retries == 0
+      ? remoteInvocation(host: host, task: 0, target: target) : nil
     let arguments =
-      baseArguments(host.name, target) + [
-        "-M", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E",
-        runDirectory + "/ssh\(index[host.name] ?? 0).log", "--", target.address,
-      ]
+      baseArguments(host.name, target)
+      + (invocation == nil
+        ? ["-M", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "--", target.address]
+        : [
+          "-M", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-o", "LogLevel=VERBOSE", "-E", log,
+          "-T",
+          "--", target.address, invocation!.command,
+        ])
     let attempt = ConnectAttempt(completion: completion)
+    if invocation != nil {
+      truncate(log, 0)
+      fusedMaster(
+        host: host, target: target, arguments: arguments, stdin: invocation!.stdin, log: log, socket: socket,
+        attempt: attempt)
+      return
+    }
     do {
       // The lock is held across the start, so the completion's removal comes after the insert.
       try lock.withLock {
@@ -172,6 +195,126 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       startWatching()
     } catch {
       completion(.failed("\(error)"))
+    }
+  }
+
+  /// A fused host's master: it authenticates, runs the host's only task as its own session and
+  /// exits with the task's status. Reported as a connection (socket seen, or "Authenticated to"
+  /// in its log when the task ended first), then as the task's outcome.
+  func fusedMaster(
+    host: ScheduledHost, target: ExecutionTarget, arguments: [String], stdin: String?, log: String,
+    socket: String, attempt: ConnectAttempt
+  ) {
+    let fusedTask = FusedTask()
+    let key = "\(host.name)\u{0}0"
+    do {
+      try lock.withLock {
+        closing.enter()
+        let child: ChildProcess
+        do {
+          child = try ChildProcess.run(arguments, stdinPath: stdin, cap: outputCap) { [self] output in
+            let ended = Date()
+            lock.withLock {
+              if let pid = attempt.child?.pid { live.removeValue(forKey: pid) }
+              if connecting[host.name] === attempt.child { connecting.removeValue(forKey: host.name) }
+              if let pid = masters[host.name], pid == attempt.child?.pid {
+                masters.removeValue(forKey: host.name)
+              }
+              if running[key] === attempt.child { running.removeValue(forKey: key) }
+              watching.removeValue(forKey: host.name)
+            }
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if attempt.finish() {
+              // Ended before its socket was seen: it authenticated only if its log says so.
+              guard text.contains("\nAuthenticated to ") || text.hasPrefix("Authenticated to ") else {
+                lock.withLock { if fused[host.name] === fusedTask { fused.removeValue(forKey: host.name) } }
+                attempt.completion(.failed(failure(host: host.name, target: target, status: output.status)))
+                closing.leave()
+                return
+              }
+              fusedTask.markStarted()
+              attempt.completion(.authenticated)
+            }
+            let capture = TaskCapture(
+              host: host.name, task: 0, status: output.status, stdout: output.stdout, stderr: output.stderr,
+              started: fusedTask.started, ended: ended)
+            let outcome: TaskOutcome
+            if output.status == 255 && Self.connectionClosed(stderr: output.stderr.text) {
+              outcome = .connectionLost("the connection to \(host.name) was lost")
+            } else if target.okCodes[0].contains(output.status) {
+              outcome = .exited(0)
+            } else {
+              outcome = .exited(output.status == 0 ? 1 : output.status)
+            }
+            if let completion = fusedTask.finish(outcome, capture) {
+              onCapture?(capture)
+              completion(outcome)
+            }
+            lock.withLock { if fused[host.name] === fusedTask { fused.removeValue(forKey: host.name) } }
+            closing.leave()
+          }
+        } catch {
+          closing.leave()
+          throw error
+        }
+        attempt.child = child
+        live[child.pid] = child
+        connecting[host.name] = child
+        running[key] = child
+        fused[host.name] = fusedTask
+        watching[host.name] = (socket, attempt)
+      }
+      startWatching()
+    } catch {
+      attempt.completion(.failed("\(error)"))
+    }
+  }
+
+  /// Whether ssh's own last words on stderr say the connection went away (rather than the remote
+  /// command exiting with 255).
+  static func connectionClosed(stderr: String) -> Bool {
+    // ssh ends its own messages with "\r\n".
+    let last =
+      stderr.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).last.map {
+        String($0).trimmingCharacters(in: .whitespacesAndNewlines)
+      } ?? ""
+    return last.hasPrefix("Connection to ")
+      && (last.hasSuffix(" closed by remote host.") || last.hasSuffix(" closed."))
+      || last.contains("Broken pipe") || last.contains("Connection reset by peer")
+      || last.hasPrefix("Timeout, server ")
+  }
+
+  /// The only task of a fused host: its outcome arrives when the master exits, its completion
+  /// when the scheduler runs it; whichever comes second delivers.
+  final class FusedTask: @unchecked Sendable {
+    // `lock` protects everything below.
+    private let lock = NSLock()
+    private var completion: (@Sendable (TaskOutcome) -> Void)?
+    private var result: (TaskOutcome, TaskCapture)?
+    private var startedAt = Date()
+
+    var started: Date { lock.withLock { startedAt } }
+    func markStarted() { lock.withLock { startedAt = Date() } }
+
+    /// The outcome, if the task already ended; otherwise the completion is kept for `finish`.
+    func attach(_ completion: @escaping @Sendable (TaskOutcome) -> Void) -> (TaskOutcome, TaskCapture)? {
+      lock.withLock {
+        if let result { return result }
+        self.completion = completion
+        return nil
+      }
+    }
+
+    /// The completion to call, if the scheduler already asked for the task.
+    func finish(_ outcome: TaskOutcome, _ capture: TaskCapture) -> (@Sendable (TaskOutcome) -> Void)? {
+      lock.withLock {
+        if let completion {
+          self.completion = nil
+          return completion
+        }
+        result = (outcome, capture)
+        return nil
+      }
     }
   }
 
@@ -223,6 +366,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     }
     lock.withLock {
       for (host, attempt) in ready {
+        fused[host]?.markStarted()
         watching.removeValue(forKey: host)
         if let child = attempt.child, connecting[host] === child {
           connecting.removeValue(forKey: host)
@@ -309,15 +453,33 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     return (body, stdin)
   }
 
+  /// The remote command line of a task, wrapped (see `wrapped`), and the file for its stdin.
+  func remoteInvocation(host: ScheduledHost, task: Int, target: ExecutionTarget) -> (
+    command: String, stdin: String?
+  )? {
+    guard task < target.tasks.count, let rendered = target.tasks[task] else { return nil }
+    let (command, stdin) = Self.remoteCommand(rendered, become: target.become[task])
+    return (
+      Self.wrapped(
+        command, seconds: task < host.tasks.count ? host.tasks[task].timeout : nil,
+        marker: taskMarker(host.name, task)), stdin
+    )
+  }
+
   public func run(host: ScheduledHost, task: Int, completion: @escaping @Sendable (TaskOutcome) -> Void) {
-    guard let target = targets[host.name], task < target.tasks.count, let rendered = target.tasks[task] else {
+    if task == 0, let fusedTask = lock.withLock({ fused[host.name] }) {
+      if let (outcome, capture) = fusedTask.attach(completion) {
+        onCapture?(capture)
+        completion(outcome)
+      }
+      return
+    }
+    guard let target = targets[host.name],
+      let (command, stdin) = remoteInvocation(host: host, task: task, target: target)
+    else {
       completion(.failed("the task has nothing to run"))
       return
     }
-    var (command, stdin) = Self.remoteCommand(rendered, become: target.become[task])
-    command = Self.wrapped(
-      command, seconds: task < host.tasks.count ? host.tasks[task].timeout : nil,
-      marker: taskMarker(host.name, task))
     let arguments =
       baseArguments(host.name, target) + ["-o", "ControlMaster=no", "-T", "--", target.address, command]
     let key = "\(host.name)\u{0}\(task)"

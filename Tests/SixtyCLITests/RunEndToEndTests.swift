@@ -228,6 +228,88 @@ import Testing
     #expect(bad.stderr.contains("targets 'nosuch', which is neither a group nor a host"))
   }
 
+  /// A host with one task runs it as its master connection's own session: one local ssh process
+  /// per host. Its output, its exit status (255 included) and a dropped connection are told
+  /// apart as with a multiplexed task.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aHostsOnlyTaskRunsAsItsMastersOwnSession() throws {
+    let fleet = try LocalFleet(count: 3)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let marker = fleet.directory + "/dropped"
+    // web-1 exits 255 itself; web-2's connection drops once (its sshd session is killed), then it
+    // succeeds; web-3 takes a second, while the test looks at the local ssh processes.
+    let playbook = try write(
+      """
+      name: single
+      hosts: all
+      tasks:
+        - name: only
+          shell: |
+            case "{{ host.name }}" in
+              web-1) echo "out web-1"; echo "err web-1" >&2; exit 255 ;;
+              web-2) if [ ! -f \(marker) ]; then touch \(marker); p=$PPID; while ! grep -q '^sshd' /proc/$p/comm; do p=$(cut -d' ' -f4 /proc/$p/stat); done; kill -9 $p; fi; echo "out web-2" ;;
+              *) sleep 1.5; echo "out {{ host.name }}" ;;
+            esac
+      """, fleet.directory + "/single.yml")
+    let keyDir = fleet.directory + "/keys"
+    try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+    var variables = fleet.environment
+    variables["SIXTY_KEY_DIR"] = keyDir
+    let environment = variables
+    let reportPath = fleet.directory + "/report.json"
+    let inventory = try fleet.writeInventory()
+    nonisolated(unsafe) var result: SixtyBinary.Result?
+    let done = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+      result = try? SixtyBinary.run(
+        ["run", playbook, "-i", inventory, "--endpoint", fleet.endpoint, "--report", reportPath],
+        environment: environment)
+      done.signal()
+    }
+    var masters = Set<String>()
+    var clients = 0
+    while done.wait(timeout: .now() + 0.02) == .timedOut {
+      for line in processes(mentioning: keyDir) where line.contains(" ssh ") || line.contains("/ssh ") {
+        if line.contains("ControlMaster=no") { clients += 1 }
+        if line.contains("ControlMaster=yes") { masters.insert(String(line.prefix { $0 != ":" })) }
+      }
+    }
+    let run = try #require(result)
+    #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
+    #expect(clients == 0, "no multiplexed ssh client: each task ran in its master's session")
+    #expect(masters.count >= 3, "a master per host (and one more for web-2's reconnection): \(masters.count)")
+    let hosts = hostsOf(try report(reportPath))
+    let web1 = hosts["web-1"]?["tasks"] as? [[String: Any]] ?? []
+    #expect(hosts["web-1"]?["status"] as? String == "failed")
+    #expect(hosts["web-1"]?["reconnects"] as? Int == 0, "a command's own 255 is not a lost connection")
+    #expect(web1.first?["exit_status"] as? Int == 255)
+    #expect(web1.first?["stdout"] as? String == "out web-1\n")
+    #expect(web1.first?["stderr"] as? String == "err web-1\n")
+    #expect(hosts["web-2"]?["status"] as? String == "ok", "\(hosts["web-2"] ?? [:])\n\(run.stdout)")
+    #expect(hosts["web-2"]?["reconnects"] as? Int == 1)
+    #expect((hosts["web-2"]?["pushes"] as? [String])?.count == 2)
+    #expect((hosts["web-2"]?["tasks"] as? [[String: Any]])?.first?["stdout"] as? String == "out web-2\n")
+    let web3 = hosts["web-3"]?["tasks"] as? [[String: Any]] ?? []
+    #expect(hosts["web-3"]?["status"] as? String == "ok")
+    #expect(web3.first?["stdout"] as? String == "out web-3\n")
+    // The task's times cover its second of work, from authentication on.
+    let iso = ISO8601DateFormatter()
+    iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+    if let started = (web3.first?["started"] as? String).flatMap(iso.date(from:)),
+      let ended = (web3.first?["ended"] as? String).flatMap(iso.date(from:)),
+      let auth = (hosts["web-3"]?["authenticated"] as? String).flatMap(iso.date(from:))
+    {
+      #expect(ended.timeIntervalSince(started) >= 1.4)
+      #expect(abs(started.timeIntervalSince(auth)) < 0.5)
+    } else {
+      Issue.record("web-3's task and authentication times are missing: \(hosts["web-3"] ?? [:])")
+    }
+    #expect(processes(mentioning: keyDir).isEmpty, "no ssh process outlives the run")
+  }
+
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func aDroppedConnectionIsPushedAgainAndReconnectedOnce() throws {
     let fleet = try LocalFleet(count: 2)

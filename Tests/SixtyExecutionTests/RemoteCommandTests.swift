@@ -78,3 +78,20 @@ import Testing
     #expect(small.text == "ok\n")
   }
 }
+
+@Suite struct ConnectionClosedTests {
+  @Test(arguments: [
+    ("Connection to 127.0.0.1 closed by remote host.\r\n", true),
+    ("Connection to 127.0.0.1 closed by remote host.\n", true),
+    ("some output\nConnection to web-1 closed.\n", true),
+    ("client_loop: send disconnect: Broken pipe\n", true),
+    ("Read from remote host 10.0.0.1: Connection reset by peer\n", true),
+    ("Timeout, server 10.0.0.1 not responding.\n", true),
+    ("err web-1\n", false),
+    ("", false),
+    ("Connection to 127.0.0.1 closed by remote host.\nbut the command went on\n", false),
+  ])
+  func sshsOwnLastWordsTellALostConnection(stderr: String, lost: Bool) {
+    #expect(SSHExecutor.connectionClosed(stderr: stderr) == lost)
+  }
+}
