@@ -322,7 +322,11 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   func failure(host: String, target: ExecutionTarget, status: Int32) -> String {
     let log =
       (try? String(contentsOfFile: runDirectory + "/ssh\(index[host] ?? 0).log", encoding: .utf8)) ?? ""
-    let reason = log.split(separator: "\n").last.map(String.init) ?? "ssh exited with status \(status)"
+    // ssh ends its lines with "\r\n" (one Character in Swift, so split on both).
+    let lines = log.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map {
+      $0.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    let reason = lines.last { !$0.isEmpty } ?? "ssh exited with status \(status)"
     return "cannot connect to \(target.user)@\(target.address):\(target.port): \(reason)"
   }
 
