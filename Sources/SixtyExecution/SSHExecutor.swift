@@ -42,7 +42,8 @@ public struct TaskCapture: Sendable {
 }
 
 /// Runs each host's work with the system `ssh`: one ControlMaster connection per host, opened
-/// with the run's key, every task multiplexed over it.
+/// with the run's key, every task multiplexed over it. A host with a single task runs it as
+/// the master's own session instead (see `fusedMaster`).
 public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   let targets: [String: ExecutionTarget]
   let index: [String: Int]
