@@ -147,15 +147,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     let invocation =
       fuseSingleTasks && host.tasks.count == 1 && host.tasks[0].retries == 0
       ? remoteInvocation(host: host, task: 0, target: target) : nil
-    let arguments =
-      baseArguments(host.name, target)
-      + (invocation == nil
-        ? ["-M", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "--", target.address]
-        : [
-          "-M", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-o", "LogLevel=VERBOSE", "-E", log,
-          "-T",
-          "--", target.address, invocation!.command,
-        ])
+    let arguments = masterArguments(host.name, target, log: log, command: invocation?.command)
     let attempt = ConnectAttempt(completion: completion)
     if invocation != nil {
       truncate(log, 0)
@@ -199,6 +191,24 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     }
   }
 
+  /// The master's command line: `-M -N` for a host whose tasks are multiplexed over it, or
+  /// `-M … HOST COMMAND` when its only task is the master's own session. ssh keeps the first
+  /// value of an option, so the fused master's `LogLevel=VERBOSE` (for its log file, not the
+  /// terminal) comes before the host-key policy's `LogLevel=ERROR`.
+  func masterArguments(_ host: String, _ target: ExecutionTarget, log: String, command: String?) -> [String] {
+    var arguments = baseArguments(host, target)
+    guard let command else {
+      return arguments + [
+        "-M", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "--", target.address,
+      ]
+    }
+    arguments.insert(contentsOf: ["-o", "LogLevel=VERBOSE"], at: 1)
+    return arguments + [
+      "-M", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "-T", "--", target.address,
+      command,
+    ]
+  }
+
   /// A fused host's master: it authenticates, runs the host's only task as its own session and
   /// exits with the task's status. Reported as a connection (socket seen, or "Authenticated to"
   /// in its log when the task ended first), then as the task's outcome.
@@ -226,8 +236,12 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
             }
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             if attempt.finish() {
-              // Ended before its socket was seen: it authenticated only if its log says so.
-              guard text.contains("\nAuthenticated to ") || text.hasPrefix("Authenticated to ") else {
+              // Ended before its socket was seen: it authenticated if its log says so, or if it
+              // exited with anything but 255 (ssh's own failures are always 255).
+              guard
+                output.status != 255 || text.contains("\nAuthenticated to ")
+                  || text.hasPrefix("Authenticated to ")
+              else {
                 lock.withLock { if fused[host.name] === fusedTask { fused.removeValue(forKey: host.name) } }
                 attempt.completion(.failed(failure(host: host.name, target: target, status: output.status)))
                 closing.leave()

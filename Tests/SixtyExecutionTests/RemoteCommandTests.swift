@@ -27,6 +27,24 @@ import Testing
     #expect(b.contains("2222") && b.contains("ubuntu"))
   }
 
+  /// ssh keeps an option's first value: a fused master's VERBOSE log level (which puts
+  /// "Authenticated to" in its log) must come before the `off` policy's `LogLevel=ERROR`.
+  @Test func aFusedMastersLogLevelComesFirst() {
+    let executor = SSHExecutor(
+      targets: [
+        "a": ExecutionTarget(address: "10.0.0.5", port: 22, user: "ops", tasks: [], become: [], okCodes: [])
+      ], runDirectory: "/run/x", keyPath: "/run/x/key", hostKeyPolicy: .off)
+    let target = executor.targets["a"]!
+    let fused = executor.masterArguments("a", target, log: "/run/x/ssh0.log", command: "exec sh -c true m")
+    let levels = fused.filter { $0.hasPrefix("LogLevel=") }
+    #expect(levels == ["LogLevel=VERBOSE", "LogLevel=ERROR"], "\(fused)")
+    #expect(Array(fused.suffix(3)) == ["--", "10.0.0.5", "exec sh -c true m"])
+    #expect(!fused.contains("-N") && fused.contains("-T") && fused.contains("-M"))
+    let plain = executor.masterArguments("a", target, log: "/run/x/ssh0.log", command: nil)
+    #expect(plain.filter { $0.hasPrefix("LogLevel=") } == ["LogLevel=ERROR"])
+    #expect(Array(plain.suffix(2)) == ["--", "10.0.0.5"] && plain.contains("-N"))
+  }
+
   @Test func tasksRunNamedAndUnderTheRemoteTimeout() {
     #expect(
       SSHExecutor.wrapped("sleep 30", seconds: nil, marker: "sixty-task-ab-0-1")
