@@ -275,7 +275,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
         attempt.child = child
         live[child.pid] = child
         connecting[host.name] = child
-        running[key] = child
+        // In `running` only once authenticated (see `checkSockets`): stopping a task goes
+        // through the master's socket, which a master still connecting does not have.
         fused[host.name] = fusedTask
         watching[host.name] = (socket, attempt)
       }
@@ -385,7 +386,10 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     }
     lock.withLock {
       for (host, attempt) in ready {
-        fused[host]?.markStarted()
+        if let fusedTask = fused[host], let child = attempt.child {
+          fusedTask.markStarted()
+          running["\(host)\u{0}0"] = child
+        }
         watching.removeValue(forKey: host)
         if let child = attempt.child, connecting[host] === child {
           connecting.removeValue(forKey: host)

@@ -191,6 +191,7 @@ final class SilentListener: @unchecked Sendable {
     deadline = Date().addingTimeInterval(15)
     while run.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
     let took = Date().timeIntervalSince(signalled)
+    print("\(name): stopped \(String(format: "%.2f", took)) s after the signal")
     #expect(!run.isRunning, "\(name): still running 15 s after the signal: \(run.log)")
     let log = run.log
     #expect(run.exitStatus == 4, "\(name): \(log)")
