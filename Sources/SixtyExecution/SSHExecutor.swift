@@ -163,14 +163,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
         let child: ChildProcess
         do {
           child = try ChildProcess.run(arguments, cap: 0, capture: false) { [self] output in
-            lock.withLock {
-              if let pid = attempt.child?.pid { live.removeValue(forKey: pid) }
-              if connecting[host.name] === attempt.child { connecting.removeValue(forKey: host.name) }
-              if let pid = masters[host.name], pid == attempt.child?.pid {
-                masters.removeValue(forKey: host.name)
-              }
-              watching.removeValue(forKey: host.name)
-            }
+            lock.withLock { forgetMaster(host.name, attempt) }
             if attempt.finish() {
               attempt.completion(.failed(failure(host: host.name, target: target, status: output.status)))
             }
@@ -226,13 +219,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
           child = try ChildProcess.run(arguments, stdinPath: stdin, cap: outputCap) { [self] output in
             let ended = Date()
             lock.withLock {
-              if let pid = attempt.child?.pid { live.removeValue(forKey: pid) }
-              if connecting[host.name] === attempt.child { connecting.removeValue(forKey: host.name) }
-              if let pid = masters[host.name], pid == attempt.child?.pid {
-                masters.removeValue(forKey: host.name)
-              }
+              forgetMaster(host.name, attempt)
               if running[key] === attempt.child { running.removeValue(forKey: key) }
-              watching.removeValue(forKey: host.name)
             }
             let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             if attempt.finish() {
@@ -332,6 +320,15 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
         return nil
       }
     }
+  }
+
+  /// A master process has exited: it is no longer live, connecting, a host's master or watched
+  /// for. Called with `lock` held.
+  func forgetMaster(_ host: String, _ attempt: ConnectAttempt) {
+    if let pid = attempt.child?.pid { live.removeValue(forKey: pid) }
+    if connecting[host] === attempt.child { connecting.removeValue(forKey: host) }
+    if let pid = masters[host], pid == attempt.child?.pid { masters.removeValue(forKey: host) }
+    watching.removeValue(forKey: host)
   }
 
   /// Why a master exited before authenticating: the last line of its log.
