@@ -7,6 +7,7 @@ import SixtyHistory
 import SixtyKeys
 import SixtyPlanning
 import SixtyPlaybook
+import SixtyPolicy
 import SixtyReport
 import SixtySchedule
 import SixtyScheduling
@@ -176,9 +177,25 @@ final class RunSession: @unchecked Sendable {
   let started = Date()
   let outputs = OutputCollector()
 
+  /// The run's key pairs, one per key type its plays use. Generation starts with the session, on
+  /// a thread of its own (an RSA key takes 0.1–0.5 s), and overlaps the history, the host locks
+  /// and the client's set-up.
+  let keys: Task<[LoginKeyType: SSHKeyPair], Error>
+  /// The key types in the order the plays first use them.
+  let keyTypes: [LoginKeyType]
+
   init(plan: Plan, settings: RunSettings) {
     self.plan = plan
     self.command = settings
+    var types: [LoginKeyType] = []
+    for play in plan.plays where !types.contains(play.policy.keyType) { types.append(play.policy.keyType) }
+    if types.isEmpty { types = [Policy.defaults.keyType] }
+    keyTypes = types
+    keys = Task.detached(priority: .userInitiated) {
+      var pairs: [LoginKeyType: SSHKeyPair] = [:]
+      for type in types { pairs[type] = try SSHKeyPair.generate(type.keyType, comment: "sixty-run") }
+      return pairs
+    }
   }
 
   /// Where the run is, for the SIGINT/SIGTERM handler: nothing in flight (before the first play,
@@ -258,9 +275,12 @@ final class RunSession: @unchecked Sendable {
         "sixty: wiped \(swept.count) key director\(swept.count == 1 ? "y" : "ies") left by a run that was killed: \(swept.joined(separator: ", "))"
       )
     }
-    let pair = try SSHKeyPair.generate(.ed25519, comment: "sixty-run")
-    recorder.record(keyFingerprint: pair.fingerprint)
-    let directory = try EphemeralKeyDirectory(key: pair, parent: keyParent)
+    let pairs = try await keys.value
+    let fingerprints = keyTypes.compactMap { pairs[$0]?.fingerprint }.joined(separator: ", ")
+    recorder.record(keyFingerprint: fingerprints)
+    // No .pub files: ssh then signs with an RSA key at once (see LoginKeyType.rsa).
+    let directory = try EphemeralKeyDirectory(
+      keys: keyTypes.compactMap { pairs[$0] }, parent: keyParent, publicKeyFiles: false)
     defer { directory.wipe() }
     let client: InstanceConnectClient
     do {
@@ -279,8 +299,13 @@ final class RunSession: @unchecked Sendable {
       guard !prepared.hosts.isEmpty else { continue }
       printer.line(
         "== play: \(play.name) (\(prepared.hosts.count) host\(prepared.hosts.count == 1 ? "" : "s"))")
+      guard let pair = pairs[play.policy.keyType] else {
+        throw CLIError(
+          "internal error: no \(play.policy.keyType.description) key for play '\(play.name)'.", code: 2)
+      }
       let executor = SSHExecutor(
-        targets: prepared.targets, runDirectory: directory.path, keyPath: directory.privateKeyPath,
+        targets: prepared.targets, runDirectory: directory.path,
+        keyPath: directory.privateKeyPath(for: play.policy.keyType.keyType),
         hostKeyPolicy: play.policy.hostKeyPolicy,
         connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
         ssh: command.ssh)
@@ -377,7 +402,7 @@ final class RunSession: @unchecked Sendable {
     if let name = stoppedBefore { message = "interrupted before play '\(name)' started" }
     if command.junit != nil || command.report != nil || command.html != nil {
       let report = runReport(
-        playResults, message: message, keyFingerprint: pair.fingerprint, runID: recorder.currentRunID)
+        playResults, message: message, keyFingerprint: fingerprints, runID: recorder.currentRunID)
       let outputs: [(path: String?, label: String, name: String, render: () -> [UInt8])] = [
         (command.junit, "junit", "JUnit report", { Array(report.junit().utf8) }),
         (command.report, "report", "report", { report.json() }),
@@ -726,6 +751,17 @@ final class InterruptCounter: @unchecked Sendable {
       }
       source.resume()
       return source
+    }
+  }
+}
+
+extension LoginKeyType {
+  /// The key Sixty generates for this policy setting.
+  var keyType: KeyType {
+    switch self {
+    case .rsa: .rsa2048
+    case .rsa4096: .rsa4096
+    case .ed25519: .ed25519
     }
   }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A fresh 0700 directory holding one run's private key (0600), wiped when done.
+/// A fresh 0700 directory holding one run's private keys (0600), wiped when done.
 ///
 /// `wipe()` overwrites every file with zeros, syncs, unlinks it and removes the directory. It
 /// runs from `deinit` as well, and from `KeyWipeRegistry`'s signal handlers on SIGINT/SIGTERM.
@@ -15,9 +15,18 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
 
   public static let prefix = "sixty-run-"
 
-  /// Creates the directory under `parent` (default `$TMPDIR` or /tmp) and writes `key` into it.
+  /// Creates the directory under `parent` (default `$TMPDIR` or /tmp) and writes `key` into it,
+  /// with its public key beside it as `NAME.pub`, as ssh-keygen would.
   /// - Throws: `KeyError.io` when the directory or files cannot be created with safe permissions.
-  public init(key: SSHKeyPair, parent: String? = nil) throws {
+  public convenience init(key: SSHKeyPair, parent: String? = nil) throws {
+    try self.init(keys: [key], parent: parent, publicKeyFiles: true)
+  }
+
+  /// Creates the directory and writes each key (one of each type) as ssh-keygen names it. Without
+  /// `publicKeyFiles`, no `.pub` is written: ssh then signs with an RSA key (a PEM file) at once
+  /// instead of first asking the server about it. `privateKeyPath` is the first key's.
+  public init(keys: [SSHKeyPair], parent: String? = nil, publicKeyFiles: Bool) throws {
+    precondition(!keys.isEmpty, "a key directory holds at least one key")
     CoreDumps.disable()
     let base =
       parent ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
@@ -28,15 +37,21 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
     }
     path = String(cString: created)
     chmod(path, 0o700)
-    privateKeyPath = path + "/" + key.type.fileName
+    privateKeyPath = path + "/" + keys[0].type.fileName
     publicKeyPath = privateKeyPath + ".pub"
     KeyWipeRegistry.shared.register(self)
     do {
       try EphemeralKeyDirectory.write(Array("\(getpid())\n".utf8), to: path + "/pid", mode: 0o600)
-      var file = key.privateKeyFile()
-      defer { file.withUnsafeMutableBufferPointer { $0.initialize(repeating: 0) } }
-      try EphemeralKeyDirectory.write(file, to: privateKeyPath, mode: 0o600)
-      try EphemeralKeyDirectory.write(Array((key.publicKeyLine + "\n").utf8), to: publicKeyPath, mode: 0o644)
+      for key in keys {
+        let keyPath = path + "/" + key.type.fileName
+        var file = try key.sshPrivateKeyFile()
+        defer { file.withUnsafeMutableBufferPointer { $0.initialize(repeating: 0) } }
+        try EphemeralKeyDirectory.write(file, to: keyPath, mode: 0o600)
+        if publicKeyFiles {
+          try EphemeralKeyDirectory.write(
+            Array((key.publicKeyLine + "\n").utf8), to: keyPath + ".pub", mode: 0o644)
+        }
+      }
     } catch {
       wipe()
       throw error
@@ -44,6 +59,9 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
   }
 
   deinit { wipe() }
+
+  /// Where the key of `type` is (written by `init` if it was among its keys).
+  public func privateKeyPath(for type: KeyType) -> String { path + "/" + type.fileName }
 
   static func write(_ bytes: [UInt8], to path: String, mode: mode_t) throws {
     // O_EXCL: never reuse a file someone else created; the mode is set at creation.

@@ -17,8 +17,15 @@ public enum KeyType: String, Sendable, CaseIterable, CustomStringConvertible {
   /// The OpenSSH key type name.
   public var sshName: String { self == .ed25519 ? "ssh-ed25519" : "ssh-rsa" }
 
-  /// The file name ssh-keygen would use.
-  public var fileName: String { self == .ed25519 ? "id_ed25519" : "id_rsa" }
+  /// The key's file name in a key directory: ssh-keygen's, with the size for RSA 4096 so that a
+  /// run can hold both RSA sizes.
+  public var fileName: String {
+    switch self {
+    case .ed25519: "id_ed25519"
+    case .rsa2048: "id_rsa"
+    case .rsa4096: "id_rsa4096"
+    }
+  }
 
   public var description: String { rawValue }
 }

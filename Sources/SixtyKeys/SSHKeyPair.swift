@@ -128,6 +128,25 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
     return Array(text.utf8)
   }
 
+  /// The private key file ssh is given. Ed25519: the `openssh-key-v1` file. RSA: PKCS#1 PEM
+  /// (`BEGIN RSA PRIVATE KEY`). ssh cannot read the public half out of a PEM file, so with no
+  /// `.pub` beside it ssh signs with the key at once instead of first asking the server whether
+  /// it would accept the key: the host runs its AuthorizedKeysCommand once per login, not twice.
+  /// - Throws: `KeyError.generation` when the RSA integers do not make a valid key.
+  public func sshPrivateKeyFile() throws -> [UInt8] {
+    switch material {
+    case .ed25519:
+      return privateKeyFile()
+    case .rsa(let n, let e, let d, _, let p, let q):
+      do {
+        let key = try _RSA.Signing.PrivateKey(n: n, e: e, d: d, p: p, q: q)
+        return Array(key.pemRepresentation.utf8)
+      } catch {
+        throw KeyError.generation("the RSA private key could not be encoded as PEM")
+      }
+    }
+  }
+
   /// Reads an unencrypted OpenSSH private key file.
   /// - Returns: the key pair and the file's check-int.
   public static func parsePrivateKeyFile(_ bytes: [UInt8]) throws(KeyError) -> (SSHKeyPair, UInt32) {

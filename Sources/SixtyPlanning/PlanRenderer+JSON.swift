@@ -219,6 +219,7 @@ public enum PlanJSONRenderer {
     w.field("burst", p.pushBurst)
     w.field("ttl", p.keyTTL.seconds)
     w.field("margin", p.keyMargin.seconds)
+    w.field("key_type", p.keyType.rawValue)
     w.endObject()
     w.field("host_parallelism", p.hostParallelism)
     w.field("host_key_checking", p.hostKeyPolicy.rawValue)

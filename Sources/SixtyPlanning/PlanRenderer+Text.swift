@@ -41,7 +41,7 @@ public enum PlanTextRenderer {
       let ttl = play.policy.keyTTL
       let margin = play.policy.keyMargin
       out +=
-        "  keys: one ephemeral key for the run, pushed for each host's user when its slot opens (up to \(play.policy.concurrency) at a time, at most \(formatRate(play.policy.pushRate))); valid \(ttl), pushed again if authentication has not begun within \(TimeSpan(milliseconds: ttl.milliseconds - margin.milliseconds)).\n"
+        "  keys: one ephemeral \(play.policy.keyType.description) key for the run, pushed for each host's user when its slot opens (up to \(play.policy.concurrency) at a time, at most \(formatRate(play.policy.pushRate))); valid \(ttl), pushed again if authentication has not begun within \(TimeSpan(milliseconds: ttl.milliseconds - margin.milliseconds)).\n"
       // Group hosts whose steps are identical.
       var groups: [(hosts: [Int], key: [PlannedStep])] = []
       var groupIndex: [[PlannedStep]: Int] = [:]

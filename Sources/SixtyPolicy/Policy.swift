@@ -15,6 +15,8 @@ public struct Policy: Sendable {
   public var pushBurst: Int?
   public var keyTTL: TimeSpan?
   public var keyMargin: TimeSpan?
+  /// The kind of ephemeral key (`push.key_type`).
+  public var keyType: LoginKeyType?
   /// Tasks of one host that may run at once over its connection.
   public var hostParallelism: Int?
   public var hostKeyPolicy: HostKeyPolicy?
@@ -36,7 +38,7 @@ public struct Policy: Sendable {
   public static let defaults: EffectivePolicy = EffectivePolicy(
     concurrency: 10, batches: [], maxFailures: nil, connectTimeout: .seconds(10), taskTimeout: .hours(1),
     runTimeout: nil, retries: 0, retryDelay: .seconds(5), pushRate: 20, pushBurst: 20, keyTTL: .seconds(60),
-    keyMargin: .seconds(15), hostParallelism: 1, hostKeyPolicy: .acceptNew, windows: [],
+    keyMargin: .seconds(15), keyType: .rsa, hostParallelism: 1, hostKeyPolicy: .acceptNew, windows: [],
     organisationWindows: [],
     denyCommands: [], requireApproval: [], orgBatches: [], orgMaxFailures: nil, hostLock: .wait,
     lockTimeout: .minutes(10))
@@ -57,6 +59,7 @@ public struct EffectivePolicy: Sendable, Hashable {
   public var pushBurst: Int
   public var keyTTL: TimeSpan
   public var keyMargin: TimeSpan
+  public var keyType: LoginKeyType
   public var hostParallelism: Int
   public var hostKeyPolicy: HostKeyPolicy
   /// The play's own windows (a host starts only when one of them is open, if any are given).

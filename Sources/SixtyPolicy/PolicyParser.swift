@@ -59,7 +59,9 @@ public enum PolicyParser {
       case "retry_delay":
         policy.retryDelay = reader.timeSpan(value, "'retry_delay'")
       case "push":
-        guard let entries = reader.mapping(value, "'push'", allowed: ["rate", "burst", "ttl", "margin"])
+        guard
+          let entries = reader.mapping(
+            value, "'push'", allowed: ["rate", "burst", "ttl", "margin", "key_type"])
         else {
           continue
         }
@@ -78,6 +80,16 @@ public enum PolicyParser {
             }
           case "burst": policy.pushBurst = reader.int(entry.value, "'push.burst'", range: 1...100_000)
           case "ttl": policy.keyTTL = positiveSpan(entry.value, "'push.ttl'", reader: &reader)
+          case "key_type":
+            if let text = reader.string(entry.value, "'push.key_type'") {
+              if let type = LoginKeyType(rawValue: text) {
+                policy.keyType = type
+              } else {
+                reader.error(
+                  "unknown push.key_type '\(text)'; expected one of: \(LoginKeyType.allCases.map(\.rawValue).joined(separator: ", ")).",
+                  at: entry.value.location)
+              }
+            }
           default: policy.keyMargin = reader.timeSpan(entry.value, "'push.margin'")
           }
         }

@@ -43,6 +43,14 @@ public enum PolicyResolver {
     result.keyTTL = pick("push.ttl", org.keyTTL, own.keyTTL, default: result.keyTTL)
     result.keyMargin = pick(
       "push.margin", org.keyMargin, own.keyMargin, default: result.keyMargin, tighterIsSmaller: false)
+    // A key type the organisation sets is the one used (security teams may require one).
+    if let orgType = org.keyType, let ownType = own.keyType, orgType != ownType {
+      diagnostics.append(
+        .warning(
+          "the play's push.key_type '\(ownType.rawValue)' differs from the organisation policy's '\(orgType.rawValue)'\(org.locations["push.key_type"].map { " (\($0))" } ?? ""); using '\(orgType.rawValue)'.",
+          at: own.locations["push.key_type"]))
+    }
+    result.keyType = org.keyType ?? own.keyType ?? result.keyType
     result.hostParallelism = pick(
       "host_parallelism", org.hostParallelism, own.hostParallelism, default: result.hostParallelism)
     // Retries and their delay are defaults, not limits: the play's own values win.

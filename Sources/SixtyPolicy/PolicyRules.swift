@@ -64,6 +64,29 @@ public struct MaintenanceWindow: Hashable, Sendable {
   }
 }
 
+/// The kind of ephemeral key a play's hosts log in with (`push.key_type`).
+public enum LoginKeyType: String, Hashable, Sendable, CaseIterable {
+  /// RSA 2048, the default. Sixty writes it as a PEM file with no public key beside it, from which
+  /// ssh cannot read the public half, so ssh signs with it at once instead of first asking the
+  /// host whether it would accept the key: each login runs the host's AuthorizedKeysCommand (and
+  /// asks the broker) once instead of twice.
+  case rsa
+  /// RSA 4096, for organisations that require it; slower to generate (about a second).
+  case rsa4096
+  /// Ed25519: ssh can always read its public half, so it asks the host first (two
+  /// AuthorizedKeysCommand runs per login).
+  case ed25519
+
+  /// How the plan names it.
+  public var description: String {
+    switch self {
+    case .rsa: "RSA 2048"
+    case .rsa4096: "RSA 4096"
+    case .ed25519: "Ed25519"
+    }
+  }
+}
+
 /// How ssh treats unknown host keys.
 public enum HostKeyPolicy: String, Hashable, Sendable, CaseIterable {
   /// Record new keys in Sixty's own known_hosts, refuse changed ones.

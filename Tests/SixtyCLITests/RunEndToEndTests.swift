@@ -109,6 +109,41 @@ import Testing
     #expect(processes(mentioning: keyDir).isEmpty, "no ssh process outlives the run")
   }
 
+  /// With the default key (RSA, in a PEM file with no .pub beside it) ssh signs at once, so each
+  /// login makes sshd ask the agent, and the agent the broker, once. An Ed25519 key is offered
+  /// first and signed after, which makes two.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func theDefaultKeyMakesOneAgentFetchPerLogin() throws {
+    let fleet = try LocalFleet(count: 4)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    func fetches() throws -> Int {
+      let got = try runProgram(
+        LocalProcess.which("python3")!,
+        [
+          "-c",
+          "import urllib.request;print(urllib.request.urlopen('\(fleet.endpoint)/metrics').read().decode())",
+        ])
+      let line = got.stdout.split(separator: "\n").first {
+        $0.hasPrefix("sixty_broker_agent_fetches_total{outcome=\"ok\"}")
+      }
+      return line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
+    }
+    let inventory = try fleet.writeInventory()
+    let ed25519 = try write("push: {key_type: ed25519}\n", fleet.directory + "/ed25519.yml")
+    for (policy, perLogin) in [(nil, 1), (ed25519, 2)] {
+      let before = try fetches()
+      let result = try SixtyBinary.run(
+        ["exec", "all", "-i", inventory, "--endpoint", fleet.endpoint, "--no-progress"]
+          + (policy.map { ["--policy", $0] } ?? []) + ["--", "true"],
+        environment: fleet.environment)
+      #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
+      #expect(try fetches() - before == 4 * perLogin, "policy \(policy ?? "default")")
+    }
+  }
+
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func aFiveSecondTTLStillAuthenticatesEveryHostOfALongRun() throws {
     let fleet = try LocalFleet(count: 8, ttl: "5s")

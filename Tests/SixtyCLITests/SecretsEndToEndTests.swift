@@ -24,6 +24,41 @@ import Testing
     return nil
   }
 
+  /// The private exponent and primes (d, p, q) of a PKCS#1 PEM RSA key: INTEGERs 3, 4 and 5 of
+  /// its SEQUENCE (version, n, e, d, p, q, …). The modulus is public and is left out.
+  static func rsaSecrets(ofPEM text: String) -> [[UInt8]]? {
+    guard text.hasPrefix("-----BEGIN RSA PRIVATE KEY-----") else { return nil }
+    let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+    guard let data = Data(base64Encoded: body) else { return nil }
+    let der = [UInt8](data)
+    var index = 0
+    func length() -> Int? {
+      guard index < der.count else { return nil }
+      let first = Int(der[index])
+      index += 1
+      if first < 0x80 { return first }
+      let count = first & 0x7f
+      guard count <= 4, index + count <= der.count else { return nil }
+      var value = 0
+      for _ in 0..<count {
+        value = value << 8 | Int(der[index])
+        index += 1
+      }
+      return value
+    }
+    guard der.first == 0x30 else { return nil }
+    index = 1
+    guard length() != nil else { return nil }
+    var integers: [[UInt8]] = []
+    while integers.count < 6, index < der.count, der[index] == 0x02 {
+      index += 1
+      guard let count = length(), index + count <= der.count else { return nil }
+      integers.append(Array(der[index..<(index + count)].drop { $0 == 0 }))
+      index += count
+    }
+    return integers.count == 6 ? Array(integers[3...5]) : nil
+  }
+
   static func files(under directory: String) -> [String] {
     guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return [] }
     var out: [String] = []
@@ -35,8 +70,9 @@ import Testing
     return out
   }
 
-  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
-  func noArtifactOfAFullRunHoldsTheKeyOrTheAWSSecret() throws {
+  /// Once with the default key (RSA, a PEM file) and once with `push.key_type: ed25519`.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"), arguments: ["rsa", "ed25519"])
+  func noArtifactOfAFullRunHoldsTheKeyOrTheAWSSecret(keyType: String) throws {
     let fleet = try LocalFleet(count: 3)
     defer {
       fleet.stop()
@@ -49,6 +85,8 @@ import Testing
     try """
     name: work
     hosts: all
+    policy:
+      push: {key_type: \(keyType)}
     tasks:
       - name: slow
         command: [sleep, "3"]
@@ -72,28 +110,48 @@ import Testing
     var deadline = Date().addingTimeInterval(20)
     while keyText == nil && Date() < deadline {
       for entry in (try? FileManager.default.contentsOfDirectory(atPath: keyDir)) ?? [] {
-        keyText = try? String(contentsOfFile: keyDir + "/" + entry + "/id_ed25519", encoding: .utf8)
+        let file = keyType == "rsa" ? "id_rsa" : "id_ed25519"
+        keyText = try? String(contentsOfFile: keyDir + "/" + entry + "/" + file, encoding: .utf8)
+        // No public key file beside it: ssh must not learn the public half before signing.
+        if keyText != nil {
+          #expect(!FileManager.default.fileExists(atPath: keyDir + "/" + entry + "/" + file + ".pub"))
+        }
       }
       if keyText == nil { Thread.sleep(forTimeInterval: 0.05) }
     }
     let key = try #require(keyText, "the run's key file never appeared: \(run.log)")
-    let seed = try #require(Self.seed(ofKeyFile: key), "no Ed25519 seed in the key file")
+    // The secret numbers of the key: the Ed25519 seed, or RSA's d, p and q.
+    let secrets: [[UInt8]]
+    if keyType == "rsa" {
+      secrets = try #require(
+        Self.rsaSecrets(ofPEM: key), "no RSA private key in the key file: \(key.prefix(40))")
+    } else {
+      secrets = [try #require(Self.seed(ofKeyFile: key), "no Ed25519 seed in the key file")]
+    }
     let limits = try String(contentsOfFile: "/proc/\(run.pid)/limits", encoding: .utf8)
     let core = limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") } ?? ""
     #expect(core.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == "0", "\(core)")
     Thread.sleep(forTimeInterval: 1)
-    // The first line of every OpenSSH Ed25519 key file is the same header; the rest is this key's.
-    let bodyLines = key.split(separator: "\n").filter { !$0.hasPrefix("-----") }.dropFirst().filter {
-      $0.count >= 20
-    }
-    .map(String.init)
+    // The first line of an OpenSSH Ed25519 key file is the same header for every key, and the
+    // first two of an RSA PEM file hold the public modulus; the rest is this key's secret.
+    let bodyLines = key.split(separator: "\n").filter { !$0.hasPrefix("-----") }.dropFirst(
+      keyType == "rsa" ? 6 : 1
+    ).filter { $0.count >= 20 }
+      .map(String.init)
     #expect(bodyLines.count >= 3)
     let needles: [(String, [UInt8])] =
-      [
-        ("the key seed", seed),
-        ("the key seed in hex", Array(seed.map { String(format: "%02x", $0) }.joined().utf8)),
-        ("the key seed in base64", Array(Data(seed).base64EncodedString().dropLast(2).utf8)),
-      ] + bodyLines.map { ("a line of the private key file", Array($0.utf8)) }
+      secrets.flatMap { secret in
+        [
+          ("a secret number of the key", secret),
+          (
+            "a secret number of the key in hex",
+            Array(secret.map { String(format: "%02x", $0) }.joined().utf8)
+          ),
+          (
+            "a secret number of the key in base64", Array(Data(secret).base64EncodedString().dropLast(2).utf8)
+          ),
+        ]
+      } + bodyLines.map { ("a line of the private key file", Array($0.utf8)) }
     let secret = Array(LocalFleet.secret.utf8)
     // Every process's arguments, now.
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil

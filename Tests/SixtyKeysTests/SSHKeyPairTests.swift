@@ -38,6 +38,61 @@ import Testing
     #expect(key.comment == "test@example")
   }
 
+  /// A run's directory: one file per key type, no `.pub`. The RSA key is PKCS#1 PEM, from which
+  /// ssh cannot take the public half before it has the private key: it signs at once.
+  @Test func aRunsDirectoryHoldsPEMRSAAndOpenSSHEd25519WithoutPublicKeyFiles() throws {
+    let rsa = try SSHKeyPair.generate(.rsa2048, comment: "run")
+    let ed = try SSHKeyPair.generate(.ed25519, comment: "run")
+    let dir = try EphemeralKeyDirectory(keys: [rsa, ed], publicKeyFiles: false)
+    defer { dir.wipe() }
+    #expect(dir.privateKeyPath == dir.path + "/id_rsa")
+    #expect(dir.privateKeyPath(for: .ed25519) == dir.path + "/id_ed25519")
+    let names = try FileManager.default.contentsOfDirectory(atPath: dir.path).sorted()
+    #expect(names == ["id_ed25519", "id_rsa", "pid"])
+    let pem = try String(contentsOfFile: dir.privateKeyPath, encoding: .utf8)
+    #expect(pem.hasPrefix("-----BEGIN RSA PRIVATE KEY-----\n"))
+    #expect(pem.hasSuffix("-----END RSA PRIVATE KEY-----\n"))
+    for (key, path) in [(rsa, dir.privateKeyPath), (ed, dir.privateKeyPath(for: .ed25519))] {
+      var info = stat()
+      #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+      let derived = try runTool(sshKeygen, ["-y", "-f", path])
+      #expect(derived.status == 0, "\(derived.stderr)")
+      #expect(derived.stdout.hasPrefix(key.authorizedKey), "\(path)")
+    }
+  }
+
+  /// ssh offers a key it can read the public half of, and signs at once with one it cannot.
+  @Test func sshSignsWithThePEMKeyAtOnceAndOffersTheEd25519KeyFirst() throws {
+    let rsa = try SSHKeyPair.generate(.rsa2048, comment: "run")
+    let ed = try SSHKeyPair.generate(.ed25519, comment: "run")
+    let dir = try EphemeralKeyDirectory(keys: [rsa, ed], publicKeyFiles: false)
+    defer { dir.wipe() }
+    // A loopback listener that never answers: ssh reports how it loaded each identity once
+    // connected, then gives up on the banner after ConnectTimeout.
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(listener) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(listener, $0, length) == 0 && listen(listener, 8) == 0 && getsockname(listener, $0, &length) == 0
+      }
+    }
+    #expect(bound)
+    let port = String(UInt16(bigEndian: address.sin_port))
+    for (path, expected) in [(dir.privateKeyPath, "type -1"), (dir.privateKeyPath(for: .ed25519), "type 3")] {
+      let result = try runTool(
+        "/usr/bin/ssh",
+        [
+          "-v", "-F", "/dev/null", "-i", path, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+          "-o", "ConnectTimeout=1", "-p", port, "127.0.0.1", "true",
+        ])
+      #expect(result.stderr.contains("identity file \(path) \(expected)"), "\(result.stderr)")
+    }
+  }
+
   @Test func descriptionHidesPrivateMaterial() throws {
     let key = try SSHKeyPair(ed25519Seed: Array(repeating: 7, count: 32))
     #expect(key.description == "SSHKeyPair(ed25519, \(key.fingerprint))")

@@ -142,7 +142,8 @@ import Testing
     )
     #expect(text.contains("    1. a: command: uptime\n"))
     #expect(
-      text.contains("keys: one ephemeral key for the run, pushed for each host's user when its slot opens"))
+      text.contains(
+        "keys: one ephemeral RSA 2048 key for the run, pushed for each host's user when its slot opens"))
     #expect(text.hasSuffix("1 play, 5 hosts, 5 task runs, 0 skipped. Nothing has run: this is a preview.\n"))
   }
 

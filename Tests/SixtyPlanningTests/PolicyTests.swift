@@ -69,7 +69,7 @@ import Testing
       timeouts: {connect: 5s, task: 10m, run: 2h}
       retries: 2
       retry_delay: 10s
-      push: {rate: 5, burst: 10, ttl: 30s, margin: 10s}
+      push: {rate: 5, burst: 10, ttl: 30s, margin: 10s, key_type: ed25519}
       host_parallelism: 3
       host_key_checking: strict
       windows:
@@ -86,6 +86,7 @@ import Testing
     #expect(p.runTimeout == .hours(2))
     #expect(p.pushRate == 5)
     #expect(p.keyTTL == .seconds(30))
+    #expect(p.keyType == .ed25519)
     #expect(p.hostKeyPolicy == .strict)
     #expect(p.windows.first?.timeZone == "Europe/Berlin")
     #expect(p.denyCommands.count == 2)
@@ -115,6 +116,28 @@ import Testing
         "policy.yml:8:18: error: invalid regular expression /(unclosed/: expected an ICU regular expression.",
         "policy.yml:3:26: error: 'push.margin' (40s) must be shorter than 'push.ttl' (30s) so a pushed key leaves time to authenticate.",
       ])
+  }
+
+  @Test func keyTypesParseDefaultToRSAAndTheOrganisationsWins() {
+    #expect(Policy.defaults.keyType == .rsa)
+    #expect(policy("push: {key_type: rsa4096}").0.keyType == .rsa4096)
+    let bad = policy("push:\n  key_type: dsa\n").1.map(\.description)
+    #expect(
+      bad == ["policy.yml:2:13: error: unknown push.key_type 'dsa'; expected one of: rsa, rsa4096, ed25519."])
+    var org = Policy()
+    org.keyType = .ed25519
+    org.locations["push.key_type"] = SourceLocation(file: "org.yml", line: 2, column: 13)
+    var play = Policy()
+    play.keyType = .rsa
+    play.locations["push.key_type"] = SourceLocation(file: "play.yml", line: 5, column: 23)
+    let (effective, diagnostics) = PolicyResolver.resolve(organisation: org, play: play)
+    #expect(effective.keyType == .ed25519)
+    #expect(
+      diagnostics.map(\.description) == [
+        "play.yml:5:23: warning: the play's push.key_type 'rsa' differs from the organisation policy's 'ed25519' (org.yml:2:13); using 'ed25519'."
+      ])
+    #expect(PolicyResolver.resolve(organisation: nil, play: play).0.keyType == .rsa)
+    #expect(PolicyResolver.resolve(organisation: nil, play: nil).0.keyType == .rsa)
   }
 
   @Test func organisationPolicyWinsOverLooserPlayValues() {
