@@ -91,14 +91,17 @@ let package = Package(
     // sshd's AuthorizedKeysCommand: small, fast, fails closed. sshd starts it on every login, so
     // it links the Swift runtime and Foundation statically: no dynamic loading and relocation of a
     // dozen shared libraries per start (11 ms of CPU a start, against 5 ms linked statically).
+    // The module files used at compile time are the shared ones, whose autolink entries leave out
+    // Foundation's static dependencies, so they are named here; lld, unlike gold, finds them in
+    // any order.
     .executableTarget(
       name: "sixty-agent", dependencies: ["SixtyAgentCore"],
       linkerSettings: [
         .unsafeFlags(
           [
-            "-static-stdlib", "-Xlinker", "--start-group", "-lFoundation", "-lCoreFoundation",
+            "-static-stdlib", "-use-ld=lld", "-lFoundation", "-lCoreFoundation",
             "-lFoundationInternationalization", "-lFoundationEssentials", "-l_FoundationCollections",
-            "-l_FoundationCShims", "-l_FoundationICU", "-lswiftSynchronization", "-Xlinker", "--end-group",
+            "-l_FoundationCShims", "-l_FoundationICU", "-lswiftSynchronization",
           ],
           .when(platforms: [.linux]))
       ]),
