@@ -124,8 +124,9 @@ public struct AWSCronExpression: Sendable, Equatable, CustomStringConvertible {
       let day = min(target, t.daysInMonth)
       let weekdayOfTarget = ((t.weekday + (day - t.day)) % 7 + 7) % 7
       var chosen = day
-      if weekdayOfTarget == 6 { chosen = day == 1 ? 3 : day - 1 }  // Saturday: Friday, or Monday the 3rd
-      if weekdayOfTarget == 0 { chosen = day == t.daysInMonth ? day - 2 : day + 1 }  // Sunday: Monday, or Friday
+      // Saturday: Friday, or Monday the 3rd. Sunday: Monday, or Friday at the month's end.
+      if weekdayOfTarget == 6 { chosen = day == 1 ? 3 : day - 1 }
+      if weekdayOfTarget == 0 { chosen = day == t.daysInMonth ? day - 2 : day + 1 }
       return t.day == chosen
     case .weekdays(let days): return days.contains(t.weekday)
     case .lastOfWeekday(let weekday): return t.weekday == weekday && t.day + 7 > t.daysInMonth

@@ -319,7 +319,8 @@ public final class Scheduler: @unchecked Sendable {
     taskTimers[host]?[task] = nil
     running[host]?.remove(task)
     lostTasks[host, default: []].insert(task)
-    guard results[host].authenticated != nil || connecting.contains(host) else { return }  // already reconnecting
+    // Already reconnecting: nothing more to do.
+    guard results[host].authenticated != nil || connecting.contains(host) else { return }
     if results[host].reconnects >= 1 || stopping != nil {
       for lost in lostTasks.removeValue(forKey: host) ?? [] {
         results[host].tasks[lost] = .failed("the connection was lost again: \(message)")
