@@ -319,7 +319,7 @@ public final class Scheduler: @unchecked Sendable {
     taskTimers[host]?[task] = nil
     running[host]?.remove(task)
     lostTasks[host, default: []].insert(task)
-    // Already reconnecting: nothing more to do.
+    // Neither authenticated nor connecting: a reconnect is already under way.
     guard results[host].authenticated != nil || connecting.contains(host) else { return }
     if results[host].reconnects >= 1 || stopping != nil {
       for lost in lostTasks.removeValue(forKey: host) ?? [] {
