@@ -58,6 +58,7 @@ import Testing
     #expect(policy["concurrency"] as? Int == 2)
     #expect(policy["batch_sizes"] as? [Int] == [1, 2, 2])
     #expect(policy["failure_threshold"] as? Int == 1)
+    #expect((policy["push"] as? [String: Any])?["key_type"] as? String == "rsa")
     let plays = try #require(object["plays"] as? [[String: Any]])
     let playHosts = try #require(plays[0]["hosts"] as? [String: [String: Any]])
     let push = try #require(playHosts["web-2"]?["push"] as? [String: Any])
