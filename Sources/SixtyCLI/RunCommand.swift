@@ -187,6 +187,8 @@ final class RunSession: @unchecked Sendable {
   init(plan: Plan, settings: RunSettings) {
     self.plan = plan
     self.command = settings
+    // Before any private key exists in this process.
+    CoreDumps.disable()
     var types: [LoginKeyType] = []
     for play in plan.plays where !types.contains(play.policy.keyType) { types.append(play.policy.keyType) }
     if types.isEmpty { types = [Policy.defaults.keyType] }
