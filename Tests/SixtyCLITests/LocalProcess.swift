@@ -77,7 +77,25 @@ final class LocalProcess: @unchecked Sendable {
   var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
   /// A TCP port on 127.0.0.1 that was free a moment ago.
+  /// A loopback port nothing listens on, never one this process handed out before: the suites
+  /// run in parallel, and two fleets given the same port would have one sshd fail to bind while
+  /// the other's clients reached the wrong host.
   static func freePort() -> Int {
+    while true {
+      let port = unusedPort()
+      if HandedOutPorts.shared.claim(port) { return port }
+    }
+  }
+
+  final class HandedOutPorts: @unchecked Sendable {
+    static let shared = HandedOutPorts()
+    // `lock` protects `ports`.
+    private let lock = NSLock()
+    private var ports: Set<Int> = []
+    func claim(_ port: Int) -> Bool { lock.withLock { ports.insert(port).inserted } }
+  }
+
+  private static func unusedPort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()
