@@ -135,7 +135,9 @@ let package = Package(
       resources: [.copy("Resources")]),
     .testTarget(
       name: "SixtyCLITests",
-      dependencies: ["SixtyCLI", "SixtySchedule", "SixtyHistory", "InstanceConnect", "SixtyReport"]),
+      dependencies: [
+        "SixtyCLI", "SixtySchedule", "SixtyHistory", "InstanceConnect", "SixtyReport", "SixtyKeys",
+      ]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
     .testTarget(name: "SixtyReportTests", dependencies: ["SixtyReport", "SixtyHistory"]),
     .testTarget(

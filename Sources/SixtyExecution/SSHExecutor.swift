@@ -210,7 +210,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     socket: String, attempt: ConnectAttempt
   ) {
     let fusedTask = FusedTask()
-    let key = "\(host.name)\u{0}0"
+    let key = Self.runningKey(host.name, 0)
     do {
       try lock.withLock {
         closing.enter()
@@ -222,14 +222,16 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
               forgetMaster(host.name, attempt)
               if running[key] === attempt.child { running.removeValue(forKey: key) }
             }
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             if attempt.finish() {
-              // Ended before its socket was seen: it authenticated if its log says so, or if it
-              // exited with anything but 255 (ssh's own failures are always 255).
-              guard
-                output.status != 255 || text.contains("\nAuthenticated to ")
-                  || text.hasPrefix("Authenticated to ")
-              else {
+              // Ended before its socket was seen: it authenticated if it exited with anything but
+              // 255 (ssh's own failures are always 255), or if its log says so.
+              let authenticated =
+                output.status != 255
+                || {
+                  let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                  return text.contains("\nAuthenticated to ") || text.hasPrefix("Authenticated to ")
+                }()
+              guard authenticated else {
                 lock.withLock { if fused[host.name] === fusedTask { fused.removeValue(forKey: host.name) } }
                 attempt.completion(.failed(failure(host: host.name, target: target, status: output.status)))
                 closing.leave()
@@ -322,6 +324,9 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     }
   }
 
+  /// The key of a running task in `running`: the host's name, NUL, the task's index.
+  static func runningKey(_ host: String, _ task: Int) -> String { "\(host)\u{0}\(task)" }
+
   /// A master process has exited: it is no longer live, connecting, a host's master or watched
   /// for. Called with `lock` held.
   func forgetMaster(_ host: String, _ attempt: ConnectAttempt) {
@@ -385,7 +390,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       for (host, attempt) in ready {
         if let fusedTask = fused[host], let child = attempt.child {
           fusedTask.markStarted()
-          running["\(host)\u{0}0"] = child
+          running[Self.runningKey(host, 0)] = child
         }
         watching.removeValue(forKey: host)
         if let child = attempt.child, connecting[host] === child {
@@ -502,7 +507,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     }
     let arguments =
       baseArguments(host.name, target) + ["-o", "ControlMaster=no", "-T", "--", target.address, command]
-    let key = "\(host.name)\u{0}\(task)"
+    let key = Self.runningKey(host.name, task)
     let started = Date()
     do {
       let child = try ChildProcess.run(arguments, stdinPath: stdin, cap: outputCap) { [self] output in
@@ -545,7 +550,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   }
 
   public func kill(host: ScheduledHost, task: Int) {
-    let child = lock.withLock { running["\(host.name)\u{0}\(task)"] }
+    let child = lock.withLock { running[Self.runningKey(host.name, task)] }
     guard let child else { return }
     // The remote process first (its session then ends by itself), the local ssh client after.
     DispatchQueue.global().async { [self] in

@@ -180,13 +180,7 @@ final class LocalFleet: @unchecked Sendable {
       for host in hosts where startSSHD && !LocalProcess.waitForPort(host.port) {
         throw MotoServer.Failure("sshd for \(host.name) did not start: \(host.sshd?.log ?? "")")
       }
-      // Something answering on the port is not enough: an sshd that could not bind exits, and
-      // another process's listener would then take this host's logins.
-      for host in hosts where startSSHD && host.sshd?.isRunning == false {
-        throw MotoServer.Failure(
-          "sshd for \(host.name) exited (port \(host.port) taken by another process?): \(host.sshd?.log ?? "")"
-        )
-      }
+      try Self.requireRunning(hosts)
     } catch {
       stop()
       throw error
@@ -274,6 +268,12 @@ final class LocalFleet: @unchecked Sendable {
     for host in hosts where !LocalProcess.waitForPort(host.port, address: host.address) {
       throw MotoServer.Failure("sshd for \(host.name) did not start: \(host.sshd?.log ?? "")")
     }
+    try Self.requireRunning(hosts)
+  }
+
+  /// Something answering on a host's port is not enough: an sshd that could not bind exits, and
+  /// another process's listener would then take this host's logins.
+  static func requireRunning(_ hosts: [Host]) throws {
     for host in hosts where host.sshd?.isRunning == false {
       throw MotoServer.Failure(
         "sshd for \(host.name) exited (port \(host.port) taken by another process?): \(host.sshd?.log ?? "")")

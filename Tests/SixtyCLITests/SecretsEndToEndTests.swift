@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import SixtyKeys
+
 /// Secrets hygiene of a full run: the run's private key and the AWS secret appear in no
 /// artifact (output, report, JUnit, history, audit log, broker and sshd logs), in no process's
 /// arguments, and core dumps are off while the key is held.
@@ -29,34 +31,9 @@ import Testing
   static func rsaSecrets(ofPEM text: String) -> [[UInt8]]? {
     guard text.hasPrefix("-----BEGIN RSA PRIVATE KEY-----") else { return nil }
     let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
-    guard let data = Data(base64Encoded: body) else { return nil }
-    let der = [UInt8](data)
-    var index = 0
-    func length() -> Int? {
-      guard index < der.count else { return nil }
-      let first = Int(der[index])
-      index += 1
-      if first < 0x80 { return first }
-      let count = first & 0x7f
-      guard count <= 4, index + count <= der.count else { return nil }
-      var value = 0
-      for _ in 0..<count {
-        value = value << 8 | Int(der[index])
-        index += 1
-      }
-      return value
-    }
-    guard der.first == 0x30 else { return nil }
-    index = 1
-    guard length() != nil else { return nil }
-    var integers: [[UInt8]] = []
-    while integers.count < 6, index < der.count, der[index] == 0x02 {
-      index += 1
-      guard let count = length(), index + count <= der.count else { return nil }
-      integers.append(Array(der[index..<(index + count)].drop { $0 == 0 }))
-      index += count
-    }
-    return integers.count == 6 ? Array(integers[3...5]) : nil
+    guard let data = Data(base64Encoded: body), let integers = DER.rsaPrivateKeyIntegers([UInt8](data))
+    else { return nil }
+    return Array(integers[3...5])
   }
 
   static func files(under directory: String) -> [String] {
