@@ -146,7 +146,8 @@ let package = Package(
         "SixtyEC2", "SixtyPlaybook", "SixtyPlanning", "SixtyCore", "InstanceConnect", "SixtyAgentCore",
       ]),
     .testTarget(name: "SixtySchedulingTests", dependencies: ["SixtyScheduling"]),
-    .testTarget(name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning"]),
+    .testTarget(
+      name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning", "SixtyScheduling"]),
     .testTarget(
       name: "SixtyScheduleTests", dependencies: ["SixtySchedule", "SixtyPolicy", "SixtyCore"],
       exclude: ["Reference"]),

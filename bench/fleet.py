@@ -11,6 +11,13 @@ Sixty agent (AuthorizedKeysCommand, after a real push to a real `sixty broker`),
 pre-installed key in a file lets the other tools in. Same sshd, same crypto; only the key
 source differs.
 
+Every tool logs in as the same user, `sixtybench` (BENCH_USER), which the run creates with a home
+made from /etc/skel and removes afterwards: a fleet host's account, whose non-interactive shell
+start-up is nothing. (Root's own ~/.bashrc on a developer machine may do far more on every login:
+on the machine of bench/RESULTS.md it runs `pyenv init`, about 0.2 s of CPU and a lock that
+serialises concurrent logins, which would make every tool's run mostly a measure of that.
+BENCH_USER=root measures that case.)
+
 Run as root (sshd must switch users): `make bench-fleet` or `bench/fleet.py`.
 Environment: BENCH_WORKLOADS (e.g. "a50x10,a200x50,b,c"), BENCH_TOOLS (e.g. "sixty,xargs"),
 BENCH_REPEAT (default 3): each workload runs this many rounds, every tool once a round, in an
@@ -23,6 +30,7 @@ Workload (c) runs once.
 
 import json
 import os
+import pwd
 import resource
 import shutil
 import signal
@@ -43,6 +51,7 @@ HOSTKEY = "ssh-ed25519"
 PER_SSHD = 8  # addresses per sshd: 2 ports each, 16 sockets (sshd's limit)
 KEY_ID = "AKIDSIXTYBENCHFLEET1"
 SECRET = "bench-fleet-secret-0123456789abcdef"
+USER = os.environ.get("BENCH_USER", "sixtybench")
 
 
 def free_port():
@@ -72,8 +81,10 @@ class Fleet:
         self.addresses = [f"127.30.{i // 250}.{i % 250 + 1}" for i in range(count)]
         self.agent_port = free_port()
         self.key_port = free_port()
-        self.user = "root"
+        self.user = USER
+        self.created_user = False
         os.makedirs(f"{work}/hosts", mode=0o755)
+        self.make_user()
         # The pre-installed key for the other tools.
         self.key = f"{work}/client_key"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.key], check=True)
@@ -81,6 +92,23 @@ class Fleet:
         os.chmod(f"{work}/authorized_keys", 0o644)
         self.start_broker()
         self.start_sshds()
+
+    def make_user(self):
+        """Creates the login user with a home from /etc/skel, unless it exists (root, or a user
+        that BENCH_USER names); stop() removes only a user made here."""
+        try:
+            entry = pwd.getpwnam(self.user)
+            if self.user == "root" or os.path.isdir(entry.pw_dir):
+                return
+            # Left by a run that was killed before it could remove it: its home went with that run.
+            subprocess.run(["userdel", self.user], check=True)
+        except KeyError:
+            pass
+        home = f"{self.work}/home"
+        subprocess.run(["useradd", "--system", "--home-dir", home, "--create-home", "--skel", "/etc/skel",
+                        "--shell", "/bin/bash", self.user], check=True)
+        subprocess.run(["usermod", "-p", "*", self.user], check=True)  # unlocked, but no password
+        self.created_user = True
 
     def start_broker(self):
         w = self.work
@@ -153,6 +181,12 @@ class Fleet:
                 raise SystemExit(f"sshd on {a} did not start; see {w}/sshd-*/sshd.log")
 
     def stop(self):
+        self.stop_processes()
+        if self.created_user:
+            subprocess.run(["userdel", self.user], check=False)
+            self.created_user = False
+
+    def stop_processes(self):
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
@@ -224,7 +258,7 @@ class Tools:
             "AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_EC2_METADATA_DISABLED": "true", "SIXTY_HISTORY": f"{work}/history.sqlite",
             "ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_PYTHON_INTERPRETER": "/usr/bin/python3",
-            "ANSIBLE_LOCAL_TEMP": f"{work}/ansible-tmp", "ANSIBLE_REMOTE_TMP": "/tmp/.bench-ansible",
+            "ANSIBLE_LOCAL_TEMP": f"{work}/ansible-tmp",
             "ANSIBLE_SSH_ARGS": " ".join(["-o ControlMaster=auto", "-o ControlPersist=60s",
                                           f"-o KexAlgorithms={KEX}", f"-o HostKeyAlgorithms={HOSTKEY}",
                                           "-o UserKnownHostsFile=/dev/null"]),
@@ -242,15 +276,15 @@ class Tools:
         with open(f"{w}/inventory.yml", "w") as out:
             out.write("hosts:\n")
             for i, a in enumerate(addrs):
-                out.write(f"  h{i + 1}: {{address: {a}, port: {f.agent_port}, user: root, instance_id: i-{i + 1:016x}}}\n")
+                out.write(f"  h{i + 1}: {{address: {a}, port: {f.agent_port}, user: {f.user}, instance_id: i-{i + 1:016x}}}\n")
         with open(f"{w}/hosts.txt", "w") as out:
-            out.write("".join(f"root@{a}:{f.key_port}\n" for a in addrs))
+            out.write("".join(f"{f.user}@{a}:{f.key_port}\n" for a in addrs))
         with open(f"{w}/addresses.txt", "w") as out:
             out.write("".join(f"{a}\n" for a in addrs))
         with open(f"{w}/ansible.ini", "w") as out:
             out.write("[fleet]\n")
             for a in addrs:
-                out.write(f"{a} ansible_port={f.key_port} ansible_user=root ansible_ssh_private_key_file={f.key}\n")
+                out.write(f"{a} ansible_port={f.key_port} ansible_user={f.user} ansible_ssh_private_key_file={f.key}\n")
         return w
 
     def policy(self, parallelism):
@@ -270,7 +304,7 @@ class Tools:
     def xargs_adhoc(self, n, par, command):
         w = self.files(n)
         argv = ["xargs", "-P", str(par), "-I{}", "ssh", *ssh_options(self.fleet), "-p", str(self.fleet.key_port),
-                "-l", "root", "{}", *command]
+                "-l", self.fleet.user, "{}", *command]
         return measure(argv, env=self.env, stdin=open(f"{w}/addresses.txt").read())
 
     def pssh_adhoc(self, n, par, command):
@@ -287,7 +321,7 @@ class Tools:
             "import sys\n"
             "from pssh.clients import ParallelSSHClient\n"
             f"hosts = open('{w}/addresses.txt').read().split()\n"
-            f"client = ParallelSSHClient(hosts, user='root', port={self.fleet.key_port}, pkey='{self.fleet.key}',"
+            f"client = ParallelSSHClient(hosts, user='{self.fleet.user}', port={self.fleet.key_port}, pkey='{self.fleet.key}',"
             f" pool_size={par}, num_retries=1, timeout=60)\n"
             f"output = client.run_command({' '.join(command)!r}, stop_on_errors=False)\n"
             "client.join(output)\n"

@@ -232,7 +232,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
                   return text.contains("\nAuthenticated to ") || text.hasPrefix("Authenticated to ")
                 }()
               guard authenticated else {
-                lock.withLock { if fused[host.name] === fusedTask { fused.removeValue(forKey: host.name) } }
+                forgetFused(host.name, fusedTask)
                 attempt.completion(.failed(failure(host: host.name, target: target, status: output.status)))
                 closing.leave()
                 return
@@ -251,11 +251,16 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
             } else {
               outcome = .exited(output.status == 0 ? 1 : output.status)
             }
+            // Delivered now if the scheduler already asked for the task. If not (a quick task
+            // under load ends before the scheduler has acted on its authentication), the host
+            // stays in `fused` until `run` collects the outcome: a `run` that found no fused
+            // task would start the task again, over a fresh login, since the master and its
+            // socket are gone.
             if let completion = fusedTask.finish(outcome, capture) {
+              forgetFused(host.name, fusedTask)
               onCapture?(capture)
               completion(outcome)
             }
-            lock.withLock { if fused[host.name] === fusedTask { fused.removeValue(forKey: host.name) } }
             closing.leave()
           }
         } catch {
@@ -322,6 +327,11 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
         return nil
       }
     }
+  }
+
+  /// The host's fused task is done with: delivered, or its master failed to authenticate.
+  func forgetFused(_ host: String, _ task: FusedTask) {
+    lock.withLock { if fused[host] === task { fused.removeValue(forKey: host) } }
   }
 
   /// The key of a running task in `running`: the host's name, NUL, the task's index.
@@ -494,6 +504,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   public func run(host: ScheduledHost, task: Int, completion: @escaping @Sendable (TaskOutcome) -> Void) {
     if task == 0, let fusedTask = lock.withLock({ fused[host.name] }) {
       if let (outcome, capture) = fusedTask.attach(completion) {
+        forgetFused(host.name, fusedTask)
         onCapture?(capture)
         completion(outcome)
       }
