@@ -99,9 +99,8 @@ let package = Package(
       linkerSettings: [
         .unsafeFlags(
           [
-            "-static-stdlib", "-use-ld=lld", "-lFoundation", "-lCoreFoundation",
-            "-lFoundationInternationalization", "-lFoundationEssentials", "-l_FoundationCollections",
-            "-l_FoundationCShims", "-l_FoundationICU", "-lswiftSynchronization",
+            "-static-stdlib", "-use-ld=lld", "-lFoundationEssentials", "-l_FoundationCollections",
+            "-l_FoundationCShims", "-lswiftSynchronization",
           ],
           .when(platforms: [.linux]))
       ]),

@@ -1,5 +1,10 @@
 import Crypto
-import Foundation
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 /// `sixty-agent`'s configuration: a flat `key: value` file (a YAML subset, read without a YAML
 /// library so the agent stays small and starts fast on every SSH login).
@@ -58,14 +63,14 @@ public struct AgentConfig: Sendable {
       let lineNumber = index + 1
       var line = Substring(raw)
       if line.hasSuffix("\r") { line = line.dropLast() }
-      if let hash = line.range(of: " #") { line = line[..<hash.lowerBound] }
-      let trimmed = line.trimmingCharacters(in: .whitespaces)
+      if let hash = line.firstRange(of: " #") { line = line[..<hash.lowerBound] }
+      let trimmed = line.trimmingSpace()
       if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed == "---" { continue }
       guard !line.hasPrefix(" "), !line.hasPrefix("\t"), let colon = trimmed.firstIndex(of: ":") else {
         throw Error("\(file):\(lineNumber):1: expected 'key: value' at the top level.")
       }
       let key = String(trimmed[..<colon])
-      var value = trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+      var value = trimmed[trimmed.index(after: colon)...].trimmingSpace()
       if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
         value = String(value.dropFirst().dropLast())
       }
@@ -104,7 +109,7 @@ public struct AgentConfig: Sendable {
       guard let data = FileManager.default.contents(atPath: tokenFile),
         let text = String(data: data, encoding: .utf8)
       else { throw Error("\(file):\(tokenLine):1: cannot read the token file \(tokenFile).") }
-      token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+      token = text.trimmingSpace(newlines: true)
     }
     guard token.utf8.count >= 16, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
       throw Error("\(file): the agent token must be at least 16 printable characters without spaces.")
@@ -141,8 +146,6 @@ public struct AgentConfig: Sendable {
   public func keysURL(user: String) -> URL? {
     var text = broker.absoluteString
     while text.hasSuffix("/") { text.removeLast() }
-    let allowed = CharacterSet.alphanumerics.union(CharacterSet(charactersIn: "-._~"))
-    guard let encodedUser = user.addingPercentEncoding(withAllowedCharacters: allowed) else { return nil }
-    return URL(string: "\(text)/agent/v1/keys?instance_id=\(instanceID)&user=\(encodedUser)")
+    return URL(string: "\(text)/agent/v1/keys?instance_id=\(instanceID)&user=\(user.percentEncodedForQuery)")
   }
 }

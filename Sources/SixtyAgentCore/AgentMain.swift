@@ -1,17 +1,23 @@
+import Dispatch
+import Synchronization
+
 // What `sixty-agent` and `sixty-agent-tls` run: sshd's AuthorizedKeysCommand. Prints the keys
 // the broker says are valid for this host and USER right now, as `expiry-time="…Z"[,from="…"] KEY`
 // lines. Fails closed: on any error it prints nothing and exits non-zero, so sshd lets nobody
 // in through it. The two programs differ only in how they fetch the key list.
-import Foundation
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 #if canImport(Glibc)
   import Glibc
 #endif
 
 /// Set once output has begun; the watchdog then leaves the process alone.
-nonisolated(unsafe) private var printing = false
-private let lock = NSLock()
-nonisolated(unsafe) private var useSyslog = true
+private let printing = Atomic<Bool>(false)
+private let useSyslog = Atomic<Bool>(true)
 
 public enum AgentMain {
   /// Fetches `url` with the bearer `token` within `deadline` seconds: the HTTP status and body.
@@ -20,11 +26,22 @@ public enum AgentMain {
   )
 
   public static func log(_ message: String, priority: Int32) {
-    FileHandle.standardError.write(Data("sixty-agent: \(message)\n".utf8))
-    if useSyslog {
+    writeAll(2, Array("sixty-agent: \(message)\n".utf8))
+    if useSyslog.load(ordering: .relaxed) {
       message.withCString { text in
         withVaList([text]) { vsyslog(priority, "%s", $0) }
       }
+    }
+  }
+
+  /// Writes all of `bytes` to `fd` (sshd reads the keys from a pipe).
+  static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    var sent = 0
+    while sent < bytes.count {
+      let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+      if n < 0 && errno == EINTR { continue }
+      if n <= 0 { return }
+      sent += n
     }
   }
 
@@ -70,14 +87,15 @@ public enum AgentMain {
     } catch {
       fail(error.description, code: 2)
     }
-    useSyslog = config.syslog
+    useSyslog.store(config.syslog, ordering: .relaxed)
 
     // The hard deadline for everything: if the broker is slow we let nobody in rather than hold
     // up sshd.
     let deadline = config.timeout
     DispatchQueue.global().asyncAfter(deadline: .now() + deadline) {
-      let started = lock.withLock { printing }
-      if !started { fail("the broker did not answer within \(deadline) s; printing no keys.") }
+      if !printing.load(ordering: .acquiring) {
+        fail("the broker did not answer within \(deadline) s; printing no keys.")
+      }
     }
 
     guard let url = config.keysURL(user: user) else { fail("cannot build the broker URL for user \(user).") }
@@ -91,8 +109,7 @@ public enum AgentMain {
     }
     let body = Data(answer.body)
     guard answer.status == 200 else {
-      let text = String(decoding: body.prefix(200), as: UTF8.self).trimmingCharacters(
-        in: .whitespacesAndNewlines)
+      let text = String(decoding: body.prefix(200), as: UTF8.self).trimmingSpace(newlines: true)
       fail("the broker refused the key-list request (HTTP \(answer.status): \(text)).")
     }
     let now = Date()
@@ -105,10 +122,10 @@ public enum AgentMain {
       fail("rejected the broker's answer: \(error.description).")
     }
     let lines = list.authorizedKeysLines(now: now, fingerprint: fingerprint)
-    lock.withLock { printing = true }
+    printing.store(true, ordering: .releasing)
     var output = lines.joined(separator: "\n")
     if !output.isEmpty { output += "\n" }
-    FileHandle.standardOutput.write(Data(output.utf8))
+    writeAll(1, Array(output.utf8))
     for entry in list.keys where entry.expiresAt > Int64(now.timeIntervalSince1970) {
       if let fingerprint, entry.fingerprint != fingerprint { continue }
       log(

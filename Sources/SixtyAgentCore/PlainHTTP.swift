@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 #if canImport(Glibc)
   import Glibc
@@ -58,7 +62,11 @@ public enum PlainHTTP {
     return try parse(raw, limit: limit)
   }
 
-  static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+  static func now() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+  }
 
   static func errorText(_ code: Int32) -> String {
     switch code {
@@ -167,7 +175,8 @@ public enum PlainHTTP {
     guard let end = raw.indices.first(where: { raw[$0...].starts(with: separator) }) else {
       throw Failure("the answer ended before its headers did")
     }
-    let head = String(decoding: raw[..<end], as: UTF8.self).components(separatedBy: "\r\n")
+    let head = String(decoding: raw[..<end], as: UTF8.self).split(
+      separator: "\r\n", omittingEmptySubsequences: false)
     let statusWords = head.first?.split(separator: " ") ?? []
     guard statusWords.count >= 2, statusWords[0].hasPrefix("HTTP/1."), let status = Int(statusWords[1]) else {
       throw Failure("the answer is not HTTP (\(head.first?.prefix(40) ?? ""))")
@@ -177,7 +186,7 @@ public enum PlainHTTP {
     for line in head.dropFirst() {
       guard let colon = line.firstIndex(of: ":") else { continue }
       let name = line[..<colon].lowercased()
-      let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+      let value = line[line.index(after: colon)...].trimmingSpace()
       if name == "content-length" {
         guard let n = Int(value), n >= 0 else {
           throw Failure("the Content-Length '\(value)' is not a number")
@@ -215,7 +224,7 @@ public enum PlainHTTP {
         throw Failure("a chunk size line is incomplete")
       }
       let sizeText = String(decoding: data[index..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-      guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0 else {
+      guard let size = Int(sizeText.trimmingSpace(), radix: 16), size >= 0 else {
         throw Failure("a chunk size '\(sizeText.prefix(20))' is not hexadecimal")
       }
       index = lineEnd + 2

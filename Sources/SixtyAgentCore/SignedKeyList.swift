@@ -1,5 +1,13 @@
 import Crypto
-import Foundation
+
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// The list of currently valid keys for one host and OS user, as the broker serves it to
 /// `sixty-agent`, signed with the broker's Ed25519 key.
@@ -146,9 +154,12 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
     var time = time_t(rounded)
     var parts = tm()
     gmtime_r(&time, &parts)
-    return String(
-      format: "%04d%02d%02d%02d%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-      Int(parts.tm_hour), Int(parts.tm_min))
+    func padded(_ value: Int32, _ width: Int) -> String {
+      let digits = String(value)
+      return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+    let date = padded(parts.tm_year + 1900, 4) + padded(parts.tm_mon + 1, 2) + padded(parts.tm_mday, 2)
+    return date + padded(parts.tm_hour, 2) + padded(parts.tm_min, 2) + "Z"
   }
 
   /// `TYPE BASE64` with nothing else: no options, spaces, quotes or control characters.

@@ -1,3 +1,5 @@
+import SixtyAgentCore
+
 // sixty-agent: sshd's AuthorizedKeysCommand (see AgentMain in SixtyAgentCore).
 //
 //   AuthorizedKeysCommand /usr/local/bin/sixty-agent %u %f
@@ -7,8 +9,11 @@
 // for loading libcurl; the list is signed by the broker, and the agent checks the signature.
 // For an https:// broker it hands over to `sixty-agent-tls` (next to it), which uses
 // Foundation's URLSession.
-import Foundation
-import SixtyAgentCore
+#if canImport(FoundationEssentials)
+  import FoundationEssentials
+#else
+  import Foundation
+#endif
 
 #if canImport(Glibc)
   import Glibc

@@ -1,0 +1,37 @@
+// Small text helpers, so the agent needs only FoundationEssentials (which has no
+// `trimmingCharacters(in:)` or `CharacterSet`): a start of `sixty-agent` then maps, relocates and
+// initialises far less code than with the whole of Foundation.
+
+extension StringProtocol {
+  /// Without leading and trailing whitespace: spaces and tabs (Unicode's horizontal spaces), and
+  /// also line breaks when `newlines` is true.
+  func trimmingSpace(newlines: Bool = false) -> String {
+    let drop: (Character) -> Bool = { $0.isWhitespace && (newlines || !$0.isNewline) }
+    guard let first = firstIndex(where: { !drop($0) }), let last = lastIndex(where: { !drop($0) }) else {
+      return ""
+    }
+    return String(self[first...last])
+  }
+}
+
+extension String {
+  /// Percent-encoded for a URL query value: RFC 3986's unreserved characters stay, every other
+  /// byte of the UTF-8 becomes %XX.
+  var percentEncodedForQuery: String {
+    var out = ""
+    for byte in utf8 {
+      switch byte {
+      case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+        UInt8(ascii: "~"):
+        out.unicodeScalars.append(Unicode.Scalar(byte))
+      default:
+        let hex = Array("0123456789ABCDEF".unicodeScalars)
+        out.unicodeScalars.append("%")
+        out.unicodeScalars.append(hex[Int(byte >> 4)])
+        out.unicodeScalars.append(hex[Int(byte & 0x0F)])
+      }
+    }
+    return out
+  }
+}
