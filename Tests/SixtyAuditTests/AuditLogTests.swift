@@ -1,6 +1,7 @@
 import Foundation
-import SixtyAudit
 import Testing
+
+@testable import SixtyAudit
 
 @Suite struct AuditLogTests {
   func temporaryLog() throws -> (String, () -> Void) {
@@ -139,6 +140,10 @@ import Testing
       for n in 1...200 { group.addTask { _ = try? log.append(self.record(n)) } }
     }
     #expect(try AuditVerifier.verify(path: path).records == 200)
+    // Every append returned only once a flush covered it; concurrent ones may share a flush.
+    let durability = log.durability
+    #expect(durability.through == 200)
+    #expect((1...200).contains(durability.flushes))
   }
 
   @Test func showIsReadable() throws {
