@@ -26,6 +26,30 @@ import Testing
     #expect(after.allSatisfy { $0 == 0 })
   }
 
+  /// Private keys are zeroed before they are unlinked; the rest of a run's directory (an ssh log
+  /// per host, known_hosts, sockets) holds no secret and is only removed.
+  @Test func wipeZeroesEveryPrivateKeyAndRemovesEverything() throws {
+    let parent = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: parent) }
+    let keys = [try SSHKeyPair.generate(.rsa2048), try SSHKeyPair.generate(.ed25519)]
+    let dir = try EphemeralKeyDirectory(keys: keys, parent: parent, publicKeyFiles: false)
+    try "Authenticated to 127.0.0.1\n".write(
+      toFile: dir.path + "/ssh0.log", atomically: false, encoding: .utf8)
+    var witnesses: [(String, Data)] = []
+    for name in ["id_rsa", "id_ed25519", "ssh0.log"] {
+      let witness = parent + "/witness-" + name
+      #expect(link(dir.path + "/" + name, witness) == 0)
+      witnesses.append((name, try Data(contentsOf: URL(fileURLWithPath: witness))))
+    }
+    dir.wipe()
+    #expect(!FileManager.default.fileExists(atPath: dir.path))
+    for (name, before) in witnesses {
+      let after = try Data(contentsOf: URL(fileURLWithPath: parent + "/witness-" + name))
+      #expect(after.count == before.count, "\(name)")
+      #expect(after.allSatisfy { $0 == 0 } == (name != "ssh0.log"), "\(name)")
+    }
+  }
+
   @Test func deinitWipes() throws {
     let parent = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: parent) }
