@@ -53,7 +53,8 @@ public enum AgentMain {
   public static func run(fetch: Fetch) -> Never {
 
     var arguments = Array(CommandLine.arguments.dropFirst())
-    var configPath = ProcessInfo.processInfo.environment["SIXTY_AGENT_CONFIG"] ?? AgentConfig.defaultPath
+    // getenv, not ProcessInfo's environment, which builds a dictionary of every variable.
+    var configPath = getenv("SIXTY_AGENT_CONFIG").map { String(cString: $0) } ?? AgentConfig.defaultPath
     if let index = arguments.firstIndex(of: "--config") {
       guard index + 1 < arguments.count else { fail("--config needs a file path.", code: 2) }
       configPath = arguments[index + 1]
