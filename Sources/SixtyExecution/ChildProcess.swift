@@ -80,18 +80,48 @@ final class ChildProcess: @unchecked Sendable {
       }
       return child
     }
-    let group = DispatchGroup()
-    let stdout = Drain(fd: out[0], cap: cap, group: group)
-    let stderr = Drain(fd: err[0], cap: cap, group: group)
+    // One thread per child: it reads both pipes to their ends, then reaps the process.
+    let (stdoutFD, stderrFD) = (out[0], err[0])
     Thread.detachNewThread {
+      let (stdout, stderr) = drain(stdoutFD, stderrFD, cap: cap)
       var status: Int32 = 0
       while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-      group.wait()
       let signal = status & 0x7f
       let code = signal == 0 ? (status >> 8) & 0xff : 128 + signal
-      completion(Output(status: code, stdout: stdout.buffer, stderr: stderr.buffer))
+      completion(Output(status: code, stdout: stdout, stderr: stderr))
     }
     return child
+  }
+
+  /// Reads two pipes until both reach their end, keeping at most `cap` bytes of each, and
+  /// closes them.
+  static func drain(_ first: Int32, _ second: Int32, cap: Int) -> (CappedBuffer, CappedBuffer) {
+    var buffers = [CappedBuffer(cap: cap), CappedBuffer(cap: cap)]
+    var fds = [
+      pollfd(fd: first, events: Int16(POLLIN), revents: 0),
+      pollfd(fd: second, events: Int16(POLLIN), revents: 0),
+    ]
+    var chunk = [UInt8](repeating: 0, count: 16384)
+    var open = 2
+    while open > 0 {
+      if poll(&fds, 2, -1) < 0 {
+        if errno == EINTR { continue }
+        break
+      }
+      for i in 0..<2 where fds[i].fd >= 0 && fds[i].revents != 0 {
+        let n = read(fds[i].fd, &chunk, chunk.count)
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+        if n <= 0 {
+          close(fds[i].fd)
+          fds[i].fd = -1  // poll ignores negative descriptors
+          open -= 1
+        } else {
+          buffers[i].append(chunk[0..<n])
+        }
+      }
+    }
+    for entry in fds where entry.fd >= 0 { close(entry.fd) }
+    return (buffers[0], buffers[1])
   }
 
   /// posix_spawnp with default SIGINT/SIGTERM, no blocked signals and its own process group.
@@ -125,26 +155,6 @@ final class ChildProcess: @unchecked Sendable {
   }
 
   func terminate(_ signal: Int32 = SIGTERM) { kill(pid, signal) }
-
-  /// Reads a pipe to its end on its own thread, keeping at most `cap` bytes.
-  final class Drain: @unchecked Sendable {
-    var buffer: CappedBuffer
-    init(fd: Int32, cap: Int, group: DispatchGroup) {
-      buffer = CappedBuffer(cap: cap)
-      group.enter()
-      Thread.detachNewThread { [self] in
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-          let n = read(fd, &chunk, chunk.count)
-          if n < 0 && errno == EINTR { continue }
-          if n <= 0 { break }
-          buffer.append(chunk[0..<n])
-        }
-        close(fd)
-        group.leave()
-      }
-    }
-  }
 }
 
 /// Output kept up to a cap; the rest is counted, not stored.
