@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// An HTTP request to sign or verify: raw path and query as sent, headers in order (duplicates allowed).
 public struct SigV4Request: Sendable {
@@ -207,14 +208,34 @@ public enum SigV4 {
     hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: key))
   }
 
+  static let lowerHexDigits = Array("0123456789abcdef".utf8)
+
   static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
     var out = [UInt8]()
+    out.reserveCapacity(64)
     for b in digest {
-      out.append(Array("0123456789abcdef".utf8)[Int(b >> 4)])
-      out.append(Array("0123456789abcdef".utf8)[Int(b & 0xF)])
+      out.append(lowerHexDigits[Int(b >> 4)])
+      out.append(lowerHexDigits[Int(b & 0xF)])
     }
     return String(decoding: out, as: UTF8.self)
   }
+
+  /// `signingKey`, remembered per secret and scope: the derivation is five HMACs, and a client
+  /// signs (the broker verifies) many requests in one day's scope. Keyed by the secret's SHA-256,
+  /// so the table holds no copy of a secret.
+  static func cachedSigningKey(secret: String, date: String, region: String, service: String) -> SymmetricKey
+  {
+    let id = hex(SHA256.hash(data: Array(secret.utf8))) + "/" + date + "/" + region + "/" + service
+    if let key = signingKeys.withLock({ $0[id] }) { return key }
+    let key = signingKey(secret: secret, date: date, region: region, service: service)
+    signingKeys.withLock { keys in
+      if keys.count >= 256 { keys.removeAll() }  // bounded: principals × days seen
+      keys[id] = key
+    }
+    return key
+  }
+
+  static let signingKeys = Mutex<[String: SymmetricKey]>([:])
 
   // MARK: - Signing
 
@@ -226,7 +247,8 @@ public enum SigV4 {
     let scope = "\(date)/\(region)/\(service)/aws4_request"
     let (creq, signed) = canonicalRequest(request)
     let sts = stringToSign(canonicalRequest: creq, amzDate: amzDate, scope: scope)
-    let key = signingKey(secret: credentials.secretAccessKey, date: date, region: region, service: service)
+    let key = cachedSigningKey(
+      secret: credentials.secretAccessKey, date: date, region: region, service: service)
     return
       "\(algorithm) Credential=\(credentials.accessKeyID)/\(scope), SignedHeaders=\(signed), Signature=\(signature(stringToSign: sts, key: key))"
   }
@@ -341,7 +363,8 @@ public enum SigV4 {
     let sts = stringToSign(canonicalRequest: creq, amzDate: amz, scope: scope)
     let expected = signature(
       stringToSign: sts,
-      key: signingKey(secret: secret, date: parsed.date, region: parsed.region, service: parsed.service))
+      key: cachedSigningKey(secret: secret, date: parsed.date, region: parsed.region, service: parsed.service)
+    )
     guard constantTimeEqual(Array(expected.utf8), Array(parsed.signature.utf8)) else {
       throw .signatureMismatch
     }
