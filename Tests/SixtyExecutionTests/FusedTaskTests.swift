@@ -6,7 +6,9 @@ import Testing
 @testable import SixtyPlanning
 
 /// A host's only task runs as its master connection's own session. These tests use a stand-in
-/// `ssh` that counts its runs, prints, and exits at once, like a quick task on a loaded machine.
+/// `ssh` that counts its runs, prints and exits: at once (like a quick task on a loaded
+/// machine), or, with a `socket` file present, after making its control socket (the sign of
+/// authentication) and waiting half a second.
 @Suite struct FusedTaskTests {
   let dir: String
 
@@ -19,7 +21,11 @@ import Testing
       # One line per run, then the task's output; the session ends before anyone asks for it.
       here="$(dirname "$0")"
       echo run >> "$here/runs"
-      if [ -f "$here/delay" ]; then sleep "$(cat "$here/delay")"; fi
+      if [ -f "$here/socket" ]; then
+        for a in "$@"; do case "$a" in ControlPath=*) sock="${a#ControlPath=}";; esac; done
+        python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$sock"
+        sleep 0.5
+      fi
       echo hello
       exit 3
       """
@@ -46,51 +52,45 @@ import Testing
     ((try? String(contentsOfFile: dir + "/runs", encoding: .utf8)) ?? "").split(separator: "\n").count
   }
 
+  /// Connects, waits `pause` (nil: none), then asks for the task: the outcome, every capture.
+  func connectThenRun(pause: Duration?) async throws -> (TaskOutcome, [TaskCapture]) {
+    let ssh = executor()
+    let host = ScheduledHost(name: "a", user: "ops", tasks: [ScheduledTask(name: "t")])
+    let captured = Captures()
+    ssh.onCapture = { captured.add($0) }
+    let connected = await withCheckedContinuation { done in
+      ssh.connect(host: host) { done.resume(returning: $0) }
+    }
+    #expect(connected == .authenticated)
+    if let pause { try await Task.sleep(for: pause) }
+    let outcome = await withCheckedContinuation { done in
+      ssh.run(host: host, task: 0) { done.resume(returning: $0) }
+    }
+    try await Task.sleep(for: .milliseconds(300))  // a second run, if any, would show by now
+    ssh.closeAll()
+    return (outcome, captured.all)
+  }
+
   /// The task ended (and its master with it) before the scheduler asked for it: asking later
   /// gets that outcome, and never starts the task a second time over a new login.
   @Test func aTaskThatEndsBeforeItIsAskedForRunsOnce() async throws {
-    let ssh = executor()
-    let host = ScheduledHost(name: "a", user: "ops", tasks: [ScheduledTask(name: "t")])
-    let captured = Captures()
-    ssh.onCapture = { captured.add($0) }
-    let connected = await withCheckedContinuation { done in
-      ssh.connect(host: host) { done.resume(returning: $0) }
-    }
-    #expect(connected == .authenticated)
-    // The master has exited by now; wait a little longer than a loaded scheduler might.
-    try await Task.sleep(for: .milliseconds(300))
-    let outcome = await withCheckedContinuation { done in
-      ssh.run(host: host, task: 0) { done.resume(returning: $0) }
-    }
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let (outcome, captures) = try await connectThenRun(pause: .milliseconds(300))
     #expect(outcome == .exited(0))
-    #expect(captured.all.map { String(decoding: $0.stdout.bytes, as: UTF8.self) } == ["hello\n"])
-    #expect(captured.all.map(\.status) == [3])
-    try await Task.sleep(for: .milliseconds(300))
+    #expect(captures.map { String(decoding: $0.stdout.bytes, as: UTF8.self) } == ["hello\n"])
+    #expect(captures.map(\.status) == [3])
     #expect(runs() == 1)
-    ssh.closeAll()
-    try? FileManager.default.removeItem(atPath: dir)
   }
 
-  /// The usual order: the scheduler asks while the task still runs; the outcome comes once.
-  /// (The stand-in makes no control socket, so its exit, not 255, is what says it logged in.)
+  /// The usual order: authenticated (socket seen) while the task runs, asked for at once; the
+  /// outcome comes once, when the task ends.
   @Test func aTaskAskedForWhileRunningIsDeliveredOnce() async throws {
-    try "0.5".write(toFile: dir + "/delay", atomically: true, encoding: .utf8)
-    let ssh = executor()
-    let host = ScheduledHost(name: "a", user: "ops", tasks: [ScheduledTask(name: "t")])
-    let captured = Captures()
-    ssh.onCapture = { captured.add($0) }
-    let connected = await withCheckedContinuation { done in
-      ssh.connect(host: host) { done.resume(returning: $0) }
-    }
-    #expect(connected == .authenticated)
-    let outcome = await withCheckedContinuation { done in
-      ssh.run(host: host, task: 0) { done.resume(returning: $0) }
-    }
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try "".write(toFile: dir + "/socket", atomically: true, encoding: .utf8)
+    let (outcome, captures) = try await connectThenRun(pause: nil)
     #expect(outcome == .exited(0))
-    #expect(captured.all.count == 1)
+    #expect(captures.count == 1)
     #expect(runs() == 1)
-    ssh.closeAll()
-    try? FileManager.default.removeItem(atPath: dir)
   }
 }
 
