@@ -14,6 +14,8 @@ extension StringProtocol {
   }
 }
 
+private let upperHexDigits = Array("0123456789ABCDEF".unicodeScalars)
+
 extension String {
   /// Percent-encoded for a URL query value: RFC 3986's unreserved characters stay, every other
   /// byte of the UTF-8 becomes %XX.
@@ -26,10 +28,9 @@ extension String {
         UInt8(ascii: "~"):
         out.unicodeScalars.append(Unicode.Scalar(byte))
       default:
-        let hex = Array("0123456789ABCDEF".unicodeScalars)
         out.unicodeScalars.append("%")
-        out.unicodeScalars.append(hex[Int(byte >> 4)])
-        out.unicodeScalars.append(hex[Int(byte & 0x0F)])
+        out.unicodeScalars.append(upperHexDigits[Int(byte >> 4)])
+        out.unicodeScalars.append(upperHexDigits[Int(byte & 0x0F)])
       }
     }
     return out

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SixtyCore
 
 /// An append-only, hash-chained JSON-lines audit log.
 ///
@@ -76,14 +77,7 @@ public final class AuditLog: @unchecked Sendable {
   }
 
   static func hash(_ body: [UInt8]) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var hex: [UInt8] = []
-    hex.reserveCapacity(64)
-    for byte in SHA256.hash(data: body) {
-      hex.append(digits[Int(byte >> 4)])
-      hex.append(digits[Int(byte & 0x0F)])
-    }
-    return String(decoding: hex, as: UTF8.self)
+    Hex.lowercase(SHA256.hash(data: body))
   }
 
   static func lastRecord(path: String) throws -> (hash: String, sequence: Int)? {

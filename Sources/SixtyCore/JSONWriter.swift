@@ -135,8 +135,6 @@ public struct JSONWriter: Sendable {
     endArray()
   }
 
-  private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
-
   private mutating func appendString(_ text: String) {
     bytes.append(UInt8(ascii: "\""))
     for byte in text.utf8 {
@@ -150,8 +148,8 @@ public struct JSONWriter: Sendable {
         bytes.append(contentsOf: [
           UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
         ])
-        bytes.append(JSONWriter.hex[Int(byte >> 4)])
-        bytes.append(JSONWriter.hex[Int(byte & 0xF)])
+        bytes.append(Hex.lowercaseDigits[Int(byte >> 4)])
+        bytes.append(Hex.lowercaseDigits[Int(byte & 0xF)])
       default: bytes.append(byte)
       }
     }

@@ -3,8 +3,8 @@ import Foundation
 /// A fresh 0700 directory holding one run's private keys (0600), wiped when done.
 ///
 /// `wipe()` overwrites every private key file with zeros, syncs, unlinks every file and removes
-/// the directory. It
-/// runs from `deinit` as well, and from `KeyWipeRegistry`'s signal handlers on SIGINT/SIGTERM.
+/// the directory. It runs from `deinit` as well, and from `KeyWipeRegistry`'s signal handlers on
+/// SIGINT/SIGTERM.
 /// A `pid` file lets a later run sweep directories left behind by a killed process.
 public final class EphemeralKeyDirectory: @unchecked Sendable {
   public let path: String
@@ -95,9 +95,9 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
     KeyWipeRegistry.shared.unregister(self)
   }
 
-  /// Whether a file of a key directory holds a private key (`id_ed25519`, `id_rsa`, …; not a
-  /// `.pub`): the files `wipe` overwrites with zeros and flushes before unlinking.
-  static func holdsPrivateKey(_ name: String) -> Bool { name.hasPrefix("id_") && !name.hasSuffix(".pub") }
+  /// Whether a file of a key directory holds a private key (one of `KeyType.fileName`): the
+  /// files `wipe` overwrites with zeros and flushes before unlinking.
+  static func holdsPrivateKey(_ name: String) -> Bool { KeyType.allCases.contains { $0.fileName == name } }
 
   /// Zeroes (and flushes) every private key file in `directory`, removes every file, then the
   /// directory itself. The rest (public keys, ssh logs, known_hosts, control sockets, the pid
