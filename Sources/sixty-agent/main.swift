@@ -1,3 +1,4 @@
+import CSixtyAgentLookup
 import SixtyAgentCore
 
 // sixty-agent: sshd's AuthorizedKeysCommand (see AgentMain in SixtyAgentCore).
@@ -33,6 +34,10 @@ AgentMain.run { url, token, deadline in
     execv(helper, pointers)
     throw PlainHTTP.Failure(
       "an https broker needs \(helper), which cannot be run (\(String(cString: strerror(errno))))")
+  }
+  // Linked statically: no NSS module may be loaded to look the broker's name up.
+  guard sixty_agent_pin_host_lookup() == 0 else {
+    throw PlainHTTP.Failure("the host name lookup could not be limited to /etc/hosts and DNS")
   }
   let response = try PlainHTTP.get(url, headers: [("Authorization", "Bearer \(token)")], timeout: deadline)
   return (response.status, response.body)

@@ -106,6 +106,37 @@ import Testing
     }
   }
 
+  /// sshd starts the agent on every login, so it is one static program (no program interpreter:
+  /// nothing to load or relocate), and it looks the broker's name up without NSS modules, through
+  /// /etc/hosts here.
+  @Test func isStaticAndLooksBrokerNamesUp() throws {
+    let image = try Data(contentsOf: URL(fileURLWithPath: LocalFleet.agentPath))
+    func integer(_ offset: Int, _ size: Int) -> Int {
+      (0..<size).reduce(0) { $0 | Int(image[offset + $1]) << (8 * $1) }
+    }
+    #expect(image.prefix(4) == Data([0x7f, 0x45, 0x4c, 0x46]) && image[4] == 2, "a 64-bit ELF file")
+    let (headers, size, count) = (integer(0x20, 8), integer(0x36, 2), integer(0x38, 2))
+    let types = (0..<count).map { integer(headers + $0 * size, 4) }
+    #expect(types.contains(1), "loadable segments")
+    #expect(!types.contains(3), "no PT_INTERP: sixty-agent is linked statically")
+
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let keyPath = fleet.directory + "/k"
+    #expect(
+      try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyPath]).status == 0)
+    try push(fleet, key: keyPath + ".pub", user: "ops")
+    let byAddress = try agent(["ops", "--config", try writeConfig(fleet)])
+    let named = fleet.endpoint.replacingOccurrences(of: "127.0.0.1", with: "localhost")
+    #expect(named != fleet.endpoint)
+    let byName = try agent(["ops", "--config", try writeConfig(fleet, broker: named)])
+    #expect(byName.status == 0, "\(byName.stderr)")
+    #expect(!byName.stdout.isEmpty && byName.stdout == byAddress.stdout)
+  }
+
   @Test func aHangingBrokerIsCutOffAtTheTimeout() throws {
     let fleet = try LocalFleet(count: 1, startSSHD: false)
     defer {
