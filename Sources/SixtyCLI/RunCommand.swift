@@ -359,7 +359,7 @@ final class RunSession: @unchecked Sendable {
         concurrency: concurrency, batches: prepared.batches, failureThreshold: play.failureThreshold,
         ttl: play.policy.keyTTL.seconds, margin: play.policy.keyMargin.seconds,
         perHostParallelism: play.policy.hostParallelism, runTimeout: play.policy.runTimeout?.seconds,
-        startCutoff: monotonicCutoff)
+        startCutoff: monotonicCutoff, pushAhead: true)
       let scheduler = Scheduler(hosts: prepared.hosts, policy: policy, pusher: pusher, executor: executor)
       let interruptedBefore: Bool = phaseLock.withLock {
         if interruptedWhileIdle { return true }
@@ -699,6 +699,7 @@ final class ProgressBoard: @unchecked Sendable {
     lock.withLock {
       switch parts[0] {
       case "push": current[parts[1]] = "pushing key"
+      case "connect": current[parts[1]] = "connecting"
       case "authenticated": current[parts[1]] = "connected"
       case "start" where parts.count == 3: current[parts[1]] = parts[2]
       case "end":

@@ -54,10 +54,14 @@ public struct SchedulePolicy: Sendable {
   public var runTimeout: Double?
   /// No host starts after this clock time (a maintenance window's cutoff).
   public var startCutoff: Double?
+  /// Push the keys of the hosts next in line while earlier hosts work, so that a host's turn
+  /// starts with its key in place (see `Scheduler.pushAhead`).
+  public var pushAhead: Bool
 
   public init(
     concurrency: Int, batches: [[Int]], failureThreshold: Int? = nil, ttl: Double = 60, margin: Double = 15,
-    perHostParallelism: Int = 4, runTimeout: Double? = nil, startCutoff: Double? = nil
+    perHostParallelism: Int = 4, runTimeout: Double? = nil, startCutoff: Double? = nil,
+    pushAhead: Bool = false
   ) {
     self.concurrency = max(1, concurrency)
     self.batches = batches
@@ -67,6 +71,7 @@ public struct SchedulePolicy: Sendable {
     self.perHostParallelism = max(1, perHostParallelism)
     self.runTimeout = runTimeout
     self.startCutoff = startCutoff
+    self.pushAhead = pushAhead
   }
 }
 
@@ -161,6 +166,22 @@ public final class Scheduler: @unchecked Sendable {
   var completion: (@Sendable (RunResult) -> Void)?
   var runTimer: TimerToken?
   var onEvent: (@Sendable (String) -> Void)?
+  // Pushing ahead: hosts not started yet whose push is under way, and those whose push succeeded
+  // (with its time); the mean time a host takes and a push takes, as measured so far.
+  var pushingAhead: Set<Int> = []
+  var pushedAhead: [Int: Double] = [:]
+  var hostSeconds = Mean()
+  var pushSeconds = Mean()
+
+  struct Mean {
+    var total = 0.0
+    var count = 0
+    var value: Double? { count == 0 ? nil : total / Double(count) }
+    mutating func add(_ sample: Double) {
+      total += max(0, sample)
+      count += 1
+    }
+  }
 
   public init(
     hosts: [ScheduledHost], policy: SchedulePolicy, pusher: any KeyPusher, executor: any HostExecutor,
@@ -237,8 +258,16 @@ public final class Scheduler: @unchecked Sendable {
       let host = waiting.removeFirst()
       active.insert(host)
       results[host].started = clock.now()
-      push(host)
+      if pushingAhead.contains(host) {
+        event("push \(hosts[host].name)")  // its push is under way; `pushed` connects
+      } else if let pushedAt = pushedAhead.removeValue(forKey: host), clock.now() < pushedAt + usableFor {
+        event("connect \(hosts[host].name)")
+        pushed(host, .pushed, at: pushedAt)
+      } else {
+        push(host)
+      }
     }
+    pushAhead()
     if active.isEmpty && (waiting.isEmpty || stopping != nil) {
       if stopping == nil && batchIndex < policy.batches.count {
         nextBatch()
@@ -248,15 +277,61 @@ public final class Scheduler: @unchecked Sendable {
     }
   }
 
-  func push(_ host: Int) {
-    results[host].pushes.append(clock.now())
-    event("push \(hosts[host].name)")
+  /// How long after its push a key may still be used to start connecting: after that the
+  /// scheduler pushes again (`armRepush`).
+  var usableFor: Double { policy.ttl - policy.margin }
+
+  func push(_ host: Int, ahead: Bool = false) {
+    let at = clock.now()
+    results[host].pushes.append(at)
+    if ahead {
+      pushingAhead.insert(host)
+      event("push-ahead \(hosts[host].name)")
+    } else {
+      event("push \(hosts[host].name)")
+    }
     pusher.push(host: hosts[host]) { outcome in
-      self.onQueue { self.pushed(host, outcome) }
+      self.onQueue {
+        self.pushSeconds.add(self.clock.now() - at)
+        self.pushed(host, outcome, at: at)
+      }
     }
   }
 
-  func pushed(_ host: Int, _ outcome: PushOutcome) {
+  /// Pushes the keys of the hosts next in line, while earlier hosts work, so that a slot that
+  /// frees starts its next host with the key in place instead of waiting for a push. Only hosts
+  /// whose turn is certain: none once the run is stopping, none while the failure threshold could
+  /// still be crossed by the hosts at work, none past a start cutoff, none of a later batch. And
+  /// only as far ahead as the pushes' own latency needs (slots free at `concurrency` per mean
+  /// host time), never further than half a key's usable time: a host that starts after that
+  /// (the hosts ahead of it were slower than the mean) is simply pushed again.
+  func pushAhead() {
+    guard policy.pushAhead, stopping == nil, !waiting.isEmpty, let perHost = hostSeconds.value,
+      let perPush = pushSeconds.value
+    else { return }
+    if let threshold = policy.failureThreshold, failedHosts + active.count > threshold { return }
+    let slots = Double(policy.concurrency)
+    let needed = Int((slots * perPush / max(perHost, 0.001)).rounded(.up)) + 1
+    let count = min(waiting.count, policy.concurrency, needed)
+    for position in 0..<count {
+      let host = waiting[position]
+      let expectedStart = clock.now() + perHost * Double(position + 1) / slots
+      guard expectedStart - clock.now() <= usableFor / 2 else { break }
+      if let cutoff = policy.startCutoff, expectedStart >= cutoff { break }
+      if pushingAhead.contains(host) { continue }
+      if let at = pushedAhead[host], clock.now() < at + usableFor / 2 { continue }
+      pushedAhead[host] = nil
+      push(host, ahead: true)
+    }
+  }
+
+  func pushed(_ host: Int, _ outcome: PushOutcome, at pushedAt: Double) {
+    if pushingAhead.remove(host) != nil, !active.contains(host) {
+      // Pushed ahead; the host has not started yet. A failure is not final: the host is pushed
+      // again when it starts.
+      if outcome == .pushed && stopping == nil { pushedAhead[host] = pushedAt }
+      return
+    }
     guard results[host].status == .pending, results[host].authenticated == nil else { return }
     switch outcome {
     case .failed(let message):
@@ -265,7 +340,7 @@ public final class Scheduler: @unchecked Sendable {
         endHost(host, .unreachable, message: "the key push failed: \(message)")
       }
     case .pushed:
-      armRepush(host)
+      armRepush(host, pushedAt: pushedAt)
       if !connecting.contains(host) {
         connecting.insert(host)
         executor.connect(host: hosts[host]) { outcome in
@@ -276,9 +351,9 @@ public final class Scheduler: @unchecked Sendable {
   }
 
   /// If authentication has not happened by push + ttl − margin, push again.
-  func armRepush(_ host: Int) {
+  func armRepush(_ host: Int, pushedAt: Double) {
     repushTimers[host]?.cancel()
-    repushTimers[host] = clock.after(policy.ttl - policy.margin, on: queue) { [self] in
+    repushTimers[host] = clock.after(max(0, pushedAt + usableFor - clock.now()), on: queue) { [self] in
       self.repushTimers[host] = nil
       guard self.results[host].status == .pending, self.results[host].authenticated == nil,
         self.stopping == nil
@@ -467,6 +542,7 @@ public final class Scheduler: @unchecked Sendable {
       results[host].tasks[index] = .skipped(message ?? "the host did not finish")
     }
     if status != .ok { failedHosts += 1 }
+    if let started = results[host].started { hostSeconds.add(clock.now() - started) }
     executor.disconnect(host: hosts[host])
     active.remove(host)
     event("end \(hosts[host].name) \(status.rawValue)")
@@ -479,6 +555,7 @@ public final class Scheduler: @unchecked Sendable {
   func stop(_ outcome: RunResult.Outcome, kill: Bool) {
     if stopping == nil { stopping = outcome }
     waiting.removeAll()
+    pushedAhead.removeAll()
     if kill && !killed {
       killed = true
       for (host, tasks) in running {

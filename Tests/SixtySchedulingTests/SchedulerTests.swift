@@ -336,4 +336,99 @@ final class FakeFleet: KeyPusher, HostExecutor, @unchecked Sendable {
     #expect(result.hosts[1].pushes.count == 2)
     #expect(result.hosts[2].status == .ok && result.hosts[2].reconnects == 0)
   }
+
+  // MARK: - Pushing ahead
+
+  func ahead(_ concurrency: Int, _ count: Int, threshold: Int? = nil) -> SchedulePolicy {
+    SchedulePolicy(
+      concurrency: concurrency, batches: [Array(0..<count)], failureThreshold: threshold, ttl: 60, margin: 15,
+      pushAhead: true)
+  }
+
+  @Test func hostsNextInLineStartWithTheirKeyAlreadyPushed() {
+    let fake = FakeFleet(clock: clock, queue: queue)
+    let result = run(
+      Scheduler(
+        hosts: hosts(40), policy: ahead(2, 40), pusher: fake, executor: fake, clock: clock, queue: queue))
+    let aheadEnd = clock.now()
+    #expect(result.outcome == .completed)
+    #expect(result.hosts.allSatisfy { $0.status == .ok && $0.pushes.count == 1 })
+    #expect(fake.maxConcurrentHosts == 2)
+    var connectedAtStart = 0
+    for (index, host) in result.hosts.enumerated() {
+      let started = try! #require(host.started)
+      let auth = try! #require(host.authenticated)
+      #expect(auth - host.pushes[0] <= 60 - 15)
+      // Pushed before its turn, but never more than a few hosts ahead.
+      #expect(started - host.pushes[0] < 10)
+      let connect = try! #require(fake.connects.first { $0.0 == "web-\(index + 1)" })
+      if connect.1 == started && host.pushes[0] < started { connectedAtStart += 1 }
+    }
+    #expect(connectedAtStart >= 34, "the first hosts, before any host has finished, push at their start")
+    // At no time are more hosts pushed and waiting than there are slots.
+    for (_, time) in fake.pushes {
+      let waiting = result.hosts.filter { $0.pushes[0] <= time && $0.started! > time }.count
+      #expect(waiting <= 2)
+    }
+    // The same run without pushing ahead takes a push (0.2 s) longer per wave.
+    let plainClock = ManualRunClock()
+    let plainFake = FakeFleet(clock: plainClock, queue: queue)
+    let plain = Scheduler(
+      hosts: hosts(40), policy: SchedulePolicy(concurrency: 2, batches: [Array(0..<40)]), pusher: plainFake,
+      executor: plainFake, clock: plainClock, queue: queue)
+    queue.sync {
+      plain.start { _ in }
+      plainClock.runUntilIdle(limit: 100_000)
+    }
+    #expect(aheadEnd < plainClock.now() - 3)
+  }
+
+  @Test func noKeyIsPushedAheadWhenTheWaitWouldEatIntoItsLife() {
+    // Hosts of 100 s at concurrency 2: the next host's turn is ~50 s away, more than half of the
+    // key's usable 45 s.
+    let fake = FakeFleet(clock: clock, queue: queue)
+    fake.defaultDuration = 100
+    let result = run(
+      Scheduler(
+        hosts: hosts(6), policy: ahead(2, 6), pusher: fake, executor: fake, clock: clock, queue: queue))
+    #expect(result.hosts.allSatisfy { $0.status == .ok && $0.pushes == [$0.started!] })
+  }
+
+  @Test func noKeyIsPushedAheadWhileTheFailureThresholdCouldStopTheRun() {
+    let fake = FakeFleet(clock: clock, queue: queue)
+    let result = run(
+      Scheduler(
+        hosts: hosts(8), policy: ahead(2, 8, threshold: 1), pusher: fake, executor: fake, clock: clock,
+        queue: queue))
+    #expect(result.hosts.allSatisfy { $0.status == .ok && $0.pushes == [$0.started!] })
+  }
+
+  @Test func aKeyPushedAheadThatWentStaleIsPushedAgainAtItsTurn() {
+    // web-1 takes 6.2 s, so web-3 is pushed at 6.2 s, expected at 12.4 s; web-2 then takes 50 s,
+    // and web-3's turn comes at 57.4 s, when its key is older than the usable 45 s.
+    let fake = FakeFleet(clock: clock, queue: queue)
+    fake.taskDuration = ["web-2/work": 50]
+    let result = run(
+      Scheduler(
+        hosts: hosts(3), policy: ahead(1, 3), pusher: fake, executor: fake, clock: clock, queue: queue))
+    #expect(result.hosts.allSatisfy { $0.status == .ok })
+    let third = result.hosts[2]
+    #expect(third.pushes.count == 2)
+    #expect(abs(third.pushes[0] - 6.2) < 0.001)
+    #expect(third.pushes[1] == third.started)
+    #expect(third.authenticated! - third.pushes[1] <= 45)
+  }
+
+  @Test func anInterruptStopsPushingAheadAndLeavesThoseHostsUnstarted() {
+    let fake = FakeFleet(clock: clock, queue: queue)
+    let result = run(
+      Scheduler(
+        hosts: hosts(5), policy: ahead(1, 5), pusher: fake, executor: fake, clock: clock, queue: queue),
+      interruptAt: [8])
+    #expect(result.outcome == .interrupted)
+    #expect(result.hosts[0].status == .ok && result.hosts[1].status == .ok)
+    #expect(result.hosts[2].status == .notStarted && result.hosts[2].pushes.count == 1)
+    #expect(result.hosts[3...].allSatisfy { $0.status == .notStarted })
+    #expect(fake.pushes.allSatisfy { $0.1 <= 8 })
+  }
 }
