@@ -57,6 +57,10 @@ struct BrokerCommand: AsyncParsableCommand {
       let portFile = self.portFile
       let host = config.host
       let log = logger
+      if !BrokerServer.adoptEventLoopsAsExecutor() {
+        logger.debug(
+          "the event loops could not become the concurrency executor; serving from the shared pool")
+      }
       do {
         try await BrokerServer.run(config: config, logger: logger) { port in
           log.info("listening on \(host):\(port)")
