@@ -16,7 +16,24 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
 
   public static let prefix = "sixty-run-"
 
-  /// Creates the directory under `parent` (default `$TMPDIR` or /tmp) and writes `key` into it,
+  /// Where key directories go unless told: `$TMPDIR` when it is set; otherwise /dev/shm when it
+  /// is a memory file system (tmpfs) this user can write, so that private keys never reach a
+  /// disk, and the run's control sockets and ssh logs (one each per host) cost no disk inodes;
+  /// otherwise /tmp.
+  public static func defaultParent() -> String {
+    if let value = getenv("TMPDIR"), value.pointee != 0 { return String(cString: value) }
+    #if os(Linux)
+      let mounts = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+      let memoryBacked = mounts.split(separator: "\n").contains { line in
+        let fields = line.split(separator: " ")
+        return fields.count > 2 && fields[1] == "/dev/shm" && fields[2] == "tmpfs"
+      }
+      if memoryBacked && access("/dev/shm", W_OK | X_OK) == 0 { return "/dev/shm" }
+    #endif
+    return "/tmp"
+  }
+
+  /// Creates the directory under `parent` (default: `defaultParent()`) and writes `key` into it,
   /// with its public key beside it as `NAME.pub`, as ssh-keygen would.
   /// - Throws: `KeyError.io` when the directory or files cannot be created with safe permissions.
   public convenience init(key: SSHKeyPair, parent: String? = nil) throws {
@@ -29,8 +46,7 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
   public init(keys: [SSHKeyPair], parent: String? = nil, publicKeyFiles: Bool) throws {
     precondition(!keys.isEmpty, "a key directory holds at least one key")
     CoreDumps.disable()
-    let base =
-      parent ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    let base = parent ?? EphemeralKeyDirectory.defaultParent()
     var template = Array("\(base)/\(EphemeralKeyDirectory.prefix)XXXXXX".utf8CString)
     guard let created = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
       throw KeyError.io(
@@ -128,8 +144,7 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
   /// creating process is gone (a run killed with SIGKILL). Returns the paths removed.
   @discardableResult
   public static func sweepStale(parent: String? = nil) -> [String] {
-    let base =
-      parent ?? ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    let base = parent ?? EphemeralKeyDirectory.defaultParent()
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: base) else { return [] }
     var removed: [String] = []
     for entry in entries where entry.hasPrefix(prefix) {

@@ -50,6 +50,29 @@ import Testing
     }
   }
 
+  /// Without a parent, keys go to $TMPDIR when it is set, else to /dev/shm when that is a
+  /// tmpfs (memory: the key never reaches a disk), else /tmp.
+  @Test func theDefaultParentIsInMemoryWhereItCanBe() throws {
+    let parent = EphemeralKeyDirectory.defaultParent()
+    let mounts = try String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)
+    let shmIsTmpfs = mounts.split(separator: "\n").contains { $0.hasPrefix("tmpfs /dev/shm tmpfs ") }
+    if let tmpdir = ProcessInfo.processInfo.environment["TMPDIR"], !tmpdir.isEmpty {
+      #expect(parent == tmpdir)
+      return
+    }
+    #expect(parent == (shmIsTmpfs ? "/dev/shm" : "/tmp"))
+    let dir = try EphemeralKeyDirectory(key: try SSHKeyPair.generate())
+    defer { dir.wipe() }
+    #expect(dir.path.hasPrefix(parent + "/" + EphemeralKeyDirectory.prefix))
+    if shmIsTmpfs {
+      // The key file's device is the tmpfs's, not the disk's.
+      var key = stat()
+      var shm = stat()
+      #expect(stat(dir.privateKeyPath, &key) == 0 && stat("/dev/shm", &shm) == 0)
+      #expect(key.st_dev == shm.st_dev)
+    }
+  }
+
   @Test func deinitWipes() throws {
     let parent = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: parent) }
