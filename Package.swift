@@ -51,7 +51,9 @@ let package = Package(
       ]),
     // What the broker and `sixty-agent` share: the signed key list and CIDRs. Kept small, since
     // sshd runs the agent on every login.
-    .target(name: "SixtyAgentCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+    .target(
+      name: "SixtyAgentCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+      swiftSettings: [.unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"])]),
     // The append-only, hash-chained audit log.
     .target(
       name: "SixtyAudit",
