@@ -59,6 +59,9 @@ final class LocalProcess: @unchecked Sendable {
   func stop() {
     if stopsChildren, isRunning {
       for child in children { kill(child, SIGKILL) }
+      // A wrapper ends once its child has; let it, so that it cleans up after itself (faketime
+      // removes its shared-memory files under /dev/shm) before it is signalled.
+      for _ in 0..<50 where isRunning { usleep(100_000) }
     }
     guard isRunning else { return }
     kill(pid, SIGTERM)
