@@ -59,8 +59,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// Called for every finished task (on a background thread).
   public var onCapture: (@Sendable (TaskCapture) -> Void)?
 
-  // `lock` protects `running`, `masters`, `connecting`, `watching`, `watcher`, `live`, `stoppers`
-  // and `fused`.
+  // `lock` protects `running`, `masters`, `connecting`, `watching`, `watcher`, `notifier`, `live`,
+  // `stoppers` and `fused`.
   let lock = NSLock()
   var running: [String: ChildProcess] = [:]
   var masters: [String: pid_t] = [:]
@@ -69,6 +69,12 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// Control sockets to watch for, by host: they appear when the master has authenticated.
   var watching: [String: (socket: String, attempt: ConnectAttempt)] = [:]
   var watcher: DispatchSourceTimer?
+  /// inotify on the run directory, where the control sockets appear; nil where it cannot be had
+  /// (then `watcher` polls every 5 ms instead of every 250).
+  var notifier: DispatchSourceRead?
+  var notifierTried = false
+  /// The poll interval alongside inotify, in milliseconds (tests lengthen it to see inotify work).
+  var notifiedPollInterval = 250
   /// Every master process that has not exited yet, by pid.
   var live: [pid_t: ChildProcess] = [:]
   let watchQueue = DispatchQueue(label: "sixty.ssh.watch")
@@ -375,26 +381,79 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     }
   }
 
-  /// Polls the control sockets of masters still authenticating, every 5 ms while there are any.
+  /// Watches for the control sockets of masters still authenticating: told by inotify when a
+  /// file appears in the run directory (ssh links the socket into place once authenticated), and
+  /// polling as well while there are any, every 250 ms (every 5 ms without inotify).
   func startWatching() {
-    let start: Bool = lock.withLock {
-      guard watcher == nil else { return false }
+    let (timer, source): (DispatchSourceTimer?, DispatchSourceRead?) = lock.withLock {
+      var source: DispatchSourceRead?
+      if !notifierTried {
+        notifierTried = true
+        source = makeNotifier()
+        notifier = source
+      }
+      guard watcher == nil else { return (nil, source) }
+      let interval = notifier == nil ? 5 : notifiedPollInterval
       let timer = DispatchSource.makeTimerSource(queue: watchQueue)
       timer.schedule(
-        deadline: .now() + .milliseconds(5), repeating: .milliseconds(5), leeway: .milliseconds(2))
+        deadline: .now() + .milliseconds(interval), repeating: .milliseconds(interval),
+        leeway: .milliseconds(max(2, interval / 10)))
       timer.setEventHandler { [weak self] in self?.checkSockets() }
       watcher = timer
-      return true
+      return (timer, source)
     }
-    if start { lock.withLock { watcher }?.resume() }
+    source?.resume()
+    timer?.resume()
   }
 
-  func checkSockets() {
+  /// inotify on the run directory, read on `watchQueue`: each batch of new names is checked
+  /// against the sockets being waited for.
+  private func makeNotifier() -> DispatchSourceRead? {
+    #if os(Linux)
+      let fd = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
+      guard fd >= 0 else { return nil }
+      guard inotify_add_watch(fd, runDirectory, UInt32(IN_CREATE | IN_MOVED_TO)) >= 0 else {
+        close(fd)
+        return nil
+      }
+      let source = DispatchSource.makeReadSource(fileDescriptor: fd, queue: watchQueue)
+      source.setEventHandler { [weak self] in
+        var names: Set<String>? = []
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        while true {
+          let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+          if count <= 0 { break }
+          var offset = 0
+          // struct inotify_event: wd, mask, cookie, len (4 bytes each), then len bytes of name.
+          while offset + 16 <= count {
+            func field(_ at: Int) -> UInt32 {
+              (0..<4).reduce(0) { $0 | UInt32(buffer[offset + at + $1]) << (8 * $1) }
+            }
+            let mask = field(4)
+            let length = Int(field(12))
+            if mask & UInt32(IN_Q_OVERFLOW) != 0 { names = nil }
+            let name = buffer[(offset + 16)..<min(count, offset + 16 + length)].prefix { $0 != 0 }
+            if !name.isEmpty { names?.insert(String(decoding: name, as: UTF8.self)) }
+            offset += 16 + length
+          }
+        }
+        self?.checkSockets(named: names)
+      }
+      source.setCancelHandler { close(fd) }
+      return source
+    #else
+      return nil
+    #endif
+  }
+
+  /// Checks the sockets being waited for (only those with one of `names`, when given).
+  func checkSockets(named names: Set<String>? = nil) {
     let pending = lock.withLock { watching }
     var info = stat()
     var ready: [(String, ConnectAttempt)] = []
-    for (host, (socket, attempt)) in pending where lstat(socket, &info) == 0 {
-      ready.append((host, attempt))
+    for (host, (socket, attempt)) in pending {
+      if let names, let name = socket.split(separator: "/").last, !names.contains(String(name)) { continue }
+      if lstat(socket, &info) == 0 { ready.append((host, attempt)) }
     }
     lock.withLock {
       for (host, attempt) in ready {
@@ -612,6 +671,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     }
     let (children, pids) = lock.withLock {
       watching.removeAll()
+      notifier?.cancel()
+      notifier = nil
       defer {
         connecting.removeAll()
         masters.removeAll()

@@ -24,9 +24,10 @@ import Testing
       if [ -f "$here/socket" ]; then
         for a in "$@"; do case "$a" in ControlPath=*) sock="${a#ControlPath=}";; esac; done
         python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$sock"
-        sleep 0.5
+        if [ -f "$here/linger" ]; then sleep 3; else sleep 0.5; fi
       fi
       echo hello
+      touch "$here/exited"
       exit 3
       """
     // Written through a close-on-exec descriptor: a child that other tests start meanwhile
@@ -53,8 +54,10 @@ import Testing
   }
 
   /// Connects, waits `pause` (nil: none), then asks for the task: the outcome, every capture.
-  func connectThenRun(pause: Duration?) async throws -> (TaskOutcome, [TaskCapture]) {
+  /// With `poll` false the socket can only be seen through inotify.
+  func connectThenRun(pause: Duration?, poll: Bool = true) async throws -> (TaskOutcome, [TaskCapture]) {
     let ssh = executor()
+    if !poll { ssh.notifiedPollInterval = 3_600_000 }
     let host = ScheduledHost(name: "a", user: "ops", tasks: [ScheduledTask(name: "t")])
     let captured = Captures()
     ssh.onCapture = { captured.add($0) }
@@ -62,6 +65,9 @@ import Testing
       ssh.connect(host: host) { done.resume(returning: $0) }
     }
     #expect(connected == .authenticated)
+    if !poll {
+      #expect(!FileManager.default.fileExists(atPath: dir + "/exited"), "seen while the master lives")
+    }
     if let pause { try await Task.sleep(for: pause) }
     let outcome = await withCheckedContinuation { done in
       ssh.run(host: host, task: 0) { done.resume(returning: $0) }
@@ -91,6 +97,18 @@ import Testing
     #expect(outcome == .exited(0))
     #expect(captures.count == 1)
     #expect(runs() == 1)
+  }
+
+  /// The control socket is seen through inotify on the run directory, not by polling: with the
+  /// poll an hour apart, authentication is still noticed while the master lives (it lingers 3 s
+  /// after making its socket), not only when it exits.
+  @Test func theSocketIsSeenThroughInotify() async throws {
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    try "".write(toFile: dir + "/socket", atomically: true, encoding: .utf8)
+    try "".write(toFile: dir + "/linger", atomically: true, encoding: .utf8)
+    let (outcome, captures) = try await connectThenRun(pause: nil, poll: false)
+    #expect(outcome == .exited(0))
+    #expect(captures.count == 1)
   }
 }
 
