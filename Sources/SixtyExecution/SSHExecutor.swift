@@ -448,6 +448,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
 
   /// Checks the sockets being waited for (only those with one of `names`, when given).
   func checkSockets(named names: Set<String>? = nil) {
+    if let names, names.isEmpty { return }
     let pending = lock.withLock { watching }
     var info = stat()
     var ready: [(String, ConnectAttempt)] = []

@@ -140,11 +140,17 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
     rmdir(directory)
   }
 
-  /// Removes `sixty-run-*` directories under `parent` that the current user owns and whose
-  /// creating process is gone (a run killed with SIGKILL). Returns the paths removed.
+  /// Removes `sixty-run-*` directories under `parent` (by default `defaultParent()` and /tmp)
+  /// that the current user owns and whose creating process is gone (a run killed with SIGKILL).
+  /// Returns the paths removed.
   @discardableResult
   public static func sweepStale(parent: String? = nil) -> [String] {
-    let base = parent ?? EphemeralKeyDirectory.defaultParent()
+    // Without a parent: the default one, and /tmp, where key directories went by default before.
+    let bases = parent.map { [$0] } ?? Array(Set([EphemeralKeyDirectory.defaultParent(), "/tmp"])).sorted()
+    return bases.flatMap { sweepStale(in: $0) }
+  }
+
+  private static func sweepStale(in base: String) -> [String] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: base) else { return [] }
     var removed: [String] = []
     for entry in entries where entry.hasPrefix(prefix) {

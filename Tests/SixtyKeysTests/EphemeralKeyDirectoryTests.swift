@@ -103,6 +103,21 @@ import Testing
     #expect(FileManager.default.fileExists(atPath: live.privateKeyPath))
   }
 
+  /// Without a parent, the sweep looks in /tmp as well, where key directories went by default
+  /// before they went to /dev/shm: a killed run's keys there are not left behind.
+  @Test func theDefaultSweepAlsoCoversTmp() throws {
+    let child = try runTool("/bin/sh", ["-c", "echo $$"])
+    let deadPID = child.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    let stale = "/tmp/\(EphemeralKeyDirectory.prefix)stale-\(UUID().uuidString.prefix(8))"
+    try FileManager.default.createDirectory(atPath: stale, withIntermediateDirectories: false)
+    defer { try? FileManager.default.removeItem(atPath: stale) }
+    try "\(deadPID)\n".write(toFile: stale + "/pid", atomically: false, encoding: .utf8)
+    try "secret".write(toFile: stale + "/id_rsa", atomically: false, encoding: .utf8)
+    let removed = EphemeralKeyDirectory.sweepStale()
+    #expect(removed.contains(stale))
+    #expect(!FileManager.default.fileExists(atPath: stale))
+  }
+
   @Test func coreDumpsAreOffWhileKeysExist() throws {
     let dir = try EphemeralKeyDirectory(key: try SSHKeyPair.generate())
     defer { dir.wipe() }
