@@ -140,6 +140,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       completion(.failed("the address or user of \(host.name) starts with '-'; refusing to pass it to ssh"))
       return
     }
+    // Watched before the first master starts, so that no socket can appear unseen.
+    prepareNotifier()
     // A socket left by a master that died would stop a new master from listening.
     let socket = controlPath(host.name)
     unlink(socket)
@@ -385,14 +387,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// file appears in the run directory (ssh links the socket into place once authenticated), and
   /// polling as well while there are any, every 250 ms (every 5 ms without inotify).
   func startWatching() {
-    let (timer, source): (DispatchSourceTimer?, DispatchSourceRead?) = lock.withLock {
-      var source: DispatchSourceRead?
-      if !notifierTried {
-        notifierTried = true
-        source = makeNotifier()
-        notifier = source
-      }
-      guard watcher == nil else { return (nil, source) }
+    let timer: DispatchSourceTimer? = lock.withLock {
+      guard watcher == nil else { return nil }
       let interval = notifier == nil ? 5 : notifiedPollInterval
       let timer = DispatchSource.makeTimerSource(queue: watchQueue)
       timer.schedule(
@@ -400,10 +396,20 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
         leeway: .milliseconds(max(2, interval / 10)))
       timer.setEventHandler { [weak self] in self?.checkSockets() }
       watcher = timer
-      return (timer, source)
+      return timer
+    }
+    timer?.resume()
+  }
+
+  /// Starts inotify on the run directory, once (see `makeNotifier`).
+  func prepareNotifier() {
+    let source: DispatchSourceRead? = lock.withLock {
+      guard !notifierTried else { return nil }
+      notifierTried = true
+      notifier = makeNotifier()
+      return notifier
     }
     source?.resume()
-    timer?.resume()
   }
 
   /// inotify on the run directory, read on `watchQueue`: each batch of new names is checked
@@ -449,11 +455,12 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// Checks the sockets being waited for (only those with one of `names`, when given).
   func checkSockets(named names: Set<String>? = nil) {
     if let names, names.isEmpty { return }
+    let paths = names.map { Set($0.map { runDirectory + "/" + $0 }) }
     let pending = lock.withLock { watching }
     var info = stat()
     var ready: [(String, ConnectAttempt)] = []
     for (host, (socket, attempt)) in pending {
-      if let names, let name = socket.split(separator: "/").last, !names.contains(String(name)) { continue }
+      if let paths, !paths.contains(socket) { continue }
       if lstat(socket, &info) == 0 { ready.append((host, attempt)) }
     }
     lock.withLock {

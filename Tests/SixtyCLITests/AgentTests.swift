@@ -39,16 +39,22 @@ import Testing
     #expect(result.status == 0, "\(result.stderr)")
   }
 
+  /// A new Ed25519 key, pushed to the fleet's broker for `ops`: its private key's path.
+  func pushedKey(_ fleet: LocalFleet) throws -> String {
+    let keyPath = fleet.directory + "/k"
+    #expect(
+      try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyPath]).status == 0)
+    try push(fleet, key: keyPath + ".pub", user: "ops")
+    return keyPath
+  }
+
   @Test func printsVerifiedKeysAndFailsClosed() throws {
     let fleet = try LocalFleet(count: 1, startSSHD: false)
     defer {
       fleet.stop()
       fleet.remove()
     }
-    let keyPath = fleet.directory + "/k"
-    #expect(
-      try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyPath]).status == 0)
-    try push(fleet, key: keyPath + ".pub", user: "ops")
+    let keyPath = try pushedKey(fleet)
     let fingerprint = try runProgram("/usr/bin/ssh-keygen", ["-lf", keyPath + ".pub"]).stdout.split(
       separator: " ")[1]
     let config = try writeConfig(fleet)
@@ -125,10 +131,7 @@ import Testing
       fleet.stop()
       fleet.remove()
     }
-    let keyPath = fleet.directory + "/k"
-    #expect(
-      try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyPath]).status == 0)
-    try push(fleet, key: keyPath + ".pub", user: "ops")
+    _ = try pushedKey(fleet)
     let byAddress = try agent(["ops", "--config", try writeConfig(fleet)])
     let named = fleet.endpoint.replacingOccurrences(of: "127.0.0.1", with: "localhost")
     #expect(named != fleet.endpoint)
