@@ -146,8 +146,9 @@ public final class EphemeralKeyDirectory: @unchecked Sendable {
   @discardableResult
   public static func sweepStale(parent: String? = nil) -> [String] {
     // Without a parent: the default one, and /tmp, where key directories went by default before.
-    let bases = parent.map { [$0] } ?? Array(Set([EphemeralKeyDirectory.defaultParent(), "/tmp"])).sorted()
-    return bases.flatMap { sweepStale(in: $0) }
+    if let parent { return sweepStale(in: parent) }
+    let preferred = defaultParent()
+    return sweepStale(in: preferred) + (preferred == "/tmp" ? [] : sweepStale(in: "/tmp"))
   }
 
   private static func sweepStale(in base: String) -> [String] {

@@ -35,9 +35,12 @@ AgentMain.run { url, token, deadline in
     throw PlainHTTP.Failure(
       "an https broker needs \(helper), which cannot be run (\(String(cString: strerror(errno))))")
   }
-  // Linked statically: no NSS module may be loaded to look the broker's name up.
-  guard sixty_agent_pin_host_lookup() == 0 else {
-    throw PlainHTTP.Failure("the host name lookup could not be limited to /etc/hosts and DNS")
+  // Linked statically: no NSS module may be loaded to look the broker's name up. An address
+  // needs no lookup (and pinning reads nsswitch.conf), so only a name pins it.
+  if let host = url.host, CIDR.parseAddress(host) == nil {
+    guard sixty_agent_pin_host_lookup() == 0 else {
+      throw PlainHTTP.Failure("the host name lookup could not be limited to /etc/hosts and DNS")
+    }
   }
   let response = try PlainHTTP.get(url, headers: [("Authorization", "Bearer \(token)")], timeout: deadline)
   return (response.status, response.body)
