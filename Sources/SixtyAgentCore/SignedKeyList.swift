@@ -16,7 +16,7 @@ import Crypto
 /// signature covers the exact payload bytes, so nothing is re-serialised before checking.
 public struct SignedKeyList: Codable, Sendable, Equatable {
   public struct Entry: Codable, Sendable, Equatable {
-    /// `ssh-ed25519 AAAA…` or `ssh-rsa AAAA…`, without a comment.
+    /// `ssh-ed25519 AAAA…`, `ecdsa-sha2-nistp256 AAAA…` or `ssh-rsa AAAA…`, without a comment.
     public var key: String
     public var fingerprint: String
     /// Seconds since 1970 after which sshd must refuse the key.
@@ -165,7 +165,9 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
   /// `TYPE BASE64` with nothing else: no options, spaces, quotes or control characters.
   public static func isSafeKeyLine(_ line: String) -> Bool {
     let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-    guard parts.count == 2, parts[0] == "ssh-ed25519" || parts[0] == "ssh-rsa" else { return false }
+    guard parts.count == 2,
+      parts[0] == "ssh-ed25519" || parts[0] == "ssh-rsa" || parts[0] == "ecdsa-sha2-nistp256"
+    else { return false }
     return parts[1].utf8.allSatisfy { b in
       (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2B
         || b == 0x2F || b == 0x3D

@@ -71,7 +71,7 @@ struct PushCommand: AsyncParsableCommand {
   @Flag(name: .long, help: "Generate a new key pair and push its public key.")
   var generate = false
 
-  @Option(name: .long, help: "The key type for --generate: ed25519 (default), rsa, rsa4096.")
+  @Option(name: .long, help: "The key type for --generate: ed25519 (default), ecdsa, rsa, rsa4096.")
   var keyType: String = "ed25519"
 
   @Option(name: .long, help: "The instance's availability zone.")
@@ -90,7 +90,8 @@ struct PushCommand: AsyncParsableCommand {
       throw ValidationError("--os-user is required (except with --serial-console).")
     }
     guard KeyType(parsing: keyType) != nil else {
-      throw ValidationError("The key type '\(keyType)' is not supported; expected ed25519, rsa or rsa4096.")
+      throw ValidationError(
+        "The key type '\(keyType)' is not supported; expected ed25519, ecdsa, rsa or rsa4096.")
     }
   }
 

@@ -280,7 +280,7 @@ final class RunSession: @unchecked Sendable {
     let pairs = try await keys.value
     let fingerprints = keyTypes.compactMap { pairs[$0]?.fingerprint }.joined(separator: ", ")
     recorder.record(keyFingerprint: fingerprints)
-    // No .pub files: ssh then signs with an RSA key at once (see LoginKeyType.rsa).
+    // No .pub files: ssh then signs with an RSA or ECDSA key at once (see LoginKeyType.rsa).
     let directory = try EphemeralKeyDirectory(
       keys: keyTypes.compactMap { pairs[$0] }, parent: keyParent, publicKeyFiles: false)
     defer { directory.wipe() }
@@ -765,6 +765,7 @@ extension LoginKeyType {
     case .rsa: .rsa2048
     case .rsa4096: .rsa4096
     case .ed25519: .ed25519
+    case .ecdsa: .ecdsaP256
     }
   }
 }

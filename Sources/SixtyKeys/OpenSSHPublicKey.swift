@@ -1,15 +1,17 @@
+import Crypto
 import Foundation
 
 /// A public key line from an untrusted source (a `SendSSHPublicKey` request), checked strictly.
 ///
-/// Exactly one `ssh-ed25519` or `ssh-rsa` (2048 bits or more) key is accepted, written as
+/// Exactly one `ssh-ed25519`, `ecdsa-sha2-nistp256` (a point on the curve) or `ssh-rsa` (2048
+/// bits or more) key is accepted, written as
 /// `TYPE BASE64 [COMMENT]` with canonical base64 whose inner type matches `TYPE`. Anything
 /// that could smuggle options or a second line into `authorized_keys` is refused.
 public struct OpenSSHPublicKey: Sendable, Equatable {
   public let type: String
   public let blob: [UInt8]
   public let comment: String?
-  /// The RSA modulus size, or 256 for Ed25519.
+  /// The RSA modulus size, or 256 for Ed25519 and ECDSA P-256.
   public let bits: Int
 
   public var fingerprint: String { Fingerprint.sha256(blob) }
@@ -18,6 +20,9 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
   public var authorizedKeysLine: String { "\(type) \(Data(blob).base64EncodedString())" }
 
   public static let maxLength = 8192
+
+  /// The key types accepted, as their OpenSSH names.
+  public static let supportedTypes: [Substring] = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"]
 
   /// Why a key was refused. Messages quote at most a short, sanitised excerpt of the input.
   public enum ParseError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -35,15 +40,16 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
 
     public var description: String {
       switch self {
-      case .empty: "The public key is empty; expected 'ssh-ed25519 AAAA…' or 'ssh-rsa AAAA…'."
+      case .empty:
+        "The public key is empty; expected 'ssh-ed25519 AAAA…', 'ecdsa-sha2-nistp256 AAAA…' or 'ssh-rsa AAAA…'."
       case .tooLong(let n):
         "The public key is \(n) bytes long; expected at most \(OpenSSHPublicKey.maxLength)."
       case .controlCharacter:
         "The public key contains a newline, NUL or other control character; expected exactly one key on one line."
       case .optionsPrefix(let excerpt):
-        "The public key has an options prefix ('\(excerpt)'); expected a bare 'ssh-ed25519' or 'ssh-rsa' key."
+        "The public key has an options prefix ('\(excerpt)'); expected a bare 'ssh-ed25519', 'ecdsa-sha2-nistp256' or 'ssh-rsa' key."
       case .unsupportedType(let excerpt):
-        "The key type '\(excerpt)' is not supported; expected 'ssh-ed25519' or 'ssh-rsa'."
+        "The key type '\(excerpt)' is not supported; expected 'ssh-ed25519', 'ecdsa-sha2-nistp256' or 'ssh-rsa'."
       case .missingKeyData: "The public key has no key data after its type; expected 'TYPE BASE64'."
       case .badBase64: "The public key's data is not valid base64."
       case .typeMismatch(let outer, let inner):
@@ -71,7 +77,7 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
     if bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw .controlCharacter }
     let fields = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
     let typeField = fields[0]
-    guard typeField == "ssh-ed25519" || typeField == "ssh-rsa" else {
+    guard supportedTypes.contains(typeField) else {
       if typeField.contains("=") || typeField.contains("\"") || typeField.contains(",")
         || [
           "cert-authority", "restrict", "no-pty", "no-port-forwarding", "no-agent-forwarding",
@@ -100,7 +106,7 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
       let text = fields[2]
       // The comment is dropped before the key reaches authorized_keys, but it must still be tame.
       guard text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else { throw .badComment }
-      if text.contains("ssh-ed25519 ") || text.contains("ssh-rsa ") {
+      if supportedTypes.contains(where: { text.contains($0 + " ") }) {
         throw .malformedBlob("a second key follows the first")
       }
       comment = String(text)
@@ -115,6 +121,16 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
     if typeField == "ssh-ed25519" {
       guard let key = reader.string(), key.count == 32 else {
         throw .malformedBlob("an Ed25519 key must be 32 bytes")
+      }
+      bits = 256
+    } else if typeField == "ecdsa-sha2-nistp256" {
+      guard reader.string() == Array("nistp256".utf8) else {
+        throw .malformedBlob("an ecdsa-sha2-nistp256 key must name the curve nistp256")
+      }
+      guard let point = reader.string(), point.count == 65, point.first == 4,
+        (try? P256.Signing.PublicKey(x963Representation: point)) != nil
+      else {
+        throw .malformedBlob("the ECDSA key is not an uncompressed point on P-256")
       }
       bits = 256
     } else {

@@ -9,6 +9,8 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
     case ed25519(seed: [UInt8], publicKey: [UInt8])
     /// n, e, d, iqmp, p, q as unsigned big-endian integers.
     case rsa(n: [UInt8], e: [UInt8], d: [UInt8], iqmp: [UInt8], p: [UInt8], q: [UInt8])
+    /// The private scalar (32 bytes) and the uncompressed public point (65 bytes, `04 X Y`).
+    case ecdsaP256(scalar: [UInt8], point: [UInt8])
   }
 
   let material: Material
@@ -34,7 +36,23 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
       return SSHKeyPair(
         material: .rsa(n: ints[1], e: ints[2], d: ints[3], iqmp: ints[8], p: ints[4], q: ints[5]), type: type,
         comment: comment)
+    case .ecdsaP256:
+      let key = P256.Signing.PrivateKey()
+      return SSHKeyPair(
+        material: .ecdsaP256(
+          scalar: Array(key.rawRepresentation), point: Array(key.publicKey.x963Representation)),
+        type: type, comment: comment)
     }
+  }
+
+  /// A P-256 pair from its 32-byte private scalar (tests and re-reading files).
+  public init(ecdsaP256Scalar scalar: [UInt8], comment: String = "sixty") throws {
+    guard scalar.count == 32, let key = try? P256.Signing.PrivateKey(rawRepresentation: scalar) else {
+      throw KeyError.generation("a P-256 private scalar must be 32 bytes and below the group order")
+    }
+    self.init(
+      material: .ecdsaP256(scalar: scalar, point: Array(key.publicKey.x963Representation)), type: .ecdsaP256,
+      comment: comment)
   }
 
   /// An Ed25519 pair from a 32-byte seed (tests and re-reading files).
@@ -66,6 +84,10 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
       w.string("ssh-rsa")
       w.mpint(e)
       w.mpint(n)
+    case .ecdsaP256(_, let point):
+      w.string("ecdsa-sha2-nistp256")
+      w.string("nistp256")
+      w.string(point)
     }
     return w.bytes
   }
@@ -100,6 +122,11 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
       section.mpint(iqmp)
       section.mpint(p)
       section.mpint(q)
+    case .ecdsaP256(let scalar, let point):
+      section.string("ecdsa-sha2-nistp256")
+      section.string("nistp256")
+      section.string(point)
+      section.mpint(scalar)
     }
     section.string(comment)
     var pad: UInt8 = 1
@@ -129,18 +156,26 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
   }
 
   /// The private key file ssh is given. Ed25519: the `openssh-key-v1` file. RSA: PKCS#1 PEM
-  /// (`BEGIN RSA PRIVATE KEY`). ssh cannot read the public half out of a PEM file, so with no
-  /// `.pub` beside it ssh signs with the key at once instead of first asking the server whether
-  /// it would accept the key: the host runs its AuthorizedKeysCommand once per login, not twice.
+  /// (`BEGIN RSA PRIVATE KEY`); ECDSA: PKCS#8 PEM (`BEGIN PRIVATE KEY`). ssh cannot read the
+  /// public half out of a PEM file, so with no `.pub` beside it ssh signs with the key at once
+  /// instead of first asking the server whether it would accept the key: the host runs its
+  /// AuthorizedKeysCommand once per login, not twice.
   /// - Throws: `KeyError.generation` when the RSA integers do not make a valid key.
   public func sshPrivateKeyFile() throws -> [UInt8] {
     switch material {
     case .ed25519:
       return privateKeyFile()
+    case .ecdsaP256(let scalar, _):
+      guard let key = try? P256.Signing.PrivateKey(rawRepresentation: scalar) else {
+        throw KeyError.generation("the P-256 private key could not be encoded as PEM")
+      }
+      let pem = key.pemRepresentation
+      return Array((pem.hasSuffix("\n") ? pem : pem + "\n").utf8)
     case .rsa(let n, let e, let d, _, let p, let q):
       do {
         let key = try _RSA.Signing.PrivateKey(n: n, e: e, d: d, p: p, q: q)
-        return Array(key.pemRepresentation.utf8)
+        let pem = key.pemRepresentation
+        return Array((pem.hasSuffix("\n") ? pem : pem + "\n").utf8)
       } catch {
         throw KeyError.generation("the RSA private key could not be encoded as PEM")
       }
@@ -202,6 +237,17 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
           type: type,
           comment: String(decoding: comment, as: UTF8.self)), check1
       )
+    case "ecdsa-sha2-nistp256":
+      guard s.string() == Array("nistp256".utf8), let point = s.string(), let scalar = s.positiveMPInt(),
+        scalar.count <= 32, let comment = s.string()
+      else { throw .malformed("bad ECDSA P-256 key fields") }
+      let pair = try? SSHKeyPair(
+        ecdsaP256Scalar: [UInt8](repeating: 0, count: 32 - scalar.count) + scalar,
+        comment: String(decoding: comment, as: UTF8.self))
+      guard let pair, case .ecdsaP256(_, let derived) = pair.material, derived == point else {
+        throw .malformed("the ECDSA public point does not match the private scalar")
+      }
+      return (pair, check1)
     default:
       throw .malformed("unsupported key type")
     }

@@ -76,6 +76,10 @@ public enum LoginKeyType: String, Hashable, Sendable, CaseIterable {
   /// Ed25519: ssh can always read its public half, so it asks the host first (two
   /// AuthorizedKeysCommand runs per login).
   case ed25519
+  /// ECDSA P-256, written as a PKCS#8 PEM file: like RSA, ssh signs with it at once, and it is
+  /// the cheapest to make (microseconds, against tens of milliseconds for RSA 2048) and to sign
+  /// with. Accepted by `sixty broker`; AWS EC2 Instance Connect documents RSA and Ed25519 only.
+  case ecdsa
 
   /// How the plan names it.
   public var description: String {
@@ -83,6 +87,7 @@ public enum LoginKeyType: String, Hashable, Sendable, CaseIterable {
     case .rsa: "RSA 2048"
     case .rsa4096: "RSA 4096"
     case .ed25519: "Ed25519"
+    case .ecdsa: "ECDSA P-256"
     }
   }
 }

@@ -149,6 +149,18 @@ final class TestClock: @unchecked Sendable {
     #expect(broker.store.purge(now: clock.now) == 0)
   }
 
+  /// An ECDSA P-256 key is accepted, stored and served to the agent, which passes it to sshd.
+  @Test func anECDSAKeyIsServedLikeTheOthers() throws {
+    let broker = try broker()
+    let ecdsa = try SSHKeyPair.generate(.ecdsaP256, comment: "ecdsa")
+    #expect(broker.handle(request(pushBody(key: ecdsa.publicKeyLine))).status == 200)
+    let list = try SignedKeyList.verify(
+      Data(fetch(broker).body), publicKey: signingKey.publicKey, instanceID: Self.web, osUser: "ops",
+      now: clock.now)
+    let lines = list.authorizedKeysLines(now: clock.now, fingerprint: ecdsa.fingerprint)
+    #expect(lines.map { $0.split(separator: " ").suffix(2).joined(separator: " ") } == [ecdsa.authorizedKey])
+  }
+
   @Test func severalKeysMayBeActiveForOneHostAndUser() throws {
     let broker = try broker()
     let second = try SSHKeyPair.generate(.ed25519, comment: "second")

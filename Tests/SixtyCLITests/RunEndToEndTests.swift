@@ -111,7 +111,7 @@ import Testing
 
   /// With the default key (RSA, in a PEM file with no .pub beside it) ssh signs at once, so each
   /// login makes sshd ask the agent, and the agent the broker, once. An Ed25519 key is offered
-  /// first and signed after, which makes two.
+  /// first and signed after, which makes two. An ECDSA key (a PKCS#8 PEM file) makes one.
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func theDefaultKeyMakesOneAgentFetchPerLogin() throws {
     let fleet = try LocalFleet(count: 4)
@@ -133,7 +133,8 @@ import Testing
     }
     let inventory = try fleet.writeInventory()
     let ed25519 = try write("push: {key_type: ed25519}\n", fleet.directory + "/ed25519.yml")
-    for (policy, perLogin) in [(nil, 1), (ed25519, 2)] {
+    let ecdsa = try write("push: {key_type: ecdsa}\n", fleet.directory + "/ecdsa.yml")
+    for (policy, perLogin) in [(nil, 1), (ed25519, 2), (ecdsa, 1)] {
       let before = try fetches()
       let result = try SixtyBinary.run(
         ["exec", "all", "-i", inventory, "--endpoint", fleet.endpoint, "--no-progress"]

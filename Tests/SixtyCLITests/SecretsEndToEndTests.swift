@@ -36,6 +36,19 @@ import Testing
     return Array(integers[3...5])
   }
 
+  /// The 32-byte private scalar of a PKCS#8 PEM P-256 key: the OCTET STRING that follows
+  /// ECPrivateKey's version 1 (`02 01 01 04 20`).
+  static func ecdsaScalar(ofPEM text: String) -> [UInt8]? {
+    guard text.hasPrefix("-----BEGIN PRIVATE KEY-----") else { return nil }
+    let body = text.split(separator: "\n").filter { !$0.hasPrefix("-----") }.joined()
+    guard let data = Data(base64Encoded: body) else { return nil }
+    let bytes = [UInt8](data)
+    guard let marker = bytes.firstRange(of: [0x02, 0x01, 0x01, 0x04, 0x20]),
+      marker.upperBound + 32 <= bytes.count
+    else { return nil }
+    return Array(bytes[marker.upperBound..<(marker.upperBound + 32)])
+  }
+
   static func files(under directory: String) -> [String] {
     guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return [] }
     var out: [String] = []
@@ -47,8 +60,9 @@ import Testing
     return out
   }
 
-  /// Once with the default key (RSA, a PEM file) and once with `push.key_type: ed25519`.
-  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"), arguments: ["rsa", "ed25519"])
+  /// With the default key (RSA, a PEM file), `push.key_type: ed25519` and `push.key_type: ecdsa`
+  /// (a PKCS#8 PEM file).
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"), arguments: ["rsa", "ed25519", "ecdsa"])
   func noArtifactOfAFullRunHoldsTheKeyOrTheAWSSecret(keyType: String) throws {
     let fleet = try LocalFleet(count: 3)
     defer {
@@ -87,7 +101,7 @@ import Testing
     var deadline = Date().addingTimeInterval(20)
     while keyText == nil && Date() < deadline {
       for entry in (try? FileManager.default.contentsOfDirectory(atPath: keyDir)) ?? [] {
-        let file = keyType == "rsa" ? "id_rsa" : "id_ed25519"
+        let file = ["rsa": "id_rsa", "ecdsa": "id_ecdsa"][keyType] ?? "id_ed25519"
         keyText = try? String(contentsOfFile: keyDir + "/" + entry + "/" + file, encoding: .utf8)
         // No public key file beside it: ssh must not learn the public half before signing.
         if keyText != nil {
@@ -97,11 +111,15 @@ import Testing
       if keyText == nil { Thread.sleep(forTimeInterval: 0.05) }
     }
     let key = try #require(keyText, "the run's key file never appeared: \(run.log)")
-    // The secret numbers of the key: the Ed25519 seed, or RSA's d, p and q.
+    // The secret numbers of the key: the Ed25519 seed, RSA's d, p and q, or the ECDSA scalar.
     let secrets: [[UInt8]]
     if keyType == "rsa" {
       secrets = try #require(
         Self.rsaSecrets(ofPEM: key), "no RSA private key in the key file: \(key.prefix(40))")
+    } else if keyType == "ecdsa" {
+      secrets = [
+        try #require(Self.ecdsaScalar(ofPEM: key), "no P-256 scalar in the key file: \(key.prefix(40))")
+      ]
     } else {
       secrets = [try #require(Self.seed(ofKeyFile: key), "no Ed25519 seed in the key file")]
     }
@@ -110,9 +128,10 @@ import Testing
     #expect(core.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == "0", "\(core)")
     Thread.sleep(forTimeInterval: 1)
     // The first line of an OpenSSH Ed25519 key file is the same header for every key, and the
-    // first two of an RSA PEM file hold the public modulus; the rest is this key's secret.
+    // first six of an RSA PEM file hold the public modulus; the rest is this key's secret. A
+    // P-256 PEM file has three lines, the first two holding parts of the scalar.
     let bodyLines = key.split(separator: "\n").filter { !$0.hasPrefix("-----") }.dropFirst(
-      keyType == "rsa" ? 6 : 1
+      ["rsa": 6, "ecdsa": 0][keyType] ?? 1
     ).filter { $0.count >= 20 }
       .map(String.init)
     #expect(bodyLines.count >= 3)

@@ -5,6 +5,7 @@ import Testing
 @Suite struct OpenSSHPublicKeyTests {
   static let ed = try! SSHKeyPair(ed25519Seed: Array(repeating: 1, count: 32), comment: "ops@laptop")
   static let rsa = try! SSHKeyPair.generate(.rsa2048)
+  static let ecdsa = try! SSHKeyPair.generate(.ecdsaP256, comment: "ops@laptop")
 
   @Test func acceptsValidKeys() throws {
     let parsed = try OpenSSHPublicKey.parseStrict(Self.ed.publicKeyLine)
@@ -14,6 +15,50 @@ import Testing
     #expect(parsed.authorizedKeysLine == Self.ed.authorizedKey)
     let rsa = try OpenSSHPublicKey.parseStrict(Self.rsa.authorizedKey)
     #expect(rsa.bits == 2048)
+    let ecdsa = try OpenSSHPublicKey.parseStrict(Self.ecdsa.publicKeyLine)
+    #expect(ecdsa.type == "ecdsa-sha2-nistp256" && ecdsa.bits == 256)
+    #expect(ecdsa.fingerprint == Self.ecdsa.fingerprint)
+    #expect(ecdsa.authorizedKeysLine == Self.ecdsa.authorizedKey)
+  }
+
+  /// An ecdsa-sha2-nistp256 blob with the given curve name and point.
+  static func ecdsaBlob(curve: String = "nistp256", point: [UInt8]) -> String {
+    var blob: [UInt8] = []
+    func string(_ b: [UInt8]) {
+      let n = UInt32(b.count)
+      blob += [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + b
+    }
+    string(Array("ecdsa-sha2-nistp256".utf8))
+    string(Array(curve.utf8))
+    string(point)
+    return "ecdsa-sha2-nistp256 " + Data(blob).base64EncodedString()
+  }
+
+  static let ecdsaPoint: [UInt8] = {
+    let blob = [UInt8](Data(base64Encoded: String(ecdsa.authorizedKey.split(separator: " ")[1]))!)
+    return Array(blob.suffix(65))
+  }()
+
+  @Test func rejectsECDSAKeysOffTheCurveOrOnAnotherCurve() {
+    #expect(throws: Never.self) { try OpenSSHPublicKey.parseStrict(Self.ecdsaBlob(point: Self.ecdsaPoint)) }
+    var offCurve = Self.ecdsaPoint
+    offCurve[64] ^= 1
+    #expect(
+      throws: OpenSSHPublicKey.ParseError.malformedBlob("the ECDSA key is not an uncompressed point on P-256")
+    ) {
+      try OpenSSHPublicKey.parseStrict(Self.ecdsaBlob(point: offCurve))
+    }
+    #expect(
+      throws: OpenSSHPublicKey.ParseError.malformedBlob("the ECDSA key is not an uncompressed point on P-256")
+    ) {
+      try OpenSSHPublicKey.parseStrict(Self.ecdsaBlob(point: [2] + Self.ecdsaPoint[1...32]))
+    }
+    #expect(
+      throws: OpenSSHPublicKey.ParseError.malformedBlob(
+        "an ecdsa-sha2-nistp256 key must name the curve nistp256")
+    ) {
+      try OpenSSHPublicKey.parseStrict(Self.ecdsaBlob(curve: "nistp384", point: Self.ecdsaPoint))
+    }
   }
 
   static func rsaBlob(bits: Int) -> String {
@@ -41,7 +86,7 @@ import Testing
     ("ssh-ed25519 \(edBase64) a\u{0}b", .controlCharacter),
     ("ssh-ed25519 \(edBase64) comment\u{1b}[31m", .controlCharacter),
     ("ssh-ed25519 \(edBase64) ssh-ed25519 \(edBase64)", .malformedBlob("a second key follows the first")),
-    ("ecdsa-sha2-nistp256 AAAA", .unsupportedType("ecdsa-sha2-nistp256")),
+    ("ecdsa-sha2-nistp384 AAAA", .unsupportedType("ecdsa-sha2-nistp384")),
     ("ssh-dss AAAA", .unsupportedType("ssh-dss")),
     ("ssh-ed25519-cert-v01@openssh.com AAAA", .unsupportedType("ssh-ed25519-cert-v01@ope…")),
     ("ssh-ed25519", .missingKeyData),
@@ -68,7 +113,7 @@ import Testing
   @Test func messagesAreSentences() {
     #expect(
       OpenSSHPublicKey.ParseError.optionsPrefix("command=x").description
-        == "The public key has an options prefix ('command=x'); expected a bare 'ssh-ed25519' or 'ssh-rsa' key."
+        == "The public key has an options prefix ('command=x'); expected a bare 'ssh-ed25519', 'ecdsa-sha2-nistp256' or 'ssh-rsa' key."
     )
   }
 }

@@ -22,8 +22,9 @@ import Testing
   @Test func ed25519KeysAreAcceptedBySSHKeygen() throws { try check(.ed25519) }
   @Test func rsa2048KeysAreAcceptedBySSHKeygen() throws { try check(.rsa2048) }
   @Test func rsa4096KeysAreAcceptedBySSHKeygen() throws { try check(.rsa4096) }
+  @Test func ecdsaP256KeysAreAcceptedBySSHKeygen() throws { try check(.ecdsaP256) }
 
-  @Test(arguments: ["ed25519", "rsa"])
+  @Test(arguments: ["ed25519", "rsa", "ecdsa"])
   func encodingIsByteIdenticalToSSHKeygen(type: String) throws {
     let dir = try temporaryDirectory()
     defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -61,11 +62,30 @@ import Testing
     }
   }
 
+  /// The ECDSA key is a PKCS#8 PEM file that ssh-keygen reads, with the same public key and
+  /// fingerprint as ours.
+  @Test func theECDSAKeyIsAPKCS8PEMFileThatOpenSSHReads() throws {
+    let key = try SSHKeyPair.generate(.ecdsaP256, comment: "run")
+    let dir = try EphemeralKeyDirectory(keys: [key], publicKeyFiles: false)
+    defer { dir.wipe() }
+    #expect(dir.privateKeyPath == dir.path + "/id_ecdsa")
+    let pem = try String(contentsOfFile: dir.privateKeyPath, encoding: .utf8)
+    #expect(pem.hasPrefix("-----BEGIN PRIVATE KEY-----\n") && pem.hasSuffix("-----END PRIVATE KEY-----\n"))
+    let derived = try runTool(sshKeygen, ["-y", "-f", dir.privateKeyPath])
+    #expect(derived.status == 0, "\(derived.stderr)")
+    #expect(derived.stdout.hasPrefix(key.authorizedKey + "\n") || derived.stdout == key.authorizedKey + "\n")
+    let listed = try runTool(sshKeygen, ["-l", "-E", "sha256", "-f", dir.privateKeyPath])
+    #expect(listed.stdout.contains(" \(key.fingerprint) "), "\(listed.stdout)")
+    #expect(
+      key.authorizedKey.hasPrefix("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABB"))
+  }
+
   /// ssh offers a key it can read the public half of, and signs at once with one it cannot.
   @Test func sshSignsWithThePEMKeyAtOnceAndOffersTheEd25519KeyFirst() throws {
     let rsa = try SSHKeyPair.generate(.rsa2048, comment: "run")
     let ed = try SSHKeyPair.generate(.ed25519, comment: "run")
-    let dir = try EphemeralKeyDirectory(keys: [rsa, ed], publicKeyFiles: false)
+    let ecdsa = try SSHKeyPair.generate(.ecdsaP256, comment: "run")
+    let dir = try EphemeralKeyDirectory(keys: [rsa, ed, ecdsa], publicKeyFiles: false)
     defer { dir.wipe() }
     // A loopback listener that never answers: ssh reports how it loaded each identity once
     // connected, then gives up on the banner after ConnectTimeout.
@@ -82,7 +102,10 @@ import Testing
     }
     #expect(bound)
     let port = String(UInt16(bigEndian: address.sin_port))
-    for (path, expected) in [(dir.privateKeyPath, "type -1"), (dir.privateKeyPath(for: .ed25519), "type 3")] {
+    for (path, expected) in [
+      (dir.privateKeyPath, "type -1"), (dir.privateKeyPath(for: .ecdsaP256), "type -1"),
+      (dir.privateKeyPath(for: .ed25519), "type 3"),
+    ] {
       let result = try runTool(
         "/usr/bin/ssh",
         [
@@ -102,6 +125,8 @@ import Testing
   @Test func keyTypesParse() {
     #expect(KeyType(parsing: "rsa") == .rsa2048)
     #expect(KeyType(parsing: "RSA4096") == .rsa4096)
+    #expect(KeyType(parsing: "ecdsa") == .ecdsaP256)
+    #expect(KeyType(parsing: "ecdsa-p256") == .ecdsaP256)
     #expect(KeyType(parsing: "dsa") == nil)
   }
 }

@@ -123,7 +123,9 @@ import Testing
     #expect(policy("push: {key_type: rsa4096}").0.keyType == .rsa4096)
     let bad = policy("push:\n  key_type: dsa\n").1.map(\.description)
     #expect(
-      bad == ["policy.yml:2:13: error: unknown push.key_type 'dsa'; expected one of: rsa, rsa4096, ed25519."])
+      bad == [
+        "policy.yml:2:13: error: unknown push.key_type 'dsa'; expected one of: rsa, rsa4096, ed25519, ecdsa."
+      ])
     var org = Policy()
     org.keyType = .ed25519
     org.locations["push.key_type"] = SourceLocation(file: "org.yml", line: 2, column: 13)
