@@ -17,7 +17,7 @@ final class TestClock: @unchecked Sendable {
   func advance(_ seconds: TimeInterval) { lock.withLock { current = current.addingTimeInterval(seconds) } }
 }
 
-@Suite struct BrokerTests {
+@Suite final class BrokerTests {
   static let keyID = "AKIDBROKERTEST01"
   static let secret = "broker-test-secret-0123456789"
   static let web = "i-0000000000000001"
@@ -34,6 +34,8 @@ final class TestClock: @unchecked Sendable {
       FileManager.default.temporaryDirectory.appendingPathComponent("sixty-broker-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
   }
+
+  deinit { try? FileManager.default.removeItem(atPath: directory) }
 
   func broker(burst: Int = 100, extra: String = "") throws -> Broker {
     let yaml = """
