@@ -297,7 +297,7 @@ class Tools:
         path = f"{self.work}/policy-{parallelism}.yml"
         with open(path, "w") as out:
             out.write(f"concurrency: {parallelism}\nhost_key_checking: off\n"
-                      f"push: {{rate: 1000, burst: {max(parallelism, 20)}, ttl: 60s, margin: 15s}}\n")
+                      f"push: {{rate: 1000, burst: {max(parallelism, 20)}, ttl: 60s, margin: 15s, key_type: ecdsa}}\n")
         return path
 
     # Ad-hoc: one command on every host.
