@@ -124,7 +124,7 @@ public enum AgentMain {
     }
     let lines = list.authorizedKeysLines(now: now, fingerprint: fingerprint)
     printing.store(true, ordering: .releasing)
-    var output = lines.joined(separator: "\n")
+    var output = lines.concatenated(separator: "\n")
     if !output.isEmpty { output += "\n" }
     writeAll(1, Array(output.utf8))
     for entry in list.keys where entry.expiresAt > Int64(now.timeIntervalSince1970) {

@@ -140,7 +140,7 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
         continue
       }
       var options = "expiry-time=\"\(SignedKeyList.expiryTime(entry.expiresAt))\""
-      if !entry.from.isEmpty { options += ",from=\"\(entry.from.joined(separator: ","))\"" }
+      if !entry.from.isEmpty { options += ",from=\"\(entry.from.concatenated(separator: ","))\"" }
       lines.append("\(options) \(entry.key)")
     }
     return lines

@@ -14,6 +14,20 @@ extension StringProtocol {
   }
 }
 
+extension Array where Element == String {
+  /// The elements with `separator` between them. The standard library's `joined(separator:)`
+  /// first asks at run time whether the sequence is a `[String]`, and in the static agent that
+  /// first question scans every protocol conformance in the program (2 % of a key fetch).
+  func concatenated(separator: String) -> String {
+    var out = ""
+    for (index, part) in enumerated() {
+      if index > 0 { out += separator }
+      out += part
+    }
+    return out
+  }
+}
+
 private let upperHexDigits = Array("0123456789ABCDEF".unicodeScalars)
 
 extension String {
