@@ -46,7 +46,9 @@ public enum PlainHTTP {
     let deadline = now() + timeout
     var target = components.percentEncodedPath.isEmpty ? "/" : components.percentEncodedPath
     if let query = components.percentEncodedQuery { target += "?" + query }
-    var request = "GET \(target) HTTP/1.1\r\nHost: \(host):\(port)\r\nUser-Agent: sixty-agent\r\n"
+    // An IPv6 literal keeps its brackets in the Host header, as in the URL (RFC 9112 §3.2).
+    let authority = host.contains(":") ? "[\(host)]" : host
+    var request = "GET \(target) HTTP/1.1\r\nHost: \(authority):\(port)\r\nUser-Agent: sixty-agent\r\n"
     request += "Accept: application/json\r\nConnection: close\r\n"
     for (name, value) in headers {
       guard !name.contains(where: { $0 == "\r" || $0 == "\n" || $0 == ":" }),

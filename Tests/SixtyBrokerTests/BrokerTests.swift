@@ -414,6 +414,56 @@ final class TestClock: @unchecked Sendable {
     }
   }
 
+  /// A listener on [::1] with a free port, or nil where the machine has no IPv6 loopback.
+  static func ipv6Listener() -> (fd: Int32, port: UInt16)? {
+    let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return nil }
+    var address = sockaddr_in6()
+    address.sin6_family = sa_family_t(AF_INET6)
+    address.sin6_addr = in6addr_loopback
+    var length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(fd, $0, length) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &length) == 0
+      }
+    }
+    guard bound else {
+      close(fd)
+      return nil
+    }
+    return (fd, UInt16(bigEndian: address.sin6_port))
+  }
+
+  /// The Host header of a request to an IPv6 literal keeps its brackets (RFC 9112 section 3.2,
+  /// RFC 3986 section 3.2.2), as the URL has them.
+  @Test(.enabled(if: ipv6Listener().map { close($0.fd) } != nil, "needs an IPv6 loopback"))
+  func theHostHeaderOfAnIPv6BrokerKeepsItsBrackets() throws {
+    let (listener, port) = try #require(Self.ipv6Listener())
+    defer { close(listener) }
+    let request = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var received = ""
+    DispatchQueue.global().async {
+      let connection = accept(listener, nil, nil)
+      var buffer = [UInt8](repeating: 0, count: 4096)
+      var text: [UInt8] = []
+      while connection >= 0, !String(decoding: text, as: UTF8.self).contains("\r\n\r\n") {
+        let n = read(connection, &buffer, buffer.count)
+        if n <= 0 { break }
+        text += buffer[0..<n]
+      }
+      received = String(decoding: text, as: UTF8.self)
+      let answer = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".utf8)
+      _ = write(connection, answer, answer.count)
+      close(connection)
+      request.signal()
+    }
+    let response = try PlainHTTP.get(
+      URL(string: "http://[::1]:\(port)/agent/v1/keys")!, headers: [], timeout: 5)
+    #expect(request.wait(timeout: .now() + 5) == .success)
+    #expect(response == .init(status: 200, body: Array("ok".utf8)))
+    #expect(received.contains("\r\nHost: [::1]:\(port)\r\n"), "\(received)")
+  }
+
   @Test func headersWithLineBreaksAreRefused() {
     #expect(throws: PlainHTTP.Failure.self) {
       try PlainHTTP.get(
