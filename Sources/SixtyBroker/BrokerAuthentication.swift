@@ -54,8 +54,9 @@ enum BrokerKeys {
     var fingerprint: String
   }
 
-  /// Exactly one `ssh-ed25519`, `ecdsa-sha2-nistp256` or `ssh-rsa` (2048+ bits) key, valid base64, matching inner type,
-  /// no options, no newline or control characters; the comment is dropped.
+  /// Exactly one `ssh-ed25519`, `ecdsa-sha2-nistp256` or `ssh-rsa` (2048+ bits) key, valid
+  /// base64, matching inner type, no options, no newline or control characters; the comment is
+  /// dropped.
   ///
   /// One final line terminator is allowed, as AWS allows it: `--ssh-public-key file://key.pub`
   /// sends the file with its newline. Any other newline is refused.

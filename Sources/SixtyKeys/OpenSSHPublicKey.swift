@@ -22,7 +22,7 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
   public static let maxLength = 8192
 
   /// The key types accepted, as their OpenSSH names.
-  public static let supportedTypes: [Substring] = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"]
+  public static let supportedTypes = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"]
 
   /// Why a key was refused. Messages quote at most a short, sanitised excerpt of the input.
   public enum ParseError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -77,7 +77,7 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
     if bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) { throw .controlCharacter }
     let fields = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
     let typeField = fields[0]
-    guard supportedTypes.contains(typeField) else {
+    guard supportedTypes.contains(String(typeField)) else {
       if typeField.contains("=") || typeField.contains("\"") || typeField.contains(",")
         || [
           "cert-authority", "restrict", "no-pty", "no-port-forwarding", "no-agent-forwarding",
