@@ -37,11 +37,8 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
         material: .rsa(n: ints[1], e: ints[2], d: ints[3], iqmp: ints[8], p: ints[4], q: ints[5]), type: type,
         comment: comment)
     case .ecdsaP256:
-      let key = P256.Signing.PrivateKey()
-      return SSHKeyPair(
-        material: .ecdsaP256(
-          scalar: Array(key.rawRepresentation), point: Array(key.publicKey.x963Representation)),
-        type: type, comment: comment)
+      return try SSHKeyPair(
+        ecdsaP256Scalar: Array(P256.Signing.PrivateKey().rawRepresentation), comment: comment)
     }
   }
 
