@@ -21,8 +21,8 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
 
   public static let maxLength = 8192
 
-  /// The key types accepted, as their OpenSSH names.
-  public static let supportedTypes = ["ssh-ed25519", "ecdsa-sha2-nistp256", "ssh-rsa"]
+  /// The key types accepted, as their OpenSSH names: those of the keys Sixty makes.
+  public static let supportedTypes = Set(KeyType.allCases.map(\.sshName))
 
   /// Why a key was refused. Messages quote at most a short, sanitised excerpt of the input.
   public enum ParseError: Error, Sendable, Equatable, CustomStringConvertible {
