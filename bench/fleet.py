@@ -3,8 +3,11 @@
 
 Starts real sshd hosts on loopback addresses (127.30.x.y), all with the same pinned key
 exchange and host key algorithm, then runs the same work with each tool and prints wall time,
-CPU time (the tool and every process it waited for), peak resident memory of the tool's own
-process and of its largest child, and the ratio to Sixty.
+CPU time (the tool and every process it waited for: the runner's side), the CPU the fleet's
+sshds (with all they fork: agent runs, shells, tasks) and the broker spent meanwhile, the whole
+machine's busy CPU, peak resident memory of the tool's own process and of its largest child,
+and the ratio to Sixty. The fleet and the broker share the runner's cores, so what either costs
+slows every tool's run on this machine; the fleet and broker columns show where that cost is.
 
 Every host listens on two ports of the same sshd: one where the login key comes from the
 Sixty agent (AuthorizedKeysCommand, after a real push to a real `sixty broker`), one where a
@@ -84,6 +87,8 @@ class Fleet:
         self.user = USER
         self.created_user = False
         os.makedirs(f"{work}/hosts", mode=0o755)
+        self.accounts = {name: CpuAccount(name) for name in ("fleet", "broker")}
+        ACCOUNTS.update(self.accounts)
         self.make_user()
         # The pre-installed key for the other tools.
         self.key = f"{work}/client_key"
@@ -131,6 +136,7 @@ class Fleet:
             [SIXTY, "broker", "serve", "--config", f"{w}/broker.yml", "--port-file", f"{w}/broker.port",
              "--log-level", "warning"], stdout=log, stderr=log)
         self.procs.append(p)
+        self.accounts["broker"].add(p.pid)
         for _ in range(200):
             if os.path.exists(f"{w}/broker.port") and open(f"{w}/broker.port").read().strip():
                 break
@@ -176,6 +182,7 @@ class Fleet:
             log = open(f"{d}/sshd.log", "w")
             self.procs.append(subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", f"{d}/sshd_config"],
                                                stdout=log, stderr=log))
+            self.accounts["fleet"].add(self.procs[-1].pid)
         for a in self.addresses:
             if not (wait_port(a, self.agent_port) and wait_port(a, self.key_port)):
                 raise SystemExit(f"sshd on {a} did not start; see {w}/sshd-*/sshd.log")
@@ -191,6 +198,9 @@ class Fleet:
             else:
                 print(f"bench: could not remove the user {self.user}; remove it with: userdel {self.user}")
             self.created_user = False
+        for name, account in self.accounts.items():
+            account.remove()
+            ACCOUNTS.pop(name, None)
 
     def stop_processes(self):
         for p in self.procs:
@@ -202,6 +212,72 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+class CpuAccount:
+    """A cgroup that adds up the CPU time of the processes put in it and of everything they fork:
+    cgroup v1's cpuacct hierarchy, or cgroup v2's cpu.stat. The fleet's sshds go in one (so it
+    counts the logins, the agent runs sshd forks, the shells and the tasks), the broker in
+    another. Where no such cgroup can be made (no cgroup file system, a container without
+    delegation), `seconds()` is None and the table prints a dash."""
+
+    def __init__(self, name):
+        self.path = None
+        self.v1 = os.path.exists("/sys/fs/cgroup/cpuacct/cpuacct.usage")
+        base = "/sys/fs/cgroup/cpuacct" if self.v1 else "/sys/fs/cgroup"
+        if not self.v1 and not os.path.exists(f"{base}/cgroup.controllers"):
+            return
+        path = f"{base}/sixty-bench-{os.getpid()}-{name}"
+        try:
+            os.mkdir(path)
+        except OSError:
+            return
+        self.path = path
+        if self.seconds() is None:
+            self.remove()
+
+    def add(self, pid):
+        if self.path is None:
+            return
+        try:
+            with open(f"{self.path}/cgroup.procs", "w") as f:
+                f.write(f"{pid}\n")
+        except OSError as e:
+            print(f"bench: cannot account for process {pid} in {self.path} ({e}); fleet/broker CPU not shown")
+            self.remove()
+
+    def seconds(self):
+        if self.path is None:
+            return None
+        try:
+            if self.v1:
+                return int(open(f"{self.path}/cpuacct.usage").read()) / 1e9
+            for line in open(f"{self.path}/cpu.stat"):
+                if line.startswith("usage_usec "):
+                    return int(line.split()[1]) / 1e6
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def remove(self):
+        """Moves whatever is left in it back to the parent group and removes it."""
+        if self.path is None:
+            return
+        path, self.path = self.path, None
+        try:
+            for pid in open(f"{path}/cgroup.procs").read().split():
+                try:
+                    with open(f"{os.path.dirname(path)}/cgroup.procs", "w") as f:
+                        f.write(f"{pid}\n")
+                except OSError:
+                    pass
+            os.rmdir(path)
+        except OSError:
+            pass
+
+
+# What measure() reads before and after each run: "fleet" and "broker" (set by Fleet).
+ACCOUNTS = {}
 
 
 def ssh_options(fleet):
@@ -218,9 +294,12 @@ def busy():
 
 
 def measure(argv, env=None, stdin=None, cwd=None):
-    """Runs argv; returns wall, CPU (user+sys of it and all it waited for), own peak RSS (MB),
-    largest peak RSS in its tree (MB), exit status, output."""
+    """Runs argv; returns wall, CPU (user+sys of it and all it waited for: the runner's side),
+    the CPU the fleet's sshds and the broker spent meanwhile (None where not accountable), the
+    whole machine's busy CPU, own peak RSS (MB), largest peak RSS in its tree (MB), exit status,
+    output."""
     out = tempfile.TemporaryFile()
+    accounts_before = {name: a.seconds() for name, a in ACCOUNTS.items()}
     busy_before = busy()
     start = time.monotonic()
     p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=out,
@@ -249,10 +328,15 @@ def measure(argv, env=None, stdin=None, cwd=None):
     finished.set()
     t.join()
     out.seek(0)
-    return {
+    result = {
         "wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "machine": busy() - busy_before, "own_mb": own[0] / 1024,
         "tree_mb": usage.ru_maxrss / 1024, "status": p.returncode, "output": out.read().decode(errors="replace"),
     }
+    for name in ("fleet", "broker"):
+        before, account = accounts_before.get(name), ACCOUNTS.get(name)
+        after = account.seconds() if account else None
+        result[name] = after - before if before is not None and after is not None else None
+    return result
 
 
 class Tools:
@@ -414,7 +498,9 @@ def median_runs(title, tools, repeat, run):
                 continue
             m = run(tool)
             runs[tool].append(m)
-            print(f"    {title} round {r + 1}: {tool} {m['wall']:.2f} s (all cpu {m['machine']:.1f} s, exit {m['status']})")
+            fleet = f", fleet cpu {m['fleet']:.2f} s" if m.get("fleet") is not None else ""
+            print(f"    {title} round {r + 1}: {tool} {m['wall']:.2f} s (all cpu {m['machine']:.1f} s{fleet},"
+                  f" exit {m['status']})")
             sys.stdout.flush()
     rows = []
     for tool in tools:
@@ -425,12 +511,16 @@ def median_runs(title, tools, repeat, run):
 
 def table(title, rows):
     print(f"\n{title}")
-    print(f"{'tool':<22}{'wall s':>9}{'cpu s':>9}{'all cpu s':>10}{'own MB':>9}{'max MB':>9}{'exit':>6}{'x Sixty':>9}")
+    print(f"{'tool':<22}{'wall s':>9}{'cpu s':>9}{'fleet s':>9}{'broker s':>9}{'all cpu s':>10}{'own MB':>9}"
+          f"{'max MB':>9}{'exit':>6}{'x Sixty':>9}")
     base = next((r for r in rows if r[0].startswith("sixty")), None)
+
+    def seconds(value):
+        return f"{value:>9.2f}" if value is not None else f"{'-':>9}"
     for name, m in rows:
         ratio = m["wall"] / base[1]["wall"] if base else float("nan")
-        print(f"{name:<22}{m['wall']:>9.2f}{m['cpu']:>9.2f}{m['machine']:>10.1f}{m['own_mb']:>9.0f}{m['tree_mb']:>9.0f}"
-              f"{m['status']:>6}{ratio:>9.2f}")
+        print(f"{name:<22}{m['wall']:>9.2f}{m['cpu']:>9.2f}{seconds(m.get('fleet'))}{seconds(m.get('broker'))}"
+              f"{m['machine']:>10.1f}{m['own_mb']:>9.0f}{m['tree_mb']:>9.0f}{m['status']:>6}{ratio:>9.2f}")
     sys.stdout.flush()
 
 
