@@ -89,14 +89,19 @@ class Fleet:
         os.makedirs(f"{work}/hosts", mode=0o755)
         self.accounts = {name: CpuAccount(name) for name in ("fleet", "broker")}
         ACCOUNTS.update(self.accounts)
-        self.make_user()
-        # The pre-installed key for the other tools.
-        self.key = f"{work}/client_key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.key], check=True)
-        shutil.copy(self.key + ".pub", f"{work}/authorized_keys")
-        os.chmod(f"{work}/authorized_keys", 0o644)
-        self.start_broker()
-        self.start_sshds()
+        try:
+            self.make_user()
+            # The pre-installed key for the other tools.
+            self.key = f"{work}/client_key"
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.key], check=True)
+            shutil.copy(self.key + ".pub", f"{work}/authorized_keys")
+            os.chmod(f"{work}/authorized_keys", 0o644)
+            self.start_broker()
+            self.start_sshds()
+        except BaseException:
+            # A fleet that did not come up still stops what it started (main never gets it).
+            self.stop()
+            raise
 
     def make_user(self):
         """Creates the login user with a home from /etc/skel, unless it exists (root, or a user
