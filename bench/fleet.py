@@ -88,7 +88,6 @@ class Fleet:
         self.created_user = False
         os.makedirs(f"{work}/hosts", mode=0o755)
         self.accounts = {name: CpuAccount(name) for name in ("fleet", "broker")}
-        ACCOUNTS.update(self.accounts)
         try:
             self.make_user()
             # The pre-installed key for the other tools.
@@ -203,9 +202,8 @@ class Fleet:
             else:
                 print(f"bench: could not remove the user {self.user}; remove it with: userdel {self.user}")
             self.created_user = False
-        for name, account in self.accounts.items():
+        for account in self.accounts.values():
             account.remove()
-            ACCOUNTS.pop(name, None)
 
     def stop_processes(self):
         for p in self.procs:
@@ -281,10 +279,6 @@ class CpuAccount:
             pass
 
 
-# What measure() reads before and after each run: "fleet" and "broker" (set by Fleet).
-ACCOUNTS = {}
-
-
 def ssh_options(fleet):
     return ["-i", fleet.key, "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", f"KexAlgorithms={KEX}",
@@ -298,13 +292,14 @@ def busy():
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(argv, env=None, stdin=None, cwd=None):
+def measure(argv, env=None, stdin=None, cwd=None, accounts=None):
     """Runs argv; returns wall, CPU (user+sys of it and all it waited for: the runner's side),
-    the CPU the fleet's sshds and the broker spent meanwhile (None where not accountable), the
+    the CPU of each of `accounts` ("fleet", "broker") meanwhile (None where not accountable), the
     whole machine's busy CPU, own peak RSS (MB), largest peak RSS in its tree (MB), exit status,
     output."""
     out = tempfile.TemporaryFile()
-    accounts_before = {name: a.seconds() for name, a in ACCOUNTS.items()}
+    accounts = accounts or {}
+    accounts_before = {name: a.seconds() for name, a in accounts.items()}
     busy_before = busy()
     start = time.monotonic()
     p = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=out,
@@ -338,7 +333,7 @@ def measure(argv, env=None, stdin=None, cwd=None):
         "tree_mb": usage.ru_maxrss / 1024, "status": p.returncode, "output": out.read().decode(errors="replace"),
     }
     for name in ("fleet", "broker"):
-        before, account = accounts_before.get(name), ACCOUNTS.get(name)
+        before, account = accounts_before.get(name), accounts.get(name)
         after = account.seconds() if account else None
         result[name] = after - before if before is not None and after is not None else None
     return result
@@ -360,6 +355,10 @@ class Tools:
             "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_NOCOLOR": "1",
         })
         self.env["PATH"] = f"{VENV}/bin:" + self.env["PATH"]
+
+    def measure(self, argv, **options):
+        """measure(), with the fleet's and the broker's CPU."""
+        return measure(argv, accounts=self.fleet.accounts, **options)
 
     def files(self, n):
         f = self.fleet
@@ -392,23 +391,23 @@ class Tools:
     # Ad-hoc: one command on every host.
     def sixty_adhoc(self, n, par, command):
         w = self.files(n)
-        return measure([SIXTY, "exec", "all", "-i", f"{w}/inventory.yml", "--policy", self.policy(par),
-                        "--endpoint", self.fleet.endpoint, "--no-progress", "--report", f"{self.work}/report.json",
-                        "--", *command], env=self.env)
+        return self.measure([SIXTY, "exec", "all", "-i", f"{w}/inventory.yml", "--policy", self.policy(par),
+                             "--endpoint", self.fleet.endpoint, "--no-progress", "--report", f"{self.work}/report.json",
+                             "--", *command], env=self.env)
 
     def xargs_adhoc(self, n, par, command):
         w = self.files(n)
         argv = ["xargs", "-P", str(par), "-I{}", "ssh", *ssh_options(self.fleet), "-p", str(self.fleet.key_port),
                 "-l", self.fleet.user, "{}", *command]
-        return measure(argv, env=self.env, stdin=open(f"{w}/addresses.txt").read())
+        return self.measure(argv, env=self.env, stdin=open(f"{w}/addresses.txt").read())
 
     def pssh_adhoc(self, n, par, command):
         w = self.files(n)
         options = []
         for o in ssh_options(self.fleet):
             options += ["-x", o]
-        return measure(["parallel-ssh", "-h", f"{w}/hosts.txt", "-p", str(par), "-t", "0", *options, " ".join(command)],
-                       env=self.env)
+        return self.measure(["parallel-ssh", "-h", f"{w}/hosts.txt", "-p", str(par), "-t", "0", *options,
+                             " ".join(command)], env=self.env)
 
     def parallelssh_adhoc(self, n, par, command):
         w = self.files(n)
@@ -424,7 +423,7 @@ class Tools:
             "print('failed:', len(bad), bad[:3])\n"
             "sys.exit(1 if bad else 0)\n"
         )
-        return measure([f"{VENV}/bin/python", "-c", script], env=self.env)
+        return self.measure([f"{VENV}/bin/python", "-c", script], env=self.env)
 
     def ansible_env(self):
         # A fresh ControlPersist directory per run: no connection left by an earlier workload.
@@ -434,8 +433,8 @@ class Tools:
     def ansible_adhoc(self, n, par, command):
         w = self.files(n)
         env = self.ansible_env()
-        m = measure([f"{VENV}/bin/ansible", "all", "-i", f"{w}/ansible.ini", "-m", "command", "-a",
-                     " ".join(command), "-f", str(par), "-o"], env=env)
+        m = self.measure([f"{VENV}/bin/ansible", "all", "-i", f"{w}/ansible.ini", "-m", "command", "-a",
+                          " ".join(command), "-f", str(par), "-o"], env=env)
         self.close_ansible_masters(env)
         return m
 
@@ -457,8 +456,9 @@ class Tools:
             out.write("name: five\nhosts: all\ntasks:\n")
             for i, t in enumerate(self.TASKS):
                 out.write(f"  - name: t{i + 1}\n    command: {json.dumps(t)}\n")
-        return measure([SIXTY, "run", path, "-i", f"{w}/inventory.yml", "--policy", self.policy(par), "--endpoint",
-                        self.fleet.endpoint, "--no-progress", "--report", f"{self.work}/report.json"], env=self.env)
+        return self.measure([SIXTY, "run", path, "-i", f"{w}/inventory.yml", "--policy", self.policy(par),
+                             "--endpoint", self.fleet.endpoint, "--no-progress", "--report",
+                             f"{self.work}/report.json"], env=self.env)
 
     def ansible_playbook(self, n, par):
         w = self.files(n)
@@ -468,7 +468,7 @@ class Tools:
             for i, t in enumerate(self.TASKS):
                 out.write(f"    - name: t{i + 1}\n      command: {json.dumps(' '.join(t))}\n")
         env = self.ansible_env()
-        m = measure([f"{VENV}/bin/ansible-playbook", "-i", f"{w}/ansible.ini", "-f", str(par), path], env=env)
+        m = self.measure([f"{VENV}/bin/ansible-playbook", "-i", f"{w}/ansible.ini", "-f", str(par), path], env=env)
         self.close_ansible_masters(env)
         return m
 
