@@ -91,7 +91,7 @@ let package = Package(
     // Running tasks with the system OpenSSH client, one ControlMaster connection per host.
     .target(
       name: "SixtyExecution",
-      dependencies: ["SixtyScheduling", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
+      dependencies: ["SixtyCore", "SixtyScheduling", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed. sshd starts it on every login, so
     // it is one static program: the Swift runtime, FoundationEssentials, swift-crypto and glibc
     // built in. Nothing is loaded or relocated at start (no ld.so, no position-independent

@@ -138,12 +138,9 @@ struct SshCommand: AsyncParsableCommand {
   /// An address must be a host name or IP literal; anything ssh could read as an option or a
   /// second argument is refused before ssh ever sees it.
   static func checkAddress(_ address: String) throws {
-    let allowed = address.unicodeScalars.allSatisfy {
-      ($0.value < 128 && (CharacterSet.alphanumerics.contains($0) || ".-_:%[]".unicodeScalars.contains($0)))
-    }
-    guard !address.isEmpty, !address.hasPrefix("-"), allowed else {
+    guard SafeText.isHostAddress(address) else {
       throw CLIError(
-        "the address '\(address.debugDescription.dropFirst().dropLast())' is not a host name or IP address; ssh will not be run with it.",
+        "the address \(SafeText.quoted(address)) is not a host name or IP address; ssh will not be run with it.",
         code: 2)
     }
   }

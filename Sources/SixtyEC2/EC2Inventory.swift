@@ -100,7 +100,9 @@ public enum EC2Inventory {
         case .privateDNS: address = instance.privateDNS
         }
       }
-      if let text = address, text.hasPrefix("-") || text.contains(where: { $0.isWhitespace || $0 == "/" }) {
+      // Addresses come from EC2 (and DNS names from whoever runs the VPC's resolver): anything
+      // that is not a plain host name or IP literal is left out rather than passed to ssh.
+      if let text = address, !SafeText.isHostAddress(text) {
         address = nil
       }
       guard let address else {
@@ -130,7 +132,7 @@ public enum EC2Inventory {
       if let tagged = instance.tags[source.userTag], !tagged.isEmpty, !isUser(tagged) {
         diagnostics.append(
           .warning(
-            "the instance \(instance.id) (\(name)) has the tag \(source.userTag)=\(tagged.debugDescription), which is not a user name (up to 32 letters, digits, '.', '_', '-', not starting with '-'); using the inventory's users instead.",
+            "the instance \(instance.id) (\(name)) has the tag \(source.userTag)=\(SafeText.quoted(tagged)), which is not a user name (up to 32 ASCII letters, digits, '.', '_', '-', '@', not starting with '-'); using the inventory's users instead.",
             at: source.location))
       }
       if let tagged = instance.tags[source.userTag], isUser(tagged) {
@@ -156,11 +158,6 @@ public enum EC2Inventory {
   }
 
   /// The same rule as for inventory users: what ssh's -l and Instance Connect accept.
-  static func isUser(_ user: String) -> Bool {
-    !user.isEmpty && !user.hasPrefix("-") && user.count <= 32
-      && user.unicodeScalars.allSatisfy {
-        $0.isASCII
-          && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-@".unicodeScalars.contains($0))
-      }
-  }
+  static func isUser(_ user: String) -> Bool { SafeText.isUserName(user) }
+
 }

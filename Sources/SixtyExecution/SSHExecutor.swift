@@ -1,4 +1,5 @@
 import Foundation
+import SixtyCore
 import SixtyPlanning
 import SixtyPlaybook
 import SixtyPolicy
@@ -214,7 +215,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// exits with the task's status. Reported as a connection (socket seen, or "Authenticated to"
   /// in its log when the task ended first), then as the task's outcome.
   func fusedMaster(
-    host: ScheduledHost, target: ExecutionTarget, arguments: [String], stdin: String?, log: String,
+    host: ScheduledHost, target: ExecutionTarget, arguments: [String], stdin: ChildProcess.Input, log: String,
     socket: String, attempt: ConnectAttempt
   ) {
     let fusedTask = FusedTask()
@@ -224,7 +225,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
         closing.enter()
         let child: ChildProcess
         do {
-          child = try ChildProcess.run(arguments, stdinPath: stdin, cap: outputCap) { [self] output in
+          child = try ChildProcess.run(arguments, stdin: stdin, cap: outputCap) { [self] output in
             let ended = Date()
             lock.withLock {
               forgetMaster(host.name, attempt)
@@ -527,24 +528,28 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     if wait { _ = done.wait(timeout: .now() + 3) }
   }
 
-  /// The remote command line for a task (run by the remote user's shell).
-  static func remoteCommand(_ task: RenderedTask, become: String?) -> (command: String, stdin: String?) {
-    var stdin: String?
+  /// The remote command line for a task (run by the remote user's shell), and its stdin.
+  ///
+  /// A task with `env:` sends its variables over stdin, as `export` lines read by `sh -s` before
+  /// the command itself, never on a command line: `ps` on the runner shows ssh's arguments, and
+  /// `ps` on the host shows the remote shell's.
+  static func remoteCommand(_ task: RenderedTask, become: String?) -> (
+    command: String, stdin: ChildProcess.Input
+  ) {
+    if !task.env.isEmpty, let viaStdin = environmentOverStdin(task, become: become) { return viaStdin }
+    var stdin = ChildProcess.Input.none
     var body: String
     switch task.action {
     case .command(let argv): body = argv.map(ShellQuote.quote).joined(separator: " ")
     case .shell(let text): body = "sh -c " + ShellQuote.quote(text)
     case .script(_, let resolved):
-      stdin = resolved
+      stdin = .file(resolved)
       body = "sh -s"
     case .upload(_, let resolved, let destination, let mode):
-      stdin = resolved
+      stdin = .file(resolved)
       body = "cat > " + ShellQuote.quote(destination)
       if let mode { body += " && chmod " + ShellQuote.quote(mode) + " " + ShellQuote.quote(destination) }
       body = "sh -c " + ShellQuote.quote(body)
-    }
-    if !task.env.isEmpty {
-      body = "env " + task.env.map(ShellQuote.quote).joined(separator: " ") + " " + body
     }
     if let cwd = task.cwd { body = "cd " + ShellQuote.quote(cwd) + " && " + body }
     if let become {
@@ -555,9 +560,40 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     return (body, stdin)
   }
 
+  /// A task with environment variables: `sh -s` (under sudo with `become`) reads `cd`, one
+  /// `export NAME='value'` line per variable and then the task from stdin; a script follows its
+  /// exports on the same stdin. Nil for uploads, whose `cat` has no use for them.
+  static func environmentOverStdin(_ task: RenderedTask, become: String?) -> (
+    command: String, stdin: ChildProcess.Input
+  )? {
+    var preamble = ""
+    if let cwd = task.cwd { preamble += "cd " + ShellQuote.quote(cwd) + " || exit 1\n" }
+    for entry in task.env {
+      let bytes = Array(entry.utf8)
+      guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { continue }
+      let name = String(decoding: bytes[..<equals], as: UTF8.self)
+      let value = String(decoding: bytes[(equals + 1)...], as: UTF8.self)
+      guard SafeText.isEnvironmentName(name) else { continue }
+      preamble += "export " + name + "=" + ShellQuote.quote(value) + "\n"
+    }
+    let file: String?
+    switch task.action {
+    case .command(let argv):
+      preamble += "exec " + argv.map(ShellQuote.quote).joined(separator: " ") + "\n"
+      file = nil
+    case .shell(let text):
+      preamble += "exec sh -c " + ShellQuote.quote(text) + "\n"
+      file = nil
+    case .script(_, let resolved): file = resolved
+    case .upload: return nil
+    }
+    let shell = become.map { "sudo -n -u " + ShellQuote.quote($0) + " -- sh -s" } ?? "sh -s"
+    return (shell, .bytes(Array(preamble.utf8), then: file))
+  }
+
   /// The remote command line of a task, wrapped (see `wrapped`), and the file for its stdin.
   func remoteInvocation(host: ScheduledHost, task: Int, target: ExecutionTarget) -> (
-    command: String, stdin: String?
+    command: String, stdin: ChildProcess.Input
   )? {
     guard task < target.tasks.count, let rendered = target.tasks[task] else { return nil }
     let (command, stdin) = Self.remoteCommand(rendered, become: target.become[task])
@@ -588,7 +624,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     let key = Self.runningKey(host.name, task)
     let started = Date()
     do {
-      let child = try ChildProcess.run(arguments, stdinPath: stdin, cap: outputCap) { [self] output in
+      let child = try ChildProcess.run(arguments, stdin: stdin, cap: outputCap) { [self] output in
         lock.withLock { _ = running.removeValue(forKey: key) }
         onCapture?(
           TaskCapture(

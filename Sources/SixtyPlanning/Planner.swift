@@ -95,6 +95,8 @@ struct PlayBuilder {
   var refusals: [Refusal] = []
   var unresolved: [Template.Expression: (task: String, hosts: [String])] = [:]
   var unresolvedOrder: [Template.Expression] = []
+  /// Rendered values that hold a NUL byte (the first 100).
+  var nulValues: [(template: Template, task: String, host: String)] = []
   var scriptContents: [String: String] = [:]
 
   init(play: Play, policy: EffectivePolicy, inventory: Inventory, options: PlanOptions) {
@@ -209,7 +211,14 @@ struct PlayBuilder {
     var failed = false
     func r(_ template: Template, _ builder: inout PlayBuilder) -> String {
       do {
-        return try template.render(in: scope)
+        let text = try template.render(in: scope)
+        // No command line, environment variable or file name can carry a NUL byte: ssh and
+        // execve would cut the string there.
+        if text.utf8.contains(0) {
+          builder.recordNUL(template, task: task.name, host: host)
+          failed = true
+        }
+        return text
       } catch {
         builder.record(error.expression, task: task.name, host: host)
         failed = true
@@ -230,6 +239,10 @@ struct PlayBuilder {
     return failed ? nil : RenderedTask(action: action, env: env, cwd: cwd)
   }
 
+  mutating func recordNUL(_ template: Template, task: String, host: String) {
+    if nulValues.count < 100 { nulValues.append((template, task, host)) }
+  }
+
   mutating func record(_ expression: Template.Expression, task: String, host: String) {
     if unresolved[expression] == nil {
       unresolved[expression] = (task, [])
@@ -239,6 +252,15 @@ struct PlayBuilder {
   }
 
   func diagnostics() -> [Diagnostic] {
+    unresolvedDiagnostics()
+      + nulValues.map {
+        .error(
+          "the value of \(SafeText.quoted($0.template.source, limit: 60)) in task '\($0.task)' for host \($0.host) contains a NUL byte, which no command line, environment variable or path can carry; remove it from the variable.",
+          at: $0.template.location)
+      }
+  }
+
+  func unresolvedDiagnostics() -> [Diagnostic] {
     unresolvedOrder.map { expression in
       let (task, hosts) = unresolved[expression]!
       let name = expression.path.joined(separator: ".")

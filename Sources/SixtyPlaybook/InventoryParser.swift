@@ -183,13 +183,9 @@ public enum InventoryParser {
       switch field.key {
       case "address":
         if let address = reader.string(value, "'address' of host '\(name)'") {
-          if address.hasPrefix("-")
-            || address.contains(where: {
-              $0.isWhitespace || $0 == "'" || $0 == "\"" || $0 == ";" || $0 == "$" || $0 == "`"
-            })
-          {
+          if !SafeText.isHostAddress(address) {
             reader.error(
-              "the address '\(address)' of host '\(name)' is not a host name or IP address; expected something like 10.0.0.5 or web-1.example.com.",
+              "the address \(SafeText.quoted(address)) of host '\(name)' is not a host name or IP address; expected ASCII letters, digits, '.', '-', ':' (like 10.0.0.5, web-1.example.com or [fe80::1%eth0]), not starting with '-'.",
               at: value.location)
             ok = false
           } else {
@@ -251,15 +247,10 @@ public enum InventoryParser {
   }
 
   static func checkUser(_ user: String, _ location: SourceLocation, _ reader: inout NodeReader) -> Bool {
-    let valid =
-      !user.hasPrefix("-") && user.count <= 32
-      && user.unicodeScalars.allSatisfy {
-        $0.isASCII
-          && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "._-@$".unicodeScalars.contains($0))
-      }
+    let valid = SafeText.isUserName(user)
     if !valid {
       reader.error(
-        "'\(user)' is not a valid user name; expected up to 32 letters, digits, '.', '_' or '-', not starting with '-'.",
+        "\(SafeText.quoted(user)) is not a valid user name; expected up to 32 ASCII letters, digits, '.', '_', '-' or '@' (and '$' at the end), not starting with '-'.",
         at: location)
     }
     return valid

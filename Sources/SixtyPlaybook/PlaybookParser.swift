@@ -185,12 +185,9 @@ public enum PlaybookParser {
         }
       case "env":
         for entry in reader.mapping(value, "'env' of task '\(name)'") ?? [] {
-          let valid =
-            entry.key.first.map { $0 == "_" || ($0.isASCII && $0.isLetter) } ?? false
-            && entry.key.allSatisfy { $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }
-          if !valid {
+          if !SafeText.isEnvironmentName(entry.key) {
             reader.error(
-              "'\(entry.key)' is not a valid environment variable name; expected letters, digits and '_', not starting with a digit.",
+              "\(SafeText.quoted(entry.key)) is not a valid environment variable name; expected ASCII letters, digits and '_', not starting with a digit.",
               at: entry.keyLocation)
             ok = false
             continue

@@ -220,12 +220,33 @@ public struct Template: Hashable, Sendable, CustomStringConvertible {
   }
 }
 
-/// POSIX shell quoting.
+/// POSIX shell quoting, on UTF-8 bytes.
+///
+/// Quoting works on bytes, never on Swift `Character`s: a `'` followed by a combining mark
+/// (U+0301), a zero-width joiner, a variation selector or an emoji modifier is one `Character`
+/// that compares unequal to `'`, yet the shell reads its first byte as a quote. Every shell
+/// byte that matters is ASCII, and no byte of a multi-byte UTF-8 sequence is ASCII, so byte by
+/// byte is exactly how `sh` sees the text.
 public enum ShellQuote {
-  /// `text` as one shell word: unchanged when it is safe, otherwise in single quotes.
+  /// `text` as one shell word: unchanged when every byte is safe, otherwise in single quotes
+  /// with each `'` written as `'\''`.
   public static func quote(_ text: String) -> String {
-    if !text.isEmpty, text.utf8.allSatisfy(isSafe) { return text }
-    return "'" + text.replacingAll("'", with: "'\\''") + "'"
+    let bytes = text.utf8
+    if !bytes.isEmpty, bytes.allSatisfy(isSafe) { return text }
+    var quoted: [UInt8] = []
+    quoted.reserveCapacity(bytes.count + 2)
+    quoted.append(UInt8(ascii: "'"))
+    for byte in bytes {
+      if byte == UInt8(ascii: "'") {
+        quoted.append(contentsOf: [
+          UInt8(ascii: "'"), UInt8(ascii: "\\"), UInt8(ascii: "'"), UInt8(ascii: "'"),
+        ])
+      } else {
+        quoted.append(byte)
+      }
+    }
+    quoted.append(UInt8(ascii: "'"))
+    return String(decoding: quoted, as: UTF8.self)
   }
 
   /// Bytes that never need quoting in a POSIX shell word.
@@ -240,12 +261,5 @@ public enum ShellQuote {
     default:
       return false
     }
-  }
-}
-
-extension String {
-  func replacingAll(_ target: String, with replacement: String) -> String {
-    guard !target.isEmpty, contains(target) else { return self }
-    return split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
   }
 }

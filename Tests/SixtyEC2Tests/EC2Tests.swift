@@ -239,7 +239,7 @@ import Testing
     #expect(warnings.count == 3, "\(warnings.map(\.message))")
     #expect(
       warnings[0].message.contains(
-        "has the tag sixty:user=\"-oProxyCommand=touch /tmp/x\", which is not a user name"))
+        "has the tag sixty:user='-oProxyCommand=touch /tmp/x', which is not a user name"))
     #expect(warnings[2].message.contains("the instance i-03 (web-3) has no private-ip address"))
   }
 

@@ -66,7 +66,7 @@ import Testing
     (
       "hosts: web\ntasks:\n  - {name: a, shell: x, env: {1BAD: x}}\n",
       [
-        "play.yml:3:31: error: '1BAD' is not a valid environment variable name; expected letters, digits and '_', not starting with a digit."
+        "play.yml:3:31: error: '1BAD' is not a valid environment variable name; expected ASCII letters, digits and '_', not starting with a digit."
       ]
     ),
     (

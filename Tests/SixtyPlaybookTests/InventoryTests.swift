@@ -72,8 +72,8 @@ import Testing
     #expect(
       diagnostics == [
         "inv.yml:2:3: error: '-oProxyCommand=x' is not a valid host name; expected letters, digits, '.', '-', '_' or ':', not starting with '-'.",
-        "inv.yml:3:17: error: the address '10.0.0.1; reboot' of host 'ok' is not a host name or IP address; expected something like 10.0.0.5 or web-1.example.com.",
-        "inv.yml:3:43: error: '-oProxyCommand=sh' is not a valid user name; expected up to 32 letters, digits, '.', '_' or '-', not starting with '-'.",
+        "inv.yml:3:17: error: the address '10.0.0.1; reboot' of host 'ok' is not a host name or IP address; expected ASCII letters, digits, '.', '-', ':' (like 10.0.0.5, web-1.example.com or [fe80::1%eth0]), not starting with '-'.",
+        "inv.yml:3:43: error: '-oProxyCommand=sh' is not a valid user name; expected up to 32 ASCII letters, digits, '.', '_', '-' or '@' (and '$' at the end), not starting with '-'.",
       ])
   }
 
