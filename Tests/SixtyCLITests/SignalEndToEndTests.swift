@@ -234,4 +234,54 @@ final class SilentListener: @unchecked Sendable {
       #expect(log.contains("web-1 | hi | exit 0"), "\(log)")
     }
   }
+
+  /// SIGKILL leaves Sixty no chance to clean up: its ssh masters must still end within seconds
+  /// (the reaper's process group), so that their control sockets can no longer run commands on
+  /// hosts after the key's window, when a fresh login with the key is already refused.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func sigkillMidTaskLeavesNoMasterBehind() throws {
+    let fleet = try LocalFleet(count: 2)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let keyDir = fleet.directory + "/keys"
+    try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+    var env = fleet.environment
+    env["SIXTY_KEY_DIR"] = keyDir
+    // Two tasks per host, so each host has a multiplexing master (`-M -N`) as well as a task.
+    let playbook = try write(
+      "name: long\nhosts: all\ntasks:\n  - name: wait\n    command: [sleep, \"47.3\"]\n  - name: after\n    command: [echo, after]\n",
+      fleet.directory + "/long.yml")
+    let run = try LocalProcess(
+      SixtyBinary.path,
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--no-progress"],
+      environment: env, logPath: fleet.directory + "/run.log")
+    defer { run.stop() }
+    var deadline = Date().addingTimeInterval(30)
+    func masters() -> [String] { processes(mentioning: keyDir).filter { $0.contains(" -M ") } }
+    while (masters().count < 2 || !running("sleep 47.3")) && run.isRunning && Date() < deadline {
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+    try #require(masters().count == 2, "the masters never came up: \(run.log)")
+    let sockets = try FileManager.default.contentsOfDirectory(atPath: keyDir).flatMap { dir in
+      ((try? FileManager.default.contentsOfDirectory(atPath: keyDir + "/" + dir)) ?? []).filter {
+        $0.hasPrefix("c")
+      }.map { keyDir + "/" + dir + "/" + $0 }
+    }
+    #expect(!sockets.isEmpty, "no control socket in \(keyDir)")
+    kill(run.pid, SIGKILL)
+    let killed = Date()
+    deadline = Date().addingTimeInterval(10)
+    while !processes(mentioning: keyDir).isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+    let took = Date().timeIntervalSince(killed)
+    #expect(processes(mentioning: keyDir).isEmpty, "ssh outlived the runner: \(processes(mentioning: keyDir))")
+    #expect(took < 5, "the ssh processes took \(took)s to end after SIGKILL")
+    // No control socket runs anything any more.
+    for socket in sockets {
+      let check = try runProgram(
+        "/usr/bin/ssh", ["-o", "ControlPath=\(socket)", "-O", "check", "-F", "/dev/null", "web"])
+      #expect(check.status != 0, "the control socket \(socket) still answers")
+    }
+  }
 }
