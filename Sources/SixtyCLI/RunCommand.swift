@@ -290,6 +290,14 @@ final class RunSession: @unchecked Sendable {
     } catch let error as InstanceConnectError {
       throw CLIError(error.description, code: error.exitCode)
     }
+    let knownHostsFile = SSHExecutor.defaultKnownHostsFile()
+    if plan.plays.contains(where: { $0.policy.hostKeyPolicy == .acceptNew }) {
+      do {
+        try SSHExecutor.prepareKnownHostsFile(knownHostsFile)
+      } catch {
+        throw CLIError("\(error); set SIXTY_KNOWN_HOSTS to a file Sixty can write.", code: 2)
+      }
+    }
     var playResults: [(PlayPlan, RunPreparation.Prepared, RunResult)] = []
     var stopped = false
     for play in plan.plays where !stopped {
@@ -310,7 +318,7 @@ final class RunSession: @unchecked Sendable {
         keyPath: directory.privateKeyPath(for: play.policy.keyType.keyType),
         hostKeyPolicy: play.policy.hostKeyPolicy,
         connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
-        ssh: command.ssh)
+        ssh: command.ssh, knownHostsFile: knownHostsFile)
       let names = prepared.taskNames
       let printer = self.printer
       board?.begin(play: play.name, hosts: prepared.hosts.count)

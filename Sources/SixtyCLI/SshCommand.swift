@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import InstanceConnect
 import SixtyCore
+import SixtyExecution
 import SixtyKeys
 import SixtyPlaybook
 
@@ -149,7 +150,7 @@ struct SshCommand: AsyncParsableCommand {
   static func sshArguments(
     destination: Destination, keyPath: String, options: [String], jump: String?, config: String?,
     extra: [String],
-    command: [String]
+    command: [String], knownHostsFile: String = SSHExecutor.defaultKnownHostsFile()
   ) -> [String] {
     var arguments = [
       "-i", keyPath, "-o", "IdentitiesOnly=yes", "-p", String(destination.port), "-l", destination.user,
@@ -157,6 +158,9 @@ struct SshCommand: AsyncParsableCommand {
     if let config { arguments += ["-F", config] }
     if let jump { arguments += ["-J", jump] }
     for option in options { arguments += ["-o", option] }
+    // The same trust on first use as `sixty run`, in the same file; ssh keeps an option's first
+    // value, so the user's own -o StrictHostKeyChecking/UserKnownHostsFile above still win.
+    arguments += SSHExecutor.trustOnFirstUse(knownHostsFile)
     arguments += extra
     arguments += ["--", destination.address.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))]
     arguments += command
@@ -183,10 +187,12 @@ struct SshCommand: AsyncParsableCommand {
     } catch let error as InstanceConnectError {
       throw CLIError(error.description, code: error.exitCode)
     }
+    let knownHosts = SSHExecutor.defaultKnownHostsFile()
+    try? SSHExecutor.prepareKnownHostsFile(knownHosts)
     let arguments = Self.sshArguments(
       destination: destination, keyPath: directory.privateKeyPath, options: sshOptions, jump: jump,
       config: sshConfig,
-      extra: sshArgs, command: command)
+      extra: sshArgs, command: command, knownHostsFile: knownHosts)
     let status = try Self.runForeground(program: ssh, arguments: arguments)
     directory.wipe()
     throw ExitCode(status)

@@ -55,6 +55,9 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   let outputCap: Int
   let ssh: String
   let extraOptions: [String]
+  /// Where `accept-new` records and checks host keys: one file that outlives runs (trust on
+  /// first use), shared with `sixty ssh`.
+  let knownHostsFile: String
   /// Names this run's remote task processes (their `$0`), so they can be found and stopped.
   let marker = "sixty-task-" + (0..<6).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
   /// Called for every finished task (on a background thread).
@@ -91,8 +94,10 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
 
   public init(
     targets: [String: ExecutionTarget], runDirectory: String, keyPath: String, hostKeyPolicy: HostKeyPolicy,
-    connectTimeout: Int = 10, outputCap: Int = 1 << 20, ssh: String = "ssh", extraOptions: [String] = []
+    connectTimeout: Int = 10, outputCap: Int = 1 << 20, ssh: String = "ssh", extraOptions: [String] = [],
+    knownHostsFile: String? = nil
   ) {
+    self.knownHostsFile = knownHostsFile ?? runDirectory + "/known_hosts"
     self.targets = targets
     var index: [String: Int] = [:]
     for (i, name) in targets.keys.sorted().enumerated() { index[name] = i }
@@ -114,10 +119,9 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   /// Options shared by the master and every task.
   func baseArguments(_ host: String, _ target: ExecutionTarget) -> [String] {
     var arguments = [ssh]
-    let known = runDirectory + "/known_hosts"
     let hostKey: [String] =
       switch hostKeyPolicy {
-      case .acceptNew: ["-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=\(known)"]
+      case .acceptNew: Self.trustOnFirstUse(knownHostsFile)
       case .strict: ["-o", "StrictHostKeyChecking=yes"]
       case .off:
         ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
@@ -130,6 +134,47 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     arguments += hostKey + extraOptions
     for option in target.sshOptions { arguments += ["-o", option] }
     return arguments
+  }
+
+  /// ssh's options for trust on first use with `file`: a new host's key is recorded, a changed
+  /// one refused. `sixty ssh` passes the same.
+  public static func trustOnFirstUse(_ file: String) -> [String] {
+    ["-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=\(sshConfigQuoted(file))"]
+  }
+
+  /// A path as one ssh_config word (UserKnownHostsFile splits on spaces unless quoted).
+  static func sshConfigQuoted(_ path: String) -> String {
+    path.utf8.contains(UInt8(ascii: " ")) ? "\"\(path)\"" : path
+  }
+
+  /// The known_hosts file of this user's Sixty: `$SIXTY_KNOWN_HOSTS`, else beside the run
+  /// history (`$SIXTY_HISTORY`'s folder), else `$XDG_STATE_HOME/sixty/known_hosts`, else
+  /// `~/.local/state/sixty/known_hosts`.
+  public static func defaultKnownHostsFile(
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  )
+    -> String
+  {
+    if let path = environment["SIXTY_KNOWN_HOSTS"], !path.isEmpty { return path }
+    if let history = environment["SIXTY_HISTORY"], !history.isEmpty {
+      return URL(fileURLWithPath: history).deletingLastPathComponent().appendingPathComponent("known_hosts")
+        .path
+    }
+    if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") { return state + "/sixty/known_hosts" }
+    let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
+    return home + "/.local/state/sixty/known_hosts"
+  }
+
+  /// Creates the known_hosts file's folder (0700) when it is missing, so ssh can record keys.
+  public static func prepareKnownHostsFile(_ path: String) throws {
+    let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+    do {
+      try FileManager.default.createDirectory(
+        atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    } catch {
+      throw ExecutionError(
+        "cannot create \(folder) for the known_hosts file \(path): \(error.localizedDescription)")
+    }
   }
 
   public func connect(host: ScheduledHost, completion: @escaping @Sendable (ConnectOutcome) -> Void) {
@@ -362,6 +407,13 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     // ssh ends its lines with "\r\n" (one Character in Swift, so split on both).
     let lines = log.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).map {
       $0.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+    if hostKeyPolicy == .acceptNew
+      && lines.contains(where: { $0.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") })
+    {
+      let entry = target.port == 22 ? target.address : "[\(target.address)]:\(target.port)"
+      return
+        "the host key of \(host) (\(target.address):\(target.port)) is not the one recorded in \(knownHostsFile) on first use; either the host was reinstalled or its key changed, or someone is intercepting the connection. Nothing was run there. If the change is expected, remove the old key with: ssh-keygen -R '\(entry)' -f '\(knownHostsFile)'"
     }
     let reason = lines.last { !$0.isEmpty } ?? "ssh exited with status \(status)"
     return "cannot connect to \(target.user)@\(target.address):\(target.port): \(reason)"

@@ -435,4 +435,102 @@ import Testing
     var info = stat()
     #expect(stat(destination, &info) == 0 && info.st_mode & 0o777 == 0o600)
   }
+
+  /// `env:` values are secrets as often as not: no process's command line shows them, on the
+  /// runner (ssh's arguments) or on the host (the remote shell's), while the task sees them.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func environmentValuesAreOnNoCommandLine() throws {
+    let fleet = try LocalFleet(count: 1)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let secret = "s3cret-\(UUID().uuidString)"
+    let playbook = try write(
+      """
+      name: env
+      hosts: all
+      tasks:
+        - name: with-env
+          shell: sleep 2.9; printf '%s|%s' "$TOKEN" "$OTHER"; pwd
+          cwd: /usr
+          env: {TOKEN: "\(secret)", OTHER: "it's $(id)"}
+        - name: script-env
+          script: env.sh
+          env: {TOKEN: "\(secret)"}
+      """, fleet.directory + "/env.yml")
+    _ = try write("printf 'script sees %s\\n' \"$TOKEN\"\n", fleet.directory + "/env.sh")
+    let run = try LocalProcess(
+      SixtyBinary.path,
+      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--no-progress"],
+      environment: fleet.environment, logPath: fleet.directory + "/run.log")
+    defer { run.stop() }
+    var seen: [String] = []
+    let deadline = Date().addingTimeInterval(30)
+    var sawTask = false
+    while run.isRunning && Date() < deadline {
+      if processes(mentioning: "sleep 2.9").isEmpty == false { sawTask = true }
+      seen += processes(mentioning: secret)
+      Thread.sleep(forTimeInterval: 0.05)
+    }
+    #expect(sawTask, "the task was never seen running: \(run.log)")
+    #expect(seen.isEmpty, "a command line shows the secret: \(seen)")
+    #expect(run.exitStatus == 0, "\(run.log)")
+    #expect(run.log.contains("web-1 | \(secret)|it's $(id)/usr"), "\(run.log)")
+    #expect(run.log.contains("web-1 | script sees \(secret)"), "\(run.log)")
+  }
+
+  /// `accept-new` is trust on first use across runs: a host's key is recorded once, beside the
+  /// history, and a changed key is refused by the next run and by `sixty ssh`, naming the host.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aChangedHostKeyIsRefusedOnTheNextRunAndBySSH() throws {
+    let fleet = try LocalFleet(count: 1)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let playbook = try write(
+      "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+      fleet.directory + "/quick.yml")
+    let inventory = try fleet.writeInventory()
+    let arguments = ["run", playbook, "-i", inventory, "--endpoint", fleet.endpoint]
+    let first = try SixtyBinary.run(arguments, environment: fleet.environment)
+    #expect(first.status == 0, "\(first.stdout)\n\(first.stderr)")
+    let knownHosts = fleet.directory + "/known_hosts"
+    // Found by name (Debian's ssh_config hashes the names it records).
+    let lookup = try runProgram(
+      "/usr/bin/ssh-keygen", ["-F", "[127.0.0.1]:\(fleet.hosts[0].port)", "-f", knownHosts])
+    #expect(lookup.status == 0 && lookup.stdout.contains("ssh-ed25519"), "\(lookup.stdout)\(lookup.stderr)")
+    let again = try SixtyBinary.run(arguments, environment: fleet.environment)
+    #expect(again.status == 0, "a second run with the same key: \(again.stdout)\n\(again.stderr)")
+
+    // The host gets a new key (as after a reinstall, or an impostor).
+    let hostDir = fleet.hosts[0].directory
+    try? FileManager.default.removeItem(atPath: hostDir + "/host_key")
+    try? FileManager.default.removeItem(atPath: hostDir + "/host_key.pub")
+    let keygen = try runProgram(
+      "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostDir + "/host_key"])
+    try #require(keygen.status == 0)
+    try #require(kill(try #require(fleet.hosts[0].sshd?.pid), SIGHUP) == 0)
+    Thread.sleep(forTimeInterval: 0.5)
+    #expect(LocalProcess.waitForPort(fleet.hosts[0].port))
+    let changed = try SixtyBinary.run(arguments, environment: fleet.environment)
+    #expect(changed.status == 1, "\(changed.stdout)\n\(changed.stderr)")
+    let text = changed.stdout + changed.stderr
+    #expect(
+      text.contains(
+        "the host key of web-1 (127.0.0.1:\(fleet.hosts[0].port)) is not the one recorded in \(knownHosts)"),
+      "\(text)")
+    #expect(text.contains("ssh-keygen -R '[127.0.0.1]:\(fleet.hosts[0].port)' -f '\(knownHosts)'"), "\(text)")
+    #expect(!text.contains("web-1 | hi"), "the task ran on a host with a changed key: \(text)")
+    let ssh = try SixtyBinary.run(
+      [
+        "ssh", "web-1", "-i", inventory, "--endpoint", fleet.endpoint, "-o", "BatchMode=yes", "--", "echo",
+        "in",
+      ],
+      environment: fleet.environment)
+    #expect(ssh.status == 255, "\(ssh.stdout)\n\(ssh.stderr)")
+    #expect(ssh.stderr.contains("Host key verification failed"), "\(ssh.stderr)")
+    #expect(!ssh.stdout.contains("in"))
+  }
 }

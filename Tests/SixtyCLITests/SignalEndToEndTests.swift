@@ -275,7 +275,8 @@ final class SilentListener: @unchecked Sendable {
     deadline = Date().addingTimeInterval(10)
     while !processes(mentioning: keyDir).isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
     let took = Date().timeIntervalSince(killed)
-    #expect(processes(mentioning: keyDir).isEmpty, "ssh outlived the runner: \(processes(mentioning: keyDir))")
+    #expect(
+      processes(mentioning: keyDir).isEmpty, "ssh outlived the runner: \(processes(mentioning: keyDir))")
     #expect(took < 5, "the ssh processes took \(took)s to end after SIGKILL")
     // No control socket runs anything any more.
     for socket in sockets {

@@ -62,6 +62,7 @@ import Testing
     defer { moto.stop() }
     var env = moto.environment
     env["SIXTY_KEY_DIR"] = dir + "/keys"
+    env["SIXTY_KNOWN_HOSTS"] = dir + "/state/known_hosts"
     let result = try SixtyBinary.run(
       [
         "ssh", "web-1", "-i", dir + "/inventory.yml", "--endpoint", moto.endpoint, "--ssh", dir + "/ssh",
@@ -70,16 +71,21 @@ import Testing
     #expect(result.status == 7, "\(result.stderr)")
     #expect(result.stderr.contains("pushed a key for deploy to i-0123456789abcdef0"))
     let args = recorded
-    try #require(args.count >= 19, "\(args)")
+    try #require(args.count >= 23, "\(args)")
     #expect(args[0] == "-i" && args[1].hasPrefix(dir + "/keys/sixty-run-"))
+    // The user's -o comes before Sixty's trust-on-first-use options, so it wins (ssh keeps the
+    // first value); the known_hosts file is the one `sixty run` uses.
     #expect(
-      Array(args[2...16]) == [
+      Array(args[2...20]) == [
         "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-J", "bastion", "-o",
-        "StrictHostKeyChecking=no",
+        "StrictHostKeyChecking=no", "-o", "StrictHostKeyChecking=accept-new", "-o",
+        "UserKnownHostsFile=\(dir)/state/known_hosts",
         "-v", "--", "127.0.0.5", "uptime", "-p",
       ])
-    #expect(args[17] == "mode 600 700")
-    #expect(args[18].hasPrefix("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"))
+    #expect(args[21] == "mode 600 700")
+    #expect(args[22].hasPrefix("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"))
+    var info = stat()
+    #expect(stat(dir + "/state", &info) == 0 && info.st_mode & 0o777 == 0o700)
     #expect(leftoverKeys().isEmpty, "the key directory was not wiped")
   }
 
