@@ -1,5 +1,7 @@
 import ArgumentParser
+import SixtyCore
 import SixtyPlanning
+import SixtyPlaybook
 
 struct ValidateCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -11,7 +13,10 @@ struct ValidateCommand: AsyncParsableCommand {
 
   func run() async throws {
     let outcome = PlanLoader.load(await InventoryResolver.load(options.inputs, ec2: options.ec2))
-    printDiagnostics(outcome.diagnostics)
+    var bag = DiagnosticBag()
+    bag.append(contentsOf: outcome.diagnostics)
+    if let playbook = outcome.playbook { bag.append(contentsOf: PlaybookLint.unquotedShellValues(playbook)) }
+    printDiagnostics(bag.sorted)
     if outcome.exitCode == 0 {
       let plays = outcome.playbook?.plays.count ?? 0
       let tasks = outcome.playbook?.plays.reduce(0) { $0 + $1.tasks.count } ?? 0

@@ -4,6 +4,7 @@ import SixtyPolicy
 
 /// Reads playbook files: one play as a mapping, or several plays as a list.
 public enum PlaybookParser {
+
   static let playKeys = ["name", "hosts", "vars", "policy", "tasks"]
   static let taskKeys = [
     "name", "command", "shell", "script", "upload", "needs", "become", "become_user", "env", "cwd", "timeout",

@@ -45,6 +45,16 @@ import Testing
     #expect(result.stderr == "")
   }
 
+  /// The examples follow their own advice: no value reaches a shell unquoted.
+  @Test(arguments: ["demo", "fleet-uptime", "rolling-restart", "disk-cleanup", "deploy"])
+  func examplePlaybooksGetNoQuotingAdvice(name: String) throws {
+    let result = try SixtyBinary.run(["validate", "playbooks/\(name).yml"])
+    #expect(!result.stderr.contains("warning:"), "\(result.stderr)")
+  }
+
+  static let unquotedNope =
+    "p.yml:4:17: warning: '{{ nope }}' is inserted into the shell command of task 'a' unquoted: a value with spaces, quotes, ';' or '$(…)' would be read as shell syntax; write '{{ nope | quote }}' (or use 'command:', whose arguments are never parsed by a shell).\n"
+
   @Test func validateReportsEveryErrorWithExitTwo() throws {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-cli-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -74,9 +84,12 @@ import Testing
     #expect(
       second.stderr
         == "p.yml:4:17: error: unknown variable 'nope' in task 'a' for host h1; define it in the play's vars, the inventory, or with -e nope=VALUE.\n"
+        + Self.unquotedNope + "1 error, 1 warning.\n"
     )
     let third = try SixtyBinary.run(["validate", "p.yml", "-i", "i.yml", "-e", "nope=1"], in: dir)
     #expect(third.status == 0)
+    // Valid, with advice: the shell would parse whatever 'nope' holds.
+    #expect(third.stderr == Self.unquotedNope)
   }
 
   @Test func policyRefusalExitsThree() throws {

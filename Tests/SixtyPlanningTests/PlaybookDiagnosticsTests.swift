@@ -1,5 +1,6 @@
 import SixtyCore
 import SixtyPlanning
+import SixtyPlaybook
 import Testing
 
 /// Every playbook rule, valid and invalid, with the exact diagnostic text.
@@ -128,6 +129,50 @@ import Testing
     let messages = fixture.messages(outcome)
     #expect(messages == expected)
     #expect(outcome.exitCode == 2)
+  }
+
+  /// A raw `{{ v }}` in `shell:` is read by the shell: validate says so and suggests `| quote`.
+  /// Checked host facts (name, address, port, user) and quoted or literal values need nothing.
+  @Test func unquotedValuesInShellCommandsAreWarnedAbout() throws {
+    let fixture = try Fixture([
+      "play.yml": """
+      hosts: web
+      vars: {dir: /srv, keep: "7"}
+      tasks:
+        - name: clean
+          shell: "find {{ dir }} -mtime +{{ keep | quote }} -delete; echo {{ host.name }} {{ 'x y' }}"
+        - name: tag
+          shell: echo {{ host.tags.role }}
+        - name: argv
+          command: [find, "{{ dir }}"]
+      """,
+      "inv.yml": fleet,
+    ])
+    defer { fixture.remove() }
+    let outcome = fixture.load()
+    #expect(outcome.exitCode == 0 && outcome.diagnostics.isEmpty)
+    let warnings = PlaybookLint.unquotedShellValues(try #require(outcome.playbook)).map {
+      $0.description.replacingOccurrences(of: fixture.dir + "/", with: "")
+    }
+    #expect(
+      warnings == [
+        "play.yml:5:18: warning: '{{ dir }}' is inserted into the shell command of task 'clean' unquoted: a value with spaces, quotes, ';' or '$(…)' would be read as shell syntax; write '{{ dir | quote }}' (or use 'command:', whose arguments are never parsed by a shell).",
+        "play.yml:7:17: warning: '{{ host.tags.role }}' is inserted into the shell command of task 'tag' unquoted: a value with spaces, quotes, ';' or '$(…)' would be read as shell syntax; write '{{ host.tags.role | quote }}' (or use 'command:', whose arguments are never parsed by a shell).",
+      ])
+  }
+
+  /// No command line, environment variable or path can carry a NUL byte.
+  @Test func aNULInARenderedValueIsAnError() throws {
+    let (outcome, messages) = try plan(
+      [
+        "play.yml": "hosts: web-1\ntasks:\n  - {name: a, command: [echo, \"{{ v }}\"]}\n",
+        "inv.yml": fleet,
+      ], options: PlanOptions(extraVars: ["v": .string("a\u{0}b")], defaultUser: "ops"))
+    #expect(outcome.exitCode == 2)
+    #expect(
+      messages == [
+        "play.yml:3:31: error: the value of '{{ v }}' in task 'a' for host web-1 contains a NUL byte, which no command line, environment variable or path can carry; remove it from the variable."
+      ])
   }
 
   @Test func everyProblemIsReportedAtOnce() throws {

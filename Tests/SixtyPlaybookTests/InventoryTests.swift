@@ -77,6 +77,23 @@ import Testing
       ])
   }
 
+  /// `$` or `;` with a combining mark glued to it is one Swift `Character` that is neither, yet
+  /// every shell and ssh reads its first byte as `$` or `;`: the checks work on bytes.
+  @Test func gluedMetacharactersAreRejected() {
+    let (_, diagnostics) = parse(
+      """
+      hosts:
+        a: {address: "a$\\u0301(id)"}
+        b: {address: "10.0.0.1;\\u0301reboot"}
+        c: {address: "10.0.0.1", user: "ops$\\u0301(id)"}
+        d: {address: "caf\\u00E9.example.com"}
+      """)
+    #expect(diagnostics.count == 4, "\(diagnostics)")
+    #expect(diagnostics.allSatisfy { $0.contains("error:") })
+    #expect(diagnostics[0].hasPrefix("inv.yml:2:16: error: the address 'a$\u{301}(id)' of host 'a' is not"))
+    #expect(diagnostics[2].hasPrefix("inv.yml:4:34: error: 'ops$\u{301}(id)' is not a valid user name"))
+  }
+
   @Test func structuralErrors() {
     let (_, diagnostics) = parse(
       """
