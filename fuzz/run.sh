@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-"playbook cron sigv4 publickey"}
+targets=${FUZZ_TARGETS:-"playbook cron sigv4 publickey quote"}
 # Release builds: fast fuzzing, and the entry point is libFuzzer's own main. Every Swift module is
 # instrumented for coverage (-sanitize=fuzzer), not only the targets.
 flags=(-c release --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library)
