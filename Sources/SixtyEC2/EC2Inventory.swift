@@ -146,6 +146,15 @@ public enum EC2Inventory {
         host.sshOptions = ["ProxyJump=\(jump)"]
         host.connectionPath = "jump:\(jump)"
       } else if let endpoint = source.instanceConnectEndpoint {
+        // ssh hands ProxyCommand to a shell: only plain words go into it.
+        let words = [region, instance.id, endpoint]
+        guard words.allSatisfy(Self.isPlainWord) else {
+          diagnostics.append(
+            .warning(
+              "the instance \(SafeText.quoted(instance.id)) (\(name)) cannot be reached through the endpoint \(SafeText.quoted(endpoint)) in region \(SafeText.quoted(region)): expected an instance id, an endpoint id and a region made of letters, digits and '-'; it is left out.",
+              at: source.location))
+          continue
+        }
         host.sshOptions = [
           "ProxyCommand=aws ec2-instance-connect open-tunnel --region \(region) --instance-id \(instance.id) --instance-connect-endpoint-id \(endpoint) --remote-port %p"
         ]
@@ -155,6 +164,16 @@ public enum EC2Inventory {
       hosts.append(host)
     }
     return (hosts, diagnostics)
+  }
+
+  /// Letters, digits and '-' only: safe in a shell command and in ssh's `%` expansion.
+  static func isPlainWord(_ text: String) -> Bool {
+    !text.isEmpty && text.utf8.first != UInt8(ascii: "-")
+      && text.utf8.allSatisfy { byte in
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+          || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+          || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
+      }
   }
 
   /// The same rule as for inventory users: what ssh's -l and Instance Connect accept.

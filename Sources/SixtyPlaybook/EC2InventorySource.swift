@@ -160,7 +160,16 @@ public struct EC2InventorySource: Sendable, Hashable {
       case "cache":
         guard let fields = reader.mapping(pair.value, what, allowed: ["ttl"]) else { continue }
         for field in fields { source.cacheTTL = reader.timeSpan(field.value, "'cache.ttl'") }
-      case "proxy_jump": source.proxyJump = reader.string(pair.value, what)
+      case "proxy_jump":
+        if let jump = reader.string(pair.value, what) {
+          if Self.isJumpList(jump) {
+            source.proxyJump = jump
+          } else {
+            reader.error(
+              "the proxy_jump \(SafeText.quoted(jump)) is not a list of [user@]host[:port] hops; expected something like ops@bastion.example.com:22, with hosts and users made of ASCII letters, digits, '.', '-', '_'.",
+              at: pair.value.location)
+          }
+        }
       case "instance_connect_endpoint":
         guard let fields = reader.mapping(pair.value, what, allowed: ["id", "max_connections"]) else {
           continue
@@ -188,5 +197,30 @@ public struct EC2InventorySource: Sendable, Hashable {
         at: root["proxy_jump"]?.location)
     }
     return source
+  }
+}
+
+extension EC2InventorySource {
+  /// `[user@]host[:port]` hops separated by commas, as ssh's ProxyJump takes them, with users
+  /// and hosts that no option parser or shell can misread.
+  public static func isJumpList(_ text: String) -> Bool {
+    let hops = text.split(separator: ",", omittingEmptySubsequences: false)
+    return !hops.isEmpty
+      && hops.allSatisfy { hop in
+        var rest = Substring(hop)
+        if let at = rest.lastIndex(of: "@") {
+          guard SafeText.isUserName(String(rest[..<at])) else { return false }
+          rest = rest[rest.index(after: at)...]
+        }
+        if let colon = rest.lastIndex(of: ":"), !rest.hasSuffix("]"),
+          !rest.hasPrefix("[") || rest[..<colon].hasSuffix("]")
+        {
+          guard let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port) else {
+            return false
+          }
+          rest = rest[..<colon]
+        }
+        return SafeText.isHostAddress(String(rest))
+      }
   }
 }

@@ -243,6 +243,36 @@ import Testing
     #expect(warnings[2].message.contains("the instance i-03 (web-3) has no private-ip address"))
   }
 
+  /// ssh runs ProxyCommand through a shell: an instance id from the EC2 answer that is not a
+  /// plain word leaves its instance out instead of reaching that shell.
+  @Test func onlyPlainWordsReachAProxyCommand() {
+    var spec = EC2InventorySource()
+    spec.instanceConnectEndpoint = "eice-0123456789abcdef0"
+    let instances = [
+      EC2Instance(id: "i-0123456789abcdef0", state: "running", privateIP: "10.0.0.1"),
+      EC2Instance(id: "i-01;touch /tmp/x", state: "running", privateIP: "10.0.0.2"),
+      EC2Instance(id: "i-02$\u{301}(id)", state: "running", privateIP: "10.0.0.3"),
+    ]
+    let (hosts, warnings) = EC2Inventory.hosts(instances, source: spec, region: "us-east-1")
+    #expect(hosts.map(\.instanceID) == ["i-0123456789abcdef0"])
+    #expect(
+      hosts.first?.sshOptions == [
+        "ProxyCommand=aws ec2-instance-connect open-tunnel --region us-east-1 --instance-id i-0123456789abcdef0 --instance-connect-endpoint-id eice-0123456789abcdef0 --remote-port %p"
+      ])
+    #expect(warnings.count == 2 && warnings.allSatisfy { $0.message.contains("it is left out") })
+  }
+
+  @Test func proxyJumpMustBeHops() {
+    for (jump, ok) in [
+      ("bastion", true), ("ops@bastion.example.com:2222", true), ("a@b:22,c", true), ("[::1]:22", true),
+      ("-oProxyCommand=x", false), ("bastion;id", false), ("ops@bastion:99999", false),
+      ("b$\u{301}(id)", false),
+      ("", false),
+    ] {
+      #expect(EC2InventorySource.isJumpList(jump) == ok, "\(jump)")
+    }
+  }
+
   @Test func anEndpointCapsThePlaysConcurrency() throws {
     var spec = EC2InventorySource()
     spec.instanceConnectEndpoint = "eice-0123456789abcdef0"
