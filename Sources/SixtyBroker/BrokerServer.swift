@@ -217,12 +217,24 @@ public enum BrokerServer {
     async throws
   {
     let key = try signingKey(path: config.signingKeyFile)
-    let audit = try config.auditLog.map { try AuditLog(path: $0) }
+    let audit: AuditLog?
+    do {
+      audit = try config.auditLog.map { try AuditLog(path: $0) }
+    } catch let error as AuditError {
+      throw BrokerStartError(error.message)
+    }
+    if let repair = audit?.repair { logger.warning("\(repair)") }
     let broker = Broker(config: config, signingKey: key, audit: audit, logger: logger)
     let app = application(broker: broker, logger: logger, onRunning: onRunning)
+    // Services stop in reverse order: the checkpoint service after the server, so its last
+    // checkpoint covers the last request's record.
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+    if let audit {
+      services.append(.init(service: AuditCheckpointService(log: audit, signingKey: key, logger: logger)))
+    }
+    services.append(.init(service: app))
     let group = ServiceGroup(
-      configuration: .init(
-        services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+      configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
   }
 
