@@ -16,14 +16,30 @@ import Testing
       _ = try runProgram(
         curl, ["-s", "-o", "/dev/null", fleet.endpoint + "/agent/v1/keys?instance_id=i-nope&user=ops"])
     }
-    let second = try SixtyBinary.run([
-      "broker", "serve", "--config", fleet.directory + "/broker.yml", "--listen", "127.0.0.1:0",
-    ])
-    #expect(second.status == 2)
+    // The second broker either exits (refused) or writes its port file (it serves: the bug).
+    let portFile = fleet.directory + "/second.port"
+    let second = try LocalProcess(
+      SixtyBinary.path,
+      [
+        "broker", "serve", "--config", fleet.directory + "/broker.yml", "--listen", "127.0.0.1:0",
+        "--port-file", portFile,
+      ], logPath: fleet.directory + "/second.log")
+    defer { second.stop() }
+    var listening = false
+    for _ in 0..<400 where second.isRunning {
+      if FileManager.default.fileExists(atPath: portFile) {
+        listening = true
+        break
+      }
+      usleep(50_000)
+    }
+    #expect(!listening, "a second broker serves with the same audit log: \(second.log)")
+    second.stop()
+    #expect(second.exitStatus == 2)
     #expect(
-      second.stderr.contains(
+      second.log.contains(
         "the audit log '\(fleet.auditPath)' is in use by another broker (pid \(fleet.broker.pid))"),
-      "\(second.stderr)")
+      "\(second.log)")
     #expect(fleet.broker.isRunning, "the first broker keeps running")
     // SIGTERM: graceful shutdown writes the last checkpoint.
     fleet.broker.stop()
