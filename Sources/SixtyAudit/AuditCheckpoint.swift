@@ -101,7 +101,9 @@ public struct AuditCheckpoint: Sendable, Equatable {
         message: "cannot \(what) the audit checkpoint '\(path)': \(String(cString: strerror(errno))).",
         line: nil)
     }
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
+    // A stale temporary file (a crash mid-write, or a link planted there) is removed, never written through.
+    unlink(temporary)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
     guard fd >= 0 else { throw failure("create") }
     let bytes = encoded()
     let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }

@@ -138,7 +138,8 @@ struct KeyPurgeService: Service {
 
   func run() async throws {
     while !Task.isCancelled && !Task.isShuttingDownGracefully {
-      try? await Task.sleep(for: interval)
+      // Graceful shutdown ends the wait, so the server stops at once rather than after it.
+      try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
       broker.store.purge(now: broker.clock())
     }
   }
@@ -223,7 +224,15 @@ public enum BrokerServer {
     } catch let error as AuditError {
       throw BrokerStartError(error.message)
     }
-    if let repair = audit?.repair { logger.warning("\(repair)") }
+    if let audit {
+      if let repair = audit.repair { logger.warning("\(repair)") }
+      let (sequence, _) = audit.status
+      if audit.lastCheckpoint == nil && sequence > 0 {
+        logger.warning(
+          "the audit log \(audit.path) has \(sequence) records but no signed checkpoint (\(audit.checkpointPath)): records removed from its end while the broker was stopped could not be detected; signing its head now."
+        )
+      }
+    }
     let broker = Broker(config: config, signingKey: key, audit: audit, logger: logger)
     let app = application(broker: broker, logger: logger, onRunning: onRunning)
     // Services stop in reverse order: the checkpoint service after the server, so its last
