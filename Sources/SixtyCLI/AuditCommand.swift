@@ -92,7 +92,7 @@ struct AuditCommand: ParsableCommand {
     /// What was verified, and what was not.
     static func describe(_ summary: AuditVerifier.Summary, file: String) -> String {
       let count = "\(summary.records) record\(summary.records == 1 ? "" : "s")"
-      var text = "ok: \(count), chain intact, head \(summary.head)"
+      var text = "ok, \(count), chain intact, head \(summary.head)"
       guard let checkpoint = summary.checkpoint else {
         return text
           + "; head NOT signed: there is no checkpoint \(AuditLog.checkpointPath(for: file)), so records removed from the end or a rewrite with recomputed hashes would go unnoticed."

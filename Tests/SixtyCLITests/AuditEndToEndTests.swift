@@ -52,7 +52,7 @@ import Testing
     ])
     #expect(verify.status == 0, "\(verify.stderr)")
     #expect(
-      verify.stdout.contains("ok: \(records) record") && verify.stdout.contains("chain intact")
+      verify.stdout.contains("ok, \(records) record") && verify.stdout.contains("chain intact")
         && verify.stdout.contains("head signed at record \(records) at ")
         && verify.stdout.contains("(signature verified)"),
       "\(verify.stdout)")
