@@ -45,10 +45,10 @@ struct BrokerResponder: HTTPResponder {
       case .v6(let a): a.host
       default: nil
       }
-    let answer = broker.handle(
+    let answer = try await BrokerServer.handle(
       BrokerRequest(
         method: request.method.rawValue, path: path, query: query, headers: headers,
-        body: Array(buffer: body), remoteAddress: address))
+        body: Array(buffer: body), remoteAddress: address), broker: broker)
     var fields = HTTPFields()
     for (name, value) in answer.headers {
       if let name = HTTPFields.Element.Name(name) {
@@ -179,6 +179,26 @@ public enum BrokerServer {
         "cannot write the signing key file \(path): \(String(cString: strerror(errno))).")
     }
     return key
+  }
+
+  /// Threads for requests that write the audit log: an append waits for its fsync, which must block
+  /// neither an event loop nor Swift Concurrency's cooperative pool. Appends running at once share
+  /// an fsync (`AuditLog` commits in groups), so there are more threads than cores.
+  static let auditPool: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 16)
+    pool.start()
+    return pool
+  }()
+
+  /// Serves one request: on `auditPool` when it writes an audit record (a push or an agent fetch
+  /// with an audit log configured), inline otherwise (health, metrics, unknown paths).
+  public static func handle(_ request: BrokerRequest, broker: Broker) async throws -> BrokerResponse {
+    let audited =
+      broker.audit != nil
+      && ((request.method == "POST" && request.path == "/")
+        || (request.method == "GET" && request.path == "/agent/v1/keys"))
+    guard audited else { return broker.handle(request) }
+    return try await auditPool.runIfActive { broker.handle(request) }
   }
 
   /// Builds the application; `onRunning` receives the bound port (useful with port 0).

@@ -77,3 +77,57 @@ import Testing
     return path
   }
 }
+
+/// Requests that write the audit log wait for its fsync on threads of their own.
+@Suite final class AuditOffloadTests {
+  /// Records whether each write ran inside a Swift task (on the cooperative pool or an event loop
+  /// serving as the executor), where a blocking fsync would stall other requests.
+  final class Probe: @unchecked Sendable {
+    // `lock` protects `inTask`.
+    private let lock = NSLock()
+    private var inTask: [Bool] = []
+    var writesInsideATask: [Bool] { lock.withLock { inTask } }
+    var writer: AuditLog.Writer {
+      { fd, bytes in
+        let inside = withUnsafeCurrentTask { $0 != nil }
+        self.lock.withLock { self.inTask.append(inside) }
+        return write(fd, bytes.baseAddress, bytes.count)
+      }
+    }
+  }
+
+  @Test func auditedRequestsRunOffTheAsyncExecutor() async throws {
+    let directory =
+      FileManager.default.temporaryDirectory.appendingPathComponent("sixty-offload-\(UUID().uuidString)").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let yaml = """
+      key_ttl: 60s
+      principals:
+        deploy: {access_key_id: AKIDOFFLOAD00001, secret: offload-secret-0123456789, hosts: [role=web], users: [ops]}
+      hosts:
+        i-0000000000000001: {name: web-1, tags: {role: web}, token: agent-token-offload-0123456789}
+      """
+    try yaml.write(toFile: directory + "/broker.yml", atomically: true, encoding: .utf8)
+    let config = try #require(BrokerConfig.load(path: directory + "/broker.yml").0)
+    let probe = Probe()
+    let log = try AuditLog(path: directory + "/audit.jsonl", writer: probe.writer)
+    let broker = Broker(config: config, signingKey: Curve25519.Signing.PrivateKey(), audit: log)
+    // An agent fetch that is served always writes its record ("no audit record, no keys").
+    let fetch = try await BrokerServer.handle(
+      BrokerRequest(
+        method: "GET", path: "/agent/v1/keys", query: "instance_id=i-0000000000000001&user=ops",
+        headers: [("Authorization", "Bearer agent-token-offload-0123456789")], body: [],
+        remoteAddress: "127.0.0.1"), broker: broker)
+    #expect(fetch.status == 200)
+    _ = try await BrokerServer.handle(
+      BrokerRequest(method: "POST", path: "/", headers: [], body: [], remoteAddress: "127.0.0.1"),
+      broker: broker)
+    let writes = probe.writesInsideATask
+    #expect(!writes.isEmpty && writes.allSatisfy { !$0 }, "inside a task: \(writes)")
+    let health = try await BrokerServer.handle(
+      BrokerRequest(method: "GET", path: "/healthz", headers: [], body: [], remoteAddress: nil),
+      broker: broker)
+    #expect(health.status == 200)
+  }
+}
