@@ -240,6 +240,12 @@ final class FlakyWriter: @unchecked Sendable {
       return error?.chainBroken == true && error?.message.contains("record 3 of the audit log") == true
         && error?.message.contains("was rewritten") == true
     }
+    // And the broker refuses to extend it.
+    #expect {
+      try AuditLog(path: path)
+    } throws: { error in
+      (error as? AuditError)?.message.contains("the log was rewritten; refusing to extend it") == true
+    }
   }
 
   @Test func forgedCheckpointIsDetected() throws {
