@@ -35,23 +35,56 @@ public struct AuditRecord: Sendable, Equatable {
   )
   .timeZone(separator: .omitted).dateSeparator(.dash).timeSeparator(.colon)
 
-  /// The record's JSON body without the chain fields; keys in a fixed order.
+  /// How many bytes of JSON text one field may take in a record (its escaped form), before the
+  /// truncation marker: every field but `reason`.
+  public static let fieldLimit = 512
+  /// The same for `reason`, which quotes error messages.
+  public static let reasonLimit = 1024
+
+  /// The record's JSON body without the chain fields; keys in a fixed order. Every string is
+  /// bounded (`bounded(_:limit:)`), so a record stays under a few kilobytes whatever its input.
   func body(sequence: Int, previous: String) -> [UInt8] {
+    func bound(_ text: String?) -> String? { text.map { AuditRecord.bounded($0) } }
     var w = JSONWriter()
     w.beginObject()
     w.field("seq", sequence)
     w.field("time", AuditRecord.timeFormat.format(time))
     w.field("prev", previous)
-    w.field("event", event)
-    w.field("request_id", requestID)
-    w.field("principal", principal)
-    w.field("source", source)
-    w.field("instance", instance)
-    w.field("os_user", osUser)
-    w.field("fingerprint", fingerprint)
-    w.field("outcome", outcome)
-    w.field("reason", reason)
+    w.field("event", AuditRecord.bounded(event))
+    w.field("request_id", AuditRecord.bounded(requestID))
+    w.field("principal", bound(principal))
+    w.field("source", bound(source))
+    w.field("instance", bound(instance))
+    w.field("os_user", bound(osUser))
+    w.field("fingerprint", bound(fingerprint))
+    w.field("outcome", AuditRecord.bounded(outcome))
+    w.field("reason", reason.map { AuditRecord.bounded($0, limit: AuditRecord.reasonLimit) })
     w.endObject()
     return w.bytes
+  }
+
+  /// `text` when its JSON-escaped form fits in `limit` bytes; otherwise its longest prefix of whole
+  /// Unicode scalars that fits, followed by `…[truncated, N bytes]` where N is the UTF-8 length
+  /// of the whole original text.
+  public static func bounded(_ text: String, limit: Int = fieldLimit) -> String {
+    var cost = 0
+    var end = text.unicodeScalars.startIndex
+    for index in text.unicodeScalars.indices {
+      let scalar = text.unicodeScalars[index]
+      var scalarCost = 0
+      switch scalar.value {
+      case 0x22, 0x5C, 0x0A, 0x0D, 0x09: scalarCost = 2  // \" \\ \n \r \t
+      case 0..<0x20, 0x7F: scalarCost = 6  // \u00XX
+      default: scalarCost = UTF8.width(scalar)
+      }
+      if cost + scalarCost > limit {
+        var kept = String(text.unicodeScalars[..<end])
+        kept += "…[truncated, \(text.utf8.count) bytes]"
+        return kept
+      }
+      cost += scalarCost
+      end = text.unicodeScalars.index(after: index)
+    }
+    return text
   }
 }

@@ -81,7 +81,7 @@ public final class Broker: Sendable {
     case ("GET", "/healthz"):
       return BrokerResponse(status: 200, headers: [("Content-Type", "text/plain")], body: Array("ok\n".utf8))
     case ("GET", "/metrics"):
-      let text = metrics.render(activeKeys: store.count(now: clock()))
+      let text = metrics.render(activeKeys: store.count(now: clock()), audit: audit)
       return BrokerResponse(
         status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(text.utf8))
     default:

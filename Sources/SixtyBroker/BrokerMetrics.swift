@@ -1,4 +1,5 @@
 import Foundation
+import SixtyAudit
 
 /// Prometheus-style counters and a latency histogram.
 public final class BrokerMetrics: @unchecked Sendable {
@@ -30,9 +31,11 @@ public final class BrokerMetrics: @unchecked Sendable {
     }
   }
 
-  /// The text exposition format.
-  func render(activeKeys: Int) -> String {
-    lock.withLock {
+  /// The text exposition format; `audit` is the audit log, whose head it shows.
+  func render(activeKeys: Int, audit: AuditLog? = nil) -> String {
+    let head = audit?.status
+    let checkpoint = audit?.lastCheckpoint
+    return lock.withLock {
       var out =
         "# HELP sixty_broker_pushes_total Key pushes by outcome.\n# TYPE sixty_broker_pushes_total counter\n"
       for outcome in ["accepted", "refused"] {
@@ -61,6 +64,17 @@ public final class BrokerMetrics: @unchecked Sendable {
       out += "sixty_broker_request_seconds_bucket{le=\"+Inf\"} \(cumulative)\n"
       out += "sixty_broker_request_seconds_sum \(latencySum)\n"
       out += "sixty_broker_request_seconds_count \(cumulative)\n"
+      if let head {
+        out +=
+          "# HELP sixty_audit_sequence The audit log's newest record.\n# TYPE sixty_audit_sequence gauge\n"
+        out += "sixty_audit_sequence \(head.sequence)\n"
+        out +=
+          "# HELP sixty_audit_head_info The audit log's newest record and its hash (compare with the log to detect removed records).\n# TYPE sixty_audit_head_info gauge\n"
+        out += "sixty_audit_head_info{seq=\"\(head.sequence)\",hash=\"\(head.head)\"} 1\n"
+        out +=
+          "# HELP sixty_audit_checkpoint_sequence The newest audit record covered by a signed checkpoint (-1: none yet).\n# TYPE sixty_audit_checkpoint_sequence gauge\n"
+        out += "sixty_audit_checkpoint_sequence \(checkpoint?.sequence ?? -1)\n"
+      }
       return out
     }
   }

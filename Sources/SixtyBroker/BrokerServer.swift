@@ -45,10 +45,10 @@ struct BrokerResponder: HTTPResponder {
       case .v6(let a): a.host
       default: nil
       }
-    let answer = broker.handle(
+    let answer = try await BrokerServer.handle(
       BrokerRequest(
         method: request.method.rawValue, path: path, query: query, headers: headers,
-        body: Array(buffer: body), remoteAddress: address))
+        body: Array(buffer: body), remoteAddress: address), broker: broker)
     var fields = HTTPFields()
     for (name, value) in answer.headers {
       if let name = HTTPFields.Element.Name(name) {
@@ -138,7 +138,8 @@ struct KeyPurgeService: Service {
 
   func run() async throws {
     while !Task.isCancelled && !Task.isShuttingDownGracefully {
-      try? await Task.sleep(for: interval)
+      // Graceful shutdown ends the wait, so the server stops at once rather than after it.
+      try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
       broker.store.purge(now: broker.clock())
     }
   }
@@ -180,6 +181,26 @@ public enum BrokerServer {
     return key
   }
 
+  /// Threads for requests that write the audit log: an append waits for its fsync, which must block
+  /// neither an event loop nor Swift Concurrency's cooperative pool. Appends running at once share
+  /// an fsync (`AuditLog` commits in groups), so there are more threads than cores.
+  static let auditPool: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 16)
+    pool.start()
+    return pool
+  }()
+
+  /// Serves one request: on `auditPool` when it writes an audit record (a push or an agent fetch
+  /// with an audit log configured), inline otherwise (health, metrics, unknown paths).
+  public static func handle(_ request: BrokerRequest, broker: Broker) async throws -> BrokerResponse {
+    let audited =
+      broker.audit != nil
+      && ((request.method == "POST" && request.path == "/")
+        || (request.method == "GET" && request.path == "/agent/v1/keys"))
+    guard audited else { return broker.handle(request) }
+    return try await auditPool.runIfActive { broker.handle(request) }
+  }
+
   /// Builds the application; `onRunning` receives the bound port (useful with port 0).
   public static func application(
     broker: Broker, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
@@ -217,12 +238,32 @@ public enum BrokerServer {
     async throws
   {
     let key = try signingKey(path: config.signingKeyFile)
-    let audit = try config.auditLog.map { try AuditLog(path: $0) }
+    let audit: AuditLog?
+    do {
+      audit = try config.auditLog.map { try AuditLog(path: $0) }
+    } catch let error as AuditError {
+      throw BrokerStartError(error.message)
+    }
+    if let audit {
+      if let repair = audit.repair { logger.warning("\(repair)") }
+      let (sequence, _) = audit.status
+      if audit.lastCheckpoint == nil && sequence > 0 {
+        logger.warning(
+          "the audit log \(audit.path) has \(sequence) records but no signed checkpoint (\(audit.checkpointPath)): records removed from its end while the broker was stopped could not be detected; signing its head now."
+        )
+      }
+    }
     let broker = Broker(config: config, signingKey: key, audit: audit, logger: logger)
     let app = application(broker: broker, logger: logger, onRunning: onRunning)
+    // Services stop in reverse order: the checkpoint service after the server, so its last
+    // checkpoint covers the last request's record.
+    var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+    if let audit {
+      services.append(.init(service: AuditCheckpointService(log: audit, signingKey: key, logger: logger)))
+    }
+    services.append(.init(service: app))
     let group = ServiceGroup(
-      configuration: .init(
-        services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+      configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
   }
 
