@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
+# libFuzzer, not Swift's backtracer, handles a crash: it saves the input under artifacts/.
+export SWIFT_BACKTRACE=enable=no
 targets=${FUZZ_TARGETS:-"playbook cron sigv4 publickey quote"}
 # Release builds: fast fuzzing, and the entry point is libFuzzer's own main. Every Swift module is
 # instrumented for coverage (-sanitize=fuzzer), not only the targets.

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SixtyCore
 
 /// Checks an audit log's chain and reads its records.
 public enum AuditVerifier {
@@ -184,7 +185,7 @@ public enum AuditVerifier {
       case 0..<0x20, 0x7F...0x9F:
         let hex = String(scalar.value, radix: 16)
         out.append(contentsOf: ("\\x" + (hex.count < 2 ? "0" : "") + hex).unicodeScalars)
-      case 0x061C, 0x200E, 0x200F, 0x2028, 0x2029, 0x202A...0x202E, 0x2066...0x2069:
+      case _ where SafeText.needsEscape(scalar):  // bidi controls, line and paragraph separators
         out.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars)
       default:
         out.append(scalar)

@@ -51,9 +51,15 @@ public func fuzzQuote(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     !shown.unicodeScalars.contains(where: SafeText.needsEscape), "a control or bidi scalar is shown raw")
 
   let metacharacters = Array(" \t\n\r'\"\\$`;&|<>()*?!#~{}".utf8)
-  if SafeText.isHostAddress(text) || SafeText.isUserName(text) {
-    precondition(!text.utf8.contains(where: { metacharacters.contains($0) || $0 >= 0x80 }), "unsafe byte accepted")
-    precondition(text.utf8.first != UInt8(ascii: "-"), "a leading '-' is accepted")
+  if SafeText.isHostAddress(text) {
+    precondition(!text.utf8.contains(where: { metacharacters.contains($0) || $0 >= 0x80 }), "unsafe address")
+    precondition(text.utf8.first != UInt8(ascii: "-"), "an address with a leading '-' is accepted")
+  }
+  if SafeText.isUserName(text) {
+    // A final '$' is allowed (machine accounts, as Instance Connect allows); nothing else.
+    let body = text.utf8.last == UInt8(ascii: "$") ? Array(text.utf8.dropLast()) : Array(text.utf8)
+    precondition(!body.contains(where: { metacharacters.contains($0) || $0 >= 0x80 }), "unsafe user name")
+    precondition(text.utf8.first != UInt8(ascii: "-"), "a user name with a leading '-' is accepted")
   }
   return 0
 }
