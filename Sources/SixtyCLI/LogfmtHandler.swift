@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SixtyCore
 
 /// Structured log lines (logfmt) on standard error:
 /// `time=2026-11-25T03:00:00.012Z level=info msg="run finished" job=nightly run=42 exit=0`.
@@ -43,8 +44,18 @@ struct LogfmtHandler: LogHandler {
     return line + "\n"
   }
 
-  /// A value as logfmt writes it: bare when safe, else quoted with escapes (never a raw newline).
-  static func quote(_ value: String) -> String {
+  /// The longest value a log line carries, in Unicode scalars; the rest is cut with a count.
+  static let valueLimit = 2048
+
+  /// A value as logfmt writes it: bare when safe, else quoted with escapes (never a raw newline,
+  /// a terminal control, a bidi override or a line separator), and cut past `valueLimit`.
+  static func quote(_ whole: String) -> String {
+    var value = whole
+    let scalarCount = whole.unicodeScalars.count
+    if scalarCount > valueLimit {
+      value = String(String.UnicodeScalarView(whole.unicodeScalars.prefix(valueLimit)))
+      value += "…[truncated, \(scalarCount - valueLimit) more characters]"
+    }
     let safe =
       !value.isEmpty
       && value.unicodeScalars.allSatisfy {
@@ -60,7 +71,7 @@ struct LogfmtHandler: LogHandler {
       case "\r": out += "\\r"
       case "\t": out += "\\t"
       default:
-        if scalar.value < 0x20 || scalar.value == 0x7F {
+        if SafeText.needsEscape(scalar) {
           out += String(format: "\\u%04x", scalar.value)
         } else {
           out.unicodeScalars.append(scalar)
