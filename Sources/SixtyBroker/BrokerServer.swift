@@ -131,7 +131,8 @@ final class BodyDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
   }
 }
 
-/// Drops expired keys every few seconds so memory follows the active set.
+/// Every few seconds: drops expired keys so memory follows the active set, and writes the
+/// summaries of unauthenticated requests whose period has ended (all of them at shutdown).
 struct KeyPurgeService: Service {
   let broker: Broker
   let interval: Duration
@@ -140,7 +141,9 @@ struct KeyPurgeService: Service {
     while !Task.isCancelled && !Task.isShuttingDownGracefully {
       try? await Task.sleep(for: interval)
       broker.store.purge(now: broker.clock())
+      broker.flushUnauthenticated()
     }
+    broker.flushUnauthenticated(force: true)
   }
 }
 
@@ -218,7 +221,20 @@ public enum BrokerServer {
   {
     let key = try signingKey(path: config.signingKeyFile)
     let audit = try config.auditLog.map { try AuditLog(path: $0) }
-    let broker = Broker(config: config, signingKey: key, audit: audit, logger: logger)
+    let replays: (any ReplayCache)?
+    do {
+      replays = try config.replayCachePath.map {
+        try FileReplayCache(path: $0, retention: 2 * config.maxClockSkew.seconds, now: Date())
+      }
+    } catch let error as ReplayCacheError {
+      throw BrokerStartError(error.description)
+    }
+    let broker = Broker(config: config, signingKey: key, audit: audit, replays: replays, logger: logger)
+    for warning in broker.startupWarnings { logger.warning("\(warning)") }
+    if let path = config.replayCachePath {
+      logger.info("accepted signatures are kept in \(path) for \(Int(2 * config.maxClockSkew.seconds))s")
+    }
+    if !config.regionIsDefault { logger.info("accepting only requests signed for \(config.region)") }
     let app = application(broker: broker, logger: logger, onRunning: onRunning)
     let group = ServiceGroup(
       configuration: .init(
