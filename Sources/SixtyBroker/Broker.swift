@@ -90,7 +90,8 @@ public final class Broker: Sendable {
     self.unauthenticated = unauthenticatedTally
     self.decoyToken = Array(
       SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString().utf8)
-    let started = clock()
+    // X-Amz-Date counts whole seconds: the cut is the next whole second.
+    let started = Date(timeIntervalSince1970: clock().timeIntervalSince1970.rounded(.up))
     var warnings: [String] = []
     if config.regionIsDefault {
       warnings.append(
@@ -105,7 +106,7 @@ public final class Broker: Sendable {
     }
     if !self.replays.isPersistent {
       warnings.append(
-        "no replay_cache or audit_log in broker.yml: accepted signatures are kept in memory only, so every request signed before this start (\(SigV4.amzDate(started))) is refused; set 'replay_cache' to keep them across restarts"
+        "no replay_cache or audit_log in broker.yml: accepted signatures are kept in memory only, so every request signed before this start is refused; set 'replay_cache' to keep them across restarts"
       )
     }
     startupWarnings = warnings
@@ -341,9 +342,12 @@ public final class Broker: Sendable {
       query[String(parts[0])] = String(parts[1]).removingPercentEncoding
     }
     // Before a valid token, nothing the request says is written anywhere: it is counted.
-    func refuse(_ status: Int, _ message: String, _ outcome: String) -> BrokerResponse {
+    // `/metrics` is public: its outcome must not tell an unknown instance from a wrong token
+    // either; the audit summary (`reason`) may.
+    func refuse(_ status: Int, _ message: String, _ outcome: String, reason: String? = nil) -> BrokerResponse
+    {
       metrics.fetch(outcome: outcome)
-      noteUnauthenticated(source: request.remoteAddress, reason: outcome, now: now)
+      noteUnauthenticated(source: request.remoteAddress, reason: reason ?? outcome, now: now)
       return BrokerResponse(
         status: status, headers: [("Content-Type", "text/plain")], body: Array((message + "\n").utf8))
     }
@@ -359,7 +363,8 @@ public final class Broker: Sendable {
     }
     let matches = constantTimeEqual(presented, host.map { Array($0.token.utf8) } ?? decoyToken)
     guard let host, matches, !presented.isEmpty else {
-      return refuse(401, Broker.agentRefusal, host == nil ? "unknown_instance" : "bad_token")
+      return refuse(
+        401, Broker.agentRefusal, "bad_token", reason: host == nil ? "unknown_instance" : "bad_token")
     }
     let keys = store.active(instance: host.instanceID, user: user, now: now)
     let list = SignedKeyList(

@@ -221,13 +221,31 @@ public enum BrokerServer {
   {
     let key = try signingKey(path: config.signingKeyFile)
     let audit = try config.auditLog.map { try AuditLog(path: $0) }
-    let replays: (any ReplayCache)?
-    do {
-      replays = try config.replayCachePath.map {
-        try FileReplayCache(path: $0, retention: 2 * config.maxClockSkew.seconds, now: Date())
+    // A restarted broker without a record of what it accepted (no replay cache file, or a new
+    // one) refuses every request signed before it started. X-Amz-Date counts whole seconds, so
+    // the cut is the next whole second, and the broker starts serving only then: no request
+    // signed after the start is refused for it.
+    let start = Date()
+    let floor = Date(timeIntervalSince1970: start.timeIntervalSince1970.rounded(.up))
+    let replays: any ReplayCache
+    var floorInEffect = true
+    if let path = config.replayCachePath {
+      do {
+        let file = try FileReplayCache(
+          path: path, retention: 2 * config.maxClockSkew.seconds, now: start, refusingSignedBeforeIfNew: floor
+        )
+        if file.isNew {
+          logger.warning(
+            "the replay cache \(path) did not exist and was created; requests signed before this start are refused"
+          )
+        }
+        floorInEffect = file.isNew
+        replays = file
+      } catch let error as ReplayCacheError {
+        throw BrokerStartError(error.description)
       }
-    } catch let error as ReplayCacheError {
-      throw BrokerStartError(error.description)
+    } else {
+      replays = MemoryReplayCache(retention: 2 * config.maxClockSkew.seconds, refusingSignedBefore: floor)
     }
     let broker = Broker(config: config, signingKey: key, audit: audit, replays: replays, logger: logger)
     for warning in broker.startupWarnings { logger.warning("\(warning)") }
@@ -235,6 +253,9 @@ public enum BrokerServer {
       logger.info("accepted signatures are kept in \(path) for \(Int(2 * config.maxClockSkew.seconds))s")
     }
     if !config.regionIsDefault { logger.info("accepting only requests signed for \(config.region)") }
+    if floorInEffect, floor.timeIntervalSinceNow > 0 {
+      try await Task.sleep(for: .milliseconds(Int(floor.timeIntervalSinceNow * 1000) + 1))
+    }
     let app = application(broker: broker, logger: logger, onRunning: onRunning)
     let group = ServiceGroup(
       configuration: .init(

@@ -141,6 +141,8 @@ public final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
 /// accepted.
 public final class FileReplayCache: ReplayCache, @unchecked Sendable {
   public let path: String
+  /// Whether the file did not exist when the cache was opened.
+  public let isNew: Bool
   // `lock` protects `table`, `fd` and `lines`.
   private let lock = NSLock()
   private var table: ReplayTable
@@ -149,16 +151,26 @@ public final class FileReplayCache: ReplayCache, @unchecked Sendable {
   private var lines = 0
 
   /// Opens (creating it 0600) the cache at `path`, dropping entries that have expired.
+  /// - Parameter refusingSignedBeforeIfNew: when the file does not exist (first start, or it was
+  ///   lost), nothing accepted before can be vouched for: requests signed before this time (the
+  ///   start) are refused, as `MemoryReplayCache` does. `isNew` tells.
   /// - Throws: `ReplayCacheError` naming the path and the system's reason.
-  public init(path: String, retention: TimeInterval, capacity: Int = 1_000_000, now: Date) throws {
+  public init(
+    path: String, retention: TimeInterval, capacity: Int = 1_000_000, now: Date,
+    refusingSignedBeforeIfNew: Date? = nil
+  ) throws {
     self.path = path
     var table = ReplayTable(retention: retention, capacity: capacity, floor: nil)
     if let data = FileManager.default.contents(atPath: path) {
+      isNew = false
       for line in data.split(separator: UInt8(ascii: "\n")) {
         FileReplayCache.load(line: Array(line), into: &table, now: now)
       }
     } else if FileManager.default.fileExists(atPath: path) {
       throw ReplayCacheError("cannot read the replay cache '\(path)'; expected a file the broker can read.")
+    } else {
+      isNew = true
+      if let start = refusingSignedBeforeIfNew { table.floor = start }
     }
     self.table = table
     fd = -1

@@ -136,6 +136,26 @@ extension BrokerTests {
     #expect(restarted.handle(request(pushBody())).status == 200)
   }
 
+  /// A replay cache file that is missing at start (first start, or lost) cannot vouch for what
+  /// an earlier broker accepted: requests signed before the start are refused, once; a restart
+  /// that finds the file keeps no such cut.
+  @Test func aMissingReplayCacheFileRefusesWhatWasSignedBeforeTheStart() throws {
+    let path = directory + "/lost"
+    let start = clock.now
+    let created = try FileReplayCache(
+      path: path, retention: 600, now: start, refusingSignedBeforeIfNew: start)
+    #expect(created.isNew)
+    #expect(
+      created.check("k", signedAt: start.addingTimeInterval(-1), now: start) == .signedBeforeFloor(start))
+    #expect(try created.claim("k", signedAt: start, now: start) == .fresh)
+    let later = start.addingTimeInterval(30)
+    let reopened = try FileReplayCache(
+      path: path, retention: 600, now: later, refusingSignedBeforeIfNew: later)
+    #expect(!reopened.isNew)
+    #expect(reopened.check("k", signedAt: start, now: later) == .replayed)
+    #expect(reopened.check("other", signedAt: start.addingTimeInterval(1), now: later) == .fresh)
+  }
+
   @Test func copiesOfOneRequestSentAtOnceAreAcceptedOnce() throws {
     let broker = try broker()
     let original = request(pushBody())
@@ -215,6 +235,12 @@ extension BrokerTests {
     #expect(unknown.body == wrong.body)
     #expect(missing.body == wrong.body)
     #expect(fetch(broker).status == 200)
+    // Nor does the public /metrics page tell them apart.
+    let metrics = String(
+      decoding: broker.handle(
+        BrokerRequest(method: "GET", path: "/metrics", headers: [], body: [], remoteAddress: nil)
+      ).body, as: UTF8.self)
+    #expect(!metrics.contains("unknown_instance"), "\(metrics)")
   }
 
   // MARK: 3. Unauthenticated requests cost bounded space
