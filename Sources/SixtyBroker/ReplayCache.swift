@@ -222,7 +222,8 @@ public final class FileReplayCache: ReplayCache, @unchecked Sendable {
     let out = open(temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o600)
     guard out >= 0 else {
       throw ReplayCacheError(
-        "cannot create '\(temporary)' to compact the replay cache: \(String(cString: strerror(errno))).")
+        "cannot write the replay cache '\(path)' (creating '\(temporary)' failed: \(String(cString: strerror(errno)))); expected a directory the broker may write to."
+      )
     }
     let bytes = Array(text.utf8)
     let ok =

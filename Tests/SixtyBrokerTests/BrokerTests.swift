@@ -384,6 +384,31 @@ final class TestClock: @unchecked Sendable {
     return (config, diagnostics.map(\.description))
   }
 
+  @Test func theRegionDefaultsToUSEast1AndTheReplayCacheSitsNextToTheAuditLog() throws {
+    let (defaults, _) = try load("")
+    #expect(defaults?.region == "us-east-1")
+    #expect(defaults?.regionIsDefault == true)
+    #expect(defaults?.replayCachePath == nil)
+    let (set, diagnostics) = try load("region: eu-west-1\naudit_log: /var/log/sixty/audit.jsonl")
+    #expect(set?.region == "eu-west-1" && set?.regionIsDefault == false, "\(diagnostics)")
+    #expect(set?.replayCachePath == "/var/log/sixty/audit.jsonl.replays")
+    let (explicit, _) = try load("audit_log: /a.jsonl\nreplay_cache: /var/lib/sixty/replays")
+    #expect(explicit?.replayCachePath == "/var/lib/sixty/replays")
+    let (bad, badDiagnostics) = try load("region: \"EU West\"")
+    #expect(bad == nil)
+    #expect(
+      badDiagnostics.contains { $0.contains("'region' is 'EU West'; expected a region name") },
+      "\(badDiagnostics)")
+  }
+
+  @Test func aReplayCacheInAMissingDirectoryIsAClearStartError() throws {
+    #expect {
+      try FileReplayCache(path: "/nonexistent-sixty-dir/replays", retention: 600, now: Date())
+    } throws: { error in
+      "\(error)".contains("cannot write the replay cache '/nonexistent-sixty-dir/replays'")
+    }
+  }
+
   @Test func connectionTimeoutsHaveDefaultsAndBounds() throws {
     let (defaults, _) = try load("")
     #expect(defaults?.idleTimeout == .seconds(30))
