@@ -127,7 +127,7 @@ class Fleet:
         )
         with open(f"{w}/broker.yml", "w") as f:
             f.write(
-                f"listen: 127.0.0.1:0\nkey_ttl: 60s\nsigning_key_file: {w}/signing.key\n"
+                f"listen: 127.0.0.1:0\nregion: us-east-1\nkey_ttl: 60s\nsigning_key_file: {w}/signing.key\n"
                 f"audit_log: {w}/audit.jsonl\nprincipals:\n"
                 f"  bench: {{access_key_id: {KEY_ID}, secret: {SECRET}, hosts: [all], users: ['*'],"
                 f" rate: {{per_second: 100000, burst: 100000}}}}\nhosts:\n{hosts}"

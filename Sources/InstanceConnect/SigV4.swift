@@ -329,6 +329,11 @@ public enum SigV4 {
     public var accessKeyID: String
     public var region: String
     public var service: String
+    /// The verified signature, 64 lowercase hex digits: what the secret signed, whatever the
+    /// spelling of the `Authorization` header (field order, spaces). Replay caches key on it.
+    public var signature: String
+    /// When the request says it was signed (`X-Amz-Date`, whole seconds).
+    public var signedAt: Date
   }
 
   /// Checks a request's signature.
@@ -368,7 +373,9 @@ public enum SigV4 {
     guard constantTimeEqual(Array(expected.utf8), Array(parsed.signature.utf8)) else {
       throw .signatureMismatch
     }
-    return Verified(accessKeyID: parsed.accessKeyID, region: parsed.region, service: parsed.service)
+    return Verified(
+      accessKeyID: parsed.accessKeyID, region: parsed.region, service: parsed.service,
+      signature: parsed.signature, signedAt: date)
   }
 
   static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

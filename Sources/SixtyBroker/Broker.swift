@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import InstanceConnect
 import Logging
 import SixtyAgentCore
 import SixtyAudit
@@ -49,14 +50,35 @@ public final class Broker: Sendable {
   let audit: AuditLog?
   let clock: @Sendable () -> Date
   let limiter: RateLimiter
-  let replays = ReplayCache()
+  let replays: any ReplayCache
+  let unauthenticated: UnauthenticatedTally
+  /// Compared with the token presented for an unregistered instance, so that answer takes as
+  /// long as a wrong token for a registered one. Random: nothing can match it.
+  let decoyToken: [UInt8]
   let logger: Logger
+  /// What the operator must know at start: logged by `BrokerServer.run` as warnings.
+  public let startupWarnings: [String]
 
   /// - Parameters:
+  ///   - replays: where accepted signatures are remembered; nil: in memory, refusing every
+  ///     request signed before now (a restarted broker cannot know what it accepted before).
+  ///   - unauthenticatedTally: counts requests refused before authentication (tests pass a
+  ///     small one).
   ///   - clock: the broker's notion of now; tests pass a controllable one.
-  public init(
+  public convenience init(
     config: BrokerConfig, signingKey: Curve25519.Signing.PrivateKey, audit: AuditLog?,
-    logger: Logger = Logger(label: "sixty.broker"), clock: @escaping @Sendable () -> Date = { Date() }
+    replays: (any ReplayCache)? = nil, logger: Logger = Logger(label: "sixty.broker"),
+    clock: @escaping @Sendable () -> Date = { Date() }
+  ) {
+    self.init(
+      config: config, signingKey: signingKey, audit: audit, replays: replays,
+      unauthenticatedTally: UnauthenticatedTally(), logger: logger, clock: clock)
+  }
+
+  init(
+    config: BrokerConfig, signingKey: Curve25519.Signing.PrivateKey, audit: AuditLog?,
+    replays: (any ReplayCache)?, unauthenticatedTally: UnauthenticatedTally,
+    logger: Logger = Logger(label: "sixty.broker"), clock: @escaping @Sendable () -> Date
   ) {
     self.config = config
     self.signingKey = signingKey
@@ -65,9 +87,45 @@ public final class Broker: Sendable {
     self.store = KeyStore()
     self.logger = logger
     self.limiter = RateLimiter(principals: config.principals)
+    self.unauthenticated = unauthenticatedTally
+    self.decoyToken = Array(
+      SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }.base64EncodedString().utf8)
+    // X-Amz-Date counts whole seconds: the cut is the next whole second.
+    let started = Date(timeIntervalSince1970: clock().timeIntervalSince1970.rounded(.up))
+    var warnings: [String] = []
+    if config.regionIsDefault {
+      warnings.append(
+        "region not set in broker.yml; accepting only requests signed for \(config.region) (set 'region' to change it)"
+      )
+    }
+    if let replays {
+      self.replays = replays
+    } else {
+      self.replays = MemoryReplayCache(
+        retention: 2 * config.maxClockSkew.seconds, refusingSignedBefore: started)
+    }
+    if !self.replays.isPersistent {
+      warnings.append(
+        "no replay_cache or audit_log in broker.yml: accepted signatures are kept in memory only, so every request signed before this start is refused; set 'replay_cache' to keep them across restarts"
+      )
+    }
+    startupWarnings = warnings
   }
 
-  static let target = "AWSEC2InstanceConnectService."
+  static let sendSSHPublicKey = "AWSEC2InstanceConnectService.SendSSHPublicKey"
+  static let sendSerialConsoleSSHPublicKey = "AWSEC2InstanceConnectService.SendSerialConsoleSSHPublicKey"
+
+  /// Whether `value` is `application/x-amz-json-1.1` (ASCII case-insensitive, parameters such as
+  /// `; charset=utf-8` allowed), compared on bytes.
+  static func isAWSJSON11(_ value: String) -> Bool {
+    let bytes = Array(value.utf8)
+    let end = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.count
+    var media = bytes[..<end]
+    while let b = media.first, b == 0x20 || b == 0x09 { media = media.dropFirst() }
+    while let b = media.last, b == 0x20 || b == 0x09 { media = media.dropLast() }
+    let lowered = media.map { $0 >= 0x41 && $0 <= 0x5A ? $0 + 0x20 : $0 }
+    return lowered.elementsEqual("application/x-amz-json-1.1".utf8)
+  }
 
   /// Routes one request.
   public func handle(_ request: BrokerRequest) -> BrokerResponse {
@@ -98,50 +156,35 @@ public final class Broker: Sendable {
     var attempt = PushAttempt(requestID: requestID, source: request.remoteAddress)
     do {
       let operation = try self.operation(request)
-      let principal = try authenticate(request, now: now)
+      let (principal, verified) = try authenticate(request, now: now)
+      // From here on the request is signed with the principal's secret, so each refusal gets its
+      // own audit record, except a replay, which anyone who captured the request can send.
       attempt.principal = principal.accessKeyID
-      let signature = request.headers.first { $0.name.lowercased() == "authorization" }?.value ?? ""
-      if replays.contains(signature, now: now) {
-        throw BrokerError(
-          "InvalidSignatureException", status: 403,
-          "This exact signed request was already accepted; a replayed request is refused. Sign a new request.",
-          reason: "replay")
-      }
+      try checkScope(verified)
+      // Keyed on the configured access key id (the header's spelling of it is not signed) and
+      // the verified signature, never on the Authorization header's text.
+      let replayKey = ReplayKey.of(accessKeyID: principal.accessKeyID, signature: verified.signature)
+      // An early look, so a replay is refused before it costs the principal a rate token; the
+      // claim below decides.
+      try refuseReplay(try replays.check(replayKey, signedAt: verified.signedAt, now: now))
       let push = try PushRequest.decode(request.body, serial: operation == "SendSerialConsoleSSHPublicKey")
       attempt.instance = push.instanceID
-      attempt.osUser = push.osUser
+      attempt.osUser = push.osUser.isEmpty ? nil : push.osUser
       if operation == "SendSerialConsoleSSHPublicKey" {
         throw BrokerError(
           "SerialConsoleSessionUnsupportedException", status: 400,
           "This broker does not provide serial console access; use SendSSHPublicKey.",
           reason: "serial_unsupported")
       }
-      guard let host = config.host(instanceID: push.instanceID) else {
-        throw BrokerError.notFound(push.instanceID)
-      }
-      if let zone = push.availabilityZone, let hostZone = host.zone, zone != hostZone {
-        throw BrokerError.invalidArgs(
-          "Instance \(push.instanceID) is in availability zone \(hostZone), not \(zone).",
-          reason: "wrong_zone")
-      }
-      guard BrokerConfig.matches(principal.hosts, host) else {
-        throw BrokerError.auth(
-          "Principal \(principal.accessKeyID) is not authorized to push keys to instance \(push.instanceID).",
-          reason: "host_not_allowed")
-      }
-      guard principal.allows(user: push.osUser) else {
-        throw BrokerError.auth(
-          "Principal \(principal.accessKeyID) is not authorized to push keys for OS user \(push.osUser).",
-          reason: "user_not_allowed")
-      }
+      let host = try authorize(principal, push)
       let key = try BrokerKeys.validate(push.publicKey)
       attempt.fingerprint = key.fingerprint
       guard limiter.take(principal.accessKeyID, now: now) else { throw BrokerError.throttled() }
+      // On disk before the key takes effect: a restarted broker still refuses this request.
+      try refuseReplay(try replays.claim(replayKey, signedAt: verified.signedAt, now: now))
       let expires = now.addingTimeInterval(config.keyTTL.seconds)
       // Recorded before it takes effect: a key the audit log does not know is never served.
       try record(attempt, now: now, outcome: "accepted", reason: nil)
-      // Remembered for as long as its signing time could still pass the clock check.
-      replays.insert(signature, until: now.addingTimeInterval(2 * config.maxClockSkew.seconds), now: now)
       store.add(
         KeyStore.Key(
           line: key.line, fingerprint: key.fingerprint, expiresAt: expires, requestID: requestID,
@@ -154,7 +197,11 @@ public final class Broker: Sendable {
         headers: [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", requestID)],
         body: Array(body.utf8))
     } catch let error as BrokerError {
-      try? record(attempt, now: now, outcome: "refused", reason: "\(error.type): \(error.message)")
+      if attempt.principal == nil || Broker.replayReasons.contains(error.reason) {
+        noteUnauthenticated(source: request.remoteAddress, reason: error.reason, now: now)
+      } else {
+        try? record(attempt, now: now, outcome: "refused", reason: "\(error.type): \(error.message)")
+      }
       metrics.push(accepted: false, reason: error.reason)
       return errorResponse(error, requestID: requestID)
     } catch {
@@ -164,20 +211,82 @@ public final class Broker: Sendable {
     }
   }
 
+  static let replayReasons: Set<String> = ["replay", "signed_before_floor"]
+
+  func refuseReplay(_ verdict: ReplayVerdict) throws(BrokerError) {
+    switch verdict {
+    case .fresh: return
+    case .replayed:
+      throw BrokerError(
+        "InvalidSignatureException", status: 403,
+        "This exact signed request was already accepted; a replayed request is refused. Sign a new request.",
+        reason: "replay")
+    case .signedBeforeFloor(let floor):
+      throw BrokerError(
+        "InvalidSignatureException", status: 403,
+        "The request was signed before \(SigV4.amzDate(floor)), earlier than this broker can check for replays; sign a new request.",
+        reason: "signed_before_floor")
+    }
+  }
+
+  /// Checks the principal's policy before anything about the instance: an instance outside it,
+  /// registered or not, gets the same answer, so a principal learns nothing about instances it
+  /// may not reach (whether they exist, where they are). Only then are a missing instance and a
+  /// wrong zone reported.
+  func authorize(_ principal: BrokerConfig.Principal, _ push: PushRequest) throws(BrokerError)
+    -> BrokerConfig.RegisteredHost
+  {
+    let host = config.host(instanceID: push.instanceID)
+    let reachable =
+      host.map { BrokerConfig.matches(principal.hosts, $0) }
+      ?? BrokerConfig.coversAnyHost(principal.hosts, instanceID: push.instanceID)
+    guard reachable else {
+      throw BrokerError.auth(
+        "Principal \(principal.accessKeyID) is not authorized to push keys to instance \(push.instanceID).",
+        reason: "host_not_allowed")
+    }
+    guard principal.allows(user: push.osUser) else {
+      throw BrokerError.auth(
+        "Principal \(principal.accessKeyID) is not authorized to push keys for OS user \(push.osUser).",
+        reason: "user_not_allowed")
+    }
+    guard let host else { throw BrokerError.notFound(push.instanceID) }
+    if let zone = push.availabilityZone, let hostZone = host.zone, zone != hostZone {
+      throw BrokerError.invalidArgs(
+        "Instance \(push.instanceID) is in availability zone \(hostZone), not \(zone).", reason: "wrong_zone")
+    }
+    return host
+  }
+
   func operation(_ request: BrokerRequest) throws(BrokerError) -> String {
     guard let target = request.header("X-Amz-Target") else {
       throw BrokerError(
         "UnknownOperationException", status: 400, "The request has no X-Amz-Target header.",
         reason: "no_target")
     }
-    guard target.hasPrefix(Broker.target) else {
+    // Compared as bytes: `String` equality is canonical equivalence, under which a Kelvin sign
+    // (U+212A) equals "K"; what the broker acts on must be what a proxy or a log saw.
+    let operation: String
+    if target.utf8.elementsEqual(Broker.sendSSHPublicKey.utf8) {
+      operation = "SendSSHPublicKey"
+    } else if target.utf8.elementsEqual(Broker.sendSerialConsoleSSHPublicKey.utf8) {
+      operation = "SendSerialConsoleSSHPublicKey"
+    } else {
       throw BrokerError(
-        "UnknownOperationException", status: 400, "Unknown operation \(target).", reason: "unknown_target")
+        "UnknownOperationException", status: 400,
+        "Unknown operation \(HostileText.excerpt(target)); expected \(Broker.sendSSHPublicKey).",
+        reason: "unknown_target")
     }
-    let operation = String(target.dropFirst(Broker.target.count))
-    guard operation == "SendSSHPublicKey" || operation == "SendSerialConsoleSSHPublicKey" else {
+    // What botocore and every AWS SDK send for this service (AWS JSON 1.1); AWS answers any
+    // other type with a 404 UnknownOperationException.
+    let contentType = request.header("Content-Type") ?? ""
+    guard Broker.isAWSJSON11(contentType) else {
       throw BrokerError(
-        "UnknownOperationException", status: 400, "Unknown operation \(operation).", reason: "unknown_target")
+        "UnknownOperationException", status: 404,
+        contentType.isEmpty
+          ? "The request has no Content-Type; expected application/x-amz-json-1.1."
+          : "The Content-Type \(HostileText.excerpt(contentType)) is not supported; expected application/x-amz-json-1.1.",
+        reason: "bad_content_type")
     }
     if request.body.count > config.maxBodyBytes {
       throw BrokerError.invalidArgs(
@@ -221,6 +330,8 @@ public final class Broker: Sendable {
 
   // MARK: - Agent endpoint
 
+  static let agentRefusal = "the agent token is missing or wrong, or the instance is not registered"
+
   func handleAgent(_ request: BrokerRequest) -> BrokerResponse {
     let now = clock()
     let requestID = UUID().uuidString.lowercased()
@@ -230,31 +341,34 @@ public final class Broker: Sendable {
       guard parts.count == 2 else { continue }
       query[String(parts[0])] = String(parts[1]).removingPercentEncoding
     }
-    func refuse(_ status: Int, _ message: String, _ outcome: String) -> BrokerResponse {
+    // Before a valid token, nothing the request says is written anywhere: it is counted.
+    // `/metrics` is public: its outcome must not tell an unknown instance from a wrong token
+    // either; the audit summary (`reason`) may.
+    func refuse(_ status: Int, _ message: String, _ outcome: String, reason: String? = nil) -> BrokerResponse
+    {
       metrics.fetch(outcome: outcome)
-      _ = try? audit?.append(
-        AuditRecord(
-          time: now, event: "agent_fetch", requestID: requestID, principal: nil,
-          source: request.remoteAddress,
-          instance: query["instance_id"], osUser: query["user"], fingerprint: nil, outcome: "refused",
-          reason: message))
+      noteUnauthenticated(source: request.remoteAddress, reason: reason ?? outcome, now: now)
       return BrokerResponse(
         status: status, headers: [("Content-Type", "text/plain")], body: Array((message + "\n").utf8))
     }
     guard let instance = query["instance_id"], let user = query["user"], !user.isEmpty else {
       return refuse(400, "expected instance_id and user query parameters", "bad_request")
     }
-    guard let host = config.host(instanceID: instance) else {
-      return refuse(404, "unknown instance", "unknown_instance")
+    // An unknown instance and a wrong token get the same answer, after the same comparison (with
+    // a random decoy for an unknown instance): the endpoint does not say which ids are registered.
+    let host = config.host(instanceID: instance)
+    var presented: [UInt8] = []
+    if let header = request.header("Authorization"), header.utf8.starts(with: "Bearer ".utf8) {
+      presented = Array(header.utf8.dropFirst(7))
     }
-    guard let header = request.header("Authorization"), header.hasPrefix("Bearer "),
-      constantTimeEqual(Array(header.dropFirst(7).utf8), Array(host.token.utf8))
-    else {
-      return refuse(401, "the agent token is missing or wrong", "bad_token")
+    let matches = constantTimeEqual(presented, host.map { Array($0.token.utf8) } ?? decoyToken)
+    guard let host, matches, !presented.isEmpty else {
+      return refuse(
+        401, Broker.agentRefusal, "bad_token", reason: host == nil ? "unknown_instance" : "bad_token")
     }
-    let keys = store.active(instance: instance, user: user, now: now)
+    let keys = store.active(instance: host.instanceID, user: user, now: now)
     let list = SignedKeyList(
-      instanceID: instance, osUser: user, issuedAt: Int64(now.timeIntervalSince1970),
+      instanceID: host.instanceID, osUser: user, issuedAt: Int64(now.timeIntervalSince1970),
       keys: keys.map {
         SignedKeyList.Entry(
           key: $0.line, fingerprint: $0.fingerprint,
@@ -268,14 +382,52 @@ public final class Broker: Sendable {
         AuditRecord(
           time: now, event: "agent_fetch", requestID: requestID, principal: nil,
           source: request.remoteAddress,
-          instance: instance, osUser: user,
+          instance: host.instanceID, osUser: user,
           fingerprint: keys.isEmpty ? nil : keys.map(\.fingerprint).joined(separator: " "),
           outcome: "served", reason: "\(keys.count) active key\(keys.count == 1 ? "" : "s")"))
       metrics.fetch(outcome: "ok")
       return BrokerResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array(body))
     } catch {
       logger.error("serving the key list failed: \(error)")
-      return refuse(500, "internal error", "internal")
+      metrics.fetch(outcome: "internal")
+      return BrokerResponse(
+        status: 500, headers: [("Content-Type", "text/plain")], body: Array("internal error\n".utf8))
+    }
+  }
+
+  // MARK: - Unauthenticated requests
+
+  /// Counts a request refused before it proved who sent it; writes the summaries of a period
+  /// that has ended.
+  func noteUnauthenticated(source: String?, reason: String, now: Date) {
+    writeSummaries(unauthenticated.note(source: source, reason: reason, now: now), now: now)
+  }
+
+  /// Writes the unauthenticated-request summaries that are due (all of them with `force`, at
+  /// shutdown). The server calls it every few seconds, so a summary does not wait for the next
+  /// request.
+  public func flushUnauthenticated(force: Bool = false) {
+    let now = clock()
+    writeSummaries(unauthenticated.flush(now: now, force: force), now: now)
+  }
+
+  func writeSummaries(_ summaries: [UnauthenticatedTally.Summary], now: Date) {
+    for summary in summaries {
+      let entry = summary.entry
+      let requests = entry.count == 1 ? "1 request" : "\(entry.count) requests"
+      let reason =
+        "\(requests) refused before authentication"
+        + (summary.source == nil ? " from sources beyond the first \(unauthenticated.capacity)" : "")
+        + " between \(SigV4.amzDate(entry.firstAt)) and \(SigV4.amzDate(entry.lastAt)); first: \(entry.first), last: \(entry.last)"
+      do {
+        try audit?.append(
+          AuditRecord(
+            time: now, event: "unauthenticated", requestID: UUID().uuidString.lowercased(), principal: nil,
+            source: summary.source ?? "other-sources", instance: nil, osUser: nil, fingerprint: nil,
+            outcome: "refused", reason: reason))
+      } catch {
+        logger.error("cannot write the unauthenticated-request summary to the audit log: \(error)")
+      }
     }
   }
 }

@@ -4,8 +4,11 @@ import SixtyKeys
 
 extension Broker {
   /// Verifies the request's SigV4 signature against the configured principals and returns the
-  /// signer. Errors carry the names and statuses AWS uses for the same faults.
-  func authenticate(_ request: BrokerRequest, now: Date) throws(BrokerError) -> BrokerConfig.Principal {
+  /// signer with what the signature proved. Errors carry the names and statuses AWS uses for the
+  /// same faults.
+  func authenticate(_ request: BrokerRequest, now: Date) throws(BrokerError) -> (
+    BrokerConfig.Principal, SigV4.Verified
+  ) {
     let signed = SigV4Request(
       method: request.method, path: request.path, query: request.query, headers: request.headers,
       body: request.body)
@@ -19,7 +22,8 @@ extension Broker {
       case .missing: throw .missingAuthentication()
       case .malformed(let what):
         throw BrokerError(
-          "IncompleteSignatureException", status: 400, "The request signature is malformed: \(what).",
+          "IncompleteSignatureException", status: 400,
+          "The request signature is malformed: \(HostileText.excerpt(what, limit: 160)).",
           reason: "malformed_signature")
       case .stale(let requestTime, let serverTime):
         throw BrokerError(
@@ -33,17 +37,24 @@ extension Broker {
         )
       }
     }
+    guard let principal = config.principal(accessKeyID: verified.accessKeyID) else { throw .unknownKey() }
+    return (principal, verified)
+  }
+
+  /// Checks the credential scope of a verified request: this service, and this broker's region
+  /// (`us-east-1` when `broker.yml` names none).
+  func checkScope(_ verified: SigV4.Verified) throws(BrokerError) {
     guard verified.service == "ec2-instance-connect" else {
       throw .badSignature(
-        "Credential should be scoped to correct service: 'ec2-instance-connect', not '\(verified.service.prefix(40))'."
+        "Credential should be scoped to correct service: 'ec2-instance-connect', not '\(HostileText.excerpt(verified.service, limit: 40))'."
       )
     }
-    if let region = config.region, verified.region != region {
+    guard verified.region == config.region else {
       throw .badSignature(
-        "Credential should be scoped to a valid region: '\(region)', not '\(verified.region.prefix(40))'.")
+        "Credential should be scoped to a valid region: '\(config.region)', not '\(HostileText.excerpt(verified.region, limit: 40))'."
+          + (config.regionIsDefault
+            ? " (This broker's region is the default; set 'region' in broker.yml to change it.)" : ""))
     }
-    guard let principal = config.principal(accessKeyID: verified.accessKeyID) else { throw .unknownKey() }
-    return principal
   }
 }
 

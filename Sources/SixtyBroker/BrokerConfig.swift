@@ -6,11 +6,12 @@ import SixtyCore
 ///
 /// ```yaml
 /// listen: 127.0.0.1:8600
-/// region: us-east-1                  # optional: only accept requests signed for this region
+/// region: us-east-1                  # only requests signed for this region (default us-east-1)
 /// key_ttl: 60s
 /// max_clock_skew: 5m
 /// signing_key_file: /var/lib/sixty/broker-signing.key   # created (0600) when missing
 /// audit_log: /var/log/sixty/audit.jsonl
+/// replay_cache: /var/lib/sixty/replays  # default: the audit log's path + ".replays"
 /// principals:
 ///   deploy-bot:
 ///     access_key_id: AKIAEXAMPLEDEPLOY01
@@ -47,11 +48,18 @@ public struct BrokerConfig: Sendable {
 
   public var host: String = "127.0.0.1"
   public var port: Int = 8600
-  public var region: String?
+  /// The only region requests may be signed for. Not set in `broker.yml`: `us-east-1` (what the
+  /// AWS CLI and SDKs sign for when told nothing), and `regionIsDefault` says so.
+  public var region: String = BrokerConfig.defaultRegion
+  public var regionIsDefault = true
+  public static let defaultRegion = "us-east-1"
   public var keyTTL: TimeSpan = .seconds(60)
   public var maxClockSkew: TimeSpan = .minutes(5)
   public var signingKeyFile: String?
   public var auditLog: String?
+  /// Where accepted signatures are kept across restarts; nil: `auditLog` + ".replays", or memory
+  /// only when there is no audit log either (see `replayCachePath`).
+  public var replayCache: String?
   public var maxBodyBytes: Int = 16 * 1024
   public var maxConnections: Int = 512
   /// How long a connection may stay open without sending a complete request head: between
@@ -64,10 +72,34 @@ public struct BrokerConfig: Sendable {
 
   public init() {}
 
+  /// The replay cache file: `replay_cache`, else next to the audit log, else none (memory only).
+  public var replayCachePath: String? { replayCache ?? auditLog.map { $0 + ".replays" } }
+
+  /// The principal with exactly this access key id, compared as bytes (`String` equality would
+  /// let a Kelvin sign stand for "K").
   public func principal(accessKeyID: String) -> Principal? {
-    principals.first { $0.accessKeyID == accessKeyID }
+    principals.first { $0.accessKeyID.utf8.elementsEqual(accessKeyID.utf8) }
   }
-  public func host(instanceID: String) -> RegisteredHost? { hosts.first { $0.instanceID == instanceID } }
+  /// The registered host with exactly this instance id, compared as bytes.
+  public func host(instanceID: String) -> RegisteredHost? {
+    hosts.first { $0.instanceID.utf8.elementsEqual(instanceID.utf8) }
+  }
+
+  /// Whether `selector` picks every host that could have `instanceID`, whatever its name and
+  /// tags: then a principal holding it may learn that no such instance is registered. (An
+  /// alternative made only of `all` and names or globs matching the id, none negated.)
+  public static func coversAnyHost(_ selector: HostSelector, instanceID: String) -> Bool {
+    selector.alternatives.contains { clauses in
+      clauses.allSatisfy { clause in
+        guard !clause.negated else { return false }
+        switch clause.term {
+        case .all: return true
+        case .name(let name): return Glob.matches(name, instanceID)
+        case .tag: return false
+        }
+      }
+    }
+  }
 
   /// Whether `selector` (ids, names, `tag=value`, globs) picks `host`.
   public static func matches(_ selector: HostSelector, _ host: RegisteredHost) -> Bool {
@@ -107,8 +139,8 @@ public struct BrokerConfig: Sendable {
   {
     var config = BrokerConfig()
     let keys = [
-      "listen", "region", "key_ttl", "max_clock_skew", "signing_key_file", "audit_log", "max_body_bytes",
-      "max_connections", "idle_timeout", "body_timeout", "principals", "groups", "hosts",
+      "listen", "region", "key_ttl", "max_clock_skew", "signing_key_file", "audit_log", "replay_cache",
+      "max_body_bytes", "max_connections", "idle_timeout", "body_timeout", "principals", "groups", "hosts",
     ]
     guard reader.mapping(root, "the broker configuration", allowed: keys) != nil else { return config }
     if let node = root["listen"], let text = reader.string(node, "'listen'") {
@@ -121,7 +153,18 @@ public struct BrokerConfig: Sendable {
         reader.error("'listen' is '\(text)'; expected HOST:PORT like 127.0.0.1:8600.", at: node.location)
       }
     }
-    if let node = root["region"] { config.region = reader.string(node, "'region'") }
+    if let node = root["region"], let region = reader.string(node, "'region'") {
+      if (1...64).contains(region.utf8.count),
+        region.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D })
+      {
+        config.region = region
+        config.regionIsDefault = false
+      } else {
+        reader.error(
+          "'region' is '\(region)'; expected a region name of lowercase letters, digits and '-' like us-east-1.",
+          at: node.location)
+      }
+    }
     if let node = root["key_ttl"], let span = reader.timeSpan(node, "'key_ttl'") {
       if span.milliseconds < 1000 {
         reader.error("'key_ttl' must be at least 1s.", at: node.location)
@@ -136,6 +179,14 @@ public struct BrokerConfig: Sendable {
       config.signingKeyFile = reader.string(node, "'signing_key_file'")
     }
     if let node = root["audit_log"] { config.auditLog = reader.string(node, "'audit_log'") }
+    if let node = root["replay_cache"], let path = reader.string(node, "'replay_cache'") {
+      if path.isEmpty {
+        reader.error(
+          "'replay_cache' is empty; expected the path of a file the broker may create.", at: node.location)
+      } else {
+        config.replayCache = path
+      }
+    }
     if let node = root["max_body_bytes"] {
       config.maxBodyBytes =
         reader.int(node, "'max_body_bytes'", range: 1024...1_048_576) ?? config.maxBodyBytes

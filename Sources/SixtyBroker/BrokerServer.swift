@@ -131,7 +131,8 @@ final class BodyDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
   }
 }
 
-/// Drops expired keys every few seconds so memory follows the active set.
+/// Every few seconds: drops expired keys so memory follows the active set, and writes the
+/// summaries of unauthenticated requests whose period has ended (all of them at shutdown).
 struct KeyPurgeService: Service {
   let broker: Broker
   let interval: Duration
@@ -141,7 +142,9 @@ struct KeyPurgeService: Service {
       // Graceful shutdown ends the wait, so the server stops at once rather than after it.
       try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
       broker.store.purge(now: broker.clock())
+      broker.flushUnauthenticated()
     }
+    broker.flushUnauthenticated(force: true)
   }
 }
 
@@ -253,7 +256,41 @@ public enum BrokerServer {
         )
       }
     }
-    let broker = Broker(config: config, signingKey: key, audit: audit, logger: logger)
+    // A restarted broker without a record of what it accepted (no replay cache file, or a new
+    // one) refuses every request signed before it started. X-Amz-Date counts whole seconds, so
+    // the cut is the next whole second, and the broker starts serving only then: no request
+    // signed after the start is refused for it.
+    let start = Date()
+    let floor = Date(timeIntervalSince1970: start.timeIntervalSince1970.rounded(.up))
+    let replays: any ReplayCache
+    var floorInEffect = true
+    if let path = config.replayCachePath {
+      do {
+        let file = try FileReplayCache(
+          path: path, retention: 2 * config.maxClockSkew.seconds, now: start, refusingSignedBeforeIfNew: floor
+        )
+        if file.isNew {
+          logger.warning(
+            "the replay cache \(path) did not exist and was created; requests signed before this start are refused"
+          )
+        }
+        floorInEffect = file.isNew
+        replays = file
+      } catch let error as ReplayCacheError {
+        throw BrokerStartError(error.description)
+      }
+    } else {
+      replays = MemoryReplayCache(retention: 2 * config.maxClockSkew.seconds, refusingSignedBefore: floor)
+    }
+    let broker = Broker(config: config, signingKey: key, audit: audit, replays: replays, logger: logger)
+    for warning in broker.startupWarnings { logger.warning("\(warning)") }
+    if let path = config.replayCachePath {
+      logger.info("accepted signatures are kept in \(path) for \(Int(2 * config.maxClockSkew.seconds))s")
+    }
+    if !config.regionIsDefault { logger.info("accepting only requests signed for \(config.region)") }
+    if floorInEffect, floor.timeIntervalSinceNow > 0 {
+      try await Task.sleep(for: .milliseconds(Int(floor.timeIntervalSinceNow * 1000) + 1))
+    }
     let app = application(broker: broker, logger: logger, onRunning: onRunning)
     // Services stop in reverse order: the checkpoint service after the server, so its last
     // checkpoint covers the last request's record.

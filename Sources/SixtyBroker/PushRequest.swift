@@ -9,18 +9,35 @@ struct PushRequest {
   var availabilityZone: String?
 
   static func decode(_ body: [UInt8], serial: Bool) throws(BrokerError) -> PushRequest {
-    guard let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else {
+    let parsed: StrictJSON.Value
+    do {
+      parsed = try StrictJSON.parse(body)
+    } catch {
+      switch error {
+      case .duplicateKey(let key):
+        throw BrokerError.invalidArgs(
+          "The request body names the parameter \(HostileText.excerpt(key, limit: 40)) twice; each parameter may appear once.",
+          reason: "duplicate_parameter")
+      case .syntax(let what):
+        throw BrokerError.invalidArgs("The request body is not JSON: \(what).", reason: "bad_json")
+      }
+    }
+    guard case .object(let members) = parsed else {
       throw BrokerError.invalidArgs("The request body is not a JSON object.", reason: "bad_json")
     }
     let allowed: Set<String> =
       serial
       ? ["InstanceId", "SerialPort", "SSHPublicKey"]
       : ["InstanceId", "InstanceOSUser", "SSHPublicKey", "AvailabilityZone"]
-    if let unknown = object.keys.first(where: { !allowed.contains($0) }) {
-      throw BrokerError.invalidArgs("Unknown parameter \(unknown.prefix(40)).", reason: "unknown_parameter")
+    if let unknown = members.first(where: { !allowed.contains($0.key) }) {
+      throw BrokerError.invalidArgs(
+        "Unknown parameter \(HostileText.excerpt(unknown.key, limit: 40)); expected \(allowed.sorted().joined(separator: ", ")).",
+        reason: "unknown_parameter")
     }
+    var object: [String: StrictJSON.Value] = [:]
+    for member in members { object[member.key] = member.value }
     func string(_ key: String) throws(BrokerError) -> String {
-      guard let value = object[key] as? String else {
+      guard case .string(let value)? = object[key] else {
         throw BrokerError.invalidArgs("\(key) is required and must be a string.", reason: "missing_parameter")
       }
       return value

@@ -25,37 +25,3 @@ final class RateLimiter: @unchecked Sendable {
     }
   }
 }
-
-/// Signatures of accepted pushes, kept while their signing time is still inside the clock-skew
-/// window, so a captured request cannot be sent again to push its key once more.
-final class ReplayCache: @unchecked Sendable {
-  // `lock` protects everything below.
-  private let lock = NSLock()
-  private var seen: [String: Date] = [:]
-  private var insertions = 0
-  let capacity: Int
-
-  init(capacity: Int = 2_000_000) { self.capacity = capacity }
-
-  func contains(_ signature: String, now: Date) -> Bool {
-    lock.withLock { seen[signature].map { $0 > now } ?? false }
-  }
-
-  /// Remembers `signature` until `until`; expired entries are dropped as the cache grows.
-  func insert(_ signature: String, until: Date, now: Date) {
-    lock.withLock {
-      seen[signature] = until
-      insertions += 1
-      if insertions % 4096 == 0 || seen.count > capacity {
-        seen = seen.filter { $0.value > now }
-        // Still full of live entries: forget the oldest half rather than grow without bound.
-        if seen.count > capacity {
-          let keep = seen.sorted { $0.value > $1.value }.prefix(capacity / 2)
-          seen = Dictionary(uniqueKeysWithValues: keep.map { ($0.key, $0.value) })
-        }
-      }
-    }
-  }
-
-  var count: Int { lock.withLock { seen.count } }
-}

@@ -37,7 +37,15 @@ final class TestClock: @unchecked Sendable {
 
   deinit { try? FileManager.default.removeItem(atPath: directory) }
 
-  func broker(burst: Int = 100, extra: String = "") throws -> Broker {
+  static let wildKeyID = "AKIDBROKERWILD01"
+  static let wildSecret = "broker-wild-secret-0123456789"
+
+  /// A broker whose replay cache is a file in the test's directory (`replays` nil), or the one
+  /// given; `memoryFallback` builds it as `sixty broker serve` does without a replay cache path.
+  func broker(
+    burst: Int = 100, extra: String = "", replays: (any ReplayCache)? = nil, memoryFallback: Bool = false,
+    tally: UnauthenticatedTally = UnauthenticatedTally()
+  ) throws -> Broker {
     let yaml = """
       key_ttl: 60s
       principals:
@@ -47,11 +55,16 @@ final class TestClock: @unchecked Sendable {
           hosts: [role=web]
           users: [ops, deploy]
           rate: {per_second: 1, burst: \(burst)}
+        wild:
+          access_key_id: \(Self.wildKeyID)
+          secret: \(Self.wildSecret)
+          hosts: ["i-*"]
+          users: ["*"]
       groups:
         lab: {allowed_sources: [127.0.0.0/8, "::1"]}
       hosts:
         \(Self.web): {name: web-1, zone: us-east-1a, tags: {role: web}, group: lab, token: \(Self.token)}
-        \(Self.db): {name: db-1, tags: {role: db}, token: agent-token-db-1-0123456789}
+        \(Self.db): {name: db-1, zone: us-west-2b, tags: {role: db}, token: agent-token-db-1-0123456789}
       \(extra)
       """
     let path = directory + "/broker.yml"
@@ -60,7 +73,15 @@ final class TestClock: @unchecked Sendable {
     let loaded = try #require(config, "\(diagnostics.map(\.description))")
     let audit = try AuditLog(path: directory + "/audit.jsonl")
     let clock = self.clock
-    return Broker(config: loaded, signingKey: signingKey, audit: audit, clock: { clock.now })
+    let cache: (any ReplayCache)? =
+      memoryFallback
+      ? nil
+      : try replays
+        ?? FileReplayCache(
+          path: directory + "/replays", retention: 2 * loaded.maxClockSkew.seconds, now: clock.now)
+    return Broker(
+      config: loaded, signingKey: signingKey, audit: audit, replays: cache, unauthenticatedTally: tally,
+      clock: { clock.now })
   }
 
   func pushBody(
@@ -75,18 +96,18 @@ final class TestClock: @unchecked Sendable {
 
   func request(
     _ body: [UInt8], operation: String = "SendSSHPublicKey", keyID: String = keyID, secret: String = secret,
-    signedAt: Date? = nil, service: String = "ec2-instance-connect", sign: Bool = true
+    signedAt: Date? = nil, service: String = "ec2-instance-connect", region: String = "us-east-1",
+    contentType: String? = "application/x-amz-json-1.1", sign: Bool = true
   ) -> BrokerRequest {
     var signed = SigV4Request(
       method: "POST", path: "/",
-      headers: [
-        ("Host", "127.0.0.1:8600"), ("Content-Type", "application/x-amz-json-1.1"),
-        ("X-Amz-Target", "AWSEC2InstanceConnectService.\(operation)"),
+      headers: [("Host", "127.0.0.1:8600")] + (contentType.map { [("Content-Type", $0)] } ?? []) + [
+        ("X-Amz-Target", "AWSEC2InstanceConnectService.\(operation)")
       ], body: body)
     if sign {
       SigV4.sign(
         &signed, credentials: AWSCredentials(accessKeyID: keyID, secretAccessKey: secret, source: "test"),
-        region: "us-east-1", service: service, date: signedAt ?? clock.now)
+        region: region, service: service, date: signedAt ?? clock.now)
     }
     return BrokerRequest(
       method: "POST", path: "/", headers: signed.headers, body: body, remoteAddress: "127.0.0.1")
@@ -138,7 +159,7 @@ final class TestClock: @unchecked Sendable {
         now: clock.now
       ).keys.isEmpty)
     #expect(fetch(broker, token: "agent-token-db-1-0123456789").status == 401)
-    #expect(fetch(broker, instance: "i-00000000000000ff").status == 404)
+    #expect(fetch(broker, instance: "i-00000000000000ff").status == 401)
 
     clock.advance(59)
     #expect(broker.store.count(now: clock.now) == 1)
@@ -267,7 +288,7 @@ final class TestClock: @unchecked Sendable {
         Array("{\"InstanceId\":\"i-0000000000000001\",\"Extra\":1}".utf8), "InvalidArgsException",
         "Unknown parameter"
       ),
-      (pushBody(instance: "i-00000000000000ff"), "EC2InstanceNotFoundException", "i-00000000000000ff"),
+      (pushBody(instance: "i-00000000000000ff"), "AuthException", "i-00000000000000ff"),
     ]
     for (body, type, fragment) in cases {
       let decoded = try #require(error(broker.handle(request(body))))
@@ -312,15 +333,20 @@ final class TestClock: @unchecked Sendable {
     let broker = try broker()
     _ = broker.handle(request(pushBody()))
     _ = broker.handle(request(pushBody(), secret: "wrong"))
+    _ = broker.handle(request(pushBody(user: "root")))
     _ = fetch(broker)
     _ = fetch(broker, token: "nope-nope-nope-nope")
+    // Requests refused before authentication are counted, and summarised once a minute.
+    clock.advance(60)
+    broker.flushUnauthenticated()
     let summary = try AuditVerifier.verify(path: directory + "/audit.jsonl")
     #expect(summary.records == 4)
     let shown = try AuditVerifier.show(path: directory + "/audit.jsonl")
     #expect(shown[0].contains("push accepted") && shown[0].contains(key.fingerprint))
-    #expect(shown[1].contains("push refused") && shown[1].contains("InvalidSignatureException"))
+    #expect(shown[1].contains("push refused") && shown[1].contains("AuthException"))
     #expect(shown[2].contains("agent_fetch served") && shown[2].contains(key.fingerprint))
-    #expect(shown[3].contains("agent_fetch refused"))
+    #expect(shown[3].contains("unauthenticated refused") && shown[3].contains("2 requests"), "\(shown[3])")
+    #expect(shown[3].contains("first: bad_signature, last: bad_token"), "\(shown[3])")
     let raw = try String(contentsOfFile: directory + "/audit.jsonl", encoding: .utf8)
     #expect(!raw.contains(Self.secret) && !raw.contains(Self.token))
   }
@@ -356,6 +382,31 @@ final class TestClock: @unchecked Sendable {
       .write(toFile: path, atomically: true, encoding: .utf8)
     let (config, diagnostics) = BrokerConfig.load(path: path)
     return (config, diagnostics.map(\.description))
+  }
+
+  @Test func theRegionDefaultsToUSEast1AndTheReplayCacheSitsNextToTheAuditLog() throws {
+    let (defaults, _) = try load("")
+    #expect(defaults?.region == "us-east-1")
+    #expect(defaults?.regionIsDefault == true)
+    #expect(defaults?.replayCachePath == nil)
+    let (set, diagnostics) = try load("region: eu-west-1\naudit_log: /var/log/sixty/audit.jsonl")
+    #expect(set?.region == "eu-west-1" && set?.regionIsDefault == false, "\(diagnostics)")
+    #expect(set?.replayCachePath == "/var/log/sixty/audit.jsonl.replays")
+    let (explicit, _) = try load("audit_log: /a.jsonl\nreplay_cache: /var/lib/sixty/replays")
+    #expect(explicit?.replayCachePath == "/var/lib/sixty/replays")
+    let (bad, badDiagnostics) = try load("region: \"EU West\"")
+    #expect(bad == nil)
+    #expect(
+      badDiagnostics.contains { $0.contains("'region' is 'EU West'; expected a region name") },
+      "\(badDiagnostics)")
+  }
+
+  @Test func aReplayCacheInAMissingDirectoryIsAClearStartError() throws {
+    #expect {
+      try FileReplayCache(path: "/nonexistent-sixty-dir/replays", retention: 600, now: Date())
+    } throws: { error in
+      "\(error)".contains("cannot write the replay cache '/nonexistent-sixty-dir/replays'")
+    }
   }
 
   @Test func connectionTimeoutsHaveDefaultsAndBounds() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import InstanceConnect
 import Testing
 
 /// A raw TCP client for abusing the broker: it sends what it is told, byte by byte if asked,
@@ -52,6 +53,24 @@ final class RawClient: @unchecked Sendable {
       data += buffer[0..<n]
     }
     return (String(decoding: data, as: UTF8.self), false)
+  }
+
+  /// One answer whose body is a JSON object (the broker's error shape): reads until the head has
+  /// ended and the last byte is "}". Nil when nothing complete arrives within `timeout`.
+  func readJSONAnswer(timeout: TimeInterval) -> String? {
+    var data: [UInt8] = []
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+      var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+      guard poll(&poller, 1, Int32(max(1, deadline.timeIntervalSinceNow * 1000))) > 0 else { continue }
+      var buffer = [UInt8](repeating: 0, count: 65536)
+      let n = recv(fd, &buffer, buffer.count, 0)
+      if n <= 0 { return nil }
+      data += buffer[0..<n]
+      let text = String(decoding: data, as: UTF8.self)
+      if text.contains("\r\n\r\n"), data.last == UInt8(ascii: "}") { return text }
+    }
+    return nil
   }
 
   /// Sends `bytes` one at a time, `interval` apart, until the server closes the connection or
@@ -218,6 +237,123 @@ final class RawClient: @unchecked Sendable {
         "--endpoint", fleet.endpoint,
       ], environment: fleet.environment)
     #expect(pushed.status == 0, "\(pushed.stderr)")
+  }
+}
+
+extension BrokerAbuseEndToEndTests {
+  /// A signed SendSSHPublicKey request as raw HTTP/1.1, and its Authorization header.
+  static func signedPush(
+    _ fleet: LocalFleet, publicKey: String, contentType: String = "application/x-amz-json-1.1"
+  ) -> (head: [(String, String)], body: String) {
+    let body =
+      "{\"InstanceId\":\"\(fleet.hosts[0].instanceID)\",\"InstanceOSUser\":\"ops\",\"SSHPublicKey\":\"\(publicKey)\"}"
+    var request = SigV4Request(
+      method: "POST", path: "/",
+      headers: [
+        ("Host", "127.0.0.1:\(fleet.brokerPort)"), ("Content-Type", contentType),
+        ("X-Amz-Target", "AWSEC2InstanceConnectService.SendSSHPublicKey"),
+      ], body: Array(body.utf8))
+    SigV4.sign(
+      &request,
+      credentials: AWSCredentials(
+        accessKeyID: LocalFleet.accessKeyID, secretAccessKey: LocalFleet.secret, source: "test"),
+      region: "us-east-1", service: "ec2-instance-connect", date: Date())
+    return (request.headers, body)
+  }
+
+  static func raw(_ head: [(String, String)], _ body: String, close: Bool = true) -> [UInt8] {
+    var text = "POST / HTTP/1.1\r\n"
+    for (name, value) in head { text += "\(name): \(value)\r\n" }
+    text += "Content-Length: \(body.utf8.count)\r\n" + (close ? "Connection: close\r\n" : "") + "\r\n" + body
+    return Array(text.utf8)
+  }
+
+  static func send(_ fleet: LocalFleet, _ bytes: [UInt8]) throws -> String {
+    let client = try RawClient(port: fleet.brokerPort)
+    client.send(bytes)
+    return client.read(timeout: 10).text
+  }
+
+  /// A captured push, sent again with its Authorization header respelled, is refused, also by a
+  /// restarted broker (the replay cache sits next to the audit log); a wrong Content-Type is
+  /// refused as AWS does; the broker says which region it accepts.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root"))
+  func aCapturedPushCannotBeReplayedEvenAfterARestart() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let key = fleet.directory + "/k"
+    #expect(try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status == 0)
+    let publicKey = try String(contentsOfFile: key + ".pub", encoding: .utf8).trimmingCharacters(
+      in: .whitespacesAndNewlines)
+    let (head, body) = Self.signedPush(fleet, publicKey: publicKey)
+    let first = try Self.send(fleet, Self.raw(head, body))
+    #expect(first.hasPrefix("HTTP/1.1 200"), "\(first)")
+    let respelled = head.map {
+      $0.0 == "Authorization" ? ($0.0, $0.1.replacingOccurrences(of: ", ", with: ",")) : $0
+    }
+    let replay = try Self.send(fleet, Self.raw(respelled, body))
+    #expect(replay.hasPrefix("HTTP/1.1 403") && replay.contains("a replayed request is refused"), "\(replay)")
+    #expect(
+      fleet.broker.log.contains("region not set in broker.yml; accepting only requests signed for us-east-1"),
+      "\(fleet.broker.log)")
+    #expect(FileManager.default.fileExists(atPath: fleet.auditPath + ".replays"))
+
+    try fleet.restartBroker()
+    for attempt in [head, respelled] {
+      let answer = try Self.send(fleet, Self.raw(attempt, body))
+      #expect(
+        answer.hasPrefix("HTTP/1.1 403") && answer.contains("a replayed request is refused"), "\(answer)")
+    }
+    let audit = (try? String(contentsOfFile: fleet.auditPath, encoding: .utf8)) ?? ""
+    #expect(audit.components(separatedBy: "\"outcome\":\"accepted\"").count - 1 == 1, "\(audit)")
+
+    // Not AWS JSON 1.1: refused before the signature is even looked at.
+    let (jsonHead, jsonBody) = Self.signedPush(fleet, publicKey: publicKey, contentType: "application/json")
+    let json = try Self.send(fleet, Self.raw(jsonHead, jsonBody))
+    #expect(json.hasPrefix("HTTP/1.1 404") && json.contains("UnknownOperationException"), "\(json)")
+  }
+
+  /// Over one kept-alive connection, 300 unsigned requests with a 60 KB X-Amz-Target write
+  /// nothing to the audit log until the summary, which is one short record.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root"))
+  func unauthenticatedNoiseCostsTheAuditLogOneRecord() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    func size() -> Int {
+      ((try? FileManager.default.attributesOfItem(atPath: fleet.auditPath)[.size]) as? Int) ?? 0
+    }
+    let before = size()
+    let client = try RawClient(port: fleet.brokerPort)
+    let big = String(repeating: "x", count: 60_000)
+    let request = Self.raw(
+      [("Host", "x"), ("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", big)], "{}",
+      close: false)
+    var answered = 0
+    var largest = 0
+    for _ in 0..<300 {
+      guard client.send(request), let answer = client.readJSONAnswer(timeout: 10) else { break }
+      #expect(
+        answer.hasPrefix("HTTP/1.1 400") && answer.contains("UnknownOperationException"),
+        "\(answer.prefix(300))")
+      largest = max(largest, answer.utf8.count)
+      answered += 1
+    }
+    #expect(answered == 300)
+    #expect(largest < 1024, "an answer of \(largest) bytes echoes the 60 KB target")
+    #expect(size() == before, "an unauthenticated request wrote to the audit log")
+    // At shutdown the broker writes what it counted.
+    fleet.broker.stop()
+    let growth = size() - before
+    #expect(growth > 0 && growth < 1024, "the audit log grew by \(growth) bytes")
+    let show = try SixtyBinary.run(["audit", "show", fleet.auditPath])
+    #expect(show.stdout.contains("unauthenticated refused"), "\(show.stdout)")
+    #expect(show.stdout.contains("300 requests refused before authentication"), "\(show.stdout)")
   }
 }
 

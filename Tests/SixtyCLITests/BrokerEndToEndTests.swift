@@ -130,9 +130,17 @@ import Testing
     let sshdLog = host.sshd?.log ?? ""
     #expect(sshdLog.contains("not from a permitted host"), "\(sshdLog)")
 
+    // A wrong secret proves nothing about the sender: it is counted, and summarised (at the
+    // latest when the broker stops) instead of getting a record of its own.
+    fleet.broker.stop()
     let records = auditLines(fleet)
     let refused = records.filter { $0.contains("\"outcome\":\"refused\"") }
-    #expect(refused.contains { $0.contains("InvalidSignatureException") })
+    #expect(!refused.contains { $0.contains("InvalidSignatureException") })
+    #expect(
+      refused.contains {
+        $0.contains("\"event\":\"unauthenticated\"") && $0.contains("1 request refused before authentication")
+          && $0.contains("first: bad_signature")
+      }, "\(records)")
     #expect(refused.contains { $0.contains("AuthException") && $0.contains(LocalFleet.limitedKeyID) })
     #expect(refused.contains { $0.contains("options prefix") })
     #expect(refused.contains { $0.contains("newline") })
@@ -141,6 +149,52 @@ import Testing
     #expect(show.status == 0)
     #expect(show.stdout.contains("push refused"))
     #expect(!show.stdout.contains(LocalFleet.secret))
+  }
+
+  static let boto3Push = """
+    import boto3, botocore, json, sys
+    client = boto3.client("ec2-instance-connect", endpoint_url=sys.argv[1], region_name=sys.argv[2],
+                          aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])
+    try:
+        answer = client.send_ssh_public_key(InstanceId=sys.argv[5], InstanceOSUser="ops",
+                                            SSHPublicKey=open(sys.argv[6]).read())
+        print(json.dumps({"Success": answer["Success"]}))
+    except botocore.exceptions.ClientError as error:
+        print(json.dumps({"Error": error.response["Error"]["Code"], "Message": error.response["Error"]["Message"]}))
+    """
+
+  static var boto3: Bool {
+    (try? runProgram(LocalProcess.which("python3") ?? "/usr/bin/python3", ["-c", "import boto3"]).status) == 0
+  }
+
+  /// boto3 pushes to the broker unchanged (its Content-Type and JSON are what the broker
+  /// expects); a broker without 'region' accepts us-east-1 only, and says so.
+  @Test(.enabled(if: LocalFleet.canRun && boto3, "needs root and boto3 (make test installs it)"))
+  func boto3PushesToABrokerWithTheDefaultRegion() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let key = try keypair(fleet.directory)
+    func push(region: String) throws -> String {
+      let result = try runProgram(
+        LocalProcess.which("python3")!,
+        [
+          "-c", Self.boto3Push, fleet.endpoint, region, LocalFleet.accessKeyID, LocalFleet.secret,
+          fleet.hosts[0].instanceID, key + ".pub",
+        ],
+        environment: ProcessInfo.processInfo.environment.merging(
+          ["AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null"]
+        ) { $1 })
+      #expect(result.status == 0, "\(result.stderr)")
+      return result.stdout
+    }
+    #expect(try push(region: "us-east-1").contains("\"Success\": true"))
+    let elsewhere = try push(region: "eu-west-1")
+    #expect(
+      elsewhere.contains("InvalidSignatureException") && elsewhere.contains("'us-east-1'"), "\(elsewhere)")
+    #expect(fleet.broker.log.contains("region not set in broker.yml"), "\(fleet.broker.log)")
   }
 
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))

@@ -16,7 +16,7 @@ final class LocalFleet: @unchecked Sendable {
   }
 
   let directory: String
-  let broker: LocalProcess
+  private(set) var broker: LocalProcess
   let brokerPort: Int
   let brokerPublicKey: String
   var hosts: [Host] = []
@@ -316,6 +316,20 @@ final class LocalFleet: @unchecked Sendable {
   func stop() {
     for host in hosts { host.sshd?.stop() }
     broker.stop()
+  }
+
+  /// Stops the broker (SIGTERM: it finishes what is in flight) and starts it again with the same
+  /// configuration on the same port; its log goes to `broker-restarted.log`.
+  func restartBroker() throws {
+    broker.stop()
+    broker = try LocalProcess(
+      SixtyBinary.path,
+      [
+        "broker", "serve", "--config", directory + "/broker.yml", "--listen", "127.0.0.1:\(brokerPort)",
+      ], logPath: directory + "/broker-restarted.log")
+    guard LocalProcess.waitForPort(brokerPort) else {
+      throw MotoServer.Failure("the restarted broker did not start: \(broker.log)")
+    }
   }
 
   func remove() { try? FileManager.default.removeItem(atPath: directory) }
