@@ -87,7 +87,7 @@ extension BrokerTests {
     #expect(info.st_mode & 0o777 == 0o600)
     // A new broker process: it reads the file (and compacts it) at start.
     clock.advance(61)
-    let restarted = try broker()
+    let restarted = try broker(auditFile: "audit-restarted.jsonl")
     for replay in [original] + respellings(original) {
       let response = restarted.handle(replay)
       #expect(response.status == 403)
@@ -125,7 +125,7 @@ extension BrokerTests {
     #expect(first.handle(original).status == 200)
     #expect(first.handle(original).status == 403)
     clock.advance(61)
-    let restarted = try broker(memoryFallback: true)
+    let restarted = try broker(memoryFallback: true, auditFile: "audit-restarted.jsonl")
     for replay in [original] + respellings(original) {
       let response = restarted.handle(replay)
       #expect(response.status == 403)
@@ -330,7 +330,7 @@ extension BrokerTests {
     #expect(elsewhere.status == 403)
     #expect(error(elsewhere)?.message.contains("'us-east-1', not 'eu-west-1'") == true)
     #expect(broker.handle(request(pushBody())).status == 200)
-    let set = try self.broker(extra: "region: eu-west-1")
+    let set = try self.broker(extra: "region: eu-west-1", auditFile: "audit-eu.jsonl")
     #expect(!set.startupWarnings.contains { $0.contains("region") })
     #expect(set.handle(request(pushBody(user: "deploy"), region: "eu-west-1")).status == 200)
     #expect(set.handle(request(pushBody(user: "deploy"), region: "us-east-1")).status == 403)

@@ -44,7 +44,7 @@ final class TestClock: @unchecked Sendable {
   /// given; `memoryFallback` builds it as `sixty broker serve` does without a replay cache path.
   func broker(
     burst: Int = 100, extra: String = "", replays: (any ReplayCache)? = nil, memoryFallback: Bool = false,
-    tally: UnauthenticatedTally = UnauthenticatedTally()
+    tally: UnauthenticatedTally = UnauthenticatedTally(), auditFile: String = "audit.jsonl"
   ) throws -> Broker {
     let yaml = """
       key_ttl: 60s
@@ -71,7 +71,9 @@ final class TestClock: @unchecked Sendable {
     try yaml.write(toFile: path, atomically: true, encoding: .utf8)
     let (config, diagnostics) = BrokerConfig.load(path: path)
     let loaded = try #require(config, "\(diagnostics.map(\.description))")
-    let audit = try AuditLog(path: directory + "/audit.jsonl")
+    // One writer per audit log (it is locked): a second broker in the same test, standing for a
+    // restarted process while the first is still referenced, names its own.
+    let audit = try AuditLog(path: directory + "/" + auditFile)
     let clock = self.clock
     let cache: (any ReplayCache)? =
       memoryFallback
