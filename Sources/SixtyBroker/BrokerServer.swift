@@ -241,6 +241,11 @@ public enum BrokerServer {
     async throws
   {
     let key = try signingKey(path: config.signingKeyFile)
+    if config.signingKeyFile == nil {
+      logger.warning(
+        "no signing_key_file in broker.yml: this run signs key lists and audit checkpoints with a key that ends with it, so agents must be given its new public key after every restart and 'sixty audit verify --broker-config' cannot check the checkpoints; set signing_key_file."
+      )
+    }
     let audit: AuditLog?
     do {
       audit = try config.auditLog.map { try AuditLog(path: $0) }
