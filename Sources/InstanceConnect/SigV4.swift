@@ -281,47 +281,73 @@ public enum SigV4 {
     public var signature: String
   }
 
-  /// Parses an `Authorization` header strictly.
+  /// Parses an `Authorization` header strictly, on its UTF-8 bytes: a `,`, `/` or `=` with a
+  /// combining mark glued to it is one Swift `Character` but still a separator to every other
+  /// SigV4 implementation, so no `Character` comparison decides anything here.
   public static func parseAuthorization(_ header: String) throws(SigV4Error) -> ParsedAuthorization {
-    guard header.utf8.count <= 2048 else {
+    let bytes = Array(header.utf8)
+    guard bytes.count <= 2048 else {
       throw .malformed("the Authorization header is longer than 2048 bytes")
     }
-    guard header.hasPrefix(algorithm + " ") else {
+    let prefix = Array((algorithm + " ").utf8)
+    guard bytes.starts(with: prefix) else {
       throw .malformed("the Authorization header does not start with '\(algorithm) '")
     }
+    func text(_ slice: ArraySlice<UInt8>) -> String { String(decoding: slice, as: UTF8.self) }
+    /// At most 40 bytes of `slice`, printable ASCII only (anything else shown as '?').
+    func excerpt(_ slice: ArraySlice<UInt8>) -> String {
+      String(
+        decoding: slice.prefix(40).map { (0x20..<0x7F).contains($0) ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
+    }
+    func trimmed(_ slice: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+      var part = slice
+      while let first = part.first, first == 0x20 || first == 0x09 { part = part.dropFirst() }
+      while let last = part.last, last == 0x20 || last == 0x09 { part = part.dropLast() }
+      return part
+    }
     var fields: [String: String] = [:]
-    for part in header.dropFirst(algorithm.count + 1).split(separator: ",") {
-      let item = part.trimmingCharacters(in: .whitespaces)
-      guard let eq = item.firstIndex(of: "=") else {
-        throw .malformed("'\(item.prefix(40))' is not KEY=VALUE")
+    for raw in bytes[prefix.count...].split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true) {
+      let item = trimmed(raw)
+      guard let eq = item.firstIndex(of: UInt8(ascii: "=")) else {
+        throw .malformed("'\(excerpt(item))' is not KEY=VALUE")
       }
-      let key = String(item[..<eq])
-      guard fields[key] == nil else { throw .malformed("'\(key)' appears twice") }
-      fields[key] = String(item[item.index(after: eq)...])
+      let key = text(item[..<eq])
+      guard fields[key] == nil else { throw .malformed("'\(excerpt(item[..<eq]))' appears twice") }
+      fields[key] = text(item[(eq + 1)...])
     }
     guard let credential = fields["Credential"], let signedHeaders = fields["SignedHeaders"],
       let signature = fields["Signature"], fields.count == 3
     else {
       throw .malformed("expected exactly Credential, SignedHeaders and Signature")
     }
-    let scope = credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-    guard scope.count == 5, scope[4] == "aws4_request", !scope[0].isEmpty, scope[1].count == 8,
-      scope[1].allSatisfy(\.isNumber), !scope[2].isEmpty, !scope[3].isEmpty
+    func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+    let scope = Array(credential.utf8).split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false)
+    guard scope.count == 5, text(scope[4]) == "aws4_request", !scope[0].isEmpty, scope[1].count == 8,
+      scope[1].allSatisfy(isDigit), !scope[2].isEmpty, !scope[3].isEmpty
     else {
       throw .malformed("the credential scope must be KEY/YYYYMMDD/REGION/SERVICE/aws4_request")
     }
-    let headers = signedHeaders.split(separator: ";", omittingEmptySubsequences: false).map(String.init)
-    guard !headers.isEmpty, headers.allSatisfy({ !$0.isEmpty && $0 == $0.lowercased() }),
+    let headerNames = Array(signedHeaders.utf8).split(
+      separator: UInt8(ascii: ";"), omittingEmptySubsequences: false)
+    let headers = headerNames.map(text)
+    // Header names are ASCII tokens: printable, no upper case, no separators.
+    guard !headerNames.isEmpty,
+      headerNames.allSatisfy({
+        !$0.isEmpty
+          && $0.allSatisfy { (0x21..<0x7F).contains($0) && !(0x41...0x5A).contains($0) && $0 != 0x3B }
+      }),
       headers == headers.sorted()
     else {
       throw .malformed("SignedHeaders must be lowercase names in sorted order, separated by ';'")
     }
-    guard signature.count == 64, signature.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+    guard signature.utf8.count == 64,
+      signature.utf8.allSatisfy({ isDigit($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) })
+    else {
       throw .malformed("the signature must be 64 lowercase hex digits")
     }
     return ParsedAuthorization(
-      accessKeyID: scope[0], date: scope[1], region: scope[2], service: scope[3], signedHeaders: headers,
-      signature: signature)
+      accessKeyID: text(scope[0]), date: text(scope[1]), region: text(scope[2]), service: text(scope[3]),
+      signedHeaders: headers, signature: signature)
   }
 
   /// What a verified request proved.

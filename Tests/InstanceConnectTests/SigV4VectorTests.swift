@@ -122,4 +122,35 @@ import Testing
     #expect(verified.accessKeyID == "AKIDEXAMPLE")
     #expect(verified.service == "service")
   }
+
+  /// The header is read on bytes: a separator with a combining mark glued to it still separates,
+  /// non-ASCII digits are no date, and the fields are the same however they are ordered or
+  /// spaced.
+  @Test func theAuthorizationHeaderIsParsedOnBytes() throws {
+    let signature = String(repeating: "ab", count: 32)
+    let plain = try SigV4.parseAuthorization(
+      "AWS4-HMAC-SHA256 Credential=AKID/20261204/us-east-1/ec2-instance-connect/aws4_request, SignedHeaders=host;x-amz-date, Signature=\(signature)"
+    )
+    let respelled = try SigV4.parseAuthorization(
+      "AWS4-HMAC-SHA256 Signature=\(signature),SignedHeaders=host;x-amz-date,\tCredential=AKID/20261204/us-east-1/ec2-instance-connect/aws4_request"
+    )
+    #expect(plain == respelled)
+    // ",\u{301}" is one Character but two things to a parser that reads bytes: a separator, then
+    // a key that starts with U+0301 (no such field).
+    #expect(throws: SigV4Error.self) {
+      try SigV4.parseAuthorization(
+        "AWS4-HMAC-SHA256 Credential=AKID/20261204/us-east-1/ec2-instance-connect/aws4_request,\u{301}SignedHeaders=host, Signature=\(signature)"
+      )
+    }
+    #expect(throws: SigV4Error.self) {
+      try SigV4.parseAuthorization(
+        "AWS4-HMAC-SHA256 Credential=AKID/\u{0662}\u{0660}\u{0662}\u{0666}\u{0661}\u{0662}\u{0660}\u{0664}/us-east-1/ec2-instance-connect/aws4_request, SignedHeaders=host, Signature=\(signature)"
+      )
+    }
+    #expect(throws: SigV4Error.self) {
+      try SigV4.parseAuthorization(
+        "AWS4-HMAC-SHA256 Credential=AKID/20261204/us-east-1/ec2-instance-connect/aws4_request, SignedHeaders=Host, Signature=\(signature)"
+      )
+    }
+  }
 }
