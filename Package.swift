@@ -145,6 +145,7 @@ let package = Package(
       name: "SixtyCLITests",
       dependencies: [
         "SixtyCLI", "SixtySchedule", "SixtyHistory", "InstanceConnect", "SixtyReport", "SixtyKeys",
+        "SixtyAgentCore", .product(name: "Crypto", package: "swift-crypto"),
       ]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
     .testTarget(name: "SixtyReportTests", dependencies: ["SixtyReport", "SixtyHistory"]),

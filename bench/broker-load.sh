@@ -28,6 +28,7 @@ token=bench-agent-token-0123456789
   echo "hosts:"
   for i in $(seq 1 100); do printf '  i-%016x: {name: host-%d, token: %s}\n' "$i" "$i" "$token"; done
 } >"$work/broker.yml"
+chmod 0600 "$work/broker.yml" # secrets inline: the broker refuses a file others can read
 "$bin/sixty" broker serve --config "$work/broker.yml" --port-file "$work/port" --log-level warning 2>"$work/broker.log" &
 pids+=($!)
 broker_pid=$!

@@ -75,7 +75,7 @@ public final class SourceConnectionLimiter: @unchecked Sendable {
   /// IPv4-mapped address counts as the IPv4 address); nil for anything else (a Unix socket).
   public static func sourceKey(_ address: SocketAddress?) -> String? {
     switch address {
-    case .v4(let v4): return v4.host
+    case .v4: return address?.ipAddress
     case .v6(let v6):
       var raw = v6.address.sin6_addr
       let bytes = withUnsafeBytes(of: &raw) { Array($0) }
