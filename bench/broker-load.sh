@@ -23,6 +23,7 @@ secret=bench-secret-0123456789abcdefghij
 token=bench-agent-token-0123456789
 {
   echo "listen: 127.0.0.1:0"
+  echo "max_connections_per_source: 256" # every client is on 127.0.0.1
   echo "principals:"
   echo "  bench: {access_key_id: $key, secret: $secret, hosts: [all], users: ['*'], rate: {per_second: 1000000, burst: 1000000}}"
   echo "hosts:"

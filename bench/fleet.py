@@ -128,7 +128,9 @@ class Fleet:
         # Secrets inline: the broker refuses a file others can read.
         with open(os.open(f"{w}/broker.yml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(
-                f"listen: 127.0.0.1:0\nkey_ttl: 60s\nsigning_key_file: {w}/signing.key\n"
+                # Every client and agent connects from 127.0.0.1: one source for the whole fleet.
+                f"listen: 127.0.0.1:0\nkey_ttl: 60s\nmax_connections_per_source: 256\n"
+                f"signing_key_file: {w}/signing.key\n"
                 f"audit_log: {w}/audit.jsonl\nprincipals:\n"
                 f"  bench: {{access_key_id: {KEY_ID}, secret: {SECRET}, hosts: [all], users: ['*'],"
                 f" rate: {{per_second: 100000, burst: 100000}}}}\nhosts:\n{hosts}"

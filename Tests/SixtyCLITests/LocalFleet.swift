@@ -76,11 +76,18 @@ final class LocalFleet: @unchecked Sendable {
       }
       hostEntries += "  \(id): {name: web-\(index), tags: {role: web}, group: lab, token: \(token)}\n"
     }
+    // Every client and agent of a local fleet connects from 127.0.0.1: one source, for which
+    // the default limit (32 connections) is meant for one host, not a fleet.
+    let perSource =
+      extraBrokerConfig.contains("max_connections_per_source")
+        || extraBrokerConfig.contains("max_connections:")
+      ? "" : "max_connections_per_source: 256"
     let config = """
       listen: 127.0.0.1:0
       key_ttl: \(ttl)
       signing_key_file: \(directory)/signing.key
       audit_log: \(directory)/audit.jsonl
+      \(perSource)
       \(extraBrokerConfig)
       principals:
         deploy:
