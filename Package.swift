@@ -66,6 +66,7 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Hummingbird", package: "hummingbird"),
+        .product(name: "HummingbirdCore", package: "hummingbird"),
         .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -144,6 +145,7 @@ let package = Package(
       name: "SixtyCLITests",
       dependencies: [
         "SixtyCLI", "SixtySchedule", "SixtyHistory", "InstanceConnect", "SixtyReport", "SixtyKeys",
+        "SixtyAgentCore", .product(name: "Crypto", package: "swift-crypto"),
       ]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
     .testTarget(name: "SixtyReportTests", dependencies: ["SixtyReport", "SixtyHistory"]),

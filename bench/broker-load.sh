@@ -24,11 +24,13 @@ token=bench-agent-token-0123456789
 {
   echo "listen: 127.0.0.1:0"
   echo "region: us-east-1"   # what sixty-bench signs for
+  echo "max_connections_per_source: 256" # every client is on 127.0.0.1
   echo "principals:"
   echo "  bench: {access_key_id: $key, secret: $secret, hosts: [all], users: ['*'], rate: {per_second: 1000000, burst: 1000000}}"
   echo "hosts:"
   for i in $(seq 1 100); do printf '  i-%016x: {name: host-%d, token: %s}\n' "$i" "$i" "$token"; done
 } >"$work/broker.yml"
+chmod 0600 "$work/broker.yml" # secrets inline: the broker refuses a file others can read
 "$bin/sixty" broker serve --config "$work/broker.yml" --port-file "$work/port" --log-level warning 2>"$work/broker.log" &
 pids+=($!)
 broker_pid=$!

@@ -125,9 +125,12 @@ class Fleet:
             f"  i-{i + 1:016x}: {{name: h{i + 1}, token: bench-token-{i + 1:06d}-abcdefgh}}\n"
             for i in range(self.count)
         )
-        with open(f"{w}/broker.yml", "w") as f:
+        # Secrets inline: the broker refuses a file others can read.
+        with open(os.open(f"{w}/broker.yml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.write(
-                f"listen: 127.0.0.1:0\nregion: us-east-1\nkey_ttl: 60s\nsigning_key_file: {w}/signing.key\n"
+                # Every client and agent connects from 127.0.0.1: one source for the whole fleet.
+                f"listen: 127.0.0.1:0\nregion: us-east-1\nkey_ttl: 60s\nmax_connections_per_source: 256\n"
+                f"signing_key_file: {w}/signing.key\n"
                 f"audit_log: {w}/audit.jsonl\nprincipals:\n"
                 f"  bench: {{access_key_id: {KEY_ID}, secret: {SECRET}, hosts: [all], users: ['*'],"
                 f" rate: {{per_second: 100000, burst: 100000}}}}\nhosts:\n{hosts}"
@@ -175,7 +178,9 @@ class Fleet:
                         f"token: bench-token-{i + 1:06d}-abcdefgh\nbroker_public_key: {self.broker_key}\n"
                         "timeout: 5s\nsyslog: false\n"
                     )
-                os.chmod(f"{hd}/agent.yml", 0o644)
+                # The token is inline: owner-only, owned by the user sshd runs the agent as.
+                os.chmod(f"{hd}/agent.yml", 0o600)
+                os.chown(f"{hd}/agent.yml", pwd.getpwnam("nobody").pw_uid, pwd.getpwnam("nobody").pw_gid)
                 lines += [
                     f"Match LocalAddress {self.addresses[i]} LocalPort {self.agent_port}",
                     f"  AuthorizedKeysCommand {AGENT} --config {hd}/agent.yml %u %f",

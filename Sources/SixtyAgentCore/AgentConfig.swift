@@ -6,6 +6,10 @@ import Crypto
   import Foundation
 #endif
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// `sixty-agent`'s configuration: a flat `key: value` file (a YAML subset, read without a YAML
 /// library so the agent stays small and starts fast on every SSH login).
 ///
@@ -26,6 +30,8 @@ public struct AgentConfig: Sendable {
   public var timeout: Double = 3
   public var maxAge: Int64 = 60
   public var syslog = true
+  /// Whether the token was in the file itself (`token:`) rather than in `token_file`.
+  public var tokenInline = false
 
   public static let defaultPath = "/etc/sixty/agent.yml"
 
@@ -34,14 +40,34 @@ public struct AgentConfig: Sendable {
     init(_ description: String) { self.description = description }
   }
 
+  /// Reads and parses the file at `path`. A file with the token inline must be readable by its
+  /// owner only (the user sshd runs the agent as), as ssh demands of a private key.
   public static func load(path: String) throws(AgentConfig.Error) -> AgentConfig {
-    guard let data = FileManager.default.contents(atPath: path), data.count <= 65536,
-      let text = String(data: data, encoding: .utf8)
-    else {
-      throw Error(
-        "cannot read the agent configuration \(path) (missing, unreadable, over 64 KB or not UTF-8).")
+    let unreadable = Error(
+      "cannot read the agent configuration \(path) (missing, unreadable, over 64 KB or not UTF-8).")
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw unreadable }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0, info.st_size <= 65536 else { throw unreadable }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 16384)
+    while true {
+      let n = read(fd, &buffer, buffer.count)
+      if n < 0 && errno == EINTR { continue }
+      guard n >= 0 else { throw unreadable }
+      if n == 0 { break }
+      bytes += buffer[0..<n]
+      guard bytes.count <= 65536 else { throw unreadable }
     }
-    return try parse(text, file: path)
+    guard let text = String(validating: bytes, as: UTF8.self) else { throw unreadable }
+    let config = try parse(text, file: path)
+    if config.tokenInline && info.st_mode & 0o044 != 0 {
+      throw Error(
+        "the agent configuration \(path) holds secrets inline (the agent token) and is readable by others (mode 0\(String(info.st_mode & 0o777, radix: 8))); chmod 600 it (owned by the user sshd runs the agent as) or use token_file."
+      )
+    }
+    return config
   }
 
   static func seconds(_ text: String) -> Double? {
@@ -102,8 +128,10 @@ public struct AgentConfig: Sendable {
         "\(file):\(idLine):1: 'instance_id' is '\(instanceID)'; expected i- followed by hex digits.")
     }
     var token: String
+    var tokenInline = false
     if let (inline, _) = values["token"] {
       token = inline
+      tokenInline = true
     } else {
       let (tokenFile, tokenLine) = try required("token_file")
       guard let data = FileManager.default.contents(atPath: tokenFile),
@@ -121,6 +149,7 @@ public struct AgentConfig: Sendable {
       throw Error("\(file):\(keyLine):1: 'broker_public_key' is not a base64 Ed25519 public key (32 bytes).")
     }
     var config = AgentConfig(broker: broker, instanceID: instanceID, token: token, brokerPublicKey: publicKey)
+    config.tokenInline = tokenInline
     if let (text, line) = values["timeout"] {
       guard let seconds = seconds(text), seconds <= 5 else {
         throw Error("\(file):\(line):1: 'timeout' is '\(text)'; expected a duration up to 5s, like 3s.")

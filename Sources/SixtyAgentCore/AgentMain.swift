@@ -122,13 +122,14 @@ public enum AgentMain {
     } catch {
       fail("rejected the broker's answer: \(error.description).")
     }
-    let lines = list.authorizedKeysLines(now: now, fingerprint: fingerprint)
+    let offered = list.offeredKeys(now: now, fingerprint: fingerprint)
     printing.store(true, ordering: .releasing)
-    var output = lines.concatenated(separator: "\n")
+    var output = offered.map(\.line).concatenated(separator: "\n")
     if !output.isEmpty { output += "\n" }
     writeAll(1, Array(output.utf8))
-    for entry in list.keys where entry.expiresAt > Int64(now.timeIntervalSince1970) {
-      if let fingerprint, entry.fingerprint != fingerprint { continue }
+    // Only what was printed: an expired entry, one for another key, or one dropped as unsafe
+    // (a malformed key or from= value) was never offered to sshd.
+    for (entry, _) in offered {
       log(
         "offered key \(entry.fingerprint) for \(user) (request \(entry.requestID), principal \(entry.principal), expires \(SignedKeyList.expiryTime(entry.expiresAt)))",
         priority: LOG_INFO)

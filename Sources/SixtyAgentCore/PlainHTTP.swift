@@ -172,68 +172,195 @@ public enum PlainHTTP {
   }
 
   /// Parses a complete HTTP/1.1 response (the server closed the connection after it).
+  ///
+  /// Everything is read as bytes with checked arithmetic: a hostile or broken server can make
+  /// the agent fail (closed, with a message), never trap or allocate more than `limit`.
   static func parse(_ raw: [UInt8], limit: Int) throws(Failure) -> Response {
     let separator: [UInt8] = [13, 10, 13, 10]
     guard let end = raw.indices.first(where: { raw[$0...].starts(with: separator) }) else {
       throw Failure("the answer ended before its headers did")
     }
-    let head = String(decoding: raw[..<end], as: UTF8.self).split(
-      separator: "\r\n", omittingEmptySubsequences: false)
-    let statusWords = head.first?.split(separator: " ") ?? []
-    guard statusWords.count >= 2, statusWords[0].hasPrefix("HTTP/1."), let status = Int(statusWords[1]) else {
-      throw Failure("the answer is not HTTP (\(head.first?.prefix(40) ?? ""))")
+    let lines = split(raw[..<end])
+    let statusLine = lines.first ?? raw[0..<0]
+    let statusWords = statusLine.split(separator: 0x20, omittingEmptySubsequences: true)
+    guard statusWords.count >= 2, statusWords[0].starts(with: Array("HTTP/1.".utf8)),
+      statusWords[1].count == 3, let status = decimal(statusWords[1], limit: 999)
+    else {
+      throw Failure(
+        "the answer is not HTTP (it begins \(printable(statusLine.prefix(40)))); expected a status line like HTTP/1.1 200 OK"
+      )
     }
     var length: Int?
     var chunked = false
-    for line in head.dropFirst() {
-      guard let colon = line.firstIndex(of: ":") else { continue }
-      let name = line[..<colon].lowercased()
-      let value = line[line.index(after: colon)...].trimmingSpace()
-      if name == "content-length" {
-        guard let n = Int(value), n >= 0 else {
-          throw Failure("the Content-Length '\(value)' is not a number")
+    for line in lines.dropFirst() {
+      guard let colon = line.firstIndex(of: 0x3A) else {
+        throw Failure("the answer has a header line without a colon (\(printable(line.prefix(40))))")
+      }
+      let name = line[..<colon]
+      let value = trimmed(line[(colon + 1)...])
+      if equalsIgnoringCase(name, "content-length") {
+        guard let n = decimal(value, limit: Int.max) else {
+          throw Failure(
+            "the Content-Length '\(printable(value.prefix(40)))' is not a number; expected decimal digits only"
+          )
+        }
+        if let length, length != n {
+          throw Failure("the answer has two different Content-Length headers (\(length) and \(n))")
         }
         length = n
-      } else if name == "transfer-encoding" {
-        chunked = value.lowercased().contains("chunked")
+      } else if equalsIgnoringCase(name, "transfer-encoding") {
+        // The last coding must be chunked; the agent asks for no other (RFC 9112 section 6.1).
+        let codings = value.split(separator: 0x2C).map { trimmed($0) }
+        guard let last = codings.last, equalsIgnoringCase(last, "chunked"), codings.count == 1 else {
+          throw Failure(
+            "the Transfer-Encoding '\(printable(value.prefix(40)))' is not supported; expected chunked")
+        }
+        chunked = true
       }
     }
-    let rest = Array(raw[(end + 4)...])
-    var body: [UInt8]
+    let rest = raw[(end + 4)...]
+    let body: [UInt8]
     if chunked {
-      body = try dechunk(rest)
+      body = try dechunk(Array(rest), limit: limit)
     } else if let length {
+      guard length <= limit else {
+        throw Failure("the answer is larger than \(limit) bytes (its Content-Length is \(length))")
+      }
       guard rest.count >= length else {
         throw Failure("the answer ended after \(rest.count) of \(length) bytes")
       }
       body = Array(rest.prefix(length))
     } else {
-      body = rest
+      body = Array(rest)
     }
     if body.count > limit { throw Failure("the answer is larger than \(limit) bytes") }
     return Response(status: status, body: body)
   }
 
-  static func dechunk(_ data: [UInt8]) throws(Failure) -> [UInt8] {
+  /// Decodes a chunked body (RFC 9112 section 7.1) of at most `limit` bytes.
+  static func dechunk(_ data: [UInt8], limit: Int) throws(Failure) -> [UInt8] {
     var body: [UInt8] = []
     var index = 0
     while true {
-      guard
-        let lineEnd = (index..<max(index, data.count - 1)).first(where: {
-          data[$0] == 13 && data[$0 + 1] == 10
-        })
-      else {
+      guard let lineEnd = lineEnd(data, from: index) else {
         throw Failure("a chunk size line is incomplete")
       }
-      let sizeText = String(decoding: data[index..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-      guard let size = Int(sizeText.trimmingSpace(), radix: 16), size >= 0 else {
-        throw Failure("a chunk size '\(sizeText.prefix(20))' is not hexadecimal")
+      let line = data[index..<lineEnd]
+      // The size, then optional whitespace and `;extensions`.
+      let digitsEnd = line.firstIndex { hexValue($0) == nil } ?? line.endIndex
+      let digits = line[..<digitsEnd]
+      let after = trimmed(line[digitsEnd...])
+      guard !digits.isEmpty, after.isEmpty || after.first == 0x3B else {
+        throw Failure(
+          "a chunk size '\(printable(line.prefix(20)))' is not hexadecimal; expected hex digits and optional ;extensions"
+        )
+      }
+      // At most `limit - body.count`: 16 hex digits fit in Int64, but a size is refused as soon
+      // as it passes what the body may still hold, before any arithmetic can overflow.
+      let room = limit - body.count
+      var size = 0
+      for digit in digits {
+        let (shifted, overflow) = size.multipliedReportingOverflow(by: 16)
+        let (next, overflowAdd) = shifted.addingReportingOverflow(Int(hexValue(digit) ?? 0))
+        guard !overflow, !overflowAdd, next <= room else {
+          throw Failure(
+            "a chunk size of \(printable(digits.prefix(20))) (hex) is larger than the \(room) bytes the answer may still hold (at most \(limit) in all)"
+          )
+        }
+        size = next
       }
       index = lineEnd + 2
       if size == 0 { return body }
-      guard index + size + 2 <= data.count else { throw Failure("the answer ended inside a chunk") }
+      // index <= data.count, and the chunk with its CRLF fits in what is left: no overflow below.
+      guard data.count - index >= 2, data.count - index - 2 >= size else {
+        throw Failure("the answer ended inside a chunk")
+      }
+      guard data[index + size] == 13, data[index + size + 1] == 10 else {
+        throw Failure("a chunk of \(size) bytes is not followed by a line break")
+      }
       body += data[index..<(index + size)]
       index += size + 2
     }
+  }
+
+  /// The index of the CR of the first CRLF at or after `start`.
+  static func lineEnd(_ data: [UInt8], from start: Int) -> Int? {
+    var index = start
+    while index + 1 < data.count {
+      if data[index] == 13 && data[index + 1] == 10 { return index }
+      index += 1
+    }
+    return nil
+  }
+
+  /// The lines of `bytes`, split at CRLF.
+  static func split(_ bytes: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
+    var lines: [ArraySlice<UInt8>] = []
+    var start = bytes.startIndex
+    var index = bytes.startIndex
+    while index < bytes.endIndex {
+      if bytes[index] == 13, index + 1 < bytes.endIndex, bytes[index + 1] == 10 {
+        lines.append(bytes[start..<index])
+        index += 2
+        start = index
+      } else {
+        index += 1
+      }
+    }
+    lines.append(bytes[start..<bytes.endIndex])
+    return lines
+  }
+
+  static func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case 0x30...0x39: byte - 0x30
+    case 0x41...0x46: byte - 0x41 + 10
+    case 0x61...0x66: byte - 0x61 + 10
+    default: nil
+    }
+  }
+
+  /// Decimal digits only (no sign, no space), at most `limit`.
+  static func decimal(_ bytes: ArraySlice<UInt8>, limit: Int) -> Int? {
+    guard !bytes.isEmpty else { return nil }
+    var value = 0
+    for byte in bytes {
+      guard byte >= 0x30 && byte <= 0x39 else { return nil }
+      let (shifted, overflow) = value.multipliedReportingOverflow(by: 10)
+      let (next, overflowAdd) = shifted.addingReportingOverflow(Int(byte - 0x30))
+      guard !overflow, !overflowAdd, next <= limit else { return nil }
+      value = next
+    }
+    return value
+  }
+
+  /// Without leading and trailing spaces and tabs.
+  static func trimmed(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+    var slice = bytes
+    while let first = slice.first, first == 0x20 || first == 0x09 { slice = slice.dropFirst() }
+    while let last = slice.last, last == 0x20 || last == 0x09 { slice = slice.dropLast() }
+    return slice
+  }
+
+  /// Whether `bytes` spell `text` (lowercase ASCII), ignoring ASCII case.
+  static func equalsIgnoringCase(_ bytes: ArraySlice<UInt8>, _ text: String) -> Bool {
+    let expected = Array(text.utf8)
+    guard bytes.count == expected.count else { return false }
+    return zip(bytes, expected).allSatisfy { byte, lower in
+      (byte >= 0x41 && byte <= 0x5A ? byte + 0x20 : byte) == lower
+    }
+  }
+
+  /// `bytes` for a message: printable ASCII as is, anything else as \xNN.
+  static func printable(_ bytes: ArraySlice<UInt8>) -> String {
+    var text = ""
+    for byte in bytes {
+      if byte >= 0x20 && byte < 0x7F && byte != 0x5C {
+        text.unicodeScalars.append(Unicode.Scalar(byte))
+      } else {
+        text += "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16)
+      }
+    }
+    return text
   }
 }

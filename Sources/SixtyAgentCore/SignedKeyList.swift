@@ -132,8 +132,14 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
   /// Each line is `expiry-time="YYYYMMDDHHMMZ"[,from="…"] KEY`. Keys are re-checked here so a
   /// broker bug can never smuggle options or a second line into sshd.
   public func authorizedKeysLines(now: Date, fingerprint: String? = nil) -> [String] {
+    offeredKeys(now: now, fingerprint: fingerprint).map(\.line)
+  }
+
+  /// The entries `authorizedKeysLines` prints, each with its line: what the agent may log as
+  /// offered (an entry dropped here was never offered to sshd).
+  public func offeredKeys(now: Date, fingerprint: String? = nil) -> [(entry: Entry, line: String)] {
     let nowSeconds = Int64(now.timeIntervalSince1970)
-    var lines: [String] = []
+    var lines: [(entry: Entry, line: String)] = []
     for entry in keys where entry.expiresAt > nowSeconds {
       if let fingerprint, entry.fingerprint != fingerprint { continue }
       guard SignedKeyList.isSafeKeyLine(entry.key), entry.from.allSatisfy(SignedKeyList.isSafeCIDR) else {
@@ -141,7 +147,7 @@ public struct SignedKeyList: Codable, Sendable, Equatable {
       }
       var options = "expiry-time=\"\(SignedKeyList.expiryTime(entry.expiresAt))\""
       if !entry.from.isEmpty { options += ",from=\"\(entry.from.concatenated(separator: ","))\"" }
-      lines.append("\(options) \(entry.key)")
+      lines.append((entry, "\(options) \(entry.key)"))
     }
     return lines
   }

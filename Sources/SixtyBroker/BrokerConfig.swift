@@ -7,6 +7,9 @@ import SixtyCore
 /// ```yaml
 /// listen: 127.0.0.1:8600
 /// region: us-east-1                  # only requests signed for this region (default us-east-1)
+/// max_connections: 512
+/// max_connections_per_source: 32     # one address (an IPv6 /64); below max_connections
+/// header_timeout: 5s                 # a request head must arrive within this
 /// key_ttl: 60s
 /// max_clock_skew: 5m
 /// signing_key_file: /var/lib/sixty/broker-signing.key   # created (0600) when missing
@@ -62,13 +65,22 @@ public struct BrokerConfig: Sendable {
   public var replayCache: String?
   public var maxBodyBytes: Int = 16 * 1024
   public var maxConnections: Int = 512
-  /// How long a connection may stay open without sending a complete request head: between
-  /// requests on a kept-alive connection, and while a slow client dribbles its headers.
+  /// How many of `maxConnections` one source address (an IPv6 /64) may hold; connections over
+  /// it are closed at once. Always below `maxConnections`, so one source cannot take them all:
+  /// by default 32, or half of `maxConnections` when that is smaller.
+  public var maxConnectionsPerSource: Int = 32
+  /// How long a connection may stay open between requests on a kept-alive connection.
   public var idleTimeout: TimeSpan = .seconds(30)
+  /// How long a request head may take to arrive in full: from the connection's accept, or on a
+  /// kept-alive connection from the first byte of the next request.
+  public var headerTimeout: TimeSpan = .seconds(5)
   /// How long reading one request's body may take once its head has arrived.
   public var bodyTimeout: TimeSpan = .seconds(10)
   public var principals: [Principal] = []
   public var hosts: [RegisteredHost] = []
+  /// What the file holds inline rather than through `secret_env`/`token_env`, as "the secret of
+  /// principal 'deploy'": such a file must be readable by its owner only.
+  public internal(set) var inlineSecrets: [String] = []
 
   public init() {}
 
@@ -132,7 +144,22 @@ public struct BrokerConfig: Sendable {
     var reader = NodeReader()
     reader.diagnostics.append(contentsOf: diagnostics)
     let config = parse(root, environment: environment, reader: &reader)
+    if let problem = exposedSecrets(path: path, config.inlineSecrets) {
+      reader.error(problem, at: nil)
+    }
     return (reader.diagnostics.hasErrors ? nil : config, reader.diagnostics.all)
+  }
+
+  /// Why the file at `path`, holding `inlineSecrets`, may not be used: it is readable by its
+  /// group or others (as ssh refuses such a private key); nil when it is not, or holds none.
+  static func exposedSecrets(path: String, _ inlineSecrets: [String]) -> String? {
+    guard let first = inlineSecrets.first else { return nil }
+    var info = stat()
+    guard stat(path, &info) == 0, info.st_mode & 0o044 != 0 else { return nil }
+    let mode = String(info.st_mode & 0o777, radix: 8)
+    let more = inlineSecrets.count > 1 ? " and \(inlineSecrets.count - 1) more" : ""
+    return
+      "the broker configuration \(path) holds secrets inline (\(first)\(more)) and is readable by others (mode 0\(mode)); chmod 600 it or use secret_env/token_env."
   }
 
   static func parse(_ root: YAMLNode, environment: [String: String], reader: inout NodeReader) -> BrokerConfig
@@ -140,7 +167,8 @@ public struct BrokerConfig: Sendable {
     var config = BrokerConfig()
     let keys = [
       "listen", "region", "key_ttl", "max_clock_skew", "signing_key_file", "audit_log", "replay_cache",
-      "max_body_bytes", "max_connections", "idle_timeout", "body_timeout", "principals", "groups", "hosts",
+      "max_body_bytes", "max_connections", "max_connections_per_source", "idle_timeout", "header_timeout",
+      "body_timeout", "principals", "groups", "hosts",
     ]
     guard reader.mapping(root, "the broker configuration", allowed: keys) != nil else { return config }
     if let node = root["listen"], let text = reader.string(node, "'listen'") {
@@ -195,7 +223,23 @@ public struct BrokerConfig: Sendable {
       config.maxConnections =
         reader.int(node, "'max_connections'", range: 1...100_000) ?? config.maxConnections
     }
-    for (key, keyPath) in [("idle_timeout", \BrokerConfig.idleTimeout), ("body_timeout", \.bodyTimeout)] {
+    if let node = root["max_connections_per_source"] {
+      if let limit = reader.int(node, "'max_connections_per_source'", range: 1...100_000) {
+        if limit >= config.maxConnections {
+          reader.error(
+            "'max_connections_per_source' is \(limit); expected fewer than 'max_connections' (\(config.maxConnections)), so that one source cannot take every connection.",
+            at: node.location)
+        } else {
+          config.maxConnectionsPerSource = limit
+        }
+      }
+    } else {
+      config.maxConnectionsPerSource = max(1, min(32, config.maxConnections / 2))
+    }
+    for (key, keyPath) in [
+      ("idle_timeout", \BrokerConfig.idleTimeout), ("header_timeout", \.headerTimeout),
+      ("body_timeout", \.bodyTimeout),
+    ] {
       guard let node = root[key], let span = reader.timeSpan(node, "'\(key)'") else { continue }
       if span.milliseconds < 100 || span.milliseconds > 3_600_000 {
         reader.error("'\(key)' must be between 100ms and 1h.", at: node.location)
@@ -274,6 +318,7 @@ public struct BrokerConfig: Sendable {
               field, "agent token of host '\(id)'", environment: environment, reader: &reader)
             {
               host.token = secret
+              if field.key == "token" { config.inlineSecrets.append("the agent token of host '\(id)'") }
             }
           }
         }
@@ -319,6 +364,7 @@ public struct BrokerConfig: Sendable {
           case "secret", "secret_env":
             secret = secretValue(
               field, "secret of principal '\(entry.key)'", environment: environment, reader: &reader)
+            if field.key == "secret" { config.inlineSecrets.append("the secret of principal '\(entry.key)'") }
           case "hosts":
             let texts = reader.stringList(field.value, "'hosts' of principal '\(entry.key)'") ?? []
             do {

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import NIOHTTPTypes
@@ -65,9 +66,10 @@ struct BrokerResponder: HTTPResponder {
 ///
 /// A connection whose request body has not arrived in full `timeout` after its head is closed,
 /// so a client that dribbles its body cannot hold a connection (one of `max_connections`)
-/// forever; slow request heads are closed by the idle timeout, which only a complete head
-/// resets. When the response ends before the request did (a 413 for an oversized body), the
-/// connection is closed after the response instead of reading the rest of the body.
+/// forever; slow request heads are closed by `ConnectionGuardHandler`'s header deadline, which
+/// this handler tells when a head has arrived and when a response has ended. When the response
+/// ends before the request did (a 413 for an oversized body), the connection is closed after the
+/// response instead of reading the rest of the body.
 final class BodyDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
   typealias InboundIn = HTTPRequestPart
   typealias InboundOut = HTTPRequestPart
@@ -78,15 +80,22 @@ final class BodyDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
   private let logger: Logger
   private var deadline: Scheduled<Void>?
   private var readingRequest = false
+  /// The connection's guard, when the pipeline has one.
+  private var connectionGuard: ConnectionGuardHandler?
 
   init(timeout: TimeAmount, logger: Logger) {
     self.timeout = timeout
     self.logger = logger
   }
 
+  func handlerAdded(context: ChannelHandlerContext) {
+    connectionGuard = try? context.pipeline.syncOperations.handler(type: ConnectionGuardHandler.self)
+  }
+
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     switch unwrapInboundIn(data) {
     case .head:
+      connectionGuard?.headArrived()
       readingRequest = true
       deadline?.cancel()
       let channel = context.channel
@@ -109,6 +118,7 @@ final class BodyDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
   }
 
   func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    if case .end = unwrapOutboundIn(data) { connectionGuard?.responseEnded() }
     guard case .end = unwrapOutboundIn(data), readingRequest else {
       context.write(data, promise: promise)
       return
@@ -128,6 +138,7 @@ final class BodyDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
   func handlerRemoved(context: ChannelHandlerContext) {
     deadline?.cancel()
     deadline = nil
+    connectionGuard = nil
   }
 }
 
@@ -209,14 +220,20 @@ public enum BrokerServer {
     broker: Broker, logger: Logger, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
   ) -> some ApplicationProtocol {
     let config = broker.config
+    let limiter = SourceConnectionLimiter(limit: config.maxConnectionsPerSource)
+    let http1 = HTTP1Channel.Configuration(
+      additionalChannelHandlers: [
+        BodyDeadlineHandler(timeout: .milliseconds(config.bodyTimeout.milliseconds), logger: logger)
+      ],
+      idleTimeout: .milliseconds(config.idleTimeout.milliseconds))
+    let headerTimeout = TimeAmount.milliseconds(config.headerTimeout.milliseconds)
     return Application(
       responder: BrokerResponder(broker: broker),
-      server: .http1(
-        configuration: .init(
-          additionalChannelHandlers: [
-            BodyDeadlineHandler(timeout: .milliseconds(config.bodyTimeout.milliseconds), logger: logger)
-          ],
-          idleTimeout: .milliseconds(config.idleTimeout.milliseconds))),
+      server: HTTPServerBuilder { responder in
+        GuardedHTTP1Channel(
+          inner: HTTP1Channel(responder: responder, configuration: http1), limiter: limiter,
+          headerTimeout: headerTimeout, logger: logger)
+      },
       configuration: ApplicationConfiguration(
         address: .hostname(config.host, port: config.port), serverName: "sixty-broker", backlog: 1024,
         availableConnectionsDelegate: .maximum(config.maxConnections, logger: logger)),

@@ -36,6 +36,8 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
     case typeMismatch(outer: String, inner: String)
     case malformedBlob(String)
     case rsaTooSmall(Int)
+    /// An RSA public exponent below 65537 or even (its decimal digits).
+    case rsaWeakExponent(String)
     case badComment
 
     public var description: String {
@@ -56,6 +58,8 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
         "The public key says '\(outer)' but its data holds a '\(inner)' key; expected them to match."
       case .malformedBlob(let why): "The public key's data is malformed: \(why)."
       case .rsaTooSmall(let bits): "The RSA key has \(bits) bits; expected at least 2048."
+      case .rsaWeakExponent(let exponent):
+        "The RSA key's public exponent is \(exponent); expected an odd number of at least 65537 (ssh-keygen uses 65537)."
       case .badComment: "The public key's comment holds characters other than printable ASCII or spaces."
       }
     }
@@ -140,9 +144,11 @@ public struct OpenSSHPublicKey: Sendable, Equatable {
       guard let n = reader.positiveMPInt(), let first = n.first else {
         throw .malformedBlob("the RSA modulus is missing or invalid")
       }
-      guard e.count <= 8, e.last.map({ $0 & 1 == 1 }) ?? false else {
-        throw .malformedBlob("the RSA exponent is not a small odd number")
-      }
+      // A small exponent (3 above all) invites the low-exponent attacks on RSA; OpenSSL and
+      // ssh-keygen use 65537. The exponent is at most 8 bytes: a UInt64.
+      guard e.count <= 8 else { throw .malformedBlob("the RSA exponent is larger than 64 bits") }
+      let exponent = e.reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+      guard exponent >= 65537, exponent & 1 == 1 else { throw .rsaWeakExponent(String(exponent)) }
       bits = (n.count - 1) * 8 + (8 - first.leadingZeroBitCount)
       guard bits >= 2048 else { throw .rsaTooSmall(bits) }
       guard bits <= 16384 else { throw .malformedBlob("the RSA modulus is larger than 16384 bits") }

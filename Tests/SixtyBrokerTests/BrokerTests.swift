@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import InstanceConnect
+import NIOCore
 import SixtyAudit
 import SixtyKeys
 import Testing
@@ -69,6 +70,7 @@ final class TestClock: @unchecked Sendable {
       """
     let path = directory + "/broker.yml"
     try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+    chmod(path, 0o600)  // secrets inline
     let (config, diagnostics) = BrokerConfig.load(path: path)
     let loaded = try #require(config, "\(diagnostics.map(\.description))")
     // One writer per audit log (it is locked): a second broker in the same test, standing for a
@@ -373,17 +375,64 @@ final class TestClock: @unchecked Sendable {
 }
 
 @Suite struct BrokerConfigTimeoutTests {
-  func load(_ extra: String) throws -> (BrokerConfig?, [String]) {
+  func load(
+    _ extra: String, mode: mode_t = 0o600, secret: String = "secret: config-secret-0123456789abcdef",
+    environment: [String: String] = [:]
+  ) throws -> (BrokerConfig?, [String]) {
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
       "sixty-cfg-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let path = directory.appendingPathComponent("broker.yml").path
     try
-      "key_ttl: 60s\n\(extra)\nprincipals:\n  p: {access_key_id: AKIDSIXTYCONFIGTEST1, secret: config-secret-0123456789abcdef, hosts: [\"*\"], users: [\"*\"]}\n"
+      "key_ttl: 60s\n\(extra)\nprincipals:\n  p: {access_key_id: AKIDSIXTYCONFIGTEST1, \(secret), hosts: [\"*\"], users: [\"*\"]}\n"
       .write(toFile: path, atomically: true, encoding: .utf8)
-    let (config, diagnostics) = BrokerConfig.load(path: path)
-    return (config, diagnostics.map(\.description))
+    chmod(path, mode)
+    let (config, diagnostics) = BrokerConfig.load(path: path, environment: environment)
+    return (config, diagnostics.map { $0.description.replacingOccurrences(of: path, with: "broker.yml") })
+  }
+
+  /// As ssh refuses a private key others can read, the broker refuses a configuration holding
+  /// secrets inline that others can read; secrets from the environment leave the mode free.
+  @Test func inlineSecretsNeedAFileOnlyItsOwnerCanRead() throws {
+    for mode: mode_t in [0o644, 0o640, 0o604] {
+      let (config, diagnostics) = try load("", mode: mode)
+      #expect(config == nil, "mode \(String(mode, radix: 8))")
+      #expect(
+        diagnostics.contains {
+          $0.contains(
+            "the broker configuration broker.yml holds secrets inline (the secret of principal 'p') and is readable by others (mode 0\(String(mode, radix: 8))); chmod 600 it or use secret_env/token_env."
+          )
+        }, "\(diagnostics)")
+    }
+    for mode: mode_t in [0o600, 0o400, 0o620] {
+      let (config, diagnostics) = try load("", mode: mode)
+      #expect(config != nil, "mode \(String(mode, radix: 8)): \(diagnostics)")
+    }
+    let (fromEnvironment, diagnostics) = try load(
+      "", mode: 0o644, secret: "secret_env: SIXTY_TEST_SECRET",
+      environment: ["SIXTY_TEST_SECRET": "config-secret-0123456789abcdef"])
+    #expect(fromEnvironment?.principals.first?.secret == "config-secret-0123456789abcdef", "\(diagnostics)")
+  }
+
+  @Test func connectionsPerSourceStayBelowTheGlobalLimit() throws {
+    let (defaults, _) = try load("")
+    #expect(defaults?.maxConnectionsPerSource == 32)
+    #expect(defaults?.headerTimeout == .seconds(5))
+    let (small, _) = try load("max_connections: 8")
+    #expect(small?.maxConnectionsPerSource == 4)
+    let (set, setDiagnostics) = try load(
+      "max_connections: 100\nmax_connections_per_source: 99\nheader_timeout: 2s")
+    #expect(set?.maxConnectionsPerSource == 99, "\(setDiagnostics)")
+    #expect(set?.headerTimeout == .seconds(2))
+    let (bad, diagnostics) = try load("max_connections: 8\nmax_connections_per_source: 8")
+    #expect(bad == nil)
+    #expect(
+      diagnostics.contains {
+        $0.contains(
+          "'max_connections_per_source' is 8; expected fewer than 'max_connections' (8), so that one source cannot take every connection."
+        )
+      }, "\(diagnostics)")
   }
 
   @Test func theRegionDefaultsToUSEast1AndTheReplayCacheSitsNextToTheAuditLog() throws {
@@ -456,6 +505,32 @@ final class TestClock: @unchecked Sendable {
       ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "not hexadecimal"),
       ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nabc", "inside a chunk"),
       ("HTTP/1.1 200 OK\r\n\r\n" + String(repeating: "x", count: 65), "larger than 64 bytes"),
+      // Sizes and lengths are bytes, checked strictly and without overflow, and capped.
+      (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nabc\r\n",
+        "a chunk size of 7fffffffffffffff (hex) is larger than the 64 bytes the answer may still hold"
+      ),
+      (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffffffff\r\n",
+        "is larger than the 64 bytes"
+      ),
+      (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n\(String(repeating: "a", count: 32))\r\n21\r\n",
+        "a chunk size of 21 (hex) is larger than the 32 bytes the answer may still hold (at most 64 in all)"
+      ),
+      ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n", "not hexadecimal"),
+      ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-0\r\n\r\n", "not hexadecimal"),
+      ("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\u{FF13}\r\n", "not hexadecimal"),
+      (
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY0\r\n\r\n",
+        "not followed by a line break"
+      ),
+      ("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "expected chunked"),
+      ("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello", "not a number"),
+      ("HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", "not a number"),
+      ("HTTP/1.1 200 OK\r\nContent-Length: 65\r\n\r\n", "larger than 64 bytes"),
+      ("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", "two different"),
+      ("HTTP/1.1 2000 OK\r\n\r\n", "not HTTP"),
     ]
     for (text, fragment) in cases {
       #expect(throws: PlainHTTP.Failure.self, "\(text)") { try parse(text) }
@@ -522,5 +597,39 @@ final class TestClock: @unchecked Sendable {
       try PlainHTTP.get(
         URL(string: "http://127.0.0.1:1/x")!, headers: [("Authorization", "Bearer a\r\nX: y")], timeout: 1)
     }
+  }
+}
+
+@Suite struct SourceConnectionLimiterTests {
+  @Test func aSourceIsRefusedAtItsLimitAndServedAgainOnceAConnectionCloses() {
+    let limiter = SourceConnectionLimiter(limit: 2, warningInterval: .seconds(10))
+    let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    #expect(limiter.acquire("127.0.0.2", now: start) == .accepted)
+    #expect(limiter.acquire("127.0.0.2", now: start) == .accepted)
+    // Refused, with a warning at most once every 10 s.
+    #expect(limiter.acquire("127.0.0.2", now: start) == .refused(warn: true))
+    #expect(limiter.acquire("127.0.0.2", now: start + .seconds(9)) == .refused(warn: false))
+    #expect(limiter.acquire("127.0.0.2", now: start + .seconds(10)) == .refused(warn: true))
+    // Another source is counted apart.
+    #expect(limiter.acquire("127.0.0.1", now: start) == .accepted)
+    #expect(limiter.openConnections("127.0.0.2") == 2)
+    limiter.release("127.0.0.2")
+    #expect(limiter.acquire("127.0.0.2", now: start) == .accepted)
+    // Entries go when their last connection does.
+    for source in ["127.0.0.2", "127.0.0.2", "127.0.0.1"] { limiter.release(source) }
+    #expect(limiter.sourceCount == 0)
+  }
+
+  @Test func sourcesAreIPv4AddressesAndIPv6Slash64s() throws {
+    #expect(
+      SourceConnectionLimiter.sourceKey(try SocketAddress(ipAddress: "10.1.2.3", port: 9)) == "10.1.2.3")
+    let a = SourceConnectionLimiter.sourceKey(try SocketAddress(ipAddress: "2001:db8:1:2::1", port: 9))
+    let b = SourceConnectionLimiter.sourceKey(try SocketAddress(ipAddress: "2001:db8:1:2:ffff::7", port: 9))
+    let c = SourceConnectionLimiter.sourceKey(try SocketAddress(ipAddress: "2001:db8:1:3::1", port: 9))
+    #expect(a == "2001:db8:1:2::/64" && a == b && a != c)
+    #expect(
+      SourceConnectionLimiter.sourceKey(try SocketAddress(ipAddress: "::ffff:10.1.2.3", port: 9))
+        == "10.1.2.3")
+    #expect(SourceConnectionLimiter.sourceKey(nil) == nil)
   }
 }

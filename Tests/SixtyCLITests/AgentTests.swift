@@ -1,5 +1,66 @@
+import Crypto
 import Foundation
+import SixtyAgentCore
+import SixtyKeys
 import Testing
+
+/// A one-answer HTTP server on loopback: each connection gets `answer` after its request head,
+/// then is closed. Serves `count` connections on a thread of its own.
+final class CannedHTTPServer: @unchecked Sendable {
+  let port: Int
+  private let listener: Int32
+  private let done = DispatchSemaphore(value: 0)
+
+  init(answer: [UInt8], count: Int = 1) throws {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0
+      }
+    }
+    guard bound else {
+      close(fd)
+      throw Spawn.Failure(description: "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))")
+    }
+    listener = fd
+    port = Int(UInt16(bigEndian: address.sin_port))
+    let listener = fd
+    let done = done
+    Thread.detachNewThread {
+      for _ in 0..<count {
+        let connection = accept(listener, nil, nil)
+        guard connection >= 0 else { break }
+        var request: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !request.suffix(4).elementsEqual([13, 10, 13, 10]) {
+          let n = read(connection, &buffer, buffer.count)
+          if n <= 0 { break }
+          request += buffer[0..<n]
+        }
+        var sent = 0
+        while sent < answer.count {
+          let n = answer[sent...].withUnsafeBytes {
+            send(connection, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+          }
+          if n <= 0 { break }
+          sent += n
+        }
+        close(connection)
+      }
+      done.signal()
+    }
+  }
+
+  /// Waits (at most 10 s) for the thread to serve its connections, then closes the listener.
+  func finish() {
+    _ = done.wait(timeout: .now() + 10)
+    close(listener)
+  }
+}
 
 /// `sixty-agent` as sshd runs it: keys only from a verified, fresh, matching list; nothing at all
 /// (and a non-zero exit) on any error.
@@ -27,6 +88,7 @@ import Testing
     syslog: false
     \(extra)
     """.write(toFile: path, atomically: true, encoding: .utf8)
+    chmod(path, 0o600)  // the token is inline
     return path
   }
 
@@ -162,5 +224,95 @@ import Testing
     #expect(result.stdout.isEmpty)
     #expect(result.stderr.contains("did not answer within 1.0 s"), "\(result.stderr)")
     #expect(result.seconds < 3)
+  }
+
+  /// A hostile broker announcing a chunk of 2^63-1 bytes: the agent fails closed with a message
+  /// (it used to trap on the overflow, SIGILL).
+  @Test func aHugeChunkSizeFailsClosedWithAMessage() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let sizes = ["7fffffffffffffff", "ffffffffffffffffffff", "+10", "200000"]
+    for size in sizes {
+      let server = try CannedHTTPServer(
+        answer: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\(size)\r\nabc\r\n0\r\n\r\n".utf8)
+      )
+      defer { server.finish() }
+      let config = try writeConfig(fleet, broker: "http://127.0.0.1:\(server.port)")
+      let result = try agent(["ops", "--config", config])
+      #expect(result.status == 1, "\(size): \(result.stderr)")
+      #expect(result.stdout.isEmpty)
+      let expected =
+        size == "+10"
+        ? "a chunk size '+10' is not hexadecimal" : "a chunk size of \(size.prefix(20)) (hex) is larger than"
+      #expect(result.stderr.contains(expected), "\(size): \(result.stderr)")
+    }
+  }
+
+  /// "offered key" is logged for the keys printed, not for entries dropped on the way (expired,
+  /// for another key, or with an unsafe key or from= value).
+  @Test func onlyPrintedKeysAreLoggedAsOffered() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let signing = Curve25519.Signing.PrivateKey()
+    let key = try SSHKeyPair.generate(.ed25519).authorizedKey
+    let now = Int64(Date().timeIntervalSince1970)
+    func entry(_ fingerprint: String, key: String = key, expires: Int64 = now + 60, from: [String] = [])
+      -> SignedKeyList.Entry
+    {
+      SignedKeyList.Entry(
+        key: key, fingerprint: fingerprint, expiresAt: expires, requestID: "r-\(fingerprint)",
+        principal: "deploy", from: from)
+    }
+    let list = SignedKeyList(
+      instanceID: fleet.hosts[0].instanceID, osUser: "ops", issuedAt: now,
+      keys: [
+        entry("SHA256:printed"),
+        entry("SHA256:expired", expires: now - 5),
+        entry("SHA256:badfrom", from: ["10.0.0.0/8\",command=\"/bin/sh"]),
+        entry("SHA256:badkey", key: key + " trailing"),
+      ])
+    let body = try list.signed(with: signing)
+    let server = try CannedHTTPServer(
+      answer: Array("HTTP/1.1 200 OK\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+        + Array(body))
+    defer { server.finish() }
+    let config = try writeConfig(
+      fleet, broker: "http://127.0.0.1:\(server.port)",
+      key: signing.publicKey.rawRepresentation.base64EncodedString())
+    let result = try agent(["ops", "--config", config])
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stdout.split(separator: "\n").count == 1 && result.stdout.hasSuffix(" \(key)\n"))
+    #expect(result.stderr.contains("offered key SHA256:printed for ops"), "\(result.stderr)")
+    for dropped in ["SHA256:expired", "SHA256:badfrom", "SHA256:badkey"] {
+      #expect(!result.stderr.contains(dropped), "\(dropped) was logged: \(result.stderr)")
+    }
+  }
+
+  /// The token inline makes agent.yml a secret: readable by others, the agent refuses it.
+  @Test func anAgentConfigurationWithAnInlineTokenMustBeOwnerOnly() throws {
+    let fleet = try LocalFleet(count: 1, startSSHD: false)
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    _ = try pushedKey(fleet)
+    let config = try writeConfig(fleet)
+    chmod(config, 0o644)
+    let refused = try agent(["ops", "--config", config])
+    #expect(refused.status == 2)
+    #expect(refused.stdout.isEmpty)
+    #expect(
+      refused.stderr.contains(
+        "the agent configuration \(config) holds secrets inline (the agent token) and is readable by others (mode 0644); chmod 600 it"
+      ), "\(refused.stderr)")
+    chmod(config, 0o600)
+    let served = try agent(["ops", "--config", config])
+    #expect(served.status == 0 && !served.stdout.isEmpty, "\(served.stderr)")
   }
 }

@@ -8,8 +8,22 @@ final class RawClient: @unchecked Sendable {
   let fd: Int32
   let opened = Date()
 
-  init(port: Int) throws {
+  /// Connects to 127.0.0.1:`port` from the loopback address `source` (any 127.x.y.z works on
+  /// Linux), so tests can play several clients.
+  init(port: Int, source: String = "127.0.0.1") throws {
     fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var local = sockaddr_in()
+    local.sin_family = sa_family_t(AF_INET)
+    local.sin_addr.s_addr = inet_addr(source)
+    let bound = withUnsafePointer(to: &local) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
+    }
+    guard bound == 0 else {
+      close(fd)
+      throw Spawn.Failure(description: "cannot bind to \(source): \(String(cString: strerror(errno)))")
+    }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -27,6 +41,10 @@ final class RawClient: @unchecked Sendable {
   }
 
   deinit { close(fd) }
+
+  /// Ends the connection both ways (the server half-closes after a `Connection: close` answer
+  /// and waits for the client's end).
+  func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 
   /// Sends `bytes`; false once the peer has gone.
   @discardableResult func send(_ bytes: [UInt8]) -> Bool {
@@ -97,7 +115,9 @@ final class RawClient: @unchecked Sendable {
   func slowClientsAreCutOffConnectionsAreBoundedAndHonestPushesGetThrough() throws {
     let fleet = try LocalFleet(
       count: 1, startSSHD: false,
-      extraBrokerConfig: "max_connections: 8\nidle_timeout: 2s\nbody_timeout: 2s")
+      extraBrokerConfig:
+        "max_connections: 8\nmax_connections_per_source: 4\nidle_timeout: 2s\nheader_timeout: 2s\nbody_timeout: 2s"
+    )
     defer {
       fleet.stop()
       fleet.remove()
@@ -118,7 +138,9 @@ final class RawClient: @unchecked Sendable {
     let baseline = openDescriptors(fleet.broker.pid)
 
     // Slowloris: 6 clients dribble a request head, 6 a request body, a byte every 300 ms; 40
-    // more connect and send nothing. That is 52 connections against a limit of 8.
+    // more connect and send nothing. That is 52 connections against a limit of 8, from 13
+    // addresses that each stay within the limit of 4 a source.
+    let sources = (2...14).map { "127.0.0.\($0)" }
     let head =
       Array("POST / HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8) + Array(repeating: UInt8(ascii: "a"), count: 400)
     let bodyHead = Array(
@@ -128,7 +150,7 @@ final class RawClient: @unchecked Sendable {
     let group = DispatchGroup()
     var silent: [RawClient] = []
     for index in 0..<12 {
-      let client = try RawClient(port: fleet.brokerPort)
+      let client = try RawClient(port: fleet.brokerPort, source: sources[index % sources.count])
       DispatchQueue.global().async(group: group) {
         if index >= 6 { _ = client.send(bodyHead) }
         let closedAfter = client.dribble(
@@ -136,7 +158,9 @@ final class RawClient: @unchecked Sendable {
         results.add(index < 6 ? "head" : "body", closedAfter)
       }
     }
-    for _ in 0..<40 { silent.append(try RawClient(port: fleet.brokerPort)) }
+    for index in 12..<52 {
+      silent.append(try RawClient(port: fleet.brokerPort, source: sources[index % sources.count]))
+    }
     Thread.sleep(forTimeInterval: 1)
     // The broker holds at most max_connections of them; the rest wait in the listen queue.
     let during = openDescriptors(fleet.broker.pid)
@@ -154,13 +178,115 @@ final class RawClient: @unchecked Sendable {
       // idle_timeout/body_timeout 2 s, plus the time it waited for a connection slot.
       #expect(after < 12, "a slow \(kind) client was cut off only after \(after)s")
     }
-    // The silent connections were accepted in turn and closed by the idle timeout.
+    // The silent connections were accepted in turn and closed by the header timeout.
     for client in silent {
       let answer = client.read(timeout: 30)
       #expect(answer.closed, "a silent connection was never closed")
     }
     #expect(fleet.broker.log.contains("request body did not arrive within 2.0s"), "\(fleet.broker.log)")
     #expect(openDescriptors(fleet.broker.pid) <= baseline + 1)
+  }
+
+  /// An agent key-list request on `client`, which the server answers and then closes.
+  func fetchKeys(_ client: RawClient, _ fleet: LocalFleet, keepAlive: Bool = false) -> (
+    text: String, closed: Bool
+  ) {
+    let host = fleet.hosts[0]
+    client.send(
+      Array(
+        "GET /agent/v1/keys?instance_id=\(host.instanceID)&user=ops HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(host.token)\r\n\(keepAlive ? "" : "Connection: close\r\n")\r\n"
+          .utf8))
+    return client.read(timeout: keepAlive ? 2 : 10)
+  }
+
+  /// One address cannot hold more than max_connections_per_source connections: the next ones
+  /// are closed at once, while another address is served, and so is the first once it is back
+  /// under its limit.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root"))
+  func connectionsOverThePerSourceLimitAreClosedWhileOtherSourcesAreServed() throws {
+    let fleet = try LocalFleet(
+      count: 1, startSSHD: false, extraBrokerConfig: "max_connections_per_source: 4\nheader_timeout: 60s")
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let held = try (0..<4).map { _ in try RawClient(port: fleet.brokerPort, source: "127.0.0.2") }
+    // The connections above are accepted in order; one answered request on the last of them
+    // shows the broker has counted all four.
+    #expect(fetchKeys(held[3], fleet, keepAlive: true).text.hasPrefix("HTTP/1.1 200"))
+    for index in 0..<12 {
+      let extra = try RawClient(port: fleet.brokerPort, source: "127.0.0.2")
+      let answer = extra.read(timeout: 10)
+      #expect(answer.closed && answer.text.isEmpty, "connection \(index + 5) from 127.0.0.2: \(answer)")
+    }
+    // 127.0.0.1 is served meanwhile: a push (the sixty CLI) and a key-list fetch.
+    let key = fleet.directory + "/k"
+    #expect(try runProgram("/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]).status == 0)
+    let pushed = try SixtyBinary.run(
+      [
+        "push", "--instance-id", fleet.hosts[0].instanceID, "--os-user", "ops", "--public-key", key + ".pub",
+        "--endpoint", fleet.endpoint,
+      ], environment: fleet.environment)
+    #expect(pushed.status == 0, "\(pushed.stderr)")
+    let honest = fetchKeys(try RawClient(port: fleet.brokerPort), fleet)
+    #expect(honest.text.hasPrefix("HTTP/1.1 200"), "\(honest.text)")
+    // The held connections themselves are served.
+    #expect(fetchKeys(held[0], fleet).text.hasPrefix("HTTP/1.1 200"))
+    // Once held[0] is closed, 127.0.0.2 has a free slot again (when the broker has seen the close).
+    held[0].shutdown()
+    var servedAgain = false
+    for _ in 0..<50 where !servedAgain {
+      servedAgain = fetchKeys(try RawClient(port: fleet.brokerPort, source: "127.0.0.2"), fleet).text
+        .hasPrefix(
+          "HTTP/1.1 200")
+    }
+    #expect(servedAgain)
+    #expect(
+      fleet.broker.log.contains("refusing connections from 127.0.0.2: it already has 4 open"),
+      "\(fleet.broker.log)")
+  }
+
+  /// A request head must arrive in full within header_timeout of the accept (or of the first
+  /// byte of a later request on a kept-alive connection); an idle kept-alive connection waits
+  /// for the idle timeout instead.
+  @Test(.enabled(if: LocalFleet.canRun, "needs root"))
+  func slowRequestHeadsAreCutAtTheHeaderTimeoutButIdleKeepAliveIsNot() throws {
+    let fleet = try LocalFleet(
+      count: 1, startSSHD: false, extraBrokerConfig: "header_timeout: 1s\nidle_timeout: 30s")
+    defer {
+      fleet.stop()
+      fleet.remove()
+    }
+    let head =
+      Array("GET /agent/v1/keys HTTP/1.1\r\nHost: x\r\nX-Slow: ".utf8)
+      + Array(repeating: UInt8(ascii: "a"), count: 400)
+    let dribbler = try RawClient(port: fleet.brokerPort)
+    let cutAfter = dribbler.dribble(head, interval: 0.2, limit: 15)
+    #expect(
+      cutAfter != nil && cutAfter! < 6, "a dribbled head was cut after \(String(describing: cutAfter))s")
+    let silent = try RawClient(port: fleet.brokerPort)
+    #expect(silent.read(timeout: 15).closed)
+    #expect(Date().timeIntervalSince(silent.opened) < 6)
+    // A kept-alive connection, idle for longer than header_timeout between two requests.
+    let kept = try RawClient(port: fleet.brokerPort)
+    let first = fetchKeys(kept, fleet, keepAlive: true)
+    #expect(first.text.hasPrefix("HTTP/1.1 200") && !first.closed, "\(first)")
+    Thread.sleep(forTimeInterval: 1.5)
+    let second = fetchKeys(kept, fleet)
+    #expect(second.text.hasPrefix("HTTP/1.1 200"), "\(second)")
+    // ... but once it starts a request, the head must come in time.
+    let slowSecond = try RawClient(port: fleet.brokerPort)
+    #expect(fetchKeys(slowSecond, fleet, keepAlive: true).text.hasPrefix("HTTP/1.1 200"))
+    let start = Date()
+    var index = 0
+    var cut = false
+    while Date().timeIntervalSince(start) < 15 && !cut {
+      if !slowSecond.send([head[index % head.count]]) || slowSecond.read(timeout: 0.2).closed { cut = true }
+      index += 1
+    }
+    #expect(
+      cut && Date().timeIntervalSince(start) < 6, "cut: \(cut) after \(Date().timeIntervalSince(start))s")
+    #expect(fleet.broker.log.contains("request head did not arrive within 1.0s"), "\(fleet.broker.log)")
   }
 
   @Test(.enabled(if: LocalFleet.canRun, "needs root"))

@@ -76,11 +76,18 @@ final class LocalFleet: @unchecked Sendable {
       }
       hostEntries += "  \(id): {name: web-\(index), tags: {role: web}, group: lab, token: \(token)}\n"
     }
+    // Every client and agent of a local fleet connects from 127.0.0.1: one source, for which
+    // the default limit (32 connections) is meant for one host, not a fleet.
+    let perSource =
+      extraBrokerConfig.contains("max_connections_per_source")
+        || extraBrokerConfig.contains("max_connections:")
+      ? "" : "max_connections_per_source: 256"
     let config = """
       listen: 127.0.0.1:0
       key_ttl: \(ttl)
       signing_key_file: \(directory)/signing.key
       audit_log: \(directory)/audit.jsonl
+      \(perSource)
       \(extraBrokerConfig)
       principals:
         deploy:
@@ -100,6 +107,8 @@ final class LocalFleet: @unchecked Sendable {
       \(hostEntries)
       """
     try config.write(toFile: directory + "/broker.yml", atomically: true, encoding: .utf8)
+    // It holds the principals' secrets and the agent tokens inline: the broker wants it 0600.
+    chmod(directory + "/broker.yml", 0o600)
     let publicKey = try runProgram(
       SixtyBinary.path, ["broker", "public-key", "--config", directory + "/broker.yml"])
     guard publicKey.status == 0 else {
@@ -202,7 +211,11 @@ final class LocalFleet: @unchecked Sendable {
       syslog: false
       """
     try agentConfig.write(toFile: dir + "/agent.yml", atomically: true, encoding: .utf8)
-    chmod(dir + "/agent.yml", 0o644)
+    // The token is inline, so the file is 0600, owned by the user sshd runs the agent as.
+    chmod(dir + "/agent.yml", 0o600)
+    if getuid() == 0, let nobody = getpwnam("nobody") {
+      chown(dir + "/agent.yml", nobody.pointee.pw_uid, nobody.pointee.pw_gid)
+    }
     try "exec \(LocalFleet.agentPath) --config \(dir)/agent.yml \"$@\"\n".write(
       toFile: dir + "/agent.sh", atomically: true, encoding: .utf8)
     chmod(dir + "/agent.sh", 0o755)

@@ -61,7 +61,7 @@ import Testing
     }
   }
 
-  static func rsaBlob(bits: Int) -> String {
+  static func rsaBlob(bits: Int, exponent: [UInt8] = [1, 0, 1]) -> String {
     // A syntactically valid RSA public blob with an n of the given size.
     var blob: [UInt8] = []
     func string(_ b: [UInt8]) {
@@ -69,7 +69,7 @@ import Testing
       blob += [UInt8(n >> 24), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)] + b
     }
     string(Array("ssh-rsa".utf8))
-    string([1, 0, 1])
+    string(exponent)
     string([0] + [0xC1] + [UInt8](repeating: 0x55, count: bits / 8 - 1))
     return "ssh-rsa " + Data(blob).base64EncodedString()
   }
@@ -107,6 +107,31 @@ import Testing
     blob.append(0)
     #expect(throws: OpenSSHPublicKey.ParseError.malformedBlob("unexpected bytes after the key")) {
       try OpenSSHPublicKey.parseStrict("ssh-ed25519 " + Data(blob).base64EncodedString())
+    }
+  }
+
+  /// e = 3 invites the low-exponent attacks on RSA; an even e is no RSA key at all. The
+  /// exponents are mpints: big-endian, minimal, with a 0 byte before a high bit.
+  @Test func refusesRSAExponentsBelow65537OrEven() throws {
+    let refused: [([UInt8], String)] = [
+      ([3], "3"), ([1], "1"), ([0x01, 0x00, 0x00], "65536"), ([0x01, 0x00, 0x02], "65538"),
+      ([0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00], "72057594037927936"),
+    ]
+    for (exponent, decimal) in refused {
+      do {
+        _ = try OpenSSHPublicKey.parseStrict(Self.rsaBlob(bits: 2048, exponent: exponent))
+        Issue.record("the exponent \(decimal) was accepted")
+      } catch {
+        #expect(
+          error.description
+            == "The RSA key's public exponent is \(decimal); expected an odd number of at least 65537 (ssh-keygen uses 65537).",
+          "\(decimal)")
+      }
+    }
+    for exponent: [UInt8] in [[0x01, 0x00, 0x01], [0x01, 0x00, 0x03], [0x00, 0x80, 0x00, 0x00, 0x01]] {
+      #expect(throws: Never.self) {
+        try OpenSSHPublicKey.parseStrict(Self.rsaBlob(bits: 2048, exponent: exponent))
+      }
     }
   }
 
