@@ -74,6 +74,7 @@ import Testing
         deploy: {access_key_id: AKIDCHECKPOINT01, secret: checkpoint-secret-0123456789, hosts: [role=web], users: [ops]}
       """
     try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+    chmod(path, 0o600)  // secrets inline
     return path
   }
 }
@@ -109,6 +110,7 @@ import Testing
         i-0000000000000001: {name: web-1, tags: {role: web}, token: agent-token-offload-0123456789}
       """
     try yaml.write(toFile: directory + "/broker.yml", atomically: true, encoding: .utf8)
+    chmod(directory + "/broker.yml", 0o600)  // secrets inline
     let config = try #require(BrokerConfig.load(path: directory + "/broker.yml").0)
     let probe = Probe()
     let log = try AuditLog(path: directory + "/audit.jsonl", writer: probe.writer)
