@@ -40,10 +40,10 @@ struct BrokerResponder: HTTPResponder {
     headers.reserveCapacity(request.headers.count + 1)
     if let authority = request.head.authority { headers.append(("host", authority)) }
     for field in request.headers { headers.append((field.name.canonicalName, field.value)) }
+    // The numeric address (`host` is only the name an address was made from, empty for some).
     let address: String? =
       switch context.remoteAddress {
-      case .v4(let a): a.host
-      case .v6(let a): a.host
+      case .v4, .v6: context.remoteAddress?.ipAddress
       default: nil
       }
     let answer = try await BrokerServer.handle(
