@@ -8,10 +8,11 @@ let linkFuzzer: [LinkerSetting] = [.unsafeFlags(["-sanitize=fuzzer"])]
 let package = Package(
   name: "SixtyFuzz",
   dependencies: [.package(name: "Sixty", path: "..")],
-  targets: ["playbook", "cron", "sigv4", "publickey", "quote"].map { name in
-    .executableTarget(
-      name: "fuzz-\(name)", dependencies: [.product(name: "SixtyParsers", package: "Sixty")],
-      path: "Sources/fuzz-\(name)", swiftSettings: fuzzer, linkerSettings: linkFuzzer)
-  },
+  targets: [.target(name: "FuzzDriver", swiftSettings: fuzzer)]
+    + ["playbook", "cron", "sigv4", "publickey", "quote"].map { name in
+      .executableTarget(
+        name: "fuzz-\(name)", dependencies: ["FuzzDriver", .product(name: "SixtyParsers", package: "Sixty")],
+        path: "Sources/fuzz-\(name)", swiftSettings: fuzzer, linkerSettings: linkFuzzer)
+    },
   swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import FuzzDriver
 import SixtyCore
 import SixtyPlaybook
 
@@ -16,20 +17,7 @@ public func fuzzPlaybook(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   return 0
 }
 
-// SwiftPM links an executable's entry point as `fuzz_playbook_main`: hand the process to libFuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func llvmFuzzerRunDriver(
-  _ argc: UnsafeMutablePointer<CInt>,
-  _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-  _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
 @_cdecl("fuzz_playbook_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-  var count = argc
-  var arguments = argv
-  return llvmFuzzerRunDriver(&count, &arguments) { data, size in
-    guard let data else { return 0 }
-    return fuzzPlaybook(data, size)
-  }
+  runLibFuzzer(argc, argv) { data, size in data.map { fuzzPlaybook($0, size) } ?? 0 }
 }

@@ -1,3 +1,4 @@
+import FuzzDriver
 import SixtyCore
 import SixtyPlaybook
 
@@ -29,7 +30,8 @@ func readWord(_ bytes: [UInt8]) -> [UInt8]? {
 
 extension UInt8 {
   var isLetterOrDigit: Bool {
-    (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
+    (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(self)
+      || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(self)
       || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self)
   }
 }
@@ -43,7 +45,8 @@ public func fuzzQuote(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   let quoted = ShellQuote.quote(text)
   let word = readWord(Array(quoted.utf8))
   precondition(word != nil, "the quoted text is not one shell word: \(quoted.debugDescription)")
-  precondition(word! == Array(text.utf8), "the quoted text reads back differently: \(quoted.debugDescription)")
+  precondition(
+    word! == Array(text.utf8), "the quoted text reads back differently: \(quoted.debugDescription)")
   precondition(!text.isEmpty || quoted == "''", "the empty string must be quoted")
 
   let shown = SafeText.quoted(text, limit: 64)
@@ -64,20 +67,7 @@ public func fuzzQuote(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
   return 0
 }
 
-// SwiftPM links an executable's entry point as `fuzz_quote_main`: hand the process to libFuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func llvmFuzzerRunDriver(
-  _ argc: UnsafeMutablePointer<CInt>,
-  _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-  _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
-) -> CInt
-
 @_cdecl("fuzz_quote_main")
 public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-  var count = argc
-  var arguments = argv
-  return llvmFuzzerRunDriver(&count, &arguments) { data, size in
-    guard let data else { return 0 }
-    return fuzzQuote(data, size)
-  }
+  runLibFuzzer(argc, argv) { data, size in data.map { fuzzQuote($0, size) } ?? 0 }
 }
