@@ -25,6 +25,10 @@ token=bench-agent-token-0123456789
   echo "listen: 127.0.0.1:0"
   echo "region: us-east-1"   # what sixty-bench signs for
   echo "max_connections_per_source: 256" # every client is on 127.0.0.1
+  # As a real broker runs: every push and fetch in the audit log, every accepted signature in the
+  # replay cache beside it, both flushed to disk before the answer.
+  echo "audit_log: $work/audit.jsonl"
+  echo "signing_key_file: $work/signing.key"
   echo "principals:"
   echo "  bench: {access_key_id: $key, secret: $secret, hosts: [all], users: ['*'], rate: {per_second: 1000000, burst: 1000000}}"
   echo "hosts:"
