@@ -25,10 +25,13 @@ struct SixtyBinary {
       .deletingLastPathComponent()
   }
 
-  /// Runs `sixty ARGS` in `directory` (the package root by default), draining both pipes at once.
-  static func run(_ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:]) throws
-    -> Result
-  {
+  /// Runs `sixty ARGS` in `directory` (the package root by default), draining both pipes at once;
+  /// `at` runs it under `faketime` with its clock starting at that time (UTC), so nothing it
+  /// prints depends on today's date.
+  static func run(
+    _ arguments: [String], in directory: URL? = nil, environment: [String: String] = [:],
+    at time: String? = nil
+  ) throws -> Result {
     var env = ProcessInfo.processInfo.environment
     env["SIXTY_INVENTORY"] = nil
     env["SIXTY_POLICY"] = nil
@@ -40,8 +43,18 @@ struct SixtyBinary {
         ).path
     }
     for (k, v) in environment { env[k] = v }
+    var program = path
+    var words = arguments
+    if let time {
+      guard let faketime = LocalProcess.which("faketime") else {
+        throw Spawn.Failure(description: "faketime is not installed (make test installs it)")
+      }
+      env["TZ"] = "UTC"
+      program = faketime
+      words = [time, path] + arguments
+    }
     let (status, stdout, stderr) = try runProgram(
-      path, arguments, directory: directory ?? packageRoot, environment: env)
+      program, words, directory: directory ?? packageRoot, environment: env)
     return Result(status: status, stdout: stdout, stderr: stderr)
   }
 }
