@@ -98,15 +98,7 @@ final class BodyDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
       connectionGuard?.headArrived()
       readingRequest = true
       deadline?.cancel()
-      let channel = context.channel
-      let logger = logger
-      let seconds = Double(timeout.nanoseconds) / 1e9
-      deadline = context.eventLoop.scheduleTask(in: timeout) {
-        logger.warning(
-          "closing a connection whose request body did not arrive within \(seconds)s",
-          metadata: ["peer": "\(channel.remoteAddress?.ipAddress ?? "unknown")"])
-        channel.close(promise: nil)
-      }
+      deadline = Self.closing(context, after: timeout, unless: "request body", logger: logger)
     case .end:
       readingRequest = false
       deadline?.cancel()
@@ -115,6 +107,23 @@ final class BodyDeadlineHandler: ChannelDuplexHandler, RemovableChannelHandler {
       break
     }
     context.fireChannelRead(data)
+  }
+
+  /// Closes the connection `timeout` from now, logging which `part` of the request did not
+  /// arrive in time, unless the returned task is cancelled first.
+  static func closing(
+    _ context: ChannelHandlerContext, after timeout: TimeAmount, unless part: String, logger: Logger
+  )
+    -> Scheduled<Void>
+  {
+    let channel = context.channel
+    let seconds = Double(timeout.nanoseconds) / 1e9
+    return context.eventLoop.scheduleTask(in: timeout) {
+      logger.warning(
+        "closing a connection whose \(part) did not arrive within \(seconds)s",
+        metadata: ["peer": "\(channel.remoteAddress?.ipAddress ?? "unknown")"])
+      channel.close(promise: nil)
+    }
   }
 
   func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

@@ -159,15 +159,8 @@ final class ConnectionGuardHandler: ChannelInboundHandler, RemovableChannelHandl
 
   private func startHeadDeadline(_ context: ChannelHandlerContext) {
     headDeadline?.cancel()
-    let channel = context.channel
-    let logger = logger
-    let seconds = Double(headerTimeout.nanoseconds) / 1e9
-    headDeadline = context.eventLoop.scheduleTask(in: headerTimeout) {
-      logger.warning(
-        "closing a connection whose request head did not arrive within \(seconds)s",
-        metadata: ["peer": "\(channel.remoteAddress?.ipAddress ?? "unknown")"])
-      channel.close(promise: nil)
-    }
+    headDeadline = BodyDeadlineHandler.closing(
+      context, after: headerTimeout, unless: "request head", logger: logger)
   }
 
   private func finish() {

@@ -290,7 +290,7 @@ final class RunSession: @unchecked Sendable {
     } catch let error as InstanceConnectError {
       throw CLIError(error.description, code: error.exitCode)
     }
-    let knownHostsFile = SSHExecutor.defaultKnownHostsFile()
+    let knownHostsFile = History.defaultKnownHostsFile()
     if plan.plays.contains(where: { $0.policy.hostKeyPolicy == .acceptNew }) {
       do {
         try SSHExecutor.prepareKnownHostsFile(knownHostsFile)

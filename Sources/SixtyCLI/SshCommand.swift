@@ -3,6 +3,7 @@ import Foundation
 import InstanceConnect
 import SixtyCore
 import SixtyExecution
+import SixtyHistory
 import SixtyKeys
 import SixtyPlaybook
 
@@ -150,7 +151,7 @@ struct SshCommand: AsyncParsableCommand {
   static func sshArguments(
     destination: Destination, keyPath: String, options: [String], jump: String?, config: String?,
     extra: [String],
-    command: [String], knownHostsFile: String = SSHExecutor.defaultKnownHostsFile()
+    command: [String], knownHostsFile: String = History.defaultKnownHostsFile()
   ) -> [String] {
     var arguments = [
       "-i", keyPath, "-o", "IdentitiesOnly=yes", "-p", String(destination.port), "-l", destination.user,
@@ -187,7 +188,7 @@ struct SshCommand: AsyncParsableCommand {
     } catch let error as InstanceConnectError {
       throw CLIError(error.description, code: error.exitCode)
     }
-    let knownHosts = SSHExecutor.defaultKnownHostsFile()
+    let knownHosts = History.defaultKnownHostsFile()
     try? SSHExecutor.prepareKnownHostsFile(knownHosts)
     let arguments = Self.sshArguments(
       destination: destination, keyPath: directory.privateKeyPath, options: sshOptions, jump: jump,

@@ -43,7 +43,8 @@ public enum SafeText {
     return bytes.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "_") }
   }
 
-  @inline(__always) static func isAlphanumeric(_ byte: UInt8) -> Bool {
+  /// An ASCII letter or digit.
+  @inline(__always) public static func isAlphanumeric(_ byte: UInt8) -> Bool {
     (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
       || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
       || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)

@@ -169,11 +169,7 @@ public enum EC2Inventory {
   /// Letters, digits and '-' only: safe in a shell command and in ssh's `%` expansion.
   static func isPlainWord(_ text: String) -> Bool {
     !text.isEmpty && text.utf8.first != UInt8(ascii: "-")
-      && text.utf8.allSatisfy { byte in
-        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
-          || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
-          || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-")
-      }
+      && text.utf8.allSatisfy { SafeText.isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
   }
 
   /// The same rule as for inventory users: what ssh's -l and Instance Connect accept.

@@ -147,24 +147,6 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     path.utf8.contains(UInt8(ascii: " ")) ? "\"\(path)\"" : path
   }
 
-  /// The known_hosts file of this user's Sixty: `$SIXTY_KNOWN_HOSTS`, else beside the run
-  /// history (`$SIXTY_HISTORY`'s folder), else `$XDG_STATE_HOME/sixty/known_hosts`, else
-  /// `~/.local/state/sixty/known_hosts`.
-  public static func defaultKnownHostsFile(
-    environment: [String: String] = ProcessInfo.processInfo.environment
-  )
-    -> String
-  {
-    if let path = environment["SIXTY_KNOWN_HOSTS"], !path.isEmpty { return path }
-    if let history = environment["SIXTY_HISTORY"], !history.isEmpty {
-      return URL(fileURLWithPath: history).deletingLastPathComponent().appendingPathComponent("known_hosts")
-        .path
-    }
-    if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") { return state + "/sixty/known_hosts" }
-    let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
-    return home + "/.local/state/sixty/known_hosts"
-  }
-
   /// Creates the known_hosts file's folder (0700) when it is missing, so ssh can record keys.
   public static func prepareKnownHostsFile(_ path: String) throws {
     let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path

@@ -27,6 +27,16 @@ public final class History: Sendable {
     return home + "/.local/state/sixty/history.sqlite"
   }
 
+  /// The known_hosts file that `accept-new` keeps across runs: `$SIXTY_KNOWN_HOSTS`, else
+  /// beside the history (`defaultPath`'s folder).
+  public static func defaultKnownHostsFile(
+    environment: [String: String] = ProcessInfo.processInfo.environment
+  ) -> String {
+    if let path = environment["SIXTY_KNOWN_HOSTS"], !path.isEmpty { return path }
+    return URL(fileURLWithPath: defaultPath(environment: environment)).deletingLastPathComponent()
+      .appendingPathComponent("known_hosts").path
+  }
+
   /// Opens (creating if needed) the history at `path`, applying pending migrations.
   /// - Throws: `HistoryError` naming the file and what went wrong.
   public init(path: String) throws(HistoryError) {
