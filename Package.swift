@@ -1,9 +1,10 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+// Sixty runs on Linux only: the executor watches control sockets with inotify, the runner and the
+// agent read /proc, and the agent is linked statically with lld. No Apple platform is declared.
 let package = Package(
   name: "Sixty",
-  platforms: [.macOS(.v14)],
   products: [
     .executable(name: "sixty", targets: ["sixty"]),
     .executable(name: "sixty-agent", targets: ["sixty-agent"]),
@@ -12,7 +13,7 @@ let package = Package(
     // What the libFuzzer targets in fuzz/ (a package of their own) exercise.
     .library(
       name: "SixtyParsers",
-      targets: ["SixtyCore", "SixtyPlaybook", "SixtySchedule", "InstanceConnect", "SixtyKeys"]),
+      targets: ["SixtyCore", "SixtyPlaybook", "SixtyCalendar", "InstanceConnect", "SixtyKeys"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -71,8 +72,8 @@ let package = Package(
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
       ]),
-    // Cron schedules in IANA time zones, and maintenance windows.
-    .target(name: "SixtySchedule", dependencies: ["SixtyCore", "SixtyPolicy"]),
+    // The calendar: cron schedules in IANA time zones, maintenance windows and the jobs file.
+    .target(name: "SixtyCalendar", dependencies: ["SixtyCore", "SixtyPolicy"]),
     // EC2 inventory (DescribeInstances), security groups and preflight checks.
     .target(
       name: "SixtyEC2",
@@ -87,12 +88,12 @@ let package = Package(
       dependencies: ["SixtyCore", .product(name: "GRDB", package: "GRDB.swift")]),
     // The run report: JSON, JUnit XML and a self-contained HTML timeline, from one model.
     .target(name: "SixtyReport", dependencies: ["SixtyCore", "SixtyHistory"]),
-    // The Dispatch-based run engine: slots, batches, just-in-time pushes, deadlines, cancellation.
-    .target(name: "SixtyScheduling"),
+    // The scheduler of one play: slots, batches, just-in-time pushes, deadlines, cancellation.
+    .target(name: "SixtyScheduler"),
     // Running tasks with the system OpenSSH client, one ControlMaster connection per host.
     .target(
       name: "SixtyExecution",
-      dependencies: ["SixtyCore", "SixtyScheduling", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
+      dependencies: ["SixtyCore", "SixtyScheduler", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed. sshd starts it on every login, so
     // it is one static program: the Swift runtime, FoundationEssentials, swift-crypto and glibc
     // built in. Nothing is loaded or relocated at start (no ld.so, no position-independent
@@ -119,7 +120,7 @@ let package = Package(
       name: "SixtyCLI",
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
-        "SixtyAudit", "SixtyBroker", "SixtyScheduling", "SixtyExecution", "SixtySchedule",
+        "SixtyAudit", "SixtyBroker", "SixtyScheduler", "SixtyExecution", "SixtyCalendar",
         "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -144,7 +145,7 @@ let package = Package(
     .testTarget(
       name: "SixtyCLITests",
       dependencies: [
-        "SixtyCLI", "SixtySchedule", "SixtyHistory", "InstanceConnect", "SixtyReport", "SixtyKeys",
+        "SixtyCLI", "SixtyCalendar", "SixtyHistory", "InstanceConnect", "SixtyReport", "SixtyKeys",
         "SixtyAgentCore", .product(name: "Crypto", package: "swift-crypto"),
       ]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
@@ -154,11 +155,11 @@ let package = Package(
       dependencies: [
         "SixtyEC2", "SixtyPlaybook", "SixtyPlanning", "SixtyCore", "InstanceConnect", "SixtyAgentCore",
       ]),
-    .testTarget(name: "SixtySchedulingTests", dependencies: ["SixtyScheduling"]),
+    .testTarget(name: "SixtySchedulerTests", dependencies: ["SixtyScheduler"]),
     .testTarget(
-      name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning", "SixtyScheduling"]),
+      name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning", "SixtyScheduler"]),
     .testTarget(
-      name: "SixtyScheduleTests", dependencies: ["SixtySchedule", "SixtyPolicy", "SixtyCore"],
+      name: "SixtyCalendarTests", dependencies: ["SixtyCalendar", "SixtyPolicy", "SixtyCore"],
       exclude: ["Reference"]),
     .testTarget(
       name: "SixtyHistoryTests",

@@ -4,7 +4,7 @@ import Logging
 import ServiceLifecycle
 import SixtyCore
 import SixtyHistory
-import SixtySchedule
+import SixtyCalendar
 
 struct JobsCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(

@@ -3,7 +3,7 @@ import Logging
 import ServiceLifecycle
 import SixtyCore
 import SixtyHistory
-import SixtySchedule
+import SixtyCalendar
 
 /// `sixty jobs daemon`: fires each job at the times its schedule gives (computed from the schedule,
 /// never by sleeping fixed intervals), one run per job at a time, each run a `sixty run` child

@@ -3,7 +3,7 @@ import InstanceConnect
 import Logging
 import SixtyCore
 import SixtyHistory
-import SixtySchedule
+import SixtyCalendar
 
 #if canImport(FoundationNetworking)
   import FoundationNetworking

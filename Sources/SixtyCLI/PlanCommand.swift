@@ -4,7 +4,7 @@ import SixtyCore
 import SixtyEC2
 import SixtyPlanning
 import SixtyPolicy
-import SixtySchedule
+import SixtyCalendar
 
 /// Output formats of `sixty plan`.
 enum PlanFormat: String, ExpressibleByArgument, CaseIterable {

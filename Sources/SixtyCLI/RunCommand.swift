@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import InstanceConnect
+import SixtyCalendar
 import SixtyCore
 import SixtyExecution
 import SixtyHistory
@@ -9,8 +10,7 @@ import SixtyPlanning
 import SixtyPlaybook
 import SixtyPolicy
 import SixtyReport
-import SixtySchedule
-import SixtyScheduling
+import SixtyScheduler
 
 struct RunCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -381,8 +381,9 @@ final class RunSession: @unchecked Sendable {
       let result: RunResult = await withCheckedContinuation { continuation in
         scheduler.start(events: { [board] event in
           board?.handle(event)
-          if event.hasPrefix("end ") || event.hasPrefix("retry ") || event.hasPrefix("reconnect ") {
-            printer.line("-- " + event)
+          switch event {
+          case .end, .retry, .reconnect: printer.line("-- \(event)")
+          default: break
           }
         }) { continuation.resume(returning: $0) }
       }
@@ -701,20 +702,18 @@ final class ProgressBoard: @unchecked Sendable {
     }
   }
 
-  func handle(_ event: String) {
-    let parts = event.split(separator: " ", maxSplits: 2).map(String.init)
-    guard parts.count >= 2 else { return }
+  func handle(_ event: SchedulerEvent) {
     lock.withLock {
-      switch parts[0] {
-      case "push": current[parts[1]] = "pushing key"
-      case "connect": current[parts[1]] = "connecting"
-      case "authenticated": current[parts[1]] = "connected"
-      case "start" where parts.count == 3: current[parts[1]] = parts[2]
-      case "end":
-        current[parts[1]] = nil
+      switch event {
+      case .push(let host): current[host] = "pushing key"
+      case .connect(let host): current[host] = "connecting"
+      case .authenticated(let host): current[host] = "connected"
+      case .start(let host, let task): current[host] = task
+      case .end(let host, let status):
+        current[host] = nil
         done += 1
-        if parts.count == 3 && parts[2] != "ok" { failed += 1 }
-      default: break
+        if status != .ok { failed += 1 }
+      case .pushAhead, .reconnect, .retry: break
       }
     }
   }

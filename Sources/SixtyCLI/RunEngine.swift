@@ -5,7 +5,7 @@ import SixtyExecution
 import SixtyKeys
 import SixtyPlanning
 import SixtyPlaybook
-import SixtyScheduling
+import SixtyScheduler
 
 /// Pushes the run's public key through Instance Connect, paced by a token bucket shared by all
 /// hosts (the client itself retries throttling with backoff and jitter).

@@ -3,7 +3,7 @@ import Foundation
 import SixtyHistory
 import SixtyPlanning
 import SixtyPolicy
-import SixtyScheduling
+import SixtyScheduler
 
 /// Where and how a run is recorded in the history.
 struct HistorySettings {

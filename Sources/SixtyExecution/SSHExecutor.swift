@@ -3,7 +3,7 @@ import SixtyCore
 import SixtyPlanning
 import SixtyPlaybook
 import SixtyPolicy
-import SixtyScheduling
+import SixtyScheduler
 
 /// Where and how to reach one host, and what to run there.
 public struct ExecutionTarget: Sendable {

@@ -5,7 +5,7 @@ import SixtyHistory
 import Testing
 
 @testable import SixtyCLI
-@testable import SixtySchedule
+@testable import SixtyCalendar
 
 /// Notifications with a fake HTTP transport and real shell commands: retries, give-ups, what is
 /// recorded, and that secrets in webhook URLs stay out of records.

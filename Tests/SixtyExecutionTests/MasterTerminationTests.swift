@@ -1,5 +1,5 @@
 import Foundation
-import SixtyScheduling
+import SixtyScheduler
 import Testing
 
 @testable import SixtyExecution

@@ -1,6 +1,6 @@
 import Foundation
 import FuzzDriver
-import SixtySchedule
+import SixtyCalendar
 
 /// libFuzzer target: arbitrary text as a schedule (5-field cron, macros, AWS cron(), rate()),
 /// and, when it parses, its next fire times in a DST zone.

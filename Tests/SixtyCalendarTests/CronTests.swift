@@ -3,7 +3,7 @@ import SixtyCore
 import SixtyPolicy
 import Testing
 
-@testable import SixtySchedule
+@testable import SixtyCalendar
 
 @Suite struct CronTests {
   func date(_ text: String) -> Date {

@@ -165,7 +165,7 @@ public final class Scheduler: @unchecked Sendable {
   var finished = false
   var completion: (@Sendable (RunResult) -> Void)?
   var runTimer: TimerToken?
-  var onEvent: (@Sendable (String) -> Void)?
+  var onEvent: (@Sendable (SchedulerEvent) -> Void)?
   // Pushing ahead: hosts not started yet whose push is under way, and those whose push succeeded
   // (with its time); the mean time a host takes and a push takes, as measured so far.
   var pushingAhead: Set<Int> = []
@@ -204,7 +204,7 @@ public final class Scheduler: @unchecked Sendable {
   /// Starts the run; `completion` is called once, on the queue. Call on the queue (tests) or any
   /// thread (it hops).
   public func start(
-    events: (@Sendable (String) -> Void)? = nil, completion: @escaping @Sendable (RunResult) -> Void
+    events: (@Sendable (SchedulerEvent) -> Void)? = nil, completion: @escaping @Sendable (RunResult) -> Void
   ) {
     onQueue {
       self.onEvent = events
@@ -259,9 +259,9 @@ public final class Scheduler: @unchecked Sendable {
       active.insert(host)
       results[host].started = clock.now()
       if pushingAhead.contains(host) {
-        event("push \(hosts[host].name)")  // its push is under way; `pushed` connects
+        event(.push(host: hosts[host].name))  // its push is under way; `pushed` connects
       } else if let pushedAt = pushedAhead.removeValue(forKey: host), clock.now() < pushedAt + usableFor {
-        event("connect \(hosts[host].name)")
+        event(.connect(host: hosts[host].name))
         pushed(host, .pushed, at: pushedAt)
       } else {
         push(host)
@@ -286,9 +286,9 @@ public final class Scheduler: @unchecked Sendable {
     results[host].pushes.append(at)
     if ahead {
       pushingAhead.insert(host)
-      event("push-ahead \(hosts[host].name)")
+      event(.pushAhead(host: hosts[host].name))
     } else {
-      event("push \(hosts[host].name)")
+      event(.push(host: hosts[host].name))
     }
     pusher.push(host: hosts[host]) { outcome in
       self.onQueue {
@@ -378,7 +378,7 @@ public final class Scheduler: @unchecked Sendable {
         message: results[host].reconnects > 0 ? "reconnecting failed: \(message)" : message)
     case .authenticated:
       results[host].authenticated = clock.now()
-      event("authenticated \(hosts[host].name)")
+      event(.authenticated(host: hosts[host].name))
       // Tasks cut off by a dropped connection run again; the drop does not use up their retries.
       for task in lostTasks.removeValue(forKey: host) ?? [] {
         results[host].attempts[task] -= 1
@@ -410,7 +410,7 @@ public final class Scheduler: @unchecked Sendable {
     guard !connecting.contains(host) else { return }
     results[host].reconnects += 1
     results[host].authenticated = nil
-    event("reconnect \(hosts[host].name)")
+    event(.reconnect(host: hosts[host].name))
     executor.disconnect(host: hosts[host])
     push(host)
   }
@@ -447,7 +447,7 @@ public final class Scheduler: @unchecked Sendable {
   func launch(_ host: Int, _ index: Int) {
     results[host].attempts[index] += 1
     let attempt = results[host].attempts[index]
-    event("start \(hosts[host].name) \(hosts[host].tasks[index].name)")
+    event(.start(host: hosts[host].name, task: hosts[host].tasks[index].name))
     if let timeout = hosts[host].tasks[index].timeout {
       taskTimers[host, default: [:]][index] = clock.after(timeout, on: queue) { [self] in
         guard self.results[host].attempts[index] == attempt, self.running[host]?.contains(index) == true
@@ -478,7 +478,7 @@ public final class Scheduler: @unchecked Sendable {
     if case .ok = result {
       results[host].tasks[index] = result
     } else if results[host].attempts[index] <= task.retries && stopping == nil {
-      event("retry \(hosts[host].name) \(task.name)")
+      event(.retry(host: hosts[host].name, task: task.name))
       running[host, default: []].insert(index)
       _ = clock.after(task.retryDelay, on: queue) { [self] in
         guard self.results[host].status == .pending, self.stopping == nil || !self.killed else {
@@ -545,7 +545,7 @@ public final class Scheduler: @unchecked Sendable {
     if let started = results[host].started { hostSeconds.add(clock.now() - started) }
     executor.disconnect(host: hosts[host])
     active.remove(host)
-    event("end \(hosts[host].name) \(status.rawValue)")
+    event(.end(host: hosts[host].name, status: status))
     if let threshold = policy.failureThreshold, failedHosts > threshold, stopping == nil {
       stop(.aborted("\(failedHosts) hosts failed, more than the threshold of \(threshold)"), kill: false)
     }
@@ -589,5 +589,47 @@ public final class Scheduler: @unchecked Sendable {
     completion?(RunResult(outcome: stopping ?? .completed, hosts: results))
   }
 
-  func event(_ text: String) { onEvent?(text) }
+  func event(_ event: SchedulerEvent) { onEvent?(event) }
+}
+
+/// What the scheduler reports as a play goes, in the order it happens on its queue. Its
+/// `description` is the line form (`end web-1 ok`) that `sixty run` prints.
+public enum SchedulerEvent: Sendable, Equatable, CustomStringConvertible {
+  /// The host's key push started (its turn came).
+  case push(host: String)
+  /// The host's key push started ahead of its turn.
+  case pushAhead(host: String)
+  /// The key was pushed; the connection is being made.
+  case connect(host: String)
+  /// The connection is up and authenticated.
+  case authenticated(host: String)
+  /// The connection was lost; a new key and connection follow.
+  case reconnect(host: String)
+  /// A task started on the host.
+  case start(host: String, task: String)
+  /// A task failed and runs again after its retry delay.
+  case retry(host: String, task: String)
+  /// The host finished.
+  case end(host: String, status: HostResult.Status)
+
+  public var host: String {
+    switch self {
+    case .push(let host), .pushAhead(let host), .connect(let host), .authenticated(let host),
+      .reconnect(let host), .start(let host, _), .retry(let host, _), .end(let host, _):
+      host
+    }
+  }
+
+  public var description: String {
+    switch self {
+    case .push(let host): "push \(host)"
+    case .pushAhead(let host): "push-ahead \(host)"
+    case .connect(let host): "connect \(host)"
+    case .authenticated(let host): "authenticated \(host)"
+    case .reconnect(let host): "reconnect \(host)"
+    case .start(let host, let task): "start \(host) \(task)"
+    case .retry(let host, let task): "retry \(host) \(task)"
+    case .end(let host, let status): "end \(host) \(status.rawValue)"
+    }
+  }
 }

@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import Testing
 
-@testable import SixtyScheduling
+@testable import SixtyScheduler
 
 /// A pusher and executor whose every step takes clock time, recording what they were asked.
 final class FakeFleet: KeyPusher, HostExecutor, @unchecked Sendable {

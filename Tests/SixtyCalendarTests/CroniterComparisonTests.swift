@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import SixtySchedule
+@testable import SixtyCalendar
 
 /// Fire times compared with an independent reference: `croniter` (PyPI) for the cron matching,
 /// Python's zoneinfo for the instants (see Reference/cron_reference.py), on generated
