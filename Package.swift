@@ -94,6 +94,16 @@ let package = Package(
     .target(
       name: "SixtyExecution",
       dependencies: ["SixtyCore", "SixtyScheduler", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
+    // The run engine: a RunRequest in; planning, keys, host locks, the scheduler and executor per
+    // play, signals, history records and reports; RunEvents out to a RunConsole; an ExitStatus back.
+    .target(
+      name: "SixtyRun",
+      dependencies: [
+        "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
+        "SixtyScheduler", "SixtyExecution", "SixtyCalendar", "SixtyHistory", "SixtyReport", "SixtyEC2",
+        .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+      ]),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed. sshd starts it on every login, so
     // it is one static program: the Swift runtime, FoundationEssentials, swift-crypto and glibc
     // built in. Nothing is loaded or relocated at start (no ld.so, no position-independent
@@ -120,7 +130,7 @@ let package = Package(
       name: "SixtyCLI",
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
-        "SixtyAudit", "SixtyBroker", "SixtyScheduler", "SixtyExecution", "SixtyCalendar",
+        "SixtyAudit", "SixtyBroker", "SixtyScheduler", "SixtyExecution", "SixtyCalendar", "SixtyRun",
         "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

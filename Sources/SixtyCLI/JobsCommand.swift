@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SixtyRun
 import Logging
 import ServiceLifecycle
 import SixtyCore

@@ -1,4 +1,5 @@
 import Foundation
+import SixtyRun
 import Logging
 import ServiceLifecycle
 import SixtyCore

@@ -1,4 +1,5 @@
 import Foundation
+import SixtyRun
 import InstanceConnect
 import Logging
 import SixtyCore

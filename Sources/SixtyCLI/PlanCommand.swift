@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SixtyRun
 import SixtyCore
 import SixtyEC2
 import SixtyPlanning
@@ -33,7 +34,7 @@ struct PlanCommand: AsyncParsableCommand {
     guard options.inputs.inventoryPath != nil else {
       throw ValidationError("sixty plan needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
     }
-    let inputs = await InventoryResolver.load(options.inputs, ec2: options.ec2)
+    let inputs = await InventoryResolver.load(options.inputs, ec2: options.ec2.settings)
     let outcome = PlanLoader.load(inputs)
     printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
     guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }

@@ -3,6 +3,7 @@ import Foundation
 import SixtyCore
 import SixtyPlanning
 import SixtyPlaybook
+import SixtyRun
 
 /// Options shared by the commands that read a playbook.
 struct PlaybookOptions: ParsableArguments {
@@ -29,9 +30,6 @@ struct PlaybookOptions: ParsableArguments {
   @OptionGroup var ec2: EC2Options
 
   func validate() throws {
-    guard ec2.pageSize >= 5 && ec2.pageSize <= 1000 else {
-      throw ValidationError("--ec2-page-size must be 5 to 1000, not \(ec2.pageSize).")
-    }
     for entry in extraVars {
       guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
         throw ValidationError(
@@ -54,6 +52,25 @@ struct PlaybookOptions: ParsableArguments {
     }
   }
 
+  /// `-e KEY=VALUE` as given (checked by `validate()`).
+  var extraVariables: [ExtraVariable] {
+    extraVars.map { entry in
+      let equals = entry.firstIndex(of: "=")!
+      return ExtraVariable(
+        name: String(entry[..<equals]), value: String(entry[entry.index(after: equals)...]))
+    }
+  }
+
+  /// The playbook part of a run request.
+  func apply(to request: inout RunRequest) {
+    request.inventory = inventory
+    request.policy = policy
+    request.limit = limit.map(HostLimit.selector)
+    request.extraVars = extraVariables
+    request.approve = approve
+    request.ec2 = ec2.settings
+  }
+
   var inputs: PlanLoader.Inputs {
     var vars: [String: Value] = [:]
     for entry in extraVars {
@@ -72,29 +89,28 @@ struct PlaybookOptions: ParsableArguments {
 }
 
 /// Prints diagnostics to standard error, one per line.
-func printDiagnostics(_ diagnostics: [Diagnostic]) {
-  guard !diagnostics.isEmpty else { return }
-  var text = diagnostics.map(\.description).joined(separator: "\n")
-  text += "\n"
-  let errors = diagnostics.filter { $0.severity == .error }.count
-  let warnings = diagnostics.filter { $0.severity == .warning }.count
-  if errors + warnings > 1 {
-    text += "\(errors) error\(errors == 1 ? "" : "s"), \(warnings) warning\(warnings == 1 ? "" : "s").\n"
-  }
-  FileHandle.standardError.write(Data(text.utf8))
-}
+func printDiagnostics(_ diagnostics: [Diagnostic]) { TerminalConsole.printDiagnostics(diagnostics) }
 
-/// Writes bytes to standard output in large chunks.
-func writeStandardOutput(_ bytes: [UInt8]) {
-  bytes.withUnsafeBytes { buffer in
-    var offset = 0
-    while offset < buffer.count {
-      let written = write(1, buffer.baseAddress! + offset, buffer.count - offset)
-      if written <= 0 {
-        if written < 0 && errno == EINTR { continue }
-        return
-      }
-      offset += written
+/// How an `aws-ec2` inventory reaches EC2: options shared by every command that reads one.
+struct EC2Options: ParsableArguments {
+  @Option(
+    name: .customLong("ec2-endpoint"),
+    help: "The EC2 API endpoint (default: AWS_ENDPOINT_URL_EC2, else AWS's).")
+  var ec2Endpoint: String?
+
+  @Flag(
+    name: .customLong("refresh-inventory"), help: "Ignore the EC2 inventory cache and list instances again.")
+  var refresh = false
+
+  /// For tests of paging: instances per DescribeInstances page.
+  @Option(name: .customLong("ec2-page-size"), help: .hidden)
+  var pageSize: Int = 1000
+
+  func validate() throws {
+    guard pageSize >= 5 && pageSize <= 1000 else {
+      throw ValidationError("--ec2-page-size must be 5 to 1000, not \(pageSize).")
     }
   }
+
+  var settings: EC2Settings { EC2Settings(endpoint: ec2Endpoint, refresh: refresh, pageSize: pageSize) }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SixtyRun
 import SixtyAgentCore
 import SixtyCore
 import SixtyEC2
@@ -97,7 +98,7 @@ enum PreflightCheck {
     var groups: [String: SecurityGroup] = [:]
     if !ids.isEmpty {
       do {
-        let client = try await InventoryResolver.client(for: source, options: ec2, profile: nil)
+        let client = try await InventoryResolver.client(for: source, options: ec2.settings, profile: nil)
         for group in try await client.describeSecurityGroups(ids: ids) { groups[group.id] = group }
       } catch {
         throw CLIError("cannot read the security groups \(ids.joined(separator: ", ")): \(error)", code: 2)
@@ -150,7 +151,7 @@ struct PreflightCommand: AsyncParsableCommand {
     guard options.inputs.inventoryPath != nil else {
       throw ValidationError("sixty preflight needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
     }
-    let inputs = await InventoryResolver.load(options.inputs, ec2: options.ec2)
+    let inputs = await InventoryResolver.load(options.inputs, ec2: options.ec2.settings)
     let outcome = PlanLoader.load(inputs)
     printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
     guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import InstanceConnect
 import SixtyKeys
+import SixtyRun
 
 /// Where and as whom to call EC2 Instance Connect (AWS, the broker, or another compatible endpoint).
 struct ConnectOptions: ParsableArguments {
@@ -28,26 +29,7 @@ struct ConnectOptions: ParsableArguments {
     }
   }
 
-  /// Resolves credentials and region and builds the client.
-  func client() async throws -> InstanceConnectClient {
-    let chain = CredentialChain(profile: profile)
-    var url: URL?
-    if let text = chain.endpoint(explicit: endpoint) {
-      guard let parsed = URL(string: text), let scheme = parsed.scheme, ["http", "https"].contains(scheme),
-        parsed.host != nil
-      else {
-        throw CLIError(
-          "The endpoint '\(text)' (from the environment or the AWS config) is not an http(s) URL.", code: 2)
-      }
-      url = parsed
-    }
-    // A custom endpoint (broker, moto) needs a region only for the signature scope.
-    guard let region = chain.region(explicit: region) ?? (url != nil ? "us-east-1" : nil) else {
-      throw InstanceConnectError.noRegion
-    }
-    let credentials = try await chain.resolve()
-    return InstanceConnectClient(region: region, credentials: credentials, endpoint: url)
-  }
+  var settings: ConnectSettings { ConnectSettings(endpoint: endpoint, region: region, profile: profile) }
 }
 
 struct PushCommand: AsyncParsableCommand {
@@ -114,7 +96,7 @@ struct PushCommand: AsyncParsableCommand {
       key = pair.authorizedKey
     }
     do {
-      let client = try await connect.client()
+      let client = try await connect.settings.client()
       let response: SendSSHPublicKeyResponse
       if serialConsole {
         response = try await client.sendSerialConsoleSSHPublicKey(instanceID: instanceID, publicKey: key)
@@ -131,23 +113,7 @@ struct PushCommand: AsyncParsableCommand {
         keyDirectory.keep()
       }
     } catch let error as InstanceConnectError {
-      throw CLIError(error.description, code: error.exitCode)
-    }
-  }
-}
-
-extension InstanceConnectError {
-  /// Bad input exits 2; a refusal by the service exits 3; anything else 1.
-  var exitCode: Int32 {
-    switch self {
-    case .invalidParameter, .noRegion, .unknownProfile, .noCredentials: 2
-    case .service(let error):
-      switch error.kind {
-      case .notAuthorized, .signature, .unknownAccessKey, .expiredCredentials: 3
-      case .invalidArguments, .instanceNotFound: 2
-      default: 1
-      }
-    case .transport: 1
+      throw CLIError(error.description, code: error.exitStatus.rawValue)
     }
   }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SixtyRun
 
 /// The root `sixty` command.
 public struct SixtyCommand: AsyncParsableCommand {
@@ -31,6 +32,9 @@ public struct SixtyCommand: AsyncParsableCommand {
     } catch let error as CLIError {
       FileHandle.standardError.write(Data("sixty: error: \(error.message)\n".utf8))
       Foundation.exit(error.code)
+    } catch let error as RunFailure {
+      FileHandle.standardError.write(Data("sixty: error: \(error.message)\n".utf8))
+      Foundation.exit(error.status.rawValue)
     } catch {
       let code = exitCode(for: error)
       if code == .success || error is ExitCode {

@@ -5,6 +5,7 @@ import SixtyCore
 import SixtyExecution
 import SixtyHistory
 import SixtyKeys
+import SixtyRun
 import SixtyPlaybook
 
 struct SshCommand: AsyncParsableCommand {
@@ -176,7 +177,7 @@ struct SshCommand: AsyncParsableCommand {
       key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])
     defer { directory.wipe() }
     do {
-      let client = try await connect.client()
+      let client = try await connect.settings.client()
       let response = try await client.sendSSHPublicKey(
         SendSSHPublicKeyRequest(
           instanceID: destination.instanceID, osUser: destination.user, publicKey: pair.authorizedKey,
@@ -186,7 +187,7 @@ struct SshCommand: AsyncParsableCommand {
           "sixty: pushed a key for \(destination.user) to \(destination.instanceID) (request \(response.requestID)); it is accepted for 60 seconds.\n"
             .utf8))
     } catch let error as InstanceConnectError {
-      throw CLIError(error.description, code: error.exitCode)
+      throw CLIError(error.description, code: error.exitStatus.rawValue)
     }
     let knownHosts = History.defaultKnownHostsFile()
     try? SSHExecutor.prepareKnownHostsFile(knownHosts)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import SixtyRun
 import SixtyCore
 import SixtyPlanning
 import SixtyPlaybook
@@ -12,7 +13,7 @@ struct ValidateCommand: AsyncParsableCommand {
   @OptionGroup var options: PlaybookOptions
 
   func run() async throws {
-    let outcome = PlanLoader.load(await InventoryResolver.load(options.inputs, ec2: options.ec2))
+    let outcome = PlanLoader.load(await InventoryResolver.load(options.inputs, ec2: options.ec2.settings))
     var bag = DiagnosticBag()
     bag.append(contentsOf: outcome.diagnostics)
     if let playbook = outcome.playbook { bag.append(contentsOf: PlaybookLint.unquotedShellValues(playbook)) }

@@ -31,7 +31,7 @@ public enum RunStatus: String, Sendable, CaseIterable {
   }
 }
 
-public enum RunTrigger: String, Sendable {
+public enum RunTrigger: String, Sendable, Codable {
   case manual, schedule, catchUp = "catch-up", rerun, queued
 }
 

@@ -7,6 +7,8 @@ import SixtyPolicy
 public enum PlanLoader {
   public struct Inputs: Sendable {
     public var playbookPath: String
+    /// The playbook itself, when it is not a file (`sixty exec`); `playbookPath` then only names it.
+    public var playbookText: String?
     public var inventoryPath: String?
     public var policyPath: String?
     public var options: PlanOptions
@@ -48,7 +50,9 @@ public enum PlanLoader {
       bag.append(contentsOf: diagnostics)
       options.organisationPolicy = policy
     }
-    let (playbook, playbookDiagnostics) = PlaybookParser.load(path: inputs.playbookPath)
+    let (playbook, playbookDiagnostics) =
+      inputs.playbookText.map { PlaybookParser.load(text: $0, path: inputs.playbookPath) }
+      ?? PlaybookParser.load(path: inputs.playbookPath)
     bag.append(contentsOf: playbookDiagnostics)
     var inventory: Inventory?
     if let (resolved, diagnostics) = inputs.resolvedInventory {

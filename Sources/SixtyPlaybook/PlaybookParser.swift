@@ -14,7 +14,16 @@ public enum PlaybookParser {
 
   /// Loads and checks the playbook at `path`; returns nil when it has errors.
   public static func load(path: String) -> (Playbook?, [Diagnostic]) {
-    let (root, diagnostics) = YAMLLoader.load(path: path)
+    check(YAMLLoader.load(path: path), path: path)
+  }
+
+  /// Checks a playbook held in memory (`sixty exec`'s), named `path` in diagnostics.
+  public static func load(text: String, path: String) -> (Playbook?, [Diagnostic]) {
+    check(YAMLLoader.parse(text: text, file: path), path: path)
+  }
+
+  static func check(_ loaded: (YAMLNode?, [Diagnostic]), path: String) -> (Playbook?, [Diagnostic]) {
+    let (root, diagnostics) = loaded
     guard let root else {
       if diagnostics.isEmpty {
         return (

@@ -5,35 +5,23 @@ import SixtyPlanning
 import SixtyPolicy
 import SixtyScheduler
 
-/// Where and how a run is recorded in the history.
-struct HistorySettings {
-  /// The history file; nil for the default location.
-  var path: String?
-  var enabled = true
-  var job: String?
-  var trigger: RunTrigger = .manual
-  var scheduledFor: Date?
-  var rerunOf: Int64?
-  var limit: String?
-  var extraVarNames: [String] = []
-  /// Shown instead of the playbook path (for `sixty exec`).
-  var playbookLabel: String?
-}
-
 /// Records one run in the history and holds its host locks. History problems never stop a run:
 /// they are printed once as warnings and recording stops; host locks are then not enforced.
-final class RunRecorder: @unchecked Sendable {
+// @unchecked: `runID` and `failed` change only under `lock` (or before the run's tasks start).
+public final class RunRecorder: @unchecked Sendable {
   let history: History?
-  let settings: HistorySettings
+  let request: RunRequest
+  var settings: HistorySettings { request.history }
   var runID: Int64?
-  let printer: LinePrinter
+  let console: any RunConsole
   // `lock` protects `failed`.
   let lock = NSLock()
   var failed = false
 
-  init(settings: HistorySettings, printer: LinePrinter) {
-    self.settings = settings
-    self.printer = printer
+  init(request: RunRequest, console: any RunConsole) {
+    self.request = request
+    self.console = console
+    let settings = request.history
     guard settings.enabled else {
       history = nil
       return
@@ -43,22 +31,31 @@ final class RunRecorder: @unchecked Sendable {
       let history = try History(path: path)
       let swept = try history.sweepInterrupted()
       if !swept.isEmpty {
-        printer.line(
-          "sixty: marked run\(swept.count == 1 ? "" : "s") \(swept.map(String.init).joined(separator: ", ")) interrupted (its process is gone)."
-        )
+        console.handle(
+          .line(
+            "sixty: marked run\(swept.count == 1 ? "" : "s") \(swept.map(String.init).joined(separator: ", ")) interrupted (its process is gone)."
+          ))
       }
       self.history = history
     } catch {
-      printer.line(
-        "sixty: warning: \(error.description); this run is not recorded and host locks are not checked.")
+      console.handle(
+        .line(
+          "sixty: warning: \(error.description); this run is not recorded and host locks are not checked."))
       history = nil
     }
   }
 
+  func say(_ text: String) { console.handle(.line(text)) }
+
   /// SHA-256 of a file's bytes, in hex ("" if unreadable).
-  static func sha256(ofFile path: String) -> String {
+  public static func sha256(ofFile path: String) -> String {
     guard let data = FileManager.default.contents(atPath: path) else { return "" }
-    return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    return sha256(data)
+  }
+
+  /// SHA-256 of bytes, in hex.
+  static func sha256(_ data: some DataProtocol) -> String {
+    SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
   }
 
   func attempt<T>(_ what: String, _ body: (History) throws(HistoryError) -> T) -> T? {
@@ -68,26 +65,26 @@ final class RunRecorder: @unchecked Sendable {
       return try body(history)
     } catch {
       lock.withLock { failed = true }
-      printer.line(
+      say(
         "sixty: warning: \(error.description) (while \(what)); the rest of this run is not recorded.")
       return nil
     }
   }
 
   /// Records the run as started.
-  func begin(plan: Plan) {
+  func begin(plan: Plan, playbookDigest: String) {
     let hosts = Set(plan.plays.flatMap { play in play.hosts.filter { $0.batch != nil }.map(\.host.name) })
     runID = attempt("recording the run") { history throws(HistoryError) in
       try history.begin(
         NewRun(
-          playbook: settings.playbookLabel ?? plan.playbookPath,
-          playbookSHA256: RunRecorder.sha256(ofFile: plan.playbookPath),
+          playbook: request.playbookLabel,
+          playbookSHA256: playbookDigest,
           inventory: plan.inventoryPath.map(RunRecorder.absolute),
-          policy: plan.policyPath.map(RunRecorder.absolute), limit: settings.limit,
-          extraVarNames: settings.extraVarNames, job: settings.job, trigger: settings.trigger,
+          policy: plan.policyPath.map(RunRecorder.absolute), limit: request.limit?.text,
+          extraVarNames: request.extraVars.map(\.name), job: settings.job, trigger: settings.trigger,
           rerunOf: settings.rerunOf, scheduledFor: settings.scheduledFor, hostsTotal: hosts.count))
     }
-    if let runID { printer.line("run \(runID) recorded in \(history!.path)") }
+    if let runID { say("run \(runID) recorded in \(history!.path)") }
   }
 
   static func absolute(_ path: String) -> String {
@@ -95,7 +92,7 @@ final class RunRecorder: @unchecked Sendable {
   }
 
   /// Takes the host locks for every host the plan may touch, waiting or refusing per policy.
-  /// - Throws: `CLIError` exit 3 when a host stays busy.
+  /// - Throws: `RunFailure` `.refused` when a host stays busy.
   /// - Parameter cancelled: polled while waiting; true ends the wait with exit 4 (a signal).
   func lockHosts(plan: Plan, cancelled: @escaping () -> Bool = { false }) throws {
     guard let runID else { return }
@@ -111,12 +108,13 @@ final class RunRecorder: @unchecked Sendable {
     let refuse = plan.plays.contains { $0.policy.hostLock == .refuse }
     let timeout = plan.plays.map(\.policy.lockTimeout).min() ?? .minutes(10)
     let wait = refuse ? 0 : Double(timeout.milliseconds) / 1000
-    let printer = self.printer
+    let console = self.console
     let holder = attempt("taking host locks") { history throws(HistoryError) in
       try history.lock(runID: runID, hosts: keys, wait: wait, cancelled: cancelled) { holder in
-        printer.line(
-          "sixty: waiting up to \(timeout) for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."
-        )
+        console.handle(
+          .line(
+            "sixty: waiting up to \(timeout) for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."
+          ))
       }
     }
     guard let holder = holder ?? nil else { return }
@@ -124,26 +122,24 @@ final class RunRecorder: @unchecked Sendable {
       let message =
         "interrupted while waiting for host \(holder.host), which \(holder) is working on; nothing ran."
       finish(status: .aborted, exitCode: 4, message: message)
-      throw CLIError(message, code: 4)
+      throw RunFailure(message, status: .aborted)
     }
     let message =
       refuse
       ? "the host \(holder.host) is busy: \(holder) is working on it, and the policy says host_lock: refuse."
       : "the host \(holder.host) is still busy after waiting \(timeout) (timeouts.lock): \(holder) is working on it."
     finish(status: .refused, exitCode: 3, message: message)
-    throw CLIError(message, code: 3)
+    throw RunFailure(message, status: .refused)
   }
 
   /// Stores the results of one play's hosts.
   /// Records how a play ended and what happened on each of its hosts (each task's output cut
   /// to its last 4 KB).
   func record(
-    play: PlayPlan, position: Int, concurrency: Int, prepared: RunPreparation.Prepared, result: RunResult,
-    session: RunSession
+    play: PlayPlan, position: Int, concurrency: Int, records: [HostRecord], result: RunResult
   ) {
     guard let runID else { return }
     let (outcome, reason) = RunSession.outcomeName(result.outcome)
-    let records = session.hostRecords(play: play, prepared: prepared, result: result, outputTail: true)
     attempt("recording host results") { history throws(HistoryError) in
       try history.record(
         runID: runID,

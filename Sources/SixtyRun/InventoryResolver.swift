@@ -1,4 +1,3 @@
-import ArgumentParser
 import Foundation
 import InstanceConnect
 import SixtyCore
@@ -6,25 +5,9 @@ import SixtyEC2
 import SixtyPlanning
 import SixtyPlaybook
 
-/// How an `aws-ec2` inventory reaches EC2: options shared by every command that reads one.
-struct EC2Options: ParsableArguments {
-  @Option(
-    name: .customLong("ec2-endpoint"),
-    help: "The EC2 API endpoint (default: AWS_ENDPOINT_URL_EC2, else AWS's).")
-  var ec2Endpoint: String?
-
-  @Flag(
-    name: .customLong("refresh-inventory"), help: "Ignore the EC2 inventory cache and list instances again.")
-  var refresh = false
-
-  /// For tests of paging: instances per DescribeInstances page.
-  @Option(name: .customLong("ec2-page-size"), help: .hidden)
-  var pageSize: Int = 1000
-}
-
 /// Loads the inventory of `inputs`; an `aws-ec2` one is resolved by `DescribeInstances`.
-enum InventoryResolver {
-  static func load(_ inputs: PlanLoader.Inputs, ec2 options: EC2Options, profile: String? = nil) async
+public enum InventoryResolver {
+  public static func load(_ inputs: PlanLoader.Inputs, ec2 options: EC2Settings, profile: String? = nil) async
     -> PlanLoader.Inputs
   {
     guard let path = inputs.inventoryPath else { return inputs }
@@ -45,7 +28,8 @@ enum InventoryResolver {
     return copy
   }
 
-  static func client(for source: EC2InventorySource, options: EC2Options, profile: String?) async throws
+  public static func client(for source: EC2InventorySource, options: EC2Settings, profile: String?)
+    async throws
     -> EC2Client
   {
     let chain = CredentialChain(profile: profile)
@@ -54,7 +38,7 @@ enum InventoryResolver {
     }
     let environment = ProcessInfo.processInfo.environment
     let endpointText =
-      options.ec2Endpoint ?? source.endpoint ?? environment["AWS_ENDPOINT_URL_EC2"]
+      options.endpoint ?? source.endpoint ?? environment["AWS_ENDPOINT_URL_EC2"]
       ?? environment["AWS_ENDPOINT_URL"]
     var endpoint: URL?
     if let endpointText {
@@ -72,7 +56,7 @@ enum InventoryResolver {
     return EC2Client(region: region, credentials: credentials, endpoint: endpoint)
   }
 
-  static func resolve(_ source: EC2InventorySource, options: EC2Options, profile: String?) async throws -> (
+  static func resolve(_ source: EC2InventorySource, options: EC2Settings, profile: String?) async throws -> (
     [InventoryHost], [Diagnostic]
   ) {
     let client = try await client(for: source, options: options, profile: profile)

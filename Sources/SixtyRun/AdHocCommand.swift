@@ -1,0 +1,63 @@
+import SixtyCore
+
+/// `sixty exec`: one command across the hosts a selector picks, as a one-task playbook built in
+/// memory, so it goes through the same checks, policy and planning as a playbook file.
+public struct AdHocCommand: Sendable, Codable, Equatable {
+  /// What the run's playbook is called in the history, the reports and diagnostics.
+  public static let label = "sixty exec"
+
+  /// Which hosts: a group, a host, tag=value, a glob, or 'all'.
+  public var selector: String
+  /// The command and its arguments, run without a shell.
+  public var command: [String]
+  public var forks: Int?
+  /// Rolling batches, e.g. ["1", "25%", "100%"].
+  public var batches: [String]?
+  public var maxFailures: String?
+  /// The command's timeout on each host (e.g. "30s").
+  public var timeout: String?
+  public var become = false
+
+  public init(selector: String, command: [String]) {
+    self.selector = selector
+    self.command = command
+  }
+
+  /// The playbook, as JSON (which is YAML).
+  public var playbookText: String {
+    var w = JSONWriter()
+    w.beginObject()
+    w.field("name", "exec: " + command.joined(separator: " ").prefix(60))
+    w.field("hosts", selector)
+    w.key("policy")
+    w.beginObject()
+    if let forks { w.field("concurrency", forks) }
+    if let batches {
+      w.key("batches")
+      w.beginArray()
+      for part in batches { w.value(part) }
+      w.endArray()
+    }
+    if let maxFailures { w.field("max_failures", maxFailures) }
+    if let timeout {
+      w.key("timeouts")
+      w.beginObject()
+      w.field("task", timeout)
+      w.endObject()
+    }
+    w.endObject()
+    w.key("tasks")
+    w.beginArray()
+    w.beginObject()
+    w.field("name", "command")
+    w.key("command")
+    w.beginArray()
+    for argument in command { w.value(argument) }
+    w.endArray()
+    if become { w.field("become", true) }
+    w.endObject()
+    w.endArray()
+    w.endObject()
+    return String(decoding: w.bytes, as: UTF8.self)
+  }
+}

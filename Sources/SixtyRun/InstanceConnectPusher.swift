@@ -1,0 +1,58 @@
+import Foundation
+import InstanceConnect
+import SixtyCore
+import SixtyExecution
+import SixtyKeys
+import SixtyPlanning
+import SixtyPlaybook
+import SixtyScheduler
+
+/// Pushes the run's public key through Instance Connect, paced by a token bucket shared by all
+/// hosts (the client itself retries throttling with backoff and jitter).
+// @unchecked: `bucket`, the only mutable state, is behind `lock`; the rest is immutable.
+final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
+  let client: InstanceConnectClient
+  let publicKey: String
+  let instances: [String: (id: String, zone: String?)]
+  // `lock` protects `bucket`.
+  let lock = NSLock()
+  var bucket: TokenBucket
+
+  init(
+    client: InstanceConnectClient, publicKey: String, instances: [String: (id: String, zone: String?)],
+    rate: Double, burst: Int
+  ) {
+    self.client = client
+    self.publicKey = publicKey
+    self.instances = instances
+    bucket = TokenBucket(rate: rate, burst: burst, now: Date().timeIntervalSince1970)
+  }
+
+  func push(host: ScheduledHost, completion: @escaping @Sendable (PushOutcome) -> Void) {
+    guard let instance = instances[host.name] else {
+      completion(.failed("the host has no instance_id"))
+      return
+    }
+    Task {
+      // Wait for a token: sleep exactly until the bucket has one (hosts waiting together each
+      // re-check after their sleep, so none starves and none spins).
+      while true {
+        let wait: Double = lock.withLock {
+          let now = Date().timeIntervalSince1970
+          return bucket.take(now: now) ? 0 : max(0.001, bucket.delay(now: now))
+        }
+        if wait == 0 { break }
+        try? await Task.sleep(for: .seconds(wait))
+      }
+      do {
+        _ = try await client.sendSSHPublicKey(
+          SendSSHPublicKeyRequest(
+            instanceID: instance.id, osUser: host.user, publicKey: publicKey, availabilityZone: instance.zone)
+        )
+        completion(.pushed)
+      } catch {
+        completion(.failed("\(error)"))
+      }
+    }
+  }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import SixtyCore
+import SixtyExecution
+import SixtyScheduler
+
+/// What a run reports as it goes, in order. A `RunConsole` turns them into what the operator
+/// sees; the run itself prints nothing.
+public enum RunEvent: Sendable {
+  /// Problems found loading and planning (for standard error).
+  case diagnostics([Diagnostic])
+  /// The plan as text: a dry run, a refusal, a plan shown before running.
+  case plan(String)
+  /// A warning before the run starts (for standard error, without a trailing newline).
+  case warning(String)
+  /// A line of the run's own: its history record, wiped key directories, interrupts, report
+  /// files written.
+  case line(String)
+  /// A play starts on this many hosts.
+  case playStarted(name: String, hosts: Int)
+  /// The scheduler's progress within the current play.
+  case scheduler(SchedulerEvent)
+  /// A task ended on a host, with its output.
+  case taskFinished(play: String, task: String, capture: TaskCapture)
+  /// Every play is done (or stopped); the recap follows.
+  case finished(RunSummary)
+}
+
+/// How the plays ended, for the recap.
+public struct RunSummary: Sendable {
+  public struct Play: Sendable {
+    public var name: String
+    /// Host names, in the order of `result.hosts`.
+    public var hosts: [String]
+    public var result: RunResult
+  }
+  public var plays: [Play]
+  /// The play that a signal kept from starting.
+  public var stoppedBefore: String?
+  /// Every task's output.
+  public var outputs: OutputCollector
+}
+
+/// Receives a run's events; called from any thread, one event at a time per source.
+public protocol RunConsole: Sendable {
+  func handle(_ event: RunEvent)
+}

@@ -1,0 +1,155 @@
+import Foundation
+import SixtyHistory
+
+/// Everything one run needs to know before it starts: what to run, where, with which limits, what
+/// to write and how to record it. `sixty run`, `sixty exec`, `sixty runs rerun` and the jobs daemon
+/// each build one; `Runner.run(_:console:)` does the rest. Codable, so the jobs daemon can hand it
+/// to the `sixty run` process it starts.
+public struct RunRequest: Sendable, Codable, Equatable {
+  /// A playbook file, or one command across the hosts a selector picks (`sixty exec`).
+  public enum Source: Sendable, Codable, Equatable {
+    case playbook(path: String)
+    case command(AdHocCommand)
+  }
+
+  public var source: Source
+  /// The inventory file; nil falls back to `SIXTY_INVENTORY`.
+  public var inventory: String?
+  /// The organisation policy file; nil falls back to `SIXTY_POLICY`.
+  public var policy: String?
+  /// `--limit`, or the hosts a rerun targets.
+  public var limit: HostLimit?
+  /// `-e KEY=VALUE`, in the order given. Values are never recorded.
+  public var extraVars: [ExtraVariable] = []
+  /// Approve hosts that policy marks as requiring approval.
+  public var approve = false
+  public var ec2 = EC2Settings()
+  public var connect = ConnectSettings()
+  /// Hosts at once (caps the policy's concurrency).
+  public var forks: Int?
+  /// Print the plan and touch nothing.
+  public var dryRun = false
+  public var reports = ReportPaths()
+  /// Print each task's output grouped at the end, identical outputs merged.
+  public var groupOutput = false
+  /// A live status line on a terminal.
+  public var progress = true
+  /// The ssh program.
+  public var ssh = "ssh"
+  /// No host starts after this time (`--not-after`, a job's window).
+  public var notAfter: Date?
+  public var history = HistorySettings()
+
+  public init(source: Source) { self.source = source }
+
+  /// The playbook as the user knows it: its path, or "sixty exec".
+  public var playbookLabel: String {
+    switch source {
+    case .playbook(let path): path
+    case .command: AdHocCommand.label
+    }
+  }
+}
+
+/// One `-e KEY=VALUE`.
+public struct ExtraVariable: Sendable, Codable, Equatable {
+  public var name: String
+  public var value: String
+  public init(name: String, value: String) {
+    self.name = name
+    self.value = value
+  }
+}
+
+/// Where the report files go (`--report`, `--junit`, `--html`).
+public struct ReportPaths: Sendable, Codable, Equatable {
+  public var json: String?
+  public var junit: String?
+  public var html: String?
+  public init(json: String? = nil, junit: String? = nil, html: String? = nil) {
+    self.json = json
+    self.junit = junit
+    self.html = html
+  }
+  public var isEmpty: Bool { json == nil && junit == nil && html == nil }
+}
+
+/// How an `aws-ec2` inventory reaches EC2.
+public struct EC2Settings: Sendable, Codable, Equatable {
+  /// The EC2 API endpoint (default: AWS_ENDPOINT_URL_EC2, else AWS's).
+  public var endpoint: String?
+  /// Ignore the inventory cache.
+  public var refresh = false
+  /// Instances per DescribeInstances page.
+  public var pageSize = 1000
+  public init(endpoint: String? = nil, refresh: Bool = false, pageSize: Int = 1000) {
+    self.endpoint = endpoint
+    self.refresh = refresh
+    self.pageSize = pageSize
+  }
+}
+
+/// Where and as whom to call EC2 Instance Connect (AWS, the broker, or another compatible endpoint).
+public struct ConnectSettings: Sendable, Codable, Equatable {
+  public var endpoint: String?
+  public var region: String?
+  public var profile: String?
+  public init(endpoint: String? = nil, region: String? = nil, profile: String? = nil) {
+    self.endpoint = endpoint
+    self.region = region
+    self.profile = profile
+  }
+}
+
+/// Where and how a run is recorded in the history.
+public struct HistorySettings: Sendable, Codable, Equatable {
+  /// The history file; nil for the default location.
+  public var path: String?
+  public var enabled = true
+  /// The job that fired the run.
+  public var job: String?
+  public var trigger: RunTrigger = .manual
+  public var scheduledFor: Date?
+  /// The run this one repeats (`sixty runs rerun`).
+  public var rerunOf: Int64?
+  public init(path: String? = nil, enabled: Bool = true) {
+    self.path = path
+    self.enabled = enabled
+  }
+}
+
+/// How `sixty run` ends, as its exit status.
+public enum ExitStatus: Int32, Sendable, Error {
+  /// Every host finished ok (or nothing to do, or a dry run).
+  case ok = 0
+  /// Some host failed.
+  case hostsFailed = 1
+  /// Bad input: playbook, inventory, policy, flags, credentials.
+  case badInput = 2
+  /// Refused by policy or a busy host lock.
+  case refused = 3
+  /// Stopped early: failure threshold, window, timeout or interrupt.
+  case aborted = 4
+
+  /// The history's status of a run that ended with this code.
+  public var runStatus: RunStatus {
+    switch self {
+    case .ok: .succeeded
+    case .hostsFailed: .failed
+    case .badInput: .error
+    case .refused: .refused
+    case .aborted: .aborted
+    }
+  }
+}
+
+/// A run that could not go on, as a sentence and the exit status it ends with.
+public struct RunFailure: Error, CustomStringConvertible, Sendable {
+  public var message: String
+  public var status: ExitStatus
+  public init(_ message: String, status: ExitStatus) {
+    self.message = message
+    self.status = status
+  }
+  public var description: String { message }
+}

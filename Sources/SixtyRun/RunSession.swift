@@ -1,0 +1,279 @@
+import Foundation
+import InstanceConnect
+import SixtyExecution
+import SixtyHistory
+import SixtyKeys
+import SixtyPlanning
+import SixtyPolicy
+import SixtyScheduler
+import UnixSignals
+
+/// One run of a plan: the key, the signal handling, each play in order, the recap, the reports and
+/// the exit status. Everything it has to say goes to its console as `RunEvent`s.
+// @unchecked: `phase` and `interruptedWhileIdle` are behind `phaseLock`; `stoppedBefore` is set by
+// the main flow only; everything else is immutable or Sendable.
+final class RunSession: @unchecked Sendable {
+  let plan: Plan
+  let request: RunRequest
+  let console: any RunConsole
+  let started: TimeAnchor
+  let outputs = OutputCollector()
+  /// The run's key pairs, one per key type its plays use. Generation starts with the session, on
+  /// a thread of its own (an RSA key takes 0.1–0.5 s), and overlaps the history, the host locks
+  /// and the client's set-up.
+  let keys: Task<[LoginKeyType: SSHKeyPair], Error>
+  /// The key types in the order the plays first use them.
+  let keyTypes: [LoginKeyType]
+
+  /// Where the run is, for the SIGINT/SIGTERM handler: nothing in flight (before the first play,
+  /// between plays), a play's scheduler at work, or the reports being written.
+  enum Phase {
+    case idle
+    case play(Scheduler, SSHExecutor)
+    case reporting
+  }
+  let phaseLock = NSLock()
+  var phase: Phase = .idle
+  var interruptedWhileIdle = false
+  var isInterruptedWhileIdle: Bool { phaseLock.withLock { interruptedWhileIdle } }
+  /// The play that did not start because of a signal (main flow only).
+  var stoppedBefore: String?
+
+  init(plan: Plan, request: RunRequest, console: any RunConsole) {
+    self.plan = plan
+    self.request = request
+    self.console = console
+    started = TimeAnchor()
+    // Before any private key exists in this process.
+    CoreDumps.disable()
+    var types: [LoginKeyType] = []
+    for play in plan.plays where !types.contains(play.policy.keyType) { types.append(play.policy.keyType) }
+    if types.isEmpty { types = [Policy.defaults.keyType] }
+    keyTypes = types
+    keys = Task.detached(priority: .userInitiated) {
+      var pairs: [LoginKeyType: SSHKeyPair] = [:]
+      for type in types { pairs[type] = try SSHKeyPair.generate(type.keyType, comment: "sixty-run") }
+      return pairs
+    }
+  }
+
+  func say(_ text: String) { console.handle(.line(text)) }
+
+  /// SIGINT/SIGTERM at any point of the run. `count` is 1 for a first Ctrl-C and 2 or more for a
+  /// second one or SIGTERM.
+  func interrupted(count: Int, recorder: RunRecorder) {
+    let current: Phase = phaseLock.withLock {
+      if case .idle = phase { interruptedWhileIdle = true }
+      return phase
+    }
+    switch current {
+    case .idle:
+      // Nothing is in flight: the run stops where it is (a host-lock wait ends within 0.5 s).
+      say("sixty: interrupted; no play starts")
+    case .play(let scheduler, let executor):
+      say(
+        count == 1
+          ? "sixty: interrupted; no new work starts, running tasks finish (Ctrl-C again to kill them)"
+          : "sixty: killing running tasks")
+      scheduler.interrupt()
+      if count > 1 { executor.killAll() }
+    case .reporting:
+      // Every host has finished and the key is wiped; a report write may block (a FIFO, a hung
+      // file system), so stop now.
+      say("sixty: interrupted while writing the reports; stopping (every host had finished)")
+      recorder.finish(status: .aborted, exitCode: 4, message: "interrupted while writing the reports")
+      exit(4)
+    }
+  }
+
+  /// Runs the plan and records it; the run's exit status, or a `RunFailure` (recorded too).
+  func execute(playbookDigest: String) async throws -> ExitStatus {
+    let recorder = RunRecorder(request: request, console: console)
+    recorder.begin(plan: plan, playbookDigest: playbookDigest)
+    // One handler for the whole run, so a signal at any phase is handled (never the default
+    // action, which would leave the key directory and a "running" record behind).
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+    let handler = Task { [self] in
+      var count = 0
+      for await received in signals {
+        count += received == .sigterm ? 2 : 1
+        interrupted(count: count, recorder: recorder)
+      }
+    }
+    defer { handler.cancel() }
+    do {
+      try recorder.lockHosts(plan: plan) { [self] in isInterruptedWhileIdle }
+      let (status, message) = try await runPlays(recorder: recorder)
+      recorder.finish(status: status.runStatus, exitCode: status.rawValue, message: message)
+      return status
+    } catch let error as RunFailure {
+      let status: RunStatus =
+        switch error.status {
+        case .refused: .refused
+        case .aborted: .aborted
+        default: .error
+        }
+      recorder.finish(status: status, exitCode: error.status.rawValue, message: error.message)
+      throw error
+    } catch {
+      recorder.finish(status: .error, exitCode: 2, message: "\(error)")
+      throw error
+    }
+  }
+
+  /// Every play in order, then the recap and the reports: the exit status and why the run stopped.
+  func runPlays(recorder: RunRecorder) async throws -> (ExitStatus, String?) {
+    let (pairs, fingerprints, directory) = try await prepareKeys(recorder: recorder)
+    defer { directory.wipe() }
+    let client = try await request.connect.client()
+    let knownHostsFile = History.defaultKnownHostsFile()
+    if plan.plays.contains(where: { $0.policy.hostKeyPolicy == .acceptNew }) {
+      do {
+        try SSHExecutor.prepareKnownHostsFile(knownHostsFile)
+      } catch {
+        throw RunFailure("\(error); set SIXTY_KNOWN_HOSTS to a file Sixty can write.", status: .badInput)
+      }
+    }
+    var results: [PlayResult] = []
+    for play in plan.plays {
+      if isInterruptedWhileIdle {
+        stoppedBefore = play.name
+        break
+      }
+      let execution = ExecutionPlan(play)
+      guard !execution.hosts.isEmpty else { continue }
+      guard let pair = pairs[play.policy.keyType] else {
+        throw RunFailure(
+          "internal error: no \(play.policy.keyType.description) key for play '\(play.name)'.",
+          status: .badInput)
+      }
+      console.handle(.playStarted(name: play.name, hosts: execution.hosts.count))
+      let executor = SSHExecutor(
+        targets: execution.targets, runDirectory: directory.path,
+        keyPath: directory.privateKeyPath(for: play.policy.keyType.keyType),
+        hostKeyPolicy: play.policy.hostKeyPolicy,
+        connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
+        ssh: request.ssh, knownHostsFile: knownHostsFile)
+      let names = execution.taskNames
+      let (console, outputs) = (self.console, self.outputs)
+      executor.onCapture = { capture in
+        let task = names[capture.host]?[capture.task] ?? "task \(capture.task)"
+        outputs.add(play: play.name, task: task, capture: capture)
+        console.handle(.taskFinished(play: play.name, task: task, capture: capture))
+      }
+      let pusher = InstanceConnectPusher(
+        client: client, publicKey: pair.authorizedKey, instances: execution.instances,
+        rate: play.policy.pushRate, burst: play.policy.pushBurst)
+      let concurrency = min(play.policy.concurrency, request.forks ?? .max)
+      let policy = SchedulePolicy(
+        concurrency: concurrency, batches: execution.batches, failureThreshold: play.failureThreshold,
+        ttl: play.policy.keyTTL.seconds, margin: play.policy.keyMargin.seconds,
+        perHostParallelism: play.policy.hostParallelism, runTimeout: play.policy.runTimeout?.seconds,
+        startCutoff: try startCutoff(play).map(started.monotonic), pushAhead: true)
+      let scheduler = Scheduler(hosts: execution.hosts, policy: policy, pusher: pusher, executor: executor)
+      let interruptedBefore: Bool = phaseLock.withLock {
+        if interruptedWhileIdle { return true }
+        phase = .play(scheduler, executor)
+        return false
+      }
+      if interruptedBefore {
+        stoppedBefore = play.name
+        break
+      }
+      let result: RunResult = await withCheckedContinuation { continuation in
+        scheduler.start(events: { console.handle(.scheduler($0)) }) { continuation.resume(returning: $0) }
+      }
+      phaseLock.withLock { phase = .idle }
+      executor.closeAll()
+      let played = PlayResult(play: play, execution: execution, concurrency: concurrency, result: result)
+      results.append(played)
+      recorder.record(
+        play: play, position: results.count - 1, concurrency: concurrency,
+        records: hostRecords(played, outputTail: true), result: result)
+      if result.outcome != .completed { break }
+    }
+    directory.wipe()
+    phaseLock.withLock { phase = .reporting }
+    console.handle(
+      .finished(
+        RunSummary(
+          plays: results.map {
+            .init(name: $0.play.name, hosts: $0.execution.hosts.map(\.name), result: $0.result)
+          },
+          stoppedBefore: stoppedBefore, outputs: outputs)))
+    let message = stopMessage(results)
+    writeReports(results, message: message, keyFingerprint: fingerprints, runID: recorder.currentRunID)
+    return (exitStatus(results), message)
+  }
+
+  /// The run's key pairs and their directory, after wiping what a killed run left behind.
+  func prepareKeys(recorder: RunRecorder) async throws -> (
+    [LoginKeyType: SSHKeyPair], String, EphemeralKeyDirectory
+  ) {
+    CoreDumps.disable()
+    // Key directories left by a run that was killed (SIGKILL, power loss) are wiped first.
+    let keyParent = ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"]
+    let swept = EphemeralKeyDirectory.sweepStale(parent: keyParent)
+    if !swept.isEmpty {
+      say(
+        "sixty: wiped \(swept.count) key director\(swept.count == 1 ? "y" : "ies") left by a run that was killed: \(swept.joined(separator: ", "))"
+      )
+    }
+    let pairs = try await keys.value
+    let fingerprints = keyTypes.compactMap { pairs[$0]?.fingerprint }.joined(separator: ", ")
+    recorder.record(keyFingerprint: fingerprints)
+    // No .pub files: ssh then signs with an RSA or ECDSA key at once (see LoginKeyType.rsa).
+    let directory = try EphemeralKeyDirectory(
+      keys: keyTypes.compactMap { pairs[$0] }, parent: keyParent, publicKeyFiles: false)
+    return (pairs, fingerprints, directory)
+  }
+
+  /// When the play's hosts must have started by: its windows, checked again as each play starts
+  /// (an earlier play may have taken time), and `--not-after`.
+  func startCutoff(_ play: PlayPlan) throws(RunFailure) -> Date? {
+    let now = Date()
+    var cutoff = try MaintenanceWindows.cutoff(play, now: now)
+    if let notAfter = request.notAfter {
+      guard notAfter > now else {
+        throw RunFailure(
+          "the run may start hosts only until \(notAfter.formatted(.iso8601)) (--not-after), and that time has passed.",
+          status: .aborted)
+      }
+      cutoff = min(cutoff ?? notAfter, notAfter)
+    }
+    return cutoff
+  }
+}
+
+/// A play as it ran.
+struct PlayResult {
+  var play: PlayPlan
+  var execution: ExecutionPlan
+  var concurrency: Int
+  var result: RunResult
+}
+
+/// The wall-clock time and the scheduler's monotonic time at one instant, to convert between them.
+struct TimeAnchor {
+  let wall = Date()
+  let uptime = Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+
+  /// A scheduler time (monotonic seconds) as a wall-clock time.
+  func date(_ monotonic: Double) -> Date { wall.addingTimeInterval(monotonic - uptime) }
+  /// A wall-clock time as a scheduler time.
+  func monotonic(_ date: Date) -> Double { uptime + date.timeIntervalSince(wall) }
+}
+
+extension LoginKeyType {
+  /// The key Sixty generates for this policy setting.
+  var keyType: KeyType {
+    switch self {
+    case .rsa: .rsa2048
+    case .rsa4096: .rsa4096
+    case .ed25519: .ed25519
+    case .ecdsa: .ecdsaP256
+    }
+  }
+}

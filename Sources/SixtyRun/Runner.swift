@@ -1,0 +1,86 @@
+import Foundation
+import SixtyCore
+import SixtyHistory
+import SixtyPlanning
+import SixtyPlaybook
+
+/// The run library's entry point: a `RunRequest` in, the run's exit status out, everything said on
+/// the way as `RunEvent`s.
+public enum Runner {
+  /// Loads and plans the request; shows the plan and stops on a dry run or a refusal; checks the
+  /// maintenance windows; then runs, records and reports.
+  /// - Throws: `RunFailure` for a run that cannot go on (bad credentials, a closed window, a busy
+  ///   host); other errors of the key set-up as they are.
+  public static func run(_ request: RunRequest, console: any RunConsole) async throws -> ExitStatus {
+    let loaded = await load(request)
+    return try await run(request, loaded: loaded, console: console)
+  }
+
+  /// The plan of a request, with every diagnostic.
+  public static func load(_ request: RunRequest) async -> PlanLoader.Outcome {
+    let environment = ProcessInfo.processInfo.environment
+    var vars: [String: Value] = [:]
+    for variable in request.extraVars { vars[variable.name] = .string(variable.value) }
+    let options = PlanOptions(
+      extraVars: vars, limit: request.limit?.selector, approve: request.approve,
+      defaultUser: environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "root")
+    var inputs = PlanLoader.Inputs(
+      playbookPath: request.playbookLabel,
+      inventoryPath: request.inventory ?? environment["SIXTY_INVENTORY"],
+      policyPath: request.policy ?? environment["SIXTY_POLICY"], options: options)
+    if case .command(let command) = request.source { inputs.playbookText = command.playbookText }
+    var outcome = PlanLoader.load(await InventoryResolver.load(inputs, ec2: request.ec2))
+    if case .command = request.source {
+      // Positions in the generated playbook mean nothing to the user.
+      for index in outcome.diagnostics.indices
+      where outcome.diagnostics[index].location?.file == AdHocCommand.label {
+        outcome.diagnostics[index].location = nil
+      }
+    }
+    return outcome
+  }
+
+  static func run(
+    _ request: RunRequest, loaded: PlanLoader.Outcome, console: any RunConsole,
+    planned: (Plan) -> Void = { _ in }
+  ) async throws -> ExitStatus {
+    console.handle(.diagnostics(loaded.diagnostics.filter { $0.kind != .policy || loaded.plan == nil }))
+    guard let plan = loaded.plan else { return ExitStatus(rawValue: loaded.exitCode) ?? .badInput }
+    planned(plan)
+    if plan.isRefused || request.dryRun {
+      console.handle(.plan(PlanTextRenderer.render(plan)))
+      return plan.isRefused ? .refused : .ok
+    }
+    try MaintenanceWindows.check(plan, now: Date())
+    let digest: String =
+      switch request.source {
+      case .playbook(let path): RunRecorder.sha256(ofFile: path)
+      case .command(let command): RunRecorder.sha256(Array(command.playbookText.utf8))
+      }
+    return try await RunSession(plan: plan, request: request, console: console).execute(
+      playbookDigest: digest)
+  }
+}
+
+/// Which hosts a run is limited to: a selector as the user wrote it, or exactly these hosts (a
+/// rerun of the failed ones).
+public enum HostLimit: Sendable, Codable, Equatable {
+  case selector(String)
+  case hosts([String])
+
+  /// As recorded in the history.
+  public var text: String {
+    switch self {
+    case .selector(let text): text
+    case .hosts(let names): names.joined(separator: " | ")
+    }
+  }
+
+  /// Nil for a selector that does not parse (the command line checks it first).
+  public var selector: HostSelector? {
+    switch self {
+    case .selector(let text): try? HostSelector(parsing: text)
+    case .hosts(let names): try? HostSelector(union: names)
+    }
+  }
+}
