@@ -336,6 +336,26 @@ public enum BrokerServer {
   }
 
   /// The public half of the signing key, as agents pin it (base64 of the 32 raw bytes).
+  /// The public key of the broker configured at `path`, from its signing_key_file, to check
+  /// the signatures of its audit checkpoints.
+  public static func auditPublicKey(config: BrokerConfig, path: String) throws(BrokerStartError)
+    -> Curve25519.Signing.PublicKey
+  {
+    guard let file = config.signingKeyFile else {
+      throw BrokerStartError(
+        "\(path) has no signing_key_file, so its broker signs with a new key at each start; pass --public-key instead."
+      )
+    }
+    guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+      let raw = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)),
+      let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+    else {
+      throw BrokerStartError(
+        "cannot read the signing key file \(file) named by \(path) (expected a base64 Ed25519 private key).")
+    }
+    return key.publicKey
+  }
+
   public static func publicKeyText(_ key: Curve25519.Signing.PrivateKey) -> String {
     key.publicKey.rawRepresentation.base64EncodedString()
   }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import SixtyAudit
+import SixtyBroker
 
 struct AuditCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
@@ -36,82 +37,30 @@ struct AuditCommand: ParsableCommand {
       help: "The broker configuration: its signing_key_file gives the public key; requires a signed head.")
     var brokerConfig: String?
 
-    func key() throws -> Curve25519.Signing.PublicKey? {
+    func run() throws {
       if publicKey != nil && brokerConfig != nil {
         throw CLIError("give --public-key or --broker-config, not both.", code: 2)
       }
-      if let publicKey {
-        var text = publicKey
-        if FileManager.default.fileExists(atPath: publicKey) {
-          guard let contents = try? String(contentsOfFile: publicKey, encoding: .utf8) else {
-            throw CLIError("cannot read the public key file \(publicKey).", code: 2)
-          }
-          text = contents
+      var key: Curve25519.Signing.PublicKey?
+      do {
+        if let publicKey { key = try AuditVerifier.publicKey(argument: publicKey) }
+        if let brokerConfig {
+          key = try BrokerServer.auditPublicKey(
+            config: try BrokerCommand.load(brokerConfig), path: brokerConfig)
         }
-        guard let raw = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)),
-          let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw)
-        else {
-          throw CLIError(
-            "--public-key '\(publicKey)' is neither a base64 Ed25519 public key (32 bytes, as `sixty broker public-key` prints) nor a file holding one.",
-            code: 2)
-        }
-        return key
+      } catch let error as AuditError {
+        throw CLIError(error.message, code: 2)
+      } catch let error as BrokerStartError {
+        throw CLIError(error.description, code: 2)
       }
-      if let brokerConfig {
-        let config = try BrokerCommand.load(brokerConfig)
-        guard let path = config.signingKeyFile else {
-          throw CLIError(
-            "\(brokerConfig) has no signing_key_file, so its broker signs with a new key at each start; pass --public-key instead.",
-            code: 2)
-        }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-          let raw = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)),
-          let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: raw)
-        else {
-          throw CLIError(
-            "cannot read the signing key file \(path) named by \(brokerConfig) (expected a base64 Ed25519 private key).",
-            code: 2)
-        }
-        return key.publicKey
-      }
-      return nil
-    }
-
-    func run() throws {
-      let key = try key()
       do {
         let summary = try AuditVerifier.verify(path: file, publicKey: key)
-        print("\(file): \(Verify.describe(summary, file: file))")
+        print("\(file): \(summary.text(file: file))")
       } catch let error as AuditError {
         FileHandle.standardError.write(
           Data("\(file)\(error.line.map { ":\($0)" } ?? ""): error: \(error.message)\n".utf8))
         throw ExitCode(error.chainBroken ? 1 : 2)
       }
-    }
-
-    /// What was verified, and what was not.
-    static func describe(_ summary: AuditVerifier.Summary, file: String) -> String {
-      let count = "\(summary.records) record\(summary.records == 1 ? "" : "s")"
-      var text = "ok, \(count), chain intact, head \(summary.head)"
-      guard let checkpoint = summary.checkpoint else {
-        return text
-          + "; head NOT signed: there is no checkpoint \(AuditLog.checkpointPath(for: file)), so records removed from the end or a rewrite with recomputed hashes would go unnoticed."
-      }
-      let time = AuditVerifier.escaped(checkpoint.time)
-      if summary.signatureChecked {
-        text += "; head signed at record \(checkpoint.sequence) at \(time) (signature verified)"
-      } else {
-        text +=
-          "; checkpoint at record \(checkpoint.sequence) (\(time)) matches, but its signature was NOT checked (pass --public-key or --broker-config), so a rewrite with a forged checkpoint would go unnoticed"
-      }
-      let after = summary.records - checkpoint.sequence
-      if after > 0 {
-        text +=
-          "; the last \(after) record\(after == 1 ? " is" : "s are") after it and not covered by a signature."
-      } else {
-        text += "."
-      }
-      return text
     }
   }
 
