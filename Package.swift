@@ -158,6 +158,9 @@ let package = Package(
         "SixtyCLI", "SixtyCalendar", "SixtyHistory", "InstanceConnect", "SixtyReport", "SixtyKeys",
         "SixtyAgentCore", .product(name: "Crypto", package: "swift-crypto"),
       ]),
+    .testTarget(
+      name: "SixtyRunTests",
+      dependencies: ["SixtyRun", "SixtyCore", "SixtyPlanning", "SixtyScheduler", "SixtyHistory"]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
     .testTarget(name: "SixtyReportTests", dependencies: ["SixtyReport", "SixtyHistory"]),
     .testTarget(
