@@ -78,42 +78,17 @@ struct PushCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
-    var keyDirectory: EphemeralKeyDirectory?
-    let key: String
-    if let publicKey {
-      guard let text = try? String(contentsOfFile: publicKey, encoding: .utf8) else {
-        throw CLIError("cannot read the public key file '\(publicKey)'.", code: 2)
-      }
-      do {
-        key = try OpenSSHPublicKey.parseStrict(text.trimmingCharacters(in: .newlines)).authorizedKeysLine
-      } catch {
-        throw CLIError("\(publicKey): \(error)", code: 2)
-      }
-    } else {
-      let pair = try SSHKeyPair.generate(KeyType(parsing: keyType)!, comment: "sixty-push")
-      keyDirectory = try EphemeralKeyDirectory(
-        key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])
-      key = pair.authorizedKey
-    }
-    do {
-      let client = try await connect.settings.client()
-      let response: SendSSHPublicKeyResponse
-      if serialConsole {
-        response = try await client.sendSerialConsoleSSHPublicKey(instanceID: instanceID, publicKey: key)
-      } else {
-        response = try await client.sendSSHPublicKey(
-          SendSSHPublicKeyRequest(
-            instanceID: instanceID, osUser: osUser!, publicKey: key, availabilityZone: zone))
-      }
-      print("request id: \(response.requestID)")
-      if let keyDirectory {
-        let expiry = Date().addingTimeInterval(60)
-        print("private key: \(keyDirectory.privateKeyPath)")
-        print("expires: \(expiry.formatted(.iso8601)) (AWS accepts a pushed key for 60 seconds)")
-        keyDirectory.keep()
-      }
-    } catch let error as InstanceConnectError {
-      throw CLIError(error.description, code: error.exitStatus.rawValue)
+    var request = PushRequest(
+      instanceID: instanceID, osUser: osUser,
+      key: publicKey.map(PushRequest.Key.file) ?? .generate(KeyType(parsing: keyType)!))
+    request.zone = zone
+    request.serialConsole = serialConsole
+    request.connect = connect.settings
+    let result = try await KeyPush.perform(request)
+    print("request id: \(result.requestID)")
+    if let (path, expiry) = result.generated {
+      print("private key: \(path)")
+      print("expires: \(expiry.formatted(.iso8601)) (AWS accepts a pushed key for 60 seconds)")
     }
   }
 }

@@ -1,0 +1,83 @@
+import Foundation
+import InstanceConnect
+import SixtyKeys
+
+/// `sixty push`: one public key to one instance, through Instance Connect or a broker.
+public struct PushRequest: Sendable {
+  /// Which key: a public key file, or a new pair of this type whose private half is kept.
+  public enum Key: Sendable {
+    case file(String)
+    case generate(KeyType)
+  }
+  public var instanceID: String
+  /// The OS user (not needed for the serial console).
+  public var osUser: String?
+  public var key: Key
+  public var zone: String?
+  /// SendSerialConsoleSSHPublicKey instead of SendSSHPublicKey.
+  public var serialConsole = false
+  public var connect = ConnectSettings()
+
+  public init(instanceID: String, osUser: String?, key: Key) {
+    self.instanceID = instanceID
+    self.osUser = osUser
+    self.key = key
+  }
+}
+
+/// What a push did.
+public struct PushResult: Sendable {
+  public var requestID: String
+  /// The kept private key of a generated pair, and when the pushed key stops being accepted.
+  public var generated: (privateKeyPath: String, expires: Date)?
+}
+
+public enum KeyPush {
+  /// Pushes the key; a generated pair's directory is kept for the caller only when the push
+  /// succeeded.
+  public static func perform(_ request: PushRequest) async throws(RunFailure) -> PushResult {
+    var keyDirectory: EphemeralKeyDirectory?
+    let key: String
+    switch request.key {
+    case .file(let path):
+      guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw RunFailure("cannot read the public key file '\(path)'.", status: .badInput)
+      }
+      do {
+        key = try OpenSSHPublicKey.parseStrict(text.trimmingCharacters(in: .newlines)).authorizedKeysLine
+      } catch {
+        throw RunFailure("\(path): \(error)", status: .badInput)
+      }
+    case .generate(let type):
+      do {
+        let pair = try SSHKeyPair.generate(type, comment: "sixty-push")
+        keyDirectory = try EphemeralKeyDirectory(
+          key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])
+        key = pair.authorizedKey
+      } catch {
+        throw RunFailure("cannot make the key pair: \(error)", status: .badInput)
+      }
+    }
+    let client = try await request.connect.client()
+    do {
+      let response: SendSSHPublicKeyResponse
+      if request.serialConsole {
+        response = try await client.sendSerialConsoleSSHPublicKey(
+          instanceID: request.instanceID, publicKey: key)
+      } else {
+        response = try await client.sendSSHPublicKey(
+          SendSSHPublicKeyRequest(
+            instanceID: request.instanceID, osUser: request.osUser ?? "", publicKey: key,
+            availabilityZone: request.zone))
+      }
+      var result = PushResult(requestID: response.requestID)
+      if let keyDirectory {
+        result.generated = (keyDirectory.privateKeyPath, Date().addingTimeInterval(60))
+        keyDirectory.keep()
+      }
+      return result
+    } catch {
+      throw RunFailure(error.description, status: error.exitStatus)
+    }
+  }
+}
