@@ -443,3 +443,17 @@ public struct BrokerConfig: Sendable {
       && text.dropFirst(2).allSatisfy { $0.isHexDigit && ($0.isNumber || $0.isLowercase) }
   }
 }
+
+extension BrokerConfig {
+  /// Listens on `HOST:PORT` instead of the configured address (`--listen`; `[::1]:8600` for IPv6,
+  /// port 0 for a free one).
+  public mutating func listen(on address: String) throws(BrokerStartError) {
+    guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+      (0...65535).contains(port)
+    else {
+      throw BrokerStartError("--listen '\(address)' is not HOST:PORT, like 127.0.0.1:8600.")
+    }
+    host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+    self.port = port
+  }
+}

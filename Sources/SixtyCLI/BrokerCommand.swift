@@ -39,14 +39,10 @@ struct BrokerCommand: AsyncParsableCommand {
 
     func run() async throws {
       var config = try BrokerCommand.load(self.config)
-      if let listen {
-        guard let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]),
-          (0...65535).contains(port)
-        else {
-          throw CLIError("--listen '\(listen)' is not HOST:PORT, like 127.0.0.1:8600.", code: 2)
-        }
-        config.host = String(listen[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        config.port = port
+      do {
+        if let listen { try config.listen(on: listen) }
+      } catch {
+        throw CLIError(error.description, code: 2)
       }
       guard let level = Logger.Level(rawValue: logLevel) else {
         throw CLIError(
