@@ -44,3 +44,19 @@ public struct RunSummary: Sendable {
 public protocol RunConsole: Sendable {
   func handle(_ event: RunEvent)
 }
+
+/// A run's events as an `AsyncStream`, for consumers that prefer to iterate them (a service
+/// relaying runs, a test). Unbounded: the run never waits for its reader.
+public struct StreamingConsole: RunConsole {
+  let continuation: AsyncStream<RunEvent>.Continuation
+
+  /// The stream and the console feeding it; call `finish()` when the run returns.
+  public static func make() -> (events: AsyncStream<RunEvent>, console: StreamingConsole) {
+    let (stream, continuation) = AsyncStream.makeStream(of: RunEvent.self)
+    return (stream, StreamingConsole(continuation: continuation))
+  }
+
+  public func handle(_ event: RunEvent) { continuation.yield(event) }
+
+  public func finish() { continuation.finish() }
+}

@@ -50,6 +50,24 @@ final class RecordingConsole: RunConsole {
     #expect(console.plans[0].hasPrefix("Plan for \(Self.playbooks)/rolling-restart.yml"))
   }
 
+  @Test func eventsCanBeReadAsAStream() async throws {
+    var request = request("fleet-uptime.yml")
+    request.dryRun = true
+    let (events, console) = StreamingConsole.make()
+    let status = try await Runner.run(request, console: console)
+    console.finish()
+    var kinds: [String] = []
+    for await event in events {
+      switch event {
+      case .diagnostics: kinds.append("diagnostics")
+      case .plan(let text): kinds.append(text.hasPrefix("Plan for ") ? "plan" : "other")
+      default: kinds.append("other")
+      }
+    }
+    #expect(status == .ok)
+    #expect(kinds == ["diagnostics", "plan"])
+  }
+
   @Test func aMissingPlaybookIsBadInputWithADiagnostic() async throws {
     let console = RecordingConsole()
     let status = try await Runner.run(request("no-such-playbook.yml"), console: console)
