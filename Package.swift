@@ -125,7 +125,8 @@ let package = Package(
           .when(platforms: [.linux]))
       ]),
     .executableTarget(name: "sixty-agent-tls", dependencies: ["SixtyAgentCore"]),
-    // The command-line interface; each command's run() makes one call into a library.
+    // The command-line interface: each command's run() turns flags into a request, makes one call
+    // into a library and renders the result.
     .target(
       name: "SixtyCLI",
       dependencies: [
