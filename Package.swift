@@ -28,8 +28,11 @@ let package = Package(
     .package(url: "https://github.com/drmohundro/SWXMLHash", from: "8.1.1"),
   ],
   targets: [
-    // Diagnostics, source locations and positioned YAML reading shared by every parser.
-    .target(name: "SixtyCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+    // Diagnostics, source locations and positioned YAML reading shared by every parser; safe text
+    // for terminals and logfmt log lines.
+    .target(
+      name: "SixtyCore",
+      dependencies: [.product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log")]),
     // Policy model, parsing and the organisation cap.
     .target(name: "SixtyPolicy", dependencies: ["SixtyCore"]),
     // Playbooks, inventories, templating and the per-host task graph.
@@ -143,7 +146,8 @@ let package = Package(
     .executableTarget(
       name: "sixty-bench", dependencies: ["InstanceConnect", "SixtyKeys"], path: "bench/Sources/sixty-bench"),
 
-    .testTarget(name: "SixtyCoreTests", dependencies: ["SixtyCore"]),
+    .testTarget(
+      name: "SixtyCoreTests", dependencies: ["SixtyCore", .product(name: "Logging", package: "swift-log")]),
     .testTarget(
       name: "SixtyPlaybookTests", dependencies: ["SixtyCore", "SixtyPolicy", "SixtyPlaybook"]),
     .testTarget(

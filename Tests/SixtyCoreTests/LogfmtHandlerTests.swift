@@ -1,6 +1,6 @@
 import Testing
 
-@testable import SixtyCLI
+@testable import SixtyCore
 
 /// Log lines carry strings from the network (peer addresses, errors naming values): no value can
 /// break a line, drive the terminal or grow without bound.

@@ -1,31 +1,30 @@
 import Foundation
 import Logging
-import SixtyCore
 
 /// Structured log lines (logfmt) on standard error:
 /// `time=2026-11-25T03:00:00.012Z level=info msg="run finished" job=nightly run=42 exit=0`.
-struct LogfmtHandler: LogHandler {
-  var metadata: Logger.Metadata = [:]
-  var logLevel: Logger.Level = .info
+public struct LogfmtHandler: LogHandler {
+  public var metadata: Logger.Metadata = [:]
+  public var logLevel: Logger.Level = .info
   let label: String
   let sink: @Sendable (String) -> Void
 
-  init(label: String, sink: @escaping @Sendable (String) -> Void = LogfmtHandler.standardError) {
+  public init(label: String, sink: @escaping @Sendable (String) -> Void = LogfmtHandler.standardError) {
     self.label = label
     self.sink = sink
   }
 
   static let lock = NSLock()
-  static func standardError(_ line: String) {
+  public static func standardError(_ line: String) {
     lock.withLock { FileHandle.standardError.write(Data(line.utf8)) }
   }
 
-  subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+  public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
     get { metadata[key] }
     set { metadata[key] = newValue }
   }
 
-  func log(event: LogEvent) {
+  public func log(event: LogEvent) {
     sink(
       Self.format(
         level: event.level, message: event.message.description,
