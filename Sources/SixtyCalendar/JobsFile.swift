@@ -70,16 +70,18 @@ public struct Job: Sendable {
 /// ```
 public enum JobsFile {
   public static func load(path: String) -> ([Job]?, [Diagnostic]) {
-    let (root, diagnostics) = YAMLLoader.load(path: path)
-    guard let root else {
-      return (nil, diagnostics.isEmpty ? [.error("the jobs file '\(path)' is empty.", at: nil)] : diagnostics)
+    NodeReader.read(YAMLLoader.load(path: path), empty: .error("the jobs file '\(path)' is empty.", at: nil))
+    {
+      root, reader in
+      parse(root, base: URL(fileURLWithPath: path).deletingLastPathComponent(), reader: &reader)
     }
-    var reader = NodeReader()
-    reader.diagnostics.append(contentsOf: diagnostics)
-    let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+  }
+
+  /// The jobs of a jobs file whose relative paths are relative to `base`; nil when it has no jobs.
+  static func parse(_ root: YAMLNode, base: URL, reader: inout NodeReader) -> [Job]? {
     var jobs: [Job] = []
     guard let top = reader.mapping(root, "the jobs file", allowed: ["jobs"]) else {
-      return (nil, reader.diagnostics.all)
+      return nil
     }
     guard let jobsNode = top.first(where: { $0.key == "jobs" })?.value,
       let entries = reader.mapping(jobsNode, "'jobs'")
@@ -88,7 +90,7 @@ public enum JobsFile {
         reader.error(
           "the jobs file has no 'jobs'; expected a mapping of job names to jobs.", at: root.location)
       }
-      return (nil, reader.diagnostics.all)
+      return nil
     }
     let allowed = [
       "playbook", "inventory", "policy", "schedule", "timezone", "window", "overlap", "catch_up", "enabled",
@@ -128,15 +130,10 @@ public enum JobsFile {
             }
           }
         case "timezone":
-          if let text = reader.string(field.value, what) {
-            if let value = TimeZone(identifier: text) {
-              zone = value
-            } else {
-              reader.error(
-                "'\(text)' is not an IANA time zone name; expected something like UTC or Europe/Berlin.",
-                at: field.value.location)
-            }
-          }
+          zone =
+            reader.string(field.value, what, as: TimeZone.init(identifier:)) {
+              "'\($0)' is not an IANA time zone name; expected something like UTC or Europe/Berlin."
+            } ?? zone
         case "window":
           guard let parts = reader.mapping(field.value, what, allowed: ["duration", "cutoff"]) else {
             continue
@@ -146,23 +143,15 @@ public enum JobsFile {
             if part.key == "duration" { duration = span } else if let span { cutoff = span }
           }
         case "overlap":
-          if let text = reader.string(field.value, what) {
-            if let value = Job.Overlap(rawValue: text) {
-              overlap = value
-            } else {
-              reader.error(
-                "'\(text)' is not an overlap rule; expected skip or queue.", at: field.value.location)
-            }
-          }
+          overlap =
+            reader.string(field.value, what, as: Job.Overlap.init(rawValue:)) {
+              "'\($0)' is not an overlap rule; expected skip or queue."
+            } ?? overlap
         case "catch_up":
-          if let text = reader.string(field.value, what) {
-            if let value = Job.CatchUp(rawValue: text) {
-              catchUp = value
-            } else {
-              reader.error(
-                "'\(text)' is not a catch-up rule; expected none or once.", at: field.value.location)
-            }
-          }
+          catchUp =
+            reader.string(field.value, what, as: Job.CatchUp.init(rawValue:)) {
+              "'\($0)' is not a catch-up rule; expected none or once."
+            } ?? catchUp
         case "limit":
           if let text = reader.string(field.value, what) {
             do {
@@ -173,14 +162,10 @@ public enum JobsFile {
             }
           }
         case "shutdown":
-          if let text = reader.string(field.value, what) {
-            if let value = Job.Shutdown(rawValue: text) {
-              shutdown = value
-            } else {
-              reader.error(
-                "'\(text)' is not a shutdown rule; expected finish or abort.", at: field.value.location)
-            }
-          }
+          shutdown =
+            reader.string(field.value, what, as: Job.Shutdown.init(rawValue:)) {
+              "'\($0)' is not a shutdown rule; expected finish or abort."
+            } ?? shutdown
         case "notify":
           notifications = notify(field.value, job: entry.key, reader: &reader)
         default: enabled = reader.bool(field.value, what) ?? enabled
@@ -212,7 +197,7 @@ public enum JobsFile {
           enabled: enabled, limit: limit, shutdown: shutdown, notifications: notifications,
           location: entry.keyLocation))
     }
-    return (reader.diagnostics.hasErrors ? nil : jobs, reader.diagnostics.all)
+    return jobs
   }
 
   static func notify(_ node: YAMLNode, job: String, reader: inout NodeReader) -> [Job.Notification] {
@@ -228,35 +213,25 @@ public enum JobsFile {
       for field in fields {
         switch field.key {
         case "on":
-          if let text = reader.string(field.value, "'on' of \(what)") {
-            if let value = Job.Notification.When(rawValue: text) {
-              notification.when = value
-            } else {
-              reader.error(
-                "'\(text)' is not a notification trigger; expected failure, success or always.",
-                at: field.value.location)
-            }
-          }
+          notification.when =
+            reader.string(field.value, "'on' of \(what)", as: Job.Notification.When.init(rawValue:)) {
+              "'\($0)' is not a notification trigger; expected failure, success or always."
+            } ?? notification.when
         case "webhook":
-          if let text = reader.string(field.value, "'webhook' of \(what)") {
-            if let url = URL(string: text), url.scheme == "http" || url.scheme == "https", url.host != nil {
-              notification.webhook = text
-            } else {
-              reader.error(
-                "'\(text)' is not an http(s) URL; expected something like https://hooks.example.com/sixty.",
-                at: field.value.location)
+          notification.webhook = reader.string(
+            field.value, "'webhook' of \(what)",
+            where: { text in
+              guard let url = URL(string: text) else { return false }
+              return (url.scheme == "http" || url.scheme == "https") && url.host != nil
             }
-          }
+          ) { "'\($0)' is not an http(s) URL; expected something like https://hooks.example.com/sixty." }
         case "webhook_env":
-          if let text = reader.string(field.value, "'webhook_env' of \(what)") {
-            if !text.isEmpty, text.allSatisfy({ $0 == "_" || $0.isASCII && ($0.isLetter || $0.isNumber) }) {
-              notification.webhookEnv = text
-            } else {
-              reader.error(
-                "'\(text)' is not an environment variable name; expected something like OPS_WEBHOOK.",
-                at: field.value.location)
+          notification.webhookEnv = reader.string(
+            field.value, "'webhook_env' of \(what)",
+            where: { text in
+              !text.isEmpty && text.allSatisfy { $0 == "_" || $0.isASCII && ($0.isLetter || $0.isNumber) }
             }
-          }
+          ) { "'\($0)' is not an environment variable name; expected something like OPS_WEBHOOK." }
         default: notification.command = reader.string(field.value, "'command' of \(what)")
         }
       }
