@@ -3,10 +3,10 @@ import SixtyCore
 
 /// One scheduled maintenance job from `jobs.yml`.
 public struct Job: Sendable {
-  public enum Overlap: String, Sendable { case skip, queue }
-  public enum CatchUp: String, Sendable { case none, once }
+  public enum Overlap: String, Sendable, CaseIterable { case skip, queue }
+  public enum CatchUp: String, Sendable, CaseIterable { case none, once }
   /// What the daemon does with this job's run when it is asked to stop.
-  public enum Shutdown: String, Sendable { case finish, abort }
+  public enum Shutdown: String, Sendable, CaseIterable { case finish, abort }
 
   /// A notification sent when a run of the job ends.
   public struct Notification: Sendable, Equatable {
@@ -142,16 +142,8 @@ public enum JobsFile {
             let span = reader.timeSpan(part.value, "'window.\(part.key)' of job '\(entry.key)'")
             if part.key == "duration" { duration = span } else if let span { cutoff = span }
           }
-        case "overlap":
-          overlap =
-            reader.string(field.value, what, as: Job.Overlap.init(rawValue:)) {
-              "'\($0)' is not an overlap rule; expected skip or queue."
-            } ?? overlap
-        case "catch_up":
-          catchUp =
-            reader.string(field.value, what, as: Job.CatchUp.init(rawValue:)) {
-              "'\($0)' is not a catch-up rule; expected none or once."
-            } ?? catchUp
+        case "overlap": overlap = rule(field.value, what, "an overlap rule", overlap, reader: &reader)
+        case "catch_up": catchUp = rule(field.value, what, "a catch-up rule", catchUp, reader: &reader)
         case "limit":
           if let text = reader.string(field.value, what) {
             do {
@@ -161,11 +153,7 @@ public enum JobsFile {
               reader.error("the limit of job '\(entry.key)': \(error.message)", at: field.value.location)
             }
           }
-        case "shutdown":
-          shutdown =
-            reader.string(field.value, what, as: Job.Shutdown.init(rawValue:)) {
-              "'\($0)' is not a shutdown rule; expected finish or abort."
-            } ?? shutdown
+        case "shutdown": shutdown = rule(field.value, what, "a shutdown rule", shutdown, reader: &reader)
         case "notify":
           notifications = notify(field.value, job: entry.key, reader: &reader)
         default: enabled = reader.bool(field.value, what) ?? enabled
@@ -198,6 +186,18 @@ public enum JobsFile {
           location: entry.keyLocation))
     }
     return jobs
+  }
+
+  /// One of a rule's two values (`Rule.allCases`, written "first or second"); else `current`,
+  /// and an error naming the rule.
+  static func rule<Rule: RawRepresentable<String> & CaseIterable>(
+    _ node: YAMLNode, _ what: String, _ name: String, _ current: Rule, reader: inout NodeReader
+  ) -> Rule {
+    let expected = Rule.allCases.map(\.rawValue).joined(separator: " or ")
+    return reader.string(node, what, as: Rule.init(rawValue:)) {
+      "'\($0)' is not \(name); expected \(expected)."
+    }
+      ?? current
   }
 
   static func notify(_ node: YAMLNode, job: String, reader: inout NodeReader) -> [Job.Notification] {

@@ -14,27 +14,8 @@ public struct EC2Instance: Sendable, Hashable, Codable {
   public var vpcID: String?
   public var subnetID: String?
   public var platform: String?
-  public var tags: [String: String]
-  public var securityGroups: [String]
-
-  public init(
-    id: String, state: String, privateIP: String? = nil, publicIP: String? = nil, privateDNS: String? = nil,
-    publicDNS: String? = nil, zone: String? = nil, vpcID: String? = nil, subnetID: String? = nil,
-    platform: String? = nil, tags: [String: String] = [:], securityGroups: [String] = []
-  ) {
-    self.id = id
-    self.state = state
-    self.privateIP = privateIP
-    self.publicIP = publicIP
-    self.privateDNS = privateDNS
-    self.publicDNS = publicDNS
-    self.zone = zone
-    self.vpcID = vpcID
-    self.subnetID = subnetID
-    self.platform = platform
-    self.tags = tags
-    self.securityGroups = securityGroups
-  }
+  public var tags: [String: String] = [:]
+  public var securityGroups: [String] = []
 }
 
 /// One inbound rule of a security group.
@@ -43,23 +24,10 @@ public struct IngressRule: Sendable, Hashable {
   public var proto: String
   public var fromPort: Int?
   public var toPort: Int?
-  public var ipv4: [String]
-  public var ipv6: [String]
-  public var prefixLists: [String]
-  public var groups: [String]
-
-  public init(
-    proto: String, fromPort: Int?, toPort: Int?, ipv4: [String] = [], ipv6: [String] = [],
-    prefixLists: [String] = [], groups: [String] = []
-  ) {
-    self.proto = proto
-    self.fromPort = fromPort
-    self.toPort = toPort
-    self.ipv4 = ipv4
-    self.ipv6 = ipv6
-    self.prefixLists = prefixLists
-    self.groups = groups
-  }
+  public var ipv4: [String] = []
+  public var ipv6: [String] = []
+  public var prefixLists: [String] = []
+  public var groups: [String] = []
 
   /// Does the rule cover TCP port `port`?
   public func allowsTCP(_ port: Int) -> Bool {
