@@ -100,6 +100,20 @@ public struct NodeReader: Sendable {
     return nodes
   }
 
+  /// Whether `name` is not in `seen` yet; it is then recorded there at `location`. Else the error
+  /// `repeated(where it was first)` at `location`.
+  public mutating func isFirst(
+    _ name: String, at location: SourceLocation, in seen: inout [String: SourceLocation],
+    else repeated: (SourceLocation) -> String
+  ) -> Bool {
+    if let first = seen[name] {
+      error(repeated(first), at: location)
+      return false
+    }
+    seen[name] = location
+    return true
+  }
+
   public mutating func int(_ node: YAMLNode, _ what: String, range: ClosedRange<Int>? = nil) -> Int? {
     guard case .scalar(let text, _) = node.content, let value = Int(text.trimmingWhitespace()) else {
       let found = node.scalar.map { "'\($0)'" } ?? node.kindDescription

@@ -68,13 +68,13 @@ public enum InventoryParser {
       if let entries = node.pairs {
         hosts.reserveCapacity(entries.count)
         for entry in entries {
-          if let previous = seen[entry.key] {
-            reader.error(
-              "the host '\(entry.key)' is defined twice (first at line \(previous.line)).",
-              at: entry.keyLocation)
-            continue
-          }
-          seen[entry.key] = entry.keyLocation
+          guard
+            reader.isFirst(
+              entry.key, at: entry.keyLocation, in: &seen,
+              else: {
+                "the host '\(entry.key)' is defined twice (first at line \($0.line))."
+              })
+          else { continue }
           if let host = host(entry, defaults: defaults, defaultUser: defaultUser, reader: &reader) {
             hosts.append(host)
           }

@@ -110,13 +110,13 @@ public enum PlaybookParser {
           guard let task = parseTask(item, index: i, baseDirectory: baseDirectory, reader: &reader) else {
             continue
           }
-          if let previous = names[task.name] {
-            reader.error(
-              "the task name '\(task.name)' is used twice in this play (first at line \(previous.line), column \(previous.column)); expected unique names.",
-              at: task.location)
-            continue
-          }
-          names[task.name] = task.location
+          guard
+            reader.isFirst(
+              task.name, at: task.location, in: &names,
+              else: {
+                "the task name '\(task.name)' is used twice in this play (first at line \($0.line), column \($0.column)); expected unique names."
+              })
+          else { continue }
           tasks.append(task)
         }
         if items.isEmpty {

@@ -54,6 +54,17 @@ import Testing
       ])
   }
 
+  @Test func namesAreRecordedAndARepeatIsReported() {
+    var reader = NodeReader()
+    var seen: [String: SixtyCore.SourceLocation] = [:]
+    let first = SixtyCore.SourceLocation(file: "f.yml", line: 2, column: 3)
+    let second = SixtyCore.SourceLocation(file: "f.yml", line: 5, column: 3)
+    #expect(reader.isFirst("a", at: first, in: &seen) { "again, first at line \($0.line)." })
+    #expect(!reader.isFirst("a", at: second, in: &seen) { "again, first at line \($0.line)." })
+    #expect(seen == ["a": first])
+    #expect(reader.diagnostics.all.map(\.description) == ["f.yml:5:3: error: again, first at line 2."])
+  }
+
   @Test func listsAreSequencesOnly() {
     var reader = NodeReader()
     #expect(reader.list(node("v: [a, b]\n"), of: "names", for: "'v'")?.count == 2)
