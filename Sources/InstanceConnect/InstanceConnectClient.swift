@@ -34,12 +34,7 @@ public struct SendSSHPublicKeyResponse: Sendable, Equatable {
 /// A client for the EC2 Instance Connect API (AWS JSON 1.1, SigV4), usable against AWS itself,
 /// `sixty broker`, or any compatible endpoint. Safe to share between concurrent tasks.
 public struct InstanceConnectClient: Sendable {
-  public let endpoint: URL
-  public let region: String
-  public let credentials: AWSCredentials
-  let transport: any HTTPTransport
-  let retry: RetryPolicy
-  let clock: @Sendable () -> Date
+  let caller: AWSCaller
   let logger: Logger?
   /// Shared by every copy of this client, so no two of its requests are ever byte-identical.
   let ledger = SignedRequestLedger()
@@ -55,19 +50,19 @@ public struct InstanceConnectClient: Sendable {
     retry: RetryPolicy = RetryPolicy(), logger: Logger? = nil,
     clock: @escaping @Sendable () -> Date = { Date() }
   ) {
-    self.region = region
-    self.credentials = credentials
-    self.endpoint = endpoint ?? InstanceConnectClient.endpoint(region: region)
-    self.transport = transport
-    self.retry = retry
+    caller = AWSCaller(
+      service: Self.service, endpoint: endpoint ?? Self.endpoint(region: region), region: region,
+      credentials: credentials, transport: transport, retry: retry, clock: clock)
     self.logger = logger
-    self.clock = clock
   }
+
+  public var endpoint: URL { caller.endpoint }
+  public var region: String { caller.region }
+  public var credentials: AWSCredentials { caller.credentials }
 
   /// `https://ec2-instance-connect.REGION.amazonaws.com` (`.amazonaws.com.cn` in China).
   public static func endpoint(region: String) -> URL {
-    let suffix = region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com"
-    return URL(string: "https://ec2-instance-connect.\(region).\(suffix)")!
+    AWSCaller.regionalEndpoint("ec2-instance-connect", region: region)
   }
 
   /// Checks a request against the service model before anything is sent.
@@ -135,25 +130,25 @@ public struct InstanceConnectClient: Sendable {
       do {
         request = try await signedRequestNeverSentBefore(operation, body: body)
       } catch {
-        throw .transport(endpoint: endpointDescription, message: "cancelled while waiting to sign")
+        throw .transport(endpoint: caller.endpointDescription, message: "cancelled while waiting to sign")
       }
       let result: Result<SendSSHPublicKeyResponse, InstanceConnectError>
       do {
-        let response = try await transport.send(request)
-        result = Self.interpret(response, endpoint: endpointDescription, attempts: attempt)
+        let response = try await caller.transport.send(request)
+        result = Self.interpret(response, endpoint: caller.endpointDescription, attempts: attempt)
       } catch {
-        result = .failure(.transport(endpoint: endpointDescription, message: Self.describe(error)))
+        result = .failure(.transport(endpoint: caller.endpointDescription, message: Self.describe(error)))
       }
       switch result {
       case .success(let value): return value
       case .failure(let error):
-        guard error.isRetryable, attempt < retry.maxAttempts else { throw error }
-        let wait = retry.delay(attempt: attempt - 1)
+        guard error.isRetryable, attempt < caller.retry.maxAttempts else { throw error }
+        let wait = caller.retry.delay(attempt: attempt - 1)
         logger?.debug("retrying \(operation) in \(wait) s after: \(error)")
         do {
-          try await retry.sleep(wait)
+          try await caller.retry.sleep(wait)
         } catch {
-          throw .transport(endpoint: endpointDescription, message: "cancelled while waiting to retry")
+          throw .transport(endpoint: caller.endpointDescription, message: "cancelled while waiting to retry")
         }
       }
     }
@@ -167,41 +162,21 @@ public struct InstanceConnectClient: Sendable {
   func signedRequestNeverSentBefore(_ operation: String, body: [UInt8]) async throws -> HTTPRequest {
     let digest = Array(SHA256.hash(data: Array(operation.utf8) + [0] + body))
     while true {
-      let now = clock()
+      let now = caller.clock()
       if ledger.claim(digest: digest, second: floor(now.timeIntervalSince1970)) {
         return signedRequest(operation, body: body, date: now)
       }
-      try await retry.sleep(max(0.001, 1 - now.timeIntervalSince1970.truncatingRemainder(dividingBy: 1)))
+      try await caller.retry.sleep(
+        max(0.001, 1 - now.timeIntervalSince1970.truncatingRemainder(dividingBy: 1)))
     }
   }
 
-  var endpointDescription: String {
-    var text = endpoint.absoluteString
-    while text.hasSuffix("/") { text.removeLast() }
-    return text
-  }
-
-  /// The signed HTTP request; the only headers sent are the ones signed (plus what the
-  /// transport adds on its own, which is not signed).
+  /// The signed HTTP request for `operation`.
   func signedRequest(_ operation: String, body: [UInt8], date: Date) -> HTTPRequest {
-    var host = endpoint.host ?? "localhost"
-    if host.contains(":") { host = "[\(host)]" }
-    if let port = endpoint.port,
-      !(endpoint.scheme == "https" && port == 443) && !(endpoint.scheme == "http" && port == 80)
-    {
-      host += ":\(port)"
-    }
-    let path = endpoint.path.isEmpty ? "/" : endpoint.path
-    var request = SigV4Request(
-      method: "POST", path: path,
+    caller.signedPost(
       headers: [
-        ("Host", host), ("Content-Type", "application/x-amz-json-1.1"),
-        ("X-Amz-Target", "\(Self.targetPrefix).\(operation)"),
-      ], body: body)
-    SigV4.sign(&request, credentials: credentials, region: region, service: Self.service, date: date)
-    var url = endpoint
-    if endpoint.path.isEmpty { url = endpoint.appendingPathComponent("") }
-    return HTTPRequest(url: url, method: "POST", headers: request.headers, body: body)
+        ("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "\(Self.targetPrefix).\(operation)"),
+      ], body: body, date: date)
   }
 
   static func interpret(_ response: HTTPResponse, endpoint: String, attempts: Int) -> Result<

@@ -110,13 +110,16 @@ public enum AuditVerifier {
   static func check(line: [UInt8], number: Int, previous: String?, sequence: Int?) -> Result<
     Parsed, AuditError
   > {
+    func broken(_ message: String) -> Result<Parsed, AuditError> {
+      .failure(AuditError(message: message, line: number))
+    }
     let marker = Array(",\"hash\":\"".utf8)
     // A record ends with `,"hash":"` + 64 hex digits + `"}`.
     let suffix = marker.count + 64 + 2
     guard line.count > suffix, line.last == UInt8(ascii: "}"),
       Array(line[(line.count - suffix)..<(line.count - 66)]) == marker
     else {
-      return .failure(AuditError(message: "line \(number) does not end with a record hash.", line: number))
+      return broken("line \(number) does not end with a record hash.")
     }
     let bodyEnd = line.count - suffix
     let stored = String(decoding: line[(bodyEnd + marker.count)..<(line.count - 2)], as: UTF8.self)
@@ -124,28 +127,21 @@ public enum AuditVerifier {
     body.append(UInt8(ascii: "}"))
     let computed = AuditLog.hash(body)
     guard computed == stored else {
-      return .failure(
-        AuditError(message: "line \(number) was modified: its content does not match its hash.", line: number)
-      )
+      return broken("line \(number) was modified: its content does not match its hash.")
     }
     guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
       let prev = object["prev"] as? String, let seq = object["seq"] as? Int
     else {
-      return .failure(AuditError(message: "line \(number) is not a valid audit record.", line: number))
+      return broken("line \(number) is not a valid audit record.")
     }
     if let previous, prev != previous {
-      return .failure(
-        AuditError(
-          message:
-            "line \(number) does not follow the record before it (its 'prev' is \(escaped(String(String.UnicodeScalarView(prev.unicodeScalars.prefix(12)))))…, expected \(previous.prefix(12))…): a record was removed, inserted or reordered here.",
-          line: number))
+      return broken(
+        "line \(number) does not follow the record before it (its 'prev' is \(escaped(String(String.UnicodeScalarView(prev.unicodeScalars.prefix(12)))))…, expected \(previous.prefix(12))…): a record was removed, inserted or reordered here."
+      )
     }
     if let sequence, seq != sequence {
-      return .failure(
-        AuditError(
-          message:
-            "line \(number) has sequence number \(seq), expected \(sequence): records were removed or reordered.",
-          line: number))
+      return broken(
+        "line \(number) has sequence number \(seq), expected \(sequence): records were removed or reordered.")
     }
     return .success(Parsed(hash: computed, sequence: seq, object: object))
   }

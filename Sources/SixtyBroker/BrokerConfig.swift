@@ -115,39 +115,22 @@ public struct BrokerConfig: Sendable {
 
   /// Whether `selector` (ids, names, `tag=value`, globs) picks `host`.
   public static func matches(_ selector: HostSelector, _ host: RegisteredHost) -> Bool {
-    selector.alternatives.contains { clauses in
-      clauses.allSatisfy { clause in
-        let hit: Bool
-        switch clause.term {
-        case .all: hit = true
-        case .name(let name): hit = Glob.matches(name, host.instanceID) || Glob.matches(name, host.name)
-        case .tag(let key, let value, let equal):
-          let matched = host.tags[key].map { Glob.matches(value, $0) } ?? false
-          hit = equal ? matched : !matched
-        }
-        return hit != clause.negated
-      }
-    }
+    selector.matches(tags: host.tags) { Glob.matches($0, host.instanceID) || Glob.matches($0, host.name) }
   }
 
   /// Loads and checks `broker.yml`; secrets named by `secret_env`/`token_env` are read from `environment`.
   public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment)
     -> (BrokerConfig?, [Diagnostic])
   {
-    let (root, diagnostics) = YAMLLoader.load(path: path)
-    guard let root else {
-      return (
-        nil,
-        diagnostics.isEmpty ? [.error("the broker configuration '\(path)' is empty.", at: nil)] : diagnostics
-      )
+    NodeReader.read(
+      YAMLLoader.load(path: path), empty: .error("the broker configuration '\(path)' is empty.", at: nil)
+    ) { root, reader in
+      let config = parse(root, environment: environment, reader: &reader)
+      if let problem = exposedSecrets(path: path, config.inlineSecrets) {
+        reader.error(problem, at: nil)
+      }
+      return config
     }
-    var reader = NodeReader()
-    reader.diagnostics.append(contentsOf: diagnostics)
-    let config = parse(root, environment: environment, reader: &reader)
-    if let problem = exposedSecrets(path: path, config.inlineSecrets) {
-      reader.error(problem, at: nil)
-    }
-    return (reader.diagnostics.hasErrors ? nil : config, reader.diagnostics.all)
   }
 
   /// Why the file at `path`, holding `inlineSecrets`, may not be used: it is readable by its

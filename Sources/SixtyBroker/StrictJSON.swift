@@ -95,48 +95,48 @@ enum StrictJSON {
       // Swift `String` equality is canonical equivalence, so two spellings of one key that a
       // dictionary would merge count as the same key here too.
       var seen: Set<String> = []
-      skipSpace()
-      if peek == UInt8(ascii: "}") {
-        index += 1
-        return .object(members)
-      }
-      while true {
-        skipSpace()
-        guard peek == UInt8(ascii: "\"") else { throw .syntax("expected a string key at byte \(index)") }
-        let key = try string()
-        guard seen.insert(key).inserted else { throw .duplicateKey(key) }
-        skipSpace()
-        try expect(UInt8(ascii: ":"))
-        skipSpace()
-        members.append((key, try value(depth: depth + 1)))
-        skipSpace()
-        if peek == UInt8(ascii: ",") {
-          index += 1
-          continue
+      try elements(closedBy: UInt8(ascii: "}")) { reader throws(Failure) in
+        guard reader.peek == UInt8(ascii: "\"") else {
+          throw .syntax("expected a string key at byte \(reader.index)")
         }
-        try expect(UInt8(ascii: "}"))
-        return .object(members)
+        let key = try reader.string()
+        guard seen.insert(key).inserted else { throw .duplicateKey(key) }
+        reader.skipSpace()
+        try reader.expect(UInt8(ascii: ":"))
+        reader.skipSpace()
+        members.append((key, try reader.value(depth: depth + 1)))
       }
+      return .object(members)
     }
 
     mutating func array(depth: Int) throws(Failure) -> Value {
       try expect(UInt8(ascii: "["))
       var items: [Value] = []
+      try elements(closedBy: UInt8(ascii: "]")) { reader throws(Failure) in
+        items.append(try reader.value(depth: depth + 1))
+      }
+      return .array(items)
+    }
+
+    /// After an opening bracket: `element`s separated by commas up to `close`, or none.
+    mutating func elements(closedBy close: UInt8, _ element: (inout Reader) throws(Failure) -> Void)
+      throws(Failure)
+    {
       skipSpace()
-      if peek == UInt8(ascii: "]") {
+      if peek == close {
         index += 1
-        return .array(items)
+        return
       }
       while true {
         skipSpace()
-        items.append(try value(depth: depth + 1))
+        try element(&self)
         skipSpace()
         if peek == UInt8(ascii: ",") {
           index += 1
           continue
         }
-        try expect(UInt8(ascii: "]"))
-        return .array(items)
+        try expect(close)
+        return
       }
     }
 

@@ -3,10 +3,10 @@ import SixtyCore
 
 /// One scheduled maintenance job from `jobs.yml`.
 public struct Job: Sendable {
-  public enum Overlap: String, Sendable { case skip, queue }
-  public enum CatchUp: String, Sendable { case none, once }
+  public enum Overlap: String, Sendable, CaseIterable { case skip, queue }
+  public enum CatchUp: String, Sendable, CaseIterable { case none, once }
   /// What the daemon does with this job's run when it is asked to stop.
-  public enum Shutdown: String, Sendable { case finish, abort }
+  public enum Shutdown: String, Sendable, CaseIterable { case finish, abort }
 
   /// A notification sent when a run of the job ends.
   public struct Notification: Sendable, Equatable {
@@ -70,16 +70,18 @@ public struct Job: Sendable {
 /// ```
 public enum JobsFile {
   public static func load(path: String) -> ([Job]?, [Diagnostic]) {
-    let (root, diagnostics) = YAMLLoader.load(path: path)
-    guard let root else {
-      return (nil, diagnostics.isEmpty ? [.error("the jobs file '\(path)' is empty.", at: nil)] : diagnostics)
+    NodeReader.read(YAMLLoader.load(path: path), empty: .error("the jobs file '\(path)' is empty.", at: nil))
+    {
+      root, reader in
+      parse(root, base: URL(fileURLWithPath: path).deletingLastPathComponent(), reader: &reader)
     }
-    var reader = NodeReader()
-    reader.diagnostics.append(contentsOf: diagnostics)
-    let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+  }
+
+  /// The jobs of a jobs file whose relative paths are relative to `base`; nil when it has no jobs.
+  static func parse(_ root: YAMLNode, base: URL, reader: inout NodeReader) -> [Job]? {
     var jobs: [Job] = []
     guard let top = reader.mapping(root, "the jobs file", allowed: ["jobs"]) else {
-      return (nil, reader.diagnostics.all)
+      return nil
     }
     guard let jobsNode = top.first(where: { $0.key == "jobs" })?.value,
       let entries = reader.mapping(jobsNode, "'jobs'")
@@ -88,7 +90,7 @@ public enum JobsFile {
         reader.error(
           "the jobs file has no 'jobs'; expected a mapping of job names to jobs.", at: root.location)
       }
-      return (nil, reader.diagnostics.all)
+      return nil
     }
     let allowed = [
       "playbook", "inventory", "policy", "schedule", "timezone", "window", "overlap", "catch_up", "enabled",
@@ -128,15 +130,10 @@ public enum JobsFile {
             }
           }
         case "timezone":
-          if let text = reader.string(field.value, what) {
-            if let value = TimeZone(identifier: text) {
-              zone = value
-            } else {
-              reader.error(
-                "'\(text)' is not an IANA time zone name; expected something like UTC or Europe/Berlin.",
-                at: field.value.location)
-            }
-          }
+          zone =
+            reader.string(field.value, what, as: TimeZone.init(identifier:)) {
+              "'\($0)' is not an IANA time zone name; expected something like UTC or Europe/Berlin."
+            } ?? zone
         case "window":
           guard let parts = reader.mapping(field.value, what, allowed: ["duration", "cutoff"]) else {
             continue
@@ -145,24 +142,8 @@ public enum JobsFile {
             let span = reader.timeSpan(part.value, "'window.\(part.key)' of job '\(entry.key)'")
             if part.key == "duration" { duration = span } else if let span { cutoff = span }
           }
-        case "overlap":
-          if let text = reader.string(field.value, what) {
-            if let value = Job.Overlap(rawValue: text) {
-              overlap = value
-            } else {
-              reader.error(
-                "'\(text)' is not an overlap rule; expected skip or queue.", at: field.value.location)
-            }
-          }
-        case "catch_up":
-          if let text = reader.string(field.value, what) {
-            if let value = Job.CatchUp(rawValue: text) {
-              catchUp = value
-            } else {
-              reader.error(
-                "'\(text)' is not a catch-up rule; expected none or once.", at: field.value.location)
-            }
-          }
+        case "overlap": overlap = rule(field.value, what, "an overlap rule", overlap, reader: &reader)
+        case "catch_up": catchUp = rule(field.value, what, "a catch-up rule", catchUp, reader: &reader)
         case "limit":
           if let text = reader.string(field.value, what) {
             do {
@@ -172,15 +153,7 @@ public enum JobsFile {
               reader.error("the limit of job '\(entry.key)': \(error.message)", at: field.value.location)
             }
           }
-        case "shutdown":
-          if let text = reader.string(field.value, what) {
-            if let value = Job.Shutdown(rawValue: text) {
-              shutdown = value
-            } else {
-              reader.error(
-                "'\(text)' is not a shutdown rule; expected finish or abort.", at: field.value.location)
-            }
-          }
+        case "shutdown": shutdown = rule(field.value, what, "a shutdown rule", shutdown, reader: &reader)
         case "notify":
           notifications = notify(field.value, job: entry.key, reader: &reader)
         default: enabled = reader.bool(field.value, what) ?? enabled
@@ -212,7 +185,19 @@ public enum JobsFile {
           enabled: enabled, limit: limit, shutdown: shutdown, notifications: notifications,
           location: entry.keyLocation))
     }
-    return (reader.diagnostics.hasErrors ? nil : jobs, reader.diagnostics.all)
+    return jobs
+  }
+
+  /// One of a rule's two values (`Rule.allCases`, written "first or second"); else `current`,
+  /// and an error naming the rule.
+  static func rule<Rule: RawRepresentable<String> & CaseIterable>(
+    _ node: YAMLNode, _ what: String, _ name: String, _ current: Rule, reader: inout NodeReader
+  ) -> Rule {
+    let expected = Rule.allCases.map(\.rawValue).joined(separator: " or ")
+    return reader.string(node, what, as: Rule.init(rawValue:)) {
+      "'\($0)' is not \(name); expected \(expected)."
+    }
+      ?? current
   }
 
   static func notify(_ node: YAMLNode, job: String, reader: inout NodeReader) -> [Job.Notification] {
@@ -228,35 +213,25 @@ public enum JobsFile {
       for field in fields {
         switch field.key {
         case "on":
-          if let text = reader.string(field.value, "'on' of \(what)") {
-            if let value = Job.Notification.When(rawValue: text) {
-              notification.when = value
-            } else {
-              reader.error(
-                "'\(text)' is not a notification trigger; expected failure, success or always.",
-                at: field.value.location)
-            }
-          }
+          notification.when =
+            reader.string(field.value, "'on' of \(what)", as: Job.Notification.When.init(rawValue:)) {
+              "'\($0)' is not a notification trigger; expected failure, success or always."
+            } ?? notification.when
         case "webhook":
-          if let text = reader.string(field.value, "'webhook' of \(what)") {
-            if let url = URL(string: text), url.scheme == "http" || url.scheme == "https", url.host != nil {
-              notification.webhook = text
-            } else {
-              reader.error(
-                "'\(text)' is not an http(s) URL; expected something like https://hooks.example.com/sixty.",
-                at: field.value.location)
+          notification.webhook = reader.string(
+            field.value, "'webhook' of \(what)",
+            where: { text in
+              guard let url = URL(string: text) else { return false }
+              return (url.scheme == "http" || url.scheme == "https") && url.host != nil
             }
-          }
+          ) { "'\($0)' is not an http(s) URL; expected something like https://hooks.example.com/sixty." }
         case "webhook_env":
-          if let text = reader.string(field.value, "'webhook_env' of \(what)") {
-            if !text.isEmpty, text.allSatisfy({ $0 == "_" || $0.isASCII && ($0.isLetter || $0.isNumber) }) {
-              notification.webhookEnv = text
-            } else {
-              reader.error(
-                "'\(text)' is not an environment variable name; expected something like OPS_WEBHOOK.",
-                at: field.value.location)
+          notification.webhookEnv = reader.string(
+            field.value, "'webhook_env' of \(what)",
+            where: { text in
+              !text.isEmpty && text.allSatisfy { $0 == "_" || $0.isASCII && ($0.isLetter || $0.isNumber) }
             }
-          }
+          ) { "'\($0)' is not an environment variable name; expected something like OPS_WEBHOOK." }
         default: notification.command = reader.string(field.value, "'command' of \(what)")
         }
       }

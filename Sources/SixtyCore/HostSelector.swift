@@ -102,6 +102,29 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
     return clauses
   }
 
+  /// Whether the selector picks a host with `tags`, where `isNamed(name)` says whether a name term
+  /// (a host, a group, a glob: the caller knows which it can be) names the host.
+  public func matches(tags: [String: String], isNamed: (String) -> Bool) -> Bool {
+    alternatives.contains { clauses in
+      clauses.allSatisfy { clause in
+        let hit: Bool
+        switch clause.term {
+        case .all: hit = true
+        case .name(let name): hit = isNamed(name)
+        case .tag(let key, let value, let equal): hit = Self.tag(key, value, equal: equal, in: tags)
+        }
+        return hit != clause.negated
+      }
+    }
+  }
+
+  /// Whether `tags` satisfy the term `key=value` (`equal`) or `key!=value`; values may be globs,
+  /// and a missing tag equals nothing.
+  public static func tag(_ key: String, _ value: String, equal: Bool, in tags: [String: String]) -> Bool {
+    let matched = tags[key].map { Glob.matches(value, $0) } ?? false
+    return equal ? matched : !matched
+  }
+
   /// Whether `text` is a valid group, host or tag name (or glob, with `allowGlob`).
   public static func isName(_ text: String, allowGlob: Bool = false) -> Bool {
     !text.isEmpty

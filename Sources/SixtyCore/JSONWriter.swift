@@ -48,28 +48,37 @@ public struct JSONWriter: Sendable {
     }
   }
 
-  public mutating func beginObject() {
+  public mutating func beginObject() { open(UInt8(ascii: "{")) }
+
+  public mutating func endObject() { close(UInt8(ascii: "}")) }
+
+  public mutating func beginArray() { open(UInt8(ascii: "[")) }
+
+  public mutating func endArray() { close(UInt8(ascii: "]")) }
+
+  private mutating func open(_ bracket: UInt8) {
     beginValue()
-    bytes.append(UInt8(ascii: "{"))
+    bytes.append(bracket)
     needsComma.append(false)
   }
 
-  public mutating func endObject() {
+  private mutating func close(_ bracket: UInt8) {
     let hadItems = needsComma.removeLast()
     if hadItems { newline() }
-    bytes.append(UInt8(ascii: "}"))
+    bytes.append(bracket)
   }
 
-  public mutating func beginArray() {
-    beginValue()
-    bytes.append(UInt8(ascii: "["))
-    needsComma.append(false)
-  }
-
-  public mutating func endArray() {
-    let hadItems = needsComma.removeLast()
-    if hadItems { newline() }
-    bytes.append(UInt8(ascii: "]"))
+  /// `[{…}, …]`: an object for each item, with the fields `fields` writes.
+  public mutating func objects<Items: Sequence>(
+    _ items: Items, _ fields: (inout JSONWriter, Items.Element) -> Void
+  ) {
+    beginArray()
+    for item in items {
+      beginObject()
+      fields(&self, item)
+      endObject()
+    }
+    endArray()
   }
 
   public mutating func value(_ text: String) {
@@ -126,6 +135,13 @@ public struct JSONWriter: Sendable {
   public mutating func field(_ name: String, _ flag: Bool) {
     key(name)
     value(flag)
+  }
+
+  public mutating func field<Items: Sequence>(
+    _ name: String, objects items: Items, _ fields: (inout JSONWriter, Items.Element) -> Void
+  ) {
+    key(name)
+    objects(items, fields)
   }
 
   public mutating func field(_ name: String, strings: [String]) {

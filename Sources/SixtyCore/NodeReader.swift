@@ -7,6 +7,21 @@ public struct NodeReader: Sendable {
 
   public init() {}
 
+  /// Reads a loaded document with `parse`, after the loader's own diagnostics. The value is nil
+  /// when anything is an error, or when the document is empty: then `empty` is the diagnostic,
+  /// unless the loader said why.
+  public static func read<Value>(
+    _ loaded: (YAMLNode?, [Diagnostic]), empty: @autoclosure () -> Diagnostic,
+    _ parse: (YAMLNode, inout NodeReader) -> Value?
+  ) -> (Value?, [Diagnostic]) {
+    let (root, diagnostics) = loaded
+    guard let root else { return (nil, diagnostics.isEmpty ? [empty()] : diagnostics) }
+    var reader = NodeReader()
+    reader.diagnostics.append(contentsOf: diagnostics)
+    let value = parse(root, &reader)
+    return (reader.diagnostics.hasErrors ? nil : value, reader.diagnostics.all)
+  }
+
   public mutating func error(_ message: String, at location: SourceLocation?, kind: Diagnostic.Kind = .input)
   {
     diagnostics.error(message, at: location, kind: kind)
@@ -55,6 +70,50 @@ public struct NodeReader: Sendable {
     return text
   }
 
+  /// A string that `convert` turns into a value; when it does not, the error `rejected(text)`
+  /// at the node. Nil when the node is not a string or is rejected.
+  public mutating func string<Value>(
+    _ node: YAMLNode, _ what: String, as convert: (String) -> Value?, else rejected: (String) -> String
+  ) -> Value? {
+    guard let text = string(node, what) else { return nil }
+    guard let value = convert(text) else {
+      error(rejected(text), at: node.location)
+      return nil
+    }
+    return value
+  }
+
+  /// A string that `isValid` accepts; else the error `rejected(text)` at the node.
+  public mutating func string(
+    _ node: YAMLNode, _ what: String, where isValid: (String) -> Bool, else rejected: (String) -> String
+  ) -> String? {
+    string(node, what, as: { isValid($0) ? $0 : nil }, else: rejected)
+  }
+
+  /// The items of a sequence (a single value is not one); else "expected a list of `items` for
+  /// `what`".
+  public mutating func list(_ node: YAMLNode, of items: String, for what: String) -> [YAMLNode]? {
+    guard let nodes = node.items else {
+      error("expected a list of \(items) for \(what), found \(node.kindDescription).", at: node.location)
+      return nil
+    }
+    return nodes
+  }
+
+  /// Whether `name` is not in `seen` yet; it is then recorded there at `location`. Else the error
+  /// `repeated(where it was first)` at `location`.
+  public mutating func isFirst(
+    _ name: String, at location: SourceLocation, in seen: inout [String: SourceLocation],
+    else repeated: (SourceLocation) -> String
+  ) -> Bool {
+    if let first = seen[name] {
+      error(repeated(first), at: location)
+      return false
+    }
+    seen[name] = location
+    return true
+  }
+
   public mutating func int(_ node: YAMLNode, _ what: String, range: ClosedRange<Int>? = nil) -> Int? {
     guard case .scalar(let text, _) = node.content, let value = Int(text.trimmingWhitespace()) else {
       let found = node.scalar.map { "'\($0)'" } ?? node.kindDescription
@@ -101,10 +160,7 @@ public struct NodeReader: Sendable {
     if single, case .scalar = node.content, !node.isNull {
       return string(node, what).map { [($0, node.location)] }
     }
-    guard let items = node.items else {
-      error("expected a list of strings for \(what), found \(node.kindDescription).", at: node.location)
-      return nil
-    }
+    guard let items = list(node, of: "strings", for: what) else { return nil }
     var result: [(String, SourceLocation)] = []
     for item in items {
       if let text = string(item, "each entry of \(what)") { result.append((text, item.location)) }

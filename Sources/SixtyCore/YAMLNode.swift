@@ -92,10 +92,4 @@ public struct YAMLPair: Sendable {
   public var key: String
   public var keyLocation: SourceLocation
   public var value: YAMLNode
-
-  public init(key: String, keyLocation: SourceLocation, value: YAMLNode) {
-    self.key = key
-    self.keyLocation = keyLocation
-    self.value = value
-  }
 }

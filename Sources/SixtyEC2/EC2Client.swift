@@ -14,27 +14,8 @@ public struct EC2Instance: Sendable, Hashable, Codable {
   public var vpcID: String?
   public var subnetID: String?
   public var platform: String?
-  public var tags: [String: String]
-  public var securityGroups: [String]
-
-  public init(
-    id: String, state: String, privateIP: String? = nil, publicIP: String? = nil, privateDNS: String? = nil,
-    publicDNS: String? = nil, zone: String? = nil, vpcID: String? = nil, subnetID: String? = nil,
-    platform: String? = nil, tags: [String: String] = [:], securityGroups: [String] = []
-  ) {
-    self.id = id
-    self.state = state
-    self.privateIP = privateIP
-    self.publicIP = publicIP
-    self.privateDNS = privateDNS
-    self.publicDNS = publicDNS
-    self.zone = zone
-    self.vpcID = vpcID
-    self.subnetID = subnetID
-    self.platform = platform
-    self.tags = tags
-    self.securityGroups = securityGroups
-  }
+  public var tags: [String: String] = [:]
+  public var securityGroups: [String] = []
 }
 
 /// One inbound rule of a security group.
@@ -43,23 +24,10 @@ public struct IngressRule: Sendable, Hashable {
   public var proto: String
   public var fromPort: Int?
   public var toPort: Int?
-  public var ipv4: [String]
-  public var ipv6: [String]
-  public var prefixLists: [String]
-  public var groups: [String]
-
-  public init(
-    proto: String, fromPort: Int?, toPort: Int?, ipv4: [String] = [], ipv6: [String] = [],
-    prefixLists: [String] = [], groups: [String] = []
-  ) {
-    self.proto = proto
-    self.fromPort = fromPort
-    self.toPort = toPort
-    self.ipv4 = ipv4
-    self.ipv6 = ipv6
-    self.prefixLists = prefixLists
-    self.groups = groups
-  }
+  public var ipv4: [String] = []
+  public var ipv6: [String] = []
+  public var prefixLists: [String] = []
+  public var groups: [String] = []
 
   /// Does the rule cover TCP port `port`?
   public func allowsTCP(_ port: Int) -> Bool {
@@ -89,12 +57,7 @@ public struct EC2Error: Error, Sendable, CustomStringConvertible {
 /// The EC2 Query API (form-encoded POST, SigV4 service `ec2`, XML answers), for the two calls
 /// Sixty makes: `DescribeInstances` (paged) and `DescribeSecurityGroups`. Read-only.
 public struct EC2Client: Sendable {
-  public let endpoint: URL
-  public let region: String
-  public let credentials: AWSCredentials
-  let transport: any HTTPTransport
-  let retry: RetryPolicy
-  let clock: @Sendable () -> Date
+  let caller: AWSCaller
   public static let version = "2016-11-15"
 
   public init(
@@ -102,18 +65,19 @@ public struct EC2Client: Sendable {
     transport: any HTTPTransport = URLSessionTransport(timeout: 30), retry: RetryPolicy = RetryPolicy(),
     clock: @escaping @Sendable () -> Date = { Date() }
   ) {
-    self.region = region
-    self.credentials = credentials
-    self.endpoint = endpoint ?? EC2Client.endpoint(region: region)
-    self.transport = transport
-    self.retry = retry
-    self.clock = clock
+    caller = AWSCaller(
+      service: "ec2", endpoint: endpoint ?? Self.endpoint(region: region), region: region,
+      credentials: credentials,
+      transport: transport, retry: retry, clock: clock)
   }
 
-  /// `https://ec2.REGION.amazonaws.com` (`.amazonaws.com.cn` in China).
+  public var endpoint: URL { caller.endpoint }
+  public var region: String { caller.region }
+  public var credentials: AWSCredentials { caller.credentials }
+
+  /// `https://ec2.REGION.amazonaws.com/` (`.amazonaws.com.cn` in China).
   public static func endpoint(region: String) -> URL {
-    let suffix = region.hasPrefix("cn-") ? "amazonaws.com.cn" : "amazonaws.com"
-    return URL(string: "https://ec2.\(region).\(suffix)/")!
+    AWSCaller.regionalEndpoint("ec2", region: region, path: "/")
   }
 
   /// Every instance matching `filters`, following `NextToken` through all pages.
@@ -159,31 +123,22 @@ public struct EC2Client: Sendable {
     let all = [("Action", action), ("Version", Self.version)] + parameters
     let body = Array(
       all.map { "\(Self.formEncode($0.0))=\(Self.formEncode($0.1))" }.joined(separator: "&").utf8)
+    let retry = caller.retry
     var attempt = 0
     while true {
       attempt += 1
-      var host = endpoint.host ?? "localhost"
-      if let port = endpoint.port,
-        !(endpoint.scheme == "https" && port == 443) && !(endpoint.scheme == "http" && port == 80)
-      {
-        host += ":\(port)"
-      }
-      var request = SigV4Request(
-        method: "POST", path: endpoint.path.isEmpty ? "/" : endpoint.path,
-        headers: [("Host", host), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")],
-        body: body)
-      SigV4.sign(&request, credentials: credentials, region: region, service: "ec2", date: clock())
-      let url = endpoint.path.isEmpty ? endpoint.appendingPathComponent("") : endpoint
+      let request = caller.signedPost(
+        headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: body,
+        date: caller.clock())
       let response: HTTPResponse
       do {
-        response = try await transport.send(
-          HTTPRequest(url: url, method: "POST", headers: request.headers, body: body))
+        response = try await caller.transport.send(request)
       } catch {
         if attempt < retry.maxAttempts {
           try? await retry.sleep(retry.delay(attempt: attempt - 1))
           continue
         }
-        throw EC2Error("\(action) at \(endpointText) failed: \(error.localizedDescription)")
+        throw EC2Error("\(action) at \(caller.endpointDescription) failed: \(error.localizedDescription)")
       }
       let xml = XMLHash.config { $0.shouldProcessNamespaces = true }.parse(Data(response.body))
       if (200..<300).contains(response.status) { return xml }
@@ -197,15 +152,9 @@ public struct EC2Client: Sendable {
         continue
       }
       throw EC2Error(
-        "\(action) at \(endpointText) was refused: \(code)\(message.isEmpty ? "" : ": \(message)")",
+        "\(action) at \(caller.endpointDescription) was refused: \(code)\(message.isEmpty ? "" : ": \(message)")",
         code: code)
     }
-  }
-
-  var endpointText: String {
-    var text = endpoint.absoluteString
-    while text.hasSuffix("/") { text.removeLast() }
-    return text
   }
 
   static func text(_ indexer: XMLIndexer) -> String? {

@@ -22,11 +22,8 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
   public static func generate(_ type: KeyType = .ed25519, comment: String = "sixty") throws -> SSHKeyPair {
     switch type {
     case .ed25519:
-      let key = Curve25519.Signing.PrivateKey()
-      return SSHKeyPair(
-        material: .ed25519(
-          seed: Array(key.rawRepresentation), publicKey: Array(key.publicKey.rawRepresentation)),
-        type: type, comment: comment)
+      return try SSHKeyPair(
+        ed25519Seed: Array(Curve25519.Signing.PrivateKey().rawRepresentation), comment: comment)
     case .rsa2048, .rsa4096:
       let key = try _RSA.Signing.PrivateKey(keySize: type == .rsa2048 ? .bits2048 : .bits4096)
       guard let ints = DER.rsaPrivateKeyIntegers(Array(key.derRepresentation)) else {
@@ -44,22 +41,27 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
 
   /// A P-256 pair from its 32-byte private scalar (tests and re-reading files).
   public init(ecdsaP256Scalar scalar: [UInt8], comment: String = "sixty") throws {
-    guard scalar.count == 32, let key = try? P256.Signing.PrivateKey(rawRepresentation: scalar) else {
-      throw KeyError.generation("a P-256 private scalar must be 32 bytes and below the group order")
-    }
-    self.init(
-      material: .ecdsaP256(scalar: scalar, point: Array(key.publicKey.x963Representation)), type: .ecdsaP256,
-      comment: comment)
+    let key = try Self.privateKey(
+      scalar, P256.Signing.PrivateKey.init(rawRepresentation:),
+      else: "a P-256 private scalar must be 32 bytes and below the group order")
+    let point = Array(key.publicKey.x963Representation)
+    self.init(material: .ecdsaP256(scalar: scalar, point: point), type: .ecdsaP256, comment: comment)
   }
 
   /// An Ed25519 pair from a 32-byte seed (tests and re-reading files).
   public init(ed25519Seed seed: [UInt8], comment: String = "sixty") throws {
-    guard seed.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else {
-      throw KeyError.generation("an Ed25519 seed must be 32 bytes")
-    }
-    self.init(
-      material: .ed25519(seed: seed, publicKey: Array(key.publicKey.rawRepresentation)), type: .ed25519,
-      comment: comment)
+    let key = try Self.privateKey(
+      seed, Curve25519.Signing.PrivateKey.init(rawRepresentation:), else: "an Ed25519 seed must be 32 bytes")
+    let publicKey = Array(key.publicKey.rawRepresentation)
+    self.init(material: .ed25519(seed: seed, publicKey: publicKey), type: .ed25519, comment: comment)
+  }
+
+  /// The private key whose 32 raw bytes are `raw`, if the curve accepts them; else `problem`.
+  static func privateKey<Key>(_ raw: [UInt8], _ make: ([UInt8]) throws -> Key, else problem: String) throws
+    -> Key
+  {
+    guard raw.count == 32, let key = try? make(raw) else { throw KeyError.generation(problem) }
+    return key
   }
 
   init(material: Material, type: KeyType, comment: String) {

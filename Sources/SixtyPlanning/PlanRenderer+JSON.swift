@@ -46,17 +46,12 @@ public enum PlanJSONRenderer {
     w.beginArray()
     for play in plan.plays { self.play(play, into: &w) }
     w.endArray()
-    w.key("refusals")
-    w.beginArray()
-    for refusal in plan.refusals {
-      w.beginObject()
+    w.field("refusals", objects: plan.refusals) { w, refusal in
       w.field("play", refusal.play)
       w.field("host", refusal.host)
       w.field("task", refusal.task)
       w.field("reason", refusal.reason)
-      w.endObject()
     }
-    w.endArray()
     w.key("diagnostics")
     diagnostics(plan.diagnostics, into: &w)
     w.endObject()
@@ -66,9 +61,7 @@ public enum PlanJSONRenderer {
   }
 
   public static func diagnostics(_ list: [Diagnostic], into w: inout JSONWriter) {
-    w.beginArray()
-    for d in list {
-      w.beginObject()
+    w.objects(list) { w, d in
       w.field("severity", d.severity.rawValue)
       w.field("file", d.location?.file)
       if let location = d.location {
@@ -76,9 +69,7 @@ public enum PlanJSONRenderer {
         w.field("column", location.column)
       }
       w.field("message", d.message)
-      w.endObject()
     }
-    w.endArray()
   }
 
   static func play(_ play: PlayPlan, into w: inout JSONWriter) {
@@ -95,10 +86,8 @@ public enum PlanJSONRenderer {
       w.endArray()
     }
     w.endArray()
-    w.key("graph")
-    w.beginArray()
-    for (i, task) in play.tasks.enumerated() {
-      w.beginObject()
+    w.field("graph", objects: play.tasks.enumerated()) { w, item in
+      let (i, task) = item
       w.field("name", task.name)
       w.field("kind", task.action.kind)
       w.field("needs", strings: play.graph.dependencies[i].map { play.tasks[$0].name })
@@ -116,9 +105,7 @@ public enum PlanJSONRenderer {
       w.field("when", task.whenText)
       w.field("run_once", task.runOnce)
       w.field("location", task.location.description)
-      w.endObject()
     }
-    w.endArray()
     w.key("hosts")
     w.beginObject()
     for hostPlan in play.hosts {
@@ -147,10 +134,7 @@ public enum PlanJSONRenderer {
       } else {
         w.null()
       }
-      w.key("tasks")
-      w.beginArray()
-      for step in hostPlan.steps {
-        w.beginObject()
+      w.field("tasks", objects: hostPlan.steps) { w, step in
         w.field("name", play.tasks[step.task].name)
         switch step.status {
         case .run: w.field("status", "run")
@@ -162,9 +146,7 @@ public enum PlanJSONRenderer {
           w.field("reason", reason)
         }
         if let rendered = step.rendered { self.rendered(rendered, into: &w) }
-        w.endObject()
       }
-      w.endArray()
       w.endObject()
     }
     w.endObject()
@@ -225,33 +207,23 @@ public enum PlanJSONRenderer {
     w.field("host_key_checking", p.hostKeyPolicy.rawValue)
     w.field("host_lock", p.hostLock.rawValue)
     w.field("lock_timeout", p.lockTimeout.seconds)
-    w.key("windows")
-    w.beginArray()
-    for (window, source) in p.windows.map({ ($0, "play") })
-      + p.organisationWindows.map({ ($0, "organisation") })
-    {
-      w.beginObject()
+    let windows = p.windows.map { ($0, "play") } + p.organisationWindows.map { ($0, "organisation") }
+    w.field("windows", objects: windows) { w, item in
+      let (window, source) = item
       w.field("name", window.name)
       w.field("schedule", window.schedule)
       w.field("duration", window.duration.seconds)
       w.field("cutoff", window.cutoff.seconds)
       w.field("timezone", window.timeZone)
       w.field("source", source)
-      w.endObject()
     }
-    w.endArray()
-    w.key("deny_commands")
-    w.beginArray()
-    for rule in p.denyCommands {
-      w.beginObject()
+    w.field("deny_commands", objects: p.denyCommands) { w, rule in
       switch rule.pattern {
       case .literal(let text): w.field("literal", text)
       case .regex(let text): w.field("regex", text)
       }
       w.field("reason", rule.reason)
-      w.endObject()
     }
-    w.endArray()
     w.field("require_approval", strings: p.requireApproval.map(\.selector.text))
     w.endObject()
   }

@@ -296,18 +296,6 @@ struct PlayBuilder {
 extension Inventory {
   /// Whether `host` is selected by `selector` (groups, names, tags and globs).
   public static func matches(_ selector: HostSelector, _ host: InventoryHost) -> Bool {
-    selector.alternatives.contains { clauses in
-      clauses.allSatisfy { clause in
-        let hit: Bool
-        switch clause.term {
-        case .all: hit = true
-        case .name(let name): hit = host.groups.contains(name) || Glob.matches(name, host.name)
-        case .tag(let key, let value, let equal):
-          let matched = host.tags[key].map { Glob.matches(value, $0) } ?? false
-          hit = equal ? matched : !matched
-        }
-        return hit != clause.negated
-      }
-    }
+    selector.matches(tags: host.tags) { host.groups.contains($0) || Glob.matches($0, host.name) }
   }
 }

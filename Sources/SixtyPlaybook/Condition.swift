@@ -193,19 +193,22 @@ struct ConditionParser {
   }
 
   mutating func parseOr() throws -> Condition {
-    var left = try parseAnd()
-    while current == .word("or") {
-      index += 1
-      left = .or(left, try parseAnd())
-    }
-    return left
+    try parseChain(of: { try $0.parseAnd() }, joinedBy: "or", Condition.or)
   }
 
   mutating func parseAnd() throws -> Condition {
-    var left = try parseNot()
-    while current == .word("and") {
+    try parseChain(of: { try $0.parseNot() }, joinedBy: "and", Condition.and)
+  }
+
+  /// `operand (word operand)*`, joined from the left with `join`.
+  mutating func parseChain(
+    of operand: (inout Self) throws -> Condition, joinedBy word: String,
+    _ join: (Condition, Condition) -> Condition
+  ) throws -> Condition {
+    var left = try operand(&self)
+    while current == .word(word) {
       index += 1
-      left = .and(left, try parseNot())
+      left = join(left, try operand(&self))
     }
     return left
   }

@@ -71,24 +71,14 @@ public struct EC2InventorySource: Sendable, Hashable {
       let what = "'\(pair.key)' of the aws-ec2 inventory"
       switch pair.key {
       case "region":
-        if let text = reader.string(pair.value, what) {
-          if text.range(of: #"^[a-z]{2}(-[a-z]+)+-\d+$"#, options: .regularExpression) != nil {
-            source.region = text
-          } else {
-            reader.error(
-              "'\(text)' is not an AWS region; expected something like eu-west-1.", at: pair.value.location)
-          }
-        }
+        source.region = reader.string(
+          pair.value, what,
+          where: { $0.range(of: #"^[a-z]{2}(-[a-z]+)+-\d+$"#, options: .regularExpression) != nil }
+        ) { "'\($0)' is not an AWS region; expected something like eu-west-1." }
       case "endpoint":
-        if let text = reader.string(pair.value, what) {
-          if text.hasPrefix("http://") || text.hasPrefix("https://") {
-            source.endpoint = text
-          } else {
-            reader.error(
-              "'\(text)' is not an http(s) URL; expected something like https://ec2.eu-west-1.amazonaws.com.",
-              at: pair.value.location)
-          }
-        }
+        source.endpoint = reader.string(
+          pair.value, what, where: { $0.hasPrefix("http://") || $0.hasPrefix("https://") }
+        ) { "'\($0)' is not an http(s) URL; expected something like https://ec2.eu-west-1.amazonaws.com." }
       case "filters":
         guard let entries = reader.mapping(pair.value, what) else { continue }
         for entry in entries {
@@ -161,28 +151,19 @@ public struct EC2InventorySource: Sendable, Hashable {
         guard let fields = reader.mapping(pair.value, what, allowed: ["ttl"]) else { continue }
         for field in fields { source.cacheTTL = reader.timeSpan(field.value, "'cache.ttl'") }
       case "proxy_jump":
-        if let jump = reader.string(pair.value, what) {
-          if Self.isJumpList(jump) {
-            source.proxyJump = jump
-          } else {
-            reader.error(
-              "the proxy_jump \(SafeText.quoted(jump)) is not a list of [user@]host[:port] hops; expected something like ops@bastion.example.com:22, with hosts and users made of ASCII letters, digits, '.', '-', '_'.",
-              at: pair.value.location)
-          }
+        source.proxyJump = reader.string(pair.value, what, where: Self.isJumpList) {
+          "the proxy_jump \(SafeText.quoted($0)) is not a list of [user@]host[:port] hops; expected something like ops@bastion.example.com:22, with hosts and users made of ASCII letters, digits, '.', '-', '_'."
         }
       case "instance_connect_endpoint":
         guard let fields = reader.mapping(pair.value, what, allowed: ["id", "max_connections"]) else {
           continue
         }
         for field in fields {
-          if field.key == "id", let text = reader.string(field.value, "'instance_connect_endpoint.id'") {
-            if text.range(of: #"^eice-[0-9a-f]{8,}$"#, options: .regularExpression) != nil {
-              source.instanceConnectEndpoint = text
-            } else {
-              reader.error(
-                "'\(text)' is not an Instance Connect Endpoint id; expected eice- and hex digits.",
-                at: field.value.location)
-            }
+          if field.key == "id" {
+            source.instanceConnectEndpoint = reader.string(
+              field.value, "'instance_connect_endpoint.id'",
+              where: { $0.range(of: #"^eice-[0-9a-f]{8,}$"#, options: .regularExpression) != nil }
+            ) { "'\($0)' is not an Instance Connect Endpoint id; expected eice- and hex digits." }
           } else if field.key == "max_connections" {
             source.endpointConnections =
               reader.int(field.value, "'instance_connect_endpoint.max_connections'", range: 1...20) ?? 20

@@ -52,19 +52,7 @@ public struct Inventory: Sendable {
 
   /// Tag-only selector evaluation, used for group `match:` (which may not name other groups).
   public static func matchesTags(_ selector: HostSelector, _ host: InventoryHost) -> Bool {
-    selector.alternatives.contains { clauses in
-      clauses.allSatisfy { clause in
-        let hit: Bool
-        switch clause.term {
-        case .all: hit = true
-        case .name(let pattern): hit = Glob.matches(pattern, host.name)
-        case .tag(let key, let value, let equal):
-          let matched = host.tags[key].map { Glob.matches(value, $0) } ?? false
-          hit = equal ? matched : !matched
-        }
-        return hit != clause.negated
-      }
-    }
+    selector.matches(tags: host.tags) { Glob.matches($0, host.name) }
   }
 
   /// A selector term that names nothing in the inventory.
@@ -93,10 +81,7 @@ public struct Inventory: Sendable {
     case .all:
       return { _ in true }
     case .tag(let key, let value, let equal):
-      return { i in
-        let matched = self.hosts[i].tags[key].map { Glob.matches(value, $0) } ?? false
-        return equal ? matched : !matched
-      }
+      return { i in HostSelector.tag(key, value, equal: equal, in: self.hosts[i].tags) }
     case .name(let name):
       if groups[name] != nil { return { i in self.hosts[i].groups.contains(name) } }
       if let hostIndex = index[name] { return { i in i == hostIndex } }

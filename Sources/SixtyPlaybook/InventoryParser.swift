@@ -15,24 +15,12 @@ public enum InventoryParser {
   static let hostKeys = ["address", "port", "user", "instance_id", "zone", "tags", "vars"]
 
   public static func load(path: String) -> (Inventory?, [Diagnostic]) {
-    let (root, diagnostics) = YAMLLoader.load(path: path)
-    guard let root else {
-      if diagnostics.isEmpty {
-        return (
-          nil,
-          [
-            .error(
-              "the inventory is empty; expected a mapping with 'hosts'.",
-              at: SourceLocation(file: path, line: 1, column: 1))
-          ]
-        )
-      }
-      return (nil, diagnostics)
-    }
-    var reader = NodeReader()
-    reader.diagnostics.append(contentsOf: diagnostics)
-    let inventory = parse(root, file: path, reader: &reader)
-    return (reader.diagnostics.hasErrors ? nil : inventory, reader.diagnostics.all)
+    NodeReader.read(
+      YAMLLoader.load(path: path),
+      empty: .error(
+        "the inventory is empty; expected a mapping with 'hosts'.",
+        at: SourceLocation(file: path, line: 1, column: 1))
+    ) { root, reader in parse(root, file: path, reader: &reader) }
   }
 
   public static func parse(_ root: YAMLNode, file: String, reader: inout NodeReader) -> Inventory {
@@ -80,13 +68,13 @@ public enum InventoryParser {
       if let entries = node.pairs {
         hosts.reserveCapacity(entries.count)
         for entry in entries {
-          if let previous = seen[entry.key] {
-            reader.error(
-              "the host '\(entry.key)' is defined twice (first at line \(previous.line)).",
-              at: entry.keyLocation)
-            continue
-          }
-          seen[entry.key] = entry.keyLocation
+          guard
+            reader.isFirst(
+              entry.key, at: entry.keyLocation, in: &seen,
+              else: {
+                "the host '\(entry.key)' is defined twice (first at line \($0.line))."
+              })
+          else { continue }
           if let host = host(entry, defaults: defaults, defaultUser: defaultUser, reader: &reader) {
             hosts.append(host)
           }
@@ -207,15 +195,12 @@ public enum InventoryParser {
           ok = false
         }
       case "instance_id":
-        if let id = reader.string(value, "'instance_id' of host '\(name)'") {
-          if id.hasPrefix("i-") || id.hasPrefix("mi-") {
-            host.instanceID = id
-          } else {
-            reader.error(
-              "the instance_id '\(id)' of host '\(name)' does not look like an instance id; expected 'i-' followed by hex digits.",
-              at: value.location)
-          }
-        }
+        host.instanceID =
+          reader.string(
+            value, "'instance_id' of host '\(name)'", where: { $0.hasPrefix("i-") || $0.hasPrefix("mi-") }
+          ) {
+            "the instance_id '\($0)' of host '\(name)' does not look like an instance id; expected 'i-' followed by hex digits."
+          } ?? host.instanceID
       case "zone":
         host.zone = reader.string(value, "'zone' of host '\(name)'")
       case "tags":

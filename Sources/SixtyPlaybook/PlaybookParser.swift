@@ -23,24 +23,12 @@ public enum PlaybookParser {
   }
 
   static func check(_ loaded: (YAMLNode?, [Diagnostic]), path: String) -> (Playbook?, [Diagnostic]) {
-    let (root, diagnostics) = loaded
-    guard let root else {
-      if diagnostics.isEmpty {
-        return (
-          nil,
-          [
-            .error(
-              "the playbook is empty; expected a play (a mapping with 'hosts' and 'tasks') or a list of plays.",
-              at: SourceLocation(file: path, line: 1, column: 1))
-          ]
-        )
-      }
-      return (nil, diagnostics)
-    }
-    var reader = NodeReader()
-    reader.diagnostics.append(contentsOf: diagnostics)
-    let playbook = parse(root, path: path, reader: &reader)
-    return (reader.diagnostics.hasErrors ? nil : playbook, reader.diagnostics.all)
+    NodeReader.read(
+      loaded,
+      empty: .error(
+        "the playbook is empty; expected a play (a mapping with 'hosts' and 'tasks') or a list of plays.",
+        at: SourceLocation(file: path, line: 1, column: 1))
+    ) { root, reader in parse(root, path: path, reader: &reader) }
   }
 
   public static func parse(_ root: YAMLNode, path: String, reader: inout NodeReader) -> Playbook {
@@ -116,27 +104,24 @@ public enum PlaybookParser {
     let policy = node["policy"].map { PolicyParser.parse($0, what: "the play's 'policy'", reader: &reader) }
     var tasks: [PlaybookTask] = []
     if let tasksNode = node["tasks"] {
-      if let items = tasksNode.items {
+      if let items = reader.list(tasksNode, of: "tasks", for: "'tasks'") {
         var names: [String: SourceLocation] = [:]
         for (i, item) in items.enumerated() {
           guard let task = parseTask(item, index: i, baseDirectory: baseDirectory, reader: &reader) else {
             continue
           }
-          if let previous = names[task.name] {
-            reader.error(
-              "the task name '\(task.name)' is used twice in this play (first at line \(previous.line), column \(previous.column)); expected unique names.",
-              at: task.location)
-            continue
-          }
-          names[task.name] = task.location
+          guard
+            reader.isFirst(
+              task.name, at: task.location, in: &names,
+              else: {
+                "the task name '\(task.name)' is used twice in this play (first at line \($0.line), column \($0.column)); expected unique names."
+              })
+          else { continue }
           tasks.append(task)
         }
         if items.isEmpty {
           reader.error("'tasks' is empty; expected at least one task.", at: tasksNode.location)
         }
-      } else {
-        reader.error(
-          "expected a list of tasks for 'tasks', found \(tasksNode.kindDescription).", at: tasksNode.location)
       }
     } else {
       reader.error("\(what) ('\(name)') has no 'tasks'; expected a list of tasks.", at: node.location)
@@ -237,16 +222,11 @@ public enum PlaybookParser {
           reader.int($0, "each entry of 'ok_codes' of task '\(name)'", range: 0...255)
         }
       case "on_failure":
-        if let text = reader.string(value, "'on_failure' of task '\(name)'") {
-          if let policy = FailurePolicy(rawValue: text) {
-            task.onFailure = policy
-          } else {
-            let known = FailurePolicy.allCases.map(\.rawValue)
-            reader.error(
-              "unknown on_failure '\(text)' for task '\(name)'\(Suggestion.hint(for: text, in: known)); expected one of: \(known.joined(separator: ", ")).",
-              at: value.location)
-          }
-        }
+        let known = FailurePolicy.allCases.map(\.rawValue)
+        task.onFailure =
+          reader.string(value, "'on_failure' of task '\(name)'", as: FailurePolicy.init(rawValue:)) {
+            "unknown on_failure '\($0)' for task '\(name)'\(Suggestion.hint(for: $0, in: known)); expected one of: \(known.joined(separator: ", "))."
+          } ?? task.onFailure
       case "when":
         if let text = reader.string(value, "'when' of task '\(name)'") {
           switch Condition.parse(text, at: value) {
@@ -304,13 +284,11 @@ public enum PlaybookParser {
       return .shell(template)
     case "script":
       guard let path = reader.string(value, "'script' of task '\(task)'") else { return nil }
-      let resolved = path.hasPrefix("/") ? path : baseDirectory + "/" + path
-      guard FileManager.default.isReadableFile(atPath: resolved) else {
-        reader.error(
-          "the script '\(path)' of task '\(task)' does not exist or is not readable (looked for \(resolved)).",
-          at: value.location)
-        return nil
-      }
+      guard
+        let resolved = readableFile(
+          path, "the script '\(path)' of task '\(task)'", baseDirectory: baseDirectory, at: value,
+          reader: &reader)
+      else { return nil }
       return .script(path: path, resolvedPath: resolved)
     default:
       guard reader.mapping(value, "'upload' of task '\(task)'", allowed: ["src", "dest", "mode"]) != nil
@@ -339,14 +317,26 @@ public enum PlaybookParser {
         }
         mode = text
       }
-      let resolved = source.hasPrefix("/") ? source : baseDirectory + "/" + source
-      guard FileManager.default.isReadableFile(atPath: resolved) else {
-        reader.error(
-          "the upload source '\(source)' of task '\(task)' does not exist or is not readable (looked for \(resolved)).",
-          at: srcNode.location)
-        return nil
-      }
+      guard
+        let resolved = readableFile(
+          source, "the upload source '\(source)' of task '\(task)'", baseDirectory: baseDirectory,
+          at: srcNode,
+          reader: &reader)
+      else { return nil }
       return .upload(source: source, resolvedSource: resolved, destination: destination, mode: mode)
     }
+  }
+
+  /// `path` resolved against `baseDirectory` when relative, if a readable file is there; else an
+  /// error that `what` does not exist or is not readable.
+  static func readableFile(
+    _ path: String, _ what: String, baseDirectory: String, at node: YAMLNode, reader: inout NodeReader
+  ) -> String? {
+    let resolved = path.hasPrefix("/") ? path : baseDirectory + "/" + path
+    guard FileManager.default.isReadableFile(atPath: resolved) else {
+      reader.error("\(what) does not exist or is not readable (looked for \(resolved)).", at: node.location)
+      return nil
+    }
+    return resolved
   }
 }

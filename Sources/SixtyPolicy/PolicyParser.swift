@@ -81,14 +81,8 @@ public enum PolicyParser {
           case "burst": policy.pushBurst = reader.int(entry.value, "'push.burst'", range: 1...100_000)
           case "ttl": policy.keyTTL = positiveSpan(entry.value, "'push.ttl'", reader: &reader)
           case "key_type":
-            if let text = reader.string(entry.value, "'push.key_type'") {
-              if let type = LoginKeyType(rawValue: text) {
-                policy.keyType = type
-              } else {
-                reader.error(
-                  "unknown push.key_type '\(text)'; expected one of: \(LoginKeyType.allCases.map(\.rawValue).joined(separator: ", ")).",
-                  at: entry.value.location)
-              }
+            policy.keyType = reader.string(entry.value, "'push.key_type'", as: LoginKeyType.init(rawValue:)) {
+              "unknown push.key_type '\($0)'; expected one of: \(LoginKeyType.allCases.map(\.rawValue).joined(separator: ", "))."
             }
           default: policy.keyMargin = reader.timeSpan(entry.value, "'push.margin'")
           }
@@ -96,23 +90,14 @@ public enum PolicyParser {
       case "host_parallelism":
         policy.hostParallelism = reader.int(value, "'host_parallelism'", range: 1...9)
       case "host_key_checking":
-        if let text = reader.string(value, "'host_key_checking'") {
-          if let mode = HostKeyPolicy(rawValue: text) {
-            policy.hostKeyPolicy = mode
-          } else {
-            reader.error(
-              "unknown host_key_checking '\(text)'; expected one of: accept-new, strict, off.",
-              at: value.location)
-          }
+        policy.hostKeyPolicy = reader.string(value, "'host_key_checking'", as: HostKeyPolicy.init(rawValue:))
+        {
+          "unknown host_key_checking '\($0)'; expected one of: accept-new, strict, off."
         }
       case "host_lock":
         policy.locations["host_lock"] = value.location
-        if let text = reader.string(value, "'host_lock'") {
-          if let mode = HostLockMode(rawValue: text) {
-            policy.hostLock = mode
-          } else {
-            reader.error("unknown host_lock '\(text)'; expected wait or refuse.", at: value.location)
-          }
+        policy.hostLock = reader.string(value, "'host_lock'", as: HostLockMode.init(rawValue:)) {
+          "unknown host_lock '\($0)'; expected wait or refuse."
         }
       case "windows":
         policy.windows = windows(value, reader: &reader)
@@ -169,11 +154,7 @@ public enum PolicyParser {
   }
 
   static func windows(_ node: YAMLNode, reader: inout NodeReader) -> [MaintenanceWindow] {
-    guard let items = node.items else {
-      reader.error(
-        "expected a list of windows for 'windows', found \(node.kindDescription).", at: node.location)
-      return []
-    }
+    guard let items = reader.list(node, of: "windows", for: "'windows'") else { return [] }
     var result: [MaintenanceWindow] = []
     for (index, item) in items.enumerated() {
       guard
@@ -200,15 +181,10 @@ public enum PolicyParser {
         case "duration": duration = positiveSpan(pair.value, "'duration'", reader: &reader)
         case "cutoff": cutoff = reader.timeSpan(pair.value, "'cutoff'") ?? cutoff
         default:
-          if let text = reader.string(pair.value, "'timezone'") {
-            if TimeZoneCheck.isKnown(text) {
-              zone = text
-            } else {
-              reader.error(
-                "unknown time zone '\(text)'; expected an IANA name like 'UTC' or 'Europe/Berlin'.",
-                at: pair.value.location)
-            }
-          }
+          zone =
+            reader.string(pair.value, "'timezone'", where: TimeZoneCheck.isKnown) {
+              "unknown time zone '\($0)'; expected an IANA name like 'UTC' or 'Europe/Berlin'."
+            } ?? zone
         }
       }
       guard let schedule else {
@@ -236,11 +212,7 @@ public enum PolicyParser {
   }
 
   static func commandRules(_ node: YAMLNode, reader: inout NodeReader) -> [CommandRule] {
-    guard let items = node.items else {
-      reader.error(
-        "expected a list of patterns for 'commands.deny', found \(node.kindDescription).", at: node.location)
-      return []
-    }
+    guard let items = reader.list(node, of: "patterns", for: "'commands.deny'") else { return [] }
     var rules: [CommandRule] = []
     for item in items {
       if let text = item.scalar, !item.isNull {

@@ -32,12 +32,6 @@ public struct ApprovalRule: Hashable, Sendable {
   public var selector: HostSelector
   public var reason: String?
   public var location: SourceLocation?
-
-  public init(selector: HostSelector, reason: String? = nil, location: SourceLocation? = nil) {
-    self.selector = selector
-    self.reason = reason
-    self.location = location
-  }
 }
 
 /// When hosts may be started: a cron schedule opening a window of `duration`; no new host starts

@@ -36,6 +36,19 @@ import Testing
     #expect(throws: HostSelector.ParseError.self) { try HostSelector(parsing: "a=b=c") }
   }
 
+  @Test func selectorsMatchTagsAndLetTheCallerSayWhatANameIs() throws {
+    let tags = ["role": "web", "env": "prod"]
+    #expect(try HostSelector(parsing: "role=web").matches(tags: tags) { _ in false })
+    #expect(try HostSelector(parsing: "role=w*,env!=dev").matches(tags: tags) { _ in false })
+    #expect(try !HostSelector(parsing: "missing=x").matches(tags: tags) { _ in true })
+    #expect(try HostSelector(parsing: "missing!=x").matches(tags: tags) { _ in false })
+    #expect(try HostSelector(parsing: "web-1").matches(tags: [:]) { $0 == "web-1" })
+    #expect(try !HostSelector(parsing: "!web-1").matches(tags: [:]) { $0 == "web-1" })
+    #expect(try HostSelector(union: ["db", "all"]).matches(tags: [:]) { _ in false })
+    #expect(HostSelector.tag("role", "web", equal: true, in: tags))
+    #expect(!HostSelector.tag("role", "web", equal: false, in: tags))
+  }
+
   @Test func globs() {
     #expect(Glob.matches("web-*", "web-12"))
     #expect(!Glob.matches("web-*", "api-1"))
@@ -57,6 +70,28 @@ import Testing
     w.endArray()
     w.endObject()
     #expect(w.string == #"{"a":"x\"y\n\u0001","n":3,"list":[true,null]}"#)
+  }
+
+  @Test func jsonWriterWritesAnObjectPerItem() {
+    var w = JSONWriter(pretty: true)
+    w.beginObject()
+    w.field("items", objects: [1, 2]) { w, n in w.field("n", n) }
+    w.field("none", objects: [Int]()) { w, n in w.field("n", n) }
+    w.endObject()
+    #expect(
+      w.string == """
+        {
+          "items": [
+            {
+              "n": 1
+            },
+            {
+              "n": 2
+            }
+          ],
+          "none": []
+        }
+        """)
   }
 
   @Test func diagnosticFormat() {
