@@ -388,7 +388,7 @@ final class RunSession: @unchecked Sendable {
         }) { continuation.resume(returning: $0) }
       }
       phaseLock.withLock { phase = .idle }
-      executor.closeAll()
+      await executor.close()
       playResults.append((play, prepared, result))
       recorder.record(
         play: play, position: playResults.count - 1, concurrency: concurrency, prepared: prepared,

@@ -103,8 +103,11 @@ enum RunPreparation {
       hosts.append(ScheduledHost(name: name, user: hostPlan.user, tasks: tasks))
       names[name] = tasks.map(\.name)
       targets[name] = ExecutionTarget(
-        address: hostPlan.host.address, port: hostPlan.host.port, user: hostPlan.user, tasks: rendered,
-        become: become, okCodes: okCodes, sshOptions: hostPlan.host.sshOptions)
+        address: hostPlan.host.address, port: hostPlan.host.port, user: hostPlan.user,
+        tasks: rendered.indices.map {
+          ExecutionTask(rendered: rendered[$0], become: become[$0], okCodes: okCodes[$0])
+        },
+        sshOptions: hostPlan.host.sshOptions)
       if let id = hostPlan.host.instanceID { instances[name] = (id, hostPlan.host.zone) }
     }
     let batches = play.batches.map { $0.compactMap { position[$0] } }.filter { !$0.isEmpty }

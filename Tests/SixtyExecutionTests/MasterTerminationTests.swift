@@ -33,8 +33,8 @@ import Testing
     let ssh = SSHExecutor(
       targets: [
         "a": ExecutionTarget(
-          address: "127.0.0.9", port: 22, user: "ops", tasks: [task, task], become: [nil, nil],
-          okCodes: [[0], [0]])
+          address: "127.0.0.9", port: 22, user: "ops",
+          tasks: [ExecutionTask(rendered: task), ExecutionTask(rendered: task)])
       ], runDirectory: dir, keyPath: dir + "/key", hostKeyPolicy: .off, ssh: dir + "/ssh")
     // Two tasks: a master of its own (-N), not fused with a task.
     let host = ScheduledHost(
@@ -44,9 +44,9 @@ import Testing
     }
     #expect(connected == .authenticated)
     let start = Date()
-    ssh.closeAll()  // waits for the master to exit, up to 5 s before SIGKILL
+    await ssh.close()  // waits for the master to exit, up to 5 s before SIGKILL
     let took = Date().timeIntervalSince(start)
-    #expect(took < 2, "closeAll took \(took) s")
+    #expect(took < 2, "close took \(took) s")
     let terms = (try? String(contentsOfFile: dir + "/terms", encoding: .utf8)) ?? ""
     #expect(terms == "missed\n")
   }
