@@ -81,7 +81,9 @@ final class Once: @unchecked Sendable {
 extension DispatchGroup {
   /// Whether every member left within `seconds`; waits without blocking a thread.
   func settled(within seconds: Double) async -> Bool {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+    // Already empty: no suspension (a zero timeout does not block).
+    if wait(timeout: .now()) == .success { return true }
+    return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
       let once = Once()
       notify(queue: .global()) { if once.claim() { continuation.resume(returning: true) } }
       DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
