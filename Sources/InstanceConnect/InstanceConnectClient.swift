@@ -223,6 +223,7 @@ public struct InstanceConnectClient: Sendable {
 }
 
 /// The bodies a client has signed in the current second, by digest.
+// Sendable: `second` and `signed` are read and written only under `lock`.
 final class SignedRequestLedger: @unchecked Sendable {
   private let lock = NSLock()
   private var second: Double = -1

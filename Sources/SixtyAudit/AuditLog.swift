@@ -13,6 +13,7 @@ import SixtyCore
 ///
 /// One process writes a log at a time: opening takes an exclusive `flock` on the file, held until
 /// the log is released.
+// Sendable: all mutable state is behind `lock`, `syncLock` or `checkpointLock` (see below).
 public final class AuditLog: @unchecked Sendable {
   public static let genesis = String(repeating: "0", count: 64)
 

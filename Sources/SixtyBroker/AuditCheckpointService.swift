@@ -11,6 +11,7 @@ import SixtyAudit
 ///
 /// `step(now:)` holds the decisions and takes the time from the caller, so tests drive it with a
 /// fake clock; `run()` calls it every `tick`.
+// Sendable: its settings are Sendable constants and `lastTime`, the only mutable state, is behind `lock`.
 public final class AuditCheckpointService: Service, @unchecked Sendable {
   let log: AuditLog
   let signingKey: Curve25519.Signing.PrivateKey

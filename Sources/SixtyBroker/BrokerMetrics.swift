@@ -2,6 +2,7 @@ import Foundation
 import SixtyAudit
 
 /// Prometheus-style counters and a latency histogram.
+// Sendable: every counter and the histogram are read and written only under `lock`.
 public final class BrokerMetrics: @unchecked Sendable {
   // `lock` protects every counter below.
   private let lock = NSLock()

@@ -11,6 +11,7 @@ import NIOHTTPTypes
 /// A source is an IPv4 address, or the /64 network of an IPv6 address (one host usually holds a
 /// whole /64). Entries exist only while the source has connections open, so the table's size
 /// follows the open connections, which `max_connections` bounds.
+// Sendable: the limits are constants and `entries`, the only mutable state, is behind `lock`.
 public final class SourceConnectionLimiter: @unchecked Sendable {
   /// What `acquire` decided.
   public enum Decision: Equatable, Sendable {

@@ -2,6 +2,7 @@ import Foundation
 import SixtyAgentCore
 
 /// Keys pushed in the last TTL, per (instance, OS user); several may be active at once.
+// Sendable: `maxPerSlot` is constant and `keys`, the only mutable state, is behind `lock`.
 public final class KeyStore: @unchecked Sendable {
   public struct Key: Sendable, Equatable {
     public var line: String

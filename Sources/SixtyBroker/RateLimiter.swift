@@ -2,6 +2,7 @@ import Foundation
 import SixtyCore
 
 /// Per-principal token buckets for key pushes.
+// Sendable: `limits` is constant and `buckets`, the only mutable state, is behind `lock`.
 final class RateLimiter: @unchecked Sendable {
   // `lock` protects `buckets`.
   private let lock = NSLock()

@@ -99,6 +99,7 @@ struct ReplayTable {
 /// request signed before it started (`refusingSignedBefore`): a request captured earlier can
 /// then never be replayed, at the price of refusing honest requests signed in the seconds before
 /// a restart (their clients sign a new one).
+// Sendable: `table`, the only mutable state, is read and written only under `lock`.
 public final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
   // `lock` protects `table`.
   private let lock = NSLock()
@@ -139,6 +140,7 @@ public final class MemoryReplayCache: ReplayCache, @unchecked Sendable {
 /// more lines than live entries, it is rewritten with only the live ones (mode 0600, then renamed
 /// over the old file). A torn last line (a crash mid-write) is ignored: its push was never
 /// accepted.
+// Sendable: `path` and `isNew` are constants; `table`, `fd` and `lines` are behind `lock`.
 public final class FileReplayCache: ReplayCache, @unchecked Sendable {
   public let path: String
   /// Whether the file did not exist when the cache was opened.

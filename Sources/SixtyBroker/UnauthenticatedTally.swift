@@ -7,6 +7,7 @@ import Foundation
 /// Memory is bounded: at most `capacity` sources are tracked; requests from further sources in the
 /// same period go to one "other sources" bucket. Only reasons from the broker's own vocabulary
 /// (`BrokerError.reason`) are kept, never text from the request.
+// Sendable: `capacity` and `period` are constants; the entries and the period are behind `lock`.
 final class UnauthenticatedTally: @unchecked Sendable {
   struct Entry: Equatable {
     var count: Int

@@ -6,6 +6,7 @@ import Foundation
 /// the directory. It runs from `deinit` as well, and from `KeyWipeRegistry`'s signal handlers on
 /// SIGINT/SIGTERM.
 /// A `pid` file lets a later run sweep directories left behind by a killed process.
+// Sendable: the paths are constants and `wiped`, the only mutable state, is behind `lock`.
 public final class EphemeralKeyDirectory: @unchecked Sendable {
   public let path: String
   public let privateKeyPath: String
@@ -179,6 +180,7 @@ public enum CoreDumps {
 }
 
 /// Every live key directory, so a signal handler can wipe them all before the process exits.
+// Sendable: `directories` and `sources`, the only mutable state, are behind `lock`.
 public final class KeyWipeRegistry: @unchecked Sendable {
   public static let shared = KeyWipeRegistry()
   // `lock` protects `directories` and `sources`.

@@ -2,6 +2,7 @@ import Foundation
 import SixtyCore
 
 /// Compiled command rules, checked against rendered commands.
+// Sendable: the rules are immutable, and NSRegularExpression is thread-safe for matching.
 public struct CommandMatcher: @unchecked Sendable {
   // NSRegularExpression is immutable after creation and documented as thread-safe for matching.
   private let rules: [(CommandRule, NSRegularExpression?, String?)]

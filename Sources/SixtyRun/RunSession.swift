@@ -186,7 +186,7 @@ final class RunSession: @unchecked Sendable {
         scheduler.start(events: { console.handle(.scheduler($0)) }) { continuation.resume(returning: $0) }
       }
       phaseLock.withLock { phase = .idle }
-      executor.closeAll()
+      await executor.close()
       let played = PlayResult(play: play, execution: execution, concurrency: concurrency, result: result)
       results.append(played)
       recorder.record(

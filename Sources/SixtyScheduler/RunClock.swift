@@ -11,6 +11,7 @@ public protocol RunClock: Sendable {
 }
 
 /// Cancels a pending timer.
+// Sendable: `cancelBlock` is immutable, and the scheduler calls it only on its queue.
 public final class TimerToken: @unchecked Sendable {
   private let cancelBlock: () -> Void
   init(_ cancel: @escaping () -> Void) { cancelBlock = cancel }
@@ -39,6 +40,7 @@ public struct DispatchRunClock: RunClock {
 
 /// A clock for tests: time moves only when `advance` is called, and due timers fire in order,
 /// inline, on the calling thread (which must be the scheduler's queue).
+// Sendable: its state is read and written only on the scheduler's queue, where tests drive it.
 public final class ManualRunClock: RunClock, @unchecked Sendable {
   struct Pending {
     var id: Int

@@ -139,17 +139,22 @@ public struct RunResult: Sendable {
   public var hosts: [HostResult]
 }
 
-/// The run engine. A serial queue owns all state; timers are the clock's (DispatchSourceTimer in
-/// production); no thread per host and no polling.
-public final class Scheduler: @unchecked Sendable {
+/// The run engine: an actor whose executor is its serial queue, so the compiler checks that all
+/// state is touched on that queue. Timers are the clock's (DispatchSourceTimer in production) and
+/// fire on the queue; callbacks from the pusher and the executor hop onto it (`onQueue`). No
+/// thread per host and no polling.
+public actor Scheduler {
   let hosts: [ScheduledHost]
   let policy: SchedulePolicy
   let pusher: any KeyPusher
   let executor: any HostExecutor
   let clock: any RunClock
   public let queue: DispatchQueue
+  private let queueExecutor: QueueExecutor
 
-  // Everything below is touched only on `queue`.
+  public nonisolated var unownedExecutor: UnownedSerialExecutor { queueExecutor.asUnownedSerialExecutor() }
+
+  // Everything below is isolated to the actor, that is, touched only on `queue`.
   var results: [HostResult]
   var batchIndex = 0
   var waiting: [Int] = []  // hosts of the current batch not yet started
@@ -193,6 +198,7 @@ public final class Scheduler: @unchecked Sendable {
     self.executor = executor
     self.clock = clock
     self.queue = queue
+    queueExecutor = QueueExecutor(queue: queue)
     results = hosts.map {
       HostResult(
         tasks: Array(repeating: .pending, count: $0.tasks.count),
@@ -203,37 +209,39 @@ public final class Scheduler: @unchecked Sendable {
 
   /// Starts the run; `completion` is called once, on the queue. Call on the queue (tests) or any
   /// thread (it hops).
-  public func start(
+  public nonisolated func start(
     events: (@Sendable (SchedulerEvent) -> Void)? = nil, completion: @escaping @Sendable (RunResult) -> Void
   ) {
-    onQueue {
-      self.onEvent = events
-      self.completion = completion
-      if let limit = self.policy.runTimeout {
-        self.runTimer = self.clock.after(limit, on: self.queue) { [self] in
-          self.stop(.timedOut, kill: true)
+    onQueue { scheduler in
+      scheduler.onEvent = events
+      scheduler.completion = completion
+      if let limit = scheduler.policy.runTimeout {
+        scheduler.runTimer = scheduler.clock.after(limit, on: scheduler.queue) {
+          scheduler.onQueue { $0.stop(.timedOut, kill: true) }
         }
       }
-      self.nextBatch()
+      scheduler.nextBatch()
     }
   }
 
   /// First call: start nothing new, let running tasks finish. Second: kill them.
-  public func interrupt() {
-    onQueue {
-      if self.stopping == nil {
-        self.stop(.interrupted, kill: false)
+  public nonisolated func interrupt() {
+    onQueue { scheduler in
+      if let stopping = scheduler.stopping {
+        scheduler.stop(stopping, kill: true)
       } else {
-        self.stop(self.stopping!, kill: true)
+        scheduler.stop(.interrupted, kill: false)
       }
     }
   }
 
-  func onQueue(_ block: @escaping @Sendable () -> Void) {
+  /// Runs `block` isolated to the scheduler: at once when called on its queue (timers, tests
+  /// that drive a manual clock there), otherwise queued there.
+  nonisolated func onQueue(_ block: @escaping @Sendable (isolated Scheduler) -> Void) {
     if DispatchQueue.getSpecific(key: Scheduler.key) == ObjectIdentifier(self) {
-      block()
+      assumeIsolated { block($0) }
     } else {
-      queue.async(execute: block)
+      queue.async { self.assumeIsolated { block($0) } }
     }
   }
 
@@ -291,9 +299,9 @@ public final class Scheduler: @unchecked Sendable {
       event(.push(host: hosts[host].name))
     }
     pusher.push(host: hosts[host]) { outcome in
-      self.onQueue {
-        self.pushSeconds.add(self.clock.now() - at)
-        self.pushed(host, outcome, at: at)
+      self.onQueue { scheduler in
+        scheduler.pushSeconds.add(scheduler.clock.now() - at)
+        scheduler.pushed(host, outcome, at: at)
       }
     }
   }
@@ -344,7 +352,7 @@ public final class Scheduler: @unchecked Sendable {
       if !connecting.contains(host) {
         connecting.insert(host)
         executor.connect(host: hosts[host]) { outcome in
-          self.onQueue { self.connected(host, outcome) }
+          self.onQueue { $0.connected(host, outcome) }
         }
       }
     }
@@ -353,12 +361,14 @@ public final class Scheduler: @unchecked Sendable {
   /// If authentication has not happened by push + ttl − margin, push again.
   func armRepush(_ host: Int, pushedAt: Double) {
     repushTimers[host]?.cancel()
-    repushTimers[host] = clock.after(max(0, pushedAt + usableFor - clock.now()), on: queue) { [self] in
-      self.repushTimers[host] = nil
-      guard self.results[host].status == .pending, self.results[host].authenticated == nil,
-        self.stopping == nil
-      else { return }
-      self.push(host)
+    repushTimers[host] = clock.after(max(0, pushedAt + usableFor - clock.now()), on: queue) {
+      self.onQueue { scheduler in
+        scheduler.repushTimers[host] = nil
+        guard scheduler.results[host].status == .pending, scheduler.results[host].authenticated == nil,
+          scheduler.stopping == nil
+        else { return }
+        scheduler.push(host)
+      }
     }
   }
 
@@ -449,22 +459,26 @@ public final class Scheduler: @unchecked Sendable {
     let attempt = results[host].attempts[index]
     event(.start(host: hosts[host].name, task: hosts[host].tasks[index].name))
     if let timeout = hosts[host].tasks[index].timeout {
-      taskTimers[host, default: [:]][index] = clock.after(timeout, on: queue) { [self] in
-        guard self.results[host].attempts[index] == attempt, self.running[host]?.contains(index) == true
-        else { return }
-        self.executor.kill(host: self.hosts[host], task: index)
-        self.taskEnded(host, index, .timedOut)
+      taskTimers[host, default: [:]][index] = clock.after(timeout, on: queue) {
+        self.onQueue { scheduler in
+          guard scheduler.results[host].attempts[index] == attempt,
+            scheduler.running[host]?.contains(index) == true
+          else { return }
+          scheduler.executor.kill(host: scheduler.hosts[host], task: index)
+          scheduler.taskEnded(host, index, .timedOut)
+        }
       }
     }
     executor.run(host: hosts[host], task: index) { outcome in
-      self.onQueue {
-        guard self.results[host].attempts[index] == attempt, self.running[host]?.contains(index) == true
+      self.onQueue { scheduler in
+        guard scheduler.results[host].attempts[index] == attempt,
+          scheduler.running[host]?.contains(index) == true
         else { return }
         switch outcome {
-        case .exited(let code) where code == 0: self.taskEnded(host, index, .ok(code))
-        case .exited(let code): self.taskEnded(host, index, .failed("exit status \(code)"))
-        case .failed(let message): self.taskEnded(host, index, .failed(message))
-        case .connectionLost(let message): self.connectionLost(host, index, message)
+        case .exited(let code) where code == 0: scheduler.taskEnded(host, index, .ok(code))
+        case .exited(let code): scheduler.taskEnded(host, index, .failed("exit status \(code)"))
+        case .failed(let message): scheduler.taskEnded(host, index, .failed(message))
+        case .connectionLost(let message): scheduler.connectionLost(host, index, message)
         }
       }
     }
@@ -480,13 +494,16 @@ public final class Scheduler: @unchecked Sendable {
     } else if results[host].attempts[index] <= task.retries && stopping == nil {
       event(.retry(host: hosts[host].name, task: task.name))
       running[host, default: []].insert(index)
-      _ = clock.after(task.retryDelay, on: queue) { [self] in
-        guard self.results[host].status == .pending, self.stopping == nil || !self.killed else {
-          self.running[host]?.remove(index)
-          self.settle(host)
-          return
+      _ = clock.after(task.retryDelay, on: queue) {
+        self.onQueue { scheduler in
+          guard scheduler.results[host].status == .pending, scheduler.stopping == nil || !scheduler.killed
+          else {
+            scheduler.running[host]?.remove(index)
+            scheduler.settle(host)
+            return
+          }
+          scheduler.launch(host, index)
         }
-        self.launch(host, index)
       }
       return
     } else {
@@ -590,6 +607,23 @@ public final class Scheduler: @unchecked Sendable {
   }
 
   func event(_ event: SchedulerEvent) { onEvent?(event) }
+}
+
+/// A serial executor that runs jobs on a serial DispatchQueue (after GRDB's DispatchQueueActor):
+/// the scheduler's actor runs on its queue, and code already on the queue may assume isolation.
+final class QueueExecutor: SerialExecutor {
+  let queue: DispatchQueue
+
+  init(queue: DispatchQueue) { self.queue = queue }
+
+  func enqueue(_ job: UnownedJob) {
+    let executor = asUnownedSerialExecutor()
+    queue.async { job.runSynchronously(on: executor) }
+  }
+
+  func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
+
+  func checkIsolated() { dispatchPrecondition(condition: .onQueue(queue)) }
 }
 
 /// What the scheduler reports as a play goes, in the order it happens on its queue. Its

@@ -47,8 +47,10 @@ import Testing
       targets: [
         "a": ExecutionTarget(
           address: "127.0.0.9", port: 22, user: "ops",
-          tasks: [RenderedTask(action: .command(["true"]), env: [], cwd: nil)],
-          become: [nil], okCodes: [[0, 3]])
+          tasks: [
+            ExecutionTask(
+              rendered: RenderedTask(action: .command(["true"]), env: [], cwd: nil), okCodes: [0, 3])
+          ])
       ], runDirectory: dir, keyPath: dir + "/key", hostKeyPolicy: .off, ssh: dir + "/ssh")
   }
 
@@ -71,7 +73,7 @@ import Testing
       ssh.run(host: host, task: 0) { done.resume(returning: $0) }
     }
     try await Task.sleep(for: .milliseconds(300))  // a second run, if any, would show by now
-    ssh.closeAll()
+    await ssh.close()
     return (outcome, captured.all)
   }
 
@@ -100,21 +102,19 @@ import Testing
   /// The control socket is seen through inotify on the run directory, not by polling: with the
   /// poll an hour apart, a master that makes its socket and stays is seen as authenticated long
   /// before it would exit (30 s).
-  @Test func theSocketIsSeenThroughInotify() throws {
+  @Test func theSocketIsSeenThroughInotify() async throws {
     defer { try? FileManager.default.removeItem(atPath: dir) }
     try "".write(toFile: dir + "/linger", atomically: true, encoding: .utf8)
     let ssh = executor()
-    ssh.notifiedPollInterval = 3_600_000
+    ssh.sockets.notifiedPollInterval = 3_600_000
     let host = ScheduledHost(name: "a", user: "ops", tasks: [ScheduledTask(name: "t")])
-    let seen = DispatchSemaphore(value: 0)
-    let outcome = Outcome()
-    ssh.connect(host: host) { result in
-      outcome.set(result)
-      seen.signal()
+    let start = ContinuousClock.now
+    let outcome = await withCheckedContinuation { done in
+      ssh.connect(host: host) { done.resume(returning: $0) }
     }
-    #expect(seen.wait(timeout: .now() + 20) == .success, "not seen while the master lived")
-    #expect(outcome.value == .authenticated)
-    ssh.closeAll()
+    #expect(ContinuousClock.now - start < .seconds(20), "not seen while the master lived")
+    #expect(outcome == .authenticated)
+    await ssh.close()
   }
 }
 

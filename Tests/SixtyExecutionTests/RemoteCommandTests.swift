@@ -7,22 +7,22 @@ import Testing
   func command(_ action: RenderedTask.Action, env: [String] = [], cwd: String? = nil, become: String? = nil)
     -> String
   {
-    SSHExecutor.remoteCommand(RenderedTask(action: action, env: env, cwd: cwd), become: become).command
+    RemoteCommand.command(RenderedTask(action: action, env: env, cwd: cwd), become: become).command
   }
 
   @Test func perHostSSHOptionsComeAfterTheFixedOnes() {
     let executor = SSHExecutor(
       targets: [
         "a": ExecutionTarget(
-          address: "10.0.0.5", port: 22, user: "ec2-user", tasks: [], become: [], okCodes: [],
+          address: "10.0.0.5", port: 22, user: "ec2-user", tasks: [],
           sshOptions: ["ProxyJump=ops@bastion.example.com"]),
         "b": ExecutionTarget(
-          address: "10.0.0.6", port: 2222, user: "ubuntu", tasks: [], become: [], okCodes: []),
+          address: "10.0.0.6", port: 2222, user: "ubuntu", tasks: []),
       ], runDirectory: "/run/x", keyPath: "/run/x/key", hostKeyPolicy: .strict)
-    let a = executor.baseArguments("a", executor.targets["a"]!)
+    let a = executor.commandLine.base(executor.targets["a"]!, controlPath: executor.controlPath("a"))
     #expect(Array(a.suffix(2)) == ["-o", "ProxyJump=ops@bastion.example.com"])
     #expect(a.contains("BatchMode=yes") && a.contains("IdentitiesOnly=yes"))
-    let b = executor.baseArguments("b", executor.targets["b"]!)
+    let b = executor.commandLine.base(executor.targets["b"]!, controlPath: executor.controlPath("b"))
     #expect(!b.contains { $0.hasPrefix("ProxyJump") })
     #expect(b.contains("2222") && b.contains("ubuntu"))
   }
@@ -32,26 +32,27 @@ import Testing
   @Test func aFusedMastersLogLevelComesFirst() {
     let executor = SSHExecutor(
       targets: [
-        "a": ExecutionTarget(address: "10.0.0.5", port: 22, user: "ops", tasks: [], become: [], okCodes: [])
+        "a": ExecutionTarget(address: "10.0.0.5", port: 22, user: "ops", tasks: [])
       ], runDirectory: "/run/x", keyPath: "/run/x/key", hostKeyPolicy: .off)
     let target = executor.targets["a"]!
-    let fused = executor.masterArguments("a", target, log: "/run/x/ssh0.log", command: "exec sh -c true m")
+    let fused = executor.commandLine.fusedMaster(
+      target, controlPath: "/run/x/c0", log: "/run/x/ssh0.log", command: "exec sh -c true m")
     let levels = fused.filter { $0.hasPrefix("LogLevel=") }
     #expect(levels == ["LogLevel=VERBOSE", "LogLevel=ERROR"], "\(fused)")
     #expect(Array(fused.suffix(3)) == ["--", "10.0.0.5", "exec sh -c true m"])
     #expect(!fused.contains("-N") && fused.contains("-T") && fused.contains("-M"))
-    let plain = executor.masterArguments("a", target, log: "/run/x/ssh0.log", command: nil)
+    let plain = executor.commandLine.master(target, controlPath: "/run/x/c0", log: "/run/x/ssh0.log")
     #expect(plain.filter { $0.hasPrefix("LogLevel=") } == ["LogLevel=ERROR"])
     #expect(Array(plain.suffix(2)) == ["--", "10.0.0.5"] && plain.contains("-N"))
   }
 
   @Test func tasksRunNamedAndUnderTheRemoteTimeout() {
     #expect(
-      SSHExecutor.wrapped("sleep 30", seconds: nil, marker: "sixty-task-ab-0-1")
+      RemoteCommand.wrapped("sleep 30", seconds: nil, marker: "sixty-task-ab-0-1")
         == "exec sh -c 'sleep 30' sixty-task-ab-0-1")
     let expected =
       #"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 4 sh -c 'echo '\''a b'\''' m; else exec sh -c 'echo '\''a b'\''' m; fi"#
-    #expect(SSHExecutor.wrapped("echo 'a b'", seconds: 2.5, marker: "m") == expected)
+    #expect(RemoteCommand.wrapped("echo 'a b'", seconds: 2.5, marker: "m") == expected)
   }
 
   @Test func argumentsAreQuotedOneByOne() {
@@ -74,7 +75,7 @@ import Testing
     func remote(_ action: RenderedTask.Action, cwd: String? = nil, become: String? = nil) -> (
       String, ChildProcess.Input
     ) {
-      let r = SSHExecutor.remoteCommand(
+      let r = RemoteCommand.command(
         RenderedTask(action: action, env: ["TOKEN=s3cret value", "B=it's"], cwd: cwd), become: become)
       return (r.command, r.stdin)
     }
@@ -92,11 +93,11 @@ import Testing
   }
 
   @Test func scriptsAndUploadsTravelOverStdin() {
-    let script = SSHExecutor.remoteCommand(
+    let script = RemoteCommand.command(
       RenderedTask(action: .script(path: "s.sh", resolvedPath: "/work/s.sh"), env: [], cwd: nil), become: nil)
     #expect(script.command == "sh -s")
     #expect(script.stdin == .file("/work/s.sh"))
-    let upload = SSHExecutor.remoteCommand(
+    let upload = RemoteCommand.command(
       RenderedTask(
         action: .upload(source: "motd", resolvedSource: "/work/motd", destination: "/etc/motd", mode: "0644"),
         env: [],
@@ -131,6 +132,6 @@ import Testing
     ("Connection to 127.0.0.1 closed by remote host.\nbut the command went on\n", false),
   ])
   func sshsOwnLastWordsTellALostConnection(stderr: String, lost: Bool) {
-    #expect(SSHExecutor.connectionClosed(stderr: stderr) == lost)
+    #expect(SSHLog.connectionClosed(stderr: stderr) == lost)
   }
 }

@@ -1,0 +1,80 @@
+import SixtyPlaybook
+import SixtyPolicy
+
+/// The `ssh` command lines the executor runs, built from the run's settings alone (no I/O): the
+/// master connection, a fused master (a host's only task as the master's own session), a task
+/// over the master, a remote stop, and a master check.
+struct SSHCommandLine: Sendable {
+  var ssh = "ssh"
+  var keyPath: String
+  var hostKeyPolicy: HostKeyPolicy
+  /// Where `accept-new` records and checks host keys.
+  var knownHostsFile: String
+  var connectTimeout = 10
+  var extraOptions: [String] = []
+
+  /// Options shared by the master and every task.
+  func base(_ target: ExecutionTarget, controlPath: String) -> [String] {
+    var arguments = [ssh]
+    let hostKey: [String] =
+      switch hostKeyPolicy {
+      case .acceptNew: Self.trustOnFirstUse(knownHostsFile)
+      case .strict: ["-o", "StrictHostKeyChecking=yes"]
+      case .off:
+        ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+      }
+    arguments += [
+      "-i", keyPath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+      "-o", "ConnectTimeout=\(connectTimeout)", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
+      "-o", "ControlPath=\(controlPath)", "-p", String(target.port), "-l", target.user,
+    ]
+    arguments += hostKey + extraOptions
+    for option in target.sshOptions { arguments += ["-o", option] }
+    return arguments
+  }
+
+  /// The master of a host whose tasks are multiplexed over it: no command of its own (`-N`).
+  func master(_ target: ExecutionTarget, controlPath: String, log: String) -> [String] {
+    base(target, controlPath: controlPath) + [
+      "-M", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "--", target.address,
+    ]
+  }
+
+  /// The master of a host whose only task is the master's own session. ssh keeps the first value
+  /// of an option, so its `LogLevel=VERBOSE` (for its log file, not the terminal) comes before
+  /// the host-key policy's `LogLevel=ERROR`; VERBOSE puts "Authenticated to" in the log.
+  func fusedMaster(_ target: ExecutionTarget, controlPath: String, log: String, command: String) -> [String] {
+    var arguments = base(target, controlPath: controlPath)
+    arguments.insert(contentsOf: ["-o", "LogLevel=VERBOSE"], at: 1)
+    return arguments + [
+      "-M", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "-T", "--", target.address,
+      command,
+    ]
+  }
+
+  /// A command run over the host's master connection (a task, or a remote stop).
+  func task(_ target: ExecutionTarget, controlPath: String, command: String) -> [String] {
+    base(target, controlPath: controlPath) + ["-o", "ControlMaster=no", "-T", "--", target.address, command]
+  }
+
+  /// SIGTERM, over the master, to the remote processes whose command line matches `pattern`.
+  func remoteStop(_ target: ExecutionTarget, controlPath: String, pattern: String) -> [String] {
+    task(target, controlPath: controlPath, command: "pkill -TERM -f -- " + ShellQuote.quote(pattern))
+  }
+
+  /// Asks the master whether it still answers (`ssh -O check`).
+  func check(_ target: ExecutionTarget, controlPath: String) -> [String] {
+    base(target, controlPath: controlPath) + ["-O", "check", "--", target.address]
+  }
+
+  /// ssh's options for trust on first use with `file`: a new host's key is recorded, a changed
+  /// one refused. `sixty ssh` passes the same.
+  static func trustOnFirstUse(_ file: String) -> [String] {
+    ["-o", "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=\(sshConfigQuoted(file))"]
+  }
+
+  /// A path as one ssh_config word (UserKnownHostsFile splits on spaces unless quoted).
+  static func sshConfigQuoted(_ path: String) -> String {
+    path.utf8.contains(UInt8(ascii: " ")) ? "\"\(path)\"" : path
+  }
+}
