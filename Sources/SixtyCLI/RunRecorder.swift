@@ -22,6 +22,8 @@ struct HistorySettings {
 
 /// Records one run in the history and holds its host locks. History problems never stop a run:
 /// they are printed once as warnings and recording stops; host locks are then not enforced.
+// @unchecked: `failed` is only touched under `lock`; `runID` is set by begin() before any other task
+// sees the recorder and cleared under `lock` by finish() (the main flow's own reads are unguarded, as before).
 final class RunRecorder: @unchecked Sendable {
   let history: History?
   let settings: HistorySettings
