@@ -2,9 +2,9 @@ import Foundation
 import SixtyRun
 import Logging
 import ServiceLifecycle
+import SixtyCalendar
 import SixtyCore
 import SixtyHistory
-import SixtyCalendar
 
 /// `sixty jobs daemon`: fires each job at the times its schedule gives (computed from the schedule,
 /// never by sleeping fixed intervals), one run per job at a time, each run a `sixty run` child
@@ -377,7 +377,7 @@ final class JobsDaemon: Service, @unchecked Sendable {
     }
     if let record {
       metadata["run"] = .stringConvertible(record.id)
-      metadata["status"] = .string(record.status)
+      metadata["status"] = .string(record.status.rawValue)
       metadata["hosts_ok"] = .stringConvertible(record.hostsOK)
       metadata["hosts_failed"] = .stringConvertible(record.hostsFailed)
     }

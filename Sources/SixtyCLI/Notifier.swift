@@ -2,9 +2,10 @@ import Foundation
 import SixtyRun
 import InstanceConnect
 import Logging
+import SixtyCalendar
 import SixtyCore
 import SixtyHistory
-import SixtyCalendar
+import SixtyReport
 
 #if canImport(FoundationNetworking)
   import FoundationNetworking
@@ -34,7 +35,7 @@ final class Notifier: Sendable {
   }
 
   func notify(job: Job, run: RunRecord) async {
-    let succeeded = run.status == RunStatus.succeeded.rawValue
+    let succeeded = run.status == .succeeded
     let due = job.notifications.filter { $0.applies(succeeded: succeeded) }
     guard !due.isEmpty else { return }
     let summary = Self.summary(job: job, run: run, history: history)
@@ -48,10 +49,10 @@ final class Notifier: Sendable {
       record.runID = run.id
       record.job = job.name
       let metadata: Logger.Metadata = [
-        "job": .string(job.name), "run": .stringConvertible(run.id), "kind": .string(record.kind),
+        "job": .string(job.name), "run": .stringConvertible(run.id), "kind": .string(record.kind.rawValue),
         "target": .string(record.target), "attempts": .stringConvertible(record.attempts),
       ]
-      if record.outcome == "sent" {
+      if record.outcome == .sent {
         logger.info("notification sent", metadata: metadata)
       } else {
         logger.error(
@@ -73,7 +74,7 @@ final class Notifier: Sendable {
     w.field("event", "run.finished")
     w.field("job", job.name)
     w.key("run")
-    RunsCommand.write(run, to: &w, hosts: hosts)
+    RunDocument.write(run: run, plays: (try? history.plays(runID: run.id)) ?? [], hosts: hosts, to: &w)
     w.endObject()
     return w.bytes + [UInt8(ascii: "\n")]
   }
@@ -96,7 +97,7 @@ final class Notifier: Sendable {
       text = ProcessInfo.processInfo.environment[env]
       guard let text, !text.isEmpty else {
         return NotificationRecord(
-          runID: run.id, job: job.name, kind: "webhook", target: "$\(env)", outcome: "failed", attempts: 0,
+          runID: run.id, job: job.name, kind: .webhook, target: "$\(env)", outcome: .failed, attempts: 0,
           error: "the environment variable \(env) is not set, so there is no webhook URL")
       }
     }
@@ -104,9 +105,9 @@ final class Notifier: Sendable {
       url.host != nil
     else {
       return NotificationRecord(
-        runID: run.id, job: job.name, kind: "webhook",
+        runID: run.id, job: job.name, kind: .webhook,
         target: notification.webhookEnv.map { "$\($0)" } ?? "?",
-        outcome: "failed", attempts: 0, error: "the webhook URL is not an http(s) URL")
+        outcome: .failed, attempts: 0, error: "the webhook URL is not an http(s) URL")
     }
     let target = Self.redacted(url, env: notification.webhookEnv)
     let request = HTTPRequest(
@@ -123,7 +124,7 @@ final class Notifier: Sendable {
         let response = try await transport.send(request)
         if (200..<300).contains(response.status) {
           return NotificationRecord(
-            runID: run.id, job: job.name, kind: "webhook", target: target, outcome: "sent", attempts: attempt,
+            runID: run.id, job: job.name, kind: .webhook, target: target, outcome: .sent, attempts: attempt,
             error: nil)
         }
         lastError = "the webhook answered HTTP \(response.status)"
@@ -139,7 +140,7 @@ final class Notifier: Sendable {
       }
     }
     return NotificationRecord(
-      runID: run.id, job: job.name, kind: "webhook", target: target, outcome: "failed", attempts: made,
+      runID: run.id, job: job.name, kind: .webhook, target: target, outcome: .failed, attempts: made,
       error: lastError)
   }
 
@@ -150,13 +151,13 @@ final class Notifier: Sendable {
         let (status, output) = Self.runShell(
           command, input: summary, timeout: timeout,
           environment: [
-            "SIXTY_RUN_ID": String(run.id), "SIXTY_JOB": job.name, "SIXTY_RUN_STATUS": run.status,
+            "SIXTY_RUN_ID": String(run.id), "SIXTY_JOB": job.name, "SIXTY_RUN_STATUS": run.status.rawValue,
           ])
         let target = "sh -c " + (command.count > 60 ? String(command.prefix(57)) + "…" : command)
         if status == 0 {
           continuation.resume(
             returning: NotificationRecord(
-              runID: run.id, job: job.name, kind: "command", target: target, outcome: "sent", attempts: 1,
+              runID: run.id, job: job.name, kind: .command, target: target, outcome: .sent, attempts: 1,
               error: nil))
         } else {
           let why =
@@ -165,7 +166,7 @@ final class Notifier: Sendable {
             : "the command exited \(status)\(output.isEmpty ? "" : ": " + output)"
           continuation.resume(
             returning: NotificationRecord(
-              runID: run.id, job: job.name, kind: "command", target: target, outcome: "failed", attempts: 1,
+              runID: run.id, job: job.name, kind: .command, target: target, outcome: .failed, attempts: 1,
               error: why))
         }
       }

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
+import SixtyCalendar
 import SixtyRun
 import SixtyCore
 import SixtyEC2
 import SixtyPlanning
 import SixtyPolicy
-import SixtyCalendar
 
 /// Output formats of `sixty plan`.
 enum PlanFormat: String, ExpressibleByArgument, CaseIterable {
@@ -45,20 +45,16 @@ struct PlanCommand: AsyncParsableCommand {
     }
     switch format {
     case .json:
-      var bytes = PlanJSONRenderer.render(plan, pretty: false)
-      if preflight {
-        // The plan object with a "preflight" array added at its end.
-        while let last = bytes.last, last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") {
-          bytes.removeLast()
-        }
-        if bytes.last == UInt8(ascii: "}") {
-          bytes.removeLast()
-          var w = JSONWriter()
-          PreflightCheck.json(findings, into: &w)
-          bytes += Array(",\"preflight\":".utf8) + w.bytes + Array("}\n".utf8)
-        }
-      }
-      writeStandardOutput(bytes)
+      // With --preflight, the plan object has a "preflight" array added at its end.
+      let findings = findings
+      writeStandardOutput(
+        PlanJSONRenderer.render(
+          plan, pretty: false,
+          adding: preflight
+            ? { w in
+              w.key("preflight")
+              PreflightCheck.json(findings, into: &w)
+            } : nil))
     case .text:
       var text = PlanTextRenderer.render(plan) + Self.windowStates(plan)
       if preflight {

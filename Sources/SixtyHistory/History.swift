@@ -196,8 +196,8 @@ public final class History: Sendable {
     let machine = ProcessIdentity.machine
     var marked: [Int64] = []
     let rows = try Row.fetchAll(
-      db, sql: "SELECT id, pid, process_start FROM runs WHERE status = 'running' AND machine = ?",
-      arguments: [machine])
+      db, sql: "SELECT id, pid, process_start FROM runs WHERE status = ? AND machine = ?",
+      arguments: [RunStatus.running, machine])
     for row in rows {
       let identity = ProcessIdentity(pid: row["pid"], start: row["process_start"])
       if !identity.isAlive {
@@ -205,35 +205,24 @@ public final class History: Sendable {
         marked.append(id)
         try db.execute(
           sql: """
-            UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?),
+            UPDATE runs SET status = ?, finished_at = COALESCE(finished_at, ?),
               message = COALESCE(message, 'the process running it stopped without finishing (crash, kill or power loss)')
             WHERE id = ?
-            """, arguments: [now.timeIntervalSince1970, id])
+            """, arguments: [RunStatus.interrupted, now.timeIntervalSince1970, id])
         try db.execute(sql: "DELETE FROM host_locks WHERE run_id = ?", arguments: [id])
       }
     }
     // Locks of runs that are no longer running (finished without releasing) are free as well.
     try db.execute(
-      sql: "DELETE FROM host_locks WHERE run_id IN (SELECT id FROM runs WHERE status != 'running')")
+      sql: "DELETE FROM host_locks WHERE run_id IN (SELECT id FROM runs WHERE status != ?)",
+      arguments: [RunStatus.running])
     return marked
   }
 
   /// Records a new run as `running` and returns its id.
   public func begin(_ run: NewRun) throws(HistoryError) -> Int64 {
     try write { db in
-      try db.execute(
-        sql: """
-          INSERT INTO runs (started_at, status, playbook, playbook_sha256, inventory, policy, limit_selector,
-            extra_var_names, job, trigger, started_by, machine, pid, process_start, rerun_of, scheduled_for,
-            hosts_total)
-          VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-          """,
-        arguments: [
-          run.startedAt.timeIntervalSince1970, run.playbook, run.playbookSHA256, run.inventory, run.policy,
-          run.limit, run.extraVarNames.joined(separator: ","), run.job, run.trigger.rawValue, run.startedBy,
-          ProcessIdentity.machine, Int(run.process.pid), run.process.start, run.rerunOf,
-          run.scheduledFor?.timeIntervalSince1970, run.hostsTotal,
-        ])
+      try RunRow(run).insert(db)
       return db.lastInsertedRowID
     }
   }
@@ -252,33 +241,12 @@ public final class History: Sendable {
   public func record(runID: Int64, hosts: [HostRecord]) throws(HistoryError) {
     try write { db in
       for host in hosts {
-        try db.execute(
-          sql: """
-            INSERT OR REPLACE INTO run_hosts (run_id, play, host, address, user, status, message, pushes,
-              authenticated_at, push_to_auth_ms, started_at, finished_at, reconnects)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """,
-          arguments: [
-            runID, host.play, host.host, host.address, host.user, host.status, host.message,
-            host.pushes.map { String($0.timeIntervalSince1970) }.joined(separator: ","),
-            host.authenticatedAt?.timeIntervalSince1970, host.pushToAuthMilliseconds,
-            host.startedAt?.timeIntervalSince1970, host.finishedAt?.timeIntervalSince1970, host.reconnects,
-          ])
-        try db.execute(
-          sql: "DELETE FROM run_tasks WHERE run_id = ? AND play = ? AND host = ?",
-          arguments: [runID, host.play, host.host])
+        try HostRow(runID: runID, host).insert(db, onConflict: .replace)
+        try TaskRow.filter(
+          Column("run_id") == runID && Column("play") == host.play && Column("host") == host.host
+        ).deleteAll(db)
         for (position, task) in host.tasks.enumerated() {
-          try db.execute(
-            sql: """
-              INSERT INTO run_tasks (run_id, play, host, position, task, status, reason, exit_status, attempts,
-                started_at, finished_at, stdout_tail, stderr_tail)
-              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-              """,
-            arguments: [
-              runID, host.play, host.host, position, task.name, task.status, task.reason,
-              task.exitStatus.map { Int($0) }, task.attempts, task.startedAt?.timeIntervalSince1970,
-              task.finishedAt?.timeIntervalSince1970, task.stdoutTail, task.stderrTail,
-            ])
+          try TaskRow(runID: runID, play: host.play, host: host.host, position: position, task).insert(db)
         }
       }
       try Self.updateCounts(db, runID: runID)
@@ -287,24 +255,13 @@ public final class History: Sendable {
 
   /// Stores (or replaces) how a play of a run ended.
   public func record(runID: Int64, play: PlayRecord) throws(HistoryError) {
-    try write { db in
-      try db.execute(
-        sql: """
-          INSERT OR REPLACE INTO run_plays (run_id, position, name, outcome, reason, key_ttl, concurrency)
-          VALUES (?, ?, ?, ?, ?, ?, ?)
-          """,
-        arguments: [
-          runID, play.position, play.name, play.outcome, play.reason, play.keyTTL, play.concurrency,
-        ])
-    }
+    try write { db in try PlayRow(runID: runID, play).insert(db, onConflict: .replace) }
   }
 
   /// The plays of a run, in order (none for runs recorded before plays were).
   public func plays(runID: Int64) throws(HistoryError) -> [PlayRecord] {
     try read { db in
-      try Row.fetchAll(
-        db, sql: "SELECT * FROM run_plays WHERE run_id = ? ORDER BY position", arguments: [runID]
-      ).map { PlayRecord(row: $0) }
+      try PlayRow.filter(Column("run_id") == runID).order(Column("position")).fetchAll(db).map(\.record)
     }
   }
 
@@ -320,12 +277,13 @@ public final class History: Sendable {
     try db.execute(
       sql: """
         UPDATE runs SET
-          hosts_ok = (SELECT COUNT(DISTINCT host) FROM run_hosts WHERE run_id = ?1 AND status = 'ok'
-            AND host NOT IN (SELECT host FROM run_hosts WHERE run_id = ?1 AND status != 'ok')),
+          hosts_ok = (SELECT COUNT(DISTINCT host) FROM run_hosts WHERE run_id = ?1 AND status = ?2
+            AND host NOT IN (SELECT host FROM run_hosts WHERE run_id = ?1 AND status != ?2)),
           hosts_failed = (SELECT COUNT(DISTINCT host) FROM run_hosts WHERE run_id = ?1
-            AND status IN ('failed', 'unreachable', 'timed out'))
+            AND status IN (?3, ?4, ?5))
         WHERE id = ?1
-        """, arguments: [runID])
+        """,
+      arguments: [runID, HostStatus.ok, HostStatus.failed, HostStatus.unreachable, HostStatus.timedOut])
   }
 
   /// Marks a run finished and frees its host locks.
@@ -335,7 +293,7 @@ public final class History: Sendable {
     try write { db in
       try db.execute(
         sql: "UPDATE runs SET status = ?, exit_code = ?, message = ?, finished_at = ? WHERE id = ?",
-        arguments: [status.rawValue, exitCode.map { Int($0) }, message, at.timeIntervalSince1970, id])
+        arguments: [status, exitCode.map { Int($0) }, message, at.timeIntervalSince1970, id])
       try db.execute(sql: "DELETE FROM host_locks WHERE run_id = ?", arguments: [id])
     }
   }
@@ -345,56 +303,38 @@ public final class History: Sendable {
     -> [RunRecord]
   {
     try read { db in
-      var sql = "SELECT * FROM runs WHERE 1 = 1"
-      var arguments: StatementArguments = []
-      if let job {
-        sql += " AND job = ?"
-        arguments += [job]
-      }
-      if let since {
-        sql += " AND started_at >= ?"
-        arguments += [since.timeIntervalSince1970]
-      }
-      sql += " ORDER BY id DESC LIMIT ?"
-      arguments += [limit]
-      return try Row.fetchAll(db, sql: sql, arguments: arguments).map { RunRecord(row: $0) }
+      var request = RunRow.all()
+      if let job { request = request.filter(Column("job") == job) }
+      if let since { request = request.filter(Column("started_at") >= since.timeIntervalSince1970) }
+      return try request.order(Column("id").desc).limit(limit).fetchAll(db).map(\.record)
     }
   }
 
   public func run(id: Int64) throws(HistoryError) -> RunRecord? {
-    try read { db in
-      try Row.fetchOne(db, sql: "SELECT * FROM runs WHERE id = ?", arguments: [id]).map { RunRecord(row: $0) }
-    }
+    try read { db in try RunRow.fetchOne(db, key: id)?.record }
   }
 
   /// The newest run started by process `pid` for `job`, if any.
   public func latestRun(job: String, pid: Int32, since: Date) throws(HistoryError) -> RunRecord? {
     try read { db in
-      try Row.fetchOne(
-        db, sql: "SELECT * FROM runs WHERE job = ? AND pid = ? AND started_at >= ? ORDER BY id DESC LIMIT 1",
-        arguments: [job, Int(pid), since.timeIntervalSince1970 - 1]
-      ).map { RunRecord(row: $0) }
+      try RunRow.filter(
+        Column("job") == job && Column("pid") == Int(pid)
+          && Column("started_at") >= since.timeIntervalSince1970 - 1
+      ).order(Column("id").desc).fetchOne(db)?.record
     }
   }
 
   /// The hosts of a run (optionally one host), each with its tasks, in play and host order.
   public func hosts(runID: Int64, host: String? = nil) throws(HistoryError) -> [HostRecord] {
     try read { db in
-      var sql = "SELECT rowid, * FROM run_hosts WHERE run_id = ?"
-      var arguments: StatementArguments = [runID]
-      if let host {
-        sql += " AND host = ?"
-        arguments += [host]
+      var request = HostRow.filter(Column("run_id") == runID)
+      if let host { request = request.filter(Column("host") == host) }
+      return try request.order(Column.rowID).fetchAll(db).map { row in
+        let tasks = try TaskRow.filter(
+          Column("run_id") == runID && Column("play") == row.play && Column("host") == row.host
+        ).order(Column("position")).fetchAll(db)
+        return row.record(tasks: tasks.map(\.record))
       }
-      sql += " ORDER BY rowid"
-      var records = try Row.fetchAll(db, sql: sql, arguments: arguments).map { HostRecord(row: $0) }
-      for index in records.indices {
-        records[index].tasks = try Row.fetchAll(
-          db, sql: "SELECT * FROM run_tasks WHERE run_id = ? AND play = ? AND host = ? ORDER BY position",
-          arguments: [runID, records[index].play, records[index].host]
-        ).map { TaskRecord(row: $0) }
-      }
-      return records
     }
   }
 
@@ -417,7 +357,7 @@ public final class History: Sendable {
         {
           return LockHolder(
             host: host.name, runID: row["run_id"], job: row["job"], startedBy: row["started_by"],
-            trigger: row["trigger"])
+            trigger: try row.decode(forColumn: "trigger"))
         }
       }
       for host in hosts {
@@ -429,22 +369,26 @@ public final class History: Sendable {
     }
   }
 
-  /// Takes the locks, waiting up to `wait` seconds (0: refuse at once) for other runs to finish.
-  /// `onWait` is called once with the first holder when waiting starts.
-  public func lock(
-    runID: Int64, hosts: [HostLockKey], wait: TimeInterval, poll: TimeInterval = 0.5,
-    cancelled: () -> Bool = { false }, onWait: (LockHolder) -> Void = { _ in }
-  ) throws(HistoryError) -> LockHolder? {
-    let deadline = Date().addingTimeInterval(wait)
+  /// Takes the locks, waiting up to `wait` seconds (0: refuse at once) for other runs to finish,
+  /// trying again every `poll`. `onWait` is called once with the first holder when waiting starts.
+  /// Cancelling the task ends the wait at once.
+  /// - Returns: nil when taken, else who holds the first busy host when the wait ended.
+  public func lock<C: Clock>(
+    runID: Int64, hosts: [HostLockKey], wait: TimeInterval, poll: Duration = .milliseconds(500),
+    clock: C = ContinuousClock(), onWait: (LockHolder) -> Void = { _ in }
+  ) async throws(HistoryError) -> LockHolder? where C.Duration == Duration {
+    let deadline = clock.now.advanced(by: .seconds(wait))
     var told = false
     while true {
       guard let holder = try tryLock(runID: runID, hosts: hosts) else { return nil }
-      if Date() >= deadline || cancelled() { return holder }
+      let left = clock.now.duration(to: deadline)
+      if left <= .zero || Task.isCancelled { return holder }
       if !told {
         onWait(holder)
         told = true
       }
-      Thread.sleep(forTimeInterval: min(poll, max(0.01, deadline.timeIntervalSinceNow)))
+      // Cancellation ends the sleep early; the loop then returns the holder.
+      try? await clock.sleep(for: min(poll, max(.milliseconds(10), left)))
     }
   }
 
@@ -475,29 +419,12 @@ public final class History: Sendable {
   }
 
   public func recordNotification(_ record: NotificationRecord) throws(HistoryError) {
-    try write { db in
-      try db.execute(
-        sql: """
-          INSERT INTO notifications (run_id, job, kind, target, outcome, attempts, error, at)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-          """,
-        arguments: [
-          record.runID, record.job, record.kind, record.target, record.outcome, record.attempts, record.error,
-          record.at.timeIntervalSince1970,
-        ])
-    }
+    try write { db in try NotificationRow(record).insert(db) }
   }
 
   public func notifications(runID: Int64) throws(HistoryError) -> [NotificationRecord] {
     try read { db in
-      try Row.fetchAll(
-        db, sql: "SELECT * FROM notifications WHERE run_id = ? ORDER BY id", arguments: [runID]
-      )
-      .map {
-        NotificationRecord(
-          runID: $0["run_id"], job: $0["job"], kind: $0["kind"], target: $0["target"], outcome: $0["outcome"],
-          attempts: $0["attempts"], error: $0["error"], at: Date(timeIntervalSince1970: $0["at"]))
-      }
+      try NotificationRow.filter(Column("run_id") == runID).order(Column("id")).fetchAll(db).map(\.record)
     }
   }
 

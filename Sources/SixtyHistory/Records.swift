@@ -1,7 +1,7 @@
 import Foundation
 import GRDB
 
-public enum RunStatus: String, Sendable, CaseIterable {
+public enum RunStatus: String, Sendable, Codable, CaseIterable {
   /// In progress (or its process died and no sweep has run yet).
   case running
   /// Every host finished ok.
@@ -31,8 +31,42 @@ public enum RunStatus: String, Sendable, CaseIterable {
   }
 }
 
-public enum RunTrigger: String, Sendable, Codable {
+public enum RunTrigger: String, Sendable, Codable, CaseIterable {
   case manual, schedule, catchUp = "catch-up", rerun, queued
+}
+
+/// How a host of a run ended (the names of the scheduler's host statuses).
+public enum HostStatus: String, Sendable, Codable, CaseIterable {
+  case pending, ok, failed, unreachable
+  case timedOut = "timed out"
+  case notStarted = "not started"
+
+  /// Did the host fail (`failed`, `unreachable` or `timed out`), as the run's counts say?
+  public var isFailure: Bool { self == .failed || self == .unreachable || self == .timedOut }
+}
+
+/// How one task on one host ended.
+public enum TaskStatus: String, Sendable, Codable, CaseIterable {
+  case pending, ok, failed, skipped
+  case timedOut = "timed out"
+}
+
+/// How one play of a run ended.
+public enum PlayOutcome: String, Sendable, Codable, CaseIterable {
+  case completed, aborted, interrupted
+  case timedOut = "timed out"
+  /// Never stored: the play of a run recorded before plays were, known only by its hosts.
+  case unknown
+}
+
+/// What a job notification was.
+public enum NotificationKind: String, Sendable, Codable, CaseIterable {
+  case webhook, command
+}
+
+/// Whether a job notification reached its target.
+public enum NotificationOutcome: String, Sendable, Codable, CaseIterable {
+  case sent, failed
 }
 
 /// A run as it starts.
@@ -88,7 +122,7 @@ public struct RunRecord: Sendable {
   public var id: Int64
   public var startedAt: Date
   public var finishedAt: Date?
-  public var status: String
+  public var status: RunStatus
   public var exitCode: Int?
   public var message: String?
   public var playbook: String
@@ -98,7 +132,7 @@ public struct RunRecord: Sendable {
   public var limit: String?
   public var extraVarNames: [String]
   public var job: String?
-  public var trigger: String
+  public var trigger: RunTrigger
   public var startedBy: String
   public var pid: Int
   public var rerunOf: Int64?
@@ -109,38 +143,12 @@ public struct RunRecord: Sendable {
   /// The fingerprint of the key the run pushed.
   public var keyFingerprint: String?
 
-  init(row: Row) {
-    id = row["id"]
-    startedAt = Date(timeIntervalSince1970: row["started_at"])
-    finishedAt = (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-    status = row["status"]
-    exitCode = row["exit_code"]
-    message = row["message"]
-    playbook = row["playbook"]
-    playbookSHA256 = row["playbook_sha256"]
-    inventory = row["inventory"]
-    policy = row["policy"]
-    limit = row["limit_selector"]
-    let names: String = row["extra_var_names"]
-    extraVarNames = names.isEmpty ? [] : names.split(separator: ",").map(String.init)
-    job = row["job"]
-    trigger = row["trigger"]
-    startedBy = row["started_by"]
-    pid = row["pid"]
-    rerunOf = row["rerun_of"]
-    scheduledFor = (row["scheduled_for"] as Double?).map(Date.init(timeIntervalSince1970:))
-    hostsTotal = row["hosts_total"]
-    hostsOK = row["hosts_ok"]
-    hostsFailed = row["hosts_failed"]
-    keyFingerprint = row["key_fingerprint"]
-  }
-
   public var duration: TimeInterval? { finishedAt.map { $0.timeIntervalSince(startedAt) } }
 }
 
 public struct TaskRecord: Sendable {
   public var name: String
-  public var status: String
+  public var status: TaskStatus
   public var reason: String?
   public var exitStatus: Int32?
   public var attempts: Int
@@ -150,7 +158,7 @@ public struct TaskRecord: Sendable {
   public var stderrTail: String?
 
   public init(
-    name: String, status: String, reason: String? = nil, exitStatus: Int32? = nil, attempts: Int = 0,
+    name: String, status: TaskStatus, reason: String? = nil, exitStatus: Int32? = nil, attempts: Int = 0,
     startedAt: Date? = nil, finishedAt: Date? = nil, stdoutTail: String? = nil, stderrTail: String? = nil
   ) {
     self.name = name
@@ -162,18 +170,6 @@ public struct TaskRecord: Sendable {
     self.finishedAt = finishedAt
     self.stdoutTail = stdoutTail
     self.stderrTail = stderrTail
-  }
-
-  init(row: Row) {
-    name = row["task"]
-    status = row["status"]
-    reason = row["reason"]
-    exitStatus = (row["exit_status"] as Int?).map { Int32(truncatingIfNeeded: $0) }
-    attempts = row["attempts"]
-    startedAt = (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-    finishedAt = (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-    stdoutTail = row["stdout_tail"]
-    stderrTail = row["stderr_tail"]
   }
 
   /// The last `limit` bytes of `text` (on a character boundary), for the history.
@@ -193,8 +189,7 @@ public struct PlayRecord: Sendable {
   /// 0 for the first play.
   public var position: Int
   public var name: String
-  /// `completed`, `aborted`, `interrupted` or `timed out`.
-  public var outcome: String
+  public var outcome: PlayOutcome
   public var reason: String?
   /// How long a pushed key stayed valid, in seconds.
   public var keyTTL: Double
@@ -202,7 +197,7 @@ public struct PlayRecord: Sendable {
   public var concurrency: Int
 
   public init(
-    position: Int, name: String, outcome: String, reason: String? = nil, keyTTL: Double, concurrency: Int
+    position: Int, name: String, outcome: PlayOutcome, reason: String? = nil, keyTTL: Double, concurrency: Int
   ) {
     self.position = position
     self.name = name
@@ -212,14 +207,6 @@ public struct PlayRecord: Sendable {
     self.concurrency = concurrency
   }
 
-  init(row: Row) {
-    position = row["position"]
-    name = row["name"]
-    outcome = row["outcome"]
-    reason = row["reason"]
-    keyTTL = row["key_ttl"]
-    concurrency = row["concurrency"]
-  }
 }
 
 public struct HostRecord: Sendable {
@@ -227,7 +214,7 @@ public struct HostRecord: Sendable {
   public var host: String
   public var address: String
   public var user: String
-  public var status: String
+  public var status: HostStatus
   public var message: String?
   public var pushes: [Date]
   public var authenticatedAt: Date?
@@ -238,7 +225,7 @@ public struct HostRecord: Sendable {
   public var tasks: [TaskRecord]
 
   public init(
-    play: String, host: String, address: String, user: String, status: String, message: String? = nil,
+    play: String, host: String, address: String, user: String, status: HostStatus, message: String? = nil,
     pushes: [Date] = [], authenticatedAt: Date? = nil, pushToAuthMilliseconds: Int? = nil,
     startedAt: Date? = nil, finishedAt: Date? = nil, reconnects: Int = 0, tasks: [TaskRecord] = []
   ) {
@@ -257,42 +244,24 @@ public struct HostRecord: Sendable {
     self.tasks = tasks
   }
 
-  init(row: Row) {
-    play = row["play"]
-    host = row["host"]
-    address = row["address"]
-    user = row["user"]
-    status = row["status"]
-    message = row["message"]
-    let pushText: String = row["pushes"]
-    pushes = pushText.split(separator: ",").compactMap { Double($0) }.map(Date.init(timeIntervalSince1970:))
-    authenticatedAt = (row["authenticated_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-    pushToAuthMilliseconds = row["push_to_auth_ms"]
-    startedAt = (row["started_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-    finishedAt = (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:))
-    reconnects = row["reconnects"]
-    tasks = []
-  }
-
   /// Did the host fail (as opposed to finishing ok or being left out on purpose)?
-  public var didNotSucceed: Bool { status != "ok" }
+  public var didNotSucceed: Bool { status != .ok }
 }
 
 public struct NotificationRecord: Sendable {
   public var runID: Int64?
   public var job: String?
-  /// `webhook` or `command`.
-  public var kind: String
+  public var kind: NotificationKind
   /// Where it went, with secrets left out (a webhook's scheme, host and path only).
   public var target: String
-  /// `sent` or `failed`.
-  public var outcome: String
+  public var outcome: NotificationOutcome
   public var attempts: Int
   public var error: String?
   public var at: Date
 
   public init(
-    runID: Int64?, job: String?, kind: String, target: String, outcome: String, attempts: Int, error: String?,
+    runID: Int64?, job: String?, kind: NotificationKind, target: String, outcome: NotificationOutcome,
+    attempts: Int, error: String?,
     at: Date = Date()
   ) {
     self.runID = runID
@@ -322,10 +291,10 @@ public struct LockHolder: Sendable, CustomStringConvertible {
   public var runID: Int64
   public var job: String?
   public var startedBy: String
-  public var trigger: String
+  public var trigger: RunTrigger
 
   public var description: String {
-    "run \(runID) (\(job.map { "job '\($0)', " } ?? "")\(trigger), started by \(startedBy))"
+    "run \(runID) (\(job.map { "job '\($0)', " } ?? "")\(trigger.rawValue), started by \(startedBy))"
   }
 }
 

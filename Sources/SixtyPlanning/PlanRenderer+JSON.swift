@@ -4,7 +4,12 @@ import SixtyPolicy
 
 /// Renders plans as JSON. The shape is documented in the README and kept stable.
 public enum PlanJSONRenderer {
-  public static func render(_ plan: Plan, pretty: Bool = true) -> [UInt8] {
+  /// - Parameter extra: writes more fields at the end of the plan object (`plan --preflight`).
+  public static func render(
+    _ plan: Plan, pretty: Bool = true, adding extra: ((inout JSONWriter) -> Void)? = nil
+  )
+    -> [UInt8]
+  {
     let hostCount = plan.plays.reduce(0) { $0 + $1.hosts.count }
     var w = JSONWriter(pretty: pretty, capacity: 4096 + hostCount * 512)
     w.beginObject()
@@ -54,6 +59,7 @@ public enum PlanJSONRenderer {
     }
     w.key("diagnostics")
     diagnostics(plan.diagnostics, into: &w)
+    extra?(&w)
     w.endObject()
     var bytes = w.bytes
     bytes.append(UInt8(ascii: "\n"))

@@ -15,7 +15,7 @@ extension RunReport {
     order.endArray()
     let orderText = order.string.replacingOccurrences(of: "<", with: "\\u003c")
     let title = Self.xmlEscape(
-      "Sixty run\(runID.map { " \($0)" } ?? ""): \(playbook) (\(status))")
+      "Sixty run\(runID.map { " \($0)" } ?? ""): \(playbook) (\(status.rawValue))")
     return """
       <!DOCTYPE html>
       <html lang="en">

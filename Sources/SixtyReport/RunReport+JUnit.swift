@@ -14,14 +14,14 @@ extension RunReport {
       var count = 0
       for host in play.hosts {
         let name = Self.xmlEscape(host.host)
-        let neverRan = host.status == "unreachable" || host.status == "not started"
+        let neverRan = host.status == .unreachable || host.status == .notStarted
         if host.tasks.isEmpty || neverRan {
           count += 1
           cases += "    <testcase classname=\"\(name)\" name=\"connect\">"
-          if host.status == "unreachable" {
+          if host.status == .unreachable {
             failures += 1
             cases += "<failure message=\"\(Self.xmlEscape(host.message ?? "unreachable"))\"/>"
-          } else if host.status == "not started" {
+          } else if host.status == .notStarted {
             skipped += 1
             cases += "<skipped message=\"\(Self.xmlEscape(host.message ?? "not started"))\"/>"
           }
@@ -32,16 +32,16 @@ extension RunReport {
           count += 1
           cases += "    <testcase classname=\"\(name)\" name=\"\(Self.xmlEscape(task.name))\">"
           switch task.status {
-          case "failed":
+          case .failed:
             failures += 1
             cases += "<failure message=\"\(Self.xmlEscape(task.reason ?? "failed"))\"/>"
-          case "timed out":
+          case .timedOut:
             failures += 1
             cases += "<failure message=\"timed out\"/>"
-          case "skipped":
+          case .skipped:
             skipped += 1
             cases += "<skipped message=\"\(Self.xmlEscape(task.reason ?? "skipped"))\"/>"
-          default: break
+          case .pending, .ok: break
           }
           if task.startedAt != nil {
             cases += "<system-out>\(Self.xmlEscape(task.stdoutTail ?? ""))</system-out>"

@@ -54,7 +54,7 @@ extension Runner {
       throw RunFailure(
         "run \(id) has no recorded inventory, so its hosts cannot be found again.", status: .badInput)
     }
-    if original.status == "running" {
+    if original.status == .running {
       throw RunFailure(
         "run \(id) is still running (process \(original.pid)); wait for it to finish.", status: .badInput)
     }

@@ -71,6 +71,18 @@ public final class RunRecorder: @unchecked Sendable {
     }
   }
 
+  func attempt<T>(_ what: String, _ body: (History) async throws(HistoryError) -> T) async -> T? {
+    guard let history else { return nil }
+    if lock.withLock({ failed }) { return nil }
+    do {
+      return try await body(history)
+    } catch {
+      lock.withLock { failed = true }
+      say("sixty: warning: \(error.description) (while \(what)); the rest of this run is not recorded.")
+      return nil
+    }
+  }
+
   /// Records the run as started.
   func begin(plan: Plan, playbookDigest: String) {
     let hosts = Set(plan.plays.flatMap { play in play.hosts.filter { $0.batch != nil }.map(\.host.name) })
@@ -94,7 +106,7 @@ public final class RunRecorder: @unchecked Sendable {
   /// Takes the host locks for every host the plan may touch, waiting or refusing per policy.
   /// - Throws: `RunFailure` `.refused` when a host stays busy.
   /// - Parameter cancelled: polled while waiting; true ends the wait with exit 4 (a signal).
-  func lockHosts(plan: Plan, cancelled: @escaping () -> Bool = { false }) throws {
+  func lockHosts(plan: Plan, cancelled: @escaping () -> Bool = { false }) async throws {
     guard let runID else { return }
     var keys: [HostLockKey] = []
     var seen = Set<HostLockKey>()
@@ -109,13 +121,40 @@ public final class RunRecorder: @unchecked Sendable {
     let timeout = plan.plays.map(\.policy.lockTimeout).min() ?? .minutes(10)
     let wait = refuse ? 0 : Double(timeout.milliseconds) / 1000
     let console = self.console
-    let holder = attempt("taking host locks") { history throws(HistoryError) in
-      try history.lock(runID: runID, hosts: keys, wait: wait, cancelled: cancelled) { holder in
-        console.handle(
-          .line(
-            "sixty: waiting up to \(timeout) for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."
-          ))
+    enum Waited: Sendable {
+      case locked(LockHolder??)
+      case tick
+    }
+    // The wait runs in a child task, cancelled as soon as `cancelled` (checked every 0.1 s) says so.
+    let holder: LockHolder?? = await withTaskGroup(of: Waited.self) { group in
+      group.addTask { [keys] in
+        .locked(
+          await self.attempt("taking host locks") { history async throws(HistoryError) in
+            try await history.lock(runID: runID, hosts: keys, wait: wait) { holder in
+              console.handle(
+                .line(
+                  "sixty: waiting up to \(timeout) for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."
+                ))
+            }
+          })
       }
+      group.addTask { .tick }
+      while let next = await group.next() {
+        guard case .locked(let holder) = next else {
+          if cancelled() {
+            group.cancelAll()
+            continue
+          }
+          group.addTask {
+            try? await Task.sleep(for: .milliseconds(100))
+            return .tick
+          }
+          continue
+        }
+        group.cancelAll()
+        return holder
+      }
+      return nil
     }
     guard let holder = holder ?? nil else { return }
     if cancelled() {

@@ -65,20 +65,20 @@ extension RunSession {
     }
     return RunReport(
       runID: runID, playbook: request.playbookLabel, started: started.wall, finished: Date(),
-      status: code.runStatus.rawValue, exitCode: Int(code.rawValue), message: message,
+      status: code.runStatus, exitCode: Int(code.rawValue), message: message,
       inventory: plan.inventoryPath.map(RunRecorder.absolute),
       policy: plan.policyPath.map(RunRecorder.absolute),
-      limit: request.limit?.text, job: request.history.job, trigger: request.history.trigger.rawValue,
+      limit: request.limit?.text, job: request.history.job, trigger: request.history.trigger,
       startedBy: NewRun.currentUser, keyFingerprint: keyFingerprint, outputIsTail: false, plays: plays)
   }
 
   /// `completed`, `aborted` (with the reason), `interrupted` or `timed out`.
-  static func outcomeName(_ outcome: RunResult.Outcome) -> (String, String?) {
+  static func outcomeName(_ outcome: RunResult.Outcome) -> (PlayOutcome, String?) {
     switch outcome {
-    case .completed: ("completed", nil)
-    case .aborted(let why): ("aborted", why)
-    case .interrupted: ("interrupted", nil)
-    case .timedOut: ("timed out", nil)
+    case .completed: (.completed, nil)
+    case .aborted(let why): (.aborted, why)
+    case .interrupted: (.interrupted, nil)
+    case .timedOut: (.timedOut, nil)
     }
   }
 
@@ -95,17 +95,17 @@ extension RunSession {
       var tasks: [TaskRecord] = []
       for (taskIndex, task) in host.tasks.enumerated() {
         let name = scheduled.tasks[taskIndex].name
-        var record = TaskRecord(name: name, status: "pending", attempts: host.attempts[taskIndex])
+        var record = TaskRecord(name: name, status: .pending, attempts: host.attempts[taskIndex])
         switch task {
         case .ok(let code):
-          record.status = "ok"
+          record.status = .ok
           record.exitStatus = code
         case .failed(let why):
-          record.status = "failed"
+          record.status = .failed
           record.reason = why
-        case .timedOut: record.status = "timed out"
+        case .timedOut: record.status = .timedOut
         case .skipped(let why):
-          record.status = "skipped"
+          record.status = .skipped
           record.reason = why
         case .pending: break
         }
@@ -122,11 +122,20 @@ extension RunSession {
       if let auth = host.authenticated, let push = host.pushes.last(where: { $0 <= auth }) {
         latency = Int((auth - push) * 1000)
       }
+      let status: HostStatus =
+        switch host.status {
+        case .pending: .pending
+        case .ok: .ok
+        case .failed: .failed
+        case .unreachable: .unreachable
+        case .timedOut: .timedOut
+        case .notStarted: .notStarted
+        }
       records.append(
         HostRecord(
           play: play.name, host: scheduled.name,
           address: target.map { "\($0.address):\($0.port)" } ?? "", user: scheduled.user,
-          status: host.status.rawValue, message: host.message, pushes: host.pushes.map(wall),
+          status: status, message: host.message, pushes: host.pushes.map(wall),
           authenticatedAt: host.authenticated.map(wall), pushToAuthMilliseconds: latency,
           startedAt: host.started.map(wall), finishedAt: host.finished.map(wall), reconnects: host.reconnects,
           tasks: tasks))

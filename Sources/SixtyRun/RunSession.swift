@@ -104,7 +104,7 @@ final class RunSession: @unchecked Sendable {
     }
     defer { handler.cancel() }
     do {
-      try recorder.lockHosts(plan: plan) { [self] in isInterruptedWhileIdle }
+      try await recorder.lockHosts(plan: plan) { [self] in isInterruptedWhileIdle }
       let (status, message) = try await runPlays(recorder: recorder)
       recorder.finish(status: status.runStatus, exitCode: status.rawValue, message: message)
       return status

@@ -154,18 +154,18 @@ import Testing
       var tasks: [TaskRecord] = []
       var clock = auth.addingTimeInterval(0.05)
       for (position, name) in ["check", "upgrade", "restart", "verify", "report"].enumerated() {
-        var status = "ok"
+        var status: TaskStatus = .ok
         var stderr = ""
         if index % 7 == 3 && position == 1 {
-          status = "failed"
+          status = .failed
           stderr = "E: Could not get lock /var/lib/dpkg/lock-frontend\n"
         }
-        if index % 7 == 3 && position > 1 { status = "skipped" }
-        let ran = status != "skipped"
+        if index % 7 == 3 && position > 1 { status = .skipped }
+        let ran = status != .skipped
         tasks.append(
           TaskRecord(
-            name: name, status: status, reason: status == "failed" ? "exit status 100" : nil,
-            exitStatus: ran ? (status == "ok" ? 0 : 100) : nil, attempts: ran ? 1 : 0,
+            name: name, status: status, reason: status == .failed ? "exit status 100" : nil,
+            exitStatus: ran ? (status == .ok ? 0 : 100) : nil, attempts: ran ? 1 : 0,
             startedAt: ran ? clock : nil,
             finishedAt: ran ? clock.addingTimeInterval(0.4) : nil, stdoutTail: ran ? "done \(index)\n" : nil,
             stderrTail: ran ? stderr : nil))
@@ -177,7 +177,7 @@ import Testing
           play: "fleet",
           host: index == 5 ? "<img src=x onerror=\"document.title='owned'\">" : "host-\(index)",
           address: "10.0.\(index / 250).\(index % 250):22", user: "ops",
-          status: unreachable ? "unreachable" : index % 7 == 3 ? "failed" : "ok",
+          status: unreachable ? .unreachable : index % 7 == 3 ? .failed : .ok,
           message: unreachable ? "cannot connect: Connection timed out" : nil, pushes: [push],
           authenticatedAt: unreachable ? nil : auth, pushToAuthMilliseconds: unreachable ? nil : 200,
           startedAt: push, finishedAt: clock, reconnects: 0,
@@ -186,7 +186,7 @@ import Testing
             : index == 10
               ? [
                 TaskRecord(
-                  name: "check", status: "ok", exitStatus: 0, attempts: 1, startedAt: auth,
+                  name: "check", status: .ok, exitStatus: 0, attempts: 1, startedAt: auth,
                   finishedAt: auth.addingTimeInterval(0.1),
                   stdoutTail: "</script><script>document.title='owned'</script>\n", stderrTail: "")
               ] : tasks))
@@ -194,8 +194,8 @@ import Testing
     let report = RunReport(
       runID: 42, playbook: "playbooks/<b>patch</b>.yml", started: start,
       finished: start.addingTimeInterval(160),
-      status: "failed", exitCode: 1, outputIsTail: false,
-      plays: [RunReport.Play(name: "fleet", outcome: "completed", keyTTL: 60, concurrency: 20, hosts: hosts)])
+      status: .failed, exitCode: 1, outputIsTail: false,
+      plays: [RunReport.Play(name: "fleet", outcome: .completed, keyTTL: 60, concurrency: 20, hosts: hosts)])
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-report-\(UUID())")
       .path
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -206,12 +206,12 @@ import Testing
     let dom = try Chromium.dom(file)
     let rows = ReportRow.parse(dom)
     #expect(rows.count == 2000)
-    #expect(rows.filter { $0.status == "failed" }.count == hosts.filter { $0.status == "failed" }.count)
+    #expect(rows.filter { $0.status == "failed" }.count == hosts.filter { $0.status == .failed }.count)
     #expect(rows.filter { $0.status == "unreachable" }.count == 20)
     #expect(rows.allSatisfy { row in row.auth.map { a in row.pushes.allSatisfy { $0.t < a.t } } ?? true })
     // The same failure on many hosts is one entry that counts them.
     // (The DOM is 2 MB: checks are made on it first, so a failure does not print it whole.)
-    let failed = hosts.filter { $0.tasks.contains { $0.status == "failed" } }.count
+    let failed = hosts.filter { $0.tasks.contains { $0.status == .failed } }.count
     let cluster = dom.contains("data-hosts=\"\(failed)\"><b>upgrade</b> — exit status 100")
     #expect(cluster, "one cluster of the \(failed) hosts whose upgrade failed")
     let unreachableCluster = dom.contains("data-hosts=\"20\"><b>host unreachable</b>")

@@ -37,10 +37,10 @@ import Testing
     try history.record(
       runID: id,
       hosts: [
-        HostRecord(play: "p", host: "web-1", address: "10.0.0.1:22", user: "ops", status: "ok"),
+        HostRecord(play: "p", host: "web-1", address: "10.0.0.1:22", user: "ops", status: .ok),
         HostRecord(
-          play: "p", host: "web-2", address: "10.0.0.2:22", user: "ops", status: "failed",
-          tasks: [TaskRecord(name: "patch", status: "failed", exitStatus: 2, stderrTail: "E: broken\n")]),
+          play: "p", host: "web-2", address: "10.0.0.2:22", user: "ops", status: .failed,
+          tasks: [TaskRecord(name: "patch", status: .failed, exitStatus: 2, stderrTail: "E: broken\n")]),
       ])
     try history.finish(id: id, status: status, exitCode: status == .succeeded ? 0 : 1, message: nil)
     return (history, try #require(try history.run(id: id)))
@@ -66,7 +66,7 @@ import Testing
     #expect(transport.count == 4)
     let records = try history.notifications(runID: run.id)
     #expect(records.count == 1)
-    #expect(records.first?.outcome == "failed")
+    #expect(records.first?.outcome == .failed)
     #expect(records.first?.attempts == 4)
     #expect(records.first?.error == "the webhook answered HTTP 503")
     #expect(records.first?.target == "https://hooks.example.com/…")
@@ -94,13 +94,13 @@ import Testing
     #expect(transport.count == 1)
     #expect(transport.requests.first?.url.host == "b.example.com")
     let records = try history.notifications(runID: run.id)
-    #expect(records.map(\.outcome) == ["failed", "failed"])
+    #expect(records.map(\.outcome) == [.failed, .failed])
     #expect(records[0].attempts == 1)
     #expect(records[0].error == "the webhook answered HTTP 404")
     #expect(records[1].attempts == 0)
     #expect(records[1].error?.contains("is not set, so there is no webhook URL") == true)
     // The run itself is untouched.
-    #expect(try history.run(id: run.id)?.status == "succeeded")
+    #expect(try history.run(id: run.id)?.status == .succeeded)
   }
 
   @Test func commandsGetTheSummaryOnStdinAndFailuresAreRecorded() async throws {
@@ -120,7 +120,7 @@ import Testing
     #expect(written.contains("\"job\":\"nightly\""))
     #expect(written.hasSuffix("nightly failed\n"))
     let records = try history.notifications(runID: run.id)
-    #expect(records.map(\.outcome) == ["sent", "failed", "failed"])
+    #expect(records.map(\.outcome) == [.sent, .failed, .failed])
     #expect(records[1].error == "the command exited 3: nope")
     #expect(records[2].error == "the command did not finish within 1 s and was killed")
   }

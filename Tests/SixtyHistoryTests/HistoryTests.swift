@@ -57,7 +57,7 @@ import Testing
     // Opening again applies nothing new and keeps the data.
     let id = try history.begin(newRun())
     let again = try open()
-    #expect(try again.run(id: id)?.status == "running")
+    #expect(try again.run(id: id)?.status == .running)
   }
 
   @Test func aFirstVersionHistoryIsUpgradedWithItsRunsKept() throws {
@@ -82,7 +82,7 @@ import Testing
     try history.setKeyFingerprint(runID: 1, "SHA256:abc")
     try history.record(
       runID: 1,
-      play: PlayRecord(position: 0, name: "patch", outcome: "completed", keyTTL: 60, concurrency: 10))
+      play: PlayRecord(position: 0, name: "patch", outcome: .completed, keyTTL: 60, concurrency: 10))
     #expect(try history.run(id: 1)?.keyFingerprint == "SHA256:abc")
     #expect(try history.plays(runID: 1).map(\.name) == ["patch"])
   }
@@ -96,35 +96,35 @@ import Testing
       runID: id,
       hosts: [
         HostRecord(
-          play: "patch", host: "web-1", address: "10.0.0.1:22", user: "ops", status: "ok",
+          play: "patch", host: "web-1", address: "10.0.0.1:22", user: "ops", status: .ok,
           pushes: [t0], authenticatedAt: t0.addingTimeInterval(0.25), pushToAuthMilliseconds: 250,
-          tasks: [TaskRecord(name: "update", status: "ok", exitStatus: 0, attempts: 1, stdoutTail: "done\n")]),
+          tasks: [TaskRecord(name: "update", status: .ok, exitStatus: 0, attempts: 1, stdoutTail: "done\n")]),
         HostRecord(
-          play: "patch", host: "web-2", address: "10.0.0.2:22", user: "ops", status: "failed",
+          play: "patch", host: "web-2", address: "10.0.0.2:22", user: "ops", status: .failed,
           message: "task 'update' failed",
           tasks: [
             TaskRecord(
-              name: "update", status: "failed", reason: "exit status 2", exitStatus: 2, attempts: 3,
+              name: "update", status: .failed, reason: "exit status 2", exitStatus: 2, attempts: 3,
               stderrTail: "E: lock\n"),
-            TaskRecord(name: "restart", status: "skipped", reason: "an earlier task failed"),
+            TaskRecord(name: "restart", status: .skipped, reason: "an earlier task failed"),
           ]),
-        HostRecord(play: "patch", host: "web-3", address: "10.0.0.3:22", user: "ops", status: "unreachable"),
+        HostRecord(play: "patch", host: "web-3", address: "10.0.0.3:22", user: "ops", status: .unreachable),
       ])
     try history.finish(id: id, status: .failed, exitCode: 1, message: nil)
     let run = try #require(try history.run(id: id))
-    #expect(run.status == "failed")
+    #expect(run.status == .failed)
     #expect(run.exitCode == 1)
     #expect(run.hostsTotal == 3)
     #expect(run.hostsOK == 1)
     #expect(run.hostsFailed == 2)
     #expect(run.job == "nightly")
-    #expect(run.trigger == "schedule")
+    #expect(run.trigger == .schedule)
     #expect(run.extraVarNames == ["version"])
     let hosts = try history.hosts(runID: id)
     #expect(hosts.map(\.host) == ["web-1", "web-2", "web-3"])
     #expect(hosts[0].pushes == [t0])
     #expect(hosts[0].pushToAuthMilliseconds == 250)
-    #expect(hosts[1].tasks.map(\.status) == ["failed", "skipped"])
+    #expect(hosts[1].tasks.map(\.status) == [.failed, .skipped])
     #expect(hosts[1].tasks[0].attempts == 3)
     #expect(hosts[1].tasks[0].stderrTail == "E: lock\n")
     #expect(try history.hosts(runID: id, host: "web-2").count == 1)
@@ -149,13 +149,13 @@ import Testing
     let reused = try history.begin(newRun(process: ProcessIdentity(pid: getpid(), start: "1")))
     let marked = try history.sweepInterrupted()
     #expect(Set(marked) == [crashed, reused])
-    #expect(try history.run(id: crashed)?.status == "interrupted")
+    #expect(try history.run(id: crashed)?.status == .interrupted)
     #expect(try history.run(id: crashed)?.message?.contains("stopped without finishing") == true)
-    #expect(try history.run(id: alive)?.status == "running")
+    #expect(try history.run(id: alive)?.status == .running)
     #expect(try history.locks().isEmpty)
   }
 
-  @Test func hostLocksAreAllOrNoneAndFreedWhenTheRunEnds() throws {
+  @Test func hostLocksAreAllOrNoneAndFreedWhenTheRunEnds() async throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let history = try open()
     let a = try history.begin(newRun(job: "nightly"))
@@ -173,22 +173,143 @@ import Testing
     #expect(try history.locks().map(\.host) == ["web-1", "web-2"])  // web-3 was not taken
     // Refuse at once.
     let started = Date()
-    #expect(try history.lock(runID: b, hosts: [h3, alias], wait: 0) != nil)
+    #expect(try await history.lock(runID: b, hosts: [h3, alias], wait: 0) != nil)
     #expect(Date().timeIntervalSince(started) < 1)
-    // Wait: run a finishes after 0.5 s, then b gets every host.
-    let finisher = Thread {
-      Thread.sleep(forTimeInterval: 0.5)
-      try? history.finish(id: a, status: .succeeded, exitCode: 0, message: nil)
-    }
-    finisher.start()
+    // Wait: run a finishes once b starts waiting, then b gets every host.
     var waitedFor: Int64?
     #expect(
-      try history.lock(runID: b, hosts: [h3, alias], wait: 10, poll: 0.05, onWait: { waitedFor = $0.runID })
-        == nil)
+      try await history.lock(
+        runID: b, hosts: [h3, alias], wait: 10, poll: .milliseconds(50),
+        onWait: {
+          waitedFor = $0.runID
+          try? history.finish(id: a, status: .succeeded, exitCode: 0, message: nil)
+        }) == nil)
     #expect(waitedFor == a)
     #expect(Set(try history.locks().map(\.runID)) == [b])
     try history.finish(id: b, status: .succeeded, exitCode: 0, message: nil)
     #expect(try history.locks().isEmpty)
+  }
+
+  @Test func aWaitForHostLocksEndsWhenItsTaskIsCancelled() async throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let history = try open()
+    let a = try history.begin(newRun())
+    let b = try history.begin(newRun())
+    let host = HostLockKey(name: "web-1", address: "10.0.0.1", port: 22)
+    #expect(try history.tryLock(runID: a, hosts: [host]) == nil)
+    let (waiting, waits) = AsyncStream<LockHolder>.makeStream()
+    let wait = Task {
+      try await history.lock(runID: b, hosts: [host], wait: 600, onWait: { waits.yield($0) })
+    }
+    var told: [Int64] = []
+    for await holder in waiting {
+      told.append(holder.runID)
+      break
+    }
+    wait.cancel()
+    // The wait ends long before its 10 minutes, naming the holder; b took nothing.
+    #expect(try await wait.value?.runID == a)
+    #expect(told == [a])
+    #expect(try history.locks().map(\.runID) == [a])
+  }
+
+  @Test func aWaitForHostLocksEndsAtItsTimeoutNamingTheHolder() async throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let history = try open()
+    let a = try history.begin(newRun(job: "nightly"))
+    let b = try history.begin(newRun())
+    let host = HostLockKey(name: "web-1", address: "10.0.0.1", port: 22)
+    #expect(try history.tryLock(runID: a, hosts: [host]) == nil)
+    var told = 0
+    let holder = try await history.lock(
+      runID: b, hosts: [host], wait: 0.2, poll: .milliseconds(20), onWait: { _ in told += 1 })
+    #expect(holder?.runID == a && holder?.job == "nightly" && holder?.trigger == .schedule)
+    #expect(holder?.description == "run \(a) (job 'nightly', schedule, started by \(NewRun.currentUser))")
+    #expect(told == 1)  // the waiting message is printed once
+  }
+
+  /// A history written by the code before records were GRDB Codable records (its own SQL, kept
+  /// here verbatim) opens and reads the same.
+  @Test func aHistoryWrittenWithTheHandWrittenSQLReadsTheSame() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let path = directory + "/before.sqlite"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    do {
+      let queue = try DatabaseQueue(path: path)
+      try History.migrator.migrate(queue)
+      try queue.write { db in
+        try db.execute(
+          sql: """
+            INSERT INTO runs (started_at, status, playbook, playbook_sha256, inventory, policy, limit_selector,
+              extra_var_names, job, trigger, started_by, machine, pid, process_start, rerun_of, scheduled_for,
+              hosts_total)
+            VALUES (1800000000.5, 'running', '/p.yml', 'ab', '/i.yml', NULL, 'web-*', 'version,token', 'nightly',
+              'catch-up', 'ops@box', 'elsewhere', 1, '1', NULL, 1799999990, 2);
+            INSERT INTO run_hosts (run_id, play, host, address, user, status, message, pushes,
+              authenticated_at, push_to_auth_ms, started_at, finished_at, reconnects)
+            VALUES (1, 'patch', 'web-1', '10.0.0.1:22', 'ops', 'timed out', 'task ''update'' timed out',
+              '1800000001.25,1800000031.5', 1800000031.75, 250, 1800000001.0, 1800000062.0, 1),
+              (1, 'patch', 'web-2', '', 'ops', 'not started', NULL, '', NULL, NULL, NULL, NULL, 0);
+            INSERT INTO run_tasks (run_id, play, host, position, task, status, reason, exit_status, attempts,
+              started_at, finished_at, stdout_tail, stderr_tail)
+            VALUES (1, 'patch', 'web-1', 0, 'update', 'timed out', NULL, NULL, 1, 1800000032.0, 1800000062.0,
+              '…tail', ''),
+              (1, 'patch', 'web-1', 1, 'restart', 'pending', NULL, NULL, 0, NULL, NULL, NULL, NULL);
+            INSERT INTO run_plays (run_id, position, name, outcome, reason, key_ttl, concurrency)
+            VALUES (1, 0, 'patch', 'timed out', NULL, 60.0, 10);
+            UPDATE runs SET status = 'aborted', exit_code = 4, message = 'run timed out',
+              finished_at = 1800000062.0, key_fingerprint = 'SHA256:abc' WHERE id = 1;
+            INSERT INTO notifications (run_id, job, kind, target, outcome, attempts, error, at)
+            VALUES (1, 'nightly', 'command', 'notify.sh', 'sent', 1, NULL, 1800000063.0);
+            INSERT INTO host_locks (host_key, host, run_id, acquired_at) VALUES ('10.0.0.9:22', 'db', 1, 1800000000);
+            """)
+      }
+    }
+    let history = try History(path: path)
+    let run = try #require(try history.run(id: 1))
+    #expect(run.startedAt == Date(timeIntervalSince1970: 1_800_000_000.5))
+    #expect(run.finishedAt == Date(timeIntervalSince1970: 1_800_000_062))
+    #expect(run.status == .aborted && run.exitCode == 4 && run.message == "run timed out")
+    #expect(run.playbook == "/p.yml" && run.playbookSHA256 == "ab" && run.inventory == "/i.yml")
+    #expect(run.policy == nil && run.limit == "web-*" && run.extraVarNames == ["version", "token"])
+    #expect(run.job == "nightly" && run.trigger == .catchUp && run.startedBy == "ops@box" && run.pid == 1)
+    #expect(run.rerunOf == nil && run.scheduledFor == Date(timeIntervalSince1970: 1_799_999_990))
+    #expect(run.hostsTotal == 2 && run.keyFingerprint == "SHA256:abc")
+    let hosts = try history.hosts(runID: 1)
+    #expect(hosts.map(\.host) == ["web-1", "web-2"])
+    #expect(hosts.map(\.status) == [.timedOut, .notStarted])
+    #expect(hosts[0].message == "task 'update' timed out" && hosts[0].reconnects == 1)
+    #expect(
+      hosts[0].pushes == [
+        Date(timeIntervalSince1970: 1_800_000_001.25), Date(timeIntervalSince1970: 1_800_000_031.5),
+      ])
+    #expect(hosts[0].authenticatedAt == Date(timeIntervalSince1970: 1_800_000_031.75))
+    #expect(hosts[0].pushToAuthMilliseconds == 250)
+    #expect(hosts[1].pushes.isEmpty && hosts[1].startedAt == nil && hosts[1].tasks.isEmpty)
+    #expect(hosts[0].tasks.map(\.name) == ["update", "restart"])
+    #expect(hosts[0].tasks.map(\.status) == [.timedOut, .pending])
+    #expect(hosts[0].tasks[0].stdoutTail == "…tail" && hosts[0].tasks[0].exitStatus == nil)
+    #expect(hosts[0].tasks[1].startedAt == nil && hosts[0].tasks[1].stdoutTail == nil)
+    let plays = try history.plays(runID: 1)
+    #expect(plays.map(\.outcome) == [.timedOut] && plays.first?.concurrency == 10)
+    let notifications = try history.notifications(runID: 1)
+    #expect(notifications.map(\.kind) == [.command] && notifications.map(\.outcome) == [.sent])
+    #expect(notifications.first?.at == Date(timeIntervalSince1970: 1_800_000_063))
+    // What the new code writes, the old SQL reads back in the same columns.
+    try history.record(runID: 1, hosts: [hosts[0]])
+    let columns = try history.pool.read { db in
+      try Row.fetchOne(
+        db, sql: "SELECT status, pushes, started_at FROM run_hosts WHERE run_id = 1 AND host = 'web-1'")
+    }
+    #expect(columns?["status"] == "timed out")
+    #expect(columns?["pushes"] == "1800000001.25,1800000031.5")
+    #expect(columns?["started_at"] == 1_800_000_001.0)
+    let tasks = try history.pool.read { db in
+      try String.fetchAll(db, sql: "SELECT status FROM run_tasks WHERE host = 'web-1' ORDER BY position")
+    }
+    #expect(tasks == ["timed out", "pending"])
+    // Counted as the old SQL counted: a timed-out host failed.
+    #expect(try history.run(id: 1)?.hostsFailed == 1)
   }
 
   @Test func twoProcessesWritingAtOnceNeverFail() throws {
@@ -231,14 +352,14 @@ import Testing
     #expect(try history.lastFire(job: "nightly") == fire.addingTimeInterval(86400))
     let id = try history.recordUnstarted(
       newRun(job: "nightly"), status: .skipped, exitCode: nil, message: "the previous run was still going")
-    #expect(try history.run(id: id)?.status == "skipped")
+    #expect(try history.run(id: id)?.status == .skipped)
     #expect(try history.run(id: id)?.finishedAt != nil)
     try history.recordNotification(
       NotificationRecord(
-        runID: id, job: "nightly", kind: "webhook", target: "https://hooks.example.com", outcome: "failed",
+        runID: id, job: "nightly", kind: .webhook, target: "https://hooks.example.com", outcome: .failed,
         attempts: 4, error: "HTTP 500"))
     let sent = try history.notifications(runID: id)
-    #expect(sent.map(\.outcome) == ["failed"])
+    #expect(sent.map(\.outcome) == [.failed])
     #expect(sent.first?.attempts == 4)
   }
 

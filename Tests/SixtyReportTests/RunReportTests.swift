@@ -6,37 +6,38 @@ import Testing
 @Suite struct RunReportTests {
   static let start = Date(timeIntervalSince1970: 1_795_000_000)
 
-  static func host(_ name: String, status: String = "ok", output: String = "fine\n") -> HostRecord {
+  static func host(_ name: String, status: HostStatus = .ok, output: String = "fine\n") -> HostRecord {
     let push = start.addingTimeInterval(1)
     return HostRecord(
       play: "patch", host: name, address: "127.0.0.1:2201", user: "ops", status: status,
-      message: status == "unreachable" ? "cannot connect" : nil,
-      pushes: status == "not started" ? [] : [push],
-      authenticatedAt: status == "ok" || status == "failed" ? push.addingTimeInterval(0.25) : nil,
-      pushToAuthMilliseconds: status == "ok" || status == "failed" ? 250 : nil, startedAt: push,
+      message: status == .unreachable ? "cannot connect" : nil,
+      pushes: status == .notStarted ? [] : [push],
+      authenticatedAt: status == .ok || status == .failed ? push.addingTimeInterval(0.25) : nil,
+      pushToAuthMilliseconds: status == .ok || status == .failed ? 250 : nil, startedAt: push,
       finishedAt: push.addingTimeInterval(2), reconnects: 0,
-      tasks: status == "ok" || status == "failed"
+      tasks: status == .ok || status == .failed
         ? [
           TaskRecord(
-            name: "check", status: status, reason: status == "failed" ? "exit status 3" : nil,
-            exitStatus: status == "failed" ? 3 : 0, attempts: 1, startedAt: push.addingTimeInterval(0.3),
+            name: "check", status: status == .failed ? .failed : .ok,
+            reason: status == .failed ? "exit status 3" : nil,
+            exitStatus: status == .failed ? 3 : 0, attempts: 1, startedAt: push.addingTimeInterval(0.3),
             finishedAt: push.addingTimeInterval(1), stdoutTail: output,
-            stderrTail: status == "failed" ? "bad\n" : ""),
-          TaskRecord(name: "restart", status: status == "failed" ? "skipped" : "ok", reason: nil),
+            stderrTail: status == .failed ? "bad\n" : ""),
+          TaskRecord(name: "restart", status: status == .failed ? .skipped : .ok, reason: nil),
         ] : [])
   }
 
   static func report(_ hosts: [HostRecord]) -> RunReport {
     RunReport(
       runID: 3, playbook: "playbooks/patch.yml", started: start, finished: start.addingTimeInterval(4),
-      status: "failed", exitCode: 1, message: nil, policy: "/etc/sixty/policy.yml", trigger: "manual",
+      status: .failed, exitCode: 1, message: nil, policy: "/etc/sixty/policy.yml", trigger: .manual,
       startedBy: "ops@box", keyFingerprint: "SHA256:abc", outputIsTail: false,
-      plays: [RunReport.Play(name: "patch", outcome: "completed", keyTTL: 60, concurrency: 10, hosts: hosts)])
+      plays: [RunReport.Play(name: "patch", outcome: .completed, keyTTL: 60, concurrency: 10, hosts: hosts)])
   }
 
   @Test func jsonCarriesTheRunThePlaysAndEveryHost() throws {
     let report = Self.report([
-      Self.host("web-1"), Self.host("web-2", status: "failed"), Self.host("web-3", status: "unreachable"),
+      Self.host("web-1"), Self.host("web-2", status: .failed), Self.host("web-3", status: .unreachable),
     ])
     let object = try #require(try JSONSerialization.jsonObject(with: Data(report.json())) as? [String: Any])
     #expect(object["run_id"] as? Int == 3)
@@ -56,8 +57,8 @@ import Testing
 
   @Test func junitHasACasePerTaskAndAConnectCaseForHostsThatNeverRan() {
     let xml = Self.report([
-      Self.host("web-1"), Self.host("web-2", status: "failed"), Self.host("web-3", status: "unreachable"),
-      Self.host("web-4", status: "not started"),
+      Self.host("web-1"), Self.host("web-2", status: .failed), Self.host("web-3", status: .unreachable),
+      Self.host("web-4", status: .notStarted),
     ]).junit()
     #expect(xml.contains("<testsuite name=\"patch\" tests=\"6\" failures=\"2\" skipped=\"2\">"), "\(xml)")
     #expect(
@@ -101,14 +102,14 @@ import Testing
     try history.record(
       runID: id,
       play: PlayRecord(
-        position: 0, name: "patch", outcome: "aborted", reason: "2 hosts failed", keyTTL: 45, concurrency: 5))
-    try history.record(runID: id, hosts: [Self.host("web-1"), Self.host("web-2", status: "failed")])
+        position: 0, name: "patch", outcome: .aborted, reason: "2 hosts failed", keyTTL: 45, concurrency: 5))
+    try history.record(runID: id, hosts: [Self.host("web-1"), Self.host("web-2", status: .failed)])
     try history.finish(id: id, status: .aborted, exitCode: 4, message: "play 'patch' aborted: 2 hosts failed")
     let report = try #require(try RunReport.load(from: history, runID: id))
-    #expect(report.runID == id && report.status == "aborted" && report.exitCode == 4)
+    #expect(report.runID == id && report.status == .aborted && report.exitCode == 4)
     #expect(report.keyFingerprint == "SHA256:abc" && report.outputIsTail)
     #expect(report.plays.count == 1)
-    #expect(report.plays[0].outcome == "aborted" && report.plays[0].reason == "2 hosts failed")
+    #expect(report.plays[0].outcome == .aborted && report.plays[0].reason == "2 hosts failed")
     #expect(report.plays[0].keyTTL == 45 && report.plays[0].concurrency == 5)
     #expect(report.plays[0].hosts.map(\.host) == ["web-1", "web-2"])
     #expect(report.plays[0].hosts[1].tasks[0].stderrTail == "bad\n")
@@ -119,6 +120,6 @@ import Testing
       NewRun(startedAt: Self.start, playbook: "old.yml", playbookSHA256: "00", inventory: nil, policy: nil))
     try history.record(runID: older, hosts: [Self.host("web-1")])
     let old = try #require(try RunReport.load(from: history, runID: older))
-    #expect(old.plays.map(\.name) == ["patch"] && old.plays[0].outcome == "unknown")
+    #expect(old.plays.map(\.name) == ["patch"] && old.plays[0].outcome == .unknown)
   }
 }
