@@ -90,10 +90,22 @@ let package = Package(
     .target(name: "SixtyReport", dependencies: ["SixtyCore", "SixtyHistory"]),
     // The scheduler of one play: slots, batches, just-in-time pushes, deadlines, cancellation.
     .target(name: "SixtyScheduler"),
+    // Child processes: one spawn path, the reaper of this process's children, wait statuses.
+    .target(name: "SixtyProcess"),
     // Running tasks with the system OpenSSH client, one ControlMaster connection per host.
     .target(
       name: "SixtyExecution",
-      dependencies: ["SixtyCore", "SixtyScheduler", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
+      dependencies: [
+        "SixtyCore", "SixtyScheduler", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy", "SixtyProcess",
+      ]),
+    // The jobs daemon (a pure state machine and its service) and the run notifications.
+    .target(
+      name: "SixtyJobs",
+      dependencies: [
+        "SixtyCore", "SixtyCalendar", "SixtyHistory", "SixtyProcess", "InstanceConnect",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+      ]),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed. sshd starts it on every login, so
     // it is one static program: the Swift runtime, FoundationEssentials, swift-crypto and glibc
     // built in. Nothing is loaded or relocated at start (no ld.so, no position-independent
@@ -121,7 +133,7 @@ let package = Package(
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyAudit", "SixtyBroker", "SixtyScheduler", "SixtyExecution", "SixtyCalendar",
-        "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport",
+        "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport", "SixtyProcess", "SixtyJobs",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),
@@ -146,7 +158,7 @@ let package = Package(
       name: "SixtyCLITests",
       dependencies: [
         "SixtyCLI", "SixtyCalendar", "SixtyHistory", "InstanceConnect", "SixtyReport", "SixtyKeys",
-        "SixtyAgentCore", .product(name: "Crypto", package: "swift-crypto"),
+        "SixtyAgentCore", "SixtyJobs", "SixtyProcess", .product(name: "Crypto", package: "swift-crypto"),
       ]),
     .testTarget(name: "SixtyAuditTests", dependencies: ["SixtyAudit"]),
     .testTarget(name: "SixtyReportTests", dependencies: ["SixtyReport", "SixtyHistory"]),
@@ -157,7 +169,15 @@ let package = Package(
       ]),
     .testTarget(name: "SixtySchedulerTests", dependencies: ["SixtyScheduler"]),
     .testTarget(
-      name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning", "SixtyScheduler"]),
+      name: "SixtyExecutionTests",
+      dependencies: ["SixtyExecution", "SixtyPlanning", "SixtyScheduler", "SixtyProcess"]),
+    .testTarget(name: "SixtyProcessTests", dependencies: ["SixtyProcess"]),
+    .testTarget(
+      name: "SixtyJobsTests",
+      dependencies: [
+        "SixtyJobs", "SixtyCalendar", "SixtyHistory", "SixtyProcess", "InstanceConnect",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     .testTarget(
       name: "SixtyCalendarTests", dependencies: ["SixtyCalendar", "SixtyPolicy", "SixtyCore"],
       exclude: ["Reference"]),

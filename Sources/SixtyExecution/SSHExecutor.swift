@@ -3,6 +3,7 @@ import SixtyCore
 import SixtyPlanning
 import SixtyPlaybook
 import SixtyPolicy
+import SixtyProcess
 import SixtyScheduler
 
 /// Where and how to reach one host, and what to run there.
