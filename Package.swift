@@ -29,7 +29,11 @@ let package = Package(
   ],
   targets: [
     // Diagnostics, source locations and positioned YAML reading shared by every parser.
-    .target(name: "SixtyCore", dependencies: [.product(name: "Yams", package: "Yams")]),
+    .target(
+      name: "SixtyCore",
+      dependencies: [
+        .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
+      ]),
     // Policy model, parsing and the organisation cap.
     .target(name: "SixtyPolicy", dependencies: ["SixtyCore"]),
     // Playbooks, inventories, templating and the per-host task graph.
@@ -105,6 +109,7 @@ let package = Package(
         "SixtyCore", "SixtyCalendar", "SixtyHistory", "SixtyProcess", "InstanceConnect",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ]),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed. sshd starts it on every login, so
     // it is one static program: the Swift runtime, FoundationEssentials, swift-crypto and glibc

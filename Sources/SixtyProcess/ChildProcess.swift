@@ -86,13 +86,15 @@ public final class ChildProcess: @unchecked Sendable {
   // ends and spawns need no lock: many hosts' ssh clients start at once.
 
   public struct Output: Sendable {
+    public var pid: pid_t
     public var ended: WaitStatus
     public var stdout: CappedBuffer
     public var stderr: CappedBuffer
     /// The exit status, or 128+signal.
     public var status: Int32 { ended.code }
 
-    public init(ended: WaitStatus, stdout: CappedBuffer, stderr: CappedBuffer) {
+    public init(pid: pid_t, ended: WaitStatus, stdout: CappedBuffer, stderr: CappedBuffer) {
+      self.pid = pid
       self.ended = ended
       self.stdout = stdout
       self.stderr = stderr
@@ -168,8 +170,11 @@ public final class ChildProcess: @unchecked Sendable {
     var err: [Int32] = [-1, -1]
     var log: Int32 = -1
 
-    mutating func make(_ fds: inout [Int32]) throws {
+    /// A close-on-exec pipe: read end, write end.
+    static func make() throws -> [Int32] {
+      var fds: [Int32] = [-1, -1]
       guard systemPipe2(&fds, O_CLOEXEC) == 0 else { throw ProcessError(step: .pipe, code: errno) }
+      return fds
     }
 
     /// After the spawn: the ends the child holds, and the log file.
@@ -184,7 +189,8 @@ public final class ChildProcess: @unchecked Sendable {
     }
   }
 
-  private static func spawn(_ arguments: [String], _ options: SpawnOptions, pipes: inout Pipes) throws -> pid_t
+  private static func spawn(_ arguments: [String], _ options: SpawnOptions, pipes: inout Pipes) throws
+    -> pid_t
   {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
@@ -193,18 +199,18 @@ public final class ChildProcess: @unchecked Sendable {
     case .none: posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     case .file(let path): posix_spawn_file_actions_addopen(&actions, 0, path, O_RDONLY, 0)
     case .bytes:
-      try pipes.make(&pipes.input)
+      pipes.input = try Pipes.make()
       posix_spawn_file_actions_adddup2(&actions, pipes.input[0], 0)
     case .inherit: break
     }
     switch options.output {
     case .capture(_, _, let merge):
-      try pipes.make(&pipes.out)
+      pipes.out = try Pipes.make()
       posix_spawn_file_actions_adddup2(&actions, pipes.out[1], 1)
       if merge {
         posix_spawn_file_actions_adddup2(&actions, pipes.out[1], 2)
       } else {
-        try pipes.make(&pipes.err)
+        pipes.err = try Pipes.make()
         posix_spawn_file_actions_adddup2(&actions, pipes.err[1], 2)
       }
     case .discard:
@@ -227,7 +233,7 @@ public final class ChildProcess: @unchecked Sendable {
     guard case .capture(let cap, let keep, let merge) = output else {
       WatcherThread.start {
         let ended = WaitStatus.wait(pid) ?? .exited(255)
-        completion(Output(ended: ended, stdout: CappedBuffer(cap: 0), stderr: CappedBuffer(cap: 0)))
+        completion(Output(pid: pid, ended: ended, stdout: CappedBuffer(cap: 0), stderr: CappedBuffer(cap: 0)))
       }
       return
     }
@@ -235,7 +241,10 @@ public final class ChildProcess: @unchecked Sendable {
     WatcherThread.start {
       let buffers = drain(merge ? [stdoutFD] : [stdoutFD, stderrFD], cap: cap, keeping: keep)
       let ended = WaitStatus.wait(pid) ?? .exited(255)
-      completion(Output(ended: ended, stdout: buffers[0], stderr: buffers.count > 1 ? buffers[1] : CappedBuffer(cap: 0)))
+      completion(
+        Output(
+          pid: pid, ended: ended, stdout: buffers[0],
+          stderr: buffers.count > 1 ? buffers[1] : CappedBuffer(cap: 0)))
     }
   }
 
@@ -280,7 +289,9 @@ public final class ChildProcess: @unchecked Sendable {
 
   /// Reads pipes until each reaches its end, keeping at most `cap` bytes of each, and closes
   /// them.
-  static func drain(_ descriptors: [Int32], cap: Int, keeping keep: CappedBuffer.Keep = .head) -> [CappedBuffer] {
+  static func drain(_ descriptors: [Int32], cap: Int, keeping keep: CappedBuffer.Keep = .head)
+    -> [CappedBuffer]
+  {
     var buffers = descriptors.map { _ in CappedBuffer(cap: cap, keeping: keep) }
     var fds = descriptors.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
     var chunk = [UInt8](repeating: 0, count: 16384)

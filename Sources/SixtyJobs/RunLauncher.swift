@@ -1,0 +1,92 @@
+import Foundation
+import SixtyCalendar
+import SixtyHistory
+import SixtyProcess
+
+/// One run the daemon asks for: the `sixty run` it stands for, and where its output goes.
+public struct RunRequest: Sendable, Equatable {
+  public var job: String
+  public var playbook: String
+  public var inventory: String
+  public var policy: String?
+  public var limit: String?
+  public var trigger: RunTrigger
+  public var scheduled: Date
+  /// The time after which the run's hosts may not start (the job's window), if any.
+  public var notAfter: Date?
+  public var historyPath: String
+  /// The file the run's stdout and stderr are appended to.
+  public var logPath: String
+
+  public init(
+    job: String, playbook: String, inventory: String, policy: String?, limit: String?, trigger: RunTrigger,
+    scheduled: Date, notAfter: Date?, historyPath: String, logPath: String
+  ) {
+    self.job = job
+    self.playbook = playbook
+    self.inventory = inventory
+    self.policy = policy
+    self.limit = limit
+    self.trigger = trigger
+    self.scheduled = scheduled
+    self.notAfter = notAfter
+    self.historyPath = historyPath
+    self.logPath = logPath
+  }
+}
+
+/// Starts the runs of the jobs daemon.
+public protocol RunLauncher: Sendable {
+  /// Starts `run` and returns its process id; `exited` is called once, with that id and the exit
+  /// status (or 128+signal), when it has ended.
+  /// - Throws: an error whose description says why the run could not start.
+  func launch(_ run: RunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t
+}
+
+/// A launch failure, as a sentence naming what is at fault.
+public struct JobsError: Error, CustomStringConvertible, Sendable {
+  public var description: String
+  public init(_ description: String) { self.description = description }
+}
+
+/// Runs `sixty run` children: each in its own process group (a terminal's Ctrl-C reaches the
+/// daemon only), stdin from /dev/null, stdout and stderr appended to a 0600 log file.
+public struct SixtyRunLauncher: RunLauncher {
+  /// The `sixty` binary to run.
+  public let sixty: String
+
+  public init(sixty: String) { self.sixty = sixty }
+
+  /// The command line of a run.
+  public func arguments(for run: RunRequest) -> [String] {
+    var arguments = [
+      sixty, "run", run.playbook, "-i", run.inventory, "--no-progress", "--history", run.historyPath, "--job",
+      run.job,
+      "--trigger", run.trigger.rawValue, "--scheduled-for", JobSchedules.iso(run.scheduled),
+    ]
+    if let policy = run.policy { arguments += ["--policy", policy] }
+    if let limit = run.limit { arguments += ["--limit", limit] }
+    if let limit = run.notAfter { arguments += ["--not-after", JobSchedules.iso(limit)] }
+    return arguments
+  }
+
+  public func launch(_ run: RunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t {
+    let directory = URL(fileURLWithPath: run.logPath).deletingLastPathComponent().path
+    try FileManager.default.createDirectory(
+      atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+    let arguments = arguments(for: run)
+    do {
+      let child = try ChildProcess.start(
+        arguments,
+        SpawnOptions(
+          output: .appending(to: run.logPath), group: .own,
+          defaultSignals: [SIGINT, SIGTERM, SIGHUP, SIGPIPE])
+      ) { exited($0.pid, $0.status) }
+      return child.pid
+    } catch let error as ProcessError {
+      let reason = String(cString: strerror(error.code))
+      if case .open = error.step { throw JobsError("cannot open the run log \(run.logPath): \(reason)") }
+      throw JobsError("cannot start \(arguments[0]): \(reason)")
+    }
+  }
+}
