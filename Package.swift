@@ -180,7 +180,7 @@ let package = Package(
     .testTarget(
       name: "SixtyJobsTests",
       dependencies: [
-        "SixtyJobs", "SixtyCalendar", "SixtyHistory", "SixtyProcess", "InstanceConnect",
+        "SixtyJobs", "SixtyCalendar", "SixtyCore", "SixtyHistory", "SixtyProcess", "InstanceConnect",
         .product(name: "Logging", package: "swift-log"),
       ]),
     .testTarget(
