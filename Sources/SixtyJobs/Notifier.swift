@@ -208,9 +208,10 @@ public final class Notifier: Sendable {
         return
       }
       let pid = child.pid
-      outcome.timer = Task {
-        try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))
-        if !Task.isCancelled && outcome.resume((-1, "")) {
+      // On a dispatch queue, not in a task: tests and runs that hold the cooperative pool's few
+      // threads must not delay the kill.
+      DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+        if outcome.resume((-1, "")) {
           kill(-pid, SIGKILL)
           kill(pid, SIGKILL)
         }
@@ -224,36 +225,21 @@ public final class Notifier: Sendable {
     private let lock = NSLock()
     private var done = false
     private var pending: CheckedContinuation<(Int32, String), Never>?
-    private var timerTask: Task<Void, Never>?
 
     var continuation: CheckedContinuation<(Int32, String), Never>? {
       get { lock.withLock { pending } }
       set { lock.withLock { pending = newValue } }
     }
 
-    /// The timeout's task, cancelled when the command ends first.
-    var timer: Task<Void, Never>? {
-      get { lock.withLock { timerTask } }
-      set {
-        let cancel = lock.withLock {
-          timerTask = newValue
-          return done
-        }
-        if cancel { newValue?.cancel() }
-      }
-    }
-
     /// True for the first outcome only, which is the one returned.
     func resume(_ outcome: (Int32, String)) -> Bool {
-      let taken: (CheckedContinuation<(Int32, String), Never>?, Task<Void, Never>?)? = lock.withLock {
+      let taken: CheckedContinuation<(Int32, String), Never>?? = lock.withLock {
         if done { return nil }
         done = true
-        return (pending, timerTask)
+        return .some(pending)
       }
       guard let taken else { return false }
-      let (continuation, timer) = taken
-      timer?.cancel()
-      continuation?.resume(returning: outcome)
+      taken?.resume(returning: outcome)
       return true
     }
   }
