@@ -212,7 +212,7 @@ public final class JobsDaemon: Service, @unchecked Sendable {
       "job": .string(job.name), "scheduled": .string(JobSchedules.iso(launch.scheduled)),
       "trigger": .string(launch.trigger.rawValue),
     ]
-    let request = RunRequest(
+    let request = JobRunRequest(
       job: job.name, playbook: job.playbook, inventory: job.inventory, policy: job.policy, limit: job.limit,
       trigger: launch.trigger, scheduled: launch.scheduled, notAfter: launch.notAfter,
       historyPath: history.path,

@@ -4,7 +4,7 @@ import SixtyHistory
 import SixtyProcess
 
 /// One run the daemon asks for: the `sixty run` it stands for, and where its output goes.
-public struct RunRequest: Sendable, Equatable {
+public struct JobRunRequest: Sendable, Equatable {
   public var job: String
   public var playbook: String
   public var inventory: String
@@ -40,7 +40,7 @@ public protocol RunLauncher: Sendable {
   /// Starts `run` and returns its process id; `exited` is called once, with that id and the exit
   /// status (or 128+signal), when it has ended.
   /// - Throws: an error whose description says why the run could not start.
-  func launch(_ run: RunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t
+  func launch(_ run: JobRunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t
 }
 
 /// A launch failure, as a sentence naming what is at fault.
@@ -58,7 +58,7 @@ public struct SixtyRunLauncher: RunLauncher {
   public init(sixty: String) { self.sixty = sixty }
 
   /// The command line of a run.
-  public func arguments(for run: RunRequest) -> [String] {
+  public func arguments(for run: JobRunRequest) -> [String] {
     var arguments = [
       sixty, "run", run.playbook, "-i", run.inventory, "--no-progress", "--history", run.historyPath, "--job",
       run.job,
@@ -70,7 +70,8 @@ public struct SixtyRunLauncher: RunLauncher {
     return arguments
   }
 
-  public func launch(_ run: RunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t {
+  public func launch(_ run: JobRunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t
+  {
     let directory = URL(fileURLWithPath: run.logPath).deletingLastPathComponent().path
     try FileManager.default.createDirectory(
       atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -59,10 +59,10 @@ final class ManualClock: JobsClock, @unchecked Sendable {
 final class FakeLauncher: RunLauncher, @unchecked Sendable {
   // Safe: `requests` and `exits` are read and written only under `lock`.
   private let lock = NSLock()
-  private var requests: [RunRequest] = []
+  private var requests: [JobRunRequest] = []
   private var exits: [pid_t: @Sendable (pid_t, Int32) -> Void] = [:]
 
-  func launch(_ run: RunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t {
+  func launch(_ run: JobRunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t {
     lock.withLock {
       requests.append(run)
       // Pids far above any real one: nothing is ever signalled by mistake.
@@ -72,7 +72,7 @@ final class FakeLauncher: RunLauncher, @unchecked Sendable {
     }
   }
 
-  var launched: [RunRequest] { lock.withLock { requests } }
+  var launched: [JobRunRequest] { lock.withLock { requests } }
 
   func end(_ index: Int, status: Int32) {
     let pid = pid_t(4_000_001 + index)
