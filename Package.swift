@@ -29,10 +29,13 @@ let package = Package(
   ],
   targets: [
     // Diagnostics, source locations and positioned YAML reading shared by every parser; safe text
-    // for terminals and logfmt log lines.
+    // for terminals, logfmt log lines and file digests.
     .target(
       name: "SixtyCore",
-      dependencies: [.product(name: "Yams", package: "Yams"), .product(name: "Logging", package: "swift-log")]),
+      dependencies: [
+        .product(name: "Yams", package: "Yams"), .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     // Policy model, parsing and the organisation cap.
     .target(name: "SixtyPolicy", dependencies: ["SixtyCore"]),
     // Playbooks, inventories, templating and the per-host task graph.
@@ -93,10 +96,14 @@ let package = Package(
     .target(name: "SixtyReport", dependencies: ["SixtyCore", "SixtyHistory"]),
     // The scheduler of one play: slots, batches, just-in-time pushes, deadlines, cancellation.
     .target(name: "SixtyScheduler"),
+    // Child processes: one spawn path, the reaper of this process's children, wait statuses.
+    .target(name: "SixtyProcess"),
     // Running tasks with the system OpenSSH client, one ControlMaster connection per host.
     .target(
       name: "SixtyExecution",
-      dependencies: ["SixtyCore", "SixtyScheduler", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy"]),
+      dependencies: [
+        "SixtyCore", "SixtyScheduler", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy", "SixtyProcess",
+      ]),
     // The run engine: a RunRequest in; planning, keys, host locks, the scheduler and executor per
     // play, signals, history records and reports; RunEvents out to a RunConsole; an ExitStatus back.
     .target(
@@ -105,6 +112,16 @@ let package = Package(
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyScheduler", "SixtyExecution", "SixtyCalendar", "SixtyHistory", "SixtyReport", "SixtyEC2",
         .product(name: "Crypto", package: "swift-crypto"),
+        .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+      ]),
+    // The jobs daemon (a pure state machine and its service) and the run notifications.
+    .target(
+      name: "SixtyJobs",
+      dependencies: [
+        "SixtyCore", "SixtyCalendar", "SixtyHistory", "SixtyReport", "SixtyProcess", "SixtyRun",
+        "InstanceConnect",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ]),
     // sshd's AuthorizedKeysCommand: small, fast, fails closed. sshd starts it on every login, so
@@ -135,7 +152,7 @@ let package = Package(
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyAudit", "SixtyBroker", "SixtyScheduler", "SixtyExecution", "SixtyCalendar", "SixtyRun",
-        "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport",
+        "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport", "SixtyProcess", "SixtyJobs",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),
@@ -161,7 +178,7 @@ let package = Package(
       name: "SixtyCLITests",
       dependencies: [
         "SixtyCLI", "SixtyCalendar", "SixtyHistory", "InstanceConnect", "SixtyReport", "SixtyKeys",
-        "SixtyAgentCore", .product(name: "Crypto", package: "swift-crypto"),
+        "SixtyAgentCore", "SixtyJobs", "SixtyProcess", .product(name: "Crypto", package: "swift-crypto"),
       ]),
     .testTarget(
       name: "SixtyRunTests",
@@ -175,7 +192,15 @@ let package = Package(
       ]),
     .testTarget(name: "SixtySchedulerTests", dependencies: ["SixtyScheduler"]),
     .testTarget(
-      name: "SixtyExecutionTests", dependencies: ["SixtyExecution", "SixtyPlanning", "SixtyScheduler"]),
+      name: "SixtyExecutionTests",
+      dependencies: ["SixtyExecution", "SixtyPlanning", "SixtyScheduler", "SixtyProcess"]),
+    .testTarget(name: "SixtyProcessTests", dependencies: ["SixtyProcess"]),
+    .testTarget(
+      name: "SixtyJobsTests",
+      dependencies: [
+        "SixtyJobs", "SixtyCalendar", "SixtyCore", "SixtyHistory", "SixtyProcess", "InstanceConnect",
+        .product(name: "Logging", package: "swift-log"),
+      ]),
     .testTarget(
       name: "SixtyCalendarTests", dependencies: ["SixtyCalendar", "SixtyPolicy", "SixtyCore"],
       exclude: ["Reference"]),

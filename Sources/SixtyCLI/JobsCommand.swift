@@ -1,11 +1,12 @@
 import ArgumentParser
 import Foundation
-import SixtyRun
 import Logging
 import ServiceLifecycle
+import SixtyCalendar
 import SixtyCore
 import SixtyHistory
-import SixtyCalendar
+import SixtyJobs
+import SixtyRun
 
 struct JobsCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -57,9 +58,16 @@ struct JobsCommand: AsyncParsableCommand {
       let logger = Logger(label: "sixty.jobs")
       let store = try history.open()
       let logs = logDir ?? (URL(fileURLWithPath: store.path).deletingLastPathComponent().path + "/logs")
+      let (loaded, diagnostics) = JobsFile.load(path: jobs)
+      printDiagnostics(diagnostics)
+      guard let loaded else {
+        throw CLIError("the jobs file \(jobs) has errors; the daemon did not start.", code: 2)
+      }
+      let notifier = Notifier(
+        history: store, logger: logger, version: SixtyCommand.configuration.version)
       let daemon = JobsDaemon(
-        jobsPath: jobs, history: store, logDirectory: logs, sixty: Self.sixtyExecutable, logger: logger)
-      try daemon.loadInitial()
+        jobsPath: jobs, jobs: loaded, history: store, logDirectory: logs,
+        launcher: SixtyRunLauncher(sixty: Self.sixtyExecutable), notifier: notifier, logger: logger)
       let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(
           services: [.init(service: daemon)], gracefulShutdownSignals: [.sigterm, .sigint],
@@ -116,17 +124,12 @@ struct JobsCommand: AsyncParsableCommand {
       w.field("from", utc.string(from: start))
       w.key("jobs")
       w.beginArray()
-      for job in loaded {
+      for preview in JobSchedules.preview(loaded, count: count, from: start) {
+        let (job, times) = (preview.job, preview.times)
         let local = ISO8601DateFormatter()
         local.timeZone = job.timeZone
-        var times: [Date] = []
-        var at = start
-        while times.count < count, let next = job.calendar.next(after: at) {
-          times.append(next)
-          at = next
-        }
         text +=
-          "\(job.name)  \(job.schedule) (\(zoneName(job.timeZone)))\(job.enabled ? "" : "  [disabled]")\n"
+          "\(job.name)  \(job.schedule) (\(JobSchedules.zoneName(job.timeZone)))\(job.enabled ? "" : "  [disabled]")\n"
         for time in times {
           text += "  \(local.string(from: time))"
           text +=
@@ -137,7 +140,7 @@ struct JobsCommand: AsyncParsableCommand {
         w.beginObject()
         w.field("name", job.name)
         w.field("schedule", job.schedule.description)
-        w.field("timezone", zoneName(job.timeZone))
+        w.field("timezone", JobSchedules.zoneName(job.timeZone))
         w.field("enabled", job.enabled)
         w.key("next")
         w.beginArray()
@@ -154,9 +157,4 @@ struct JobsCommand: AsyncParsableCommand {
       }
     }
   }
-}
-
-/// A zone's IANA name; Foundation on Linux calls UTC "GMT".
-func zoneName(_ zone: TimeZone) -> String {
-  zone.identifier == "GMT" ? "UTC" : zone.identifier
 }

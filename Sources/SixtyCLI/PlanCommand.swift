@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
 import SixtyCalendar
-import SixtyRun
 import SixtyCore
 import SixtyEC2
 import SixtyPlanning
 import SixtyPolicy
+import SixtyRun
 
 /// Output formats of `sixty plan`.
 enum PlanFormat: String, ExpressibleByArgument, CaseIterable {

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
-import SixtyRun
 import SixtyAgentCore
 import SixtyCore
 import SixtyEC2
 import SixtyPlanning
 import SixtyPlaybook
+import SixtyRun
 
 /// Where preflight assumes Sixty's connections come from.
 struct PreflightOptions: ParsableArguments {

@@ -5,8 +5,9 @@ import SixtyCore
 import SixtyExecution
 import SixtyHistory
 import SixtyKeys
-import SixtyRun
 import SixtyPlaybook
+import SixtyProcess
+import SixtyRun
 
 struct SshCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
@@ -195,49 +196,33 @@ struct SshCommand: AsyncParsableCommand {
       destination: destination, keyPath: directory.privateKeyPath, options: sshOptions, jump: jump,
       config: sshConfig,
       extra: sshArgs, command: command, knownHostsFile: knownHosts)
-    let status = try Self.runForeground(program: ssh, arguments: arguments)
+    let status = try await Self.runForeground(program: ssh, arguments: arguments)
     directory.wipe()
     throw ExitCode(status)
   }
 
-  /// Runs `program` with this process's terminal and waits; returns its exit status (128+signal
-  /// when killed).
-  static func runForeground(program: String, arguments: [String]) throws -> Int32 {
-    var pid: pid_t = 0
-    let argv = ([program] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
+  /// Runs `program` with this process's terminal and waits, without blocking a thread of the
+  /// cooperative pool; returns its exit status (128+signal when killed).
+  static func runForeground(program: String, arguments: [String]) async throws -> Int32 {
     // Our SIGINT/SIGTERM are ignored in favour of dispatch sources; ssh must get the defaults back
-    // (it leaves an ignored SIGINT ignored).
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var defaults = sigset_t()
-    sigemptyset(&defaults)
-    sigaddset(&defaults, SIGINT)
-    sigaddset(&defaults, SIGTERM)
-    sigaddset(&defaults, SIGQUIT)
-    posix_spawnattr_setsigdefault(&attributes, &defaults)
-    // Nothing blocked in the child, whatever this thread blocks.
-    var none = sigset_t()
-    sigemptyset(&none)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-    var result = posix_spawnp(&pid, program, nil, &attributes, argv, environ)
-    // A program that was just written may still be open for writing elsewhere for a moment.
-    for _ in 0..<20 where result == ETXTBSY {
-      usleep(50_000)
-      result = posix_spawnp(&pid, program, nil, &attributes, argv, environ)
+    // (it leaves an ignored SIGINT ignored). It stays in the terminal's process group.
+    let options = SpawnOptions(
+      stdin: .inherit, output: .inherit, group: .inherit, defaultSignals: [SIGINT, SIGTERM, SIGQUIT])
+    var attempts = 0
+    while true {
+      do {
+        return try await ChildProcess.run([program] + arguments, options).status
+      } catch let error as ProcessError where error.step == .spawn(program) {
+        // A program that was just written may still be open for writing elsewhere for a moment.
+        if error.code == ETXTBSY && attempts < 20 {
+          attempts += 1
+          try await Task.sleep(for: .milliseconds(50))
+          continue
+        }
+        throw CLIError(
+          "cannot run '\(program)': \(String(cString: strerror(error.code))). Is the OpenSSH client installed?",
+          code: 1)
+      }
     }
-    guard result == 0 else {
-      throw CLIError(
-        "cannot run '\(program)': \(String(cString: strerror(result))). Is the OpenSSH client installed?",
-        code: 1)
-    }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-      if errno != EINTR { return 1 }
-    }
-    let signalled = status & 0x7f
-    return signalled == 0 ? (status >> 8) & 0xff : 128 + signalled
   }
 }

@@ -1,8 +1,8 @@
 import ArgumentParser
-import SixtyRun
 import SixtyCore
 import SixtyPlanning
 import SixtyPlaybook
+import SixtyRun
 
 struct ValidateCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import Foundation
 import SixtyPlanning
+import SixtyProcess
 
 /// One task of a host as the executor runs it: what to run, as whom, and which exit codes pass.
 public struct ExecutionTask: Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import SixtyProcess
 import SixtyScheduler
 
 /// The state of one master connection attempt of a host, as a pure state machine: connecting

@@ -1,6 +1,7 @@
 import SixtyCore
 import SixtyPlanning
 import SixtyPlaybook
+import SixtyProcess
 
 /// The remote side of a task: the command line the remote user's shell runs, and its stdin.
 enum RemoteCommand {

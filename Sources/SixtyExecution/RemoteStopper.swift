@@ -1,4 +1,5 @@
 import Foundation
+import SixtyProcess
 
 /// Stops remote task processes by name: a `pkill` over the host's master connection. Each task's
 /// remote process is named by the run's marker (see `RemoteCommand.wrapped`), so one task, or

@@ -1,4 +1,5 @@
 import Foundation
+import SixtyProcess
 import SixtyScheduler
 
 /// How masters and tasks end: a master's exit, stopping hosts, tasks and the whole run.

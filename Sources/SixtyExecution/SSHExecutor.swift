@@ -3,6 +3,7 @@ import SixtyCore
 import SixtyPlanning
 import SixtyPlaybook
 import SixtyPolicy
+import SixtyProcess
 import SixtyScheduler
 
 /// Runs each host's work with the system `ssh`: one ControlMaster connection per host, opened

@@ -92,7 +92,7 @@ extension Runner {
         "run \(id) was started with -e \(missing.joined(separator: ", -e ")); values are never stored, so pass them again (e.g. -e \(missing[0])=VALUE).",
         status: .badInput)
     }
-    let digest = RunRecorder.sha256(ofFile: original.playbook)
+    let digest = FileDigest.sha256(ofFile: original.playbook)
     if digest != original.playbookSHA256 {
       console.handle(
         .warning(

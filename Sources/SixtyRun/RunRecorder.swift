@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import SixtyHistory
 import SixtyPlanning
@@ -8,7 +7,7 @@ import SixtyScheduler
 /// Records one run in the history and holds its host locks. History problems never stop a run:
 /// they are printed once as warnings and recording stops; host locks are then not enforced.
 // @unchecked: `runID` and `failed` change only under `lock` (or before the run's tasks start).
-public final class RunRecorder: @unchecked Sendable {
+final class RunRecorder: @unchecked Sendable {
   let history: History?
   let request: RunRequest
   var settings: HistorySettings { request.history }
@@ -46,17 +45,6 @@ public final class RunRecorder: @unchecked Sendable {
   }
 
   func say(_ text: String) { console.handle(.line(text)) }
-
-  /// SHA-256 of a file's bytes, in hex ("" if unreadable).
-  public static func sha256(ofFile path: String) -> String {
-    guard let data = FileManager.default.contents(atPath: path) else { return "" }
-    return sha256(data)
-  }
-
-  /// SHA-256 of bytes, in hex.
-  static func sha256(_ data: some DataProtocol) -> String {
-    SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-  }
 
   func attempt<T>(_ what: String, _ body: (History) throws(HistoryError) -> T) -> T? {
     guard let history else { return nil }

@@ -54,8 +54,8 @@ public enum Runner {
     try MaintenanceWindows.check(plan, now: Date())
     let digest: String =
       switch request.source {
-      case .playbook(let path): RunRecorder.sha256(ofFile: path)
-      case .command(let command): RunRecorder.sha256(Array(command.playbookText.utf8))
+      case .playbook(let path): FileDigest.sha256(ofFile: path)
+      case .command(let command): FileDigest.sha256(Array(command.playbookText.utf8))
       }
     return try await RunSession(plan: plan, request: request, console: console).execute(
       playbookDigest: digest)

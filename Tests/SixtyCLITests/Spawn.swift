@@ -1,4 +1,5 @@
 import Foundation
+import SixtyProcess
 
 #if canImport(Glibc)
   import Glibc
@@ -56,19 +57,12 @@ enum Spawn {
     return pid
   }
 
-  /// Waits for `pid`; returns the exit status, or 128+signal.
+  /// Waits for `pid`; returns the exit status, or 128+signal (-1 when it cannot be waited for).
   static func wait(_ pid: pid_t) -> Int32 {
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 {
-      if errno != EINTR { return -1 }
-    }
-    return decode(status)
+    WaitStatus.wait(pid)?.code ?? -1
   }
 
-  static func decode(_ status: Int32) -> Int32 {
-    let signal = status & 0x7f
-    return signal == 0 ? (status >> 8) & 0xff : 128 + signal
-  }
+  static func decode(_ status: Int32) -> Int32 { WaitStatus(raw: status).code }
 
   /// Reads `fd` to its end on a background thread.
   final class Drain: @unchecked Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import SixtyScheduler
+import SixtyProcess
 import Testing
 
 @testable import SixtyExecution

@@ -1,3 +1,4 @@
+import SixtyProcess
 import Testing
 
 @testable import SixtyExecution
@@ -104,18 +105,6 @@ import Testing
         cwd: nil), become: nil)
     #expect(upload.command == "sh -c 'cat > /etc/motd && chmod 0644 /etc/motd'")
     #expect(upload.stdin == .file("/work/motd"))
-  }
-
-  @Test func outputIsCappedWithAVisibleMarker() {
-    var buffer = CappedBuffer(cap: 10)
-    buffer.append(Array("12345".utf8)[...])
-    buffer.append(Array("6789abcdef".utf8)[...])
-    #expect(buffer.bytes == Array("123456789a".utf8))
-    #expect(buffer.dropped == 5)
-    #expect(buffer.text == "123456789a\n[sixty: output truncated: 5 more bytes not kept (cap 10 bytes)]\n")
-    var small = CappedBuffer(cap: 10)
-    small.append(Array("ok\n".utf8)[...])
-    #expect(small.text == "ok\n")
   }
 }
 

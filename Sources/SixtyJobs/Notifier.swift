@@ -1,10 +1,10 @@
 import Foundation
-import SixtyRun
 import InstanceConnect
 import Logging
 import SixtyCalendar
 import SixtyCore
 import SixtyHistory
+import SixtyProcess
 import SixtyReport
 
 #if canImport(FoundationNetworking)
@@ -14,18 +14,33 @@ import SixtyReport
 /// Sends a job's notifications when one of its runs ends: JSON webhooks (with bounded retries)
 /// and local commands that read the run summary on standard input. A failed notification is
 /// logged and recorded in the history; it never changes the run's outcome.
-final class Notifier: Sendable {
+public final class Notifier: Sendable {
+  /// Writes a run as a JSON object: the run and the hosts given (those that did not succeed).
+  public typealias RunEncoder =
+    @Sendable (_ run: RunRecord, _ hosts: [HostRecord], _ writer: inout JSONWriter) ->
+    Void
+
   let history: History
   let logger: Logger
   let transport: any HTTPTransport
   let attempts: Int
   let baseDelay: TimeInterval
   let commandTimeout: TimeInterval
+  let version: String
+  let encodeRun: RunEncoder?
 
-  init(
-    history: History, logger: Logger, transport: any HTTPTransport = URLSessionTransport(timeout: 10),
-    attempts: Int = 4, baseDelay: TimeInterval = 1, commandTimeout: TimeInterval = 60
+  /// - Parameters:
+  ///   - version: Sixty's version, for webhooks' User-Agent.
+  ///   - encodeRun: the run's JSON in the summary; nil for the one encoding of a run
+  ///     (`RunDocument`, as `--report` and `sixty runs show` write it).
+  public init(
+    history: History, logger: Logger, version: String, encodeRun: RunEncoder? = nil,
+    transport: any HTTPTransport = URLSessionTransport(timeout: 10), attempts: Int = 4,
+    baseDelay: TimeInterval = 1,
+    commandTimeout: TimeInterval = 60
   ) {
+    self.version = version
+    self.encodeRun = encodeRun
     self.history = history
     self.logger = logger
     self.transport = transport
@@ -34,11 +49,11 @@ final class Notifier: Sendable {
     self.commandTimeout = commandTimeout
   }
 
-  func notify(job: Job, run: RunRecord) async {
+  public func notify(job: Job, run: RunRecord) async {
     let succeeded = run.status == .succeeded
     let due = job.notifications.filter { $0.applies(succeeded: succeeded) }
     guard !due.isEmpty else { return }
-    let summary = Self.summary(job: job, run: run, history: history)
+    let summary = summary(job: job, run: run)
     for notification in due {
       var record: NotificationRecord
       if let command = notification.command {
@@ -67,14 +82,18 @@ final class Notifier: Sendable {
   }
 
   /// The run summary sent to webhooks and commands: the run and its hosts that did not succeed.
-  static func summary(job: Job, run: RunRecord, history: History) -> [UInt8] {
+  func summary(job: Job, run: RunRecord) -> [UInt8] {
     let hosts = ((try? history.hosts(runID: run.id)) ?? []).filter(\.didNotSucceed)
     var w = JSONWriter()
     w.beginObject()
     w.field("event", "run.finished")
     w.field("job", job.name)
     w.key("run")
-    RunDocument.write(run: run, plays: (try? history.plays(runID: run.id)) ?? [], hosts: hosts, to: &w)
+    if let encodeRun {
+      encodeRun(run, hosts, &w)
+    } else {
+      RunDocument.write(run: run, plays: (try? history.plays(runID: run.id)) ?? [], hosts: hosts, to: &w)
+    }
     w.endObject()
     return w.bytes + [UInt8(ascii: "\n")]
   }
@@ -113,7 +132,7 @@ final class Notifier: Sendable {
     let request = HTTPRequest(
       url: url, method: "POST",
       headers: [
-        ("Content-Type", "application/json"), ("User-Agent", "sixty/\(SixtyCommand.configuration.version)"),
+        ("Content-Type", "application/json"), ("User-Agent", "sixty/\(version)"),
         ("X-Sixty-Event", "run.finished"),
       ], body: summary)
     var lastError = ""
@@ -145,125 +164,91 @@ final class Notifier: Sendable {
   }
 
   func runCommand(_ command: String, summary: [UInt8], job: Job, run: RunRecord) async -> NotificationRecord {
-    let timeout = commandTimeout
-    return await withCheckedContinuation { continuation in
-      Thread.detachNewThread {
-        let (status, output) = Self.runShell(
-          command, input: summary, timeout: timeout,
-          environment: [
-            "SIXTY_RUN_ID": String(run.id), "SIXTY_JOB": job.name, "SIXTY_RUN_STATUS": run.status.rawValue,
-          ])
-        let target = "sh -c " + (command.count > 60 ? String(command.prefix(57)) + "…" : command)
-        if status == 0 {
-          continuation.resume(
-            returning: NotificationRecord(
-              runID: run.id, job: job.name, kind: .command, target: target, outcome: .sent, attempts: 1,
-              error: nil))
-        } else {
-          let why =
-            status == -1
-            ? "the command did not finish within \(Int(timeout)) s and was killed"
-            : "the command exited \(status)\(output.isEmpty ? "" : ": " + output)"
-          continuation.resume(
-            returning: NotificationRecord(
-              runID: run.id, job: job.name, kind: .command, target: target, outcome: .failed, attempts: 1,
-              error: why))
-        }
-      }
+    let (status, output) = await Self.runShell(
+      command, input: summary, timeout: commandTimeout,
+      environment: [
+        "SIXTY_RUN_ID": String(run.id), "SIXTY_JOB": job.name, "SIXTY_RUN_STATUS": run.status.rawValue,
+      ])
+    let target = "sh -c " + (command.count > 60 ? String(command.prefix(57)) + "…" : command)
+    if status == 0 {
+      return NotificationRecord(
+        runID: run.id, job: job.name, kind: .command, target: target, outcome: .sent, attempts: 1,
+        error: nil)
     }
+    let why =
+      status == -1
+      ? "the command did not finish within \(Int(commandTimeout)) s and was killed"
+      : "the command exited \(status)\(output.isEmpty ? "" : ": " + output)"
+    return NotificationRecord(
+      runID: run.id, job: job.name, kind: .command, target: target, outcome: .failed, attempts: 1,
+      error: why)
   }
 
-  /// Runs `/bin/sh -c command` with `input` on stdin; returns its exit status (-1 on timeout)
-  /// and the last line of its output.
+  /// Runs `/bin/sh -c command` in a process group of its own with `input` on stdin; returns its
+  /// exit status (-1 when it ran out of time and its group was killed) and the last line of its
+  /// output (stdout and stderr, of which the last 2000 bytes are kept).
   static func runShell(
     _ command: String, input: [UInt8], timeout: TimeInterval, environment: [String: String]
-  )
-    -> (Int32, String)
-  {
-    var inPipe: [Int32] = [0, 0]
-    var outPipe: [Int32] = [0, 0]
-    guard pipe(&inPipe) == 0 else { return (127, "pipe failed") }
-    guard pipe(&outPipe) == 0 else {
-      close(inPipe[0])
-      close(inPipe[1])
-      return (127, "pipe failed")
-    }
-    for fd in inPipe + outPipe { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+  ) async -> (Int32, String) {
     var env = ProcessInfo.processInfo.environment
     for (key, value) in environment { env[key] = value }
-    let pid: pid_t
-    do {
-      pid = try DaemonChild.spawn(
-        ["/bin/sh", "-c", command], stdin: inPipe[0], stdout: outPipe[1], stderr: outPipe[1], environment: env
-      )
-    } catch {
-      for fd in inPipe + outPipe { close(fd) }
-      return (127, "\(error)")
-    }
-    close(inPipe[0])
-    close(outPipe[1])
-    let writer = inPipe[1]
-    Thread.detachNewThread {
-      signal(SIGPIPE, SIG_IGN)
-      input.withUnsafeBytes { buffer in
-        var offset = 0
-        while offset < buffer.count {
-          let n = write(writer, buffer.baseAddress! + offset, buffer.count - offset)
-          if n <= 0 {
-            if n < 0 && errno == EINTR { continue }
-            break
-          }
-          offset += n
+    let options = SpawnOptions(
+      stdin: .bytes(input, then: nil), output: .capture(cap: 2000, keeping: .tail, mergeStderr: true),
+      group: .own, defaultSignals: [SIGINT, SIGTERM, SIGHUP, SIGPIPE], environment: env)
+    let outcome = FirstOutcome()
+    return await withCheckedContinuation { continuation in
+      outcome.continuation = continuation
+      let child: ChildProcess
+      do {
+        child = try ChildProcess.start(["/bin/sh", "-c", command], options) { output in
+          let text = String(decoding: output.stdout.bytes, as: UTF8.self)
+          _ = outcome.resume((output.status, text.split(separator: "\n").last.map(String.init) ?? ""))
+        }
+      } catch let error as ProcessError {
+        switch error.step {
+        case .spawn(let program):
+          _ = outcome.resume((127, "cannot start \(program): \(String(cString: strerror(error.code)))"))
+        default: _ = outcome.resume((127, "pipe failed"))
+        }
+        return
+      } catch {
+        _ = outcome.resume((127, "\(error)"))
+        return
+      }
+      let pid = child.pid
+      // On a dispatch queue, not in a task: tests and runs that hold the cooperative pool's few
+      // threads must not delay the kill.
+      DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+        if outcome.resume((-1, "")) {
+          kill(-pid, SIGKILL)
+          kill(pid, SIGKILL)
         }
       }
-      close(writer)
     }
-    let reader = outPipe[0]
-    let collected = NSLock()
-    nonisolated(unsafe) var output = CappedText(limit: 2000)
-    let drained = DispatchSemaphore(value: 0)
-    Thread.detachNewThread {
-      var buffer = [UInt8](repeating: 0, count: 4096)
-      while true {
-        let n = read(reader, &buffer, buffer.count)
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        collected.withLock { output.append(buffer[0..<n]) }
-      }
-      close(reader)
-      drained.signal()
-    }
-    let deadline = Date().addingTimeInterval(timeout)
-    var status: Int32 = 0
-    while true {
-      let result = waitpid(pid, &status, WNOHANG)
-      if result == pid { break }
-      if result < 0 && errno != EINTR { return (127, "waitpid failed") }
-      if Date() >= deadline {
-        kill(-pid, SIGKILL)
-        kill(pid, SIGKILL)
-        _ = DaemonChild.wait(pid)
-        _ = drained.wait(timeout: .now() + 2)
-        return (-1, "")
-      }
-      usleep(20_000)
-    }
-    _ = drained.wait(timeout: .now() + 2)
-    let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    let text = collected.withLock { output.text }
-    let last = text.split(separator: "\n").last.map(String.init) ?? ""
-    return (code, last)
   }
-}
 
-/// Keeps the last `limit` bytes appended.
-struct CappedText {
-  let limit: Int
-  var bytes: [UInt8] = []
-  init(limit: Int) { self.limit = limit }
-  mutating func append(_ chunk: ArraySlice<UInt8>) {
-    bytes.append(contentsOf: chunk)
-    if bytes.count > limit { bytes.removeFirst(bytes.count - limit) }
+  /// The first of a command's exit and its timeout.
+  final class FirstOutcome: @unchecked Sendable {
+    // Safe: every stored property is read and written only under `lock`.
+    private let lock = NSLock()
+    private var done = false
+    private var pending: CheckedContinuation<(Int32, String), Never>?
+
+    var continuation: CheckedContinuation<(Int32, String), Never>? {
+      get { lock.withLock { pending } }
+      set { lock.withLock { pending = newValue } }
+    }
+
+    /// True for the first outcome only, which is the one returned.
+    func resume(_ outcome: (Int32, String)) -> Bool {
+      let taken: CheckedContinuation<(Int32, String), Never>?? = lock.withLock {
+        if done { return nil }
+        done = true
+        return .some(pending)
+      }
+      guard let taken else { return false }
+      taken?.resume(returning: outcome)
+      return true
+    }
   }
-  var text: String { String(decoding: bytes, as: UTF8.self) }
 }

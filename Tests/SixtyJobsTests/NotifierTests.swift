@@ -1,11 +1,12 @@
 import Foundation
 import InstanceConnect
 import Logging
+import SixtyCore
 import SixtyHistory
 import Testing
 
-@testable import SixtyCLI
 @testable import SixtyCalendar
+@testable import SixtyJobs
 
 /// Notifications with a fake HTTP transport and real shell commands: retries, give-ups, what is
 /// recorded, and that secrets in webhook URLs stay out of records.
@@ -24,6 +25,40 @@ import Testing
       return HTTPResponse(status: status, headers: [:], body: [])
     }
     var count: Int { lock.withLock { requests.count } }
+  }
+
+  /// The run as the CLI writes it, in short: its status and the hosts given with their tasks.
+  static let encodeRun: Notifier.RunEncoder = { run, hosts, w in
+    w.beginObject()
+    w.field("id", Int(run.id))
+    w.field("status", run.status.rawValue)
+    w.key("hosts")
+    w.beginArray()
+    for host in hosts {
+      w.beginObject()
+      w.field("host", host.host)
+      w.key("tasks")
+      w.beginArray()
+      for task in host.tasks {
+        w.beginObject()
+        w.field("name", task.name)
+        w.field("stderr_tail", task.stderrTail)
+        w.endObject()
+      }
+      w.endArray()
+      w.endObject()
+    }
+    w.endArray()
+    w.endObject()
+  }
+
+  func notifier(
+    _ history: History, transport: FakeTransport, attempts: Int = 4, baseDelay: TimeInterval = 1,
+    commandTimeout: TimeInterval = 60
+  ) -> Notifier {
+    Notifier(
+      history: history, logger: Logger(label: "test"), version: "test", encodeRun: Self.encodeRun,
+      transport: transport, attempts: attempts, baseDelay: baseDelay, commandTimeout: commandTimeout)
   }
 
   let directory = NSTemporaryDirectory() + "sixty-notify-\(UUID().uuidString)"
@@ -58,8 +93,7 @@ import Testing
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (history, run) = try setUp(status: .failed)
     let transport = FakeTransport([503, 0, 503, 503])
-    let notifier = Notifier(
-      history: history, logger: Logger(label: "test"), transport: transport, attempts: 4, baseDelay: 0.01)
+    let notifier = notifier(history, transport: transport, attempts: 4, baseDelay: 0.01)
     let hook = Job.Notification(
       when: .failure, webhook: "https://hooks.example.com/services/T0/B0/SECRET?token=abc")
     await notifier.notify(job: try job([hook]), run: run)
@@ -83,8 +117,7 @@ import Testing
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (history, run) = try setUp(status: .succeeded)
     let transport = FakeTransport([404])
-    let notifier = Notifier(
-      history: history, logger: Logger(label: "test"), transport: transport, baseDelay: 0.01)
+    let notifier = notifier(history, transport: transport, baseDelay: 0.01)
     await notifier.notify(
       job: try job([
         Job.Notification(when: .failure, webhook: "https://a.example.com/x"),  // not for a success
@@ -106,8 +139,7 @@ import Testing
   @Test func commandsGetTheSummaryOnStdinAndFailuresAreRecorded() async throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let (history, run) = try setUp(status: .failed)
-    let notifier = Notifier(
-      history: history, logger: Logger(label: "test"), transport: FakeTransport([200]), commandTimeout: 1)
+    let notifier = notifier(history, transport: FakeTransport([200]), commandTimeout: 1)
     let out = directory + "/summary.json"
     await notifier.notify(
       job: try job([
