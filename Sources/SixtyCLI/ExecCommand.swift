@@ -19,11 +19,7 @@ struct ExecCommand: AsyncParsableCommand {
   @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
   var command: [String] = []
 
-  @Option(name: [.customShort("i"), .long], help: "The inventory file (YAML).")
-  var inventory: String?
-
-  @Option(name: .long, help: "The organisation policy file.")
-  var policy: String?
+  @OptionGroup var files: InventoryOptions
 
   @Option(name: .long, help: "Rolling batches, e.g. 1,25%,100%.")
   var batches: String?
@@ -54,9 +50,7 @@ struct ExecCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
-    guard inventory != nil || ProcessInfo.processInfo.environment["SIXTY_INVENTORY"] != nil else {
-      throw ValidationError("sixty exec needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
-    }
+    try files.require("exec")
     var adHoc = AdHocCommand(selector: selector, command: command)
     adHoc.forks = output.forks
     adHoc.batches = batches.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
@@ -64,8 +58,7 @@ struct ExecCommand: AsyncParsableCommand {
     adHoc.timeout = timeout
     adHoc.become = become
     var request = RunRequest(source: .command(adHoc))
-    request.inventory = inventory
-    request.policy = policy
+    files.apply(to: &request)
     request.ec2 = ec2.settings
     request.connect = connect.settings
     request.history = history.settings

@@ -10,39 +10,15 @@ struct PlaybookOptions: ParsableArguments {
   @Argument(help: "The playbook file (YAML).")
   var playbook: String
 
-  @Option(name: [.customShort("i"), .long], help: "The inventory file (YAML).")
-  var inventory: String?
-
-  @Option(name: .long, help: "The organisation policy file; it caps the playbook's own policy.")
-  var policy: String?
+  @OptionGroup var files: InventoryOptions
 
   @Option(name: .long, help: "Only target hosts matching this selector (group, host, tag=value, glob).")
   var limit: String?
 
-  @Option(
-    name: [.customShort("e"), .customLong("extra-var")],
-    help: "Set a variable (KEY=VALUE); repeatable; wins over every other definition.")
-  var extraVars: [String] = []
-
-  @Flag(name: .long, help: "Approve hosts that policy marks as requiring approval.")
-  var approve = false
-
+  @OptionGroup var variables: VariableOptions
   @OptionGroup var ec2: EC2Options
 
   func validate() throws {
-    for entry in extraVars {
-      guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-        throw ValidationError(
-          "The extra variable '\(entry)' is not KEY=VALUE; expected something like -e version=1.2.")
-      }
-      let key = String(entry[..<equals])
-      guard key.first.map({ $0 == "_" || $0.isLetter }) ?? false,
-        key.allSatisfy({ $0 == "_" || $0.isLetter || $0.isNumber }), key != "host"
-      else {
-        throw ValidationError(
-          "The extra variable name '\(key)' is not valid; expected letters, digits and '_' (and not 'host').")
-      }
-    }
     if let limit {
       do {
         _ = try HostSelector(parsing: limit)
@@ -52,39 +28,67 @@ struct PlaybookOptions: ParsableArguments {
     }
   }
 
-  /// `-e KEY=VALUE` as given (checked by `validate()`).
-  var extraVariables: [ExtraVariable] {
-    extraVars.map { entry in
-      let equals = entry.firstIndex(of: "=")!
-      return ExtraVariable(
-        name: String(entry[..<equals]), value: String(entry[entry.index(after: equals)...]))
-    }
-  }
-
   /// The playbook part of a run request.
   func apply(to request: inout RunRequest) {
-    request.inventory = inventory
-    request.policy = policy
+    files.apply(to: &request)
     request.limit = limit.map(HostLimit.selector)
-    request.extraVars = extraVariables
-    request.approve = approve
+    variables.apply(to: &request)
     request.ec2 = ec2.settings
   }
 
+  /// What `validate`, `plan` and `preflight` load.
   var inputs: PlanLoader.Inputs {
-    var vars: [String: Value] = [:]
-    for entry in extraVars {
-      let equals = entry.firstIndex(of: "=")!
-      vars[String(entry[..<equals])] = .string(String(entry[entry.index(after: equals)...]))
+    var request = RunRequest(source: .playbook(path: playbook))
+    apply(to: &request)
+    return Runner.inputs(request)
+  }
+}
+
+/// Where the hosts and the organisation policy come from.
+struct InventoryOptions: ParsableArguments {
+  @Option(name: [.customShort("i"), .long], help: "The inventory file (YAML); default: SIXTY_INVENTORY.")
+  var inventory: String?
+
+  @Option(name: .long, help: "The organisation policy file; it caps the playbook's own policy.")
+  var policy: String?
+
+  /// The inventory given or in the environment, for commands that need one.
+  func require(_ command: String) throws {
+    guard inventory != nil || ProcessInfo.processInfo.environment["SIXTY_INVENTORY"] != nil else {
+      throw ValidationError(
+        "sixty \(command) needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
     }
-    let user = ProcessInfo.processInfo.environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "root"
-    let options = PlanOptions(
-      extraVars: vars, limit: limit.flatMap { try? HostSelector(parsing: $0) }, approve: approve,
-      defaultUser: user)
-    return PlanLoader.Inputs(
-      playbookPath: playbook,
-      inventoryPath: inventory ?? ProcessInfo.processInfo.environment["SIXTY_INVENTORY"],
-      policyPath: policy ?? ProcessInfo.processInfo.environment["SIXTY_POLICY"], options: options)
+  }
+
+  func apply(to request: inout RunRequest) {
+    request.inventory = inventory
+    request.policy = policy
+  }
+}
+
+/// `-e KEY=VALUE` and `--approve`.
+struct VariableOptions: ParsableArguments {
+  @Option(
+    name: [.customShort("e"), .customLong("extra-var")],
+    help: "Set a variable (KEY=VALUE); repeatable; wins over every other definition.")
+  var extraVars: [String] = []
+
+  @Flag(name: .long, help: "Approve hosts that policy marks as requiring approval.")
+  var approve = false
+
+  func validate() throws {
+    for entry in extraVars {
+      do {
+        _ = try ExtraVariable(parsing: entry)
+      } catch {
+        throw ValidationError(error.message)
+      }
+    }
+  }
+
+  func apply(to request: inout RunRequest) {
+    request.extraVars = extraVars.compactMap { try? ExtraVariable(parsing: $0) }
+    request.approve = approve
   }
 }
 

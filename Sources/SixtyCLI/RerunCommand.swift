@@ -17,38 +17,23 @@ extension RunsCommand {
     @Flag(name: .long, help: "Only the hosts that did not finish ok.")
     var failed = false
 
-    @Option(
-      name: [.customShort("e"), .customLong("extra-var")],
-      help: "Set a variable (KEY=VALUE); repeatable; give the same ones as the original run.")
-    var extraVars: [String] = []
-
-    @Flag(name: .long, help: "Approve hosts that policy marks as requiring approval.")
-    var approve = false
-
+    /// The same `-e` values as the original run: values are never stored.
+    @OptionGroup var variables: VariableOptions
     @OptionGroup var output: RunOutputOptions
     @OptionGroup var history: HistoryOptions
     @OptionGroup var connect: ConnectOptions
     @OptionGroup var ec2: EC2Options
 
     func run() async throws {
-      var variables: [ExtraVariable] = []
-      for entry in extraVars {
-        guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
-          throw ValidationError(
-            "The extra variable '\(entry)' is not KEY=VALUE; expected something like -e version=1.2.")
-        }
-        variables.append(
-          ExtraVariable(name: String(entry[..<equals]), value: String(entry[entry.index(after: equals)...])))
-      }
       var settings = RunRequest(source: .playbook(path: ""))
       output.apply(to: &settings)
-      settings.approve = approve
+      variables.apply(to: &settings)
       settings.connect = connect.settings
       settings.ec2 = ec2.settings
       settings.history = history.settings
       var request = RerunRequest(id: id, settings: settings)
       request.failedOnly = failed
-      request.extraVars = variables
+      request.extraVars = settings.extraVars
       let console = TerminalConsole(groupOutput: settings.groupOutput, progress: settings.progress)
       throw ExitCode(try await Runner.rerun(request, console: console).rawValue)
     }

@@ -23,9 +23,6 @@ struct RunCommand: AsyncParsableCommand {
 
   @OptionGroup var history: HistoryOptions
 
-  /// The request of a scheduled run, as JSON, from the jobs daemon ("-" for standard input).
-  @Option(name: .long, help: .hidden) var request: String?
-
   func validate() throws {
     if let notAfter, parseTime(notAfter) == nil {
       throw ValidationError(
@@ -34,15 +31,13 @@ struct RunCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let request = try self.request.map(RunRequest.read) ?? makeRequest()
+    let request = try makeRequest()
     let console = TerminalConsole(groupOutput: request.groupOutput, progress: request.progress)
     throw ExitCode(try await Runner.run(request, console: console).rawValue)
   }
 
   func makeRequest() throws -> RunRequest {
-    guard options.inventory != nil || ProcessInfo.processInfo.environment["SIXTY_INVENTORY"] != nil else {
-      throw ValidationError("sixty run needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
-    }
+    try options.files.require("run")
     var request = RunRequest(source: .playbook(path: options.playbook))
     options.apply(to: &request)
     output.apply(to: &request)
@@ -95,17 +90,21 @@ struct RunOutputOptions: ParsableArguments {
   }
 }
 
-extension RunRequest {
-  /// A request as JSON, from a file or standard input ("-").
-  static func read(_ path: String) throws -> RunRequest {
-    let data =
-      path == "-"
-      ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: path)
+/// `sixty run-request`: a run the jobs daemon started, its `RunRequest` as JSON on standard input.
+struct RunRequestCommand: AsyncParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "run-request", abstract: "Run a request given as JSON on standard input.",
+    shouldDisplay: false)
+
+  func run() async throws {
+    let data = FileHandle.standardInput.readDataToEndOfFile()
+    let request: RunRequest
     do {
-      return try JSONDecoder().decode(RunRequest.self, from: data ?? Data())
+      request = try JSONDecoder().decode(RunRequest.self, from: data)
     } catch {
-      throw CLIError(
-        "the run request \(path == "-" ? "on standard input" : path) is not valid: \(error)", code: 2)
+      throw CLIError("the run request on standard input is not valid: \(error)", code: 2)
     }
+    let console = TerminalConsole(groupOutput: request.groupOutput, progress: request.progress)
+    throw ExitCode(try await Runner.run(request, console: console).rawValue)
   }
 }

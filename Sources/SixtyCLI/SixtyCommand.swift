@@ -11,7 +11,7 @@ public struct SixtyCommand: AsyncParsableCommand {
     subcommands: [
       ValidateCommand.self, PlanCommand.self, RunCommand.self, ExecCommand.self, PushCommand.self,
       SshCommand.self, BrokerCommand.self, JobsCommand.self, RunsCommand.self, PreflightCommand.self,
-      AuditCommand.self,
+      AuditCommand.self, RunRequestCommand.self,
     ]
   )
 

@@ -8,13 +8,7 @@ public struct ExecutionTask: Sendable {
   public var rendered: RenderedTask?
   /// Nil, or the user to become (root by default).
   public var become: String?
-  public var okCodes: [Int32]
-
-  public init(rendered: RenderedTask?, become: String? = nil, okCodes: [Int32] = [0]) {
-    self.rendered = rendered
-    self.become = become
-    self.okCodes = okCodes
-  }
+  public var okCodes: [Int32] = [0]
 }
 
 /// Where and how to reach one host, and what to run there.
@@ -25,13 +19,20 @@ public struct ExecutionTarget: Sendable {
   public var tasks: [ExecutionTask]
   /// `ssh -o` options for this host only (ProxyJump, ProxyCommand), each "Name=value".
   public var sshOptions: [String] = []
+}
 
-  public init(address: String, port: Int, user: String, tasks: [ExecutionTask], sshOptions: [String] = []) {
-    self.address = address
-    self.port = port
-    self.user = user
-    self.tasks = tasks
-    self.sshOptions = sshOptions
+extension ExecutionTarget {
+  /// The host of a play's plan, with the steps it runs (in plan order).
+  public init(_ host: HostPlan, play: PlayPlan) {
+    let tasks = host.steps.filter { $0.status == .run }.map { step in
+      let task = play.tasks[step.task]
+      return ExecutionTask(
+        rendered: step.rendered, become: task.become ? (task.becomeUser ?? "root") : nil,
+        okCodes: task.okCodes.isEmpty ? [0] : task.okCodes.map { Int32($0) })
+    }
+    self.init(
+      address: host.host.address, port: host.host.port, user: host.user, tasks: tasks,
+      sshOptions: host.host.sshOptions)
   }
 }
 

@@ -79,7 +79,7 @@ public struct SixtyRunLauncher: RunLauncher {
   public init(sixty: String) { self.sixty = sixty }
 
   /// The command line of a run: the request itself goes on its standard input.
-  public func arguments(for run: JobRunRequest) -> [String] { [sixty, "run", "--request", "-"] }
+  public func arguments(for run: JobRunRequest) -> [String] { [sixty, "run-request"] }
 
   public func launch(_ run: JobRunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t
   {

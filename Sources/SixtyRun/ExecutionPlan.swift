@@ -22,7 +22,6 @@ struct ExecutionPlan {
       var indexOfTask: [String: Int] = [:]
       for (i, step) in steps.enumerated() { indexOfTask[play.tasks[step.task].name] = i }
       var tasks: [ScheduledTask] = []
-      var executionTasks: [ExecutionTask] = []
       for step in steps {
         let task = play.tasks[step.task]
         let onFailure: ScheduledTask.OnFailure =
@@ -37,18 +36,12 @@ struct ExecutionPlan {
             retries: task.retries ?? play.policy.retries,
             retryDelay: (task.retryDelay ?? play.policy.retryDelay).seconds,
             timeout: (task.timeout ?? play.policy.taskTimeout).seconds))
-        executionTasks.append(
-          ExecutionTask(
-            rendered: step.rendered, become: task.become ? (task.becomeUser ?? "root") : nil,
-            okCodes: task.okCodes.isEmpty ? [0] : task.okCodes.map { Int32($0) }))
       }
       position[planIndex] = hosts.count
       let name = hostPlan.host.name
       hosts.append(ScheduledHost(name: name, user: hostPlan.user, tasks: tasks))
       names[name] = tasks.map(\.name)
-      targets[name] = ExecutionTarget(
-        address: hostPlan.host.address, port: hostPlan.host.port, user: hostPlan.user, tasks: executionTasks,
-        sshOptions: hostPlan.host.sshOptions)
+      targets[name] = ExecutionTarget(hostPlan, play: play)
       if let id = hostPlan.host.instanceID { instances[name] = (id, hostPlan.host.zone) }
     }
     let batches = play.batches.map { $0.compactMap { position[$0] } }.filter { !$0.isEmpty }

@@ -59,6 +59,27 @@ public struct ExtraVariable: Sendable, Codable, Equatable {
     self.name = name
     self.value = value
   }
+
+  /// `KEY=VALUE`, KEY being letters, digits and '_' (not starting with a digit) and not `host`;
+  /// checked on Unicode scalars.
+  public init(parsing entry: String) throws(RunFailure) {
+    guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+      throw RunFailure(
+        "The extra variable '\(entry)' is not KEY=VALUE; expected something like -e version=1.2.",
+        status: .badInput)
+    }
+    let key = String(entry[..<equals])
+    func isLetter(_ scalar: Unicode.Scalar) -> Bool { scalar == "_" || scalar.properties.isAlphabetic }
+    let scalars = key.unicodeScalars
+    guard let first = scalars.first, isLetter(first),
+      scalars.allSatisfy({ isLetter($0) || $0.properties.numericType != nil }), key != "host"
+    else {
+      throw RunFailure(
+        "The extra variable name '\(key)' is not valid; expected letters, digits and '_' (and not 'host').",
+        status: .badInput)
+    }
+    self.init(name: key, value: String(entry[entry.index(after: equals)...]))
+  }
 }
 
 /// Where the report files go (`--report`, `--junit`, `--html`).

@@ -18,6 +18,20 @@ public enum Runner {
 
   /// The plan of a request, with every diagnostic.
   public static func load(_ request: RunRequest) async -> PlanLoader.Outcome {
+    var outcome = PlanLoader.load(await InventoryResolver.load(inputs(request), ec2: request.ec2))
+    if case .command = request.source {
+      // Positions in the generated playbook mean nothing to the user.
+      for index in outcome.diagnostics.indices
+      where outcome.diagnostics[index].location?.file == AdHocCommand.label {
+        outcome.diagnostics[index].location = nil
+      }
+    }
+    return outcome
+  }
+
+  /// What the planner reads for a request: its files, or the environment's (`SIXTY_INVENTORY`,
+  /// `SIXTY_POLICY`), its limit, variables and approval, and the default user ($USER).
+  public static func inputs(_ request: RunRequest) -> PlanLoader.Inputs {
     let environment = ProcessInfo.processInfo.environment
     var vars: [String: Value] = [:]
     for variable in request.extraVars { vars[variable.name] = .string(variable.value) }
@@ -29,15 +43,7 @@ public enum Runner {
       inventoryPath: request.inventory ?? environment["SIXTY_INVENTORY"],
       policyPath: request.policy ?? environment["SIXTY_POLICY"], options: options)
     if case .command(let command) = request.source { inputs.playbookText = command.playbookText }
-    var outcome = PlanLoader.load(await InventoryResolver.load(inputs, ec2: request.ec2))
-    if case .command = request.source {
-      // Positions in the generated playbook mean nothing to the user.
-      for index in outcome.diagnostics.indices
-      where outcome.diagnostics[index].location?.file == AdHocCommand.label {
-        outcome.diagnostics[index].location = nil
-      }
-    }
-    return outcome
+    return inputs
   }
 
   static func run(
