@@ -111,7 +111,7 @@ let package = Package(
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyScheduler", "SixtyExecution", "SixtyCalendar", "SixtyHistory", "SixtyReport", "SixtyEC2",
-        .product(name: "Crypto", package: "swift-crypto"),
+        "SixtyAgentCore", .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ]),
     // The jobs daemon (a pure state machine and its service) and the run notifications.

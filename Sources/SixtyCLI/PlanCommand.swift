@@ -31,17 +31,11 @@ struct PlanCommand: AsyncParsableCommand {
   @OptionGroup var preflightOptions: PreflightOptions
 
   func run() async throws {
-    guard options.inputs.inventoryPath != nil else {
-      throw ValidationError("sixty plan needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
-    }
-    let inputs = await InventoryResolver.load(options.inputs, ec2: options.ec2.settings)
-    let outcome = PlanLoader.load(inputs)
-    printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
-    guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }
+    let (plan, inputs, exitCode) = try await options.plan(for: "plan")
     var findings: [PreflightFinding] = []
     if preflight {
       findings = try await PreflightCheck.run(
-        plan: plan, inputs: inputs, options: preflightOptions, ec2: options.ec2)
+        plan: plan, inputs: inputs, settings: preflightOptions.settings(ec2: options.ec2))
     }
     switch format {
     case .json:
@@ -56,7 +50,7 @@ struct PlanCommand: AsyncParsableCommand {
               PreflightCheck.json(findings, into: &w)
             } : nil))
     case .text:
-      var text = PlanTextRenderer.render(plan) + Self.windowStates(plan)
+      var text = PlanTextRenderer.render(plan) + MaintenanceWindows.states(plan, now: Date())
       if preflight {
         let hosts = Set(plan.plays.flatMap { $0.hosts.filter { $0.batch != nil }.map(\.host.name) }).count
         text += PreflightCheck.text(findings, hosts: hosts)
@@ -65,43 +59,6 @@ struct PlanCommand: AsyncParsableCommand {
     case .dot: writeStandardOutput(Array(PlanDotRenderer.render(plan).utf8))
     }
     if findings.contains(where: { $0.severity == .error }) { throw ExitCode(3) }
-    throw ExitCode(outcome.exitCode)
-  }
-
-  /// Each maintenance window's state now: open until when, or when it opens next.
-  static func windowStates(_ plan: Plan, now: Date = Date()) -> String {
-    var text = ""
-    var seen = Set<String>()
-    for play in plan.plays {
-      for (window, owner) in play.policy.windows.map({ ($0, "play '\(play.name)'") })
-        + play.policy.organisationWindows.map({ ($0, "organisation") })
-      {
-        let key = "\(owner)/\(window.name)"
-        guard seen.insert(key).inserted else { continue }
-        let local = ISO8601DateFormatter()
-        local.timeZone = TimeZone(identifier: window.timeZone) ?? TimeZone(identifier: "UTC")!
-        let line: String
-        do {
-          let state = try WindowEvaluator.state(of: window, at: now)
-          if state.isOpen, let cutoff = state.startCutoff, let closes = state.closes {
-            line =
-              cutoff > now
-              ? "open now; hosts may start until \(local.string(from: cutoff)), it closes at \(local.string(from: closes))"
-              : "open, but past its cutoff (\(local.string(from: cutoff))); it closes at \(local.string(from: closes))"
-          } else if let next = state.nextOpening {
-            line = "closed; next opens \(local.string(from: next))"
-          } else {
-            line = "closed; no opening within a year"
-          }
-        } catch {
-          line = "cannot be evaluated: \(error.description)"
-        }
-        if text.isEmpty {
-          text = "\nMaintenance windows (now \(ISO8601DateFormatter().string(from: now))):\n"
-        }
-        text += "  \(window.name) (\(owner)): \(line)\n"
-      }
-    }
-    return text
+    throw ExitCode(exitCode)
   }
 }

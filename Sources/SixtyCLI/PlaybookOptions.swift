@@ -44,6 +44,23 @@ struct PlaybookOptions: ParsableArguments {
   }
 }
 
+extension PlaybookOptions {
+  /// Loads and plans for `sixty command` (an inventory is required), printing the diagnostics: the
+  /// plan, the inputs it was made from (the EC2 inventory resolved) and the loader's exit code.
+  /// - Throws: `ExitCode` with the loader's code when there is no plan.
+  func plan(for command: String) async throws -> (Plan, PlanLoader.Inputs, Int32) {
+    guard inputs.inventoryPath != nil else {
+      throw ValidationError(
+        "sixty \(command) needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
+    }
+    let inputs = await InventoryResolver.load(inputs, ec2: ec2.settings)
+    let outcome = PlanLoader.load(inputs)
+    printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
+    guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }
+    return (plan, inputs, outcome.exitCode)
+  }
+}
+
 /// Where the hosts and the organisation policy come from.
 struct InventoryOptions: ParsableArguments {
   @Option(name: [.customShort("i"), .long], help: "The inventory file (YAML); default: SIXTY_INVENTORY.")
@@ -116,5 +133,11 @@ struct EC2Options: ParsableArguments {
     }
   }
 
-  var settings: EC2Settings { EC2Settings(endpoint: ec2Endpoint, refresh: refresh, pageSize: pageSize) }
+  var settings: EC2Settings {
+    var settings = EC2Settings()
+    settings.endpoint = ec2Endpoint
+    settings.refresh = refresh
+    settings.pageSize = pageSize
+    return settings
+  }
 }

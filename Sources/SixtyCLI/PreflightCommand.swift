@@ -44,91 +44,15 @@ struct PreflightOptions: ParsableArguments {
     }
   }
 
-  func sources() throws -> PreflightSources {
-    var prefixes: [String: [CIDR]] = [:]
-    // A copy kept in the cache directory is used when none is named.
-    let cached = EC2Inventory.defaultCacheDirectory() + "/ip-ranges.json"
-    let ipRanges = self.ipRanges ?? (FileManager.default.fileExists(atPath: cached) ? cached : nil)
-    if let ipRanges {
-      guard let data = FileManager.default.contents(atPath: ipRanges) else {
-        throw CLIError("cannot read the ip-ranges file \(ipRanges).", code: 2)
-      }
-      do {
-        prefixes = try PreflightSources.instanceConnectPrefixes(ipRangesJSON: data)
-      } catch {
-        throw CLIError("\(ipRanges): \(error)", code: 2)
-      }
-    }
-    let runnerCIDRs = runner.isEmpty ? Preflight.localAddresses() : runner.compactMap { CIDR($0) }
-    return PreflightSources(
-      runner: runnerCIDRs, bastion: bastion.compactMap { CIDR($0) }, groups: sourceGroups,
-      instanceConnectPrefixes: prefixes)
-  }
-}
-
-/// Checks the targets of a plan that come from an aws-ec2 inventory.
-enum PreflightCheck {
-  static func run(plan: Plan, inputs: PlanLoader.Inputs, options: PreflightOptions, ec2: EC2Options)
-    async throws
-    -> [PreflightFinding]
-  {
-    var targets: [(host: InventoryHost, user: String)] = []
-    var seen = Set<String>()
-    for play in plan.plays {
-      for host in play.hosts where host.batch != nil && seen.insert(host.host.name).inserted {
-        targets.append((host.host, host.user))
-      }
-    }
-    guard let path = inputs.inventoryPath, let source = InventoryParser.load(path: path).0?.ec2 else {
-      throw CLIError(
-        "preflight checks EC2 security groups and needs an aws-ec2 inventory (source: aws-ec2); \(inputs.inventoryPath ?? "no inventory") is a static one.",
-        code: 2)
-    }
-    let ids = Array(
-      Set(
-        targets.flatMap { target -> [String] in
-          guard case .map(let ec2)? = target.host.vars["ec2"],
-            case .list(let groups)? = ec2["security_groups"]
-          else {
-            return []
-          }
-          return groups.compactMap { if case .string(let id) = $0 { id } else { nil } }
-        })
-    ).sorted()
-    var groups: [String: SecurityGroup] = [:]
-    if !ids.isEmpty {
-      do {
-        let client = try await InventoryResolver.client(for: source, options: ec2.settings, profile: nil)
-        for group in try await client.describeSecurityGroups(ids: ids) { groups[group.id] = group }
-      } catch {
-        throw CLIError("cannot read the security groups \(ids.joined(separator: ", ")): \(error)", code: 2)
-      }
-    }
-    return Preflight.check(hosts: targets, groups: groups, sources: try options.sources())
-  }
-
-  static func text(_ findings: [PreflightFinding], hosts: Int) -> String {
-    var text = "\nPreflight (\(hosts) host\(hosts == 1 ? "" : "s"), nothing changed):\n"
-    if findings.isEmpty { return text + "  every target is reachable as planned; no findings.\n" }
-    for finding in findings { text += "  \(finding)\n" }
-    let errors = Set(findings.filter { $0.severity == .error }.map(\.host)).count
-    let warnings = findings.filter { $0.severity == .warning }.count
-    text +=
-      "\(errors) host\(errors == 1 ? "" : "s") cannot work as things are; \(warnings) warning\(warnings == 1 ? "" : "s").\n"
-    return text
-  }
-
-  static func json(_ findings: [PreflightFinding], into w: inout JSONWriter) {
-    w.beginArray()
-    for finding in findings {
-      w.beginObject()
-      w.field("host", finding.host)
-      if let id = finding.instanceID { w.field("instance_id", id) }
-      w.field("severity", finding.severity.rawValue)
-      w.field("message", finding.message)
-      w.endObject()
-    }
-    w.endArray()
+  /// What preflight is to assume, for the library.
+  func settings(ec2: EC2Options) -> PreflightSettings {
+    var settings = PreflightSettings()
+    settings.runner = runner
+    settings.bastion = bastion
+    settings.sourceGroups = sourceGroups
+    settings.ipRanges = ipRanges
+    settings.ec2 = ec2.settings
+    return settings
   }
 }
 
@@ -148,15 +72,9 @@ struct PreflightCommand: AsyncParsableCommand {
   var format: ListFormat = .text
 
   func run() async throws {
-    guard options.inputs.inventoryPath != nil else {
-      throw ValidationError("sixty preflight needs an inventory: pass -i INVENTORY (or set SIXTY_INVENTORY).")
-    }
-    let inputs = await InventoryResolver.load(options.inputs, ec2: options.ec2.settings)
-    let outcome = PlanLoader.load(inputs)
-    printDiagnostics(outcome.diagnostics.filter { $0.kind != .policy || outcome.plan == nil })
-    guard let plan = outcome.plan else { throw ExitCode(outcome.exitCode) }
+    let (plan, inputs, _) = try await options.plan(for: "preflight")
     let findings = try await PreflightCheck.run(
-      plan: plan, inputs: inputs, options: preflight, ec2: options.ec2)
+      plan: plan, inputs: inputs, settings: preflight.settings(ec2: options.ec2))
     let hosts = Set(plan.plays.flatMap { $0.hosts.filter { $0.batch != nil }.map(\.host.name) }).count
     if format == .json {
       var w = JSONWriter()

@@ -29,7 +29,13 @@ struct ConnectOptions: ParsableArguments {
     }
   }
 
-  var settings: ConnectSettings { ConnectSettings(endpoint: endpoint, region: region, profile: profile) }
+  var settings: ConnectSettings {
+    var settings = ConnectSettings()
+    settings.endpoint = endpoint
+    settings.region = region
+    settings.profile = profile
+    return settings
+  }
 }
 
 struct PushCommand: AsyncParsableCommand {

@@ -46,4 +46,41 @@ public enum MaintenanceWindows {
   public static func check(_ plan: Plan, now: Date) throws(RunFailure) {
     for play in plan.plays { _ = try cutoff(play, now: now) }
   }
+
+  /// Each maintenance window's state now: open until when, or when it opens next.
+  public static func states(_ plan: Plan, now: Date) -> String {
+    var text = ""
+    var seen = Set<String>()
+    for play in plan.plays {
+      for (window, owner) in play.policy.windows.map({ ($0, "play '\(play.name)'") })
+        + play.policy.organisationWindows.map({ ($0, "organisation") })
+      {
+        let key = "\(owner)/\(window.name)"
+        guard seen.insert(key).inserted else { continue }
+        let local = ISO8601DateFormatter()
+        local.timeZone = TimeZone(identifier: window.timeZone) ?? TimeZone(identifier: "UTC")!
+        let line: String
+        do {
+          let state = try WindowEvaluator.state(of: window, at: now)
+          if state.isOpen, let cutoff = state.startCutoff, let closes = state.closes {
+            line =
+              cutoff > now
+              ? "open now; hosts may start until \(local.string(from: cutoff)), it closes at \(local.string(from: closes))"
+              : "open, but past its cutoff (\(local.string(from: cutoff))); it closes at \(local.string(from: closes))"
+          } else if let next = state.nextOpening {
+            line = "closed; next opens \(local.string(from: next))"
+          } else {
+            line = "closed; no opening within a year"
+          }
+        } catch {
+          line = "cannot be evaluated: \(error.description)"
+        }
+        if text.isEmpty {
+          text = "\nMaintenance windows (now \(ISO8601DateFormatter().string(from: now))):\n"
+        }
+        text += "  \(window.name) (\(owner)): \(line)\n"
+      }
+    }
+    return text
+  }
 }

@@ -4,15 +4,17 @@ import SixtyExecution
 /// Every task's output, for `--group-output`, the reports and the history.
 // @unchecked: `entries` and `latest`, the only mutable state, are behind `lock`.
 public final class OutputCollector: @unchecked Sendable {
+  /// A task's attempt as the executor captured it.
   struct Entry {
     var play: String
-    var host: String
     var task: String
-    var stdout: String
-    var stderr: String
-    var status: Int32
-    var started: Date
-    var ended: Date
+    var capture: TaskCapture
+    var host: String { capture.host }
+    var stdout: String { capture.stdout.text }
+    var stderr: String { capture.stderr.text }
+    var status: Int32 { capture.status }
+    var started: Date { capture.started }
+    var ended: Date { capture.ended }
   }
   struct Key: Hashable {
     var play: String
@@ -28,11 +30,7 @@ public final class OutputCollector: @unchecked Sendable {
   func add(play: String, task: String, capture: TaskCapture) {
     lock.withLock {
       latest[Key(play: play, host: capture.host, task: task)] = entries.count
-      entries.append(
-        Entry(
-          play: play, host: capture.host, task: task, stdout: capture.stdout.text,
-          stderr: capture.stderr.text, status: capture.status, started: capture.started, ended: capture.ended)
-      )
+      entries.append(Entry(play: play, task: task, capture: capture))
     }
   }
 

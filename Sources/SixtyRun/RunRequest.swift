@@ -103,11 +103,7 @@ public struct EC2Settings: Sendable, Codable, Equatable {
   public var refresh = false
   /// Instances per DescribeInstances page.
   public var pageSize = 1000
-  public init(endpoint: String? = nil, refresh: Bool = false, pageSize: Int = 1000) {
-    self.endpoint = endpoint
-    self.refresh = refresh
-    self.pageSize = pageSize
-  }
+  public init() {}
 }
 
 /// Where and as whom to call EC2 Instance Connect (AWS, the broker, or another compatible endpoint).
@@ -115,11 +111,7 @@ public struct ConnectSettings: Sendable, Codable, Equatable {
   public var endpoint: String?
   public var region: String?
   public var profile: String?
-  public init(endpoint: String? = nil, region: String? = nil, profile: String? = nil) {
-    self.endpoint = endpoint
-    self.region = region
-    self.profile = profile
-  }
+  public init() {}
 }
 
 /// Where and how a run is recorded in the history.
