@@ -33,10 +33,8 @@ struct ExecCommand: AsyncParsableCommand {
   @Flag(name: .long, help: "Run through sudo -n as root.")
   var become = false
 
-  @OptionGroup var output: RunOutputOptions
-  @OptionGroup var history: HistoryOptions
+  @OptionGroup var runner: RunnerOptions
   @OptionGroup var ec2: EC2Options
-  @OptionGroup var connect: ConnectOptions
 
   func validate() throws {
     guard !command.isEmpty else {
@@ -52,7 +50,7 @@ struct ExecCommand: AsyncParsableCommand {
   func run() async throws {
     try files.require("exec")
     var adHoc = AdHocCommand(selector: selector, command: command)
-    adHoc.forks = output.forks
+    adHoc.forks = runner.output.forks
     adHoc.batches = batches.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
     adHoc.maxFailures = maxFailures
     adHoc.timeout = timeout
@@ -60,10 +58,7 @@ struct ExecCommand: AsyncParsableCommand {
     var request = RunRequest(source: .command(adHoc))
     files.apply(to: &request)
     request.ec2 = ec2.settings
-    request.connect = connect.settings
-    request.history = history.settings
-    output.apply(to: &request)
-    let console = TerminalConsole(groupOutput: request.groupOutput, progress: request.progress)
-    throw ExitCode(try await Runner.run(request, console: console).rawValue)
+    runner.apply(to: &request)
+    try await RunnerOptions.run(request)
   }
 }

@@ -29,13 +29,7 @@ struct ConnectOptions: ParsableArguments {
     }
   }
 
-  var settings: ConnectSettings {
-    var settings = ConnectSettings()
-    settings.endpoint = endpoint
-    settings.region = region
-    settings.profile = profile
-    return settings
-  }
+  var settings: ConnectSettings { ConnectSettings(endpoint: endpoint, region: region, profile: profile) }
 }
 
 struct PushCommand: AsyncParsableCommand {

@@ -19,18 +19,14 @@ extension RunsCommand {
 
     /// The same `-e` values as the original run: values are never stored.
     @OptionGroup var variables: VariableOptions
-    @OptionGroup var output: RunOutputOptions
-    @OptionGroup var history: HistoryOptions
-    @OptionGroup var connect: ConnectOptions
+    @OptionGroup var runner: RunnerOptions
     @OptionGroup var ec2: EC2Options
 
     func run() async throws {
       var settings = RunRequest(source: .playbook(path: ""))
-      output.apply(to: &settings)
+      runner.apply(to: &settings)
       variables.apply(to: &settings)
-      settings.connect = connect.settings
       settings.ec2 = ec2.settings
-      settings.history = history.settings
       var request = RerunRequest(id: id, settings: settings)
       request.failedOnly = failed
       request.extraVars = settings.extraVars

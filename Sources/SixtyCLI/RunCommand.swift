@@ -13,15 +13,12 @@ struct RunCommand: AsyncParsableCommand {
       """)
 
   @OptionGroup var options: PlaybookOptions
-  @OptionGroup var connect: ConnectOptions
-  @OptionGroup var output: RunOutputOptions
+  @OptionGroup var runner: RunnerOptions
 
   @Option(
     name: .long,
     help: "Start no host after this time (ISO 8601); hosts not started by then are reported as not started.")
   var notAfter: String?
-
-  @OptionGroup var history: HistoryOptions
 
   func validate() throws {
     if let notAfter, parseTime(notAfter) == nil {
@@ -31,24 +28,39 @@ struct RunCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
-    let request = try makeRequest()
-    let console = TerminalConsole(groupOutput: request.groupOutput, progress: request.progress)
-    throw ExitCode(try await Runner.run(request, console: console).rawValue)
+    try await RunnerOptions.run(try makeRequest())
   }
 
   func makeRequest() throws -> RunRequest {
     try options.files.require("run")
     var request = RunRequest(source: .playbook(path: options.playbook))
     options.apply(to: &request)
-    output.apply(to: &request)
-    request.connect = connect.settings
+    runner.apply(to: &request)
     request.notAfter = notAfter.flatMap { parseTime($0) }
-    request.history = history.settings
     return request
   }
 }
 
-/// How a run shows and writes its results: options of `run`, `exec` and `runs rerun`.
+/// How a run is carried out, shown and recorded: options of `run`, `exec` and `runs rerun`.
+struct RunnerOptions: ParsableArguments {
+  @OptionGroup var output: RunOutputOptions
+  @OptionGroup var history: HistoryOptions
+  @OptionGroup var connect: ConnectOptions
+
+  func apply(to request: inout RunRequest) {
+    output.apply(to: &request)
+    request.history = history.settings
+    request.connect = connect.settings
+  }
+
+  /// Runs the request on the terminal and exits with its status.
+  static func run(_ request: RunRequest) async throws -> Never {
+    let console = TerminalConsole(groupOutput: request.groupOutput, progress: request.progress)
+    throw ExitCode(try await Runner.run(request, console: console).rawValue)
+  }
+}
+
+/// How a run shows and writes its results.
 struct RunOutputOptions: ParsableArguments {
   @Option(name: .long, help: "Hosts at once (caps the policy's concurrency).")
   var forks: Int?
@@ -104,7 +116,6 @@ struct RunRequestCommand: AsyncParsableCommand {
     } catch {
       throw CLIError("the run request on standard input is not valid: \(error)", code: 2)
     }
-    let console = TerminalConsole(groupOutput: request.groupOutput, progress: request.progress)
-    throw ExitCode(try await Runner.run(request, console: console).rawValue)
+    try await RunnerOptions.run(request)
   }
 }

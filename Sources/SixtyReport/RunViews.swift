@@ -9,11 +9,6 @@ public struct RunListing: Sendable {
   /// The history file, named when there is nothing to list.
   public var historyPath: String
 
-  public init(runs: [RunRecord], job: String?, historyPath: String) {
-    self.runs = runs
-    self.job = job
-    self.historyPath = historyPath
-  }
 
   /// The runs of `job` (or every run) started since `since`, at most `limit`, newest first.
   public static func load(from history: History, job: String?, since: Date?, limit: Int) throws(HistoryError)
@@ -57,16 +52,6 @@ public struct RunDetail: Sendable {
   /// The one host shown (with every task's output), if one was chosen.
   public var host: String?
 
-  public init(
-    run: RunRecord, plays: [PlayRecord], hosts: [HostRecord], notifications: [NotificationRecord],
-    host: String?
-  ) {
-    self.run = run
-    self.plays = plays
-    self.hosts = hosts
-    self.notifications = notifications
-    self.host = host
-  }
 
   /// Run `id` with its hosts (or only `host`).
   /// - Throws: `HistoryError` when the history cannot be read, there is no such run, or the run

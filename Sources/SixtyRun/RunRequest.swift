@@ -111,7 +111,11 @@ public struct ConnectSettings: Sendable, Codable, Equatable {
   public var endpoint: String?
   public var region: String?
   public var profile: String?
-  public init() {}
+  public init(endpoint: String? = nil, region: String? = nil, profile: String? = nil) {
+    self.endpoint = endpoint
+    self.region = region
+    self.profile = profile
+  }
 }
 
 /// Where and how a run is recorded in the history.
