@@ -111,66 +111,68 @@ final class CannedHTTPServer: @unchecked Sendable {
   }
 
   @Test func printsVerifiedKeysAndFailsClosed() throws {
-    let fleet = try LocalFleet(count: 1, startSSHD: false)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let keyPath = try pushedKey(fleet)
-    let fingerprint = try runProgram("/usr/bin/ssh-keygen", ["-lf", keyPath + ".pub"]).stdout.split(
-      separator: " ")[1]
-    let config = try writeConfig(fleet)
+    try withLocalFleet(LocalFleet(count: 1, startSSHD: false)) { fleet in
+      let keyPath = try pushedKey(fleet)
+      let fingerprint = try runProgram("/usr/bin/ssh-keygen", ["-lf", keyPath + ".pub"]).stdout.split(
+        separator: " ")[1]
+      let config = try writeConfig(fleet)
 
-    let ok = try agent(["ops", String(fingerprint), "--config", config])
-    #expect(ok.status == 0, "\(ok.stderr)")
-    let publicKey = try String(contentsOfFile: keyPath + ".pub", encoding: .utf8).split(separator: " ")
-      .prefix(2)
-      .joined(separator: " ")
-    let lines = ok.stdout.split(separator: "\n")
-    #expect(lines.count == 1)
-    #expect(lines.first?.hasPrefix("expiry-time=\"") == true)
-    #expect(lines.first?.hasSuffix("Z\",from=\"127.0.0.0/8\" \(publicKey)") == true)
-    #expect(ok.stderr.contains("offered key \(fingerprint) for ops"))
-    // Without a fingerprint: every active key; another fingerprint or user: none.
-    #expect(try agent(["ops", "--config", config]).stdout == ok.stdout)
-    let other = try agent(["ops", "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "--config", config])
-    #expect(other.status == 0 && other.stdout.isEmpty)
-    let nobody = try agent(["deploy", "--config", config])
-    #expect(nobody.status == 0 && nobody.stdout.isEmpty)
-    // The environment variable names the configuration too.
-    let viaEnvironment = try runProgram(
-      LocalFleet.agentPath, ["ops"],
-      environment: ProcessInfo.processInfo.environment.merging(["SIXTY_AGENT_CONFIG": config]) { $1 })
-    #expect(viaEnvironment.stdout == ok.stdout)
+      let ok = try agent(["ops", String(fingerprint), "--config", config])
+      #expect(ok.status == 0, "\(ok.stderr)")
+      let publicKey = try String(contentsOfFile: keyPath + ".pub", encoding: .utf8).split(separator: " ")
+        .prefix(2)
+        .joined(separator: " ")
+      let lines = ok.stdout.split(separator: "\n")
+      #expect(lines.count == 1)
+      #expect(lines.first?.hasPrefix("expiry-time=\"") == true)
+      #expect(lines.first?.hasSuffix("Z\",from=\"127.0.0.0/8\" \(publicKey)") == true)
+      #expect(ok.stderr.contains("offered key \(fingerprint) for ops"))
+      // Without a fingerprint: every active key; another fingerprint or user: none.
+      #expect(try agent(["ops", "--config", config]).stdout == ok.stdout)
+      let other = try agent(["ops", "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "--config", config])
+      #expect(other.status == 0 && other.stdout.isEmpty)
+      let nobody = try agent(["deploy", "--config", config])
+      #expect(nobody.status == 0 && nobody.stdout.isEmpty)
+      // The environment variable names the configuration too.
+      let viaEnvironment = try runProgram(
+        LocalFleet.agentPath, ["ops"],
+        environment: ProcessInfo.processInfo.environment.merging(["SIXTY_AGENT_CONFIG": config]) { $1 })
+      #expect(viaEnvironment.stdout == ok.stdout)
 
-    // Fail closed: a different pinned key, a wrong token, a dead broker, a broker that hangs,
-    // a bad configuration, a hostile user name.
-    let otherKey = "3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w0="
-    let cases: [([String], Int32, String)] = [
-      (["ops", "--config", try writeConfig(fleet, key: otherKey)], 1, "signature does not verify"),
-      (["ops", "--config", try writeConfig(fleet, token: "wrong-token-wrong-token")], 1, "HTTP 401"),
-      (
-        ["ops", "--config", try writeConfig(fleet, broker: "http://127.0.0.1:\(LocalProcess.freePort())")], 1,
-        "the connection was refused"
-      ),
-      // An https broker is fetched by sixty-agent-tls (libcurl's wording).
-      (
-        ["ops", "--config", try writeConfig(fleet, broker: "https://127.0.0.1:\(LocalProcess.freePort())")],
-        1,
-        "Couldn't connect to server"
-      ),
-      (["ops", "--config", try writeConfig(fleet, extra: "timeout: 9s")], 2, "expected a duration up to 5s"),
-      (["ops", "--config", try writeConfig(fleet, extra: "colour: blue")], 2, "unknown key 'colour'"),
-      (["ops", "--config", fleet.directory + "/missing.yml"], 2, "cannot read the agent configuration"),
-      (["-oProxyCommand=x", "--config", config], 2, "is not a valid OS user"),
-      (["a\nb", "--config", config], 2, "is not a valid OS user"),
-      ([], 2, "expected USER"),
-    ]
-    for (arguments, status, fragment) in cases {
-      let result = try agent(arguments)
-      #expect(result.status == status, "\(arguments): \(result.stderr)")
-      #expect(result.stdout.isEmpty, "\(arguments)")
-      #expect(result.stderr.contains(fragment), "\(arguments): \(result.stderr)")
+      // Fail closed: a different pinned key, a wrong token, a dead broker, a broker that hangs,
+      // a bad configuration, a hostile user name.
+      let otherKey = "3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w3q2+7w0="
+      let cases: [([String], Int32, String)] = [
+        (["ops", "--config", try writeConfig(fleet, key: otherKey)], 1, "signature does not verify"),
+        (["ops", "--config", try writeConfig(fleet, token: "wrong-token-wrong-token")], 1, "HTTP 401"),
+        (
+          ["ops", "--config", try writeConfig(fleet, broker: "http://127.0.0.1:\(LocalProcess.freePort())")],
+          1,
+          "the connection was refused"
+        ),
+        // An https broker is fetched by sixty-agent-tls (libcurl's wording).
+        (
+          [
+            "ops", "--config", try writeConfig(fleet, broker: "https://127.0.0.1:\(LocalProcess.freePort())"),
+          ],
+          1,
+          "Couldn't connect to server"
+        ),
+        (
+          ["ops", "--config", try writeConfig(fleet, extra: "timeout: 9s")], 2, "expected a duration up to 5s"
+        ),
+        (["ops", "--config", try writeConfig(fleet, extra: "colour: blue")], 2, "unknown key 'colour'"),
+        (["ops", "--config", fleet.directory + "/missing.yml"], 2, "cannot read the agent configuration"),
+        (["-oProxyCommand=x", "--config", config], 2, "is not a valid OS user"),
+        (["a\nb", "--config", config], 2, "is not a valid OS user"),
+        ([], 2, "expected USER"),
+      ]
+      for (arguments, status, fragment) in cases {
+        let result = try agent(arguments)
+        #expect(result.status == status, "\(arguments): \(result.stderr)")
+        #expect(result.stdout.isEmpty, "\(arguments)")
+        #expect(result.stderr.contains(fragment), "\(arguments): \(result.stderr)")
+      }
     }
   }
 
@@ -188,131 +190,118 @@ final class CannedHTTPServer: @unchecked Sendable {
     #expect(types.contains(1), "loadable segments")
     #expect(!types.contains(3), "no PT_INTERP: sixty-agent is linked statically")
 
-    let fleet = try LocalFleet(count: 1, startSSHD: false)
-    defer {
-      fleet.stop()
-      fleet.remove()
+    try withLocalFleet(LocalFleet(count: 1, startSSHD: false)) { fleet in
+      _ = try pushedKey(fleet)
+      let byAddress = try agent(["ops", "--config", try writeConfig(fleet)])
+      let named = fleet.endpoint.replacingOccurrences(of: "127.0.0.1", with: "localhost")
+      #expect(named != fleet.endpoint)
+      let byName = try agent(["ops", "--config", try writeConfig(fleet, broker: named)])
+      #expect(byName.status == 0, "\(byName.stderr)")
+      #expect(!byName.stdout.isEmpty && byName.stdout == byAddress.stdout)
     }
-    _ = try pushedKey(fleet)
-    let byAddress = try agent(["ops", "--config", try writeConfig(fleet)])
-    let named = fleet.endpoint.replacingOccurrences(of: "127.0.0.1", with: "localhost")
-    #expect(named != fleet.endpoint)
-    let byName = try agent(["ops", "--config", try writeConfig(fleet, broker: named)])
-    #expect(byName.status == 0, "\(byName.stderr)")
-    #expect(!byName.stdout.isEmpty && byName.stdout == byAddress.stdout)
   }
 
   @Test func aHangingBrokerIsCutOffAtTheTimeout() throws {
-    let fleet = try LocalFleet(count: 1, startSSHD: false)
-    defer {
-      fleet.stop()
-      fleet.remove()
+    try withLocalFleet(LocalFleet(count: 1, startSSHD: false)) { fleet in
+      // Accepts connections and never answers.
+      let port = LocalProcess.freePort()
+      let silent = try LocalProcess(
+        LocalProcess.which("python3")!,
+        [
+          "-c",
+          "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',\(port)))\ns.listen(16)\nc=[]\nwhile True:\n  c.append(s.accept())\n",
+        ], logPath: fleet.directory + "/silent.log")
+      defer { silent.stop() }
+      #expect(LocalProcess.waitForPort(port))
+      let config = try writeConfig(fleet, broker: "http://127.0.0.1:\(port)", extra: "timeout: 1s")
+      let result = try agent(["ops", "--config", config])
+      #expect(result.status == 1)
+      #expect(result.stdout.isEmpty)
+      #expect(result.stderr.contains("did not answer within 1.0 s"), "\(result.stderr)")
+      #expect(result.seconds < 3)
     }
-    // Accepts connections and never answers.
-    let port = LocalProcess.freePort()
-    let silent = try LocalProcess(
-      LocalProcess.which("python3")!,
-      [
-        "-c",
-        "import socket,time\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',\(port)))\ns.listen(16)\nc=[]\nwhile True:\n  c.append(s.accept())\n",
-      ], logPath: fleet.directory + "/silent.log")
-    defer { silent.stop() }
-    #expect(LocalProcess.waitForPort(port))
-    let config = try writeConfig(fleet, broker: "http://127.0.0.1:\(port)", extra: "timeout: 1s")
-    let result = try agent(["ops", "--config", config])
-    #expect(result.status == 1)
-    #expect(result.stdout.isEmpty)
-    #expect(result.stderr.contains("did not answer within 1.0 s"), "\(result.stderr)")
-    #expect(result.seconds < 3)
   }
 
   /// A hostile broker announcing a chunk of 2^63-1 bytes: the agent fails closed with a message
   /// (it used to trap on the overflow, SIGILL).
   @Test func aHugeChunkSizeFailsClosedWithAMessage() throws {
-    let fleet = try LocalFleet(count: 1, startSSHD: false)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let sizes = ["7fffffffffffffff", "ffffffffffffffffffff", "+10", "200000"]
-    for size in sizes {
-      let server = try CannedHTTPServer(
-        answer: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\(size)\r\nabc\r\n0\r\n\r\n".utf8)
-      )
-      defer { server.finish() }
-      let config = try writeConfig(fleet, broker: "http://127.0.0.1:\(server.port)")
-      let result = try agent(["ops", "--config", config])
-      #expect(result.status == 1, "\(size): \(result.stderr)")
-      #expect(result.stdout.isEmpty)
-      let expected =
-        size == "+10"
-        ? "a chunk size '+10' is not hexadecimal" : "a chunk size of \(size.prefix(20)) (hex) is larger than"
-      #expect(result.stderr.contains(expected), "\(size): \(result.stderr)")
+    try withLocalFleet(LocalFleet(count: 1, startSSHD: false)) { fleet in
+      let sizes = ["7fffffffffffffff", "ffffffffffffffffffff", "+10", "200000"]
+      for size in sizes {
+        let server = try CannedHTTPServer(
+          answer: Array(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\(size)\r\nabc\r\n0\r\n\r\n".utf8)
+        )
+        defer { server.finish() }
+        let config = try writeConfig(fleet, broker: "http://127.0.0.1:\(server.port)")
+        let result = try agent(["ops", "--config", config])
+        #expect(result.status == 1, "\(size): \(result.stderr)")
+        #expect(result.stdout.isEmpty)
+        let expected =
+          size == "+10"
+          ? "a chunk size '+10' is not hexadecimal"
+          : "a chunk size of \(size.prefix(20)) (hex) is larger than"
+        #expect(result.stderr.contains(expected), "\(size): \(result.stderr)")
+      }
     }
   }
 
   /// "offered key" is logged for the keys printed, not for entries dropped on the way (expired,
   /// for another key, or with an unsafe key or from= value).
   @Test func onlyPrintedKeysAreLoggedAsOffered() throws {
-    let fleet = try LocalFleet(count: 1, startSSHD: false)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let signing = Curve25519.Signing.PrivateKey()
-    let key = try SSHKeyPair.generate(.ed25519).authorizedKey
-    let now = Int64(Date().timeIntervalSince1970)
-    func entry(_ fingerprint: String, key: String = key, expires: Int64 = now + 60, from: [String] = [])
-      -> SignedKeyList.Entry
-    {
-      SignedKeyList.Entry(
-        key: key, fingerprint: fingerprint, expiresAt: expires, requestID: "r-\(fingerprint)",
-        principal: "deploy", from: from)
-    }
-    let list = SignedKeyList(
-      instanceID: fleet.hosts[0].instanceID, osUser: "ops", issuedAt: now,
-      keys: [
-        entry("SHA256:printed"),
-        entry("SHA256:expired", expires: now - 5),
-        entry("SHA256:badfrom", from: ["10.0.0.0/8\",command=\"/bin/sh"]),
-        entry("SHA256:badkey", key: key + " trailing"),
-      ])
-    let body = try list.signed(with: signing)
-    let server = try CannedHTTPServer(
-      answer: Array("HTTP/1.1 200 OK\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
-        + Array(body))
-    defer { server.finish() }
-    let config = try writeConfig(
-      fleet, broker: "http://127.0.0.1:\(server.port)",
-      key: signing.publicKey.rawRepresentation.base64EncodedString())
-    let result = try agent(["ops", "--config", config])
-    #expect(result.status == 0, "\(result.stderr)")
-    #expect(result.stdout.split(separator: "\n").count == 1 && result.stdout.hasSuffix(" \(key)\n"))
-    #expect(result.stderr.contains("offered key SHA256:printed for ops"), "\(result.stderr)")
-    for dropped in ["SHA256:expired", "SHA256:badfrom", "SHA256:badkey"] {
-      #expect(!result.stderr.contains(dropped), "\(dropped) was logged: \(result.stderr)")
+    try withLocalFleet(LocalFleet(count: 1, startSSHD: false)) { fleet in
+      let signing = Curve25519.Signing.PrivateKey()
+      let key = try SSHKeyPair.generate(.ed25519).authorizedKey
+      let now = Int64(Date().timeIntervalSince1970)
+      func entry(_ fingerprint: String, key: String = key, expires: Int64 = now + 60, from: [String] = [])
+        -> SignedKeyList.Entry
+      {
+        SignedKeyList.Entry(
+          key: key, fingerprint: fingerprint, expiresAt: expires, requestID: "r-\(fingerprint)",
+          principal: "deploy", from: from)
+      }
+      let list = SignedKeyList(
+        instanceID: fleet.hosts[0].instanceID, osUser: "ops", issuedAt: now,
+        keys: [
+          entry("SHA256:printed"),
+          entry("SHA256:expired", expires: now - 5),
+          entry("SHA256:badfrom", from: ["10.0.0.0/8\",command=\"/bin/sh"]),
+          entry("SHA256:badkey", key: key + " trailing"),
+        ])
+      let body = try list.signed(with: signing)
+      let server = try CannedHTTPServer(
+        answer: Array("HTTP/1.1 200 OK\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+          + Array(body))
+      defer { server.finish() }
+      let config = try writeConfig(
+        fleet, broker: "http://127.0.0.1:\(server.port)",
+        key: signing.publicKey.rawRepresentation.base64EncodedString())
+      let result = try agent(["ops", "--config", config])
+      #expect(result.status == 0, "\(result.stderr)")
+      #expect(result.stdout.split(separator: "\n").count == 1 && result.stdout.hasSuffix(" \(key)\n"))
+      #expect(result.stderr.contains("offered key SHA256:printed for ops"), "\(result.stderr)")
+      for dropped in ["SHA256:expired", "SHA256:badfrom", "SHA256:badkey"] {
+        #expect(!result.stderr.contains(dropped), "\(dropped) was logged: \(result.stderr)")
+      }
     }
   }
 
   /// The token inline makes agent.yml a secret: readable by others, the agent refuses it.
   @Test func anAgentConfigurationWithAnInlineTokenMustBeOwnerOnly() throws {
-    let fleet = try LocalFleet(count: 1, startSSHD: false)
-    defer {
-      fleet.stop()
-      fleet.remove()
+    try withLocalFleet(LocalFleet(count: 1, startSSHD: false)) { fleet in
+      _ = try pushedKey(fleet)
+      let config = try writeConfig(fleet)
+      chmod(config, 0o644)
+      let refused = try agent(["ops", "--config", config])
+      #expect(refused.status == 2)
+      #expect(refused.stdout.isEmpty)
+      #expect(
+        refused.stderr.contains(
+          "the agent configuration \(config) holds secrets inline (the agent token) and is readable by others (mode 0644); chmod 600 it"
+        ), "\(refused.stderr)")
+      chmod(config, 0o600)
+      let served = try agent(["ops", "--config", config])
+      #expect(served.status == 0 && !served.stdout.isEmpty, "\(served.stderr)")
     }
-    _ = try pushedKey(fleet)
-    let config = try writeConfig(fleet)
-    chmod(config, 0o644)
-    let refused = try agent(["ops", "--config", config])
-    #expect(refused.status == 2)
-    #expect(refused.stdout.isEmpty)
-    #expect(
-      refused.stderr.contains(
-        "the agent configuration \(config) holds secrets inline (the agent token) and is readable by others (mode 0644); chmod 600 it"
-      ), "\(refused.stderr)")
-    chmod(config, 0o600)
-    let served = try agent(["ops", "--config", config])
-    #expect(served.status == 0 && !served.stdout.isEmpty, "\(served.stderr)")
   }
 }

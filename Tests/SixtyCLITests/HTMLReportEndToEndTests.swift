@@ -11,135 +11,132 @@ import Testing
 
   @Test(.enabled(if: LocalFleet.canRun && canRender, "needs root, sshd and chromium"))
   func aRealRunsReportShowsEveryHostItsMarksAndItsFailures() throws {
-    let fleet = try LocalFleet(count: 4)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let playbook = fleet.directory + "/patch.yml"
-    try """
-    name: patch
-    hosts: all
-    tasks:
-      - name: prepare
-        shell: 'echo preparing {{ host.name }}; sleep 0.3'
-      - name: upgrade
-        shell: 'if [ "{{ host.name }}" = web-3 ]; then echo "E: dpkg was interrupted on {{ host.name }}" >&2; exit 100; fi; echo upgraded'
-      - name: restart
-        shell: 'echo restarted'
-    """.write(toFile: playbook, atomically: true, encoding: .utf8)
-    // One more host that cannot be reached: the broker does not know its instance.
-    var inventory = try String(contentsOfFile: try fleet.writeInventory(), encoding: .utf8)
-    inventory +=
-      "  web-9:\n    address: 127.0.0.1\n    port: \(LocalProcess.freePort())\n    user: \(fleet.user)\n    instance_id: i-00000000000000ff\n    tags: {role: web}\n"
-    let inventoryPath = fleet.directory + "/inventory-9.yml"
-    try inventory.write(toFile: inventoryPath, atomically: true, encoding: .utf8)
+    try withLocalFleet(LocalFleet(count: 4)) { fleet in
+      let playbook = fleet.directory + "/patch.yml"
+      try """
+      name: patch
+      hosts: all
+      tasks:
+        - name: prepare
+          shell: 'echo preparing {{ host.name }}; sleep 0.3'
+        - name: upgrade
+          shell: 'if [ "{{ host.name }}" = web-3 ]; then echo "E: dpkg was interrupted on {{ host.name }}" >&2; exit 100; fi; echo upgraded'
+        - name: restart
+          shell: 'echo restarted'
+      """.write(toFile: playbook, atomically: true, encoding: .utf8)
+      // One more host that cannot be reached: the broker does not know its instance.
+      var inventory = try String(contentsOfFile: try fleet.writeInventory(), encoding: .utf8)
+      inventory +=
+        "  web-9:\n    address: 127.0.0.1\n    port: \(LocalProcess.freePort())\n    user: \(fleet.user)\n    instance_id: i-00000000000000ff\n    tags: {role: web}\n"
+      let inventoryPath = fleet.directory + "/inventory-9.yml"
+      try inventory.write(toFile: inventoryPath, atomically: true, encoding: .utf8)
 
-    let live = fleet.directory + "/live.html"
-    let run = try SixtyBinary.run(
-      [
-        "run", playbook, "-i", inventoryPath, "--endpoint", fleet.endpoint, "--html", live, "--report",
-        fleet.directory + "/live.json",
-      ], environment: fleet.environment)
-    #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
-    #expect(run.stdout.contains("html: \(live)"), "\(run.stdout)")
+      let live = fleet.directory + "/live.html"
+      let run = try SixtyBinary.run(
+        [
+          "run", playbook, "-i", inventoryPath, "--endpoint", fleet.endpoint, "--html", live, "--report",
+          fleet.directory + "/live.json",
+        ], environment: fleet.environment)
+      #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
+      #expect(run.stdout.contains("html: \(live)"), "\(run.stdout)")
 
-    let stored = fleet.directory + "/stored.html"
-    let report = try SixtyBinary.run(
-      [
-        "runs", "report", "1", "--html", stored, "--junit", fleet.directory + "/stored.xml", "--json",
-        fleet.directory + "/stored.json",
-      ], environment: fleet.environment)
-    #expect(report.status == 0, "\(report.stdout)\(report.stderr)")
-    let missing = try SixtyBinary.run(
-      ["runs", "report", "7", "--html", stored], environment: fleet.environment)
-    #expect(missing.status == 2)
-    #expect(missing.stderr.contains("there is no run 7 in \(fleet.historyPath)"), "\(missing.stderr)")
+      let stored = fleet.directory + "/stored.html"
+      let report = try SixtyBinary.run(
+        [
+          "runs", "report", "1", "--html", stored, "--junit", fleet.directory + "/stored.xml", "--json",
+          fleet.directory + "/stored.json",
+        ], environment: fleet.environment)
+      #expect(report.status == 0, "\(report.stdout)\(report.stderr)")
+      let missing = try SixtyBinary.run(
+        ["runs", "report", "7", "--html", stored], environment: fleet.environment)
+      #expect(missing.status == 2)
+      #expect(missing.stderr.contains("there is no run 7 in \(fleet.historyPath)"), "\(missing.stderr)")
 
-    let expected = ["web-1": "ok", "web-2": "ok", "web-3": "failed", "web-4": "ok", "web-9": "unreachable"]
-    for file in [live, stored] {
-      let dom = try Chromium.dom(file)
-      let rows = ReportRow.parse(dom)
-      #expect(rows.count == 5, "\(file): one row per host, got \(rows.map(\.host))")
-      #expect(Dictionary(uniqueKeysWithValues: rows.map { ($0.host, $0.status) }) == expected, "\(file)")
-      let counted = dom.contains("data-hosts=\"5\"")
-      #expect(counted, "\(file): the page counts 5 hosts")
-      for row in rows {
-        #expect(row.classes.contains("s-\(expected[row.host]!.replacingOccurrences(of: " ", with: ""))"))
-        #expect(row.pushes.count == 1, "\(row.host): \(row.pushes)")
-        if row.host == "web-9" {
-          #expect(row.auth == nil && row.tasks.isEmpty, "an unreachable host has no authentication mark")
-          continue
+      let expected = ["web-1": "ok", "web-2": "ok", "web-3": "failed", "web-4": "ok", "web-9": "unreachable"]
+      for file in [live, stored] {
+        let dom = try Chromium.dom(file)
+        let rows = ReportRow.parse(dom)
+        #expect(rows.count == 5, "\(file): one row per host, got \(rows.map(\.host))")
+        #expect(Dictionary(uniqueKeysWithValues: rows.map { ($0.host, $0.status) }) == expected, "\(file)")
+        let counted = dom.contains("data-hosts=\"5\"")
+        #expect(counted, "\(file): the page counts 5 hosts")
+        for row in rows {
+          #expect(row.classes.contains("s-\(expected[row.host]!.replacingOccurrences(of: " ", with: ""))"))
+          #expect(row.pushes.count == 1, "\(row.host): \(row.pushes)")
+          if row.host == "web-9" {
+            #expect(row.auth == nil && row.tasks.isEmpty, "an unreachable host has no authentication mark")
+            continue
+          }
+          // Every push mark comes before its authentication mark, inside the key's shaded window.
+          let auth = try #require(row.auth, "\(row.host) has an authentication mark")
+          let push = try #require(row.pushes.first)
+          #expect(push.t < auth.t, "\(row.host): pushed at \(push.t) ms, authenticated at \(auth.t) ms")
+          #expect(push.left <= auth.left, "\(row.host): \(push.left)% then \(auth.left)%")
+          let window = try #require(row.windows.first)
+          #expect(abs(window.left - push.left) < 0.01 && auth.left <= window.left + window.width)
+          // Tasks start after authentication, one bar per task that ran.
+          #expect(row.tasks.count == (row.host == "web-3" ? 2 : 3), "\(row.host): \(row.tasks)")
+          #expect(row.tasks.allSatisfy { $0.left >= auth.left - 0.01 })
+          #expect(row.tasks.map(\.status) == (row.host == "web-3" ? ["ok", "failed"] : ["ok", "ok", "ok"]))
         }
-        // Every push mark comes before its authentication mark, inside the key's shaded window.
-        let auth = try #require(row.auth, "\(row.host) has an authentication mark")
-        let push = try #require(row.pushes.first)
-        #expect(push.t < auth.t, "\(row.host): pushed at \(push.t) ms, authenticated at \(auth.t) ms")
-        #expect(push.left <= auth.left, "\(row.host): \(push.left)% then \(auth.left)%")
-        let window = try #require(row.windows.first)
-        #expect(abs(window.left - push.left) < 0.01 && auth.left <= window.left + window.width)
-        // Tasks start after authentication, one bar per task that ran.
-        #expect(row.tasks.count == (row.host == "web-3" ? 2 : 3), "\(row.host): \(row.tasks)")
-        #expect(row.tasks.allSatisfy { $0.left >= auth.left - 0.01 })
-        #expect(row.tasks.map(\.status) == (row.host == "web-3" ? ["ok", "failed"] : ["ok", "ok", "ok"]))
+        #expect(dom.contains("<b>4/4</b><span>authenticated inside the key window</span>"), "\(file)")
+        // The failures: web-3's task with its stderr, and web-9 unreachable.
+        let failures = try #require(dom.range(of: "id=\"failures\"")).upperBound
+        let section = dom[failures...]
+        #expect(section.contains("<b>upgrade</b>"))
+        #expect(section.contains("E: dpkg was interrupted on web-3"))
+        #expect(section.contains(">web-3</button>") && section.contains(">web-9</button>"))
+        #expect(section.contains("host unreachable"))
       }
-      #expect(dom.contains("<b>4/4</b><span>authenticated inside the key window</span>"), "\(file)")
-      // The failures: web-3's task with its stderr, and web-9 unreachable.
-      let failures = try #require(dom.range(of: "id=\"failures\"")).upperBound
-      let section = dom[failures...]
-      #expect(section.contains("<b>upgrade</b>"))
-      #expect(section.contains("E: dpkg was interrupted on web-3"))
-      #expect(section.contains(">web-3</button>") && section.contains(">web-9</button>"))
-      #expect(section.contains("host unreachable"))
-    }
-    let liveDOM = try Chromium.dom(live)
-    #expect(liveDOM.contains("as captured"))
-    #expect(try Chromium.dom(stored).contains("the last 4 KB of each stream, from the history"))
+      let liveDOM = try Chromium.dom(live)
+      #expect(liveDOM.contains("as captured"))
+      #expect(try Chromium.dom(stored).contains("the last 4 KB of each stream, from the history"))
 
-    // Filters and output on demand, chosen by the address's fragment as a link would.
-    let focused = try Chromium.dom(stored, fragment: "#status=failed&host=web-3")
-    #expect(focused.contains("data-shown=\"1\""), "only the failed host is shown")
-    #expect(focused.contains("<aside id=\"detail\" aria-live=\"polite\" data-host=\"web-3\">"))
-    #expect(focused.contains("<pre class=\"err\">E: dpkg was interrupted on web-3\n</pre>"))
-    #expect(focused.contains("<pre class=\"out\">preparing web-3\n</pre>"))
+      // Filters and output on demand, chosen by the address's fragment as a link would.
+      let focused = try Chromium.dom(stored, fragment: "#status=failed&host=web-3")
+      #expect(focused.contains("data-shown=\"1\""), "only the failed host is shown")
+      #expect(focused.contains("<aside id=\"detail\" aria-live=\"polite\" data-host=\"web-3\">"))
+      #expect(focused.contains("<pre class=\"err\">E: dpkg was interrupted on web-3\n</pre>"))
+      #expect(focused.contains("<pre class=\"out\">preparing web-3\n</pre>"))
 
-    // The screenshot.
-    let png = fleet.directory + "/report.png"
-    try Chromium.screenshot(live, to: png)
-    let data = try Data(contentsOf: URL(fileURLWithPath: png))
-    let size = try #require(Chromium.pngSize(data))
-    #expect(size.width == 1400 && size.height == 900)
-    #expect(data.count > 20_000, "a drawn page, not a blank one (\(data.count) bytes)")
-    if let keep = ProcessInfo.processInfo.environment["SIXTY_REPORT_SCREENSHOT"] {
-      try? FileManager.default.removeItem(atPath: keep)
-      try FileManager.default.copyItem(atPath: png, toPath: keep)
-    }
-
-    // The history's JSON is the live JSON's data, with output cut to its tail.
-    let liveJSON = try #require(
-      try JSONSerialization.jsonObject(
-        with: Data(contentsOf: URL(fileURLWithPath: fleet.directory + "/live.json")))
-        as? [String: Any])
-    let storedJSON = try #require(
-      try JSONSerialization.jsonObject(
-        with: Data(contentsOf: URL(fileURLWithPath: fleet.directory + "/stored.json"))) as? [String: Any])
-    for key in ["run_id", "playbook", "status", "exit_code", "key_fingerprint"] {
-      #expect("\(liveJSON[key] ?? "-")" == "\(storedJSON[key] ?? "-")", "\(key)")
-    }
-    #expect(liveJSON["output"] as? String == "complete" && storedJSON["output"] as? String == "tail")
-    let livePlay = try #require((liveJSON["plays"] as? [[String: Any]])?.first)
-    let storedPlay = try #require((storedJSON["plays"] as? [[String: Any]])?.first)
-    #expect(livePlay["key_ttl_seconds"] as? Double == 60 && storedPlay["key_ttl_seconds"] as? Double == 60)
-    #expect(storedPlay["outcome"] as? String == "completed")
-    let liveHosts = try #require(livePlay["hosts"] as? [String: [String: Any]])
-    let storedHosts = try #require(storedPlay["hosts"] as? [String: [String: Any]])
-    for (name, host) in liveHosts {
-      for key in ["status", "pushes", "authenticated", "push_to_auth_ms", "address"] {
-        #expect("\(host[key] ?? "-")" == "\(storedHosts[name]?[key] ?? "-")", "\(name).\(key)")
+      // The screenshot.
+      let png = fleet.directory + "/report.png"
+      try Chromium.screenshot(live, to: png)
+      let data = try Data(contentsOf: URL(fileURLWithPath: png))
+      let size = try #require(Chromium.pngSize(data))
+      #expect(size.width == 1400 && size.height == 900)
+      #expect(data.count > 20_000, "a drawn page, not a blank one (\(data.count) bytes)")
+      if let keep = ProcessInfo.processInfo.environment["SIXTY_REPORT_SCREENSHOT"] {
+        try? FileManager.default.removeItem(atPath: keep)
+        try FileManager.default.copyItem(atPath: png, toPath: keep)
       }
+
+      // The history's JSON is the live JSON's data, with output cut to its tail.
+      let liveJSON = try #require(
+        try JSONSerialization.jsonObject(
+          with: Data(contentsOf: URL(fileURLWithPath: fleet.directory + "/live.json")))
+          as? [String: Any])
+      let storedJSON = try #require(
+        try JSONSerialization.jsonObject(
+          with: Data(contentsOf: URL(fileURLWithPath: fleet.directory + "/stored.json"))) as? [String: Any])
+      for key in ["run_id", "playbook", "status", "exit_code", "key_fingerprint"] {
+        #expect("\(liveJSON[key] ?? "-")" == "\(storedJSON[key] ?? "-")", "\(key)")
+      }
+      #expect(liveJSON["output"] as? String == "complete" && storedJSON["output"] as? String == "tail")
+      let livePlay = try #require((liveJSON["plays"] as? [[String: Any]])?.first)
+      let storedPlay = try #require((storedJSON["plays"] as? [[String: Any]])?.first)
+      #expect(livePlay["key_ttl_seconds"] as? Double == 60 && storedPlay["key_ttl_seconds"] as? Double == 60)
+      #expect(storedPlay["outcome"] as? String == "completed")
+      let liveHosts = try #require(livePlay["hosts"] as? [String: [String: Any]])
+      let storedHosts = try #require(storedPlay["hosts"] as? [String: [String: Any]])
+      for (name, host) in liveHosts {
+        for key in ["status", "pushes", "authenticated", "push_to_auth_ms", "address"] {
+          #expect("\(host[key] ?? "-")" == "\(storedHosts[name]?[key] ?? "-")", "\(name).\(key)")
+        }
+      }
+      let junit = try String(contentsOfFile: fleet.directory + "/stored.xml", encoding: .utf8)
+      #expect(junit.contains("tests=\"13\" failures=\"2\" skipped=\"1\""), "\(junit)")
     }
-    let junit = try String(contentsOfFile: fleet.directory + "/stored.xml", encoding: .utf8)
-    #expect(junit.contains("tests=\"13\" failures=\"2\" skipped=\"1\""), "\(junit)")
   }
 
   /// A made-up run of 2,000 hosts: every row is drawn, clusters count their hosts, and names and

@@ -60,253 +60,261 @@ import Testing
 
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func daemonFiresOnTimeSkipsOverlapsCatchesUpReloadsNotifiesAndStops() throws {
-    let fleet = try LocalFleet(count: 3)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let dir = fleet.directory
-    try FileManager.default.createDirectory(atPath: dir + "/hooks", withIntermediateDirectories: true)
-    let (hook, hookPort) = try hookServer(dir + "/hooks")
-    defer { hook.stop() }
-    let inventory = try fleet.writeInventory()
-    _ = try write(
-      "name: quick\nhosts: [web-1, web-2]\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
-      dir + "/quick.yml")
-    _ = try write(
-      "name: slow\nhosts: web-3\ntasks:\n  - name: wait\n    command: [sleep, \"5\"]\n", dir + "/slow.yml")
-    let jobsText = """
-      jobs:
-        quick:
-          playbook: quick.yml
-          inventory: \(inventory)
-          schedule: rate(2 seconds)
-          overlap: skip
-          catch_up: none
-          notify:
-            - {on: always, webhook_env: HOOK_URL}
-            - {on: always, command: "cat > \(dir)/notified-$SIXTY_RUN_ID.json"}
-        slow:
-          playbook: slow.yml
-          inventory: \(inventory)
-          schedule: rate(3 seconds)
-          overlap: skip
-          catch_up: once
+    try withLocalFleet(LocalFleet(count: 3)) { fleet in
+      let dir = fleet.directory
+      try FileManager.default.createDirectory(atPath: dir + "/hooks", withIntermediateDirectories: true)
+      let (hook, hookPort) = try hookServer(dir + "/hooks")
+      defer { hook.stop() }
+      let inventory = try fleet.writeInventory()
+      _ = try write(
+        "name: quick\nhosts: [web-1, web-2]\ntasks:\n  - name: hi\n    command: [echo, hi]\n",
+        dir + "/quick.yml")
+      _ = try write(
+        "name: slow\nhosts: web-3\ntasks:\n  - name: wait\n    command: [sleep, \"5\"]\n", dir + "/slow.yml")
+      let jobsText = """
+        jobs:
+          quick:
+            playbook: quick.yml
+            inventory: \(inventory)
+            schedule: rate(2 seconds)
+            overlap: skip
+            catch_up: none
+            notify:
+              - {on: always, webhook_env: HOOK_URL}
+              - {on: always, command: "cat > \(dir)/notified-$SIXTY_RUN_ID.json"}
+          slow:
+            playbook: slow.yml
+            inventory: \(inventory)
+            schedule: rate(3 seconds)
+            overlap: skip
+            catch_up: once
 
-      """
-    let jobs = try write(jobsText, dir + "/jobs.yml")
-    var env = fleet.environment
-    env["SIXTY_TEST_SECOND_RATES"] = "1"
-    env["AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT"] = fleet.endpoint
-    env["HOOK_URL"] = "http://127.0.0.1:\(hookPort)/hooks/secret-path-token"
+        """
+      let jobs = try write(jobsText, dir + "/jobs.yml")
+      var env = fleet.environment
+      env["SIXTY_TEST_SECOND_RATES"] = "1"
+      env["AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT"] = fleet.endpoint
+      env["HOOK_URL"] = "http://127.0.0.1:\(hookPort)/hooks/secret-path-token"
 
-    // The schedule preview.
-    let next = try SixtyBinary.run(
-      ["jobs", "next", "--jobs", jobs, "--count", "3", "--from", "2026-12-24T00:00:01Z", "--format", "json"],
-      environment: env)
-    #expect(next.status == 0, "\(next.stderr)")
-    #expect(next.stdout.contains("\"name\":\"quick\""))
-    #expect(
-      next.stdout.contains(
-        "\"next\":[\"2026-12-24T00:00:02Z\",\"2026-12-24T00:00:04Z\",\"2026-12-24T00:00:06Z\"]"),
-      "\(next.stdout)")
+      // The schedule preview.
+      let next = try SixtyBinary.run(
+        [
+          "jobs", "next", "--jobs", jobs, "--count", "3", "--from", "2026-12-24T00:00:01Z", "--format",
+          "json",
+        ],
+        environment: env)
+      #expect(next.status == 0, "\(next.stderr)")
+      #expect(next.stdout.contains("\"name\":\"quick\""))
+      #expect(
+        next.stdout.contains(
+          "\"next\":[\"2026-12-24T00:00:02Z\",\"2026-12-24T00:00:04Z\",\"2026-12-24T00:00:06Z\"]"),
+        "\(next.stdout)")
 
-    // First life: about 13 seconds, six or seven fires of `quick`. Under the whole suite's load a
-    // run of it can take longer than its 2 s period, and the next fire is then skipped.
-    let first = try LocalProcess(
-      SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon-1.log")
-    defer { first.stop() }
-    Thread.sleep(forTimeInterval: 13)
-    kill(first.pid, SIGTERM)
-    #expect(waitUntil(20) { !first.isRunning }, "the daemon did not stop: \(first.log)")
-    #expect(first.exitStatus == 0, "\(first.log)")
-    let stoppedAt = Date()
-    let log1 = first.log
-    #expect(log1.contains("msg=\"daemon stopped\""), "\(log1)")
-    for line in log1.split(separator: "\n") {
-      #expect(line.hasPrefix("time="), "not a structured line: \(line)")
-    }
-    #expect(!log1.contains("secret-path-token"), "the webhook URL's path leaked into the log")
+      // First life: about 13 seconds, six or seven fires of `quick`. Under the whole suite's load a
+      // run of it can take longer than its 2 s period, and the next fire is then skipped.
+      let first = try LocalProcess(
+        SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon-1.log"
+      )
+      defer { first.stop() }
+      Thread.sleep(forTimeInterval: 13)
+      kill(first.pid, SIGTERM)
+      #expect(waitUntil(20) { !first.isRunning }, "the daemon did not stop: \(first.log)")
+      #expect(first.exitStatus == 0, "\(first.log)")
+      let stoppedAt = Date()
+      let log1 = first.log
+      #expect(log1.contains("msg=\"daemon stopped\""), "\(log1)")
+      for line in log1.split(separator: "\n") {
+        #expect(line.hasPrefix("time="), "not a structured line: \(line)")
+      }
+      #expect(!log1.contains("secret-path-token"), "the webhook URL's path leaked into the log")
 
-    var all = try runs(env)
-    #expect(!all.contains { $0["status"] as? String == "running" }, "a run was left running: \(all)")
-    let quick = all.filter { $0["job"] as? String == "quick" && $0["status"] as? String != "skipped" }
-    #expect(quick.count >= 3, "\(all)")
-    for run in quick {
-      #expect(run["status"] as? String == "succeeded", "\(run)")
-      // Fires are computed from the schedule: on even seconds, started right after.
-      let scheduled = try #require(time(run, "scheduled_for"))
-      let started = try #require(time(run, "started"))
-      #expect(Int(scheduled.timeIntervalSince1970) % 2 == 0)
-      #expect(scheduled.timeIntervalSince1970.truncatingRemainder(dividingBy: 1) == 0)
-      #expect(started.timeIntervalSince(scheduled) >= 0 && started.timeIntervalSince(scheduled) < 5, "\(run)")
-    }
-    // The daemon starts each run within a second of its fire time (its own log says when).
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-    func field(_ line: Substring, _ name: String) -> Date? {
-      guard
-        let range = line.range(of: " \(name)=")
-          ?? (line.hasPrefix("\(name)=") ? line.range(of: "\(name)=") : nil)
-      else { return nil }
-      return formatter.date(from: String(line[range.upperBound...].prefix { $0 != " " }))
-    }
-    let starts = log1.split(separator: "\n").filter { $0.contains("msg=\"run started\"") }
-    #expect(starts.count >= 3)
-    for line in starts {
-      let logged = try #require(field(line, "time"))
-      let scheduled = try #require(field(line, "scheduled"))
-      #expect(logged.timeIntervalSince(scheduled) >= 0 && logged.timeIntervalSince(scheduled) < 1, "\(line)")
-    }
-    let slow = all.filter { $0["job"] as? String == "slow" }
-    let slowRuns = slow.filter { $0["status"] as? String == "succeeded" }
-    let skipped = slow.filter { $0["status"] as? String == "skipped" }
-    #expect(!slowRuns.isEmpty, "\(slow)")
-    #expect(!skipped.isEmpty, "\(slow)")
-    #expect(
-      skipped.allSatisfy { ($0["message"] as? String)?.contains("was still going (overlap: skip)") == true })
-    // Never two runs of the same job at once.
-    let intervals = slowRuns.compactMap { run in
-      time(run, "started").map { ($0, time(run, "finished") ?? .distantFuture) }
-    }
-    .sorted { $0.0 < $1.0 }
-    for (a, b) in zip(intervals, intervals.dropFirst()) { #expect(a.1 <= b.0, "overlapping runs of 'slow'") }
+      var all = try runs(env)
+      #expect(!all.contains { $0["status"] as? String == "running" }, "a run was left running: \(all)")
+      let quick = all.filter { $0["job"] as? String == "quick" && $0["status"] as? String != "skipped" }
+      #expect(quick.count >= 3, "\(all)")
+      for run in quick {
+        #expect(run["status"] as? String == "succeeded", "\(run)")
+        // Fires are computed from the schedule: on even seconds, started right after.
+        let scheduled = try #require(time(run, "scheduled_for"))
+        let started = try #require(time(run, "started"))
+        #expect(Int(scheduled.timeIntervalSince1970) % 2 == 0)
+        #expect(scheduled.timeIntervalSince1970.truncatingRemainder(dividingBy: 1) == 0)
+        #expect(
+          started.timeIntervalSince(scheduled) >= 0 && started.timeIntervalSince(scheduled) < 5, "\(run)")
+      }
+      // The daemon starts each run within a second of its fire time (its own log says when).
+      let formatter = ISO8601DateFormatter()
+      formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+      func field(_ line: Substring, _ name: String) -> Date? {
+        guard
+          let range = line.range(of: " \(name)=")
+            ?? (line.hasPrefix("\(name)=") ? line.range(of: "\(name)=") : nil)
+        else { return nil }
+        return formatter.date(from: String(line[range.upperBound...].prefix { $0 != " " }))
+      }
+      let starts = log1.split(separator: "\n").filter { $0.contains("msg=\"run started\"") }
+      #expect(starts.count >= 3)
+      for line in starts {
+        let logged = try #require(field(line, "time"))
+        let scheduled = try #require(field(line, "scheduled"))
+        #expect(
+          logged.timeIntervalSince(scheduled) >= 0 && logged.timeIntervalSince(scheduled) < 1, "\(line)")
+      }
+      let slow = all.filter { $0["job"] as? String == "slow" }
+      let slowRuns = slow.filter { $0["status"] as? String == "succeeded" }
+      let skipped = slow.filter { $0["status"] as? String == "skipped" }
+      #expect(!slowRuns.isEmpty, "\(slow)")
+      #expect(!skipped.isEmpty, "\(slow)")
+      #expect(
+        skipped.allSatisfy { ($0["message"] as? String)?.contains("was still going (overlap: skip)") == true }
+      )
+      // Never two runs of the same job at once.
+      let intervals = slowRuns.compactMap { run in
+        time(run, "started").map { ($0, time(run, "finished") ?? .distantFuture) }
+      }
+      .sorted { $0.0 < $1.0 }
+      for (a, b) in zip(intervals, intervals.dropFirst()) {
+        #expect(a.1 <= b.0, "overlapping runs of 'slow'")
+      }
 
-    // Notifications: the webhook got every quick run (the first after one retry), the command too.
-    let shown = try SixtyBinary.run(
-      ["runs", "show", String(quick.last?["id"] as? Int ?? 0), "--format", "json"], environment: env)
-    let firstQuick = try #require(
-      try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
-    let notifications = firstQuick["notifications"] as? [[String: Any]] ?? []
-    #expect(notifications.map { $0["kind"] as? String } == ["webhook", "command"], "\(firstQuick)")
-    #expect(notifications.allSatisfy { $0["outcome"] as? String == "sent" }, "\(notifications)")
-    #expect(notifications.first?["attempts"] as? Int == 2, "the webhook's first answer was 500")
-    #expect(notifications.first?["target"] as? String == "http://127.0.0.1:\(hookPort)/… (from $HOOK_URL)")
-    let hooks = try FileManager.default.contentsOfDirectory(atPath: dir + "/hooks").filter {
-      $0.hasPrefix("hook-")
-    }
-    #expect(hooks.count >= quick.count + 1)
-    let body = try String(contentsOfFile: dir + "/hooks/hook-2.json", encoding: .utf8)
-    #expect(body.contains("\"event\":\"run.finished\"") && body.contains("\"job\":\"quick\""), "\(body)")
-    let summary = try String(
-      contentsOfFile: dir + "/notified-\(quick.last?["id"] as? Int ?? 0).json", encoding: .utf8)
-    #expect(summary.contains("\"status\":\"succeeded\""))
-    // Each run's output went to its log file.
-    #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/logs/quick").count >= quick.count)
+      // Notifications: the webhook got every quick run (the first after one retry), the command too.
+      let shown = try SixtyBinary.run(
+        ["runs", "show", String(quick.last?["id"] as? Int ?? 0), "--format", "json"], environment: env)
+      let firstQuick = try #require(
+        try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])
+      let notifications = firstQuick["notifications"] as? [[String: Any]] ?? []
+      #expect(notifications.map { $0["kind"] as? String } == ["webhook", "command"], "\(firstQuick)")
+      #expect(notifications.allSatisfy { $0["outcome"] as? String == "sent" }, "\(notifications)")
+      #expect(notifications.first?["attempts"] as? Int == 2, "the webhook's first answer was 500")
+      #expect(notifications.first?["target"] as? String == "http://127.0.0.1:\(hookPort)/… (from $HOOK_URL)")
+      let hooks = try FileManager.default.contentsOfDirectory(atPath: dir + "/hooks").filter {
+        $0.hasPrefix("hook-")
+      }
+      #expect(hooks.count >= quick.count + 1)
+      let body = try String(contentsOfFile: dir + "/hooks/hook-2.json", encoding: .utf8)
+      #expect(body.contains("\"event\":\"run.finished\"") && body.contains("\"job\":\"quick\""), "\(body)")
+      let summary = try String(
+        contentsOfFile: dir + "/notified-\(quick.last?["id"] as? Int ?? 0).json", encoding: .utf8)
+      #expect(summary.contains("\"status\":\"succeeded\""))
+      // Each run's output went to its log file.
+      #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/logs/quick").count >= quick.count)
 
-    // Down for a while: fires of both jobs are missed.
-    Thread.sleep(forTimeInterval: max(0, 4 - Date().timeIntervalSince(stoppedAt)))
-    let before = Set(all.compactMap { $0["id"] as? Int })
-    let restartedAt = Date()
-    let second = try LocalProcess(
-      SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon-2.log")
-    defer { second.stop() }
-    #expect(
-      waitUntil(10) { second.log.contains("msg=\"run started\"") && second.log.contains("trigger=catch-up") })
-    let log2 = second.log
-    #expect(log2.contains("msg=\"catching up a missed fire\"") && log2.contains("job=slow"), "\(log2)")
-    #expect(log2.contains("msg=\"missed fires dropped (catch_up: none)\" job=quick"), "\(log2)")
-    #expect(
-      waitUntil(15) {
-        ((try? runs(env)) ?? []).contains {
-          $0["trigger"] as? String == "catch-up" && $0["status"] as? String != "running"
-        }
-      })
-    all = try runs(env)
-    let catchUps = all.filter {
-      !before.contains($0["id"] as? Int ?? 0) && $0["trigger"] as? String == "catch-up"
-    }
-    #expect(catchUps.count == 1, "\(all)")
-    #expect(catchUps.first?["job"] as? String == "slow")
-    if let started = catchUps.first.flatMap({ time($0, "started") }) {
-      #expect(started.timeIntervalSince(restartedAt) < 3)
-    }
+      // Down for a while: fires of both jobs are missed.
+      Thread.sleep(forTimeInterval: max(0, 4 - Date().timeIntervalSince(stoppedAt)))
+      let before = Set(all.compactMap { $0["id"] as? Int })
+      let restartedAt = Date()
+      let second = try LocalProcess(
+        SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon-2.log"
+      )
+      defer { second.stop() }
+      #expect(
+        waitUntil(10) {
+          second.log.contains("msg=\"run started\"") && second.log.contains("trigger=catch-up")
+        })
+      let log2 = second.log
+      #expect(log2.contains("msg=\"catching up a missed fire\"") && log2.contains("job=slow"), "\(log2)")
+      #expect(log2.contains("msg=\"missed fires dropped (catch_up: none)\" job=quick"), "\(log2)")
+      #expect(
+        waitUntil(15) {
+          ((try? runs(env)) ?? []).contains {
+            $0["trigger"] as? String == "catch-up" && $0["status"] as? String != "running"
+          }
+        })
+      all = try runs(env)
+      let catchUps = all.filter {
+        !before.contains($0["id"] as? Int ?? 0) && $0["trigger"] as? String == "catch-up"
+      }
+      #expect(catchUps.count == 1, "\(all)")
+      #expect(catchUps.first?["job"] as? String == "slow")
+      if let started = catchUps.first.flatMap({ time($0, "started") }) {
+        #expect(started.timeIntervalSince(restartedAt) < 3)
+      }
 
-    // A bad jobs file on SIGHUP is reported and the running schedule kept.
-    _ = try write("jobs:\n  quick:\n    schedule: every minute\n", jobs)
-    kill(second.pid, SIGHUP)
-    #expect(
-      waitUntil(5) { second.log.contains("reload failed; keeping the previous schedule") }, "\(second.log)")
-    #expect(second.log.contains("jobs.yml:3:15: error: the schedule of job 'quick'"), "\(second.log)")
-    let reloadedAt = Date()
-    #expect(
-      waitUntil(8) {
-        ((try? runs(env)) ?? []).contains {
-          $0["job"] as? String == "quick" && (time($0, "scheduled_for") ?? .distantPast) > reloadedAt
-        }
-      }, "quick stopped firing after a bad reload")
-    // A good file adds a job.
-    _ = try write(
-      jobsText
-        + "  later:\n    playbook: quick.yml\n    inventory: \(inventory)\n    schedule: \"0 3 * * *\"\n    timezone: Europe/Berlin\n",
-      jobs)
-    kill(second.pid, SIGHUP)
-    #expect(
-      waitUntil(5) { second.log.contains("msg=\"job added\"") && second.log.contains("job=later") },
-      "\(second.log)")
+      // A bad jobs file on SIGHUP is reported and the running schedule kept.
+      _ = try write("jobs:\n  quick:\n    schedule: every minute\n", jobs)
+      kill(second.pid, SIGHUP)
+      #expect(
+        waitUntil(5) { second.log.contains("reload failed; keeping the previous schedule") }, "\(second.log)")
+      #expect(second.log.contains("jobs.yml:3:15: error: the schedule of job 'quick'"), "\(second.log)")
+      let reloadedAt = Date()
+      #expect(
+        waitUntil(8) {
+          ((try? runs(env)) ?? []).contains {
+            $0["job"] as? String == "quick" && (time($0, "scheduled_for") ?? .distantPast) > reloadedAt
+          }
+        }, "quick stopped firing after a bad reload")
+      // A good file adds a job.
+      _ = try write(
+        jobsText
+          + "  later:\n    playbook: quick.yml\n    inventory: \(inventory)\n    schedule: \"0 3 * * *\"\n    timezone: Europe/Berlin\n",
+        jobs)
+      kill(second.pid, SIGHUP)
+      #expect(
+        waitUntil(5) { second.log.contains("msg=\"job added\"") && second.log.contains("job=later") },
+        "\(second.log)")
 
-    kill(second.pid, SIGTERM)
-    #expect(waitUntil(20) { !second.isRunning }, "the daemon did not stop: \(second.log)")
-    #expect(second.exitStatus == 0)
-    #expect(!(try runs(env)).contains { $0["status"] as? String == "running" })
+      kill(second.pid, SIGTERM)
+      #expect(waitUntil(20) { !second.isRunning }, "the daemon did not stop: \(second.log)")
+      #expect(second.exitStatus == 0)
+      #expect(!(try runs(env)).contains { $0["status"] as? String == "running" })
+    }
   }
 
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func queuedFiresRunAfterTheCurrentOneAndStoppingAbortsPerPolicy() throws {
-    let fleet = try LocalFleet(count: 2)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let dir = fleet.directory
-    let inventory = try fleet.writeInventory()
-    _ = try write(
-      "name: long\nhosts: all\npolicy: {concurrency: 1}\ntasks:\n  - name: wait\n    command: [sleep, \"2\"]\n",
-      dir + "/long.yml")
-    let jobs = try write(
-      """
-      jobs:
-        long:
-          playbook: long.yml
-          inventory: \(inventory)
-          schedule: rate(2 seconds)
-          overlap: queue
-          shutdown: abort
+    try withLocalFleet(LocalFleet(count: 2)) { fleet in
+      let dir = fleet.directory
+      let inventory = try fleet.writeInventory()
+      _ = try write(
+        "name: long\nhosts: all\npolicy: {concurrency: 1}\ntasks:\n  - name: wait\n    command: [sleep, \"2\"]\n",
+        dir + "/long.yml")
+      let jobs = try write(
+        """
+        jobs:
+          long:
+            playbook: long.yml
+            inventory: \(inventory)
+            schedule: rate(2 seconds)
+            overlap: queue
+            shutdown: abort
 
-      """, dir + "/jobs.yml")
-    var env = fleet.environment
-    env["SIXTY_TEST_SECOND_RATES"] = "1"
-    env["AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT"] = fleet.endpoint
-    let daemon = try LocalProcess(
-      SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon.log")
-    defer { daemon.stop() }
-    #expect(
-      waitUntil(20) { daemon.log.contains("msg=\"run started\"") && daemon.log.contains("trigger=queued") },
-      "\(daemon.log)")
-    Thread.sleep(forTimeInterval: 1)
-    kill(daemon.pid, SIGTERM)
-    #expect(waitUntil(20) { !daemon.isRunning }, "the daemon did not stop: \(daemon.log)")
-    #expect(daemon.exitStatus == 0)
-    let log = daemon.log
-    #expect(log.contains("msg=\"fire queued behind the running run (overlap: queue)\""), "\(log)")
-    #expect(log.contains("msg=\"interrupting the running run (shutdown: abort)\""), "\(log)")
-    let all = try runs(env)
-    #expect(!all.contains { $0["status"] as? String == "running" })
-    let ran = all.filter { $0["status"] as? String != "skipped" }.sorted {
-      ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0)
+        """, dir + "/jobs.yml")
+      var env = fleet.environment
+      env["SIXTY_TEST_SECOND_RATES"] = "1"
+      env["AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT"] = fleet.endpoint
+      let daemon = try LocalProcess(
+        SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env, logPath: dir + "/daemon.log")
+      defer { daemon.stop() }
+      #expect(
+        waitUntil(20) { daemon.log.contains("msg=\"run started\"") && daemon.log.contains("trigger=queued") },
+        "\(daemon.log)")
+      Thread.sleep(forTimeInterval: 1)
+      kill(daemon.pid, SIGTERM)
+      #expect(waitUntil(20) { !daemon.isRunning }, "the daemon did not stop: \(daemon.log)")
+      #expect(daemon.exitStatus == 0)
+      let log = daemon.log
+      #expect(log.contains("msg=\"fire queued behind the running run (overlap: queue)\""), "\(log)")
+      #expect(log.contains("msg=\"interrupting the running run (shutdown: abort)\""), "\(log)")
+      let all = try runs(env)
+      #expect(!all.contains { $0["status"] as? String == "running" })
+      let ran = all.filter { $0["status"] as? String != "skipped" }.sorted {
+        ($0["id"] as? Int ?? 0) < ($1["id"] as? Int ?? 0)
+      }
+      #expect(ran.first?["status"] as? String == "succeeded", "\(all)")
+      #expect(ran.first?["trigger"] as? String == "schedule")
+      let queued = try #require(ran.last)
+      #expect(queued["trigger"] as? String == "queued", "\(all)")
+      #expect(queued["status"] as? String == "aborted", "\(all)")
+      #expect(queued["hosts_ok"] as? Int == 1, "the running host finished its task: \(queued)")
+      // A queued run starts only after the one before it finished.
+      for (a, b) in zip(ran, ran.dropFirst()) {
+        #expect((time(a, "finished") ?? .distantFuture) <= (time(b, "started") ?? .distantPast))
+      }
+      let skipped = all.filter { $0["status"] as? String == "skipped" }.compactMap {
+        $0["message"] as? String
+      }
+      #expect(skipped.contains { $0.contains("already queued behind the running one") }, "\(skipped)")
     }
-    #expect(ran.first?["status"] as? String == "succeeded", "\(all)")
-    #expect(ran.first?["trigger"] as? String == "schedule")
-    let queued = try #require(ran.last)
-    #expect(queued["trigger"] as? String == "queued", "\(all)")
-    #expect(queued["status"] as? String == "aborted", "\(all)")
-    #expect(queued["hosts_ok"] as? Int == 1, "the running host finished its task: \(queued)")
-    // A queued run starts only after the one before it finished.
-    for (a, b) in zip(ran, ran.dropFirst()) {
-      #expect((time(a, "finished") ?? .distantFuture) <= (time(b, "started") ?? .distantPast))
-    }
-    let skipped = all.filter { $0["status"] as? String == "skipped" }.compactMap { $0["message"] as? String }
-    #expect(skipped.contains { $0.contains("already queued behind the running one") }, "\(skipped)")
   }
 
   @Test func jobsFilesAreCheckedWithPositions() throws {

@@ -347,3 +347,28 @@ final class LocalFleet: @unchecked Sendable {
 
   func remove() { try? FileManager.default.removeItem(atPath: directory) }
 }
+
+/// A fleet for the length of `body`: started by `make`, then stopped and its directory removed
+/// whatever `body` does (returns, throws or records a failed expectation).
+func withLocalFleet<T>(_ make: @autoclosure () throws -> LocalFleet, _ body: (LocalFleet) throws -> T) throws
+  -> T
+{
+  let fleet = try make()
+  defer {
+    fleet.stop()
+    fleet.remove()
+  }
+  return try body(fleet)
+}
+
+/// `withLocalFleet` for tests that wait on processes or the network.
+func withLocalFleet<T>(_ make: @autoclosure () throws -> LocalFleet, _ body: (LocalFleet) async throws -> T)
+  async throws -> T
+{
+  let fleet = try make()
+  defer {
+    fleet.stop()
+    fleet.remove()
+  }
+  return try await body(fleet)
+}

@@ -171,100 +171,94 @@ struct HostileStrings {
 
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func everyStringComesBackExactlyFromTheHost() throws {
-    let fleet = try LocalFleet(count: 1)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let marker = fleet.directory + "/pwned"
-    var generator = HostileStrings(seed: 0x7373_6864)
-    let inputs = generator.strings(2000).filter { $0.utf8.count < 160 }.prefix(600).map {
-      $0.replacingOccurrences(of: "/tmp/sixty-pwned", with: marker)
-    }
-    let perTask = 8
-    var vars = ""
-    var tasks = ""
-    var expected: [String: [String]] = [:]
-    for (i, input) in inputs.enumerated() { vars += "  v\(i): \(Self.yaml(input))\n" }
-    for start in stride(from: 0, to: inputs.count, by: perTask) {
-      let chunk = Array(start..<min(start + perTask, inputs.count))
-      let args = chunk.map { "\"{{ v\($0) }}\"" }.joined(separator: ", ")
-      tasks += "  - name: argv-\(start)\n    command: [printf, '%s\\0', \(args)]\n"
-      expected["argv-\(start)"] = chunk.map { inputs[$0] }
-    }
-    for i in stride(from: 0, to: inputs.count, by: 20) {
-      tasks += "  - name: shell-\(i)\n    shell: \"printf '%s' {{ v\(i) | quote }}\"\n"
-      tasks +=
-        "  - name: env-\(i)\n    shell: printf '%s' \"$SIXTY_V\"\n    env: {SIXTY_V: \"{{ v\(i) }}\"}\n"
-      expected["shell-\(i)"] = [inputs[i]]
-      expected["env-\(i)"] = [inputs[i]]
-    }
-    let playbook = fleet.directory + "/quoting.yml"
-    try "name: quoting\nhosts: all\nvars:\n\(vars)tasks:\n\(tasks)".write(
-      toFile: playbook, atomically: true, encoding: .utf8)
-    let reportPath = fleet.directory + "/report.json"
-    let result = try SixtyBinary.run(
-      [
-        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
-        reportPath,
-      ],
-      environment: fleet.environment)
-    #expect(result.status == 0, "\(result.stdout.suffix(2000))\n\(result.stderr.suffix(2000))")
-    // JSONDecoder, not JSONSerialization: the latter drops a U+FEFF that follows an escaped NUL.
-    struct Report: Decodable {
-      struct Play: Decodable { var hosts: [String: Host] }
-      struct Host: Decodable { var tasks: [Task] }
-      struct Task: Decodable {
-        var name: String
-        var stdout: String?
+    try withLocalFleet(LocalFleet(count: 1)) { fleet in
+      let marker = fleet.directory + "/pwned"
+      var generator = HostileStrings(seed: 0x7373_6864)
+      let inputs = generator.strings(2000).filter { $0.utf8.count < 160 }.prefix(600).map {
+        $0.replacingOccurrences(of: "/tmp/sixty-pwned", with: marker)
       }
-      var plays: [Play]
-    }
-    let report = try JSONDecoder().decode(
-      Report.self, from: Data(contentsOf: URL(fileURLWithPath: reportPath)))
-    let taskList = try #require(report.plays.first?.hosts["web-1"]?.tasks)
-    #expect(taskList.count == expected.count)
-    var mismatches = 0
-    for task in taskList {
-      let name = task.name
-      let stdout = task.stdout ?? ""
-      let printed =
-        name.hasPrefix("argv-") ? QuotingDifferentialTests.split(Array(stdout.utf8)) : [stdout]
-      if printed.count != expected[name]?.count
-        || !zip(printed, expected[name] ?? []).allSatisfy({ $0.utf8.elementsEqual($1.utf8) })
-      {
-        mismatches += 1
-        if mismatches <= 3 {
-          Issue.record("\(name) printed \(printed.map(\.debugDescription)) for \(expected[name] ?? [])")
+      let perTask = 8
+      var vars = ""
+      var tasks = ""
+      var expected: [String: [String]] = [:]
+      for (i, input) in inputs.enumerated() { vars += "  v\(i): \(Self.yaml(input))\n" }
+      for start in stride(from: 0, to: inputs.count, by: perTask) {
+        let chunk = Array(start..<min(start + perTask, inputs.count))
+        let args = chunk.map { "\"{{ v\($0) }}\"" }.joined(separator: ", ")
+        tasks += "  - name: argv-\(start)\n    command: [printf, '%s\\0', \(args)]\n"
+        expected["argv-\(start)"] = chunk.map { inputs[$0] }
+      }
+      for i in stride(from: 0, to: inputs.count, by: 20) {
+        tasks += "  - name: shell-\(i)\n    shell: \"printf '%s' {{ v\(i) | quote }}\"\n"
+        tasks +=
+          "  - name: env-\(i)\n    shell: printf '%s' \"$SIXTY_V\"\n    env: {SIXTY_V: \"{{ v\(i) }}\"}\n"
+        expected["shell-\(i)"] = [inputs[i]]
+        expected["env-\(i)"] = [inputs[i]]
+      }
+      let playbook = fleet.directory + "/quoting.yml"
+      try "name: quoting\nhosts: all\nvars:\n\(vars)tasks:\n\(tasks)".write(
+        toFile: playbook, atomically: true, encoding: .utf8)
+      let reportPath = fleet.directory + "/report.json"
+      let result = try SixtyBinary.run(
+        [
+          "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
+          reportPath,
+        ],
+        environment: fleet.environment)
+      #expect(result.status == 0, "\(result.stdout.suffix(2000))\n\(result.stderr.suffix(2000))")
+      // JSONDecoder, not JSONSerialization: the latter drops a U+FEFF that follows an escaped NUL.
+      struct Report: Decodable {
+        struct Play: Decodable { var hosts: [String: Host] }
+        struct Host: Decodable { var tasks: [Task] }
+        struct Task: Decodable {
+          var name: String
+          var stdout: String?
+        }
+        var plays: [Play]
+      }
+      let report = try JSONDecoder().decode(
+        Report.self, from: Data(contentsOf: URL(fileURLWithPath: reportPath)))
+      let taskList = try #require(report.plays.first?.hosts["web-1"]?.tasks)
+      #expect(taskList.count == expected.count)
+      var mismatches = 0
+      for task in taskList {
+        let name = task.name
+        let stdout = task.stdout ?? ""
+        let printed =
+          name.hasPrefix("argv-") ? QuotingDifferentialTests.split(Array(stdout.utf8)) : [stdout]
+        if printed.count != expected[name]?.count
+          || !zip(printed, expected[name] ?? []).allSatisfy({ $0.utf8.elementsEqual($1.utf8) })
+        {
+          mismatches += 1
+          if mismatches <= 3 {
+            Issue.record("\(name) printed \(printed.map(\.debugDescription)) for \(expected[name] ?? [])")
+          }
         }
       }
+      #expect(mismatches == 0)
+      #expect(!FileManager.default.fileExists(atPath: marker), "a quoted string ran a command on the host")
     }
-    #expect(mismatches == 0)
-    #expect(!FileManager.default.fileExists(atPath: marker), "a quoted string ran a command on the host")
   }
 
   /// The report of issue 22, as a user would try it: the value comes from `-e`.
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func aQuoteWithACombiningMarkFromExtraVarsRunsNothing() throws {
-    let fleet = try LocalFleet(count: 1)
-    defer {
-      fleet.stop()
-      fleet.remove()
+    try withLocalFleet(LocalFleet(count: 1)) { fleet in
+      let marker = fleet.directory + "/PWNED"
+      let value = "x'\u{301}$(touch \(marker))"
+      let playbook = fleet.directory + "/pb.yml"
+      try "name: argv\nhosts: all\ntasks: [{name: argv, command: [printf, '%s', \"{{ v }}\"]}]\n".write(
+        toFile: playbook, atomically: true, encoding: .utf8)
+      let inventory = try fleet.writeInventory()
+      let plan = try SixtyBinary.run(["plan", playbook, "-i", inventory, "-e", "v=\(value)"])
+      #expect(plan.status == 0, "\(plan.stderr)")
+      #expect(plan.stdout.contains("printf %s 'x'\\''\u{301}$(touch \(marker))'"), "\(plan.stdout)")
+      let run = try SixtyBinary.run(
+        ["run", playbook, "-i", inventory, "--endpoint", fleet.endpoint, "-e", "v=\(value)"],
+        environment: fleet.environment)
+      #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
+      #expect(run.stdout.contains("web-1 | \(value)"), "\(run.stdout)")
+      #expect(!FileManager.default.fileExists(atPath: marker))
     }
-    let marker = fleet.directory + "/PWNED"
-    let value = "x'\u{301}$(touch \(marker))"
-    let playbook = fleet.directory + "/pb.yml"
-    try "name: argv\nhosts: all\ntasks: [{name: argv, command: [printf, '%s', \"{{ v }}\"]}]\n".write(
-      toFile: playbook, atomically: true, encoding: .utf8)
-    let inventory = try fleet.writeInventory()
-    let plan = try SixtyBinary.run(["plan", playbook, "-i", inventory, "-e", "v=\(value)"])
-    #expect(plan.status == 0, "\(plan.stderr)")
-    #expect(plan.stdout.contains("printf %s 'x'\\''\u{301}$(touch \(marker))'"), "\(plan.stdout)")
-    let run = try SixtyBinary.run(
-      ["run", playbook, "-i", inventory, "--endpoint", fleet.endpoint, "-e", "v=\(value)"],
-      environment: fleet.environment)
-    #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
-    #expect(run.stdout.contains("web-1 | \(value)"), "\(run.stdout)")
-    #expect(!FileManager.default.fileExists(atPath: marker))
   }
 }

@@ -64,120 +64,120 @@ import Testing
   /// (a PKCS#8 PEM file).
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"), arguments: ["rsa", "ed25519", "ecdsa"])
   func noArtifactOfAFullRunHoldsTheKeyOrTheAWSSecret(keyType: String) throws {
-    let fleet = try LocalFleet(count: 3)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let dir = fleet.directory
-    let keyDir = dir + "/keys"
-    try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
-    let playbook = dir + "/work.yml"
-    try """
-    name: work
-    hosts: all
-    policy:
-      push: {key_type: \(keyType)}
-    tasks:
-      - name: slow
-        command: [sleep, "3"]
-      - name: talk
-        shell: 'echo out-{{ host.name }}; echo err-{{ host.name }} >&2; test {{ host.name }} != web-3'
-        needs: [slow]
-    """.write(toFile: playbook, atomically: true, encoding: .utf8)
-    var env = fleet.environment
-    env["SIXTY_KEY_DIR"] = keyDir
-    let run = try LocalProcess(
-      SixtyBinary.path,
-      [
-        "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
-        dir + "/report.json",
-        "--junit", dir + "/junit.xml", "--no-progress",
-      ], environment: env, logPath: dir + "/run.log")
-    defer { run.stop() }
+    try withLocalFleet(LocalFleet(count: 3)) { fleet in
+      let dir = fleet.directory
+      let keyDir = dir + "/keys"
+      try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+      let playbook = dir + "/work.yml"
+      try """
+      name: work
+      hosts: all
+      policy:
+        push: {key_type: \(keyType)}
+      tasks:
+        - name: slow
+          command: [sleep, "3"]
+        - name: talk
+          shell: 'echo out-{{ host.name }}; echo err-{{ host.name }} >&2; test {{ host.name }} != web-3'
+          needs: [slow]
+      """.write(toFile: playbook, atomically: true, encoding: .utf8)
+      var env = fleet.environment
+      env["SIXTY_KEY_DIR"] = keyDir
+      let run = try LocalProcess(
+        SixtyBinary.path,
+        [
+          "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report",
+          dir + "/report.json",
+          "--junit", dir + "/junit.xml", "--no-progress",
+        ], environment: env, logPath: dir + "/run.log")
+      defer { run.stop() }
 
-    // While the run holds its key: read it (as root) and look at every process.
-    var keyText: String?
-    var deadline = Date().addingTimeInterval(20)
-    while keyText == nil && Date() < deadline {
-      for entry in (try? FileManager.default.contentsOfDirectory(atPath: keyDir)) ?? [] {
-        let file = ["rsa": "id_rsa", "ecdsa": "id_ecdsa"][keyType] ?? "id_ed25519"
-        keyText = try? String(contentsOfFile: keyDir + "/" + entry + "/" + file, encoding: .utf8)
-        // No public key file beside it: ssh must not learn the public half before signing.
-        if keyText != nil {
-          #expect(!FileManager.default.fileExists(atPath: keyDir + "/" + entry + "/" + file + ".pub"))
+      // While the run holds its key: read it (as root) and look at every process.
+      var keyText: String?
+      var deadline = Date().addingTimeInterval(20)
+      while keyText == nil && Date() < deadline {
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: keyDir)) ?? [] {
+          let file = ["rsa": "id_rsa", "ecdsa": "id_ecdsa"][keyType] ?? "id_ed25519"
+          keyText = try? String(contentsOfFile: keyDir + "/" + entry + "/" + file, encoding: .utf8)
+          // No public key file beside it: ssh must not learn the public half before signing.
+          if keyText != nil {
+            #expect(!FileManager.default.fileExists(atPath: keyDir + "/" + entry + "/" + file + ".pub"))
+          }
+        }
+        if keyText == nil { Thread.sleep(forTimeInterval: 0.05) }
+      }
+      let key = try #require(keyText, "the run's key file never appeared: \(run.log)")
+      // The secret numbers of the key: the Ed25519 seed, RSA's d, p and q, or the ECDSA scalar.
+      let secrets: [[UInt8]]
+      if keyType == "rsa" {
+        secrets = try #require(
+          Self.rsaSecrets(ofPEM: key), "no RSA private key in the key file: \(key.prefix(40))")
+      } else if keyType == "ecdsa" {
+        secrets = [
+          try #require(Self.ecdsaScalar(ofPEM: key), "no P-256 scalar in the key file: \(key.prefix(40))")
+        ]
+      } else {
+        secrets = [try #require(Self.seed(ofKeyFile: key), "no Ed25519 seed in the key file")]
+      }
+      let limits = try String(contentsOfFile: "/proc/\(run.pid)/limits", encoding: .utf8)
+      let core = limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") } ?? ""
+      #expect(
+        core.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == "0", "\(core)")
+      Thread.sleep(forTimeInterval: 1)
+      // The first line of an OpenSSH Ed25519 key file is the same header for every key, and the
+      // first six of an RSA PEM file hold the public modulus; the rest is this key's secret. A
+      // P-256 PEM file has three lines, the first two holding parts of the scalar.
+      let bodyLines = key.split(separator: "\n").filter { !$0.hasPrefix("-----") }.dropFirst(
+        ["rsa": 6, "ecdsa": 0][keyType] ?? 1
+      ).filter { $0.count >= 20 }
+        .map(String.init)
+      #expect(bodyLines.count >= 3)
+      let needles: [(String, [UInt8])] =
+        secrets.flatMap { secret in
+          [
+            ("a secret number of the key", secret),
+            (
+              "a secret number of the key in hex",
+              Array(secret.map { String(format: "%02x", $0) }.joined().utf8)
+            ),
+            (
+              "a secret number of the key in base64",
+              Array(Data(secret).base64EncodedString().dropLast(2).utf8)
+            ),
+          ]
+        } + bodyLines.map { ("a line of the private key file", Array($0.utf8)) }
+      let secret = Array(LocalFleet.secret.utf8)
+      // Every process's arguments, now.
+      for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+      where Int(entry) != nil {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+        let bytes = [UInt8](data)
+        for (what, needle) in needles + [("the AWS secret", secret)] {
+          #expect(bytes.firstRange(of: needle) == nil, "process \(entry)'s arguments hold \(what)")
         }
       }
-      if keyText == nil { Thread.sleep(forTimeInterval: 0.05) }
-    }
-    let key = try #require(keyText, "the run's key file never appeared: \(run.log)")
-    // The secret numbers of the key: the Ed25519 seed, RSA's d, p and q, or the ECDSA scalar.
-    let secrets: [[UInt8]]
-    if keyType == "rsa" {
-      secrets = try #require(
-        Self.rsaSecrets(ofPEM: key), "no RSA private key in the key file: \(key.prefix(40))")
-    } else if keyType == "ecdsa" {
-      secrets = [
-        try #require(Self.ecdsaScalar(ofPEM: key), "no P-256 scalar in the key file: \(key.prefix(40))")
-      ]
-    } else {
-      secrets = [try #require(Self.seed(ofKeyFile: key), "no Ed25519 seed in the key file")]
-    }
-    let limits = try String(contentsOfFile: "/proc/\(run.pid)/limits", encoding: .utf8)
-    let core = limits.split(separator: "\n").first { $0.hasPrefix("Max core file size") } ?? ""
-    #expect(core.split(separator: " ", omittingEmptySubsequences: true).dropFirst(4).first == "0", "\(core)")
-    Thread.sleep(forTimeInterval: 1)
-    // The first line of an OpenSSH Ed25519 key file is the same header for every key, and the
-    // first six of an RSA PEM file hold the public modulus; the rest is this key's secret. A
-    // P-256 PEM file has three lines, the first two holding parts of the scalar.
-    let bodyLines = key.split(separator: "\n").filter { !$0.hasPrefix("-----") }.dropFirst(
-      ["rsa": 6, "ecdsa": 0][keyType] ?? 1
-    ).filter { $0.count >= 20 }
-      .map(String.init)
-    #expect(bodyLines.count >= 3)
-    let needles: [(String, [UInt8])] =
-      secrets.flatMap { secret in
-        [
-          ("a secret number of the key", secret),
-          (
-            "a secret number of the key in hex",
-            Array(secret.map { String(format: "%02x", $0) }.joined().utf8)
-          ),
-          (
-            "a secret number of the key in base64", Array(Data(secret).base64EncodedString().dropLast(2).utf8)
-          ),
-        ]
-      } + bodyLines.map { ("a line of the private key file", Array($0.utf8)) }
-    let secret = Array(LocalFleet.secret.utf8)
-    // Every process's arguments, now.
-    for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] where Int(entry) != nil
-    {
-      guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-      let bytes = [UInt8](data)
-      for (what, needle) in needles + [("the AWS secret", secret)] {
-        #expect(bytes.firstRange(of: needle) == nil, "process \(entry)'s arguments hold \(what)")
-      }
-    }
-    deadline = Date().addingTimeInterval(30)
-    while run.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-    #expect(run.exitStatus == 1, "\(run.log)")
-    #expect(run.log.contains("err-web-3"))
-    #expect(try FileManager.default.contentsOfDirectory(atPath: keyDir).isEmpty, "the key directory is wiped")
+      deadline = Date().addingTimeInterval(30)
+      while run.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+      #expect(run.exitStatus == 1, "\(run.log)")
+      #expect(run.log.contains("err-web-3"))
+      #expect(
+        try FileManager.default.contentsOfDirectory(atPath: keyDir).isEmpty, "the key directory is wiped")
 
-    // Every file the run and the fleet wrote: output, report, JUnit, history (and WAL), audit
-    // log, broker and sshd logs and configs.
-    let artifacts = Self.files(under: dir)
-    #expect(artifacts.contains(dir + "/report.json") && artifacts.contains(dir + "/junit.xml"))
-    #expect(artifacts.contains(fleet.historyPath))
-    #expect(artifacts.contains(fleet.auditPath))
-    for path in artifacts {
-      let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
-      for (what, needle) in needles {
-        #expect(bytes.firstRange(of: needle) == nil, "\(path) holds \(what)")
-      }
-      // The broker's own configuration holds the principal's secret by design; nothing else may.
-      if !path.hasSuffix("/broker.yml") {
-        #expect(bytes.firstRange(of: secret) == nil, "\(path) holds the AWS secret")
+      // Every file the run and the fleet wrote: output, report, JUnit, history (and WAL), audit
+      // log, broker and sshd logs and configs.
+      let artifacts = Self.files(under: dir)
+      #expect(artifacts.contains(dir + "/report.json") && artifacts.contains(dir + "/junit.xml"))
+      #expect(artifacts.contains(fleet.historyPath))
+      #expect(artifacts.contains(fleet.auditPath))
+      for path in artifacts {
+        let bytes = [UInt8](FileManager.default.contents(atPath: path) ?? Data())
+        for (what, needle) in needles {
+          #expect(bytes.firstRange(of: needle) == nil, "\(path) holds \(what)")
+        }
+        // The broker's own configuration holds the principal's secret by design; nothing else may.
+        if !path.hasSuffix("/broker.yml") {
+          #expect(bytes.firstRange(of: secret) == nil, "\(path) holds the AWS secret")
+        }
       }
     }
   }

@@ -170,68 +170,66 @@ final class SilentListener: @unchecked Sendable {
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"), arguments: cases)
   func aSignalAtEveryPhaseEndsTheRunCleanly(phase: Phase, signal: Int32) throws {
     let name = "\(phase.rawValue) + \(signal == SIGINT ? "SIGINT" : "SIGTERM")"
-    let fleet = try LocalFleet(count: 1)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let setup = try setup(phase, fleet: fleet, signal: signal)
-    defer { setup.cleanup() }
-    let run = try LocalProcess(
-      SixtyBinary.path, setup.arguments + ["--no-progress"], environment: setup.environment,
-      logPath: fleet.directory + "/run.log")
-    defer { run.stop() }
-    var deadline = Date().addingTimeInterval(30)
-    while !setup.ready(run) && run.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-    try #require(setup.ready(run), "\(name): the run never reached the phase: \(run.log)")
-    #expect(run.isRunning, "\(name): \(run.log)")
-    let signalled = Date()
-    kill(run.pid, signal)
-    // A first Ctrl-C lets a running task finish (it sleeps 3 s); everything else stops at once.
-    deadline = Date().addingTimeInterval(15)
-    while run.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
-    let took = Date().timeIntervalSince(signalled)
-    print("\(name): stopped \(String(format: "%.2f", took)) s after the signal")
-    #expect(!run.isRunning, "\(name): still running 15 s after the signal: \(run.log)")
-    let log = run.log
-    #expect(run.exitStatus == 4, "\(name): \(log)")
-    #expect(took < (phase == .task && signal == SIGINT ? 6 : 3), "\(name): took \(took)s to stop")
-    #expect(
-      (try? FileManager.default.contentsOfDirectory(atPath: setup.keyDir))?.isEmpty ?? true,
-      "\(name): the key directory is not empty")
-    // No ssh client of the run is left (they name the run's key directory).
-    deadline = Date().addingTimeInterval(5)
-    while !processes(mentioning: setup.keyDir).isEmpty && Date() < deadline {
-      Thread.sleep(forTimeInterval: 0.1)
-    }
-    #expect(processes(mentioning: setup.keyDir).isEmpty, "\(name): \(processes(mentioning: setup.keyDir))")
-    // What the history says.
-    let listed = try SixtyBinary.run(["runs", "list", "--format", "json"], environment: fleet.environment)
-    let runs = try #require(
-      try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]], "\(listed.stdout)"
-    )
-    let this = try #require(
-      runs.first { ($0["playbook"] as? String)?.contains("long.yml") == false }, "\(runs)")
-    #expect(this["status"] as? String == "aborted", "\(name): \(this)")
-    switch phase {
-    case .lock:
-      #expect(log.contains("interrupted while waiting for host web-1"), "\(log)")
-      #expect(!log.contains("== play:"), "\(name): a play started: \(log)")
-    case .push, .connect:
-      #expect(log.contains("web-1") && log.contains("not started"), "\(name): \(log)")
-      #expect(log.contains("run interrupted"), "\(name): \(log)")
-    case .task:
-      if signal == SIGINT {
-        // The running task finished; the next one never started.
-        #expect(log.contains("web-1 | wait | exit 0"), "\(log)")
-        #expect(!log.contains("web-1 | after"), "\(log)")
-      } else {
-        #expect(!log.contains("web-1 | wait | exit 0"), "\(log)")
+    try withLocalFleet(LocalFleet(count: 1)) { fleet in
+      let setup = try setup(phase, fleet: fleet, signal: signal)
+      defer { setup.cleanup() }
+      let run = try LocalProcess(
+        SixtyBinary.path, setup.arguments + ["--no-progress"], environment: setup.environment,
+        logPath: fleet.directory + "/run.log")
+      defer { run.stop() }
+      var deadline = Date().addingTimeInterval(30)
+      while !setup.ready(run) && run.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+      try #require(setup.ready(run), "\(name): the run never reached the phase: \(run.log)")
+      #expect(run.isRunning, "\(name): \(run.log)")
+      let signalled = Date()
+      kill(run.pid, signal)
+      // A first Ctrl-C lets a running task finish (it sleeps 3 s); everything else stops at once.
+      deadline = Date().addingTimeInterval(15)
+      while run.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+      let took = Date().timeIntervalSince(signalled)
+      print("\(name): stopped \(String(format: "%.2f", took)) s after the signal")
+      #expect(!run.isRunning, "\(name): still running 15 s after the signal: \(run.log)")
+      let log = run.log
+      #expect(run.exitStatus == 4, "\(name): \(log)")
+      #expect(took < (phase == .task && signal == SIGINT ? 6 : 3), "\(name): took \(took)s to stop")
+      #expect(
+        (try? FileManager.default.contentsOfDirectory(atPath: setup.keyDir))?.isEmpty ?? true,
+        "\(name): the key directory is not empty")
+      // No ssh client of the run is left (they name the run's key directory).
+      deadline = Date().addingTimeInterval(5)
+      while !processes(mentioning: setup.keyDir).isEmpty && Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.1)
       }
-      #expect(log.contains("run interrupted"), "\(name): \(log)")
-    case .report:
-      #expect(log.contains("interrupted while writing the reports"), "\(log)")
-      #expect(log.contains("web-1 | hi | exit 0"), "\(log)")
+      #expect(processes(mentioning: setup.keyDir).isEmpty, "\(name): \(processes(mentioning: setup.keyDir))")
+      // What the history says.
+      let listed = try SixtyBinary.run(["runs", "list", "--format", "json"], environment: fleet.environment)
+      let runs = try #require(
+        try JSONSerialization.jsonObject(with: Data(listed.stdout.utf8)) as? [[String: Any]],
+        "\(listed.stdout)"
+      )
+      let this = try #require(
+        runs.first { ($0["playbook"] as? String)?.contains("long.yml") == false }, "\(runs)")
+      #expect(this["status"] as? String == "aborted", "\(name): \(this)")
+      switch phase {
+      case .lock:
+        #expect(log.contains("interrupted while waiting for host web-1"), "\(log)")
+        #expect(!log.contains("== play:"), "\(name): a play started: \(log)")
+      case .push, .connect:
+        #expect(log.contains("web-1") && log.contains("not started"), "\(name): \(log)")
+        #expect(log.contains("run interrupted"), "\(name): \(log)")
+      case .task:
+        if signal == SIGINT {
+          // The running task finished; the next one never started.
+          #expect(log.contains("web-1 | wait | exit 0"), "\(log)")
+          #expect(!log.contains("web-1 | after"), "\(log)")
+        } else {
+          #expect(!log.contains("web-1 | wait | exit 0"), "\(log)")
+        }
+        #expect(log.contains("run interrupted"), "\(name): \(log)")
+      case .report:
+        #expect(log.contains("interrupted while writing the reports"), "\(log)")
+        #expect(log.contains("web-1 | hi | exit 0"), "\(log)")
+      }
     }
   }
 
@@ -240,49 +238,46 @@ final class SilentListener: @unchecked Sendable {
   /// hosts after the key's window, when a fresh login with the key is already refused.
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func sigkillMidTaskLeavesNoMasterBehind() throws {
-    let fleet = try LocalFleet(count: 2)
-    defer {
-      fleet.stop()
-      fleet.remove()
-    }
-    let keyDir = fleet.directory + "/keys"
-    try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
-    var env = fleet.environment
-    env["SIXTY_KEY_DIR"] = keyDir
-    // Two tasks per host, so each host has a multiplexing master (`-M -N`) as well as a task.
-    let playbook = try write(
-      "name: long\nhosts: all\ntasks:\n  - name: wait\n    command: [sleep, \"47.3\"]\n  - name: after\n    command: [echo, after]\n",
-      fleet.directory + "/long.yml")
-    let run = try LocalProcess(
-      SixtyBinary.path,
-      ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--no-progress"],
-      environment: env, logPath: fleet.directory + "/run.log")
-    defer { run.stop() }
-    var deadline = Date().addingTimeInterval(30)
-    func masters() -> [String] { processes(mentioning: keyDir).filter { $0.contains(" -M ") } }
-    while (masters().count < 2 || !running("sleep 47.3")) && run.isRunning && Date() < deadline {
-      Thread.sleep(forTimeInterval: 0.05)
-    }
-    try #require(masters().count == 2, "the masters never came up: \(run.log)")
-    let sockets = try FileManager.default.contentsOfDirectory(atPath: keyDir).flatMap { dir in
-      ((try? FileManager.default.contentsOfDirectory(atPath: keyDir + "/" + dir)) ?? []).filter {
-        $0.hasPrefix("c")
-      }.map { keyDir + "/" + dir + "/" + $0 }
-    }
-    #expect(!sockets.isEmpty, "no control socket in \(keyDir)")
-    kill(run.pid, SIGKILL)
-    let killed = Date()
-    deadline = Date().addingTimeInterval(10)
-    while !processes(mentioning: keyDir).isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
-    let took = Date().timeIntervalSince(killed)
-    #expect(
-      processes(mentioning: keyDir).isEmpty, "ssh outlived the runner: \(processes(mentioning: keyDir))")
-    #expect(took < 5, "the ssh processes took \(took)s to end after SIGKILL")
-    // No control socket runs anything any more.
-    for socket in sockets {
-      let check = try runProgram(
-        "/usr/bin/ssh", ["-o", "ControlPath=\(socket)", "-O", "check", "-F", "/dev/null", "web"])
-      #expect(check.status != 0, "the control socket \(socket) still answers")
+    try withLocalFleet(LocalFleet(count: 2)) { fleet in
+      let keyDir = fleet.directory + "/keys"
+      try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+      var env = fleet.environment
+      env["SIXTY_KEY_DIR"] = keyDir
+      // Two tasks per host, so each host has a multiplexing master (`-M -N`) as well as a task.
+      let playbook = try write(
+        "name: long\nhosts: all\ntasks:\n  - name: wait\n    command: [sleep, \"47.3\"]\n  - name: after\n    command: [echo, after]\n",
+        fleet.directory + "/long.yml")
+      let run = try LocalProcess(
+        SixtyBinary.path,
+        ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--no-progress"],
+        environment: env, logPath: fleet.directory + "/run.log")
+      defer { run.stop() }
+      var deadline = Date().addingTimeInterval(30)
+      func masters() -> [String] { processes(mentioning: keyDir).filter { $0.contains(" -M ") } }
+      while (masters().count < 2 || !running("sleep 47.3")) && run.isRunning && Date() < deadline {
+        Thread.sleep(forTimeInterval: 0.05)
+      }
+      try #require(masters().count == 2, "the masters never came up: \(run.log)")
+      let sockets = try FileManager.default.contentsOfDirectory(atPath: keyDir).flatMap { dir in
+        ((try? FileManager.default.contentsOfDirectory(atPath: keyDir + "/" + dir)) ?? []).filter {
+          $0.hasPrefix("c")
+        }.map { keyDir + "/" + dir + "/" + $0 }
+      }
+      #expect(!sockets.isEmpty, "no control socket in \(keyDir)")
+      kill(run.pid, SIGKILL)
+      let killed = Date()
+      deadline = Date().addingTimeInterval(10)
+      while !processes(mentioning: keyDir).isEmpty && Date() < deadline { Thread.sleep(forTimeInterval: 0.1) }
+      let took = Date().timeIntervalSince(killed)
+      #expect(
+        processes(mentioning: keyDir).isEmpty, "ssh outlived the runner: \(processes(mentioning: keyDir))")
+      #expect(took < 5, "the ssh processes took \(took)s to end after SIGKILL")
+      // No control socket runs anything any more.
+      for socket in sockets {
+        let check = try runProgram(
+          "/usr/bin/ssh", ["-o", "ControlPath=\(socket)", "-O", "check", "-F", "/dev/null", "web"])
+        #expect(check.status != 0, "the control socket \(socket) still answers")
+      }
     }
   }
 }
