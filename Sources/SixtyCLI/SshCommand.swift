@@ -172,7 +172,7 @@ struct SshCommand: AsyncParsableCommand {
 
   func run() async throws {
     let destination = try resolve()
-    KeyWipeRegistry.shared.installSignalHandlers()
+    await KeyWipeOnSignal.install()
     let pair = try SSHKeyPair.generate(KeyType(parsing: keyType)!, comment: "sixty-ssh")
     let directory = try EphemeralKeyDirectory(
       key: pair, parent: ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"])

@@ -180,10 +180,10 @@ public enum CoreDumps {
 }
 
 /// Every live key directory, so a signal handler can wipe them all before the process exits.
-// Sendable: `directories` and `sources`, the only mutable state, are behind `lock`.
+// Sendable: `directories`, the only mutable state, is behind `lock`.
 public final class KeyWipeRegistry: @unchecked Sendable {
   public static let shared = KeyWipeRegistry()
-  // `lock` protects `directories` and `sources`.
+  // `lock` protects `directories`.
   private let lock = NSLock()
   // Weak, so a directory that goes out of scope is still wiped by its deinit.
   private var directories: [ObjectIdentifier: WeakDirectory] = [:]
@@ -192,7 +192,6 @@ public final class KeyWipeRegistry: @unchecked Sendable {
     weak var directory: EphemeralKeyDirectory?
     let path: String
   }
-  private var sources: [DispatchSourceSignal] = []
 
   func register(_ directory: EphemeralKeyDirectory) {
     lock.withLock {
@@ -216,21 +215,4 @@ public final class KeyWipeRegistry: @unchecked Sendable {
     }
   }
 
-  /// On SIGINT or SIGTERM: wipe every key directory, then exit with 130 or 143.
-  /// For commands that have no graceful shutdown of their own (`push`, `ssh`).
-  public func installSignalHandlers() {
-    lock.withLock {
-      guard sources.isEmpty else { return }
-      for (signalNumber, code) in [(SIGINT, Int32(130)), (SIGTERM, Int32(143))] {
-        signal(signalNumber, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-        source.setEventHandler { [weak self] in
-          self?.wipeAll()
-          exit(code)
-        }
-        source.resume()
-        sources.append(source)
-      }
-    }
-  }
 }

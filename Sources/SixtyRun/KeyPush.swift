@@ -1,6 +1,7 @@
 import Foundation
 import InstanceConnect
 import SixtyKeys
+import UnixSignals
 
 /// `sixty push`: one public key to one instance, through Instance Connect or a broker.
 public struct PushRequest: Sendable {
@@ -78,6 +79,22 @@ public enum KeyPush {
       return result
     } catch {
       throw RunFailure(error.description, status: error.exitStatus)
+    }
+  }
+}
+
+/// SIGINT and SIGTERM for the commands that have no graceful shutdown of their own (`push`,
+/// `ssh`): every key directory is wiped, then the process exits with 130 or 143.
+public enum KeyWipeOnSignal {
+  public static func install() async {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+    Task.detached {
+      for await received in signals {
+        KeyWipeRegistry.shared.wipeAll()
+        exit(received == .sigterm ? 143 : 130)
+      }
     }
   }
 }

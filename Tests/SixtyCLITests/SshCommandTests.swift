@@ -109,6 +109,49 @@ import Testing
     #expect(leftoverKeys().isEmpty)
   }
 
+  /// Ctrl-C or SIGTERM while ssh runs: the key directory is wiped and sixty exits 130 or 143.
+  @Test(
+    .enabled(if: MotoServer.available, "moto_server is not installed (make test installs it)"),
+    arguments: [(SIGINT, Int32(130)), (SIGTERM, Int32(143))])
+  func aSignalWipesTheKeyAndExits(signal: Int32, code: Int32) throws {
+    defer { cleanup() }
+    let moto = try MotoServer(directory: dir)
+    defer { moto.stop() }
+    try "#!/bin/sh\necho $$ > \"\(dir)/ssh.started\"\nexec sleep 30\n".write(
+      toFile: dir + "/slow-ssh", atomically: true, encoding: .utf8)
+    chmod(dir + "/slow-ssh", 0o755)
+    var env = moto.environment
+    env["SIXTY_KEY_DIR"] = dir + "/keys"
+    env["SIXTY_KNOWN_HOSTS"] = dir + "/state/known_hosts"
+    let sixty = try LocalProcess(
+      SixtyBinary.path,
+      [
+        "ssh", "web-1", "-i", dir + "/inventory.yml", "--endpoint", moto.endpoint, "--ssh", dir + "/slow-ssh",
+      ],
+      environment: env, logPath: dir + "/sixty.log")
+    defer { sixty.stop() }
+    var started = false
+    for _ in 0..<200 where !started {
+      started = FileManager.default.fileExists(atPath: dir + "/ssh.started")
+      if !started { usleep(50_000) }
+    }
+    try #require(started, "ssh never started: \(sixty.log)")
+    // The fake ssh (a sleep) is ours to stop, whatever sixty did.
+    let sshPID = try String(contentsOfFile: dir + "/ssh.started", encoding: .utf8)
+    defer {
+      if let pid = pid_t(sshPID.trimmingCharacters(in: .whitespacesAndNewlines)) { kill(pid, SIGKILL) }
+    }
+    #expect(!leftoverKeys().isEmpty, "the key directory should exist while ssh runs")
+    kill(sixty.pid, signal)
+    var status: Int32?
+    for _ in 0..<100 where status == nil {
+      status = sixty.exitStatus
+      if status == nil { usleep(50_000) }
+    }
+    #expect(status == code, "\(sixty.log)")
+    #expect(leftoverKeys().isEmpty, "the key directory was not wiped")
+  }
+
   @Test func badTargetsAreRefusedBeforeAnything() throws {
     defer { cleanup() }
     let inventory = dir + "/inventory.yml"
