@@ -29,7 +29,6 @@ extension RunsCommand {
       settings.ec2 = ec2.settings
       var request = RerunRequest(id: id, settings: settings)
       request.failedOnly = failed
-      request.extraVars = settings.extraVars
       let console = TerminalConsole(groupOutput: settings.groupOutput, progress: settings.progress)
       throw ExitCode(try await Runner.rerun(request, console: console).rawValue)
     }

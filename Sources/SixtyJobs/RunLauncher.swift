@@ -78,15 +78,14 @@ public struct SixtyRunLauncher: RunLauncher {
 
   public init(sixty: String) { self.sixty = sixty }
 
-  /// The command line of a run: the request itself goes on its standard input.
-  public func arguments(for run: JobRunRequest) -> [String] { [sixty, "run-request"] }
+  /// The command line of every run: the request itself goes on its standard input.
+  public var arguments: [String] { [sixty, "run-request"] }
 
   public func launch(_ run: JobRunRequest, exited: @escaping @Sendable (pid_t, Int32) -> Void) throws -> pid_t
   {
     let directory = URL(fileURLWithPath: run.logPath).deletingLastPathComponent().path
     try FileManager.default.createDirectory(
       atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-    let arguments = arguments(for: run)
     do {
       let child = try ChildProcess.start(
         arguments,

@@ -10,10 +10,9 @@ public struct RerunRequest: Sendable {
   public var id: Int64
   /// Only the hosts that did not finish ok.
   public var failedOnly = false
-  /// The same `-e` values as the original run (values are never stored).
-  public var extraVars: [ExtraVariable] = []
-  /// How to run it: forks, reports, ssh, connect, EC2 and history settings; its source and
-  /// inventory are the recorded run's.
+  /// How to run it: forks, reports, ssh, connect, EC2 and history settings, and the same `-e`
+  /// values as the original run (values are never stored); its source and inventory are the
+  /// recorded run's.
   public var settings: RunRequest
 
   public init(id: Int64, settings: RunRequest) {
@@ -64,7 +63,7 @@ extension Runner {
     request.policy = original.policy
     // As a map, last value wins, recorded by name in order.
     var values: [String: String] = [:]
-    for variable in rerun.extraVars { values[variable.name] = variable.value }
+    for variable in rerun.settings.extraVars { values[variable.name] = variable.value }
     request.extraVars = values.keys.sorted().map { ExtraVariable(name: $0, value: values[$0]!) }
     request.history.trigger = .rerun
     request.history.rerunOf = id
@@ -85,7 +84,7 @@ extension Runner {
     } else if let limit = original.limit, (try? HostSelector(parsing: limit)) != nil {
       request.limit = .selector(limit)
     }
-    let given = Set(rerun.extraVars.map(\.name))
+    let given = Set(rerun.settings.extraVars.map(\.name))
     let missing = original.extraVarNames.filter { !given.contains($0) }
     if !missing.isEmpty {
       throw RunFailure(

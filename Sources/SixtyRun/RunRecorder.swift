@@ -46,27 +46,31 @@ final class RunRecorder: @unchecked Sendable {
 
   func say(_ text: String) { console.handle(.line(text)) }
 
+  /// The history while recording has not failed.
+  var usable: History? { lock.withLock { failed } ? nil : history }
+
+  /// Stops recording after a history error, saying so once.
+  func stopRecording(_ error: HistoryError, while what: String) {
+    lock.withLock { failed = true }
+    say("sixty: warning: \(error.description) (while \(what)); the rest of this run is not recorded.")
+  }
+
   func attempt<T>(_ what: String, _ body: (History) throws(HistoryError) -> T) -> T? {
-    guard let history else { return nil }
-    if lock.withLock({ failed }) { return nil }
+    guard let history = usable else { return nil }
     do {
       return try body(history)
     } catch {
-      lock.withLock { failed = true }
-      say(
-        "sixty: warning: \(error.description) (while \(what)); the rest of this run is not recorded.")
+      stopRecording(error, while: what)
       return nil
     }
   }
 
   func attempt<T>(_ what: String, _ body: (History) async throws(HistoryError) -> T) async -> T? {
-    guard let history else { return nil }
-    if lock.withLock({ failed }) { return nil }
+    guard let history = usable else { return nil }
     do {
       return try await body(history)
     } catch {
-      lock.withLock { failed = true }
-      say("sixty: warning: \(error.description) (while \(what)); the rest of this run is not recorded.")
+      stopRecording(error, while: what)
       return nil
     }
   }

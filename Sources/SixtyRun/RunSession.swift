@@ -212,8 +212,7 @@ final class RunSession: @unchecked Sendable {
   func prepareKeys(recorder: RunRecorder) async throws -> (
     [LoginKeyType: SSHKeyPair], String, EphemeralKeyDirectory
   ) {
-    CoreDumps.disable()
-    // Key directories left by a run that was killed (SIGKILL, power loss) are wiped first.
+    // Core dumps are off since the session began (`init`). Key directories left by a run that was killed (SIGKILL, power loss) are wiped first.
     let keyParent = ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"]
     let swept = EphemeralKeyDirectory.sweepStale(parent: keyParent)
     if !swept.isEmpty {
