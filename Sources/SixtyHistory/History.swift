@@ -176,6 +176,9 @@ public final class History: Sendable {
           ALTER TABLE runs ADD COLUMN key_fingerprint TEXT;
           """)
     }
+    migrator.registerMigration("v3: an ad-hoc run's command, for reruns") { db in
+      try db.execute(sql: "ALTER TABLE runs ADD COLUMN ad_hoc_command TEXT;")
+    }
     return migrator
   }
 

@@ -86,12 +86,14 @@ public struct NewRun: Sendable {
   public var rerunOf: Int64?
   public var scheduledFor: Date?
   public var hostsTotal: Int
+  /// An ad-hoc run's command as its runner encodes it (JSON), so it can be run again.
+  public var adHocCommand: String?
 
   public init(
     startedAt: Date = Date(), playbook: String, playbookSHA256: String, inventory: String?, policy: String?,
     limit: String? = nil, extraVarNames: [String] = [], job: String? = nil, trigger: RunTrigger = .manual,
     startedBy: String = NewRun.currentUser, process: ProcessIdentity = .current, rerunOf: Int64? = nil,
-    scheduledFor: Date? = nil, hostsTotal: Int = 0
+    scheduledFor: Date? = nil, hostsTotal: Int = 0, adHocCommand: String? = nil
   ) {
     self.startedAt = startedAt
     self.playbook = playbook
@@ -107,6 +109,7 @@ public struct NewRun: Sendable {
     self.rerunOf = rerunOf
     self.scheduledFor = scheduledFor
     self.hostsTotal = hostsTotal
+    self.adHocCommand = adHocCommand
   }
 
   /// `user@machine` of this process.
@@ -142,6 +145,8 @@ public struct RunRecord: Sendable {
   public var hostsFailed: Int
   /// The fingerprint of the key the run pushed.
   public var keyFingerprint: String?
+  /// An ad-hoc run's command as its runner encoded it (JSON).
+  public var adHocCommand: String?
 
   public var duration: TimeInterval? { finishedAt.map { $0.timeIntervalSince(startedAt) } }
 }

@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 // The rows of the history's tables as GRDB Codable records. Their coding keys are the columns of
-// the schema the migrations create (unchanged since v2), so a history written before these types
+// the schema the migrations create, so a history written before these types
 // existed reads the same. Times are stored as seconds since 1970 (REAL); lists as comma-joined
 // text. The public records (`RunRecord`, `HostRecord`, …) are built from them.
 
@@ -49,6 +49,7 @@ struct RunRow: Codable, FetchableRecord, PersistableRecord {
   var hostsOK: Int
   var hostsFailed: Int
   var keyFingerprint: String?
+  var adHocCommand: String?
 
   enum CodingKeys: String, CodingKey {
     case id, status, message, playbook, inventory, policy, job, trigger, machine, pid
@@ -57,6 +58,7 @@ struct RunRow: Codable, FetchableRecord, PersistableRecord {
     case extraVarNames = "extra_var_names", startedBy = "started_by", processStart = "process_start"
     case rerunOf = "rerun_of", scheduledFor = "scheduled_for", hostsTotal = "hosts_total"
     case hostsOK = "hosts_ok", hostsFailed = "hosts_failed", keyFingerprint = "key_fingerprint"
+    case adHocCommand = "ad_hoc_command"
   }
 
   /// A new run, `running`, with no host counted yet.
@@ -78,6 +80,7 @@ struct RunRow: Codable, FetchableRecord, PersistableRecord {
     rerunOf = run.rerunOf
     scheduledFor = run.scheduledFor?.timeIntervalSince1970
     hostsTotal = run.hostsTotal
+    adHocCommand = run.adHocCommand
     hostsOK = 0
     hostsFailed = 0
   }
@@ -91,7 +94,7 @@ struct RunRow: Codable, FetchableRecord, PersistableRecord {
       extraVarNames: extraVarNames.isEmpty ? [] : extraVarNames.split(separator: ",").map(String.init),
       job: job, trigger: trigger, startedBy: startedBy, pid: pid, rerunOf: rerunOf,
       scheduledFor: Date(seconds: scheduledFor), hostsTotal: hostsTotal, hostsOK: hostsOK,
-      hostsFailed: hostsFailed, keyFingerprint: keyFingerprint)
+      hostsFailed: hostsFailed, keyFingerprint: keyFingerprint, adHocCommand: adHocCommand)
   }
 }
 

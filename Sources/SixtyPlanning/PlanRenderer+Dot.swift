@@ -7,12 +7,13 @@ public enum PlanDotRenderer {
     for (p, play) in plan.plays.enumerated() {
       let hosts = play.hosts.filter { $0.refusal == nil }.count
       out += "  subgraph cluster_\(p) {\n"
-      out +=
-        "    label=\(quote("play \(p + 1): \(play.name) (\(hosts) hosts, \(play.batches.count) batches)"));\n"
+      let label =
+        "play \(p + 1): \(play.name) (\(hosts) host\(hosts == 1 ? "" : "s"), \(play.batches.count) batch\(play.batches.count == 1 ? "" : "es"))"
+      out += "    label=\(quote(label));\n"
       for (i, task) in play.tasks.enumerated() {
         let runs = play.hosts.filter { h in h.steps.contains { $0.task == i && $0.status == .run } }.count
         out +=
-          "    p\(p)_t\(i) [label=\(quote("\(task.name)\n\(task.action.kind), \(runs)/\(play.hosts.count) hosts"))];\n"
+          "    p\(p)_t\(i) [label=\(quote("\(task.name)\n\(task.action.kind), \(runs)/\(play.hosts.count) host\(play.hosts.count == 1 ? "" : "s")"))];\n"
       }
       for (i, deps) in play.graph.dependencies.enumerated() {
         for d in deps { out += "    p\(p)_t\(d) -> p\(p)_t\(i);\n" }

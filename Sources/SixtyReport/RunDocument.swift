@@ -141,6 +141,10 @@ public enum RunDocument {
     w.field("id", Int(run.id))
     if let duration = run.duration { w.field("duration_s", duration) }
     w.field("playbook_sha256", run.playbookSHA256)
+    if let command = RecordedCommand(run) {
+      w.field("command", strings: command.command)
+      w.field("selector", command.selector)
+    }
     w.field("extra_var_names", strings: run.extraVarNames)
     w.field("pid", run.pid)
     if let rerunOf = run.rerunOf { w.field("rerun_of", Int(rerunOf)) }

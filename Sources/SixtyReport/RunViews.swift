@@ -1,4 +1,5 @@
 import Foundation
+import SixtyCore
 import SixtyHistory
 
 /// `sixty runs list`: recorded runs, newest first, as a table or JSON.
@@ -8,7 +9,6 @@ public struct RunListing: Sendable {
   public var job: String?
   /// The history file, named when there is nothing to list.
   public var historyPath: String
-
 
   /// The runs of `job` (or every run) started since `since`, at most `limit`, newest first.
   public static func load(from history: History, job: String?, since: Date?, limit: Int) throws(HistoryError)
@@ -52,7 +52,6 @@ public struct RunDetail: Sendable {
   /// The one host shown (with every task's output), if one was chosen.
   public var host: String?
 
-
   /// Run `id` with its hosts (or only `host`).
   /// - Throws: `HistoryError` when the history cannot be read, there is no such run, or the run
   ///   has no such host.
@@ -78,7 +77,11 @@ public struct RunDetail: Sendable {
   /// chosen host, or the failed tasks of every host.
   public func text() -> String {
     var text = "run \(run.id): \(run.status.rawValue)\(run.exitCode.map { " (exit \($0))" } ?? "")\n"
-    text += "  playbook   \(run.playbook)  sha256 \(run.playbookSHA256.prefix(16))…\n"
+    if let command = RecordedCommand(run) {
+      text += "  command    \(command.line) on \(SafeText.quoted(command.selector))\n"
+    } else {
+      text += "  playbook   \(run.playbook)  sha256 \(run.playbookSHA256.prefix(16))…\n"
+    }
     if let inventory = run.inventory { text += "  inventory  \(inventory)\n" }
     if let policy = run.policy { text += "  policy     \(policy)\n" }
     if let limit = run.limit { text += "  limit      \(limit)\n" }
@@ -170,4 +173,21 @@ public enum RunText {
     }
     return text
   }
+}
+
+/// The part of a `sixty exec` run's recorded command that the views show.
+struct RecordedCommand: Decodable {
+  var selector: String
+  var command: [String]
+
+  init?(_ run: RunRecord) {
+    guard let text = run.adHocCommand,
+      let decoded = try? JSONDecoder().decode(RecordedCommand.self, from: Data(text.utf8))
+    else { return nil }
+    self = decoded
+  }
+
+  /// The command's words, each quoted with its control characters escaped (it is the user's text,
+  /// and may come from anywhere).
+  var line: String { command.map { SafeText.quoted($0, limit: 200) }.joined(separator: " ") }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import SixtyCore
 
 /// `sixty exec`: one command across the hosts a selector picks, as a one-task playbook built in
@@ -21,6 +22,19 @@ public struct AdHocCommand: Sendable, Codable, Equatable {
   public init(selector: String, command: [String]) {
     self.selector = selector
     self.command = command
+  }
+
+  /// As the history records it (JSON), for `sixty runs rerun`.
+  public var recorded: String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+  }
+
+  /// A command as the history recorded it.
+  /// - Throws: `DecodingError` when the text is not a recorded command.
+  public init(recorded text: String) throws {
+    self = try JSONDecoder().decode(AdHocCommand.self, from: Data(text.utf8))
   }
 
   /// The playbook, as JSON (which is YAML).

@@ -3,8 +3,8 @@ import SixtyCore
 import SixtyHistory
 import SixtyPlanning
 
-/// `sixty runs rerun`: a recorded run's playbook again, with the same inventory and policy, on all
-/// its hosts or only those that did not finish ok.
+/// `sixty runs rerun`: a recorded run's playbook (or `sixty exec` command) again, with the same
+/// inventory and policy, on all its hosts or only those that did not finish ok.
 public struct RerunRequest: Sendable {
   /// The recorded run.
   public var id: Int64
@@ -24,7 +24,7 @@ public struct RerunRequest: Sendable {
 extension Runner {
   /// Runs a recorded run again.
   /// - Throws: `RunFailure` `.badInput` when the run cannot be repeated (unknown, still running,
-  ///   an ad-hoc exec, its playbook gone, a missing `-e`).
+  ///   its playbook gone, an exec recorded without its command, a missing `-e`).
   public static func rerun(_ rerun: RerunRequest, console: any RunConsole) async throws -> ExitStatus {
     let id = rerun.id
     let store: History
@@ -42,12 +42,26 @@ extension Runner {
     } catch let error as HistoryError {
       throw RunFailure(error.description, status: .badInput)
     }
-    guard original.playbook != AdHocCommand.label, FileManager.default.fileExists(atPath: original.playbook)
-    else {
+    let source: RunRequest.Source
+    if let recorded = original.adHocCommand {
+      guard let command = try? AdHocCommand(recorded: recorded) else {
+        throw RunFailure(
+          "run \(id)'s recorded command cannot be read back by this version of sixty; run it again with sixty exec.",
+          status: .badInput)
+      }
+      source = .command(command)
+    } else if original.playbook == AdHocCommand.label {
       throw RunFailure(
-        original.playbook == AdHocCommand.label
-          ? "run \(id) was an ad-hoc `sixty exec`; run the command again with sixty exec."
-          : "run \(id)'s playbook \(original.playbook) no longer exists.", status: .badInput)
+        "run \(id) was an ad-hoc `sixty exec` recorded without its command; run the command again with sixty exec.",
+        status: .badInput)
+    } else if !original.playbook.hasPrefix("/") {
+      throw RunFailure(
+        "run \(id)'s playbook was recorded as the relative path \(original.playbook), so it cannot be found again; run it with sixty run.",
+        status: .badInput)
+    } else if !FileManager.default.fileExists(atPath: original.playbook) {
+      throw RunFailure("run \(id)'s playbook \(original.playbook) no longer exists.", status: .badInput)
+    } else {
+      source = .playbook(path: original.playbook)
     }
     guard let inventory = original.inventory else {
       throw RunFailure(
@@ -58,7 +72,7 @@ extension Runner {
         "run \(id) is still running (process \(original.pid)); wait for it to finish.", status: .badInput)
     }
     var request = rerun.settings
-    request.source = .playbook(path: original.playbook)
+    request.source = source
     request.inventory = inventory
     request.policy = original.policy
     // As a map, last value wins, recorded by name in order.
@@ -91,12 +105,14 @@ extension Runner {
         "run \(id) was started with -e \(missing.joined(separator: ", -e ")); values are never stored, so pass them again (e.g. -e \(missing[0])=VALUE).",
         status: .badInput)
     }
-    let digest = FileDigest.sha256(ofFile: original.playbook)
-    if digest != original.playbookSHA256 {
-      console.handle(
-        .warning(
-          "sixty: warning: the playbook \(original.playbook) changed since run \(id) (sha256 \(original.playbookSHA256.prefix(12))… then, \(digest.prefix(12))… now); running it as it is now."
-        ))
+    if case .playbook(let path) = source {
+      let digest = FileDigest.sha256(ofFile: path)
+      if digest != original.playbookSHA256 {
+        console.handle(
+          .warning(
+            "sixty: warning: the playbook \(path) changed since run \(id) (sha256 \(original.playbookSHA256.prefix(12))… then, \(digest.prefix(12))… now); running it as it is now."
+          ))
+      }
     }
     return try await run(request, loaded: await load(request), console: console) { plan in
       guard rerun.failedOnly else { return }

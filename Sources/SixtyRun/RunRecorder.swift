@@ -81,18 +81,22 @@ final class RunRecorder: @unchecked Sendable {
     runID = attempt("recording the run") { history throws(HistoryError) in
       try history.begin(
         NewRun(
-          playbook: request.playbookLabel,
+          playbook: request.playbookPath.map(RunRecorder.absolute) ?? request.playbookLabel,
           playbookSHA256: playbookDigest,
           inventory: plan.inventoryPath.map(RunRecorder.absolute),
           policy: plan.policyPath.map(RunRecorder.absolute), limit: request.limit?.text,
           extraVarNames: request.extraVars.map(\.name), job: settings.job, trigger: settings.trigger,
-          rerunOf: settings.rerunOf, scheduledFor: settings.scheduledFor, hostsTotal: hosts.count))
+          rerunOf: settings.rerunOf, scheduledFor: settings.scheduledFor, hostsTotal: hosts.count,
+          adHocCommand: request.adHocCommand.map(\.recorded)))
     }
     if let runID { say("run \(runID) recorded in \(history!.path)") }
   }
 
+  /// `path` from the working directory, with `.` and `..` resolved, so a rerun from elsewhere
+  /// finds it.
   static func absolute(_ path: String) -> String {
-    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+      .standardizedFileURL.path
   }
 
   /// Takes the host locks for every host the plan may touch, waiting or refusing per policy.

@@ -49,6 +49,16 @@ public struct RunRequest: Sendable, Codable, Equatable {
     case .command: AdHocCommand.label
     }
   }
+
+  /// The playbook file, when the run has one.
+  public var playbookPath: String? {
+    if case .playbook(let path) = source { path } else { nil }
+  }
+
+  /// The command, when the run is an ad-hoc `sixty exec`.
+  public var adHocCommand: AdHocCommand? {
+    if case .command(let command) = source { command } else { nil }
+  }
 }
 
 /// One `-e KEY=VALUE`.

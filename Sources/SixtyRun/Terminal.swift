@@ -19,6 +19,9 @@ final class LinePrinter: @unchecked Sendable {
 
   func line(_ text: String) { write(text + "\n") }
 
+  /// Replaces the status line that the next write shows, without writing.
+  func replaceStatus(_ text: String) { lock.withLock { if status != nil { status = text } } }
+
   func setStatus(_ text: String?) {
     lock.withLock {
       status = text
@@ -75,22 +78,26 @@ final class ProgressBoard: @unchecked Sendable {
       case .pushAhead, .reconnect, .retry: break
       }
     }
+    // The lines printed for this event show the counts it changed.
+    printer.replaceStatus(lock.withLock { statusText() })
   }
 
   func draw() {
-    let text: String = lock.withLock {
-      let elapsed = Int(Date().timeIntervalSince(start))
-      let running = current.sorted { $0.key < $1.key }.prefix(3).map { "\($0.key) (\($0.value))" }
-      var line = String(
-        format: "[%d:%02d] %@: %d/%d done, %d failed, %d running", elapsed / 60, elapsed % 60, play, done,
-        total, failed, current.count)
-      if !running.isEmpty {
-        line += ": " + running.joined(separator: ", ") + (current.count > 3 ? ", …" : "")
-      }
-      let width = 160
-      return line.count > width ? String(line.prefix(width - 1)) + "…" : line
+    printer.setStatus(lock.withLock { statusText() })
+  }
+
+  /// The status line; called with `lock` held.
+  func statusText() -> String {
+    let elapsed = Int(Date().timeIntervalSince(start))
+    let running = current.sorted { $0.key < $1.key }.prefix(3).map { "\($0.key) (\($0.value))" }
+    var line = String(
+      format: "[%d:%02d] %@: %d/%d done, %d failed, %d running", elapsed / 60, elapsed % 60, play, done,
+      total, failed, current.count)
+    if !running.isEmpty {
+      line += ": " + running.joined(separator: ", ") + (current.count > 3 ? ", …" : "")
     }
-    printer.setStatus(text)
+    let width = 160
+    return line.count > width ? String(line.prefix(width - 1)) + "…" : line
   }
 
   func stop() {

@@ -9,6 +9,9 @@ public final class TerminalConsole: RunConsole {
   let groupOutput: Bool
   /// The live status line, on a terminal only.
   let board: ProgressBoard?
+  /// Holds back a host's "-- end" line until the output of its tasks still in flight (a task
+  /// killed at its timeout or by a signal) has been printed.
+  let endings = EndLines()
 
   public init(groupOutput: Bool, progress: Bool) {
     self.groupOutput = groupOutput
@@ -22,15 +25,20 @@ public final class TerminalConsole: RunConsole {
     case .warning(let text): FileHandle.standardError.write(Data((text + "\n").utf8))
     case .line(let text): printer.line(text)
     case .playStarted(let name, let hosts):
+      flushEndings()
       printer.line("== play: \(name) (\(hosts) host\(hosts == 1 ? "" : "s"))")
       board?.begin(play: name, hosts: hosts)
     case .scheduler(let event):
       board?.handle(event)
       switch event {
-      case .end, .retry, .reconnect: printer.line("-- \(event)")
+      case .start(let host, _): endings.started(host)
+      case .end(let host, _):
+        if endings.shouldPrintEnd(host, line: "-- \(event)") { printer.line("-- \(event)") }
+      case .retry, .reconnect: printer.line("-- \(event)")
       default: break
       }
     case .taskFinished(_, let task, let capture):
+      defer { if let line = endings.finished(capture.host) { printer.line(line) } }
       if groupOutput {
         printer.line(String(format: "%@ | %@ | exit %d", capture.host, task, capture.status))
         return
@@ -47,10 +55,15 @@ public final class TerminalConsole: RunConsole {
       }
       printer.write(text)
     case .finished(let summary):
+      flushEndings()
       board?.stop()
       if groupOutput { printer.write(summary.outputs.grouped()) }
       printer.write(Self.recap(summary))
     }
+  }
+
+  func flushEndings() {
+    for line in endings.flush() { printer.line(line) }
   }
 
   /// Prints diagnostics to standard error, one per line, with a count when there are several.
@@ -104,5 +117,48 @@ public final class TerminalConsole: RunConsole {
     }
     if let name = summary.stoppedBefore { text += "run interrupted before play '\(name)' started\n" }
     return text
+  }
+}
+
+/// Per host, the tasks started and not yet printed, and the "-- end" line held back until they are.
+// @unchecked: everything mutable is behind `lock`.
+final class EndLines: @unchecked Sendable {
+  let lock = NSLock()
+  var inFlight: [String: Int] = [:]
+  var held: [String: String] = [:]
+  var order: [String] = []
+
+  func started(_ host: String) { lock.withLock { inFlight[host, default: 0] += 1 } }
+
+  /// True when the host's end can be printed now; otherwise `line` waits for its tasks' output.
+  func shouldPrintEnd(_ host: String, line: String) -> Bool {
+    lock.withLock {
+      guard inFlight[host, default: 0] > 0 else { return true }
+      held[host] = line
+      order.append(host)
+      return false
+    }
+  }
+
+  /// A task's output was printed; the host's held end line, when this was the last one.
+  func finished(_ host: String) -> String? {
+    lock.withLock {
+      let left = max(0, inFlight[host, default: 0] - 1)
+      inFlight[host] = left
+      guard left == 0, let line = held.removeValue(forKey: host) else { return nil }
+      order.removeAll { $0 == host }
+      return line
+    }
+  }
+
+  /// The end lines still held (tasks whose output never came), in the order the hosts ended.
+  func flush() -> [String] {
+    lock.withLock {
+      let lines = order.compactMap { held[$0] }
+      held = [:]
+      order = []
+      inFlight = [:]
+      return lines
+    }
   }
 }

@@ -564,7 +564,10 @@ public actor Scheduler {
     active.remove(host)
     event(.end(host: hosts[host].name, status: status))
     if let threshold = policy.failureThreshold, failedHosts > threshold, stopping == nil {
-      stop(.aborted("\(failedHosts) hosts failed, more than the threshold of \(threshold)"), kill: false)
+      stop(
+        .aborted(
+          "\(failedHosts) host\(failedHosts == 1 ? "" : "s") failed, more than the threshold of \(threshold)"),
+        kill: false)
     }
     fill()
   }

@@ -305,6 +305,11 @@ import Testing
         environment: fleet.environment)
       #expect(result.status == 1, "\(result.stdout)\(result.stderr)")
       #expect(result.stdout.contains("timed out"), "\(result.stdout)")
+      // The killed task's own line comes before its host's end line.
+      let lines = result.stdout.split(separator: "\n").map(String.init)
+      let task = lines.firstIndex { $0.hasPrefix("web-1 | stuck | exit") }
+      let end = lines.firstIndex { $0 == "-- end web-1 timed out" }
+      #expect(task != nil && end != nil && task! < end!, "\(result.stdout)")
       #expect(Date().timeIntervalSince(started) < 20)
       // The remote process is gone too, shortly after.
       func remaining() -> [String] {

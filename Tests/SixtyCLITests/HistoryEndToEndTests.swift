@@ -147,6 +147,67 @@ import Testing
   }
 
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func anExecRunIsRecordedWithItsCommandAndRerunOnItsFailedHosts() throws {
+    try withLocalFleet(LocalFleet(count: 3)) { fleet in
+      let inventory = try fleet.writeInventory()
+      // web-2 fails until the marker file exists (sshd runs as root here, so the file is local).
+      let marker = fleet.directory + "/web-2-fixed"
+      let first = try SixtyBinary.run(
+        [
+          "exec", "all", "-i", inventory, "--endpoint", fleet.endpoint, "--",
+          "sh", "-c", "{ [ {{ host.name }} != web-2 ] || [ -e \(marker) ]; } && echo done on {{ host.name }}",
+        ], environment: fleet.environment)
+      #expect(first.status == 1, "\(first.stdout)\(first.stderr)")
+      let recorded = try show(fleet, 1)
+      #expect(recorded["playbook"] as? String == "sixty exec")
+      #expect((recorded["command"] as? [String])?.first == "sh", "\(recorded)")
+      #expect(recorded["selector"] as? String == "all")
+      #expect(hostStatuses(recorded) == ["web-1": "ok", "web-2": "failed", "web-3": "ok"])
+      let text = try SixtyBinary.run(["runs", "show", "1"], environment: fleet.environment)
+      #expect(
+        text.stdout.contains("  command    'sh' '-c' '{ [ {{ host.name }} != web-2 ]"), "\(text.stdout)")
+
+      #expect(FileManager.default.createFile(atPath: marker, contents: nil))
+      let rerun = try SixtyBinary.run(
+        ["runs", "rerun", "1", "--failed", "--endpoint", fleet.endpoint], environment: fleet.environment)
+      #expect(rerun.status == 0, "\(rerun.stdout)\(rerun.stderr)")
+      #expect(rerun.stdout.contains("rerunning run 1 on its 1 failed host: web-2"), "\(rerun.stdout)")
+      #expect(rerun.stdout.contains("web-2 | done on web-2"), "\(rerun.stdout)")
+      #expect(!rerun.stdout.contains("web-1 |"), "\(rerun.stdout)")
+      let second = try show(fleet, 2)
+      #expect(hostStatuses(second) == ["web-2": "ok"])
+      #expect(second["rerun_of"] as? Int == 1)
+      #expect(second["command"] as? [String] == recorded["command"] as? [String])
+    }
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
+  func aPlaybookIsRecordedByItsAbsolutePathAndAChangeIsNamedOnRerun() throws {
+    try withLocalFleet(LocalFleet(count: 1)) { fleet in
+      let work = fleet.directory + "/work"
+      try FileManager.default.createDirectory(atPath: work + "/sub", withIntermediateDirectories: true)
+      let playbook = try write(
+        "name: hi\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n", work + "/hi.yml")
+      let inventory = try fleet.writeInventory()
+      let first = try SixtyBinary.run(
+        ["run", "sub/../hi.yml", "-i", inventory, "--endpoint", fleet.endpoint],
+        in: URL(fileURLWithPath: work), environment: fleet.environment)
+      #expect(first.status == 0, "\(first.stdout)\(first.stderr)")
+      #expect(try show(fleet, 1)["playbook"] as? String == playbook)
+
+      try "name: hi\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, changed]\n".write(
+        toFile: playbook, atomically: true, encoding: .utf8)
+      // From another directory: the recorded path still finds the playbook.
+      let rerun = try SixtyBinary.run(
+        ["runs", "rerun", "1", "--endpoint", fleet.endpoint], in: URL(fileURLWithPath: "/"),
+        environment: fleet.environment)
+      #expect(rerun.status == 0, "\(rerun.stdout)\(rerun.stderr)")
+      #expect(rerun.stderr.contains("the playbook \(playbook) changed since run 1"), "\(rerun.stderr)")
+      #expect(rerun.stdout.contains("web-1 | changed"), "\(rerun.stdout)")
+    }
+  }
+
+  @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func aKilledRunIsMarkedInterruptedAndItsHostsFreed() throws {
     try withLocalFleet(LocalFleet(count: 2)) { fleet in
       let slow = try write(

@@ -53,6 +53,7 @@ import Testing
       applied == [
         "v1: runs, hosts, tasks, locks, jobs, notifications",
         "v2: plays and the run's key fingerprint, for reports",
+        "v3: an ad-hoc run's command, for reruns",
       ])
     // Opening again applies nothing new and keeps the data.
     let id = try history.begin(newRun())

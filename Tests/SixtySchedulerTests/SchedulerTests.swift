@@ -215,6 +215,21 @@ final class FakeFleet: KeyPusher, HostExecutor, @unchecked Sendable {
     #expect(result.hosts[1].status == .ok)
   }
 
+  @Test func oneFailedHostOverAThresholdOfZeroIsSaidInTheSingular() {
+    let clock = ManualRunClock()
+    let fake = FakeFleet(clock: clock, queue: queue)
+    fake.refuse = ["web-1"]
+    let policy = SchedulePolicy(concurrency: 1, batches: [Array(0..<3)], failureThreshold: 0)
+    let scheduler = Scheduler(
+      hosts: hosts(3), policy: policy, pusher: fake, executor: fake, clock: clock, queue: queue)
+    let box = ResultBox()
+    queue.sync {
+      scheduler.start { box.result = $0 }
+      clock.runUntilIdle()
+    }
+    #expect(box.result?.outcome == .aborted("1 host failed, more than the threshold of 0"))
+  }
+
   @Test func theFailureThresholdAbortsWhenExceededNotWhenEqualled() {
     for (failing, aborted) in [(2, false), (3, true)] {
       let clock = ManualRunClock()
