@@ -53,7 +53,7 @@ let package = Package(
     .target(
       name: "InstanceConnect",
       dependencies: [
-        .product(name: "Crypto", package: "swift-crypto"),
+        "SixtyCore", "SixtyProcess", .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
       ]),
     // What the broker and `sixty-agent` share: the signed key list and CIDRs. Kept small, since

@@ -98,6 +98,7 @@ extension Runner {
           "sixty: warning: the playbook \(original.playbook) changed since run \(id) (sha256 \(original.playbookSHA256.prefix(12))… then, \(digest.prefix(12))… now); running it as it is now."
         ))
     }
+    try request.connect.checkProfile()
     return try await run(request, loaded: await load(request), console: console) { plan in
       guard rerun.failedOnly else { return }
       let planned = Set(plan.plays.flatMap { $0.hosts.filter { $0.batch != nil }.map(\.host.name) })

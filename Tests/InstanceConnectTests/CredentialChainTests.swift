@@ -87,7 +87,7 @@ import Testing
     do {
       _ = try await CredentialChain(environment: env).resolve()
       Issue.record("expected no credentials")
-    } catch let error as InstanceConnectError {
+    } catch {
       #expect(
         error.description.hasPrefix(
           "No AWS credentials were found (tried environment variables, profile 'default' in "))

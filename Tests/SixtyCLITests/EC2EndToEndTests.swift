@@ -154,7 +154,10 @@ import Testing
       refused.stderr.contains("ec2.yml:1:9: error: cannot list the EC2 instances of this inventory"),
       "\(refused.stderr)")
     #expect(
-      refused.stderr.contains("DescribeInstances at \(setup.moto.endpoint) was refused"), "\(refused.stderr)")
+      refused.stderr.contains(
+        "DescribeInstances at \(setup.moto.endpoint) was refused: AuthFailure: AWS was not able to validate the provided access credentials (HTTP 401"
+      ), "\(refused.stderr)")
+    #expect(!refused.stderr.contains("not-the-secret"))
   }
 
   @Test(.enabled(if: MotoServer.available, "needs moto_server"))
