@@ -32,7 +32,7 @@ struct CredentialProcess: Sendable {
       output = try await Self.run(arguments, timeout: timeout)
     } catch let error as TimedOut {
       throw .credentials(
-        "The credential_process \(label) of the AWS profile \(SharedConfig.name(profile)) did not finish within \(Int(error.seconds)) seconds and was stopped."
+        "The credential_process \(label) of the AWS profile \(SharedConfig.name(profile)) did not finish within \(String(format: "%g", error.seconds)) seconds and was stopped."
       )
     } catch {
       throw .credentials(
@@ -100,28 +100,44 @@ struct CredentialProcess: Sendable {
         if box.finish() { continuation.resume(throwing: error) }
         return
       }
-      Task {
-        try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
-        if box.finish() {
-          child.terminate(SIGKILL)
-          continuation.resume(throwing: TimedOut(seconds: timeout))
-        }
-      }
+      box.setTimer(
+        Task {
+          try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+          if box.finish() {
+            child.terminate(SIGKILL)
+            continuation.resume(throwing: TimedOut(seconds: timeout))
+          }
+        })
     }
   }
 
-  /// Whether the process's end or its deadline came first.
-  // Sendable: `done` is read and written only under `lock`.
+  /// Whether the process's end or its deadline came first; the deadline's task is cancelled
+  /// when the process ends first.
+  // Sendable: `done` and `timer` are read and written only under `lock`.
   final class OutputBox: @unchecked Sendable {
     private let lock = NSLock()
     private var done = false
+    private var timer: Task<Void, Never>?
+
     /// True for the first caller only.
     func finish() -> Bool {
-      lock.withLock {
-        if done { return false }
+      let (first, timer) = lock.withLock {
+        if done { return (false, nil as Task<Void, Never>?) }
         done = true
-        return true
+        defer { self.timer = nil }
+        return (true, self.timer)
       }
+      timer?.cancel()
+      return first
+    }
+
+    func setTimer(_ task: Task<Void, Never>) {
+      let cancel = lock.withLock {
+        if done { return true }
+        timer = task
+        return false
+      }
+      if cancel { task.cancel() }
     }
   }
 
