@@ -102,7 +102,7 @@ public struct CredentialChain: Sendable {
     } else if name != "default" {
       throw .unknownProfile(name, files: config.files)
     }
-    tried.append("profile '\(name)' in \(credentialsFile) and \(configFile)")
+    tried.append("profile \(SharedConfig.name(name)) in \(credentialsFile) and \(configFile)")
     if let tokenFile = nonEmpty("AWS_WEB_IDENTITY_TOKEN_FILE") {
       guard let role = nonEmpty("AWS_ROLE_ARN") else {
         throw .credentials(

@@ -242,6 +242,35 @@ func header(_ request: HTTPRequest, _ name: String) -> String? {
     #expect(header(second, "X-Amz-Security-Token") == "token-ASIAFIRST")
   }
 
+  @Test func credentialSourceEnvironmentSignsTheAssumeRoleWithTheEnvironmentKeys() async throws {
+    let files = try AWSFiles(
+      config: """
+        [profile deploy]
+        role_arn = arn:aws:iam::123456789012:role/deploy
+        credential_source = Environment
+        [profile odd]
+        role_arn = arn:aws:iam::123456789012:role/deploy
+        credential_source = Somewhere
+        """)
+    defer { files.remove() }
+    var env = files.environment
+    env["AWS_ACCESS_KEY_ID"] = "AKIAENVIRONMENT"
+    env["AWS_SECRET_ACCESS_KEY"] = "envsecret"
+    let transport = FakeTransport([stsAnswer("AssumeRole", id: "ASIADEPLOY")])
+    let credentials = try await CredentialChain(environment: env, profile: "deploy", transport: transport)
+      .resolve()
+    #expect(credentials.accessKeyID == "ASIADEPLOY")
+    #expect(
+      header(try #require(transport.sent.first), "Authorization")?.contains("Credential=AKIAENVIRONMENT/")
+        == true)
+    do {
+      _ = try await CredentialChain(environment: env, profile: "odd", transport: FakeTransport([])).provider()
+      Issue.record("expected an error")
+    } catch {
+      #expect(error.description.contains("expected Environment, Ec2InstanceMetadata or EcsContainer"))
+    }
+  }
+
   @Test func stsEndpointOverridesAndErrorsSayWhatSTSSaid() async throws {
     let files = try AWSFiles(
       config: """
