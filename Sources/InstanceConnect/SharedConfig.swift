@@ -37,7 +37,8 @@ struct SharedConfig: Sendable {
     }
   }
 
-  var files: [String] { [credentialsFile, configFile] }
+  /// Both files, as errors name them (the config file first, as the AWS CLI does).
+  var files: [String] { [configFile, credentialsFile] }
 
   /// The endpoint a profile sets for one service (`sts`, `sso`, `ec2`, `ec2_instance_connect`):
   /// its services section's, else its own `endpoint_url`.

@@ -143,7 +143,7 @@ func header(_ request: HTTPRequest, _ name: String) -> String? {
     } catch {
       #expect(
         error.description
-          == "The AWS profile 'x' is not in \(files.directory)/.aws/credentials or \(files.directory)/.aws/config."
+          == "The AWS profile 'x' is not in \(files.directory)/.aws/config or \(files.directory)/.aws/credentials."
       )
     }
     // AWS_PROFILE naming a missing profile is an error too, not a silent fall-through.

@@ -200,7 +200,7 @@ import Testing
     #expect(push.status == 2)
     #expect(
       push.stderr
-        == "sixty: error: The AWS profile 'x' is not in \(scratch.directory)/.aws/credentials or \(scratch.directory)/.aws/config.\n"
+        == "sixty: error: The AWS profile 'x' is not in \(scratch.directory)/.aws/config or \(scratch.directory)/.aws/credentials.\n"
     )
     let run = try SixtyBinary.run(
       ["run", "playbooks/fleet-uptime.yml", "-i", scratch.directory + "/missing.yml", "--profile", "x"],
