@@ -30,7 +30,7 @@ struct SSOCredentials: Sendable {
     return directory + "/" + digest.map { String(format: "%02x", $0) }.joined() + ".json"
   }
 
-  var login: String { "run aws sso login --profile \(profile)" }
+  var login: String { "run aws sso login --profile \(SafeText.escaped(profile, limit: 64))" }
 
   func accessToken() throws(InstanceConnectError) -> String {
     let path = Self.cacheFile(directory: cacheDirectory, key: session ?? startURL)

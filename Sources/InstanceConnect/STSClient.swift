@@ -1,4 +1,5 @@
 import Foundation
+import SixtyCore
 
 /// The two AWS STS calls a profile can need: `AssumeRole` (signed with SigV4 by the source
 /// credentials) and `AssumeRoleWithWebIdentity` (unsigned: the token is the proof). Query API,
@@ -44,7 +45,8 @@ struct STSClient: Sendable {
       date: now, credentials: credentials)
     return try await send(
       http, action: "AssumeRole",
-      context: "AssumeRole of \(request.roleARN) for the AWS profile \(SharedConfig.name(request.profile))",
+      context:
+        "AssumeRole of \(SafeText.escaped(request.roleARN, limit: 200)) for the AWS profile \(SharedConfig.name(request.profile))",
       source: "role \(request.roleARN) (profile \(request.profile))")
   }
 
@@ -63,7 +65,7 @@ struct STSClient: Sendable {
       body: Self.form(parameters))
     return try await send(
       http, action: "AssumeRoleWithWebIdentity",
-      context: "AssumeRoleWithWebIdentity of \(request.roleARN) (\(origin))",
+      context: "AssumeRoleWithWebIdentity of \(SafeText.escaped(request.roleARN, limit: 200)) (\(origin))",
       source: "web identity role \(request.roleARN)")
   }
 
