@@ -49,7 +49,8 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "_CryptoExtras", package: "swift-crypto"),
       ]),
-    // SigV4, the AWS credential chain and the EC2 Instance Connect client.
+    // SigV4, the AWS credential chain (STS, SSO, credential_process run through SixtyProcess) and
+    // the EC2 Instance Connect client.
     .target(
       name: "InstanceConnect",
       dependencies: [
