@@ -49,11 +49,12 @@ let package = Package(
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "_CryptoExtras", package: "swift-crypto"),
       ]),
-    // SigV4, the AWS credential chain and the EC2 Instance Connect client.
+    // SigV4, the AWS credential chain (STS, SSO, credential_process run through SixtyProcess) and
+    // the EC2 Instance Connect client.
     .target(
       name: "InstanceConnect",
       dependencies: [
-        .product(name: "Crypto", package: "swift-crypto"),
+        "SixtyCore", "SixtyProcess", .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
       ]),
     // What the broker and `sixty-agent` share: the signed key list and CIDRs. Kept small, since

@@ -9,14 +9,15 @@ public struct AWSCaller: Sendable {
   public let service: String
   public let endpoint: URL
   public let region: String
-  public let credentials: AWSCredentials
+  /// Asked for credentials before every request, so temporary ones are renewed in time.
+  public let credentials: any AWSCredentialsProvider
   public let transport: any HTTPTransport
   public let retry: RetryPolicy
   public let clock: @Sendable () -> Date
 
   public init(
-    service: String, endpoint: URL, region: String, credentials: AWSCredentials, transport: any HTTPTransport,
-    retry: RetryPolicy, clock: @escaping @Sendable () -> Date
+    service: String, endpoint: URL, region: String, credentials: any AWSCredentialsProvider,
+    transport: any HTTPTransport, retry: RetryPolicy, clock: @escaping @Sendable () -> Date
   ) {
     self.service = service
     self.endpoint = endpoint
@@ -40,9 +41,19 @@ public struct AWSCaller: Sendable {
     return text
   }
 
+  /// A POST of `body` to the endpoint, signed at `date` with the provider's current credentials.
+  /// - Throws: `InstanceConnectError` when the provider has no credentials.
+  public func signedPost(headers: [(name: String, value: String)], body: [UInt8], date: Date)
+    async throws(InstanceConnectError) -> HTTPRequest
+  {
+    signedPost(headers: headers, body: body, date: date, credentials: try await credentials.credentials())
+  }
+
   /// A POST of `body` to the endpoint, signed at `date`. The only headers sent are `Host` and
   /// `headers`, all signed (plus what the transport adds on its own, which is not signed).
-  public func signedPost(headers: [(name: String, value: String)], body: [UInt8], date: Date) -> HTTPRequest {
+  public func signedPost(
+    headers: [(name: String, value: String)], body: [UInt8], date: Date, credentials: AWSCredentials
+  ) -> HTTPRequest {
     var host = endpoint.host ?? "localhost"
     if host.contains(":") { host = "[\(host)]" }
     if let port = endpoint.port,

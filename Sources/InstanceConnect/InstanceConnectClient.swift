@@ -44,8 +44,10 @@ public struct InstanceConnectClient: Sendable {
 
   /// - Parameters:
   ///   - endpoint: an explicit endpoint (the broker, moto); nil for AWS's regional endpoint.
+  ///   - credentials: long-term keys, or a provider (`CredentialChain.provider()`) asked before
+  ///     every request.
   public init(
-    region: String, credentials: AWSCredentials, endpoint: URL? = nil,
+    region: String, credentials: any AWSCredentialsProvider, endpoint: URL? = nil,
     transport: any HTTPTransport = URLSessionTransport(),
     retry: RetryPolicy = RetryPolicy(), logger: Logger? = nil,
     clock: @escaping @Sendable () -> Date = { Date() }
@@ -58,7 +60,7 @@ public struct InstanceConnectClient: Sendable {
 
   public var endpoint: URL { caller.endpoint }
   public var region: String { caller.region }
-  public var credentials: AWSCredentials { caller.credentials }
+  public var credentials: any AWSCredentialsProvider { caller.credentials }
 
   /// `https://ec2-instance-connect.REGION.amazonaws.com` (`.amazonaws.com.cn` in China).
   public static func endpoint(region: String) -> URL {
@@ -129,6 +131,8 @@ public struct InstanceConnectClient: Sendable {
       let request: HTTPRequest
       do {
         request = try await signedRequestNeverSentBefore(operation, body: body)
+      } catch let error as InstanceConnectError {
+        throw error
       } catch {
         throw .transport(endpoint: caller.endpointDescription, message: "cancelled while waiting to sign")
       }
@@ -161,10 +165,11 @@ public struct InstanceConnectClient: Sendable {
   /// connection, and for a retry that fails fast.
   func signedRequestNeverSentBefore(_ operation: String, body: [UInt8]) async throws -> HTTPRequest {
     let digest = Array(SHA256.hash(data: Array(operation.utf8) + [0] + body))
+    let credentials = try await caller.credentials.credentials()
     while true {
       let now = caller.clock()
       if ledger.claim(digest: digest, second: floor(now.timeIntervalSince1970)) {
-        return signedRequest(operation, body: body, date: now)
+        return signedRequest(operation, body: body, date: now, credentials: credentials)
       }
       try await caller.retry.sleep(
         max(0.001, 1 - now.timeIntervalSince1970.truncatingRemainder(dividingBy: 1)))
@@ -172,11 +177,13 @@ public struct InstanceConnectClient: Sendable {
   }
 
   /// The signed HTTP request for `operation`.
-  func signedRequest(_ operation: String, body: [UInt8], date: Date) -> HTTPRequest {
+  func signedRequest(_ operation: String, body: [UInt8], date: Date, credentials: AWSCredentials)
+    -> HTTPRequest
+  {
     caller.signedPost(
       headers: [
         ("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "\(Self.targetPrefix).\(operation)"),
-      ], body: body, date: date)
+      ], body: body, date: date, credentials: credentials)
   }
 
   static func interpret(_ response: HTTPResponse, endpoint: String, attempts: Int) -> Result<

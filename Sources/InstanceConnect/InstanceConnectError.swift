@@ -1,4 +1,5 @@
 import Foundation
+import SixtyCore
 
 /// Everything that can go wrong pushing a key, as full sentences naming the value at fault.
 public enum InstanceConnectError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -11,6 +12,12 @@ public enum InstanceConnectError: Error, Sendable, Equatable, CustomStringConver
   case noCredentials(tried: [String])
   case unknownProfile(String, files: [String])
   case noRegion
+  /// A profile, a token file, a process or a cache could not give credentials: the sentence says
+  /// which and why.
+  case credentials(String)
+  /// STS, the SSO portal or a credentials endpoint refused to give credentials; `context` names
+  /// the call and the profile.
+  case credentialService(context: String, ServiceError)
 
   public var description: String {
     switch self {
@@ -21,7 +28,9 @@ public enum InstanceConnectError: Error, Sendable, Equatable, CustomStringConver
     case .noCredentials(let tried):
       "No AWS credentials were found (tried \(tried.joined(separator: ", "))); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or pass --profile."
     case .unknownProfile(let name, let files):
-      "The AWS profile '\(name)' is not defined in \(files.joined(separator: " or "))."
+      "The AWS profile \(SafeText.quoted(name, limit: 64)) is not in \(files.joined(separator: " or "))."
+    case .credentials(let message): message
+    case .credentialService(let context, let error): "\(context) was refused: \(error.answer)."
     case .noRegion:
       "No AWS region is set; pass --region, set AWS_REGION, or set 'region' in the profile (or pass --endpoint)."
     }
@@ -98,6 +107,15 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible 
     }
   }
 
+  /// What the service said, as the AWS CLI shows it: `AuthFailure: AWS was not able to validate
+  /// the provided access credentials (HTTP 401 from ENDPOINT, request ID)`.
+  public var answer: String {
+    var trimmed = message
+    while trimmed.hasSuffix(".") { trimmed.removeLast() }
+    let id = requestID.map { ", request \($0)" } ?? ""
+    return "\(code)\(trimmed.isEmpty ? "" : ": \(trimmed)") (HTTP \(status) from \(endpoint)\(id))"
+  }
+
   public var description: String {
     var trimmed = message.trimmingCharacters(in: .whitespacesAndNewlines)
     while trimmed.hasSuffix(".") { trimmed.removeLast() }
@@ -135,18 +153,27 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible 
     }
   }
 
+  /// The most of an error body that is parsed: AWS's error answers are a few hundred bytes.
+  static let maxParsedBody = 16 * 1024
+
   /// Decodes an error answer: JSON 1.1 (`__type`, `message`/`Message`), the `x-amzn-ErrorType`
-  /// header, or an XML `<Error><Code>…</Code><Message>…</Message>` body.
+  /// header, or an XML body: EC2's `<Response><Errors><Error><Code>…</Code><Message>…`, the Query
+  /// APIs' (STS) `<ErrorResponse><Error>…`. The body comes from the network: only its first
+  /// 16 KiB are read, the code and request id keep only the characters AWS uses in them, and the
+  /// message loses control characters and bidirectional overrides and is cut to 400 characters.
   public static func decode(status: Int, headers: [String: String], body: [UInt8], endpoint: String)
     -> ServiceError
   {
     var code: String?
     var message = ""
-    if let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] {
+    let head = Array(body.prefix(maxParsedBody))
+    let text = String(decoding: head, as: UTF8.self)
+    if head.first(where: { !isSpace($0) }) == UInt8(ascii: "{"),
+      let object = (try? JSONSerialization.jsonObject(with: Data(head))) as? [String: Any]
+    {
       code = (object["__type"] as? String) ?? (object["code"] as? String) ?? (object["Code"] as? String)
       message = (object["message"] as? String) ?? (object["Message"] as? String) ?? ""
     } else {
-      let text = String(decoding: body.prefix(8192), as: UTF8.self)
       code = xmlElement("Code", in: text)
       message = xmlElement("Message", in: text) ?? ""
     }
@@ -154,17 +181,101 @@ public struct ServiceError: Error, Sendable, Equatable, CustomStringConvertible 
     var name = code ?? "HTTP\(status)"
     if let hash = name.lastIndex(of: "#") { name = String(name[name.index(after: hash)...]) }
     if let colon = name.firstIndex(of: ":") { name = String(name[..<colon]) }
+    let requestID =
+      headers["x-amzn-requestid"] ?? headers["x-amz-request-id"] ?? xmlElement("RequestId", in: text)
+      ?? xmlElement("RequestID", in: text)
     return ServiceError(
-      code: name, message: message, status: status,
-      requestID: headers["x-amzn-requestid"] ?? headers["x-amz-request-id"]
-        ?? xmlElement("RequestId", in: String(decoding: body.prefix(8192), as: UTF8.self)),
-      endpoint: endpoint)
+      code: token(name) ?? "HTTP\(status)", message: plain(message), status: status,
+      requestID: requestID.flatMap(token), endpoint: endpoint)
   }
 
+  static func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 }
+
+  /// An error code or request id: letters, digits, `.`, `_`, `-`, up to 128; nil when anything else
+  /// is in it.
+  static func token(_ text: String) -> String? {
+    let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+    guard !trimmed.isEmpty, trimmed.utf8.count <= 128,
+      trimmed.utf8.allSatisfy({
+        SafeText.isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
+          || $0 == UInt8(ascii: "-")
+      })
+    else { return nil }
+    return trimmed
+  }
+
+  /// A message from the network made safe to print: control characters, bidirectional marks and
+  /// line separators become spaces, runs of spaces one space, and past `limit` Unicode scalars
+  /// the rest is cut with an ellipsis.
+  public static func plain(_ text: String, limit: Int = 400) -> String {
+    var output = String.UnicodeScalarView()
+    var count = 0
+    var lastWasSpace = true
+    for scalar in text.unicodeScalars {
+      let space = SafeText.needsEscape(scalar) || scalar == " " || scalar.properties.isWhitespace
+      if space {
+        if lastWasSpace { continue }
+        output.append(" ")
+        lastWasSpace = true
+      } else {
+        output.append(scalar)
+        lastWasSpace = false
+      }
+      count += 1
+      if count >= limit {
+        output.append("…")
+        break
+      }
+    }
+    var result = String(output)
+    while result.hasSuffix(" ") { result.removeLast() }
+    return result
+  }
+
+  /// The text of the first `<name>` element, entities decoded.
   static func xmlElement(_ name: String, in text: String) -> String? {
     guard let start = text.range(of: "<\(name)>"),
       let end = text.range(of: "</\(name)>", range: start.upperBound..<text.endIndex)
     else { return nil }
-    return String(text[start.upperBound..<end.lowerBound])
+    return xmlUnescape(String(text[start.upperBound..<end.lowerBound]))
+  }
+
+  /// The five predefined XML entities and numeric references (`&#39;`, `&#x27;`).
+  static func xmlUnescape(_ text: String) -> String {
+    guard text.contains("&") else { return text }
+    var output = ""
+    var rest = Substring(text)
+    while let amp = rest.firstIndex(of: "&") {
+      output += rest[..<amp]
+      let after = rest[amp...]
+      guard let semi = after.prefix(12).firstIndex(of: ";") else {
+        output += "&"
+        rest = rest[rest.index(after: amp)...]
+        continue
+      }
+      let entity = after[after.index(after: amp)..<semi]
+      var replacement: String?
+      switch entity {
+      case "amp": replacement = "&"
+      case "lt": replacement = "<"
+      case "gt": replacement = ">"
+      case "quot": replacement = "\""
+      case "apos": replacement = "'"
+      default:
+        if entity.hasPrefix("#x") || entity.hasPrefix("#X") {
+          replacement = UInt32(entity.dropFirst(2), radix: 16).flatMap(Unicode.Scalar.init).map { String($0) }
+        } else if entity.hasPrefix("#") {
+          replacement = UInt32(entity.dropFirst()).flatMap(Unicode.Scalar.init).map { String($0) }
+        }
+      }
+      if let replacement {
+        output += replacement
+        rest = rest[rest.index(after: semi)...]
+      } else {
+        output += "&"
+        rest = rest[rest.index(after: amp)...]
+      }
+    }
+    return output + rest
   }
 }

@@ -32,14 +32,18 @@ public struct AWSCredentials: Sendable, CustomStringConvertible, CustomDebugStri
   public var sessionToken: String?
   /// Where the credentials came from, e.g. "environment", "profile default", "instance role".
   public var source: String
+  /// When temporary credentials stop working; nil for long-term keys.
+  public var expiration: Date?
 
   public init(
-    accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, source: String = "explicit"
+    accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, source: String = "explicit",
+    expiration: Date? = nil
   ) {
     self.accessKeyID = accessKeyID
     self.secretAccessKey = secretAccessKey
     self.sessionToken = sessionToken
     self.source = source
+    self.expiration = expiration
   }
 
   public var description: String { "AWSCredentials(\(accessKeyID), secret: <redacted>, from \(source))" }

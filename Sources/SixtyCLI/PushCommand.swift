@@ -12,6 +12,15 @@ struct ConnectOptions: ParsableArguments {
   var endpoint: String?
 
   @Option(
+    name: .customLong("endpoint-url"),
+    help: """
+      As the AWS CLI spells it: the Instance Connect endpoint (like --endpoint, which wins), and, for \
+      commands that read an aws-ec2 inventory, the EC2 endpoint unless --ec2-endpoint or the inventory \
+      sets one. STS and SSO endpoints come from AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL_SSO.
+      """)
+  var endpointURL: String?
+
+  @Option(
     name: .long, help: "The AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, or the profile's region).")
   var region: String?
 
@@ -19,17 +28,20 @@ struct ConnectOptions: ParsableArguments {
   var profile: String?
 
   func validate() throws {
-    if let endpoint {
-      guard let url = URL(string: endpoint), let scheme = url.scheme, ["http", "https"].contains(scheme),
+    for (flag, value) in [("--endpoint", endpoint), ("--endpoint-url", endpointURL)] {
+      guard let value else { continue }
+      guard let url = URL(string: value), let scheme = url.scheme, ["http", "https"].contains(scheme),
         url.host != nil
       else {
         throw ValidationError(
-          "The endpoint '\(endpoint)' is not an http(s) URL; expected something like http://127.0.0.1:8600.")
+          "\(flag) '\(value)' is not an http(s) URL; expected something like http://127.0.0.1:8600.")
       }
     }
   }
 
-  var settings: ConnectSettings { ConnectSettings(endpoint: endpoint, region: region, profile: profile) }
+  var settings: ConnectSettings {
+    ConnectSettings(endpoint: endpoint ?? endpointURL, region: region, profile: profile)
+  }
 }
 
 struct PushCommand: AsyncParsableCommand {

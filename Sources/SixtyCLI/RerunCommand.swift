@@ -24,9 +24,9 @@ extension RunsCommand {
 
     func run() async throws {
       var settings = RunRequest(source: .playbook(path: ""))
+      settings.ec2 = ec2.settings
       runner.apply(to: &settings)
       variables.apply(to: &settings)
-      settings.ec2 = ec2.settings
       var request = RerunRequest(id: id, settings: settings)
       request.failedOnly = failed
       let console = TerminalConsole(groupOutput: settings.groupOutput, progress: settings.progress)

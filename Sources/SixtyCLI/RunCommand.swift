@@ -51,6 +51,7 @@ struct RunnerOptions: ParsableArguments {
     output.apply(to: &request)
     request.history = history.settings
     request.connect = connect.settings
+    if request.ec2.endpoint == nil { request.ec2.endpoint = connect.endpointURL }
   }
 
   /// Runs the request on the terminal and exits with its status.

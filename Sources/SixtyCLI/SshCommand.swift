@@ -171,6 +171,7 @@ struct SshCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
+    try connect.settings.checkProfile()
     let destination = try resolve()
     await KeyWipeOnSignal.install()
     let pair = try SSHKeyPair.generate(KeyType(parsing: keyType)!, comment: "sixty-ssh")

@@ -61,7 +61,7 @@ public struct EC2Client: Sendable {
   public static let version = "2016-11-15"
 
   public init(
-    region: String, credentials: AWSCredentials, endpoint: URL? = nil,
+    region: String, credentials: any AWSCredentialsProvider, endpoint: URL? = nil,
     transport: any HTTPTransport = URLSessionTransport(timeout: 30), retry: RetryPolicy = RetryPolicy(),
     clock: @escaping @Sendable () -> Date = { Date() }
   ) {
@@ -73,7 +73,7 @@ public struct EC2Client: Sendable {
 
   public var endpoint: URL { caller.endpoint }
   public var region: String { caller.region }
-  public var credentials: AWSCredentials { caller.credentials }
+  public var credentials: any AWSCredentialsProvider { caller.credentials }
 
   /// `https://ec2.REGION.amazonaws.com/` (`.amazonaws.com.cn` in China).
   public static func endpoint(region: String) -> URL {
@@ -127,9 +127,14 @@ public struct EC2Client: Sendable {
     var attempt = 0
     while true {
       attempt += 1
-      let request = caller.signedPost(
-        headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: body,
-        date: caller.clock())
+      let request: HTTPRequest
+      do {
+        request = try await caller.signedPost(
+          headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: body,
+          date: caller.clock())
+      } catch {
+        throw EC2Error("\(action) at \(caller.endpointDescription) was not sent: \(error)")
+      }
       let response: HTTPResponse
       do {
         response = try await caller.transport.send(request)
@@ -140,21 +145,31 @@ public struct EC2Client: Sendable {
         }
         throw EC2Error("\(action) at \(caller.endpointDescription) failed: \(error.localizedDescription)")
       }
-      let xml = XMLHash.config { $0.shouldProcessNamespaces = true }.parse(Data(response.body))
-      if (200..<300).contains(response.status) { return xml }
-      let code = xml["Response"]["Errors"]["Error"]["Code"].element?.text ?? "HTTP \(response.status)"
-      let message = xml["Response"]["Errors"]["Error"]["Message"].element?.text ?? ""
+      if (200..<300).contains(response.status) {
+        return XMLHash.config { $0.shouldProcessNamespaces = true }.parse(Data(response.body))
+      }
+      let error = ServiceError.decode(
+        status: response.status, headers: response.headers, body: response.body,
+        endpoint: caller.endpointDescription)
       let retryable =
         response.status >= 500
-        || ["Throttling", "RequestLimitExceeded", "ThrottlingException"].contains(code)
+        || ["Throttling", "RequestLimitExceeded", "ThrottlingException"].contains(error.code)
       if retryable && attempt < retry.maxAttempts {
         try? await retry.sleep(retry.delay(attempt: attempt - 1))
         continue
       }
-      throw EC2Error(
-        "\(action) at \(caller.endpointDescription) was refused: \(code)\(message.isEmpty ? "" : ": \(message)")",
-        code: code)
+      throw EC2Error(Self.refusal(action, error), code: error.code)
     }
+  }
+
+  /// What AWS said, as the AWS CLI shows it: "DescribeInstances at … was refused: AuthFailure: AWS
+  /// was not able to validate the provided access credentials (HTTP 401, request …)."
+  static func refusal(_ action: String, _ error: ServiceError) -> String {
+    var message = error.message
+    while message.hasSuffix(".") { message.removeLast() }
+    let id = error.requestID.map { ", request \($0)" } ?? ""
+    return
+      "\(action) at \(error.endpoint) was refused: \(error.code)\(message.isEmpty ? "" : ": \(message)") (HTTP \(error.status)\(id))."
   }
 
   static func text(_ indexer: XMLIndexer) -> String? {

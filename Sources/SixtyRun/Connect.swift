@@ -2,11 +2,25 @@ import Foundation
 import InstanceConnect
 
 extension ConnectSettings {
-  /// Resolves credentials and region and builds the Instance Connect client.
+  /// Checks that the AWS profile named by `--profile` (or `AWS_PROFILE`) exists; called before
+  /// anything else is read or contacted, so a typo is reported as such.
+  /// - Throws: `RunFailure` (bad input) naming the profile and the files looked in.
+  public func checkProfile() throws(RunFailure) {
+    do {
+      try CredentialChain(profile: profile).checkProfile()
+    } catch {
+      throw RunFailure(error.description, status: error.exitStatus)
+    }
+  }
+
+  /// Resolves credentials and region and builds the Instance Connect client. The credentials
+  /// are fetched once here, so a profile that cannot give any fails before the first host;
+  /// temporary ones are renewed by the client before they expire.
   /// - Throws: `RunFailure` for an unusable endpoint, region or credentials.
   public func client() async throws(RunFailure) -> InstanceConnectClient {
     do {
       let chain = CredentialChain(profile: profile)
+      try chain.checkProfile()
       var url: URL?
       if let text = chain.endpoint(explicit: endpoint) {
         guard let parsed = URL(string: text), let scheme = parsed.scheme, ["http", "https"].contains(scheme),
@@ -22,8 +36,9 @@ extension ConnectSettings {
       guard let region = chain.region(explicit: region) ?? (url != nil ? "us-east-1" : nil) else {
         throw InstanceConnectError.noRegion
       }
-      let credentials = try await chain.resolve()
-      return InstanceConnectClient(region: region, credentials: credentials, endpoint: url)
+      let provider = try await chain.provider()
+      _ = try await provider.credentials()
+      return InstanceConnectClient(region: region, credentials: provider, endpoint: url)
     } catch let error as RunFailure {
       throw error
     } catch let error as InstanceConnectError {
@@ -38,8 +53,8 @@ extension InstanceConnectError {
   /// Bad input exits 2; a refusal by the service exits 3; anything else 1.
   public var exitStatus: ExitStatus {
     switch self {
-    case .invalidParameter, .noRegion, .unknownProfile, .noCredentials: .badInput
-    case .service(let error):
+    case .invalidParameter, .noRegion, .unknownProfile, .noCredentials, .credentials: .badInput
+    case .service(let error), .credentialService(_, let error):
       switch error.kind {
       case .notAuthorized, .signature, .unknownAccessKey, .expiredCredentials: .refused
       case .invalidArguments, .instanceNotFound: .badInput

@@ -36,10 +36,9 @@ public enum InventoryResolver {
     guard let region = source.region ?? chain.region() else {
       throw EC2Error("no region: set 'region' in the inventory, AWS_REGION, or a profile's region")
     }
-    let environment = ProcessInfo.processInfo.environment
-    let endpointText =
-      options.endpoint ?? source.endpoint ?? environment["AWS_ENDPOINT_URL_EC2"]
-      ?? environment["AWS_ENDPOINT_URL"]
+    // The EC2 endpoint: --ec2-endpoint (or --endpoint-url), the inventory's, then as the AWS CLI
+    // finds it: AWS_ENDPOINT_URL_EC2, AWS_ENDPOINT_URL, the profile's endpoint_url.
+    let endpointText = options.endpoint ?? source.endpoint ?? chain.endpoint(explicit: nil, service: "ec2")
     var endpoint: URL?
     if let endpointText {
       guard let url = URL(string: endpointText), url.scheme == "http" || url.scheme == "https" else {
@@ -47,13 +46,14 @@ public enum InventoryResolver {
       }
       endpoint = url
     }
-    let credentials: AWSCredentials
+    let provider: any AWSCredentialsProvider
     do {
-      credentials = try await chain.resolve()
+      provider = try await chain.provider()
+      _ = try await provider.credentials()
     } catch {
       throw EC2Error("\(error)")
     }
-    return EC2Client(region: region, credentials: credentials, endpoint: endpoint)
+    return EC2Client(region: region, credentials: provider, endpoint: endpoint)
   }
 
   static func resolve(_ source: EC2InventorySource, options: EC2Settings, profile: String?) async throws -> (

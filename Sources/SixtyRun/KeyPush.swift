@@ -37,6 +37,7 @@ public enum KeyPush {
   /// Pushes the key; a generated pair's directory is kept for the caller only when the push
   /// succeeded.
   public static func perform(_ request: PushRequest) async throws(RunFailure) -> PushResult {
+    try request.connect.checkProfile()
     var keyDirectory: EphemeralKeyDirectory?
     let key: String
     switch request.key {

@@ -114,6 +114,7 @@ extension Runner {
           ))
       }
     }
+    try request.connect.checkProfile()
     return try await run(request, loaded: await load(request), console: console) { plan in
       guard rerun.failedOnly else { return }
       let planned = Set(plan.plays.flatMap { $0.hosts.filter { $0.batch != nil }.map(\.host.name) })

@@ -12,13 +12,15 @@ public enum Runner {
   /// - Throws: `RunFailure` for a run that cannot go on (bad credentials, a closed window, a busy
   ///   host); other errors of the key set-up as they are.
   public static func run(_ request: RunRequest, console: any RunConsole) async throws -> ExitStatus {
+    try request.connect.checkProfile()
     let loaded = await load(request)
     return try await run(request, loaded: loaded, console: console)
   }
 
   /// The plan of a request, with every diagnostic.
   public static func load(_ request: RunRequest) async -> PlanLoader.Outcome {
-    var outcome = PlanLoader.load(await InventoryResolver.load(inputs(request), ec2: request.ec2))
+    var outcome = PlanLoader.load(
+      await InventoryResolver.load(inputs(request), ec2: request.ec2, profile: request.connect.profile))
     if case .command = request.source {
       // Positions in the generated playbook mean nothing to the user.
       for index in outcome.diagnostics.indices

@@ -3,10 +3,12 @@ import InstanceConnect
 import Testing
 
 @Suite struct AWSCallerTests {
+  static let keys = AWSCredentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret/key")
+
   func caller(_ endpoint: String) -> AWSCaller {
     AWSCaller(
       service: "ec2", endpoint: URL(string: endpoint)!, region: "eu-west-1",
-      credentials: AWSCredentials(accessKeyID: "AKIDEXAMPLE", secretAccessKey: "secret/key"),
+      credentials: Self.keys,
       transport: FakeTransport([]), retry: .none, clock: { Date(timeIntervalSince1970: 1_790_000_000) })
   }
 
@@ -29,7 +31,7 @@ import Testing
   @Test func signedPostsSendAndSignOnlyHostAndTheGivenHeaders() throws {
     let request = caller("http://127.0.0.1:8600").signedPost(
       headers: [("Content-Type", "text/plain")], body: Array("a=b".utf8),
-      date: Date(timeIntervalSince1970: 1_790_000_000))
+      date: Date(timeIntervalSince1970: 1_790_000_000), credentials: Self.keys)
     #expect(request.url.absoluteString == "http://127.0.0.1:8600/")
     #expect(request.method == "POST")
     #expect(request.body == Array("a=b".utf8))
@@ -47,13 +49,18 @@ import Testing
 
   @Test func hostsLeaveOutDefaultPortsAndBracketIPv6() {
     #expect(
-      caller("https://ec2.eu-west-1.amazonaws.com:443/x").signedPost(headers: [], body: [], date: Date())
-        .headers[0].value == "ec2.eu-west-1.amazonaws.com")
+      caller("https://ec2.eu-west-1.amazonaws.com:443/x").signedPost(
+        headers: [], body: [], date: Date(), credentials: Self.keys
+      )
+      .headers[0].value == "ec2.eu-west-1.amazonaws.com")
     #expect(
-      caller("https://ec2.eu-west-1.amazonaws.com/x").signedPost(headers: [], body: [], date: Date()).url
+      caller("https://ec2.eu-west-1.amazonaws.com/x").signedPost(
+        headers: [], body: [], date: Date(), credentials: Self.keys
+      ).url
         .absoluteString == "https://ec2.eu-west-1.amazonaws.com/x")
     #expect(
-      caller("http://[::1]:8600").signedPost(headers: [], body: [], date: Date()).headers[0].value
+      caller("http://[::1]:8600").signedPost(headers: [], body: [], date: Date(), credentials: Self.keys)
+        .headers[0].value
         == "[::1]:8600")
   }
 }

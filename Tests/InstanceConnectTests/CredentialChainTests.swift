@@ -62,7 +62,7 @@ import Testing
       try await CredentialChain(environment: env, profile: "cfgonly").resolve().accessKeyID == "AKIACFG")
     await #expect(
       throws: InstanceConnectError.unknownProfile(
-        "nope", files: [env["AWS_SHARED_CREDENTIALS_FILE"]!, env["AWS_CONFIG_FILE"]!])
+        "nope", files: [env["AWS_CONFIG_FILE"]!, env["AWS_SHARED_CREDENTIALS_FILE"]!])
     ) {
       try await CredentialChain(environment: env, profile: "nope").resolve()
     }
@@ -87,7 +87,7 @@ import Testing
     do {
       _ = try await CredentialChain(environment: env).resolve()
       Issue.record("expected no credentials")
-    } catch let error as InstanceConnectError {
+    } catch {
       #expect(
         error.description.hasPrefix(
           "No AWS credentials were found (tried environment variables, profile 'default' in "))

@@ -154,7 +154,48 @@ import Testing
       refused.stderr.contains("ec2.yml:1:9: error: cannot list the EC2 instances of this inventory"),
       "\(refused.stderr)")
     #expect(
-      refused.stderr.contains("DescribeInstances at \(setup.moto.endpoint) was refused"), "\(refused.stderr)")
+      refused.stderr.contains(
+        "DescribeInstances at \(setup.moto.endpoint) was refused: AuthFailure: AWS was not able to validate the provided access credentials (HTTP 401"
+      ), "\(refused.stderr)")
+    #expect(!refused.stderr.contains("not-the-secret"))
+  }
+
+  @Test(.enabled(if: MotoServer.available, "needs moto_server"))
+  func runTakesEndpointURLAndTheProfileForItsInventory() throws {
+    let setup = try setUp()
+    defer { tearDown(setup) }
+    // An inventory without an endpoint: --endpoint-url points EC2 (and Instance Connect) at moto,
+    // and the keys come from --profile, as the AWS CLI reads them.
+    let inventory = setup.directory + "/plain.yml"
+    try "source: aws-ec2\nregion: us-east-1\nfilters: {\"tag:role\": web}\nhostnames: [private-ip]\n".write(
+      toFile: inventory, atomically: true, encoding: .utf8)
+    let credentials = setup.directory + "/credentials"
+    try
+      "[moto]\naws_access_key_id = \(setup.moto.accessKeyID)\naws_secret_access_key = \(setup.moto.secretAccessKey)\n"
+      .write(toFile: credentials, atomically: true, encoding: .utf8)
+    var env = setup.environment
+    env["AWS_ACCESS_KEY_ID"] = ""
+    env["AWS_SECRET_ACCESS_KEY"] = ""
+    env["AWS_SHARED_CREDENTIALS_FILE"] = credentials
+    env["AWS_CONFIG_FILE"] = setup.directory + "/config"
+    env["AWS_ENDPOINT_URL"] = ""
+    env["AWS_ENDPOINT_URL_EC2"] = ""
+    let arguments = [
+      "run", setup.playbook, "-i", inventory, "--dry-run", "--profile", "moto", "--endpoint-url",
+      setup.moto.endpoint,
+    ]
+    let planned = try SixtyBinary.run(arguments, environment: env)
+    #expect(planned.status == 0, "\(planned.stderr)")
+    #expect(planned.stdout.contains("web-1"), "\(planned.stdout)")
+    // Without the profile there are no credentials at all.
+    let without = try SixtyBinary.run(
+      [
+        "run", setup.playbook, "-i", inventory, "--dry-run", "--endpoint-url", setup.moto.endpoint,
+        "--refresh-inventory",
+      ],
+      environment: env)
+    #expect(without.status == 2)
+    #expect(without.stderr.contains("No AWS credentials were found"), "\(without.stderr)")
   }
 
   @Test(.enabled(if: MotoServer.available, "needs moto_server"))

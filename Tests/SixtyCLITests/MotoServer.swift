@@ -14,15 +14,29 @@ final class MotoServer: @unchecked Sendable {
 
   /// Starts moto with logs under `directory`; the first three calls (user, policy, key) are free,
   /// every later call must be signed by a known key and pass IAM authorization.
-  init(directory: String, actions: [String] = ["ec2-instance-connect:SendSSHPublicKey"]) throws {
+  /// With `checkSignatures` false, moto accepts any request (signed or not, by any key): for calls
+  /// made with the temporary credentials moto's own STS hands out, which its signature check
+  /// does not know.
+  init(
+    directory: String, actions: [String] = ["ec2-instance-connect:SendSSHPublicKey"],
+    checkSignatures: Bool = true
+  ) throws {
     port = LocalProcess.freePort()
+    var environment = ["AWS_EC2_METADATA_DISABLED": "true"]
+    // moto checks signatures only when INITIAL_NO_AUTH_ACTION_COUNT is set (the first N calls
+    // are free); left unset, it checks nothing.
+    if checkSignatures { environment["INITIAL_NO_AUTH_ACTION_COUNT"] = "3" }
     process = try LocalProcess(
       LocalProcess.which("moto_server")!, ["-H", "127.0.0.1", "-p", "\(port)"],
-      environment: ["INITIAL_NO_AUTH_ACTION_COUNT": "3", "AWS_EC2_METADATA_DISABLED": "true"],
-      logPath: directory + "/moto.log")
+      environment: environment, logPath: directory + "/moto-\(port).log")
     guard LocalProcess.waitForPort(port) else {
       process.stop()
       throw Failure("moto did not start: \(process.log)")
+    }
+    guard checkSignatures else {
+      accessKeyID = "AKIAANYKEYATALL00000"
+      secretAccessKey = "any-secret"
+      return
     }
     let bootstrap = """
       import boto3, json, sys

@@ -128,7 +128,7 @@ import Testing
       #expect(error.code == "UnauthorizedOperation")
       #expect(
         error.description
-          == "DescribeInstances at http://127.0.0.1:9 was refused: UnauthorizedOperation: You are not authorized to perform this operation."
+          == "DescribeInstances at http://127.0.0.1:9 was refused: UnauthorizedOperation: You are not authorized to perform this operation (HTTP 400, request ea966190)."
       )
     }
     let retrying = FakeTransport([
