@@ -58,11 +58,13 @@ public enum JobsCheck {
     var errors = outcome.diagnostics.filter { $0.severity == .error }
     if inputs.inventoryPath == nil { errors += inventoryDiagnostics.filter { $0.severity == .error } }
     guard !errors.isEmpty else { return [] }
-    let count = errors.count == 1 ? "an error" : "\(errors.count) errors"
+    let count =
+      errors.count == 1
+      ? "1 error, shown at its own position" : "\(errors.count) errors, shown at their own positions"
     let policy = job.policy.map { " and the policy \($0)" } ?? ""
     problems.append(
       .error(
-        "the playbook of job '\(job.name)' does not validate with the inventory \(job.inventory)\(policy): \(count), listed at their own positions; expected `sixty validate` to pass.",
+        "the playbook of job '\(job.name)' does not validate with the inventory \(job.inventory)\(policy) (\(count)); expected `sixty validate` to pass.",
         at: job.playbookLocation ?? job.location))
     return problems + errors
   }

@@ -412,7 +412,7 @@ import Testing
       "jobs:\n  a:\n    playbook: p.yml\n    inventory: i.yml\n    schedule: \"0 0 29 2 *\"\n  b:\n    playbook: q.yml\n    inventory: i.yml\n    schedule: \"0 0 29 2 *\"\n",
       dir + "/jobs.yml")
     let expected = [
-      "jobs.yml:3:15: error: the playbook of job 'a' does not validate with the inventory \(dir)/i.yml: an error, listed at their own positions; expected `sixty validate` to pass.",
+      "jobs.yml:3:15: error: the playbook of job 'a' does not validate with the inventory \(dir)/i.yml (1 error, shown at its own position); expected `sixty validate` to pass.",
       "jobs.yml:7:15: error: the playbook of job 'b' does not exist (looked for \(dir)/q.yml); expected a readable file (a relative path is relative to the jobs file).",
       "p.yml:1:8: error: the play 'play 1' targets 'web', which is neither a group nor a host of \(dir)/i.yml.",
     ]
