@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import SixtyCore
+import SixtyHistory
 import Testing
 
 @testable import SixtyCalendar
@@ -86,6 +88,57 @@ import Testing
         "jobs.yml:7:15: error: the playbook of job 'b' does not validate with the inventory i.yml (1 error, shown at its own position); expected `sixty validate` to pass.",
         "p.yml:1:8: error: the play 'play 1' targets 'webs', which is neither a group nor a host of i.yml; did you mean 'web'?",
       ])
+  }
+
+  /// On SIGHUP (here `reload()`), a jobs file whose job cannot run is refused and the previous
+  /// jobs keep firing; once the job's playbook exists, the same file is taken.
+  @Test func aReloadWithAJobThatCannotRunKeepsThePreviousJobs() async throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    try write([
+      "jobs.yml": "jobs:\n  new:\n    playbook: p.yml\n    inventory: i.yml\n    schedule: rate(1 minute)\n",
+      "i.yml": inventory,
+    ])
+    let history = try History(path: directory + "/history.sqlite")
+    let old = Job(
+      name: "old", playbook: directory + "/old.yml", inventory: directory + "/i.yml", policy: nil,
+      schedule: .rate(seconds: 60, text: "rate(1 minute)"), timeZone: TimeZone(identifier: "UTC")!,
+      windowDuration: nil, windowCutoff: .seconds(0), overlap: .skip, catchUp: .none, enabled: true,
+      notifications: [])
+    let minute = { (n: Double) in Date(timeIntervalSince1970: 60_000 + n * 60) }
+    let clock = ManualClock(minute(0).addingTimeInterval(1))
+    let launcher = FakeLauncher()
+    let logger = Logger(label: "test")
+    let daemon = JobsDaemon(
+      jobsPath: directory + "/jobs.yml", jobs: [old], history: history, logDirectory: directory + "/logs",
+      launcher: launcher,
+      notifier: Notifier(history: history, logger: logger, version: "test", encodeRun: { _, _, _ in }),
+      clock: clock, logger: logger, trapsHangup: false)
+    let service = Task { try await daemon.run() }
+    func settle(until condition: () -> Bool = { true }) async {
+      for _ in 0..<100_000 {
+        await Task.yield()
+        if condition() && clock.sleeping > 0 { return }
+      }
+    }
+    await settle()
+    // p.yml does not exist: the reload is refused, and 'old' fires.
+    daemon.reload()
+    await settle()
+    clock.advance(to: minute(1))
+    await settle { launcher.launched.count == 1 }
+    #expect(launcher.launched.map(\.job) == ["old"])
+    launcher.end(0, status: 0)
+    // With the playbook in place the file is taken: 'new' replaces 'old'.
+    try write(["p.yml": "hosts: web\ntasks:\n  - {name: t, shell: x}\n"])
+    daemon.reload()
+    await settle()
+    clock.advance(to: minute(2))
+    await settle { launcher.launched.count == 2 }
+    #expect(launcher.launched.map(\.job) == ["old", "new"])
+    launcher.end(1, status: 0)
+    await settle()
+    service.cancel()
+    try await service.value
   }
 
   @Test func aRareScheduleIsScheduledAndFires() {
