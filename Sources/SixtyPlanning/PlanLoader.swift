@@ -93,8 +93,9 @@ public enum PlanLoader {
       } catch {
         bag.append(contentsOf: error.diagnostics)
       }
-    } else if playbook == nil, let parsed, let inventory {
-      // Later stages check what parsed; a plan of a playbook with errors is never returned.
+    } else if let parsed, let inventory {
+      // Later stages check what parsed, also when the policy has errors; a plan made with errors
+      // around is never returned.
       do {
         bag.append(contentsOf: try Planner.plan(parsed, inventory: inventory, options: options).diagnostics)
       } catch {

@@ -96,6 +96,24 @@ import Testing
       ])
   }
 
+  @Test func aBadPolicyFileDoesNotHideThePlaybooksProblems() throws {
+    let fixture = try Fixture([
+      "play.yml": "hosts: web\ntasks:\n  - {name: a, shell: \"echo {{ nope }}\"}\n",
+      "inv.yml": fleet,
+      "policy.yml": "concurency: 3\n",
+    ])
+    defer { fixture.remove() }
+    let outcome = fixture.load(policy: "policy.yml")
+    let messages = fixture.messages(outcome)
+    #expect(outcome.exitCode == 2 && outcome.plan == nil)
+    #expect(messages.count == 2)
+    #expect(
+      messages.first
+        == "play.yml:3:28: error: unknown variable 'nope' in task 'a' for host web-1 and 4 other hosts; define it in the play's vars, the inventory, or with -e nope=VALUE."
+    )
+    #expect(messages.last?.hasPrefix("policy.yml:1:1: error: unknown key 'concurency'") == true)
+  }
+
   @Test func anUnclosedParenthesisIsNamed() throws {
     let (_, messages) = try plan([
       "play.yml": """
