@@ -392,7 +392,7 @@ extension Schedule {
     var current = start
     while current <= end {
       let (year, month, day) = CivilDate.date(ofDay: current)
-      var months: Set<Int>
+      let months: Set<Int>
       switch self {
       case .cron(let e): months = e.months
       case .aws(let e):

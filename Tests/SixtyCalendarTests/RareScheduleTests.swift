@@ -47,6 +47,23 @@ import Testing
       ])
   }
 
+  /// The local date can be a day off UTC's either way (UTC+14, UTC-12, a 45-minute zone with
+  /// daylight saving in February): the search still finds the local date's fire.
+  @Test func zonesFarFromUTC() throws {
+    #expect(
+      try next("0 0 31 12 *", after: "2026-12-01T00:00:00Z", zone: "Pacific/Kiritimati") == [
+        "2026-12-30T10:00:00Z", "2027-12-30T10:00:00Z",
+      ])
+    #expect(
+      try next("0 23 31 12 *", after: "2026-12-01T00:00:00Z", zone: "Etc/GMT+12") == [
+        "2027-01-01T11:00:00Z", "2028-01-01T11:00:00Z",
+      ])
+    #expect(
+      try next("0 12 29 2 *", after: "2026-12-01T00:00:00Z", zone: "Pacific/Chatham") == [
+        "2028-02-28T22:15:00Z", "2032-02-28T22:15:00Z",
+      ])
+  }
+
   @Test func theThirtyFirstSkipsShortMonths() throws {
     #expect(
       try next("0 0 31 * *", after: "2027-01-31T01:00:00Z") == [
