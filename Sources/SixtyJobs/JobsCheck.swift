@@ -11,7 +11,8 @@ import SixtyRun
 /// every SIGHUP).
 public enum JobsCheck {
   /// The jobs of the file at `path`, nil when the file or any job's files have errors; every
-  /// diagnostic, sorted by position and without repeats (jobs often share a playbook).
+  /// diagnostic: the jobs file's, then each job's followed by its playbook's, without repeats
+  /// (jobs often share a playbook).
   public static func load(path: String, now: Date = Date()) -> ([Job]?, [Diagnostic]) {
     let (jobs, diagnostics) = JobsFile.load(path: path, now: now)
     guard let jobs else { return (nil, diagnostics) }
@@ -23,7 +24,7 @@ public enum JobsCheck {
         bag.append(diagnostic)
       }
     }
-    return (bag.hasErrors ? nil : jobs, bag.sorted)
+    return (bag.hasErrors ? nil : jobs, bag.all)
   }
 
   /// The problems of one job's files: missing files at the jobs file's position of their key, then

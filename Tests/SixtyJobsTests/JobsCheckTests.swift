@@ -81,12 +81,12 @@ import Testing
     let (jobs, diagnostics) = JobsCheck.load(
       path: directory + "/jobs.yml", now: Date(timeIntervalSince1970: 0))
     #expect(jobs == nil)
-    // Both jobs name the playbook; its own error is reported once.
+    // Both jobs name the playbook; its own error is reported once, after the first.
     #expect(
       messages(diagnostics) == [
         "jobs.yml:3:15: error: the playbook of job 'a' does not validate with the inventory i.yml (1 error, shown at its own position); expected `sixty validate` to pass.",
-        "jobs.yml:7:15: error: the playbook of job 'b' does not validate with the inventory i.yml (1 error, shown at its own position); expected `sixty validate` to pass.",
         "p.yml:1:8: error: the play 'play 1' targets 'webs', which is neither a group nor a host of i.yml; did you mean 'web'?",
+        "jobs.yml:7:15: error: the playbook of job 'b' does not validate with the inventory i.yml (1 error, shown at its own position); expected `sixty validate` to pass.",
       ])
   }
 
