@@ -120,7 +120,7 @@ let package = Package(
       name: "SixtyJobs",
       dependencies: [
         "SixtyCore", "SixtyCalendar", "SixtyHistory", "SixtyReport", "SixtyProcess", "SixtyRun",
-        "InstanceConnect",
+        "SixtyPlanning", "SixtyPlaybook", "InstanceConnect",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),

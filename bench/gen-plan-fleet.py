@@ -15,7 +15,7 @@ with open(os.path.join(out, "inventory.yml"), "w") as f:
         role = roles[i % len(roles)]
         f.write(
             f"  host-{i:05d}: {{address: 10.{i // 65536}.{(i // 256) % 256}.{i % 256}, "
-            f"zone: zone-{i % 3}, tags: {{role: {role}, rack: r{i % 40}}}}}\n"
+            f"zone: zone-{i % 3}, instance_id: i-{i + 1:017x}, tags: {{role: {role}, rack: r{i % 40}}}}}\n"
         )
     f.write("groups:\n")
     for role in roles:

@@ -58,7 +58,8 @@ struct JobsCommand: AsyncParsableCommand {
       let logger = Logger(label: "sixty.jobs")
       let store = try history.open()
       let logs = logDir ?? (URL(fileURLWithPath: store.path).deletingLastPathComponent().path + "/logs")
-      let (loaded, diagnostics) = JobsFile.load(path: jobs)
+      // Each job's playbook, inventory and policy are checked too: a job that cannot run is refused now.
+      let (loaded, diagnostics) = JobsCheck.load(path: jobs)
       printDiagnostics(diagnostics)
       guard let loaded else {
         throw CLIError("the jobs file \(jobs) has errors; the daemon did not start.", code: 2)
@@ -113,10 +114,10 @@ struct JobsCommand: AsyncParsableCommand {
     }
 
     func run() throws {
-      let (loaded, diagnostics) = JobsFile.load(path: jobs)
+      let start = from.flatMap { ISO8601DateFormatter().date(from: $0) } ?? Date()
+      let (loaded, diagnostics) = JobsCheck.load(path: jobs, now: start)
       printDiagnostics(diagnostics)
       guard let loaded else { throw ExitCode(2) }
-      let start = from.flatMap { ISO8601DateFormatter().date(from: $0) } ?? Date()
       let utc = ISO8601DateFormatter()
       var text = ""
       var w = JSONWriter()
@@ -136,7 +137,7 @@ struct JobsCommand: AsyncParsableCommand {
             job.timeZone.identifier == "UTC" || job.timeZone.identifier == "GMT"
             ? "\n" : "  (\(utc.string(from: time)))\n"
         }
-        if times.isEmpty { text += "  (no fire time within a year)\n" }
+        if times.isEmpty { text += "  (no fire time)\n" }
         w.beginObject()
         w.field("name", job.name)
         w.field("schedule", job.schedule.description)

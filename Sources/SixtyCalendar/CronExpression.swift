@@ -276,25 +276,162 @@ public struct CronSchedule: Sendable {
     return nil
   }
 
-  /// The first fire time strictly after `date`, looking ahead at most `limit` seconds.
-  public func next(after date: Date, limit: TimeInterval = 366 * 86400) -> Date? {
+  /// The first fire time strictly after `date`, looking ahead at most `limit` seconds (nil: as
+  /// far as needed).
+  ///
+  /// The search goes day by day over local dates, jumping over months (and AWS years) the
+  /// schedule does not name, and walks minutes only around the days whose date fields match. The
+  /// Gregorian calendar repeats every 400 years (146,097 days, a whole number of weeks), so a
+  /// schedule with no matching date in 400 years from now has none ever: `0 0 29 2 *` finds the
+  /// next 29 February however far it is, and a date that never exists ends the search.
+  public func next(after date: Date, limit: TimeInterval? = nil) -> Date? {
     if case .rate(let seconds, _) = schedule {
       let fire = Date(
         timeIntervalSince1970: Double((Int(date.timeIntervalSince1970) / seconds + 1) * seconds))
-      return fire.timeIntervalSince(date) <= limit ? fire : nil
+      if let limit, fire.timeIntervalSince(date) > limit { return nil }
+      return fire
     }
-    var minute = Self.floorMinute(date).addingTimeInterval(60)
-    let stop = date.addingTimeInterval(limit)
-    while minute <= stop {
-      if fires(at: minute) { return minute }
-      // Skip the rest of an hour the expression never fires in.
-      let c = Self.wallCalendar.dateComponents([.minute, .hour], from: wall(minute))
-      if let hours = schedule.hours, !hours.contains(c.hour!) {
-        minute = minute.addingTimeInterval(Double(60 - c.minute!) * 60)
-      } else {
-        minute = minute.addingTimeInterval(60)
+    let stop = limit.map { date.addingTimeInterval($0) }
+    let first = Self.floorMinute(date).addingTimeInterval(60)
+    // Minutes up to `scanned` have been looked at; windows of neighbouring days overlap.
+    var scanned = first.addingTimeInterval(-60)
+    // A day before the local date of `date`: a jump forward can carry that day's skipped
+    // minutes past midnight.
+    var day = CivilDate.day(ofWall: wall(date)) - 1
+    let lastDay = day + CivilDate.daysIn400Years + 1
+    while let candidate = schedule.nextMatchingDay(from: day, through: lastDay) {
+      // The instants at which the day's minutes fire: UTC offsets run from -12 h to +14 h, and the
+      // minutes a jump forward skips (at most a day of them) fire after the jump.
+      let wallStart = Double(candidate) * 86400
+      var minute = max(scanned.addingTimeInterval(60), Date(timeIntervalSince1970: wallStart - 15 * 3600))
+      let end = Date(timeIntervalSince1970: wallStart + 86400 + 36 * 3600)
+      if let stop, minute > stop { return nil }
+      while minute <= end {
+        if let stop, minute > stop { return nil }
+        if fires(at: minute) { return minute }
+        // Skip the rest of an hour the expression never fires in.
+        let c = Self.wallCalendar.dateComponents([.minute, .hour], from: wall(minute))
+        if let hours = schedule.hours, !hours.contains(c.hour!) {
+          minute = minute.addingTimeInterval(Double(60 - c.minute!) * 60)
+        } else {
+          minute = minute.addingTimeInterval(60)
+        }
       }
+      scanned = max(scanned, end)
+      day = candidate + 1
     }
     return nil
+  }
+}
+
+/// Days since 1970-01-01 and back, in the proleptic Gregorian calendar, by arithmetic (Howard
+/// Hinnant's `days_from_civil`): the day search touches hundreds of thousands of dates.
+enum CivilDate {
+  static let daysIn400Years = 146_097
+
+  static func isLeap(_ year: Int) -> Bool { year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) }
+
+  static func daysInMonth(_ month: Int, year: Int) -> Int {
+    switch month {
+    case 2: isLeap(year) ? 29 : 28
+    case 4, 6, 9, 11: 30
+    default: 31
+    }
+  }
+
+  static func day(year: Int, month: Int, day: Int) -> Int {
+    let y = month <= 2 ? year - 1 : year
+    let era = (y >= 0 ? y : y - 399) / 400
+    let yoe = y - era * 400
+    let doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+    return era * daysIn400Years + doe - 719_468
+  }
+
+  static func date(ofDay days: Int) -> (year: Int, month: Int, day: Int) {
+    let z = days + 719_468
+    let era = (z >= 0 ? z : z - 146_096) / daysIn400Years
+    let doe = z - era * daysIn400Years
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+    let mp = (5 * doy + 2) / 153
+    let d = doy - (153 * mp + 2) / 5 + 1
+    let m = mp < 10 ? mp + 3 : mp - 9
+    return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+  }
+
+  /// 0 = Sunday … 6 = Saturday; 1970-01-01 was a Thursday.
+  static func weekday(ofDay days: Int) -> Int { ((days % 7) + 7 + 4) % 7 }
+
+  /// The day of a wall time written as a UTC date (`CronSchedule.wall`).
+  static func day(ofWall wall: Date) -> Int { Int((wall.timeIntervalSince1970 / 86400).rounded(.down)) }
+}
+
+extension Schedule {
+  /// Whether the date fields (month, day of month, day of week, AWS year) pick this local date.
+  func matchesDate(year: Int, month: Int, day: Int, weekday: Int) -> Bool {
+    switch self {
+    case .cron(let e):
+      guard e.months.contains(month) else { return false }
+      let dom = e.daysOfMonth.contains(day)
+      let dow = e.daysOfWeek.contains(weekday)
+      return e.domRestricted && e.dowRestricted ? dom || dow : dom && dow
+    case .aws(let e):
+      guard e.years.contains(year), e.months.contains(month) else { return false }
+      let t = LocalMinute(
+        minute: 0, hour: 0, day: day, month: month, year: year, weekday: weekday,
+        daysInMonth: CivilDate.daysInMonth(month, year: year))
+      return AWSCronExpression.dayMatches(e.dayOfMonth, t) && AWSCronExpression.dayMatches(e.dayOfWeek, t)
+    case .rate: return true
+    }
+  }
+
+  /// The first local date (days since 1970-01-01) from `start` through `end` whose date fields
+  /// match; months and AWS years the schedule does not name are skipped whole.
+  func nextMatchingDay(from start: Int, through end: Int) -> Int? {
+    var current = start
+    while current <= end {
+      let (year, month, day) = CivilDate.date(ofDay: current)
+      let months: Set<Int>
+      switch self {
+      case .cron(let e): months = e.months
+      case .aws(let e):
+        months = e.months
+        guard e.years.contains(year) else {
+          // The next year it names, if any.
+          guard let nextYear = e.years.filter({ $0 > year }).min() else { return nil }
+          current = CivilDate.day(year: nextYear, month: 1, day: 1)
+          continue
+        }
+      case .rate: return current
+      }
+      guard months.contains(month) else {
+        current =
+          month == 12
+          ? CivilDate.day(year: year + 1, month: 1, day: 1)
+          : CivilDate.day(year: year, month: month + 1, day: 1)
+        continue
+      }
+      if matchesDate(year: year, month: month, day: day, weekday: CivilDate.weekday(ofDay: current)) {
+        return current
+      }
+      current += 1
+    }
+    return nil
+  }
+
+  /// Why the schedule can never fire on or after the local date of `date`, or nil when it can:
+  /// a day that no month it names has (`0 0 30 2 *`, `0 0 31 4 *`), or AWS years that are over.
+  public func neverFires(after date: Date) -> String? {
+    if case .rate = self { return nil }
+    let start = CivilDate.day(ofWall: date) - 1
+    guard nextMatchingDay(from: start, through: start + CivilDate.daysIn400Years + 1) == nil else {
+      return nil
+    }
+    if case .aws(let e) = self, let last = e.years.max(), last < CivilDate.date(ofDay: start + 1).year {
+      return "its last year, \(last), is over"
+    }
+    return
+      "no date matches the day and month fields of '\(self)'; expected a day that exists in one of its months (30 and 31 February, and 31 April, June, September and November never do)"
   }
 }

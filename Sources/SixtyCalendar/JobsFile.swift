@@ -44,6 +44,9 @@ public struct Job: Sendable {
   public var shutdown: Shutdown = .finish
   public var notifications: [Notification] = []
   public var location: SourceLocation?
+  /// Where the jobs file gives the playbook and the inventory, for diagnostics about them.
+  public var playbookLocation: SourceLocation?
+  public var inventoryLocation: SourceLocation?
 
   public var calendar: CronSchedule { CronSchedule(schedule, timeZone: timeZone) }
 }
@@ -69,16 +72,17 @@ public struct Job: Sendable {
 ///       - {on: always, command: "logger -t sixty"}
 /// ```
 public enum JobsFile {
-  public static func load(path: String) -> ([Job]?, [Diagnostic]) {
+  /// Reads and checks the jobs file at `path`; a schedule that cannot fire after `now` is an error.
+  public static func load(path: String, now: Date = Date()) -> ([Job]?, [Diagnostic]) {
     NodeReader.read(YAMLLoader.load(path: path), empty: .error("the jobs file '\(path)' is empty.", at: nil))
     {
       root, reader in
-      parse(root, base: URL(fileURLWithPath: path).deletingLastPathComponent(), reader: &reader)
+      parse(root, base: URL(fileURLWithPath: path).deletingLastPathComponent(), now: now, reader: &reader)
     }
   }
 
   /// The jobs of a jobs file whose relative paths are relative to `base`; nil when it has no jobs.
-  static func parse(_ root: YAMLNode, base: URL, reader: inout NodeReader) -> [Job]? {
+  static func parse(_ root: YAMLNode, base: URL, now: Date = Date(), reader: inout NodeReader) -> [Job]? {
     var jobs: [Job] = []
     guard let top = reader.mapping(root, "the jobs file", allowed: ["jobs"]) else {
       return nil
@@ -111,19 +115,27 @@ public enum JobsFile {
       var limit: String?
       var shutdown = Job.Shutdown.finish
       var notifications: [Job.Notification] = []
+      var playbookLocation: SourceLocation?
+      var inventoryLocation: SourceLocation?
+      var scheduleNode: YAMLNode?
       func resolve(_ text: String) -> String {
         text.hasPrefix("/") ? text : base.appendingPathComponent(text).standardized.path
       }
       for field in fields {
         let what = "'\(field.key)' of job '\(entry.key)'"
         switch field.key {
-        case "playbook": playbook = reader.string(field.value, what).map(resolve)
-        case "inventory": inventory = reader.string(field.value, what).map(resolve)
+        case "playbook":
+          playbook = reader.string(field.value, what).map(resolve)
+          playbookLocation = field.value.location
+        case "inventory":
+          inventory = reader.string(field.value, what).map(resolve)
+          inventoryLocation = field.value.location
         case "policy": policy = reader.string(field.value, what).map(resolve)
         case "schedule":
           if let text = reader.string(field.value, what) {
             do {
               schedule = try Schedule(parsing: text)
+              scheduleNode = field.value
             } catch {
               reader.error(
                 "the schedule of job '\(entry.key)': \(error.description)", at: field.value.location)
@@ -173,6 +185,14 @@ public enum JobsFile {
         }
         continue
       }
+      if let schedule, let scheduleNode {
+        let local = now.addingTimeInterval(Double(zone.secondsFromGMT(for: now)))
+        if let reason = schedule.neverFires(after: local) {
+          reader.error(
+            "the schedule of job '\(entry.key)' can never fire: \(reason).", at: scheduleNode.location)
+          continue
+        }
+      }
       if let duration, cutoff >= duration {
         reader.error(
           "the window cutoff of job '\(entry.key)' (\(cutoff)) is not shorter than its duration (\(duration)).",
@@ -183,7 +203,8 @@ public enum JobsFile {
           name: entry.key, playbook: playbook!, inventory: inventory!, policy: policy, schedule: schedule!,
           timeZone: zone, windowDuration: duration, windowCutoff: cutoff, overlap: overlap, catchUp: catchUp,
           enabled: enabled, limit: limit, shutdown: shutdown, notifications: notifications,
-          location: entry.keyLocation))
+          location: entry.keyLocation, playbookLocation: playbookLocation,
+          inventoryLocation: inventoryLocation))
     }
     return jobs
   }

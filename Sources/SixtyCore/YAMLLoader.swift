@@ -114,12 +114,22 @@ public enum YAMLLoader {
       SourceLocation(file: file, line: max(1, mark.line), column: max(1, mark.column))
     }
     switch error {
-    case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+    case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
       let location = at(mark)
       if lineHasTabIndentation(text, line: location.line) || problem.contains("tab") {
         return .error(
           "a tab character is used for indentation; YAML requires spaces.",
           at: tabLocation(text, line: location.line, file: file) ?? location)
+      }
+      // `key: {{ x }} and more`, or `{{ x }}` inside a flow collection: the braces start a flow
+      // mapping, which the rest of the line breaks.
+      let lines = [location.line, context.map { at($0.mark).line }].compactMap { $0 }
+      for line in lines {
+        if let column = unquotedTemplateColumn(text, line: line) {
+          return .error(
+            "invalid YAML: \(problem); a '{{' that starts a value is read by YAML as a mapping: quote the whole value, like \"{{ name }} …\".",
+            at: SourceLocation(file: file, line: line, column: column))
+        }
       }
       return .error("invalid YAML: \(problem).", at: location)
     case .composer(_, let problem, let mark, _):
@@ -171,6 +181,41 @@ public enum YAMLLoader {
           return SourceLocation(file: file, line: first.line, column: first.column + 1 + offset)
         }
       }
+    }
+    return nil
+  }
+
+  /// The column (in Unicode scalars, as YAML marks count) of the first `{{` on `line` (1-based)
+  /// outside quotes and comments, if any. Read on bytes: every byte that matters is ASCII.
+  static func unquotedTemplateColumn(_ text: String, line: Int) -> Int? {
+    var current = 1
+    var column = 1
+    var quote: UInt8?
+    var previous: UInt8 = 0
+    var previousColumn = 0
+    for byte in text.utf8 {
+      if byte == UInt8(ascii: "\n") {
+        if current == line { return nil }
+        current += 1
+        column = 1
+        quote = nil
+        previous = 0
+        continue
+      }
+      if current == line {
+        if let open = quote {
+          if byte == open { quote = nil }
+        } else if byte == UInt8(ascii: "'") || byte == UInt8(ascii: "\"") {
+          quote = byte
+        } else if byte == UInt8(ascii: "#") && (previous == 0 || previous == UInt8(ascii: " ")) {
+          return nil
+        } else if byte == UInt8(ascii: "{") && previous == UInt8(ascii: "{") {
+          return previousColumn
+        }
+        previous = byte
+        previousColumn = column
+      }
+      if byte & 0xC0 != 0x80 { column += 1 }
     }
     return nil
   }
@@ -323,6 +368,15 @@ public enum YAMLLoader {
         pairs.reserveCapacity(mapping.count)
         for (key, value) in mapping {
           guard case .scalar(let keyScalar) = key else {
+            // `msg: {{ host.name }}` unquoted: YAML reads a mapping whose key is a mapping.
+            if key.mapping != nil, let mark = mapping.mark, let keyMark = key.mark, keyMark.line == mark.line,
+              keyMark.column == mark.column + 1
+            {
+              throw Failure(
+                diagnostic: .error(
+                  "an unquoted '{{ … }}' is read by YAML as a mapping, not as text; quote the whole value, like \"{{ name }}\".",
+                  at: location(mark)))
+            }
             throw Failure(
               diagnostic: .error(
                 "a mapping key must be a plain value, not \(key.sequence != nil ? "a list" : "a mapping").",

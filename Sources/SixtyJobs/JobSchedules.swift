@@ -6,7 +6,7 @@ public enum JobSchedules {
   /// The next fire times of one job.
   public struct Preview: Sendable {
     public var job: Job
-    /// At most the count asked for; empty when the schedule has no fire within a year.
+    /// At most the count asked for; fewer when the schedule's AWS years run out.
     public var times: [Date]
   }
 

@@ -44,12 +44,13 @@ public final class JobsDaemon: Service, @unchecked Sendable {
   /// - Parameters:
   ///   - jobs: the jobs file's jobs, loaded by the caller (which reports its problems).
   ///   - trapsHangup: whether SIGHUP reloads the jobs file (else only `reload()` does).
-  ///   - loadJobs: reads the jobs file again on a reload.
+  ///   - loadJobs: reads the jobs file again on a reload (by default with each job's playbook,
+  ///     inventory and policy checked, `JobsCheck`).
   public init(
     jobsPath: String, jobs: [Job], history: History, logDirectory: String, launcher: any RunLauncher,
     notifier: Notifier, clock: any JobsClock = SystemJobsClock(), logger: Logger, maxSleep: TimeInterval = 30,
     trapsHangup: Bool = true,
-    loadJobs: @escaping @Sendable (String) -> ([Job]?, [Diagnostic]) = { JobsFile.load(path: $0) }
+    loadJobs: @escaping @Sendable (String) -> ([Job]?, [Diagnostic]) = { JobsCheck.load(path: $0) }
   ) {
     self.jobsPath = jobsPath
     self.history = history

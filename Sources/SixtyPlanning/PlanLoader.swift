@@ -50,9 +50,12 @@ public enum PlanLoader {
       bag.append(contentsOf: diagnostics)
       options.organisationPolicy = policy
     }
-    let (playbook, playbookDiagnostics) =
-      inputs.playbookText.map { PlaybookParser.load(text: $0, path: inputs.playbookPath) }
-      ?? PlaybookParser.load(path: inputs.playbookPath)
+    // The playbook as far as it reads: with errors, its plays are still planned below to find
+    // unknown targets and variables in the same pass, but never returned.
+    let (parsed, playbookDiagnostics) =
+      inputs.playbookText.map { PlaybookParser.loadRecovering(text: $0, path: inputs.playbookPath) }
+      ?? PlaybookParser.loadRecovering(path: inputs.playbookPath)
+    let playbook = playbookDiagnostics.contains { $0.severity == .error } ? nil : parsed
     bag.append(contentsOf: playbookDiagnostics)
     var inventory: Inventory?
     if let (resolved, diagnostics) = inputs.resolvedInventory {
@@ -87,6 +90,14 @@ public enum PlanLoader {
               "policy refuses \(first.task.map { "task '\($0)' on " } ?? "")\(noun) \(hosts)\(more) in play '\(first.play)': \(first.reason).",
               at: refusalLocation(first, playbook: playbook), kind: .policy))
         }
+      } catch {
+        bag.append(contentsOf: error.diagnostics)
+      }
+    } else if let parsed, let inventory {
+      // Later stages check what parsed, also when the policy has errors; a plan made with errors
+      // around is never returned.
+      do {
+        bag.append(contentsOf: try Planner.plan(parsed, inventory: inventory, options: options).diagnostics)
       } catch {
         bag.append(contentsOf: error.diagnostics)
       }

@@ -11,6 +11,9 @@ public struct PlanOptions: Sendable {
   public var organisationPolicy: Policy?
   /// The OS user for hosts that name none.
   public var defaultUser: String
+  /// Whether the run pushes each host's key through EC2 Instance Connect (or a broker) before it
+  /// connects, as every run does: each targeted host then needs an `instance_id`.
+  public var pushesKeys = true
 
   public init(
     extraVars: [String: Value] = [:], limit: HostSelector? = nil, approve: Bool = false,
@@ -76,12 +79,44 @@ public enum Planner {
       refusals.append(contentsOf: builder.refusals)
       plays.append(playPlan)
     }
+    if options.pushesKeys { diagnostics.append(contentsOf: missingInstanceIDs(plays)) }
     if diagnostics.hasErrors { throw DiagnosticsError(diagnostics.all) }
     return Plan(
       playbookPath: playbook.path, inventoryPath: inventory.source,
       policyPath: options.organisationPolicy?.source,
       plays: plays, refusals: refusals,
       diagnostics: diagnostics.all)
+  }
+}
+
+extension Planner {
+  /// How many hosts without an `instance_id` are named one by one; the rest are counted.
+  static let missingInstanceIDLimit = 20
+
+  /// One error per host that a key will be pushed to (targeted and not refused) but that has no
+  /// `instance_id`, at the host's place in the inventory: the push would fail when its turn came.
+  static func missingInstanceIDs(_ plays: [PlayPlan]) -> [Diagnostic] {
+    var seen = Set<String>()
+    var missing: [(host: InventoryHost, play: String)] = []
+    for play in plays {
+      for hostPlan in play.hosts where hostPlan.batch != nil && hostPlan.host.instanceID == nil {
+        if seen.insert(hostPlan.host.name).inserted { missing.append((hostPlan.host, play.name)) }
+      }
+    }
+    var diagnostics: [Diagnostic] = missing.prefix(missingInstanceIDLimit).map { host, play in
+      .error(
+        "the host \(SafeText.quoted(host.name, limit: 80)) has no instance_id, and the play '\(play)' pushes its key through EC2 Instance Connect (or a broker) before connecting; expected 'instance_id: i-…' in its inventory entry (an aws-ec2 inventory gives every host one).",
+        at: host.location)
+    }
+    if missing.count > missingInstanceIDLimit {
+      let rest = missing.dropFirst(missingInstanceIDLimit)
+      let names = rest.prefix(5).map { SafeText.quoted($0.host.name, limit: 80) }.joined(separator: ", ")
+      diagnostics.append(
+        .error(
+          "\(rest.count) more targeted hosts have no instance_id (\(names)\(rest.count > 5 ? ", …" : "")); expected 'instance_id: i-…' for each.",
+          at: rest.first?.host.location))
+    }
+    return diagnostics
   }
 }
 

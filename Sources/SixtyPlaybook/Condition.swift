@@ -223,11 +223,15 @@ struct ConditionParser {
 
   mutating func parseComparison() throws -> Condition {
     if current == .symbol("(") {
+      let opened = offset
       index += 1
       let inner = try parseOr()
       guard current == .symbol(")") else {
         throw ConditionError(
-          message: "expected ')' but found \(describe(current)).", location: location(offset))
+          message: current == .end
+            ? "unclosed '(' opened at column \(location(opened).column)\(lineOf(opened)); expected ')' before the end of the condition."
+            : "expected ')' to close the '(' opened at column \(location(opened).column)\(lineOf(opened)) but found \(describe(current)).",
+          location: location(offset))
       }
       index += 1
       return inner
@@ -268,15 +272,28 @@ struct ConditionParser {
     }
   }
 
+  /// " of line L" when the character at `opened` is on another line than the current token.
+  func lineOf(_ opened: Int) -> String {
+    let line = location(opened).line
+    return line == location(offset).line ? "" : " of line \(line)"
+  }
+
   mutating func parseList() throws -> [Condition.Operand] {
     if current == .symbol("[") {
+      let opened = offset
       index += 1
       var items: [Condition.Operand] = []
       while current != .symbol("]") {
+        if current == .end {
+          throw ConditionError(
+            message:
+              "unclosed '[' opened at column \(location(opened).column)\(lineOf(opened)); expected ']' to end the list.",
+            location: location(offset))
+        }
         items.append(try parseOperand())
         if current == .symbol(",") {
           index += 1
-        } else if current != .symbol("]") {
+        } else if current != .symbol("]") && current != .end {
           throw ConditionError(
             message: "expected ',' or ']' in the list but found \(describe(current)).",
             location: location(offset))

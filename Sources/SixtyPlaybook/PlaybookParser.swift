@@ -22,13 +22,37 @@ public enum PlaybookParser {
     check(YAMLLoader.parse(text: text, file: path), path: path)
   }
 
-  static func check(_ loaded: (YAMLNode?, [Diagnostic]), path: String) -> (Playbook?, [Diagnostic]) {
-    NodeReader.read(
-      loaded,
-      empty: .error(
-        "the playbook is empty; expected a play (a mapping with 'hosts' and 'tasks') or a list of plays.",
-        at: SourceLocation(file: path, line: 1, column: 1))
-    ) { root, reader in parse(root, path: path, reader: &reader) }
+  /// The playbook at `path` as far as it could be read, errors or not, with every diagnostic.
+  ///
+  /// Parsing recovers per play and per task: a task with a bad field keeps its other fields, a
+  /// task or play that cannot be read is left out (and what needs it does not need it), so later
+  /// stages (targets, variables) can still check the rest. Such a playbook must never run: use it
+  /// only when the diagnostics have errors, to find more of them.
+  public static func loadRecovering(path: String) -> (Playbook?, [Diagnostic]) {
+    check(YAMLLoader.load(path: path), path: path, recover: true)
+  }
+
+  /// `loadRecovering(path:)` for a playbook held in memory.
+  public static func loadRecovering(text: String, path: String) -> (Playbook?, [Diagnostic]) {
+    check(YAMLLoader.parse(text: text, file: path), path: path, recover: true)
+  }
+
+  static func check(_ loaded: (YAMLNode?, [Diagnostic]), path: String, recover: Bool = false)
+    -> (Playbook?, [Diagnostic])
+  {
+    let empty = Diagnostic.error(
+      "the playbook is empty; expected a play (a mapping with 'hosts' and 'tasks') or a list of plays.",
+      at: SourceLocation(file: path, line: 1, column: 1))
+    guard recover else {
+      return NodeReader.read(loaded, empty: empty) { root, reader in parse(root, path: path, reader: &reader)
+      }
+    }
+    let (root, diagnostics) = loaded
+    guard let root else { return (nil, diagnostics.isEmpty ? [empty] : diagnostics) }
+    var reader = NodeReader()
+    reader.diagnostics.append(contentsOf: diagnostics)
+    let playbook = parse(root, path: path, reader: &reader)
+    return (playbook, reader.diagnostics.all)
   }
 
   public static func parse(_ root: YAMLNode, path: String, reader: inout NodeReader) -> Playbook {
@@ -103,11 +127,14 @@ public enum PlaybookParser {
     let vars = node["vars"].map { InventoryParser.variables($0, "the play's 'vars'", reader: &reader) } ?? [:]
     let policy = node["policy"].map { PolicyParser.parse($0, what: "the play's 'policy'", reader: &reader) }
     var tasks: [PlaybookTask] = []
+    // Tasks that could not be read: a task that needs one is not also reported.
+    var unreadable = Set<String>()
     if let tasksNode = node["tasks"] {
       if let items = reader.list(tasksNode, of: "tasks", for: "'tasks'") {
         var names: [String: SourceLocation] = [:]
         for (i, item) in items.enumerated() {
           guard let task = parseTask(item, index: i, baseDirectory: baseDirectory, reader: &reader) else {
+            if let name = item["name"]?.scalar { unreadable.insert(name) }
             continue
           }
           guard
@@ -126,8 +153,13 @@ public enum PlaybookParser {
     } else {
       reader.error("\(what) ('\(name)') has no 'tasks'; expected a list of tasks.", at: node.location)
     }
-    let graph = TaskGraph.build(tasks, reader: &reader)
-    guard let selector, let graph else { return nil }
+    // A play whose 'needs' do not form a DAG still has its tasks checked, in file order.
+    let graph =
+      TaskGraph.build(tasks, unreadable: unreadable, reader: &reader)
+      ?? TaskGraph(
+        names: tasks.map(\.name), dependencies: Array(repeating: [], count: tasks.count),
+        order: Array(tasks.indices))
+    guard let selector else { return nil }
     return Play(
       name: name, hosts: selector, hostsLocation: hostsLocation, vars: vars, policy: policy, tasks: tasks,
       graph: graph, location: node.location)
@@ -159,7 +191,6 @@ public enum PlaybookParser {
     guard let action = parseAction(actionPair, task: name, baseDirectory: baseDirectory, reader: &reader)
     else { return nil }
     var task = PlaybookTask(name: name, action: action, location: nameNode.location)
-    var ok = true
     for pair in pairs {
       let value = pair.value
       switch pair.key {
@@ -174,8 +205,6 @@ public enum PlaybookParser {
           if InventoryParser.checkUser(user, value.location, &reader) {
             task.becomeUser = user
             task.become = true
-          } else {
-            ok = false
           }
         }
       case "env":
@@ -184,20 +213,16 @@ public enum PlaybookParser {
             reader.error(
               "\(SafeText.quoted(entry.key)) is not a valid environment variable name; expected ASCII letters, digits and '_', not starting with a digit.",
               at: entry.keyLocation)
-            ok = false
             continue
           }
           guard case .scalar = entry.value.content else {
             reader.error(
               "expected a string for env '\(entry.key)', found \(entry.value.kindDescription).",
               at: entry.value.location)
-            ok = false
             continue
           }
           if let template = Template(node: entry.value, reader: &reader) {
             task.env.append((entry.key, template))
-          } else {
-            ok = false
           }
         }
       case "cwd":
@@ -235,7 +260,6 @@ public enum PlaybookParser {
             task.whenText = text
           case .failure(let error):
             reader.error("invalid condition for task '\(name)': \(error.message)", at: error.location)
-            ok = false
           }
         }
       case "run_once":
@@ -244,7 +268,8 @@ public enum PlaybookParser {
         break
       }
     }
-    return ok ? task : nil
+    // A task with a bad field is kept, without it, for later checks; the errors keep it from running.
+    return task
   }
 
   static func parseAction(_ pair: YAMLPair, task: String, baseDirectory: String, reader: inout NodeReader)

@@ -10,7 +10,10 @@ public struct TaskGraph: Sendable, Hashable {
   public var order: [Int]
 
   /// Builds the graph, reporting unknown dependencies (with a suggestion) and cycles (naming them).
-  public static func build(_ tasks: [PlaybookTask], reader: inout NodeReader) -> TaskGraph? {
+  /// A dependency on one of the `unreadable` tasks (reported already) is dropped silently.
+  public static func build(_ tasks: [PlaybookTask], unreadable: Set<String> = [], reader: inout NodeReader)
+    -> TaskGraph?
+  {
     var index: [String: Int] = [:]
     for (i, task) in tasks.enumerated() where index[task.name] == nil { index[task.name] = i }
     var dependencies: [[Int]] = Array(repeating: [], count: tasks.count)
@@ -18,6 +21,7 @@ public struct TaskGraph: Sendable, Hashable {
     for (i, task) in tasks.enumerated() {
       for dependency in task.needs {
         guard let target = index[dependency.name] else {
+          if unreadable.contains(dependency.name) { continue }
           reader.error(
             "the task '\(task.name)' needs '\(dependency.name)', which is not a task of this play\(Suggestion.hint(for: dependency.name, in: tasks.map(\.name))).",
             at: dependency.location)

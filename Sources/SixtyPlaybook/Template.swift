@@ -105,10 +105,24 @@ public struct Template: Hashable, Sendable, CustomStringConvertible {
       }
       expression.path = path
     }
+    // Where each filter starts in `inner`, in characters: the parts and their '|' make it up.
+    var partOffset = parts[0].count + 1
     for raw in parts.dropFirst() {
+      defer { partOffset += raw.count + 1 }
       let filter = raw.trimmingWhitespace()
       var name = filter
       var argument: String?
+      if let open = filter.firstIndex(of: "("), !filter.hasSuffix(")") {
+        // The column of the '(': after '{{', the filters before, and this one's leading blanks.
+        let leading = raw.prefix { $0 == " " || $0 == "\t" }.count
+        let column =
+          location.column + 2 + partOffset + leading + filter.distance(from: filter.startIndex, to: open)
+        return .failure(
+          Problem(
+            message:
+              "unclosed '(' opened at column \(column) in the filter '\(filter)'; expected ')' after its argument, like \(filter[..<open])('x')."
+          ))
+      }
       if let open = filter.firstIndex(of: "("), filter.hasSuffix(")") {
         name = String(filter[..<open]).trimmingWhitespace()
         let argText = String(filter[filter.index(after: open)..<filter.index(before: filter.endIndex)])

@@ -359,6 +359,8 @@ import Testing
     }
     #expect(result.stderr.contains("\(expected.count) errors, 0 warnings."), "\(result.stderr)")
     // A valid file previews in text, local and UTC times.
+    _ = try write("hosts: all\ntasks:\n  - {name: t, shell: x}\n", dir + "/p.yml")
+    _ = try write("hosts:\n  h-1: {address: 10.0.0.1, instance_id: i-00000000000000001}\n", dir + "/i.yml")
     let good = try write(
       """
       jobs:
@@ -395,5 +397,53 @@ import Testing
       ["jobs", "next", "--jobs", seconds], environment: ["SIXTY_TEST_SECOND_RATES": ""])
     #expect(refused.status == 2)
     #expect(refused.stderr.contains("s.yml:5:15: error: the schedule of job 'x'"), "\(refused.stderr)")
+  }
+
+  /// A job whose playbook is missing or does not validate, or whose schedule can never fire, is
+  /// refused by `jobs next` and by the daemon's start, with the jobs file's positions; a schedule
+  /// that fires once in four years is previewed.
+  @Test func jobsThatCannotRunAreRefusedBeforeTheyFire() throws {
+    let dir = NSTemporaryDirectory() + "sixty-jobs-\(UUID().uuidString)"
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    _ = try write("hosts: web\ntasks:\n  - {name: t, shell: x}\n", dir + "/p.yml")
+    _ = try write("hosts:\n  h-1: {address: 10.0.0.1}\n", dir + "/i.yml")
+    let jobs = try write(
+      "jobs:\n  a:\n    playbook: p.yml\n    inventory: i.yml\n    schedule: \"0 0 29 2 *\"\n  b:\n    playbook: q.yml\n    inventory: i.yml\n    schedule: \"0 0 29 2 *\"\n",
+      dir + "/jobs.yml")
+    let expected = [
+      "jobs.yml:3:15: error: the playbook of job 'a' does not validate with the inventory \(dir)/i.yml (1 error, shown at its own position); expected `sixty validate` to pass.",
+      "jobs.yml:7:15: error: the playbook of job 'b' does not exist (looked for \(dir)/q.yml); expected a readable file (a relative path is relative to the jobs file).",
+      "p.yml:1:8: error: the play 'play 1' targets 'web', which is neither a group nor a host of \(dir)/i.yml.",
+    ]
+    let next = try SixtyBinary.run(["jobs", "next", "--jobs", jobs, "--from", "2026-12-01T00:00:00Z"])
+    #expect(next.status == 2)
+    for line in expected {
+      #expect(next.stderr.contains(line), "missing: \(line)\n\(next.stderr)")
+    }
+    let daemon = try SixtyBinary.run(["jobs", "daemon", "--jobs", jobs, "--history", dir + "/history.sqlite"])
+    #expect(daemon.status == 2)
+    #expect(daemon.stderr.contains("the daemon did not start"), "\(daemon.stderr)")
+    for line in expected {
+      #expect(daemon.stderr.contains(line), "missing: \(line)\n\(daemon.stderr)")
+    }
+    // Fixed: the leap-day job is previewed years ahead.
+    _ = try write(
+      "hosts:\n  h-1: {address: 10.0.0.1, instance_id: i-00000000000000001, tags: {role: web}}\ngroups:\n  web: {match: role=web}\n",
+      dir + "/i.yml")
+    _ = try write("hosts: web\ntasks:\n  - {name: t, shell: x}\n", dir + "/q.yml")
+    let fixed = try SixtyBinary.run(
+      ["jobs", "next", "--jobs", jobs, "--from", "2026-12-01T00:00:00Z", "--count", "2"])
+    #expect(fixed.status == 0, "\(fixed.stderr)")
+    #expect(
+      fixed.stdout == """
+        a  0 0 29 2 * (UTC)
+          2028-02-29T00:00:00Z
+          2032-02-29T00:00:00Z
+        b  0 0 29 2 * (UTC)
+          2028-02-29T00:00:00Z
+          2032-02-29T00:00:00Z
+
+        """, "\(fixed.stdout)")
   }
 }

@@ -69,13 +69,20 @@ import Testing
     """.write(to: dir.appendingPathComponent("p.yml"), atomically: true, encoding: .utf8)
     try "hosts: {h1: {address: 127.0.0.1}}\n".write(
       to: dir.appendingPathComponent("i.yml"), atomically: true, encoding: .utf8)
+    // Every stage at once, by position: the variable, the repeated name, the host a key cannot be
+    // pushed to.
     let result = try SixtyBinary.run(["validate", "p.yml", "-i", "i.yml"], in: dir)
     #expect(result.status == 2)
     #expect(
       result.stderr == """
+        i.yml:1:9: error: the host 'h1' has no instance_id, and the play 'play 1' pushes its key through EC2 Instance Connect (or a broker) before connecting; expected 'instance_id: i-…' in its inventory entry (an aws-ec2 inventory gives every host one).
+        p.yml:4:17: error: unknown variable 'nope' in task 'a' for host h1; define it in the play's vars, the inventory, or with -e nope=VALUE.
         p.yml:5:11: error: the task name 'a' is used twice in this play (first at line 3, column 11); expected unique names.
+        3 errors, 0 warnings.
 
         """)
+    try "hosts: {h1: {address: 127.0.0.1, instance_id: i-00000000000000001}}\n".write(
+      to: dir.appendingPathComponent("i.yml"), atomically: true, encoding: .utf8)
     let fixed = try String(contentsOf: dir.appendingPathComponent("p.yml"), encoding: .utf8)
       .replacingOccurrences(of: "  - name: a\n    command", with: "  - name: b\n    command")
     try fixed.write(to: dir.appendingPathComponent("p.yml"), atomically: true, encoding: .utf8)

@@ -49,13 +49,13 @@ func plan(
 
 let fleet = """
   hosts:
-    web-1: {address: 10.0.0.1, tags: {role: web, env: prod}}
-    web-2: {address: 10.0.0.2, tags: {role: web, env: prod}}
-    web-3: {address: 10.0.0.3, tags: {role: web, env: prod}}
-    web-4: {address: 10.0.0.4, tags: {role: web, env: prod}}
-    web-5: {address: 10.0.0.5, tags: {role: web, env: prod}}
-    db-1: {address: 10.0.1.1, user: postgres, tags: {role: db, env: prod}}
-    dev-1: {address: 10.0.2.1, tags: {role: web, env: dev}}
+    web-1: {address: 10.0.0.1, instance_id: i-00000000000000001, tags: {role: web, env: prod}}
+    web-2: {address: 10.0.0.2, instance_id: i-00000000000000002, tags: {role: web, env: prod}}
+    web-3: {address: 10.0.0.3, instance_id: i-00000000000000003, tags: {role: web, env: prod}}
+    web-4: {address: 10.0.0.4, instance_id: i-00000000000000004, tags: {role: web, env: prod}}
+    web-5: {address: 10.0.0.5, instance_id: i-00000000000000005, tags: {role: web, env: prod}}
+    db-1: {address: 10.0.1.1, user: postgres, instance_id: i-00000000000000006, tags: {role: db, env: prod}}
+    dev-1: {address: 10.0.2.1, instance_id: i-00000000000000007, tags: {role: web, env: dev}}
   groups:
     web: {match: "role=web,env=prod"}
     db: {hosts: [db-1]}

@@ -165,7 +165,7 @@ import Testing
         "inv.yml": """
         vars: {a: inventory, b: inventory, c: inventory, d: inventory}
         hosts:
-          h1: {vars: {c: host}, tags: {t: x}}
+          h1: {instance_id: i-00000000000000001, vars: {c: host}, tags: {t: x}}
         groups:
           g1: {match: t=x, vars: {a: g1, d: g1}}
           g2: {hosts: [h1], vars: {a: g2}}

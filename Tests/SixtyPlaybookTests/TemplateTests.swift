@@ -111,7 +111,8 @@ import Testing
     #expect(e1.message == "unexpected '=' in the condition; expected '==' or '!='.")
     #expect(e1.location.description == "c.yml:1:10")
     guard case .failure(let e2) = condition("(a == 'x'") else { Issue.record("expected a failure"); return }
-    #expect(e2.message == "expected ')' but found the end of the condition.")
+    #expect(e2.message == "unclosed '(' opened at column 8; expected ')' before the end of the condition.")
+    #expect(e2.location.description == "c.yml:1:17")
     guard case .failure(let e3) = condition("a == 'x' b") else { Issue.record("expected a failure"); return }
     #expect(e3.message == "unexpected 'b' in the condition; expected 'and', 'or' or the end.")
     #expect(e3.location.description == "c.yml:1:17")
