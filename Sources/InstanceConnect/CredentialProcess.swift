@@ -85,7 +85,7 @@ struct CredentialProcess: Sendable {
   struct TimedOut: Error { var seconds: TimeInterval }
 
   /// Runs the program with capped output and a deadline, without blocking a thread of the
-  /// cooperative pool: the exit is collected by `ChildProcess`'s watcher, the deadline is a task.
+  /// cooperative pool: the exit is collected by `ChildProcess`'s watcher, the deadline by a timer.
   static func run(_ arguments: [String], timeout: TimeInterval) async throws -> ChildProcess.Output {
     let box = OutputBox()
     return try await withCheckedThrowingContinuation { continuation in
@@ -100,29 +100,31 @@ struct CredentialProcess: Sendable {
         if box.finish() { continuation.resume(throwing: error) }
         return
       }
-      box.setTimer(
-        Task {
-          try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
-          if box.finish() {
-            child.terminate(SIGKILL)
-            continuation.resume(throwing: TimedOut(seconds: timeout))
-          }
-        })
+      // The deadline is a dispatch timer, not a task: it fires even while the cooperative pool is
+      // busy.
+      let deadline = DispatchWorkItem {
+        if box.finish() {
+          child.terminate(SIGKILL)
+          continuation.resume(throwing: TimedOut(seconds: timeout))
+        }
+      }
+      box.setTimer(deadline)
+      DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: deadline)
     }
   }
 
-  /// Whether the process's end or its deadline came first; the deadline's task is cancelled
-  /// when the process ends first.
+  /// Whether the process's end or its deadline came first; the deadline is cancelled when the
+  /// process ends first.
   // Sendable: `done` and `timer` are read and written only under `lock`.
   final class OutputBox: @unchecked Sendable {
     private let lock = NSLock()
     private var done = false
-    private var timer: Task<Void, Never>?
+    private var timer: DispatchWorkItem?
 
     /// True for the first caller only.
     func finish() -> Bool {
       let (first, timer) = lock.withLock {
-        if done { return (false, nil as Task<Void, Never>?) }
+        if done { return (false, nil as DispatchWorkItem?) }
         done = true
         defer { self.timer = nil }
         return (true, self.timer)
@@ -131,7 +133,7 @@ struct CredentialProcess: Sendable {
       return first
     }
 
-    func setTimer(_ task: Task<Void, Never>) {
+    func setTimer(_ task: DispatchWorkItem) {
       let cancel = lock.withLock {
         if done { return true }
         timer = task

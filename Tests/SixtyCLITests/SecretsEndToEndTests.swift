@@ -49,6 +49,28 @@ import Testing
     return Array(bytes[marker.upperBound..<(marker.upperBound + 32)])
   }
 
+  /// The parent of `pid`, from /proc (nil when it has gone).
+  static func parent(of pid: pid_t) -> pid_t? {
+    guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+    // "PID (COMM) STATE PPID …": COMM may hold spaces and parentheses, so read after the last ')'.
+    let text = String(decoding: data, as: UTF8.self)
+    guard let close = text.lastIndex(of: ")") else { return nil }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    return fields.count > 1 ? pid_t(fields[1]) : nil
+  }
+
+  /// True for a process that descends from this test process without descending from `run`.
+  static func isAnotherTestsProcess(_ pid: pid_t, run: pid_t) -> Bool {
+    var current = pid
+    for _ in 0..<64 {
+      if current == run { return false }
+      if current == getpid() { return pid != getpid() }
+      guard let up = parent(of: current), up > 0 else { return false }
+      current = up
+    }
+    return false
+  }
+
   static func files(under directory: String) -> [String] {
     guard let enumerator = FileManager.default.enumerator(atPath: directory) else { return [] }
     var out: [String] = []
@@ -147,9 +169,11 @@ import Testing
           ]
         } + bodyLines.map { ("a line of the private key file", Array($0.utf8)) }
       let secret = Array(LocalFleet.secret.utf8)
-      // Every process's arguments, now.
+      // Every process's arguments, now, but those of the other tests that run beside this one
+      // (children of this test process that the run did not start: some pass the fleet's
+      // secret on their command line on purpose).
       for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-      where Int(entry) != nil {
+      where Int(entry) != nil && !Self.isAnotherTestsProcess(pid_t(entry)!, run: run.pid) {
         guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
         let bytes = [UInt8](data)
         for (what, needle) in needles + [("the AWS secret", secret)] {
