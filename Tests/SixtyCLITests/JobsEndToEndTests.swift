@@ -266,7 +266,7 @@ import Testing
       let dir = fleet.directory
       let inventory = try fleet.writeInventory()
       _ = try write(
-        "name: long\nhosts: all\npolicy: {concurrency: 1}\ntasks:\n  - name: wait\n    command: [sleep, \"2\"]\n",
+        "name: long\nhosts: all\npolicy: {concurrency: 1}\ntasks:\n  - name: wait\n    shell: 'echo started >> \(dir)/starts; sleep 2'\n",
         dir + "/long.yml")
       let jobs = try write(
         """
@@ -288,7 +288,13 @@ import Testing
       #expect(
         waitUntil(20) { daemon.log.contains("msg=\"run started\"") && daemon.log.contains("trigger=queued") },
         "\(daemon.log)")
-      Thread.sleep(forTimeInterval: 1)
+      // The queued run's first host is running its task: the hosts are local sshds, so each
+      // task's line lands in this file, two from the first run, a third from the queued one.
+      #expect(
+        waitUntil(20) {
+          ((try? String(contentsOfFile: dir + "/starts", encoding: .utf8)) ?? "").split(separator: "\n").count
+            >= 3
+        })
       kill(daemon.pid, SIGTERM)
       #expect(waitUntil(20) { !daemon.isRunning }, "the daemon did not stop: \(daemon.log)")
       #expect(daemon.exitStatus == 0)

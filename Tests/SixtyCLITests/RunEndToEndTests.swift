@@ -19,18 +19,7 @@ import Testing
     return plays.first?["hosts"] as? [String: [String: Any]] ?? [:]
   }
 
-  /// Processes whose command line mentions `text` (read from /proc; nothing is signalled).
-  func processes(mentioning text: String) -> [String] {
-    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-    return entries.compactMap { entry in
-      guard Int(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
-      else {
-        return nil
-      }
-      let line = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
-      return line.contains(text) ? "\(entry): \(line)" : nil
-    }
-  }
+  func processes(mentioning text: String) -> [String] { ProcessScan.processes(mentioning: text) }
 
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func twentyHostsWithARefusingAHangingAndAFailingOne() throws {

@@ -77,17 +77,7 @@ final class SilentListener: @unchecked Sendable {
     return path
   }
 
-  /// Processes whose command line mentions `text` (the run's key directory: its ssh clients).
-  func processes(mentioning text: String) -> [String] {
-    ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry in
-      guard Int(entry) != nil, let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
-      else {
-        return nil
-      }
-      let line = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
-      return line.contains(text) ? "\(entry): \(line)" : nil
-    }
-  }
+  func processes(mentioning text: String) -> [String] { ProcessScan.processes(mentioning: text) }
 
   func running(_ command: String) -> Bool {
     ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).contains { entry in
