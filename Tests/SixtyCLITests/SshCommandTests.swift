@@ -66,24 +66,24 @@ import Testing
     let result = try SixtyBinary.run(
       [
         "ssh", "web-1", "-i", dir + "/inventory.yml", "--endpoint", moto.endpoint, "--ssh", dir + "/ssh",
-        "-o", "StrictHostKeyChecking=no", "-J", "bastion", "--ssh-arg", "-v", "--", "uptime", "-p",
+        "-o", "ServerAliveInterval=5", "-J", "bastion", "--ssh-arg", "-v", "--", "uptime", "-p",
       ], environment: env)
     #expect(result.status == 7, "\(result.stderr)")
     #expect(result.stderr.contains("pushed a key for deploy to i-0123456789abcdef0"))
     let args = recorded
-    try #require(args.count >= 23, "\(args)")
+    try #require(args.count >= 25, "\(args)")
     #expect(args[0] == "-i" && args[1].hasPrefix(dir + "/keys/sixty-run-"))
-    // The user's -o comes before Sixty's trust-on-first-use options, so it wins (ssh keeps the
-    // first value); the known_hosts file is the one `sixty run` uses.
+    // The same options as `sixty run`'s ssh: host key checking first (ssh keeps the first value),
+    // in the known_hosts file `sixty run` uses, then the operator's -J and -o, then the inventory
+    // name as the destination with its address as HostName, so ssh_config's Host blocks match.
     #expect(
-      Array(args[2...20]) == [
-        "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-J", "bastion", "-o",
-        "StrictHostKeyChecking=no", "-o", "StrictHostKeyChecking=accept-new", "-o",
-        "UserKnownHostsFile=\(dir)/state/known_hosts",
-        "-v", "--", "127.0.0.5", "uptime", "-p",
+      Array(args[2...22]) == [
+        "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-o", "StrictHostKeyChecking=accept-new", "-o",
+        "UserKnownHostsFile=\(dir)/state/known_hosts", "-o", "ProxyJump=bastion", "-o", "ServerAliveInterval=5",
+        "-o", "HostName=127.0.0.5", "-v", "--", "web-1", "uptime", "-p",
       ])
-    #expect(args[21] == "mode 600 700")
-    #expect(args[22].hasPrefix("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"))
+    #expect(args[23] == "mode 600 700")
+    #expect(args[24].hasPrefix("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"))
     var info = stat()
     #expect(stat(dir + "/state", &info) == 0 && info.st_mode & 0o777 == 0o700)
     #expect(leftoverKeys().isEmpty, "the key directory was not wiped")
@@ -169,6 +169,11 @@ import Testing
       (["ssh", "bad user@web-1", "-i", inventory], "the OS user 'bad user' is not valid"),
       (["ssh", "i-0123456789abcdef0", "--address", "host;rm -rf /"], "is not a host name or IP address"),
       (["ssh", "web-1", "-i", inventory, "--port", "0"], "The port 0 is out of range"),
+      (
+        ["ssh", "web-1", "-i", inventory, "-o", "StrictHostKeyChecking=no"],
+        "The ssh option -o 'StrictHostKeyChecking=no' cannot be used: Sixty sets it itself"
+      ),
+      (["ssh", "web-1", "-i", inventory, "-J", "-oProxyCommand=x"], "The jump host -J '-oProxyCommand=x' is not valid"),
     ]
     for (arguments, expected) in cases {
       let result = try SixtyBinary.run(
