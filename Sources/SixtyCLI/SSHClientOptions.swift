@@ -6,18 +6,24 @@ import SixtyRun
 struct SSHClientOptions: ParsableArguments {
   @Option(
     name: .customShort("o"),
-    help: "An ssh option (Key=Value) for every connection, as ssh -o; repeatable.")
+    help: ArgumentHelp("An ssh option (Key=Value) for every connection, as ssh -o; repeatable.", valueName: "option"))
   var options: [String] = []
 
-  @Option(name: .customShort("J"), help: "Jump host(s) for every connection, as ssh -J ([user@]host[:port],…).")
+  @Option(
+    name: .customShort("J"),
+    help: ArgumentHelp("Jump host(s) for every connection, as ssh -J ([user@]host[:port],…).", valueName: "destination"))
   var jump: String?
 
-  @Option(name: .customShort("F"), help: "The ssh configuration file, as ssh -F (also for ssh -G).")
+  @Option(
+    name: .customShort("F"),
+    help: ArgumentHelp("The ssh configuration file, as ssh -F (also for ssh -G).", valueName: "configfile"))
   var configFile: String?
 
   @Option(
     name: .customShort("u"),
-    help: "The remote user for every host, over the inventory's (default: the inventory's, else ssh_config's User, else yours).")
+    help: ArgumentHelp(
+      "The remote user for every host, over the inventory's (default: the inventory's, else ssh_config's User, else yours).",
+      valueName: "user"))
   var user: String?
 
   @Flag(

@@ -175,7 +175,9 @@ final class RunSession: @unchecked Sendable {
         ttl: play.policy.keyTTL.seconds, margin: play.policy.keyMargin.seconds,
         perHostParallelism: play.policy.hostParallelism, runTimeout: play.policy.runTimeout?.seconds,
         startCutoff: try startCutoff(play).map(started.monotonic), pushAhead: true)
-      let scheduler = Scheduler(hosts: execution.hosts, policy: policy, pusher: pusher, executor: executor)
+      let scheduler = Scheduler(
+        hosts: execution.hosts, policy: policy,
+        pusher: timings.map { TimedPusher(inner: pusher, timings: $0) } ?? pusher, executor: executor)
       let interruptedBefore: Bool = phaseLock.withLock {
         if interruptedWhileIdle { return true }
         phase = .play(scheduler, executor)

@@ -106,8 +106,8 @@ import Testing
     let cases: [([String], String)] = [
       (["-o", "ControlPath=/tmp/x"], "The ssh option -o 'ControlPath=/tmp/x' cannot be used"),
       (["-o", "NoValue"], "expected Key=Value"),
-      (["-J", "-oProxyCommand=touch /tmp/x"], "The jump host -J"),
-      (["-u", "-oops"], "The user -u '-oops' is not valid"),
+      (["-J", "bastion;touch /tmp/x"], "The jump host -J 'bastion;touch /tmp/x' is not valid"),
+      (["-u", "bad user"], "The user -u 'bad user' is not valid"),
     ]
     for (flags, fragment) in cases {
       let result = try SixtyBinary.run(

@@ -173,7 +173,7 @@ import Testing
         ["ssh", "web-1", "-i", inventory, "-o", "StrictHostKeyChecking=no"],
         "The ssh option -o 'StrictHostKeyChecking=no' cannot be used: Sixty sets it itself"
       ),
-      (["ssh", "web-1", "-i", inventory, "-J", "-oProxyCommand=x"], "The jump host -J '-oProxyCommand=x' is not valid"),
+      (["ssh", "web-1", "-i", inventory, "-J", "a b"], "The jump host -J 'a b' is not valid"),
     ]
     for (arguments, expected) in cases {
       let result = try SixtyBinary.run(
