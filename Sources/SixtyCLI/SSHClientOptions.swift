@@ -6,12 +6,14 @@ import SixtyRun
 struct SSHClientOptions: ParsableArguments {
   @Option(
     name: .customShort("o"),
-    help: ArgumentHelp("An ssh option (Key=Value) for every connection, as ssh -o; repeatable.", valueName: "option"))
+    help: ArgumentHelp(
+      "An ssh option (Key=Value) for every connection, as ssh -o; repeatable.", valueName: "option"))
   var options: [String] = []
 
   @Option(
     name: .customShort("J"),
-    help: ArgumentHelp("Jump host(s) for every connection, as ssh -J ([user@]host[:port],…).", valueName: "destination"))
+    help: ArgumentHelp(
+      "Jump host(s) for every connection, as ssh -J ([user@]host[:port],…).", valueName: "destination"))
   var jump: String?
 
   @Option(
@@ -28,7 +30,9 @@ struct SSHClientOptions: ParsableArguments {
 
   @Flag(
     name: .shortAndLong,
-    help: "More detail on standard error: -v keys, users, push and authentication timings; -vv every ssh command line too.")
+    help:
+      "More detail on standard error: -v keys, users, push and authentication timings; -vv every ssh command line too."
+  )
   var verbose: Int
 
   var settings: SSHClientSettings {

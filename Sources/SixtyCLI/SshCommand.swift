@@ -6,6 +6,7 @@ import SixtyExecution
 import SixtyHistory
 import SixtyKeys
 import SixtyPlaybook
+import SixtyPolicy
 import SixtyProcess
 import SixtyRun
 
@@ -67,6 +68,13 @@ struct SshCommand: AsyncParsableCommand {
   @Option(name: .long, help: "The ssh program (default: ssh from PATH).")
   var ssh: String = "ssh"
 
+  @Option(
+    name: .long,
+    help:
+      "The organisation policy file (default: SIXTY_POLICY); its host_key_checking applies, as for sixty run."
+  )
+  var policy: String?
+
   @OptionGroup var connect: ConnectOptions
 
   func validate() throws {
@@ -76,7 +84,7 @@ struct SshCommand: AsyncParsableCommand {
     if let port, !(1...65535).contains(port) {
       throw ValidationError("The port \(port) is out of range; expected 1 to 65535.")
     }
-    if let problem = client.problem { throw ValidationError(problem) }
+    if let problem = client.problem(interactive: true) { throw ValidationError(problem) }
   }
 
   /// The operator's `-F`, `-J` and `-o`, as `sixty run` takes them.
@@ -167,19 +175,35 @@ struct SshCommand: AsyncParsableCommand {
     }
   }
 
-  /// The ssh command line (see `InteractiveSSH`), with the host key checking of `sixty run`'s
-  /// default policy (`accept-new`, in the same known_hosts file).
+  /// The ssh command line (see `InteractiveSSH`), with the host key checking `sixty run` would use
+  /// (the organisation policy's `host_key_checking`, by default `accept-new` in the same
+  /// known_hosts file).
   static func sshArguments(
     destination: Destination, keyPath: String, client: SSHClientSettings, extra: [String], command: [String],
-    knownHostsFile: String = History.defaultKnownHostsFile()
+    hostKeyPolicy: HostKeyPolicy = .acceptNew, knownHostsFile: String = History.defaultKnownHostsFile()
   ) -> [String] {
     InteractiveSSH.arguments(
-      target: destination.target, keyPath: keyPath, client: client, hostKeyPolicy: .acceptNew,
+      target: destination.target, keyPath: keyPath, client: client, hostKeyPolicy: hostKeyPolicy,
       knownHostsFile: knownHostsFile, extra: extra, command: command)
+  }
+
+  /// The organisation policy's host key checking (`--policy`, else SIXTY_POLICY), else the default.
+  /// - Throws: `CLIError` (exit 2) when the policy file has errors.
+  func hostKeyPolicy() throws -> HostKeyPolicy {
+    guard let path = policy ?? ProcessInfo.processInfo.environment["SIXTY_POLICY"] else {
+      return Policy.defaults.hostKeyPolicy
+    }
+    let (loaded, diagnostics) = PolicyParser.load(path: path)
+    guard let loaded, !diagnostics.contains(where: { $0.severity == .error }) else {
+      printDiagnostics(diagnostics)
+      throw CLIError("the policy \(path) has errors (above).", code: 2)
+    }
+    return loaded.hostKeyPolicy ?? Policy.defaults.hostKeyPolicy
   }
 
   func run() async throws {
     var destination = try resolve()
+    let hostKeys = try hostKeyPolicy()
     await resolveUser(&destination)
     await KeyWipeOnSignal.install()
     let pair = try SSHKeyPair.generate(KeyType(parsing: keyType)!, comment: "sixty-ssh")
@@ -200,10 +224,10 @@ struct SshCommand: AsyncParsableCommand {
       throw CLIError(error.description, code: error.exitStatus.rawValue)
     }
     let knownHosts = History.defaultKnownHostsFile()
-    try? SSHExecutor.prepareKnownHostsFile(knownHosts)
+    if hostKeys == .acceptNew { try? SSHExecutor.prepareKnownHostsFile(knownHosts) }
     let arguments = Self.sshArguments(
       destination: destination, keyPath: directory.privateKeyPath, client: client, extra: sshArgs,
-      command: command, knownHostsFile: knownHosts)
+      command: command, hostKeyPolicy: hostKeys, knownHostsFile: knownHosts)
     let status = try await Self.runForeground(program: ssh, arguments: arguments)
     directory.wipe()
     throw ExitCode(status)

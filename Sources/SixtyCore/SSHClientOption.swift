@@ -28,6 +28,14 @@ public enum SSHClientOption {
     "sessiontype", "stdinnull", "forkafterauthentication", "hostname", "certificatefile",
   ]
 
+  /// Of those, the ones `sixty ssh` (an interactive session of the operator's) sets too: the key
+  /// and the host key checking `sixty run` would use. BatchMode, connection sharing, RequestTTY
+  /// and the like stay the operator's there.
+  public static let setBySixtySSH: Set<String> = [
+    "identityfile", "identitiesonly", "stricthostkeychecking", "userknownhostsfile", "globalknownhostsfile",
+    "hostname", "certificatefile",
+  ]
+
   /// The option's name as ssh compares it (case-insensitive), or nil when `option` is not
   /// `Key=Value` (or `Key Value`) with a key of ASCII letters and digits and a value free of control characters.
   public static func name(of option: String) -> String? {
@@ -36,7 +44,8 @@ public enum SSHClientOption {
       split > 0, split < bytes.count - 1
     else { return nil }
     let key = bytes[..<split]
-    guard let first = key.first, SafeText.isAlphanumeric(first), !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first),
+    guard let first = key.first, SafeText.isAlphanumeric(first),
+      !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first),
       key.allSatisfy(SafeText.isAlphanumeric)
     else { return nil }
     guard !bytes[(split + 1)...].contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
@@ -60,18 +69,21 @@ public enum SSHClientOption {
         "it is not one of the options an inventory may set (\(inventoryAllowed.sorted().joined(separator: ", "))); set it in your own ssh_config (-F)"
     }
     if name == "proxyjump" {
-      let value = String(decoding: option.utf8.drop(while: { $0 != UInt8(ascii: "=") && $0 != UInt8(ascii: " ") }).dropFirst(), as: UTF8.self)
+      let value = String(
+        decoding: option.utf8.drop(while: { $0 != UInt8(ascii: "=") && $0 != UInt8(ascii: " ") }).dropFirst(),
+        as: UTF8.self)
       return jumpProblem(value)
     }
     return nil
   }
 
-  /// Why `-o option` on the command line cannot be used, or nil when it can.
-  public static func commandLineProblem(_ option: String) -> String? {
+  /// Why `-o option` on the command line cannot be used, or nil when it can; `interactive` for
+  /// `sixty ssh`, which leaves more to the operator (see `setBySixtySSH`).
+  public static func commandLineProblem(_ option: String, interactive: Bool = false) -> String? {
     guard let name = name(of: option) else {
       return "expected Key=Value (an ssh_config option such as ServerAliveInterval=30)"
     }
-    if setBySixty.contains(name) {
+    if (interactive ? setBySixtySSH : setBySixty).contains(name) {
       return
         "Sixty sets it itself on every connection (key, host key checking per the policy's host_key_checking, connection sharing)"
     }
@@ -97,7 +109,9 @@ public enum SSHClientOption {
       if rest.utf8.first == UInt8(ascii: "["), let close = rest.utf8.firstIndex(of: UInt8(ascii: "]")) {
         host = String(rest[...close])
         rest = rest[rest.utf8.index(after: close)...]
-      } else if let colon = rest.utf8.lastIndex(of: UInt8(ascii: ":")), rest.utf8.filter({ $0 == UInt8(ascii: ":") }).count == 1 {
+      } else if let colon = rest.utf8.lastIndex(of: UInt8(ascii: ":")),
+        rest.utf8.filter({ $0 == UInt8(ascii: ":") }).count == 1
+      {
         host = String(rest[..<colon])
         rest = rest[colon...]
       } else {
@@ -108,7 +122,8 @@ public enum SSHClientOption {
       }
       if !rest.isEmpty {
         let port = Substring(rest.utf8.dropFirst())
-        guard let number = Int(port), (1...65535).contains(number), port.utf8.allSatisfy(SafeText.isAlphanumeric)
+        guard let number = Int(port), (1...65535).contains(number),
+          port.utf8.allSatisfy(SafeText.isAlphanumeric)
         else {
           return "the jump host port \(SafeText.quoted(String(port))) is not a port number (1 to 65535)"
         }
@@ -126,7 +141,8 @@ public enum SSHClientOption {
       return false
     }
     return bytes.allSatisfy {
-      SafeText.isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_")
+      SafeText.isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "-")
+        || $0 == UInt8(ascii: "_")
     }
   }
 }

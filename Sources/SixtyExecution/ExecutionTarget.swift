@@ -62,7 +62,9 @@ public struct ExecutionTarget: Sendable {
   /// An address without the brackets of an IPv6 literal.
   static func bare(_ address: String) -> String {
     let bytes = address.utf8
-    guard bytes.first == UInt8(ascii: "["), bytes.last == UInt8(ascii: "]"), bytes.count > 2 else { return address }
+    guard bytes.first == UInt8(ascii: "["), bytes.last == UInt8(ascii: "]"), bytes.count > 2 else {
+      return address
+    }
     return String(decoding: bytes.dropFirst().dropLast(), as: UTF8.self)
   }
 }

@@ -34,9 +34,12 @@ public struct SSHClientSettings: Sendable, Codable, Equatable {
   }
 
   /// Why these settings cannot be used, as a sentence naming the value; nil when they can.
-  public var problem: String? {
+  public var problem: String? { problem(interactive: false) }
+
+  /// Why these settings cannot be used by a run, or by `sixty ssh` when `interactive`.
+  public func problem(interactive: Bool) -> String? {
     for option in options {
-      if let problem = SSHClientOption.commandLineProblem(option) {
+      if let problem = SSHClientOption.commandLineProblem(option, interactive: interactive) {
         return "The ssh option -o \(SafeText.quoted(option)) cannot be used: \(problem)."
       }
     }
@@ -48,7 +51,8 @@ public struct SSHClientSettings: Sendable, Codable, Equatable {
         "The user -u \(SafeText.quoted(user)) is not valid; expected up to 32 ASCII letters, digits, '.', '_', '-' or '@', not starting with '-'."
     }
     if let configFile, configFile.utf8.first == UInt8(ascii: "-") {
-      return "The ssh configuration file -F \(SafeText.quoted(configFile)) starts with '-'; write it as ./\(configFile)."
+      return
+        "The ssh configuration file -F \(SafeText.quoted(configFile)) starts with '-'; write it as ./\(configFile)."
     }
     return nil
   }
@@ -128,7 +132,8 @@ public enum InteractiveSSH {
   ) -> [String] {
     ["-i", keyPath, "-o", "IdentitiesOnly=yes"]
       + SSHCommandLine.reach(
-        target, hostKey: SSHCommandLine.hostKeyOptions(hostKeyPolicy, knownHostsFile), extra: client.arguments)
+        target, hostKey: SSHCommandLine.hostKeyOptions(hostKeyPolicy, knownHostsFile), extra: client.arguments
+      )
       + extra + ["--", target.destination] + command
   }
 }

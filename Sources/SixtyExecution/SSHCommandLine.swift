@@ -23,7 +23,8 @@ struct SSHCommandLine: Sendable {
       "-o", "ConnectTimeout=\(connectTimeout)", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
       "-o", "ControlPath=\(controlPath)",
     ]
-    arguments += Self.reach(target, hostKey: Self.hostKeyOptions(hostKeyPolicy, knownHostsFile), extra: extraOptions)
+    arguments += Self.reach(
+      target, hostKey: Self.hostKeyOptions(hostKeyPolicy, knownHostsFile), extra: extraOptions)
     return arguments
   }
 
@@ -76,7 +77,9 @@ struct SSHCommandLine: Sendable {
 
   /// A command run over the host's master connection (a task, or a remote stop).
   func task(_ target: ExecutionTarget, controlPath: String, command: String) -> [String] {
-    base(target, controlPath: controlPath) + ["-o", "ControlMaster=no", "-T", "--", target.destination, command]
+    base(target, controlPath: controlPath) + [
+      "-o", "ControlMaster=no", "-T", "--", target.destination, command,
+    ]
   }
 
   /// SIGTERM, over the master, to the remote processes whose command line matches `pattern`.

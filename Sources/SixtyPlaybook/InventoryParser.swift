@@ -112,7 +112,8 @@ public enum InventoryParser {
         }
         guard
           let fields = reader.mapping(
-            entry.value, "group '\(entry.key)'", allowed: ["hosts", "match", "vars", "proxy_jump", "ssh_options"])
+            entry.value, "group '\(entry.key)'",
+            allowed: ["hosts", "match", "vars", "proxy_jump", "ssh_options"])
         else {
           continue
         }
@@ -251,7 +252,8 @@ public enum InventoryParser {
     var ok = true
     for (option, location) in reader.stringList(field.value, "'ssh_options' of \(owner)") ?? [] {
       if let problem = SSHClientOption.inventoryProblem(option) {
-        reader.error("the ssh option \(SafeText.quoted(option)) of \(owner) is refused: \(problem).", at: location)
+        reader.error(
+          "the ssh option \(SafeText.quoted(option)) of \(owner) is refused: \(problem).", at: location)
         ok = false
       } else {
         options.append(option)

@@ -85,8 +85,10 @@ enum CommandExtraction {
       case "xargs":
         skipOptions(
           &rest, withValue: ["a", "d", "E", "I", "L", "n", "P", "s"],
-          longWithValue: ["arg-file", "delimiter", "max-lines", "max-args", "max-procs", "max-chars",
-            "process-slot-var"])
+          longWithValue: [
+            "arg-file", "delimiter", "max-lines", "max-args", "max-procs", "max-chars",
+            "process-slot-var",
+          ])
       case "stdbuf":
         skipOptions(&rest, withValue: ["i", "o", "e"], longWithValue: ["input", "output", "error"])
       case "ionice":
@@ -119,10 +121,14 @@ enum CommandExtraction {
         result.append(CommandWords(Array(words)))
         var takesCommand = false
         var operands = rest
-        while let word = operands.first, word.text.hasScalarPrefix("-") || word.text.hasScalarPrefix("+"), word.text != "-" {
+        while let word = operands.first, word.text.hasScalarPrefix("-") || word.text.hasScalarPrefix("+"),
+          word.text != "-"
+        {
           operands = operands.dropFirst()
           if word.text == "--" { break }
-          if word.text.hasScalarPrefix("-"), !word.text.hasScalarPrefix("--"), word.text.unicodeScalars.contains("c") {
+          if word.text.hasScalarPrefix("-"), !word.text.hasScalarPrefix("--"),
+            word.text.unicodeScalars.contains("c")
+          {
             takesCommand = true
           }
           if word.text == "-o" || word.text == "+o" || word.text == "-O" || word.text == "+O" {
@@ -168,7 +174,9 @@ enum CommandExtraction {
       let text = word.text
       if text == "--" { return }
       if text.hasScalarPrefix("--") {
-        if !text.unicodeScalars.contains("="), longWithValue.contains(text.droppingScalars(2)) { words = words.dropFirst() }
+        if !text.unicodeScalars.contains("="), longWithValue.contains(text.droppingScalars(2)) {
+          words = words.dropFirst()
+        }
         continue
       }
       // A cluster: the first option that takes a value takes the rest of the word, or the next word.

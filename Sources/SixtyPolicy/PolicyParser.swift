@@ -229,7 +229,9 @@ public enum PolicyParser {
       for pair in pairs {
         switch pair.key {
         case "literal":
-          if let text = reader.string(pair.value, "'literal'"), literalIsCommand(text, pair.value.location, &reader) {
+          if let text = reader.string(pair.value, "'literal'"),
+            literalIsCommand(text, pair.value.location, &reader)
+          {
             pattern = .literal(text)
           }
         case "regex":
@@ -253,7 +255,8 @@ public enum PolicyParser {
   }
 
   /// A literal deny rule is a command line, parsed like the commands it is checked against.
-  static func literalIsCommand(_ text: String, _ location: SourceLocation, _ reader: inout NodeReader) -> Bool {
+  static func literalIsCommand(_ text: String, _ location: SourceLocation, _ reader: inout NodeReader) -> Bool
+  {
     guard let problem = CommandMatcher.literalProblem(text) else { return true }
     reader.error(
       "the deny rule \(SafeText.quoted(text)) is not a command line Sixty can parse (\(problem)); expected words like \"rm -rf /\", or use regex: for a text pattern.",

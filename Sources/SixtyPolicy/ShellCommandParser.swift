@@ -158,7 +158,9 @@ struct ShellCommandParser {
   /// `{name}>`: bash's variable file descriptor redirection.
   private func isBraceFD() -> Bool {
     var i = index + 1
-    while i < scalars.count, scalars[i].properties.isAlphabetic || scalars[i] == "_" || ("0"..."9").contains(scalars[i]) {
+    while i < scalars.count,
+      scalars[i].properties.isAlphabetic || scalars[i] == "_" || ("0"..."9").contains(scalars[i])
+    {
       i += 1
     }
     return i + 1 < scalars.count && scalars[i] == "}" && (scalars[i + 1] == "<" || scalars[i + 1] == ">")
@@ -407,7 +409,9 @@ struct ShellCommandParser {
       guard !atEnd else { throw unterminated("$' quote", at: start) }
       index += 1
       return
-    case let c? where c.properties.isAlphabetic || c == "_" || ("0"..."9").contains(c) || "@*#?$!-".unicodeScalars.contains(c):
+    case let c?
+    where c.properties.isAlphabetic || c == "_" || ("0"..."9").contains(c)
+      || "@*#?$!-".unicodeScalars.contains(c):
       index += 2
       if c.properties.isAlphabetic || c == "_" {
         while let d = peek(), d.properties.isAlphabetic || d == "_" || ("0"..."9").contains(d) { index += 1 }
@@ -428,6 +432,8 @@ struct ShellCommandParser {
     var end = equals
     if scalars[end - 1] == "+" { end -= 1 }
     guard end > 0, !("0"..."9").contains(scalars[0]) else { return false }
-    return scalars[..<end].allSatisfy { $0 == "_" || ($0.isASCII && $0.properties.isAlphabetic) || ("0"..."9").contains($0) }
+    return scalars[..<end].allSatisfy {
+      $0 == "_" || ($0.isASCII && $0.properties.isAlphabetic) || ("0"..."9").contains($0)
+    }
   }
 }

@@ -159,7 +159,9 @@ final class RunSession: @unchecked Sendable {
         ssh: request.ssh, extraOptions: request.sshClient.arguments, knownHostsFile: knownHostsFile)
       let names = execution.taskNames
       let (console, outputs) = (self.console, self.outputs)
-      if request.verbosity >= 2 { executor.onCommand = { console.handle(.detail(level: 2, "sixty: run: " + $0)) } }
+      if request.verbosity >= 2 {
+        executor.onCommand = { console.handle(.detail(level: 2, "sixty: run: " + $0)) }
+      }
       let timings = request.verbosity >= 1 ? HostTimings(console: console) : nil
       executor.onCapture = { capture in
         let task = names[capture.host]?[capture.task] ?? "task \(capture.task)"
@@ -229,7 +231,9 @@ final class RunSession: @unchecked Sendable {
       if request.verbosity >= 2, let target = unset[name] {
         console.handle(.detail(level: 2, "sixty: run: " + SSHExecutor.display(resolver.arguments(target))))
       }
-      let user = users[name].map { "\($0) (from ssh -G)" } ?? "\(execution.targets[name]?.user ?? "?") (ssh -G did not say)"
+      let user =
+        users[name].map { "\($0) (from ssh -G)" }
+        ?? "\(execution.targets[name]?.user ?? "?") (ssh -G did not say)"
       console.handle(.detail(level: 1, "sixty: \(name): the inventory names no user; pushing for \(user)"))
     }
   }

@@ -7,7 +7,8 @@ import Testing
   let dir: String
 
   init() throws {
-    dir = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-deny-\(UUID().uuidString)").path
+    dir =
+      FileManager.default.temporaryDirectory.appendingPathComponent("sixty-deny-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
   }
 
@@ -40,10 +41,16 @@ import Testing
     let harmless = try write(
       "name: tidy\nhosts: all\ntasks:\n  - name: tidy\n    shell: rm  -rf /tmp/x\n", "tidy.yml")
     let ok = try SixtyBinary.run(
-      ["validate", harmless, "-i", "playbooks/inventory.yml", "--policy", "playbooks/policy.yml", "--approve"])
+      [
+        "validate", harmless, "-i", "playbooks/inventory.yml", "--policy", "playbooks/policy.yml",
+        "--approve",
+      ])
     #expect(ok.status == 0, "\(ok.stderr)")
     let refused = try SixtyBinary.run(
-      ["validate", playbook, "-i", "playbooks/inventory.yml", "--policy", "playbooks/policy.yml", "--approve"])
+      [
+        "validate", playbook, "-i", "playbooks/inventory.yml", "--policy", "playbooks/policy.yml",
+        "--approve",
+      ])
     #expect(refused.status == 3, "\(refused.stderr)")
   }
 
@@ -58,7 +65,8 @@ import Testing
     #expect(result.status == 3, "\(result.stdout)\(result.stderr)")
     #expect(
       (result.stdout + result.stderr).contains(
-        "the shell text cannot be checked against the deny rules: the single quote at character 6 is never closed"),
+        "the shell text cannot be checked against the deny rules: the single quote at character 6 is never closed"
+      ),
       "\(result.stdout)\(result.stderr)")
   }
 
@@ -68,13 +76,16 @@ import Testing
     let result = try SixtyBinary.run(
       ["validate", "playbooks/demo.yml", "-i", "playbooks/inventory.yml", "--policy", policy])
     #expect(result.status == 2, "\(result.stderr)")
-    #expect(result.stderr.contains("policy.yml:3:7: error: the deny rule 'rm \\'x' is not a command line"), "\(result.stderr)")
+    #expect(
+      result.stderr.contains("policy.yml:3:7: error: the deny rule 'rm \\'x' is not a command line"),
+      "\(result.stderr)")
   }
 
   @Test func oneArgumentIsAShellLineAndSeveralAnArgumentList() throws {
     let one = try SixtyBinary.run(
       [
-        "exec", "web-1", "-i", "playbooks/inventory.yml", "--dry-run", "--endpoint", "http://127.0.0.1:9", "--",
+        "exec", "web-1", "-i", "playbooks/inventory.yml", "--dry-run", "--endpoint", "http://127.0.0.1:9",
+        "--",
         "uptime; df -h / | tail -1",
       ])
     #expect(one.status == 0, "\(one.stderr)")
@@ -84,7 +95,8 @@ import Testing
     #expect(!(one.stdout + one.stderr).contains("/tmp/"), "\(one.stdout)")
     let several = try SixtyBinary.run(
       [
-        "exec", "web-1", "-i", "playbooks/inventory.yml", "--dry-run", "--endpoint", "http://127.0.0.1:9", "--",
+        "exec", "web-1", "-i", "playbooks/inventory.yml", "--dry-run", "--endpoint", "http://127.0.0.1:9",
+        "--",
         "echo", "a b", "{{ host.name }}",
       ])
     #expect(several.status == 0, "\(several.stderr)")

@@ -32,7 +32,8 @@ import Testing
       #expect(result.status == 0, "\(result.stdout)\n\(result.stderr)")
       for host in fleet.hosts {
         #expect(
-          result.stdout.contains("\(host.name) | \(fleet.user) on ") && result.stdout.contains(" \(host.port)\n"),
+          result.stdout.contains("\(host.name) | \(fleet.user) on ")
+            && result.stdout.contains(" \(host.port)\n"),
           "\(result.stdout)")
       }
       let data = try Data(contentsOf: URL(fileURLWithPath: fleet.directory + "/report.json"))
@@ -43,7 +44,8 @@ import Testing
       // Without the file ssh knows neither address nor port: nothing authenticates.
       let without = try SixtyBinary.run(
         [
-          "exec", "all", "-i", inventoryPath, "--endpoint", fleet.endpoint, "--no-progress", "--timeout", "20s",
+          "exec", "all", "-i", inventoryPath, "--endpoint", fleet.endpoint, "--no-progress", "--timeout",
+          "20s",
           "--", "true",
         ], environment: environment)
       #expect(without.status != 0, "\(without.stdout)")
@@ -93,7 +95,8 @@ import Testing
       #expect(result.stdout.contains("\(target.name) | "), "\(result.stdout)")
       #expect(result.stderr.contains("-o ProxyJump=jump-box"), "\(result.stderr)")
       #expect(
-        jump.sshLog.contains("Accepted publickey for \(fleet.user)") && jump.sshLog.contains(String(fingerprint)),
+        jump.sshLog.contains("Accepted publickey for \(fleet.user)")
+          && jump.sshLog.contains(String(fingerprint)),
         "\(jump.sshLog)")
     }
   }
@@ -106,13 +109,15 @@ import Testing
       let inventory = try fleet.writeInventory()
       func exec(_ flags: [String], _ command: String...) throws -> SixtyBinary.Result {
         try SixtyBinary.run(
-          ["exec", "all", "-i", inventory, "--endpoint", fleet.endpoint, "--no-progress"] + flags + ["--"] + command,
+          ["exec", "all", "-i", inventory, "--endpoint", fleet.endpoint, "--no-progress"] + flags + ["--"]
+            + command,
           environment: fleet.environment)
       }
       let quiet = try exec([], "uptime >/dev/null; df -h / | tail -1 | wc -l")
       #expect(quiet.status == 0, "\(quiet.stdout)\n\(quiet.stderr)")
       #expect(quiet.stdout.contains("web-1 | 1\n") && quiet.stdout.contains("web-2 | 1\n"), "\(quiet.stdout)")
-      #expect(!quiet.stderr.contains("sixty: run: ") && !quiet.stderr.contains("key pushed for"), "\(quiet.stderr)")
+      #expect(
+        !quiet.stderr.contains("sixty: run: ") && !quiet.stderr.contains("key pushed for"), "\(quiet.stderr)")
       let one = try exec(["-v"], "true")
       #expect(one.status == 0, "\(one.stderr)")
       #expect(one.stderr.contains("sixty: web-1: key pushed for \(fleet.user) in "), "\(one.stderr)")

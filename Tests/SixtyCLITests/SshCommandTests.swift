@@ -78,8 +78,10 @@ import Testing
     // name as the destination with its address as HostName, so ssh_config's Host blocks match.
     #expect(
       Array(args[2...22]) == [
-        "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-o", "StrictHostKeyChecking=accept-new", "-o",
-        "UserKnownHostsFile=\(dir)/state/known_hosts", "-o", "ProxyJump=bastion", "-o", "ServerAliveInterval=5",
+        "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-o", "StrictHostKeyChecking=accept-new",
+        "-o",
+        "UserKnownHostsFile=\(dir)/state/known_hosts", "-o", "ProxyJump=bastion", "-o",
+        "ServerAliveInterval=5",
         "-o", "HostName=127.0.0.5", "-v", "--", "web-1", "uptime", "-p",
       ])
     #expect(args[23] == "mode 600 700")
@@ -87,6 +89,18 @@ import Testing
     var info = stat()
     #expect(stat(dir + "/state", &info) == 0 && info.st_mode & 0o777 == 0o700)
     #expect(leftoverKeys().isEmpty, "the key directory was not wiped")
+    // The organisation policy's host_key_checking applies, as it does to `sixty run`.
+    try "host_key_checking: off\n".write(toFile: dir + "/off.yml", atomically: true, encoding: .utf8)
+    let off = try SixtyBinary.run(
+      [
+        "ssh", "web-1", "-i", dir + "/inventory.yml", "--endpoint", moto.endpoint, "--ssh", dir + "/ssh",
+        "--policy", dir + "/off.yml",
+      ], environment: env)
+    #expect(off.status == 7, "\(off.stderr)")
+    #expect(
+      Array(recorded[8...13]) == [
+        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+      ], "\(recorded)")
   }
 
   @Test(.enabled(if: MotoServer.available, "moto_server is not installed (make test installs it)"))

@@ -11,7 +11,8 @@ import Testing
       options: ["ServerAliveInterval=5"], jump: "ops@bastion:2200", configFile: "/etc/sixty/ssh_config"
     ).arguments)
 
-  func target(name: String?, address: String, userIsSet: Bool = false, portIsSet: Bool = false) -> ExecutionTarget
+  func target(name: String?, address: String, userIsSet: Bool = false, portIsSet: Bool = false)
+    -> ExecutionTarget
   {
     ExecutionTarget(
       address: address, port: 2222, user: "ops", tasks: [], sshOptions: ["ConnectionAttempts=2"], name: name,
@@ -19,11 +20,13 @@ import Testing
   }
 
   let common = [
-    "ssh", "-i", "/run/x/key", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes", "-o",
+    "ssh", "-i", "/run/x/key", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+    "-o",
     "ConnectTimeout=5", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3", "-o", "ControlPath=/c",
   ]
   let client = [
-    "-o", "StrictHostKeyChecking=yes", "-F", "/etc/sixty/ssh_config", "-o", "ProxyJump=ops@bastion:2200", "-o",
+    "-o", "StrictHostKeyChecking=yes", "-F", "/etc/sixty/ssh_config", "-o", "ProxyJump=ops@bastion:2200",
+    "-o",
     "ServerAliveInterval=5", "-o", "ConnectionAttempts=2",
   ]
 
@@ -32,7 +35,9 @@ import Testing
     #expect(web.destination == "web-1")
     #expect(
       line.task(web, controlPath: "/c", command: "true")
-        == common + client + ["-o", "HostName=10.0.0.5", "-o", "ControlMaster=no", "-T", "--", "web-1", "true"])
+        == common + client + [
+          "-o", "HostName=10.0.0.5", "-o", "ControlMaster=no", "-T", "--", "web-1", "true",
+        ])
   }
 
   @Test func userAndPortOnlyWhenSet() {
@@ -55,7 +60,8 @@ import Testing
   }
 
   @Test(arguments: [
-    "-oProxyCommand=x", "web@evil", "db:1", "a/b", "wéb-1", "_x", ".hidden", String(repeating: "a", count: 254),
+    "-oProxyCommand=x", "web@evil", "db:1", "a/b", "wéb-1", "_x", ".hidden",
+    String(repeating: "a", count: 254),
   ])
   func namesThatCannotBeDestinationsUseTheAddress(_ name: String) {
     let host = target(name: name, address: "10.0.0.7")
@@ -83,7 +89,8 @@ import Testing
         target: web, keyPath: "/k/id", client: SSHClientSettings(jump: "bastion"), hostKeyPolicy: .acceptNew,
         knownHostsFile: "/s/known_hosts", extra: ["-v"], command: ["uptime"])
         == [
-          "-i", "/k/id", "-o", "IdentitiesOnly=yes", "-l", "ops", "-o", "StrictHostKeyChecking=accept-new", "-o",
+          "-i", "/k/id", "-o", "IdentitiesOnly=yes", "-l", "ops", "-o", "StrictHostKeyChecking=accept-new",
+          "-o",
           "UserKnownHostsFile=/s/known_hosts", "-o", "ProxyJump=bastion", "-o", "ConnectionAttempts=2", "-o",
           "HostName=10.0.0.5", "-v", "--", "web-1", "uptime",
         ])
@@ -91,11 +98,16 @@ import Testing
 
   @Test func commandLineSettingsAreChecked() {
     #expect(SSHClientSettings(options: ["ServerAliveInterval=5"], jump: "ops@b:22,c").problem == nil)
-    #expect(SSHClientSettings(options: ["ControlPath=/tmp/x"]).problem?.contains("Sixty sets it itself") == true)
+    #expect(
+      SSHClientSettings(options: ["ControlPath=/tmp/x"]).problem?.contains("Sixty sets it itself") == true)
     #expect(SSHClientSettings(options: ["NoEquals"]).problem?.contains("expected Key=Value") == true)
     #expect(SSHClientSettings(jump: "-oProxyCommand=x").problem?.contains("not valid") == true)
     #expect(SSHClientSettings(jump: "a b").problem != nil)
     #expect(SSHClientSettings(user: "-x").problem?.contains("The user -u '-x' is not valid") == true)
     #expect(SSHClientSettings(configFile: "-x").problem?.contains("starts with '-'") == true)
+    // sixty ssh leaves the session's own habits to the operator, not the key or host key checking.
+    #expect(SSHClientSettings(options: ["BatchMode=yes"]).problem(interactive: true) == nil)
+    #expect(SSHClientSettings(options: ["BatchMode=yes"]).problem != nil)
+    #expect(SSHClientSettings(options: ["StrictHostKeyChecking=no"]).problem(interactive: true) != nil)
   }
 }

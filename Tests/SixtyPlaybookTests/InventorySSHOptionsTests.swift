@@ -30,7 +30,8 @@ import Testing
     let web1 = try #require(inventory.host(named: "web-1"))
     #expect(
       web1.sshOptions == [
-        "ProxyJump=ops@bastion-1:2200", "ServerAliveInterval=5", "ConnectionAttempts=3", "ProxyJump=bastion-web",
+        "ProxyJump=ops@bastion-1:2200", "ServerAliveInterval=5", "ConnectionAttempts=3",
+        "ProxyJump=bastion-web",
         "Compression=yes",
       ])
     #expect(!web1.portIsSet)
