@@ -28,12 +28,11 @@ public enum SSHClientOption {
     "sessiontype", "stdinnull", "forkafterauthentication", "hostname", "certificatefile",
   ]
 
-  /// Of those, the ones `sixty ssh` (an interactive session of the operator's) sets too: the key
-  /// and the host key checking `sixty run` would use. BatchMode, connection sharing, RequestTTY
-  /// and the like stay the operator's there.
+  /// Of those, the ones `sixty ssh` (an interactive session of the operator's) refuses: those
+  /// that would replace the pushed key or where it connects. Host key checking, BatchMode,
+  /// connection sharing and the like stay the operator's there (their `-o` comes first).
   public static let setBySixtySSH: Set<String> = [
-    "identityfile", "identitiesonly", "stricthostkeychecking", "userknownhostsfile", "globalknownhostsfile",
-    "hostname", "certificatefile",
+    "identityfile", "identitiesonly", "hostname", "certificatefile",
   ]
 
   /// The option's name as ssh compares it (case-insensitive), or nil when `option` is not

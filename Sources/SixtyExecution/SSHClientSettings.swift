@@ -122,9 +122,11 @@ extension SSHConfigResolver {
 }
 
 /// `sixty ssh`'s command line, built the way a run's connections are (see `SSHCommandLine`): the
-/// key with `IdentitiesOnly=yes`, then `-p`/`-l` only where set, the host key policy's options,
-/// the operator's `-F`/`-J`/`-o`, the host's own options and `HostName`, any other ssh arguments,
-/// `--`, the destination (the inventory name, so `Host` blocks match) and the command.
+/// key with `IdentitiesOnly=yes`, then `-p`/`-l` only where set, the operator's `-F`/`-J`/`-o`,
+/// the host key policy's options (the run's; after the operator's, so an explicit `-o
+/// StrictHostKeyChecking` of the operator's own session wins), the host's own options and
+/// `HostName`, any other ssh arguments, `--`, the destination (the inventory name, so `Host`
+/// blocks match) and the command.
 public enum InteractiveSSH {
   public static func arguments(
     target: ExecutionTarget, keyPath: String, client: SSHClientSettings, hostKeyPolicy: HostKeyPolicy,
@@ -132,8 +134,8 @@ public enum InteractiveSSH {
   ) -> [String] {
     ["-i", keyPath, "-o", "IdentitiesOnly=yes"]
       + SSHCommandLine.reach(
-        target, hostKey: SSHCommandLine.hostKeyOptions(hostKeyPolicy, knownHostsFile), extra: client.arguments
-      )
+        target, hostKey: [],
+        extra: client.arguments + SSHCommandLine.hostKeyOptions(hostKeyPolicy, knownHostsFile))
       + extra + ["--", target.destination] + command
   }
 }

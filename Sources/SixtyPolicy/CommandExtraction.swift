@@ -114,7 +114,8 @@ enum CommandExtraction {
         }
         return
       case _ where shells.contains(name):
-        if name == "busybox", let applet = rest.first, !shells.contains(applet.text) {
+        if name == "busybox" {
+          // The applet is the command: `busybox rm …`, `busybox sh -c …`.
           words = rest
           continue
         }

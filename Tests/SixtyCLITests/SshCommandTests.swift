@@ -73,16 +73,17 @@ import Testing
     let args = recorded
     try #require(args.count >= 25, "\(args)")
     #expect(args[0] == "-i" && args[1].hasPrefix(dir + "/keys/sixty-run-"))
-    // The same options as `sixty run`'s ssh: host key checking first (ssh keeps the first value),
-    // in the known_hosts file `sixty run` uses, then the operator's -J and -o, then the inventory
-    // name as the destination with its address as HostName, so ssh_config's Host blocks match.
+    // The same options as `sixty run`'s ssh, host key checking in the known_hosts file `sixty run`
+    // uses (after the operator's -J and -o, so an explicit -o of theirs wins: ssh keeps the first
+    // value), then the inventory name as the destination with its address as HostName, so
+    // ssh_config's Host blocks match.
     #expect(
       Array(args[2...22]) == [
-        "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-o", "StrictHostKeyChecking=accept-new",
-        "-o",
-        "UserKnownHostsFile=\(dir)/state/known_hosts", "-o", "ProxyJump=bastion", "-o",
-        "ServerAliveInterval=5",
-        "-o", "HostName=127.0.0.5", "-v", "--", "web-1", "uptime", "-p",
+        "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-o", "ProxyJump=bastion", "-o",
+        "ServerAliveInterval=5", "-o", "StrictHostKeyChecking=accept-new", "-o",
+        "UserKnownHostsFile=\(dir)/state/known_hosts", "-o", "HostName=127.0.0.5", "-v", "--", "web-1",
+        "uptime",
+        "-p",
       ])
     #expect(args[23] == "mode 600 700")
     #expect(args[24].hasPrefix("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"))
@@ -184,8 +185,8 @@ import Testing
       (["ssh", "i-0123456789abcdef0", "--address", "host;rm -rf /"], "is not a host name or IP address"),
       (["ssh", "web-1", "-i", inventory, "--port", "0"], "The port 0 is out of range"),
       (
-        ["ssh", "web-1", "-i", inventory, "-o", "StrictHostKeyChecking=no"],
-        "The ssh option -o 'StrictHostKeyChecking=no' cannot be used: Sixty sets it itself"
+        ["ssh", "web-1", "-i", inventory, "-o", "IdentityFile=/tmp/other"],
+        "The ssh option -o 'IdentityFile=/tmp/other' cannot be used: Sixty sets it itself"
       ),
       (["ssh", "web-1", "-i", inventory, "-J", "a b"], "The jump host -J 'a b' is not valid"),
     ]

@@ -89,10 +89,10 @@ import Testing
         target: web, keyPath: "/k/id", client: SSHClientSettings(jump: "bastion"), hostKeyPolicy: .acceptNew,
         knownHostsFile: "/s/known_hosts", extra: ["-v"], command: ["uptime"])
         == [
-          "-i", "/k/id", "-o", "IdentitiesOnly=yes", "-l", "ops", "-o", "StrictHostKeyChecking=accept-new",
-          "-o",
-          "UserKnownHostsFile=/s/known_hosts", "-o", "ProxyJump=bastion", "-o", "ConnectionAttempts=2", "-o",
-          "HostName=10.0.0.5", "-v", "--", "web-1", "uptime",
+          "-i", "/k/id", "-o", "IdentitiesOnly=yes", "-l", "ops", "-o", "ProxyJump=bastion", "-o",
+          "StrictHostKeyChecking=accept-new", "-o", "UserKnownHostsFile=/s/known_hosts", "-o",
+          "ConnectionAttempts=2",
+          "-o", "HostName=10.0.0.5", "-v", "--", "web-1", "uptime",
         ])
   }
 
@@ -108,6 +108,8 @@ import Testing
     // sixty ssh leaves the session's own habits to the operator, not the key or host key checking.
     #expect(SSHClientSettings(options: ["BatchMode=yes"]).problem(interactive: true) == nil)
     #expect(SSHClientSettings(options: ["BatchMode=yes"]).problem != nil)
-    #expect(SSHClientSettings(options: ["StrictHostKeyChecking=no"]).problem(interactive: true) != nil)
+    #expect(SSHClientSettings(options: ["StrictHostKeyChecking=no"]).problem(interactive: true) == nil)
+    #expect(SSHClientSettings(options: ["StrictHostKeyChecking=no"]).problem != nil)
+    #expect(SSHClientSettings(options: ["IdentityFile=/x"]).problem(interactive: true) != nil)
   }
 }

@@ -96,6 +96,10 @@ struct CommandMatcherTests {
     ("rm -rf /", "sh -c \"sh -c 'sudo rm -rf /'\"", true),
     ("rm -rf /", "eval 'rm -rf /'", true),
     ("rm -rf /", "su -c 'rm -rf /' root", true),
+    ("rm -rf /", "busybox rm -rf /", true),
+    ("rm -rf /", "busybox sh -c 'rm -rf /'", true),
+    ("rm -rf /", "cat <(rm -rf /)", true),
+    ("rm -rf /", "rm -rf / <<< x", true),
     ("rm -rf /", "find / -maxdepth 0 -exec rm -rf {} \\; -exec rm -rf / \\;", true),
     ("rm -rf /", "sudo env X=1 nice timeout 5 /usr/bin/rm --force -R /", true),
     // Other commands whose long options GNU documents as short ones.
