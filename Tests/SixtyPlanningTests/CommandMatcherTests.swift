@@ -207,6 +207,20 @@ struct CommandMatcherTests {
     #expect(matcher.refusal(for: .shell(wide)) == .rule(CommandRule(pattern: .literal("rm -rf /"))))
   }
 
+  /// Large hostile text is parsed in one pass: many commands, long words, many quotes, deep
+  /// backquotes (each level escaped), a here-document that never ends.
+  @Test func largeTextIsParsedLinearly() {
+    let matcher = CommandMatcher([CommandRule(pattern: .literal("rm -rf /"))])
+    let many = String(repeating: "echo x; ", count: 50_000) + "rm -rf /"
+    #expect(matcher.refusal(for: .shell(many)) == .rule(CommandRule(pattern: .literal("rm -rf /"))))
+    let quotes = String(repeating: "'a'\"b\"$'c'", count: 50_000)
+    #expect(matcher.refusal(for: .shell("echo " + quotes)) == nil)
+    let heredoc = "cat <<EOF\n" + String(repeating: "rm -rf /\n", count: 10_000)
+    #expect(matcher.refusal(for: .shell(heredoc)) == nil)
+    let word = String(repeating: "\u{301}", count: 100_000)
+    #expect(matcher.refusal(for: .argv(["rm", "-rf", "/" + word], text: "")) == nil)
+  }
+
   @Test func literalRulesMustParse() {
     #expect(CommandMatcher.literalProblem("rm -rf /") == nil)
     #expect(CommandMatcher.literalProblem("rm 'x") != nil)
