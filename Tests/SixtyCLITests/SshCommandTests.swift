@@ -104,6 +104,38 @@ import Testing
       ], "\(recorded)")
   }
 
+  /// With no USER@, --os-user or inventory user, the key is pushed for the user `ssh -G` reports
+  /// (ssh_config's User), as `sixty run` does; `-G` gets the same -F, -o and destination.
+  @Test(.enabled(if: MotoServer.available, "moto_server is not installed (make test installs it)"))
+  func theDefaultUserIsTheOneSSHWouldUse() throws {
+    defer { cleanup() }
+    let moto = try MotoServer(directory: dir)
+    defer { moto.stop() }
+    try """
+    #!/bin/sh
+    if [ "$1" = "-G" ]; then printf '%s\\n' "$@" > "$(dirname "$0")/ssh-G.out"; echo "user from-config"; exit 0; fi
+    exit 0
+    """.write(toFile: dir + "/ssh-g", atomically: true, encoding: .utf8)
+    chmod(dir + "/ssh-g", 0o755)
+    try "hosts:\n  db-1: {address: 127.0.0.7, instance_id: i-0123456789abcdef1}\n".write(
+      toFile: dir + "/nouser.yml", atomically: true, encoding: .utf8)
+    var env = moto.environment
+    env["SIXTY_KEY_DIR"] = dir + "/keys"
+    env["SIXTY_KNOWN_HOSTS"] = dir + "/state/known_hosts"
+    let result = try SixtyBinary.run(
+      [
+        "ssh", "db-1", "-i", dir + "/nouser.yml", "--endpoint", moto.endpoint, "--ssh", dir + "/ssh-g", "-F",
+        "/etc/sixty/none", "-o", "ServerAliveInterval=5",
+      ], environment: env)
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stderr.contains("pushed a key for from-config to i-0123456789abcdef1"), "\(result.stderr)")
+    let asked = (try? String(contentsOfFile: dir + "/ssh-G.out", encoding: .utf8)) ?? ""
+    #expect(
+      asked
+        == "-G\n-F\n/etc/sixty/none\n-o\nServerAliveInterval=5\n-o\nHostName=127.0.0.7\n--\ndb-1\n",
+      "\(asked)")
+  }
+
   @Test(.enabled(if: MotoServer.available, "moto_server is not installed (make test installs it)"))
   func aRefusedPushNeverRunsSSH() throws {
     defer { cleanup() }
