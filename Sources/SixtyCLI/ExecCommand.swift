@@ -8,9 +8,10 @@ struct ExecCommand: AsyncParsableCommand {
     commandName: "exec",
     abstract: "Run one command across the hosts a selector picks (the ad-hoc form of sixty run).",
     discussion: """
-      The command runs without a shell on each host, its arguments quoted as given ({{ host.name }} \
-      and other templates are rendered per host). Same scheduler, just-in-time pushes, policy, \
-      output, reports and exit status as sixty run.
+      One argument after -- is a shell command line, run by sh on each host as ssh and pssh run \
+      it ('uptime; df -h /'); several arguments are a command and its arguments, run without a \
+      shell and quoted one by one. {{ host.name }} and other templates are rendered per host. Same \
+      scheduler, just-in-time pushes, policy, output, reports and exit status as sixty run.
       """)
 
   @Argument(help: "Which hosts: a group, a host, tag=value, a glob, or 'all'.")
@@ -20,6 +21,11 @@ struct ExecCommand: AsyncParsableCommand {
   var command: [String] = []
 
   @OptionGroup var files: InventoryOptions
+
+  @Option(name: .long, help: "Only target hosts matching this selector too (group, host, tag=value, glob).")
+  var limit: String?
+
+  @OptionGroup var variables: VariableOptions
 
   @Option(name: .long, help: "Rolling batches, e.g. 1,25%,100%.")
   var batches: String?
@@ -45,6 +51,13 @@ struct ExecCommand: AsyncParsableCommand {
     } catch {
       throw ValidationError("the selector '\(selector)': \(error.message)")
     }
+    if let limit {
+      do {
+        _ = try HostSelector(parsing: limit)
+      } catch {
+        throw ValidationError("--limit: \(error.message)")
+      }
+    }
   }
 
   func run() async throws {
@@ -57,6 +70,8 @@ struct ExecCommand: AsyncParsableCommand {
     adHoc.become = become
     var request = RunRequest(source: .command(adHoc))
     files.apply(to: &request)
+    request.limit = limit.map(HostLimit.selector)
+    variables.apply(to: &request)
     request.ec2 = ec2.settings
     runner.apply(to: &request)
     try await RunnerOptions.run(request)

@@ -46,9 +46,11 @@ struct RunnerOptions: ParsableArguments {
   @OptionGroup var output: RunOutputOptions
   @OptionGroup var history: HistoryOptions
   @OptionGroup var connect: ConnectOptions
+  @OptionGroup var sshClient: SSHClientOptions
 
   func apply(to request: inout RunRequest) {
     output.apply(to: &request)
+    sshClient.apply(to: &request)
     request.history = history.settings
     request.connect = connect.settings
     if request.ec2.endpoint == nil { request.ec2.endpoint = connect.endpointURL }

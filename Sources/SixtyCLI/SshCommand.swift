@@ -6,6 +6,7 @@ import SixtyExecution
 import SixtyHistory
 import SixtyKeys
 import SixtyPlaybook
+import SixtyPolicy
 import SixtyProcess
 import SixtyRun
 
@@ -18,7 +19,10 @@ struct SshCommand: AsyncParsableCommand {
       that the inventory does not list needs --address. Sixty generates a key pair in a private 0700 \
       directory, pushes its public key for the OS user, runs the system ssh with that key \
       (IdentitiesOnly=yes, so your agent's keys are not offered), and wipes the key when ssh exits. Your \
-      ssh_config still applies; add options with -o, -J, -F or --ssh-arg.
+      ssh_config still applies (ssh is given the inventory's host name, with the address as HostName, \
+      so Host blocks match, and no -l or -p the inventory does not set); add options with -o, -J, -F \
+      or --ssh-arg. The OS user is USER@, else --os-user, else the inventory's, else the one ssh -G \
+      reports (ssh_config's User, else yours), as for sixty run.
       """)
 
   @Argument(help: "The host: [USER@]NAME, NAME being an inventory host or an instance id.")
@@ -30,7 +34,9 @@ struct SshCommand: AsyncParsableCommand {
   @Option(name: [.customShort("i"), .long], help: "The inventory file (YAML); default: SIXTY_INVENTORY.")
   var inventory: String?
 
-  @Option(name: .long, help: "The OS user (default: the inventory's user, then ec2-user).")
+  @Option(
+    name: .long,
+    help: "The OS user (default: the inventory's user, else the User ssh_config gives the host, else yours).")
   var osUser: String?
 
   @Option(name: .long, help: "The address to connect to when TARGET is an instance id the inventory lacks.")
@@ -62,6 +68,13 @@ struct SshCommand: AsyncParsableCommand {
   @Option(name: .long, help: "The ssh program (default: ssh from PATH).")
   var ssh: String = "ssh"
 
+  @Option(
+    name: .long,
+    help:
+      "The organisation policy file (default: SIXTY_POLICY); its host_key_checking applies, as for sixty run."
+  )
+  var policy: String?
+
   @OptionGroup var connect: ConnectOptions
 
   func validate() throws {
@@ -71,17 +84,19 @@ struct SshCommand: AsyncParsableCommand {
     if let port, !(1...65535).contains(port) {
       throw ValidationError("The port \(port) is out of range; expected 1 to 65535.")
     }
-    for option in sshOptions where !option.contains("=") && !option.contains(" ") {
-      throw ValidationError("The ssh option '\(option)' is not Key=Value.")
-    }
+    if let problem = client.problem(interactive: true) { throw ValidationError(problem) }
   }
 
-  /// Where and as whom to connect, resolved from TARGET, the inventory and the flags.
-  struct Destination: Equatable {
+  /// The operator's `-F`, `-J` and `-o`, as `sixty run` takes them.
+  var client: SSHClientSettings {
+    SSHClientSettings(options: sshOptions, jump: jump, configFile: sshConfig)
+  }
+
+  /// Where and as whom to connect, resolved from TARGET, the inventory and the flags: the same
+  /// `ExecutionTarget` a run builds for the host.
+  struct Destination {
     var instanceID: String
-    var user: String
-    var address: String
-    var port: Int
+    var target: ExecutionTarget
     var zone: String?
   }
 
@@ -127,16 +142,27 @@ struct SshCommand: AsyncParsableCommand {
         "the instance \(instanceID) has no known address; pass --address or list it in an inventory with -i.",
         code: 2)
     }
-    let user = userFromTarget ?? osUser ?? host?.user ?? "ec2-user"
-    guard InstanceConnectValidation.isOSUser(user) else {
+    let user = userFromTarget ?? osUser ?? host?.user
+    if let user, !InstanceConnectValidation.isOSUser(user) {
       throw CLIError(
         "the OS user '\(user)' is not valid; expected 1 to 32 letters, digits and . _ - @, starting with a letter or '_'.",
         code: 2)
     }
     try Self.checkAddress(address)
-    return Destination(
-      instanceID: instanceID, user: user, address: address, port: port ?? host?.port ?? 22,
-      zone: zone ?? host?.zone)
+    var target = ExecutionTarget(
+      address: address, port: port ?? host?.port ?? 22, user: user ?? SSHConfigResolver.localUser, tasks: [],
+      sshOptions: host?.sshOptions ?? [], name: host?.name, userIsSet: user != nil,
+      portIsSet: port != nil || host?.portIsSet == true)
+    if host == nil { target.name = nil }
+    return Destination(instanceID: instanceID, target: target, zone: zone ?? host?.zone)
+  }
+
+  /// The user ssh logs in as when TARGET, --os-user and the inventory name none: `ssh -G`'s, with
+  /// the same options, as `sixty run` finds it.
+  func resolveUser(_ destination: inout Destination) async {
+    guard !destination.target.userIsSet else { return }
+    let resolver = SSHConfigResolver(ssh: ssh, client: client)
+    if let user = await resolver.user(for: destination.target) { destination.target.user = user }
   }
 
   /// An address must be a host name or IP literal; anything ssh could read as an option or a
@@ -149,30 +175,37 @@ struct SshCommand: AsyncParsableCommand {
     }
   }
 
-  /// The ssh command line: the key, IdentitiesOnly, the user's options, then `--` and the destination.
+  /// The ssh command line (see `InteractiveSSH`), with the host key checking `sixty run` would use
+  /// (the organisation policy's `host_key_checking`, by default `accept-new` in the same
+  /// known_hosts file).
   static func sshArguments(
-    destination: Destination, keyPath: String, options: [String], jump: String?, config: String?,
-    extra: [String],
-    command: [String], knownHostsFile: String = History.defaultKnownHostsFile()
+    destination: Destination, keyPath: String, client: SSHClientSettings, extra: [String], command: [String],
+    hostKeyPolicy: HostKeyPolicy = .acceptNew, knownHostsFile: String = History.defaultKnownHostsFile()
   ) -> [String] {
-    var arguments = [
-      "-i", keyPath, "-o", "IdentitiesOnly=yes", "-p", String(destination.port), "-l", destination.user,
-    ]
-    if let config { arguments += ["-F", config] }
-    if let jump { arguments += ["-J", jump] }
-    for option in options { arguments += ["-o", option] }
-    // The same trust on first use as `sixty run`, in the same file; ssh keeps an option's first
-    // value, so the user's own -o StrictHostKeyChecking/UserKnownHostsFile above still win.
-    arguments += SSHExecutor.trustOnFirstUse(knownHostsFile)
-    arguments += extra
-    arguments += ["--", destination.address.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))]
-    arguments += command
-    return arguments
+    InteractiveSSH.arguments(
+      target: destination.target, keyPath: keyPath, client: client, hostKeyPolicy: hostKeyPolicy,
+      knownHostsFile: knownHostsFile, extra: extra, command: command)
+  }
+
+  /// The organisation policy's host key checking (`--policy`, else SIXTY_POLICY), else the default.
+  /// - Throws: `CLIError` (exit 2) when the policy file has errors.
+  func hostKeyPolicy() throws -> HostKeyPolicy {
+    guard let path = policy ?? ProcessInfo.processInfo.environment["SIXTY_POLICY"] else {
+      return Policy.defaults.hostKeyPolicy
+    }
+    let (loaded, diagnostics) = PolicyParser.load(path: path)
+    guard let loaded, !diagnostics.contains(where: { $0.severity == .error }) else {
+      printDiagnostics(diagnostics)
+      throw CLIError("the policy \(path) has errors (above).", code: 2)
+    }
+    return loaded.hostKeyPolicy ?? Policy.defaults.hostKeyPolicy
   }
 
   func run() async throws {
     try connect.settings.checkProfile()
-    let destination = try resolve()
+    var destination = try resolve()
+    let hostKeys = try hostKeyPolicy()
+    await resolveUser(&destination)
     await KeyWipeOnSignal.install()
     let pair = try SSHKeyPair.generate(KeyType(parsing: keyType)!, comment: "sixty-ssh")
     let directory = try EphemeralKeyDirectory(
@@ -182,21 +215,20 @@ struct SshCommand: AsyncParsableCommand {
       let client = try await connect.settings.client()
       let response = try await client.sendSSHPublicKey(
         SendSSHPublicKeyRequest(
-          instanceID: destination.instanceID, osUser: destination.user, publicKey: pair.authorizedKey,
+          instanceID: destination.instanceID, osUser: destination.target.user, publicKey: pair.authorizedKey,
           availabilityZone: destination.zone))
       FileHandle.standardError.write(
         Data(
-          "sixty: pushed a key for \(destination.user) to \(destination.instanceID) (request \(response.requestID)); it is accepted for 60 seconds.\n"
+          "sixty: pushed a key for \(destination.target.user) to \(destination.instanceID) (request \(response.requestID)); it is accepted for 60 seconds.\n"
             .utf8))
     } catch let error as InstanceConnectError {
       throw CLIError(error.description, code: error.exitStatus.rawValue)
     }
     let knownHosts = History.defaultKnownHostsFile()
-    try? SSHExecutor.prepareKnownHostsFile(knownHosts)
+    if hostKeys == .acceptNew { try? SSHExecutor.prepareKnownHostsFile(knownHosts) }
     let arguments = Self.sshArguments(
-      destination: destination, keyPath: directory.privateKeyPath, options: sshOptions, jump: jump,
-      config: sshConfig,
-      extra: sshArgs, command: command, knownHostsFile: knownHosts)
+      destination: destination, keyPath: directory.privateKeyPath, client: client, extra: sshArgs,
+      command: command, hostKeyPolicy: hostKeys, knownHostsFile: knownHosts)
     let status = try await Self.runForeground(program: ssh, arguments: arguments)
     directory.wipe()
     throw ExitCode(status)

@@ -1,4 +1,5 @@
 import Foundation
+import SixtyCore
 import SixtyPlanning
 import SixtyProcess
 
@@ -19,6 +20,53 @@ public struct ExecutionTarget: Sendable {
   public var tasks: [ExecutionTask]
   /// `ssh -o` options for this host only (ProxyJump, ProxyCommand), each "Name=value".
   public var sshOptions: [String] = []
+  /// The inventory's name for the host: ssh's destination when it can be one (see
+  /// `SSHClientOption.isDestination`), so `Host` blocks of ssh_config match it; the address
+  /// then goes in `-o HostName=`.
+  public var name: String?
+  /// Whether the inventory (or `-u`) set the user; if not, ssh is given no `-l`, and `user` is
+  /// the one `ssh -G` says ssh logs in as (what the key is pushed for).
+  public var userIsSet = true
+  /// Whether the inventory set the port; if not, ssh is given no `-p`.
+  public var portIsSet = true
+
+  public init(
+    address: String, port: Int, user: String, tasks: [ExecutionTask], sshOptions: [String] = [],
+    name: String? = nil, userIsSet: Bool = true, portIsSet: Bool = true
+  ) {
+    self.address = address
+    self.port = port
+    self.user = user
+    self.tasks = tasks
+    self.sshOptions = sshOptions
+    self.name = name
+    self.userIsSet = userIsSet
+    self.portIsSet = portIsSet
+  }
+
+  /// What ssh is told to connect to: the host's name, or its address when the name cannot be a
+  /// destination or none is known.
+  public var destination: String {
+    if let name, SSHClientOption.isDestination(name) { return name }
+    return Self.bare(address)
+  }
+
+  /// `HostName=ADDRESS` when the destination is the name and the inventory gave another address
+  /// (with no address of its own, ssh_config's `HostName` for the name applies). `%` is doubled:
+  /// ssh expands `%` tokens in HostName.
+  var hostNameOption: String? {
+    guard let name, SSHClientOption.isDestination(name), address != name else { return nil }
+    return "HostName=" + Self.bare(address).replacingOccurrences(of: "%", with: "%%")
+  }
+
+  /// An address without the brackets of an IPv6 literal.
+  static func bare(_ address: String) -> String {
+    let bytes = address.utf8
+    guard bytes.first == UInt8(ascii: "["), bytes.last == UInt8(ascii: "]"), bytes.count > 2 else {
+      return address
+    }
+    return String(decoding: bytes.dropFirst().dropLast(), as: UTF8.self)
+  }
 }
 
 extension ExecutionTarget {
@@ -32,7 +80,8 @@ extension ExecutionTarget {
     }
     self.init(
       address: host.host.address, port: host.host.port, user: host.user, tasks: tasks,
-      sshOptions: host.host.sshOptions)
+      sshOptions: host.host.sshOptions, name: host.host.name, userIsSet: host.host.user != nil,
+      portIsSet: host.host.portIsSet)
   }
 }
 

@@ -5,12 +5,15 @@ import SixtyProcess
 
 /// The remote side of a task: the command line the remote user's shell runs, and its stdin.
 enum RemoteCommand {
-  /// The command as the remote side runs it: named by `marker` (its `$0`) so it can be found and
-  /// stopped, and under the remote `timeout` (coreutils) when the task has a timeout, so a task
-  /// that hangs ends on the host too, a second after Sixty gives up on it (where `timeout` is
-  /// missing the command runs without it).
+  /// The command as the remote side runs it: marked by `marker`, the last word of its command
+  /// line, so it can be found and stopped, and under the remote `timeout` (coreutils) when the
+  /// task has a timeout, so a task that hangs ends on the host too, a second after Sixty gives up
+  /// on it (where `timeout` is missing the command runs without it). The marker is the shell's
+  /// `$1`, not its `$0`: the shell names itself `sh` in its messages ("sh: 1: x: not found"), so
+  /// no internal name reaches the user; the command itself never reads the positional
+  /// parameters (shell text runs in a `sh -c` of its own).
   static func wrapped(_ command: String, seconds: Double?, marker: String) -> String {
-    let quoted = ShellQuote.quote(command) + " " + ShellQuote.quote(marker)
+    let quoted = ShellQuote.quote(command) + " sh " + ShellQuote.quote(marker)
     guard let seconds, seconds > 0 else { return "exec sh -c \(quoted)" }
     let limit = Int(seconds.rounded(.up)) + 1
     return

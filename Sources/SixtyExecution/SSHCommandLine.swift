@@ -13,30 +13,53 @@ struct SSHCommandLine: Sendable {
   var connectTimeout = 10
   var extraOptions: [String] = []
 
-  /// Options shared by the master and every task.
+  /// Options shared by the master and every task: Sixty's own, the host key policy's, the
+  /// operator's (`-F`, `-J`, `-o`: `extraOptions`), the inventory's, then how to reach the host.
+  /// ssh keeps the first value of an option, so none of the later ones can override an earlier.
   func base(_ target: ExecutionTarget, controlPath: String) -> [String] {
     var arguments = [ssh]
-    let hostKey: [String] =
-      switch hostKeyPolicy {
-      case .acceptNew: Self.trustOnFirstUse(knownHostsFile)
-      case .strict: ["-o", "StrictHostKeyChecking=yes"]
-      case .off:
-        ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
-      }
     arguments += [
       "-i", keyPath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
       "-o", "ConnectTimeout=\(connectTimeout)", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
-      "-o", "ControlPath=\(controlPath)", "-p", String(target.port), "-l", target.user,
+      "-o", "ControlPath=\(controlPath)",
     ]
-    arguments += hostKey + extraOptions
-    for option in target.sshOptions { arguments += ["-o", option] }
+    arguments += Self.reach(
+      target, hostKey: Self.hostKeyOptions(hostKeyPolicy, knownHostsFile), extra: extraOptions)
     return arguments
+  }
+
+  /// `-p`, `-l` (only those the inventory or `-u` set, so ssh_config's `Port` and `User` apply
+  /// otherwise), the host key options, `extra`, the host's own options and `HostName`: every
+  /// option that decides where ssh connects and as whom, shared with `ssh -G` and `sixty ssh`.
+  static func reach(_ target: ExecutionTarget, hostKey: [String], extra: [String]) -> [String] {
+    var arguments: [String] = []
+    if target.portIsSet { arguments += ["-p", String(target.port)] }
+    if target.userIsSet { arguments += ["-l", target.user] }
+    arguments += hostKey + extra
+    for option in target.sshOptions { arguments += ["-o", option] }
+    if let hostName = target.hostNameOption { arguments += ["-o", hostName] }
+    return arguments
+  }
+
+  /// ssh's options for a host key policy; `accept-new` records keys in `knownHostsFile`.
+  static func hostKeyOptions(_ policy: HostKeyPolicy, _ knownHostsFile: String) -> [String] {
+    switch policy {
+    case .acceptNew: trustOnFirstUse(knownHostsFile)
+    case .strict: ["-o", "StrictHostKeyChecking=yes"]
+    case .off:
+      ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]
+    }
+  }
+
+  /// `ssh -G`: the configuration ssh would use for the host (its `user` line is who it logs in as).
+  func resolvedConfig(_ target: ExecutionTarget) -> [String] {
+    [ssh, "-G"] + Self.reach(target, hostKey: [], extra: extraOptions) + ["--", target.destination]
   }
 
   /// The master of a host whose tasks are multiplexed over it: no command of its own (`-N`).
   func master(_ target: ExecutionTarget, controlPath: String, log: String) -> [String] {
     base(target, controlPath: controlPath) + [
-      "-M", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "--", target.address,
+      "-M", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "--", target.destination,
     ]
   }
 
@@ -47,14 +70,16 @@ struct SSHCommandLine: Sendable {
     var arguments = base(target, controlPath: controlPath)
     arguments.insert(contentsOf: ["-o", "LogLevel=VERBOSE"], at: 1)
     return arguments + [
-      "-M", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "-T", "--", target.address,
+      "-M", "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-E", log, "-T", "--", target.destination,
       command,
     ]
   }
 
   /// A command run over the host's master connection (a task, or a remote stop).
   func task(_ target: ExecutionTarget, controlPath: String, command: String) -> [String] {
-    base(target, controlPath: controlPath) + ["-o", "ControlMaster=no", "-T", "--", target.address, command]
+    base(target, controlPath: controlPath) + [
+      "-o", "ControlMaster=no", "-T", "--", target.destination, command,
+    ]
   }
 
   /// SIGTERM, over the master, to the remote processes whose command line matches `pattern`.
@@ -64,7 +89,7 @@ struct SSHCommandLine: Sendable {
 
   /// Asks the master whether it still answers (`ssh -O check`).
   func check(_ target: ExecutionTarget, controlPath: String) -> [String] {
-    base(target, controlPath: controlPath) + ["-O", "check", "--", target.address]
+    base(target, controlPath: controlPath) + ["-O", "check", "--", target.destination]
   }
 
   /// ssh's options for trust on first use with `file`: a new host's key is recorded, a changed

@@ -10,7 +10,8 @@ import SixtyScheduler
 /// with the run's key, every task multiplexed over it. A host with a single task runs it as
 /// the master's own session instead (a fused master).
 // Sendable: the settings are constants; `connections`, `live`, `running` and `fused` are behind
-// `lock`; `sockets`, `onCapture` and `fuseSingleTasks` are set before the executor is shared.
+// `lock`; `sockets`, `onCapture`, `onCommand` and `fuseSingleTasks` are set before the executor
+// is shared.
 public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   let targets: [String: ExecutionTarget]
   let index: [String: Int]
@@ -20,6 +21,9 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   let stopper = RemoteStopper()
   /// Called for every finished task (on a background thread).
   public var onCapture: (@Sendable (TaskCapture) -> Void)?
+  /// Called with every ssh command line the executor runs, as shell words (for `-vv`); the key
+  /// appears as its path, never its contents.
+  public var onCommand: (@Sendable (String) -> Void)?
   /// Run a host's only task as its master's own session (no second ssh process per host).
   public var fuseSingleTasks = true
   /// Watches for the masters' control sockets (assigned once, in `init`).
@@ -77,6 +81,14 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
 
   func logPath(_ host: String) -> String { runDirectory + "/ssh\(index[host] ?? 0).log" }
 
+  /// A command line as a person would type it: each argument a shell word.
+  public static func display(_ arguments: [String]) -> String {
+    arguments.map(ShellQuote.quote).joined(separator: " ")
+  }
+
+  /// Tells `onCommand` about a command line about to run.
+  func announce(_ arguments: [String]) { onCommand?(Self.display(arguments)) }
+
   /// ssh's options for trust on first use with `file`: a new host's key is recorded, a changed
   /// one refused. `sixty ssh` passes the same.
   public static func trustOnFirstUse(_ file: String) -> [String] { SSHCommandLine.trustOnFirstUse(file) }
@@ -98,7 +110,9 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       completion(.failed("no connection details for \(host.name)"))
       return
     }
-    guard !target.address.hasPrefix("-"), !target.user.hasPrefix("-") else {
+    guard target.address.utf8.first != UInt8(ascii: "-"), target.user.utf8.first != UInt8(ascii: "-"),
+      target.destination.utf8.first != UInt8(ascii: "-")
+    else {
       completion(.failed("the address or user of \(host.name) starts with '-'; refusing to pass it to ssh"))
       return
     }
@@ -123,6 +137,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     } else {
       arguments = commandLine.master(target, controlPath: socket, log: log)
     }
+    announce(arguments)
     let fusedTask = invocation.map { _ in FusedTask() }
     let attempt = ConnectAttempt(completion: completion)
     do {
@@ -199,6 +214,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       return
     }
     let arguments = commandLine.task(target, controlPath: controlPath(host.name), command: command)
+    announce(arguments)
     let key = TaskKey(host: host.name, task: task)
     let started = Date()
     do {

@@ -14,6 +14,8 @@ public struct PlanOptions: Sendable {
   /// Whether the run pushes each host's key through EC2 Instance Connect (or a broker) before it
   /// connects, as every run does: each targeted host then needs an `instance_id`.
   public var pushesKeys = true
+  /// The remote user for every host, over the inventory's (`-u`).
+  public var remoteUser: String?
 
   public init(
     extraVars: [String: Value] = [:], limit: HostSelector? = nil, approve: Bool = false,
@@ -146,7 +148,8 @@ struct PlayBuilder {
     var hostPlans: [HostPlan] = []
     hostPlans.reserveCapacity(targets.count)
     let firstHost = targets.first?.name
-    for host in targets {
+    for var host in targets {
+      if let user = options.remoteUser { host.user = user }
       var plan = HostPlan(
         host: host, user: host.user ?? options.defaultUser, batch: nil, steps: [], refusal: nil)
       if !options.approve,
@@ -223,11 +226,23 @@ struct PlayBuilder {
       return PlannedStep(task: index, status: .skipped("unrendered"), rendered: nil)
     }
     if !matcher.isEmpty {
-      var subject = rendered.display
-      if case .script(_, let resolved) = rendered.action { subject = script(resolved) }
-      if let rule = matcher.firstMatch(subject) {
-        let reason =
-          "the command matches the denied pattern \(rule.patternText)\(rule.reason.map { " (\($0))" } ?? "")\(rule.location.map { " at \($0)" } ?? "")"
+      let subject: CommandSubject =
+        switch rendered.action {
+        case .command(let argv): .argv(argv, text: rendered.display)
+        case .shell(let text): .shell(text)
+        case .script(_, let resolved): .shell(script(resolved))
+        case .upload: .text(rendered.display)
+        }
+      if let refusal = matcher.refusal(for: subject) {
+        let reason: String
+        switch refusal {
+        case .rule(let rule):
+          reason =
+            "the command matches the denied pattern \(rule.patternText)\(rule.reason.map { " (\($0))" } ?? "")\(rule.location.map { " at \($0)" } ?? "")"
+        case .unparsable(let problem):
+          reason =
+            "the shell text cannot be checked against the deny rules: \(problem); quote it so it parses, or use command: with an argument list"
+        }
         refusals.append(Refusal(play: play.name, host: host.name, task: task.name, reason: reason))
         return PlannedStep(task: index, status: .refused(reason), rendered: rendered)
       }

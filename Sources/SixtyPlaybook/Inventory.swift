@@ -23,10 +23,16 @@ public struct Inventory: Sendable {
     self.source = source
     // Resolve group membership once so selectors and templates can use host.groups.
     var resolvedHosts = hosts
+    var groupOptions = [[String]](repeating: [], count: hosts.count)
     for group in groups {
       for i in Inventory.members(of: group, hosts: hosts, index: index) {
         resolvedHosts[i].groups.append(group.name)
+        // ssh keeps an option's first value: the host's own, then the later group's.
+        if !group.sshOptions.isEmpty { groupOptions[i].insert(contentsOf: group.sshOptions, at: 0) }
       }
+    }
+    for i in resolvedHosts.indices where !groupOptions[i].isEmpty {
+      resolvedHosts[i].sshOptions += groupOptions[i]
     }
     self.hosts = resolvedHosts
   }

@@ -13,8 +13,12 @@ public struct InventoryHost: Hashable, Sendable {
   /// Groups the host belongs to, in inventory order.
   public var groups: [String]
   public var location: SourceLocation?
-  /// `ssh -o` options to reach this host (ProxyJump, ProxyCommand), "Name=value" each.
+  /// `ssh -o` options to reach this host (ProxyJump, ProxyCommand), "Name=value" each: its own
+  /// (`proxy_jump`, `ssh_options`), then its groups' (the later group's first).
   public var sshOptions: [String] = []
+  /// Whether the inventory gave the port (the host's or `defaults`); if not, ssh is given no
+  /// `-p` and ssh_config's `Port` applies.
+  public var portIsSet = false
   /// Hosts reached through one limited path (an Instance Connect Endpoint) share this key.
   public var connectionPath: String?
   /// How many hosts of that path may be connected at once.
@@ -57,4 +61,6 @@ public struct HostGroup: Hashable, Sendable {
   public var match: HostSelector?
   public var vars: [String: Value]
   public var location: SourceLocation?
+  /// `ssh -o` options for every member (`proxy_jump`, `ssh_options`).
+  public var sshOptions: [String] = []
 }

@@ -12,7 +12,9 @@ import SixtyCore
 ///   canary: {hosts: [web-1]}
 /// ```
 public enum InventoryParser {
-  static let hostKeys = ["address", "port", "user", "instance_id", "zone", "tags", "vars"]
+  static let hostKeys = [
+    "address", "port", "user", "instance_id", "zone", "tags", "vars", "proxy_jump", "ssh_options",
+  ]
 
   public static func load(path: String) -> (Inventory?, [Diagnostic]) {
     NodeReader.read(
@@ -29,6 +31,7 @@ public enum InventoryParser {
     var vars: [String: Value] = [:]
     var defaults = InventoryHost(name: "defaults")
     var defaultUser: String?
+    var defaultPortIsSet = false
     var ec2: EC2InventorySource?
     if let sourceNode = root["source"] {
       let kind = reader.string(sourceNode, "'source' of the inventory")
@@ -56,6 +59,7 @@ public enum InventoryParser {
       for entry in entries {
         if entry.key == "port" {
           defaults.port = reader.int(entry.value, "'defaults.port'", range: 1...65535) ?? 22
+          defaultPortIsSet = true
         } else if let user = reader.string(entry.value, "'defaults.user'"),
           checkUser(user, entry.value.location, &reader)
         {
@@ -75,6 +79,7 @@ public enum InventoryParser {
                 "the host '\(entry.key)' is defined twice (first at line \($0.line))."
               })
           else { continue }
+          defaults.portIsSet = defaultPortIsSet
           if let host = host(entry, defaults: defaults, defaultUser: defaultUser, reader: &reader) {
             hosts.append(host)
           }
@@ -107,7 +112,8 @@ public enum InventoryParser {
         }
         guard
           let fields = reader.mapping(
-            entry.value, "group '\(entry.key)'", allowed: ["hosts", "match", "vars"])
+            entry.value, "group '\(entry.key)'",
+            allowed: ["hosts", "match", "vars", "proxy_jump", "ssh_options"])
         else {
           continue
         }
@@ -139,6 +145,8 @@ public enum InventoryParser {
             }
           case "vars":
             group.vars = variables(field.value, "'vars' of group '\(entry.key)'", reader: &reader)
+          case "proxy_jump", "ssh_options":
+            _ = sshSettings(field, of: "group '\(entry.key)'", into: &group.sshOptions, reader: &reader)
           default:
             break
           }
@@ -163,6 +171,7 @@ public enum InventoryParser {
     let name = entry.key
     guard checkName(name, entry.keyLocation, &reader) else { return nil }
     var host = InventoryHost(name: name, port: defaults.port, user: defaultUser, location: entry.keyLocation)
+    host.portIsSet = defaults.portIsSet
     if entry.value.isNull { return host }
     guard let fields = reader.mapping(entry.value, "host '\(name)'", allowed: hostKeys) else { return nil }
     var ok = true
@@ -183,6 +192,7 @@ public enum InventoryParser {
       case "port":
         if let port = reader.int(value, "'port' of host '\(name)'", range: 1...65535) {
           host.port = port
+          host.portIsSet = true
         } else {
           ok = false
         }
@@ -214,11 +224,42 @@ public enum InventoryParser {
         }
       case "vars":
         host.vars = variables(value, "'vars' of host '\(name)'", reader: &reader)
+      case "proxy_jump", "ssh_options":
+        if !sshSettings(field, of: "host '\(name)'", into: &host.sshOptions, reader: &reader) { ok = false }
       default:
         break  // Unknown keys were reported by `mapping(_:_:allowed:)`.
       }
     }
     return ok ? host : nil
+  }
+
+  /// `proxy_jump: [user@]host[:port]` or `ssh_options: [Key=Value, …]` of a host or group, as ssh
+  /// `-o` options (ProxyJump first). False when any of them is refused.
+  static func sshSettings(
+    _ field: YAMLPair, of owner: String, into options: inout [String], reader: inout NodeReader
+  ) -> Bool {
+    if field.key == "proxy_jump" {
+      guard let jump = reader.string(field.value, "'proxy_jump' of \(owner)") else { return false }
+      if let problem = SSHClientOption.jumpProblem(jump) {
+        reader.error(
+          "the proxy_jump \(SafeText.quoted(jump)) of \(owner) is not valid: \(problem); expected [user@]host[:port], comma-separated for several hops.",
+          at: field.value.location)
+        return false
+      }
+      options.insert("ProxyJump=" + jump, at: 0)
+      return true
+    }
+    var ok = true
+    for (option, location) in reader.stringList(field.value, "'ssh_options' of \(owner)") ?? [] {
+      if let problem = SSHClientOption.inventoryProblem(option) {
+        reader.error(
+          "the ssh option \(SafeText.quoted(option)) of \(owner) is refused: \(problem).", at: location)
+        ok = false
+      } else {
+        options.append(option)
+      }
+    }
+    return ok
   }
 
   static func checkName(_ name: String, _ location: SourceLocation, _ reader: inout NodeReader) -> Bool {

@@ -216,7 +216,9 @@ public enum PolicyParser {
     var rules: [CommandRule] = []
     for item in items {
       if let text = item.scalar, !item.isNull {
-        rules.append(CommandRule(pattern: .literal(text), location: item.location))
+        if literalIsCommand(text, item.location, &reader) {
+          rules.append(CommandRule(pattern: .literal(text), location: item.location))
+        }
         continue
       }
       guard let pairs = reader.mapping(item, "a command rule", allowed: ["literal", "regex", "reason"]) else {
@@ -227,7 +229,11 @@ public enum PolicyParser {
       for pair in pairs {
         switch pair.key {
         case "literal":
-          if let text = reader.string(pair.value, "'literal'") { pattern = .literal(text) }
+          if let text = reader.string(pair.value, "'literal'"),
+            literalIsCommand(text, pair.value.location, &reader)
+          {
+            pattern = .literal(text)
+          }
         case "regex":
           if let text = reader.string(pair.value, "'regex'") {
             if let problem = CommandMatcher.regexProblem(text) {
@@ -246,6 +252,16 @@ public enum PolicyParser {
       }
     }
     return rules
+  }
+
+  /// A literal deny rule is a command line, parsed like the commands it is checked against.
+  static func literalIsCommand(_ text: String, _ location: SourceLocation, _ reader: inout NodeReader) -> Bool
+  {
+    guard let problem = CommandMatcher.literalProblem(text) else { return true }
+    reader.error(
+      "the deny rule \(SafeText.quoted(text)) is not a command line Sixty can parse (\(problem)); expected words like \"rm -rf /\", or use regex: for a text pattern.",
+      at: location)
+    return false
   }
 
   static func approvalRules(_ node: YAMLNode, reader: inout NodeReader) -> [ApprovalRule] {

@@ -9,7 +9,9 @@ public struct AdHocCommand: Sendable, Codable, Equatable {
 
   /// Which hosts: a group, a host, tag=value, a glob, or 'all'.
   public var selector: String
-  /// The command and its arguments, run without a shell.
+  /// The command: one argument is a shell command line (run by `sh -c`, as ssh and pssh hand a
+  /// single argument to the remote user's shell); several are an argument list, run without a
+  /// shell and quoted one by one.
   public var command: [String]
   public var forks: Int?
   /// Rolling batches, e.g. ["1", "25%", "100%"].
@@ -64,10 +66,14 @@ public struct AdHocCommand: Sendable, Codable, Equatable {
     w.beginArray()
     w.beginObject()
     w.field("name", "command")
-    w.key("command")
-    w.beginArray()
-    for argument in command { w.value(argument) }
-    w.endArray()
+    if command.count == 1 {
+      w.field("shell", command[0])
+    } else {
+      w.key("command")
+      w.beginArray()
+      for argument in command { w.value(argument) }
+      w.endArray()
+    }
     if become { w.field("become", true) }
     w.endObject()
     w.endArray()

@@ -52,3 +52,15 @@ struct ExecutionPlan {
     self.taskNames = names
   }
 }
+
+extension ExecutionPlan {
+  /// The users ssh logs in as (from `ssh -G`) for the hosts whose user the inventory and `-u`
+  /// leave unset: the key is pushed for them, and the report names them.
+  mutating func use(users: [String: String]) {
+    guard !users.isEmpty else { return }
+    for index in hosts.indices {
+      if let user = users[hosts[index].name] { hosts[index].user = user }
+    }
+    for (name, user) in users { targets[name]?.user = user }
+  }
+}

@@ -15,6 +15,9 @@ public enum RunEvent: Sendable {
   /// A line of the run's own: its history record, wiped key directories, interrupts, report
   /// files written.
   case line(String)
+  /// More detail, for `-v` (level 1: keys, users, push and authentication timings) and `-vv`
+  /// (level 2: every ssh command line too); sent only at the levels the run asks for.
+  case detail(level: Int, String)
   /// A play starts on this many hosts.
   case playStarted(name: String, hosts: Int)
   /// The scheduler's progress within the current play.

@@ -1,4 +1,5 @@
 import Foundation
+import SixtyExecution
 import SixtyHistory
 
 /// Everything one run needs to know before it starts: what to run, where, with which limits, what
@@ -36,6 +37,10 @@ public struct RunRequest: Sendable, Codable, Equatable {
   public var progress = true
   /// The ssh program.
   public var ssh = "ssh"
+  /// `-F`, `-J`, `-o` and `-u` for every ssh of the run.
+  public var sshClient = SSHClientSettings()
+  /// `-v` (1) prints more of what the run does, `-vv` (2) its ssh command lines and timings too.
+  public var verbosity = 0
   /// No host starts after this time (`--not-after`, a job's window).
   public var notAfter: Date?
   public var history = HistorySettings()

@@ -142,8 +142,9 @@ final class RunSession: @unchecked Sendable {
         stoppedBefore = play.name
         break
       }
-      let execution = ExecutionPlan(play)
+      var execution = ExecutionPlan(play)
       guard !execution.hosts.isEmpty else { continue }
+      await resolveUsers(&execution)
       guard let pair = pairs[play.policy.keyType] else {
         throw RunFailure(
           "internal error: no \(play.policy.keyType.description) key for play '\(play.name)'.",
@@ -155,9 +156,13 @@ final class RunSession: @unchecked Sendable {
         keyPath: directory.privateKeyPath(for: play.policy.keyType.keyType),
         hostKeyPolicy: play.policy.hostKeyPolicy,
         connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
-        ssh: request.ssh, knownHostsFile: knownHostsFile)
+        ssh: request.ssh, extraOptions: request.sshClient.arguments, knownHostsFile: knownHostsFile)
       let names = execution.taskNames
       let (console, outputs) = (self.console, self.outputs)
+      if request.verbosity >= 2 {
+        executor.onCommand = { console.handle(.detail(level: 2, "sixty: run: " + $0)) }
+      }
+      let timings = request.verbosity >= 1 ? HostTimings(console: console) : nil
       executor.onCapture = { capture in
         let task = names[capture.host]?[capture.task] ?? "task \(capture.task)"
         outputs.add(play: play.name, task: task, capture: capture)
@@ -172,7 +177,9 @@ final class RunSession: @unchecked Sendable {
         ttl: play.policy.keyTTL.seconds, margin: play.policy.keyMargin.seconds,
         perHostParallelism: play.policy.hostParallelism, runTimeout: play.policy.runTimeout?.seconds,
         startCutoff: try startCutoff(play).map(started.monotonic), pushAhead: true)
-      let scheduler = Scheduler(hosts: execution.hosts, policy: policy, pusher: pusher, executor: executor)
+      let scheduler = Scheduler(
+        hosts: execution.hosts, policy: policy,
+        pusher: timings.map { TimedPusher(inner: pusher, timings: $0) } ?? pusher, executor: executor)
       let interruptedBefore: Bool = phaseLock.withLock {
         if interruptedWhileIdle { return true }
         phase = .play(scheduler, executor)
@@ -183,7 +190,10 @@ final class RunSession: @unchecked Sendable {
         break
       }
       let result: RunResult = await withCheckedContinuation { continuation in
-        scheduler.start(events: { console.handle(.scheduler($0)) }) { continuation.resume(returning: $0) }
+        scheduler.start(events: { event in
+          console.handle(.scheduler(event))
+          timings?.handle(event)
+        }) { continuation.resume(returning: $0) }
       }
       phaseLock.withLock { phase = .idle }
       await executor.close()
@@ -208,6 +218,26 @@ final class RunSession: @unchecked Sendable {
     return (exitStatus(results), message)
   }
 
+  /// The users ssh logs in as, for the hosts whose user neither the inventory nor `-u` sets: asked
+  /// of `ssh -G` with the run's `-F`, `-J` and `-o`, so ssh_config's `User` is the one pushed for.
+  func resolveUsers(_ execution: inout ExecutionPlan) async {
+    let resolver = SSHConfigResolver(ssh: request.ssh, client: request.sshClient)
+    let unset = execution.targets.filter { !$0.value.userIsSet }
+    guard !unset.isEmpty else { return }
+    let users = await resolver.users(for: unset)
+    execution.use(users: users)
+    guard request.verbosity >= 1 else { return }
+    for name in unset.keys.sorted() {
+      if request.verbosity >= 2, let target = unset[name] {
+        console.handle(.detail(level: 2, "sixty: run: " + SSHExecutor.display(resolver.arguments(target))))
+      }
+      let user =
+        users[name].map { "\($0) (from ssh -G)" }
+        ?? "\(execution.targets[name]?.user ?? "?") (ssh -G did not say)"
+      console.handle(.detail(level: 1, "sixty: \(name): the inventory names no user; pushing for \(user)"))
+    }
+  }
+
   /// The run's key pairs and their directory, after wiping what a killed run left behind.
   func prepareKeys(recorder: RunRecorder) async throws -> (
     [LoginKeyType: SSHKeyPair], String, EphemeralKeyDirectory
@@ -226,6 +256,15 @@ final class RunSession: @unchecked Sendable {
     // No .pub files: ssh then signs with an RSA or ECDSA key at once (see LoginKeyType.rsa).
     let directory = try EphemeralKeyDirectory(
       keys: keyTypes.compactMap { pairs[$0] }, parent: keyParent, publicKeyFiles: false)
+    if request.verbosity >= 1 {
+      for type in keyTypes {
+        console.handle(
+          .detail(
+            level: 1,
+            "sixty: key: \(type.description) \(pairs[type]?.fingerprint ?? "") in \(directory.privateKeyPath(for: type.keyType))"
+          ))
+      }
+    }
     return (pairs, fingerprints, directory)
   }
 

@@ -1,5 +1,6 @@
 import Foundation
 import SixtyCore
+import SixtyExecution
 import SixtyHistory
 import SixtyPlanning
 import SixtyPlaybook
@@ -37,9 +38,10 @@ public enum Runner {
     let environment = ProcessInfo.processInfo.environment
     var vars: [String: Value] = [:]
     for variable in request.extraVars { vars[variable.name] = .string(variable.value) }
-    let options = PlanOptions(
+    var options = PlanOptions(
       extraVars: vars, limit: request.limit?.selector, approve: request.approve,
-      defaultUser: environment["USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "root")
+      defaultUser: SSHConfigResolver.localUser)
+    options.remoteUser = request.sshClient.user
     var inputs = PlanLoader.Inputs(
       playbookPath: request.playbookLabel,
       inventoryPath: request.inventory ?? environment["SIXTY_INVENTORY"],

@@ -24,6 +24,7 @@ public final class TerminalConsole: RunConsole {
     case .plan(let text): writeStandardOutput(Array(text.utf8))
     case .warning(let text): FileHandle.standardError.write(Data((text + "\n").utf8))
     case .line(let text): printer.line(text)
+    case .detail(_, let text): FileHandle.standardError.write(Data((Self.printable(text) + "\n").utf8))
     case .playStarted(let name, let hosts):
       flushEndings()
       printer.line("== play: \(name) (\(hosts) host\(hosts == 1 ? "" : "s"))")
@@ -64,6 +65,21 @@ public final class TerminalConsole: RunConsole {
 
   func flushEndings() {
     for line in endings.flush() { printer.line(line) }
+  }
+
+  /// `text` with every scalar that changes how a terminal shows what follows (control
+  /// characters, bidi overrides, line separators) written as `\u{…}`, so a host name or command
+  /// from an inventory cannot forge a line.
+  static func printable(_ text: String) -> String {
+    var output = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+      if SafeText.needsEscape(scalar) {
+        output.append(contentsOf: ("\\u{" + String(scalar.value, radix: 16) + "}").unicodeScalars)
+      } else {
+        output.append(scalar)
+      }
+    }
+    return String(output)
   }
 
   /// Prints diagnostics to standard error, one per line, with a count when there are several.

@@ -66,27 +66,74 @@ import Testing
     let result = try SixtyBinary.run(
       [
         "ssh", "web-1", "-i", dir + "/inventory.yml", "--endpoint", moto.endpoint, "--ssh", dir + "/ssh",
-        "-o", "StrictHostKeyChecking=no", "-J", "bastion", "--ssh-arg", "-v", "--", "uptime", "-p",
+        "-o", "ServerAliveInterval=5", "-J", "bastion", "--ssh-arg", "-v", "--", "uptime", "-p",
       ], environment: env)
     #expect(result.status == 7, "\(result.stderr)")
     #expect(result.stderr.contains("pushed a key for deploy to i-0123456789abcdef0"))
     let args = recorded
-    try #require(args.count >= 23, "\(args)")
+    try #require(args.count >= 25, "\(args)")
     #expect(args[0] == "-i" && args[1].hasPrefix(dir + "/keys/sixty-run-"))
-    // The user's -o comes before Sixty's trust-on-first-use options, so it wins (ssh keeps the
-    // first value); the known_hosts file is the one `sixty run` uses.
+    // The same options as `sixty run`'s ssh, host key checking in the known_hosts file `sixty run`
+    // uses (after the operator's -J and -o, so an explicit -o of theirs wins: ssh keeps the first
+    // value), then the inventory name as the destination with its address as HostName, so
+    // ssh_config's Host blocks match.
     #expect(
-      Array(args[2...20]) == [
-        "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-J", "bastion", "-o",
-        "StrictHostKeyChecking=no", "-o", "StrictHostKeyChecking=accept-new", "-o",
-        "UserKnownHostsFile=\(dir)/state/known_hosts",
-        "-v", "--", "127.0.0.5", "uptime", "-p",
+      Array(args[2...22]) == [
+        "-o", "IdentitiesOnly=yes", "-p", "2222", "-l", "deploy", "-o", "ProxyJump=bastion", "-o",
+        "ServerAliveInterval=5", "-o", "StrictHostKeyChecking=accept-new", "-o",
+        "UserKnownHostsFile=\(dir)/state/known_hosts", "-o", "HostName=127.0.0.5", "-v", "--", "web-1",
+        "uptime",
+        "-p",
       ])
-    #expect(args[21] == "mode 600 700")
-    #expect(args[22].hasPrefix("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"))
+    #expect(args[23] == "mode 600 700")
+    #expect(args[24].hasPrefix("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"))
     var info = stat()
     #expect(stat(dir + "/state", &info) == 0 && info.st_mode & 0o777 == 0o700)
     #expect(leftoverKeys().isEmpty, "the key directory was not wiped")
+    // The organisation policy's host_key_checking applies, as it does to `sixty run`.
+    try "host_key_checking: off\n".write(toFile: dir + "/off.yml", atomically: true, encoding: .utf8)
+    let off = try SixtyBinary.run(
+      [
+        "ssh", "web-1", "-i", dir + "/inventory.yml", "--endpoint", moto.endpoint, "--ssh", dir + "/ssh",
+        "--policy", dir + "/off.yml",
+      ], environment: env)
+    #expect(off.status == 7, "\(off.stderr)")
+    #expect(
+      Array(recorded[8...13]) == [
+        "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+      ], "\(recorded)")
+  }
+
+  /// With no USER@, --os-user or inventory user, the key is pushed for the user `ssh -G` reports
+  /// (ssh_config's User), as `sixty run` does; `-G` gets the same -F, -o and destination.
+  @Test(.enabled(if: MotoServer.available, "moto_server is not installed (make test installs it)"))
+  func theDefaultUserIsTheOneSSHWouldUse() throws {
+    defer { cleanup() }
+    let moto = try MotoServer(directory: dir)
+    defer { moto.stop() }
+    try """
+    #!/bin/sh
+    if [ "$1" = "-G" ]; then printf '%s\\n' "$@" > "$(dirname "$0")/ssh-G.out"; echo "user from-config"; exit 0; fi
+    exit 0
+    """.write(toFile: dir + "/ssh-g", atomically: true, encoding: .utf8)
+    chmod(dir + "/ssh-g", 0o755)
+    try "hosts:\n  db-1: {address: 127.0.0.7, instance_id: i-0123456789abcdef1}\n".write(
+      toFile: dir + "/nouser.yml", atomically: true, encoding: .utf8)
+    var env = moto.environment
+    env["SIXTY_KEY_DIR"] = dir + "/keys"
+    env["SIXTY_KNOWN_HOSTS"] = dir + "/state/known_hosts"
+    let result = try SixtyBinary.run(
+      [
+        "ssh", "db-1", "-i", dir + "/nouser.yml", "--endpoint", moto.endpoint, "--ssh", dir + "/ssh-g", "-F",
+        "/etc/sixty/none", "-o", "ServerAliveInterval=5",
+      ], environment: env)
+    #expect(result.status == 0, "\(result.stderr)")
+    #expect(result.stderr.contains("pushed a key for from-config to i-0123456789abcdef1"), "\(result.stderr)")
+    let asked = (try? String(contentsOfFile: dir + "/ssh-G.out", encoding: .utf8)) ?? ""
+    #expect(
+      asked
+        == "-G\n-F\n/etc/sixty/none\n-o\nServerAliveInterval=5\n-o\nHostName=127.0.0.7\n--\ndb-1\n",
+      "\(asked)")
   }
 
   @Test(.enabled(if: MotoServer.available, "moto_server is not installed (make test installs it)"))
@@ -169,6 +216,11 @@ import Testing
       (["ssh", "bad user@web-1", "-i", inventory], "the OS user 'bad user' is not valid"),
       (["ssh", "i-0123456789abcdef0", "--address", "host;rm -rf /"], "is not a host name or IP address"),
       (["ssh", "web-1", "-i", inventory, "--port", "0"], "The port 0 is out of range"),
+      (
+        ["ssh", "web-1", "-i", inventory, "-o", "IdentityFile=/tmp/other"],
+        "The ssh option -o 'IdentityFile=/tmp/other' cannot be used: Sixty sets it itself"
+      ),
+      (["ssh", "web-1", "-i", inventory, "-J", "a b"], "The jump host -J 'a b' is not valid"),
     ]
     for (arguments, expected) in cases {
       let result = try SixtyBinary.run(

@@ -50,9 +50,9 @@ import Testing
   @Test func tasksRunNamedAndUnderTheRemoteTimeout() {
     #expect(
       RemoteCommand.wrapped("sleep 30", seconds: nil, marker: "sixty-task-ab-0-1")
-        == "exec sh -c 'sleep 30' sixty-task-ab-0-1")
+        == "exec sh -c 'sleep 30' sh sixty-task-ab-0-1")
     let expected =
-      #"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 4 sh -c 'echo '\''a b'\''' m; else exec sh -c 'echo '\''a b'\''' m; fi"#
+      #"if command -v timeout >/dev/null 2>&1; then exec timeout -k 5 4 sh -c 'echo '\''a b'\''' sh m; else exec sh -c 'echo '\''a b'\''' sh m; fi"#
     #expect(RemoteCommand.wrapped("echo 'a b'", seconds: 2.5, marker: "m") == expected)
   }
 

@@ -106,7 +106,7 @@ import Testing
       """)
     #expect(
       diagnostics == [
-        "inv.yml:2:7: error: unknown key 'adress' in host 'a' (did you mean 'address'?); expected one of: address, port, user, instance_id, zone, tags, vars.",
+        "inv.yml:2:7: error: unknown key 'adress' in host 'a' (did you mean 'address'?); expected one of: address, port, user, instance_id, zone, tags, vars, proxy_jump, ssh_options.",
         "inv.yml:2:30: error: 'port' of host 'a' is 70000; expected a number from 1 to 65535.",
         "inv.yml:4:3: error: the group 'g' has neither 'hosts' nor 'match'; expected at least one.",
         "inv.yml:5:3: error: the group 'a' has the same name as a host; expected distinct names so selectors stay unambiguous.",
