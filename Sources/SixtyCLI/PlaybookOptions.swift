@@ -12,14 +12,18 @@ struct PlaybookOptions: ParsableArguments {
 
   @OptionGroup var files: InventoryOptions
 
-  @Option(name: .long, help: "Only target hosts matching this selector (group, host, tag=value, glob).")
-  var limit: String?
+  @Option(
+    name: [.customShort("l"), .long],
+    help:
+      "Only target hosts matching this selector (group, host, tag=value, glob; a:b, a:&b, a:!b); repeatable: the union."
+  )
+  var limit: [String] = []
 
   @OptionGroup var variables: VariableOptions
   @OptionGroup var ec2: EC2Options
 
   func validate() throws {
-    if let limit {
+    for limit in limit {
       do {
         _ = try HostSelector(parsing: limit)
       } catch {
@@ -31,7 +35,7 @@ struct PlaybookOptions: ParsableArguments {
   /// The playbook part of a run request.
   func apply(to request: inout RunRequest) {
     files.apply(to: &request)
-    request.limit = limit.map(HostLimit.selector)
+    request.limit = HostLimit(limits: limit)
     variables.apply(to: &request)
     request.ec2 = ec2.settings
   }
@@ -87,7 +91,9 @@ struct InventoryOptions: ParsableArguments {
 struct VariableOptions: ParsableArguments {
   @Option(
     name: [.customShort("e"), .customLong("extra-var")],
-    help: "Set a variable (KEY=VALUE); repeatable; wins over every other definition.")
+    help:
+      "Set variables: KEY=VALUE, @FILE (YAML or JSON) or a JSON object; repeatable, the later wins; wins over every other definition."
+  )
   var extraVars: [String] = []
 
   @Flag(name: .long, help: "Approve hosts that policy marks as requiring approval.")
@@ -96,7 +102,7 @@ struct VariableOptions: ParsableArguments {
   func validate() throws {
     for entry in extraVars {
       do {
-        _ = try ExtraVariable(parsing: entry)
+        _ = try ExtraVariable.parseAll(entry)
       } catch {
         throw ValidationError(error.message)
       }
@@ -104,7 +110,7 @@ struct VariableOptions: ParsableArguments {
   }
 
   func apply(to request: inout RunRequest) {
-    request.extraVars = extraVars.compactMap { try? ExtraVariable(parsing: $0) }
+    request.extraVars = extraVars.flatMap { (try? ExtraVariable.parseAll($0)) ?? [] }
     request.approve = approve
   }
 }

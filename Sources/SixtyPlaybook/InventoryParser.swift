@@ -14,7 +14,13 @@ import SixtyCore
 public enum InventoryParser {
   static let hostKeys = ["address", "port", "user", "instance_id", "zone", "tags", "vars"]
 
+  /// Loads `path` in any format `-i` reads (see `InventoryFormat`).
   public static func load(path: String) -> (Inventory?, [Diagnostic]) {
+    InventoryFormat.load(path: path)
+  }
+
+  /// Loads `path` as Sixty's own YAML inventory.
+  public static func loadNative(path: String) -> (Inventory?, [Diagnostic]) {
     NodeReader.read(
       YAMLLoader.load(path: path),
       empty: .error(

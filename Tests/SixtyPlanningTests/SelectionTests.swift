@@ -1,0 +1,44 @@
+import SixtyCore
+import SixtyPlanning
+import SixtyPlaybook
+import Testing
+
+/// Ansible's pattern operators in plays and `--limit`, and what an empty selection says.
+@Suite struct SelectionTests {
+  let play = "name: p\nhosts: all\ntasks:\n  - {name: t, shell: 'true'}\n"
+
+  func hosts(_ outcome: PlanLoader.Outcome) -> [String] {
+    outcome.plan?.plays.flatMap { $0.hosts.map(\.host.name) } ?? []
+  }
+
+  @Test func playsAndLimitsTakeAnsiblePatterns() throws {
+    let (outcome, messages) = try plan(
+      ["play.yml": "name: p\nhosts: web:db:!web-2\ntasks:\n  - {name: t, shell: 'true'}\n", "inv.yml": fleet])
+    #expect(messages.isEmpty)
+    #expect(hosts(outcome) == ["web-1", "web-3", "web-4", "web-5", "db-1"])
+    let limited = try plan(
+      ["play.yml": play, "inv.yml": fleet],
+      options: PlanOptions(limit: try HostSelector(union: ["web-1", "role=db"]), defaultUser: "ops"))
+    #expect(hosts(limited.0) == ["web-1", "db-1"])
+  }
+
+  @Test func anEmptyLimitExplainsTheAnd() throws {
+    let (outcome, messages) = try plan(
+      ["play.yml": play, "inv.yml": fleet],
+      options: PlanOptions(limit: try HostSelector(parsing: "web-1,db-1"), defaultUser: "ops"))
+    #expect(outcome.plan == nil)
+    #expect(
+      messages == [
+        "sixty: error: --limit 'web-1,db-1' matched no host of inv.yml; 'web-1,db-1' means web-1 AND db-1; for any of them, write 'web-1:db-1' or pass --limit once for each; expected at least one host."
+      ])
+  }
+
+  @Test func anEmptySelectionSuggestsNearTagValues() throws {
+    let (_, messages) = try plan(
+      ["play.yml": "name: p\nhosts: role=wbe\ntasks:\n  - {name: t, shell: 'true'}\n", "inv.yml": fleet])
+    #expect(
+      messages == [
+        "play.yml:2:8: error: the play 'p' targets no hosts: 'role=wbe' matched nothing in inv.yml; did you mean 'role=web' instead of 'role=wbe'; expected at least one host."
+      ])
+  }
+}
