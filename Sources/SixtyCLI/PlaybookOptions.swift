@@ -67,7 +67,11 @@ extension PlaybookOptions {
 
 /// Where the hosts and the organisation policy come from.
 struct InventoryOptions: ParsableArguments {
-  @Option(name: [.customShort("i"), .long], help: "The inventory file (YAML); default: SIXTY_INVENTORY.")
+  @Option(
+    name: [.customShort("i"), .long],
+    help:
+      "The inventory: Sixty or Ansible YAML, Ansible INI, a pssh hosts file, or a list like 'web1,web2,'; default: SIXTY_INVENTORY."
+  )
   var inventory: String?
 
   @Option(name: .long, help: "The organisation policy file; it caps the playbook's own policy.")

@@ -29,10 +29,8 @@ enum AnsibleINIInventory {
     var declaredVars: [(String, SourceLocation)] = []
     var defined: Set<String> = []
     var lineNumber = 0
-    for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+    for line in InventoryFormat.lines(text) {
       lineNumber += 1
-      var line = Substring(rawLine)
-      if line.hasSuffix("\r") { line = line.dropLast() }
       let leading = line.unicodeScalars.prefix { $0 == " " || $0 == "\t" }.count
       let content = String(line).trimmingWhitespace()
       guard let first = content.unicodeScalars.first, first != "#", first != ";" else { continue }

@@ -40,6 +40,15 @@ struct AnsibleInventoryBuilder {
   var allVars: [String: Value] = [:]
   var allVarLocations: [String: SourceLocation] = [:]
   var diagnostics = DiagnosticBag()
+  struct Edge: Hashable {
+    var parent: String
+    var child: String
+  }
+  var edges: Set<Edge> = []
+
+  /// The most (host, group) memberships an inventory may hold: deep chains of `children` over
+  /// many hosts multiply them.
+  static let maximumMemberships = 20_000_000
 
   init(file: String) { self.file = file }
 
@@ -103,7 +112,8 @@ struct AnsibleInventoryBuilder {
       return
     }
     guard parent != "all", groups[parent] != nil else { return }
-    if !groups[parent]!.children.contains(child) { groups[parent]!.children.append(child) }
+    // A set of edges, so a group with many children costs no quadratic search.
+    if edges.insert(Edge(parent: parent, child: child)).inserted { groups[parent]!.children.append(child) }
   }
 
   mutating func variable(_ key: String, _ value: Value, group: String, at location: SourceLocation) {
@@ -190,9 +200,17 @@ struct AnsibleInventoryBuilder {
     // Members of each group, children's included, in host order.
     var members: [String: Set<String>] = [:]
     let rank = Dictionary(uniqueKeysWithValues: hostOrder.enumerated().map { ($1, $0) })
+    var memberships = 0
     for name in order.reversed() {
       var set = Set(groups[name]!.hosts)
       for child in groups[name]!.children { set.formUnion(members[child] ?? []) }
+      memberships += set.count
+      guard memberships <= Self.maximumMemberships else {
+        diagnostics.error(
+          "the inventory's groups hold more than \(Self.maximumMemberships) host memberships (through 'children'); expected fewer or shallower groups.",
+          at: groups[name]!.location)
+        return Inventory(hosts: [], source: file)
+      }
       members[name] = set
     }
     var grouped = Set<String>()

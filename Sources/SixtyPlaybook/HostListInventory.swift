@@ -58,12 +58,10 @@ enum HostListInventory {
     builder.group("ungrouped", at: builder.at(1, 1))
     var seen: [String: SourceLocation] = [:]
     var lineNumber = 0
-    for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+    for var line in InventoryFormat.lines(text) {
       lineNumber += 1
-      var line = Substring(rawLine)
-      if line.hasSuffix("\r") { line = line.dropLast() }
       // pssh ignores what follows '#'.
-      if let hash = line.unicodeScalars.firstIndex(of: "#") { line = Substring(line.unicodeScalars[..<hash]) }
+      if let hash = line.unicodeScalars.firstIndex(of: "#") { line = String(line.unicodeScalars[..<hash]) }
       let leading = line.unicodeScalars.prefix { $0 == " " || $0 == "\t" }.count
       let content = String(line).trimmingWhitespace()
       if content.isEmpty { continue }

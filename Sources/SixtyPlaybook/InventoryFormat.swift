@@ -114,8 +114,8 @@ public enum InventoryFormat: String, Sendable {
   /// for a file with nothing but blank lines and comments.
   static func detect(_ text: String) -> InventoryFormat? {
     var first: String?
-    for rawLine in text.split(separator: "\n", omittingEmptySubsequences: true) {
-      let line = String(rawLine).trimmingWhitespace()
+    for rawLine in lines(text) {
+      let line = rawLine.trimmingWhitespace()
       guard let c = line.unicodeScalars.first, c != "#", c != ";", c != "\r" else { continue }
       if first == nil {
         first = line
@@ -129,6 +129,14 @@ public enum InventoryFormat: String, Sendable {
       }
     }
     return first == nil ? nil : .pssh
+  }
+
+  /// The lines of `text`, split at "\n" on Unicode scalars (a "\r\n" is one `Character`, so
+  /// splitting on characters would miss it), without a trailing "\r".
+  static func lines(_ text: String) -> [String] {
+    text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+      String(String.UnicodeScalarView(line.last == "\r" ? line.dropLast() : line))
+    }
   }
 
   /// `key:` or `key: value`, the key having no spaces, '=' or brackets.

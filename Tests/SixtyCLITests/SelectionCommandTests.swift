@@ -82,5 +82,14 @@ import Testing
     ])
     #expect(within.status == 0)
     #expect(!within.stderr.contains("--forks"))
+    // sixty exec: --forks is its play's concurrency, so the policy's cap is the same one sentence.
+    let exec = try SixtyBinary.run([
+      "exec", "web", "-i", "playbooks/inventory.yml", "--policy", "playbooks/policy.yml", "-f", "40",
+      "--check",
+      "--", "uptime",
+    ])
+    #expect(exec.status == 0, "\(exec.stderr)")
+    #expect(exec.stderr.components(separatedBy: sentence).count == 2, "\(exec.stderr)")
+    #expect(!exec.stderr.contains("the play's concurrency"), "\(exec.stderr)")
   }
 }

@@ -249,6 +249,30 @@ import Testing
     #expect(try inventory.select(HostSelector(parsing: "ungrouped")).map(\.name) == ["bastion.example.com"])
   }
 
+  @Test func windowsLineEndingsAndWideGroups() throws {
+    let (ini, iniErrors) = try load("[web]\r\nweb1 a=1\r\nweb2\r\n[web:vars]\r\nb=2\r\n")
+    #expect(iniErrors.isEmpty)
+    #expect(ini?.hosts.map(\.name) == ["web1", "web2"])
+    #expect(ini?.host(named: "web1")?.vars["a"] == .string("1"))
+    #expect(ini?.groups["web"]?.vars["b"] == .string("2"))
+    let (pssh, psshErrors) = try load("a.example.com\r\nops@b.example.com:2222\r\n")
+    #expect(psshErrors.isEmpty)
+    #expect(pssh?.hosts.map(\.name) == ["a.example.com", "b.example.com"])
+    // 20,000 children of one group, each listed twice: read once each, without a quadratic search.
+    let children = (0..<20_000).map { "g\($0)" }
+    let text = "[top:children]\n" + (children + children).joined(separator: "\n") + "\n[g1]\nh1\n"
+    let (wide, wideErrors) = try load(text)
+    #expect(wideErrors.isEmpty)
+    #expect(wide?.groups["top"]?.hosts == ["h1"])
+    #expect(wide?.host(named: "h1")?.groups == ["top", "g1"])
+  }
+
+  @Test func cyclesOfChildrenAreReported() throws {
+    let (inventory, diagnostics) = try load("[a:children]\nb\n[b:children]\na\n[a]\nh\n")
+    #expect(inventory == nil)
+    #expect(diagnostics.contains { $0.contains("is its own descendant") })
+  }
+
   @Test func pythonLiteralsAndRanges() throws {
     let (loaded, _) = try load(
       """
