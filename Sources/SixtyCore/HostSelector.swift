@@ -41,6 +41,8 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
   /// The most alternatives a selector may expand to: excluding a comma group of n terms
   /// multiplies the alternatives by n, so a hostile selector could otherwise grow without bound.
   public static let maximumAlternatives = 4096
+  /// The most terms all alternatives may hold together (each carries the intersected parts).
+  public static let maximumClauses = 200_000
 
   /// Parses one selector string (comma groups joined by `:`, `:&` and `:!`).
   /// - Throws: `HostSelector.ParseError` naming the bad term and its offset.
@@ -113,14 +115,22 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
       }
     }
     if unions.isEmpty { unions = [[Clause(term: .all, negated: false, text: "all")]] }
+    // Every alternative carries the intersected clauses: count before copying them.
+    var clauses = unions.reduce(0) { $0 + $1.count } + unions.count * intersection.count
+    func tooLarge() -> ParseError {
+      ParseError(
+        message:
+          "the selector \(SafeText.quoted(text, limit: 60)) expands to more than \(maximumAlternatives) alternatives or \(maximumClauses) terms; expected fewer parts or shorter excluded comma groups.",
+        offset: 0)
+    }
+    guard clauses <= maximumClauses else { throw tooLarge() }
     var alternatives = unions.map { $0 + intersection }
     for excluded in exclusions {
       // Not (a and b) is (not a) or (not b): each alternative splits into one per excluded term.
-      guard alternatives.count * max(1, excluded.count) <= maximumAlternatives else {
-        throw ParseError(
-          message:
-            "the selector '\(text)' expands to more than \(maximumAlternatives) alternatives; expected fewer or shorter excluded comma groups.",
-          offset: 0)
+      let factor = max(1, excluded.count)
+      clauses = (clauses + alternatives.count) * factor
+      guard alternatives.count * factor <= maximumAlternatives, clauses <= maximumClauses else {
+        throw tooLarge()
       }
       if excluded.isEmpty {
         alternatives = []
@@ -281,7 +291,8 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
     terms.append(String(current))
     for (raw, rawStart) in zip(terms, termStarts) {
       var term = raw.trimmingWhitespace()
-      let termOffset = offset(rawStart + raw.unicodeScalars.prefix { $0 == " " }.count)
+      // Counted only for an error: counting characters for every term would be quadratic.
+      var termOffset: Int { offset(rawStart + raw.unicodeScalars.prefix { $0 == " " }.count) }
       guard !term.isEmpty else {
         throw ParseError(
           message:

@@ -99,6 +99,9 @@ import Testing
     #expect(throws: HostSelector.ParseError.self) { try HostSelector(parsing: text) }
     let long = (0..<2000).map { "h\($0)" }.joined(separator: ":")
     #expect(try HostSelector(parsing: long).alternatives.count == 2000)
+    // 2000 unions each carrying 2000 intersected terms would be 4 million clauses.
+    let wide = long + (0..<2000).map { ":&g\($0)" }.joined()
+    #expect(throws: HostSelector.ParseError.self) { try HostSelector(parsing: wide) }
   }
 
   @Test func combinationHintsExplainTheAnd() throws {
