@@ -65,7 +65,7 @@ struct RunOutputOptions: ParsableArguments {
   @Option(name: [.customShort("f"), .long], help: "Hosts at once (caps the policy's concurrency).")
   var forks: Int?
 
-  @Flag(name: [.long, .customLong("check")], help: "Print the plan and touch nothing (--check is the same).")
+  @Flag(name: [.long, .customLong("check")], help: "Print the plan and touch nothing.")
   var dryRun = false
 
   @Option(name: .long, help: "Write complete results as JSON to this file.")

@@ -22,6 +22,41 @@ import Testing
     #expect(hosts(limited.0) == ["web-1", "db-1"])
   }
 
+  @Test func ansibleVariablesReachTemplatesWithSixtysPrecedence() throws {
+    let fixture = try Fixture([
+      "play.yml": """
+        name: p
+        hosts: web:&prod
+        tasks:
+          - {name: t, command: [echo, "{{ http_port }}", "{{ ntp }}", "{{ domain }}", "{{ tier }}", "{{ host.port }}"]}
+        """,
+      "hosts": """
+        [web]
+        web1 http_port=8080 ansible_port=2222
+        web2 ansible_user=deploy
+        [prod:children]
+        web
+        [prod:vars]
+        ntp=ntp.example.com
+        tier=parent
+        http_port=80
+        [web:vars]
+        tier=child
+        [all:vars]
+        domain=example.com
+        """,
+    ])
+    defer { fixture.remove() }
+    let outcome = fixture.load(inventory: "hosts")
+    #expect(fixture.messages(outcome).isEmpty)
+    let hosts = try #require(outcome.plan?.plays.first?.hosts)
+    #expect(hosts.map(\.host.name) == ["web1", "web2"])
+    #expect(hosts[0].steps[0].rendered?.display == "echo 8080 ntp.example.com example.com child 2222")
+    #expect(hosts[1].steps[0].rendered?.display == "echo 80 ntp.example.com example.com child 22")
+    #expect(hosts[1].user == "deploy")
+    #expect(hosts[0].user == "ops")
+  }
+
   @Test func anEmptyLimitExplainsTheAnd() throws {
     let (outcome, messages) = try plan(
       ["play.yml": play, "inv.yml": fleet],
