@@ -8,8 +8,10 @@ import SixtyCore
 ///   parent's, as in Ansible (groups are ordered by depth, then name). `all`'s variables are
 ///   the inventory's.
 /// - `ansible_host`, `ansible_port` and `ansible_user` (and the older `ansible_ssh_*`) give the
-///   host's address, port and user, from the most specific place that sets them; every variable,
-///   these included, stays visible to templates.
+///   host's address, port and user, `instance_id` (or ec2.py's `ec2_id`) its instance for key
+///   pushes, and `availability_zone` (`ec2_placement`, `placement.availability_zone`) its zone,
+///   from the most specific place that sets them; every variable, these included, stays visible
+///   to templates.
 struct AnsibleInventoryBuilder {
   struct Group {
     var name: String
@@ -281,6 +283,27 @@ struct AnsibleInventoryBuilder {
             at: location)
           ok = false
         }
+      }
+      // The instance to push keys to, named as Ansible's aws_ec2 plugin (instance_id) or the
+      // older ec2.py script (ec2_id) name it.
+      if let (value, location) = lookup(["instance_id", "ec2_id"]) {
+        if case .string(let id) = value, id.hasPrefix("i-") || id.hasPrefix("mi-"),
+          id.utf8.allSatisfy({ SafeText.isAlphanumeric($0) || $0 == UInt8(ascii: "-") }), id.utf8.count <= 64
+        {
+          host.instanceID = id
+        } else {
+          diagnostics.error(
+            "the instance_id \(SafeText.quoted(value.description)) of host '\(name)' does not look like an instance id; expected 'i-' followed by hex digits.",
+            at: location)
+          ok = false
+        }
+      }
+      if let (value, _) = lookup(["availability_zone", "ec2_placement"]), case .string(let zone) = value {
+        host.zone = zone
+      } else if case .map(let placement)? = lookup(["placement"])?.0,
+        case .string(let zone)? = placement["availability_zone"]
+      {
+        host.zone = zone
       }
       vars.removeValue(forKey: "host")
       host.vars = vars

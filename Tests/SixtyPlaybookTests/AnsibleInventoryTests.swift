@@ -123,6 +123,8 @@ import Testing
           bastion:
             ansible_ssh_host: 192.0.2.1
             ansible_ssh_port: 2200
+            instance_id: i-0123456789abcdef0
+            placement: {availability_zone: eu-west-1a}
         children:
           web:
             hosts:
@@ -145,6 +147,8 @@ import Testing
     #expect(bastion.address == "192.0.2.1")
     #expect(bastion.port == 2200)
     #expect(bastion.groups == ["ungrouped"])
+    #expect(bastion.instanceID == "i-0123456789abcdef0")
+    #expect(bastion.zone == "eu-west-1a")
     let web2 = try #require(inventory.host(named: "web2"))
     #expect(web2.user == "deploy")
     #expect(web2.vars["sizes"] == .list([.string("1"), .string("2")]))
@@ -165,6 +169,7 @@ import Testing
           db:
             hosts:
               db-1: {ansible_host: "a b", host: x}
+              db-2: {instance_id: "$(x)"}
       """, name: "inv.yml")
     #expect(inventory == nil)
     #expect(
@@ -176,6 +181,8 @@ import Testing
     #expect(diagnostics.contains { $0.hasPrefix("inv.yml:8:37: error: 'host' is reserved for host facts") })
     #expect(
       diagnostics.contains { $0.hasPrefix("inv.yml:8:30: error: the ansible_host 'a b' of host 'db-1'") })
+    #expect(
+      diagnostics.contains { $0.hasPrefix("inv.yml:9:29: error: the instance_id '$(x)' of host 'db-2'") })
   }
 
   @Test func psshHostsFile() throws {
