@@ -81,8 +81,13 @@ enum AnsibleINIInventory {
           .trimmingWhitespace()
         builder.variable(key, PythonLiteral.value(of: value), group: group, at: location)
       case .children:
-        builder.child(content, of: group, at: location)
-        defined.insert(content)
+        // A group name, optionally followed by a '#' comment, as Ansible reads it.
+        var name = content
+        if let hash = name.unicodeScalars.firstIndex(of: "#") {
+          name = String(name.unicodeScalars[..<hash]).trimmingWhitespace()
+        }
+        builder.child(name, of: group, at: location)
+        defined.insert(name)
       }
     }
     // A [group:vars] section for a group defined nowhere else is an error in Ansible.

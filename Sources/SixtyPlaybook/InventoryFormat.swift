@@ -92,8 +92,10 @@ public enum InventoryFormat: String, Sendable {
         loaded,
         empty: .error("the inventory is empty; expected a mapping with 'hosts'.", at: start)
       ) { root, reader in
+        // With at least one of Sixty's keys, the native reader reports the others (with a
+        // did-you-mean); with none, the file matches no format at all.
         let native = Set(["vars", "defaults", "hosts", "groups", "source"] + EC2InventorySource.keys)
-        if let pair = root.pairs?.first(where: { !native.contains($0.key) }) {
+        if root.pairs?.contains(where: { native.contains($0.key) }) == false, let pair = root.pairs?.first {
           reader.error(
             "the inventory's top-level key '\(pair.key)' is neither one of Sixty's (hosts, groups, vars, defaults, source) nor an Ansible group (a mapping of hosts, vars and children); \(expected).",
             at: pair.keyLocation)

@@ -26,7 +26,7 @@ import Testing
     [db]
     db-[a:c] ansible_host=10.0.3.1
     [prod:children]
-    web
+    web  # the web tier
     db
     [prod:vars]
     ansible_user=deploy
@@ -244,6 +244,8 @@ import Testing
       neither.first?.hasPrefix("inv.yml:1:1: error: the inventory's top-level key 'servers' is neither")
         == true)
     #expect(neither.first?.contains("a pssh hosts file") == true)
+    let (_, typo) = try load("hots:\n  web-1: {address: 10.0.0.1}\nvars: {}\n", name: "inv.yml")
+    #expect(typo.contains { $0.hasPrefix("inv.yml:1:1: error: unknown key 'hots' in the inventory (did you mean 'hosts'?)") })
     let (_, empty) = try load("# nothing\n\n")
     #expect(empty.first?.contains("the inventory is empty") == true)
   }
