@@ -11,9 +11,12 @@
 ///
 /// Where `:` belongs to a term instead: `:&` and `:!` always join parts; a plain `:` is part of
 /// the term inside `[...]` (a glob class, a bracketed IPv6 address), in a term made only of hex
-/// digits, `.` and at least two `:` (an IPv6 address), and anywhere in a term with `=` (a tag
-/// test keeps AWS keys like `aws:autoscaling:groupName=web` and values like ARNs whole). To
-/// join a tag test with another part, use `:&`, `:!`, a second `--limit` or a YAML list.
+/// digits, `.` and at least two `:` (an IPv6 address), in a tag test's key (AWS keys like
+/// `aws:autoscaling:groupName=web`), and in a tag test's value unless another tag test follows,
+/// which then starts at the value's first `:` (`arn=arn:aws:*` is one test, `role=web:role=db`
+/// two, `role=web:arn=arn:aws:*` two). So `role=web:db` is the tag value
+/// `web:db` and `db:role=web` the tag key `db:role`: join a name and a tag test with `:&`, `:!`,
+/// a second `--limit` or a YAML list.
 ///
 /// A list of selector strings is their union.
 public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
@@ -157,7 +160,7 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
     var termStart = 0
     var depth = 0
     var i = 0
-    // Whether the term starting at `start` keeps its plain ':' (a tag test or an IPv6 address),
+    // Whether a plain ':' belongs to the term starting at `start` (a tag test or an IPv6 address),
     // decided over the term's extent (up to the next ',', ':&' or ':!' outside brackets) from
     // prefix counts, so the scan stays linear however many ':' there are.
     let n = s.count
@@ -181,9 +184,14 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
         && (s[k] == "," || (s[k] == ":" && k + 1 < n && (s[k + 1] == "&" || s[k + 1] == "!")))
       boundary[k] = isBoundary ? k : boundary[k + 1]
     }
-    func keepsColons(_ start: Int) -> Bool {
+    func keepsColon(at colon: Int, inTermFrom start: Int) -> Bool {
       let end = boundary[start]
-      if equals[end] - equals[start] > 0 { return true }
+      if equals[end] - equals[start] > 0 {
+        // A tag test: a ':' in its key stays; one in its value stays unless another tag test
+        // (another '=') follows before the next ',', ':&' or ':!'.
+        if equals[colon] - equals[start] == 0 { return true }
+        return equals[end] - equals[colon + 1] == 0
+      }
       return others[end] - others[start] == 0 && colons[end] - colons[start] >= 2
     }
     func offset(_ index: Int) -> Int {
@@ -219,7 +227,7 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
           termStart = i
           continue
         }
-        if !keepsColons(termStart) {
+        if !keepsColon(at: i, inTermFrom: termStart) {
           try close(at: i)
           op = .union
           i += 1
@@ -318,7 +326,7 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
         guard !value.contains("=") else {
           throw ParseError(
             message:
-              "the selector term '\(term)' has more than one '='; expected 'tag=value' (a ':' inside a tag test is part of it: join tag tests with ':&', ':!', a second --limit or a YAML list).",
+              "the selector term '\(term)' has more than one '='; expected 'tag=value' (a ':' in a tag's key is part of it, so 'db:role=web' is the tag 'db:role': join a name and a tag test with ':&', ':!', a second --limit or a YAML list).",
             offset: termOffset)
         }
         clauses.append(Clause(term: .tag(key: key, value: value, equal: equal), negated: negated, text: term))
@@ -353,9 +361,11 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
     guard let group = conjunctions.first else { return nil }
     let terms = group.split(separator: ",").map { String($0).trimmingWhitespace() }
     guard terms.count > 1 else { return nil }
+    // Names join with ':', and so do tag tests; a name next to a tag test would be read into it.
+    let tags = terms.filter { $0.contains("=") }.count
     let either =
-      terms.contains { $0.contains("=") }
-      ? repeating : "write '\(terms.joined(separator: ":"))' or \(repeating)"
+      tags == 0 || tags == terms.count
+      ? "write '\(terms.joined(separator: ":"))' or \(repeating)" : repeating
     return "'\(group)' means \(terms.joined(separator: " AND ")); for any of them, \(either)"
   }
 

@@ -41,6 +41,10 @@ import Testing
     ("aws:autoscaling:groupName=asg-a", ["web-1"]),
     ("arn=arn:aws:*", ["db-1"]),
     ("web:&aws:autoscaling:groupName=asg-a", ["web-1"]),
+    // Another tag test after a ':' in a value starts a new part.
+    ("role=db:role=web", ["web-1", "web-2", "db-1", "canary"]),
+    ("role=web:arn=arn:aws:*", ["web-1", "web-2", "db-1", "canary"]),
+    ("role=web:web-2", []),
     // IPv6 addresses, bare or in brackets.
     ("fe80::1", ["fe80::1"]),
     ("[fe80::1]:db-1", ["db-1", "fe80::1"]),
@@ -90,7 +94,7 @@ import Testing
     #expect(failure("db, web,,x")?.offset == 8)
     // Offsets count characters: "नि" is two Unicode scalars but one character, so "$" is at 3.
     #expect(failure("\u{928}\u{93F}:&$")?.offset == 3)
-    #expect(failure("role=web:role=db")?.message.contains("more than one '='") == true)
+    #expect(failure("role=web=db")?.message.contains("more than one '='") == true)
   }
 
   @Test func hostileSelectorsStayBounded() throws {
@@ -113,6 +117,10 @@ import Testing
     #expect(try HostSelector(parsing: "web-1:db-1").combinationHint(repeating: "x") == nil)
     #expect(
       try HostSelector(parsing: "role=web,env=prod").combinationHint(repeating: "pass --limit once for each")
-        == "'role=web,env=prod' means role=web AND env=prod; for any of them, pass --limit once for each")
+        == "'role=web,env=prod' means role=web AND env=prod; for any of them, write 'role=web:env=prod' or pass --limit once for each"
+    )
+    #expect(
+      try HostSelector(parsing: "web-1,env=prod").combinationHint(repeating: "pass --limit once for each")
+        == "'web-1,env=prod' means web-1 AND env=prod; for any of them, pass --limit once for each")
   }
 }

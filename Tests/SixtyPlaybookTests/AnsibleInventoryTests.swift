@@ -245,7 +245,10 @@ import Testing
         == true)
     #expect(neither.first?.contains("a pssh hosts file") == true)
     let (_, typo) = try load("hots:\n  web-1: {address: 10.0.0.1}\nvars: {}\n", name: "inv.yml")
-    #expect(typo.contains { $0.hasPrefix("inv.yml:1:1: error: unknown key 'hots' in the inventory (did you mean 'hosts'?)") })
+    #expect(
+      typo.contains {
+        $0.hasPrefix("inv.yml:1:1: error: unknown key 'hots' in the inventory (did you mean 'hosts'?)")
+      })
     let (_, empty) = try load("# nothing\n\n")
     #expect(empty.first?.contains("the inventory is empty") == true)
   }
