@@ -33,8 +33,18 @@ public enum InventoryFormat: String, Sendable {
       return finish(HostListInventory.parseInline(path))
     }
     guard let handle = FileHandle(forReadingAtPath: path) else {
-      let reason = FileManager.default.fileExists(atPath: path) ? "it is not readable" : "it does not exist"
-      return (nil, [.error("cannot read '\(path)': \(reason).", at: nil)])
+      let exists = FileManager.default.fileExists(atPath: path)
+      // A bare host name was probably meant as a one-host list, which Ansible writes 'host1,'.
+      let hint =
+        !exists && !path.unicodeScalars.contains("/") && SafeText.isHostAddress(path)
+        ? " (for a list of hosts, end it with a comma: -i '\(path),')" : ""
+      return (
+        nil,
+        [
+          .error(
+            "cannot read '\(path)': \(exists ? "it is not readable" : "it does not exist")\(hint).", at: nil)
+        ]
+      )
     }
     defer { try? handle.close() }
     let data: Data

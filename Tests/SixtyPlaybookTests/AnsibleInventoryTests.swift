@@ -230,6 +230,10 @@ import Testing
     #expect(
       bad.1.map(\.description).first?.hasPrefix("-i:1:6: error: '$(reboot)' is not a host name") == true)
     #expect(InventoryParser.load(path: ",,").1.first?.message.contains("names no host") == true)
+    #expect(
+      InventoryParser.load(path: "host1").1.map(\.message) == [
+        "cannot read 'host1': it does not exist (for a list of hosts, end it with a comma: -i 'host1,')."
+      ])
   }
 
   @Test func nativeInventoriesKeepWorkingAndUnknownShapesAreExplained() throws {
