@@ -15,8 +15,8 @@
 /// `aws:autoscaling:groupName=web`), and in a tag test's value unless another tag test follows,
 /// which then starts at the value's first `:` (`arn=arn:aws:*` is one test, `role=web:role=db`
 /// two, `role=web:arn=arn:aws:*` two). So `role=web:db` is the tag value
-/// `web:db` and `db:role=web` the tag key `db:role`: join a name and a tag test with `:&`, `:!`,
-/// a second `--limit` or a YAML list.
+/// `web:db` and `db:role=web` the tag key `db:role`. A name and a tag test still combine with
+/// `:&` and `:!`; for hosts matching either, use a YAML list or a second `--limit`.
 ///
 /// A list of selector strings is their union.
 public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
@@ -326,7 +326,7 @@ public struct HostSelector: Hashable, Sendable, CustomStringConvertible {
         guard !value.contains("=") else {
           throw ParseError(
             message:
-              "the selector term '\(term)' has more than one '='; expected 'tag=value' (a ':' in a tag's key is part of it, so 'db:role=web' is the tag 'db:role': join a name and a tag test with ':&', ':!', a second --limit or a YAML list).",
+              "the selector term '\(term)' has more than one '='; expected 'tag=value' (a ':' in a tag's key is part of it, so 'db:role=web' is the tag 'db:role': for hosts matching a name or a tag test, use a YAML list or a second --limit).",
             offset: termOffset)
         }
         clauses.append(Clause(term: .tag(key: key, value: value, equal: equal), negated: negated, text: term))
