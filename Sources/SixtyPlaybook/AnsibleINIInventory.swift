@@ -50,19 +50,22 @@ enum AnsibleINIInventory {
           state = .hosts
         case "vars":
           state = .vars
-          declaredVars.append((name, location))
         case "children":
           state = .children
         default:
           builder.diagnostics.error(
-            "the section [\(name):\(kind!)] has an unknown type '\(kind!)'; expected [\(name)], [\(name):vars] or [\(name):children].",
+            "the section \(SafeText.quoted("[\(name):\(kind!)]")) has an unknown type \(SafeText.quoted(kind!)); expected [group], [group:vars] or [group:children].",
             at: location)
           state = .vars
           group = ""
           continue
         }
         group = builder.group(name, at: location.advanced(by: 1)) ? name : ""
-        if kind != "vars" { defined.insert(name) }
+        if kind == "vars" {
+          if !group.isEmpty { declaredVars.append((name, location)) }
+        } else {
+          defined.insert(name)
+        }
         continue
       }
       guard !group.isEmpty else { continue }

@@ -432,7 +432,8 @@ enum AnsibleHostPattern {
   static func range(_ body: String, in pattern: String, limit: Int) throws(Failure) -> [String] {
     let bounds = body.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
     func fail(_ why: String) -> Failure {
-      Failure(message: "the host range [\(body)] in \(SafeText.quoted(pattern)) \(why).")
+      Failure(
+        message: "the host range \(SafeText.quoted("[" + body + "]")) in \(SafeText.quoted(pattern)) \(why).")
     }
     guard bounds.count == 2 || bounds.count == 3 else { throw fail("is not begin:end or begin:end:step") }
     let begin = bounds[0].isEmpty ? "0" : bounds[0]

@@ -94,7 +94,7 @@ enum AnsibleYAMLInventory {
         }
       default:
         builder.diagnostics.error(
-          "unknown key '\(field.key)' in the group '\(name)'\(Suggestion.hint(for: field.key, in: groupKeys)); expected hosts, vars or children.",
+          "unknown key \(SafeText.quoted(field.key)) in the group '\(name)'\(Suggestion.hint(for: field.key, in: groupKeys)); expected hosts, vars or children.",
           at: field.keyLocation)
       }
     }
@@ -106,7 +106,7 @@ enum AnsibleYAMLInventory {
     if !pair.value.isNull {
       guard let fields = pair.value.pairs else {
         builder.diagnostics.error(
-          "the host '\(pair.key)' of the group '\(group)' is \(pair.value.kindDescription); expected a mapping of its variables (or nothing).",
+          "the host \(SafeText.quoted(pair.key)) of the group '\(group)' is \(pair.value.kindDescription); expected a mapping of its variables (or nothing).",
           at: pair.value.location)
         return
       }

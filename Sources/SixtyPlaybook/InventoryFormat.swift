@@ -107,7 +107,7 @@ public enum InventoryFormat: String, Sendable {
         let native = Set(["vars", "defaults", "hosts", "groups", "source"] + EC2InventorySource.keys)
         if root.pairs?.contains(where: { native.contains($0.key) }) == false, let pair = root.pairs?.first {
           reader.error(
-            "the inventory's top-level key '\(pair.key)' is neither one of Sixty's (hosts, groups, vars, defaults, source) nor an Ansible group (a mapping of hosts, vars and children); \(expected).",
+            "the inventory's top-level key \(SafeText.quoted(pair.key)) is neither one of Sixty's (hosts, groups, vars, defaults, source) nor an Ansible group (a mapping of hosts, vars and children); \(expected).",
             at: pair.keyLocation)
           return nil
         }

@@ -97,7 +97,7 @@ import Testing
       })
     #expect(
       diagnostics.contains(
-        "hosts:5:1: error: the section [web:nonsense] has an unknown type 'nonsense'; expected [web], [web:vars] or [web:children]."
+        "hosts:5:1: error: the section '[web:nonsense]' has an unknown type 'nonsense'; expected [group], [group:vars] or [group:children]."
       ))
     #expect(
       diagnostics.contains {
