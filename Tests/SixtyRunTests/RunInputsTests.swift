@@ -6,7 +6,7 @@ import Testing
 @testable import SixtyRun
 
 /// `-e KEY=VALUE`, `-e @FILE` and `-e '{JSON}'`; `--forks` above the policy; repeated `--limit`.
-@Suite struct ExtraVariableTests {
+@Suite struct RunInputsTests {
   func withFile<T>(_ name: String, _ text: String, _ body: (String) throws -> T) throws -> T {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sixty-e-\(UUID().uuidString)")
       .path
@@ -77,6 +77,18 @@ import Testing
     // A request with structured values survives the trip to the jobs daemon's child.
     let data = try JSONEncoder().encode(request)
     #expect(try JSONDecoder().decode(RunRequest.self, from: data) == request)
+  }
+
+  @Test func forksAboveThePolicyNameBothNumbersAndWhereTheLimitCameFrom() async throws {
+    var request = RunRequest(source: .playbook(path: RunnerTests.playbooks + "/fleet-uptime.yml"))
+    request.inventory = RunnerTests.playbooks + "/inventory.yml"
+    let plan = try #require(await Runner.load(request).plan)
+    #expect(Runner.forksNotice(plan, forks: nil) == nil)
+    #expect(Runner.forksNotice(plan, forks: 50) == nil)
+    #expect(
+      Runner.forksNotice(plan, forks: 60)
+        == "sixty: warning: --forks 60 asks for more hosts at once than the policy allows: no organisation policy file was given, and the play's policy (or the built-in default) allows 50, so the policy wins and at most 50 hosts run at once."
+    )
   }
 
   @Test func repeatedLimitsAreAUnion() throws {
