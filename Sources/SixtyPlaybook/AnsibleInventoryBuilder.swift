@@ -9,9 +9,9 @@ import SixtyCore
 ///   the inventory's.
 /// - `ansible_host`, `ansible_port` and `ansible_user` (and the older `ansible_ssh_*`) give the
 ///   host's address, port and user, `instance_id` (or ec2.py's `ec2_id`) its instance for key
-///   pushes, and `availability_zone` (`ec2_placement`, `placement.availability_zone`) its zone,
-///   from the most specific place that sets them; every variable, these included, stays visible
-///   to templates.
+///   pushes, `availability_zone` (`ec2_placement`, `placement.availability_zone`) its zone, and a
+///   mapping `tags` its tags, from the most specific place that sets them; every variable, these
+///   included, stays visible to templates.
 struct AnsibleInventoryBuilder {
   struct Group {
     var name: String
@@ -304,6 +304,14 @@ struct AnsibleInventoryBuilder {
         case .string(let zone)? = placement["availability_zone"]
       {
         host.zone = zone
+      }
+      // A mapping named `tags` (what Ansible's aws_ec2 plugin gives each host) is the host's tags,
+      // so tag selectors (`role=web`) work; a `tags` of another shape is only a variable.
+      if case .map(let tags)? = lookup(["tags"])?.0 {
+        for (key, value) in tags {
+          guard case .string(let text) = value, HostSelector.isName(key) else { continue }
+          host.tags[key] = text
+        }
       }
       vars.removeValue(forKey: "host")
       host.vars = vars

@@ -125,6 +125,7 @@ import Testing
             ansible_ssh_port: 2200
             instance_id: i-0123456789abcdef0
             placement: {availability_zone: eu-west-1a}
+            tags: {role: jump, Name: bastion, "bad key": x, nested: {a: b}}
         children:
           web:
             hosts:
@@ -149,6 +150,8 @@ import Testing
     #expect(bastion.groups == ["ungrouped"])
     #expect(bastion.instanceID == "i-0123456789abcdef0")
     #expect(bastion.zone == "eu-west-1a")
+    #expect(bastion.tags == ["role": "jump", "Name": "bastion"])
+    #expect(try inventory.select(HostSelector(parsing: "role=jump")).map(\.name) == ["bastion"])
     let web2 = try #require(inventory.host(named: "web2"))
     #expect(web2.user == "deploy")
     #expect(web2.vars["sizes"] == .list([.string("1"), .string("2")]))
