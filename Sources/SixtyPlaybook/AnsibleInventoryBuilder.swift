@@ -263,6 +263,12 @@ struct AnsibleInventoryBuilder {
             at: location)
           ok = false
         }
+      } else if !SafeText.isHostAddress(name) {
+        // Without ansible_host the name is the ssh destination: it must read as nothing else.
+        diagnostics.error(
+          "the host name \(SafeText.quoted(name)) is not a host name or IP address ssh can take as it is; expected ASCII letters, digits, '.', '-', ':', or an ansible_host that is one.",
+          at: entry.location)
+        ok = false
       }
       if let (value, location) = lookup(["ansible_port", "ansible_ssh_port"]) {
         if case .string(let text) = value, let port = Int(text), (1...65535).contains(port) {

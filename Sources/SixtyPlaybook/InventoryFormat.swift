@@ -70,6 +70,12 @@ public enum InventoryFormat: String, Sendable {
         nil, diagnostics.isEmpty ? [.error("the inventory is not UTF-8 text.", at: start)] : diagnostics
       )
     }
+    return parse(text: text, file: path)
+  }
+
+  /// Reads inventory text that claims to come from `file`, in whichever format it is written.
+  public static func parse(text: String, file path: String) -> (Inventory?, [Diagnostic]) {
+    let start = SourceLocation(file: path, line: 1, column: 1)
     switch detect(text) {
     case .pssh:
       return finish(HostListInventory.parsePssh(text, file: path))
