@@ -99,7 +99,11 @@ extension Inventory {
     var sentences: [String] = []
     if let combination = selector.combinationHint(repeating: repeating) { sentences.append(combination) }
     var near: [String] = []
-    for clause in selector.alternatives.joined() where !clause.negated {
+    // A few distinct terms are enough to point at a typo, and keep this linear in the hosts.
+    var seen = Set<String>()
+    let terms = selector.alternatives.joined().filter { !$0.negated && seen.insert($0.text).inserted }.prefix(
+      20)
+    for clause in terms {
       switch clause.term {
       case .all:
         continue
