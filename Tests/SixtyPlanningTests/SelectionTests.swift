@@ -25,26 +25,26 @@ import Testing
   @Test func ansibleVariablesReachTemplatesWithSixtysPrecedence() throws {
     let fixture = try Fixture([
       "play.yml": """
-        name: p
-        hosts: web:&prod
-        tasks:
-          - {name: t, command: [echo, "{{ http_port }}", "{{ ntp }}", "{{ domain }}", "{{ tier }}", "{{ host.port }}"]}
-        """,
+      name: p
+      hosts: web:&prod
+      tasks:
+        - {name: t, command: [echo, "{{ http_port }}", "{{ ntp }}", "{{ domain }}", "{{ tier }}", "{{ host.port }}"]}
+      """,
       "hosts": """
-        [web]
-        web1 http_port=8080 ansible_port=2222
-        web2 ansible_user=deploy
-        [prod:children]
-        web
-        [prod:vars]
-        ntp=ntp.example.com
-        tier=parent
-        http_port=80
-        [web:vars]
-        tier=child
-        [all:vars]
-        domain=example.com
-        """,
+      [web]
+      web1 http_port=8080 ansible_port=2222
+      web2 ansible_user=deploy
+      [prod:children]
+      web
+      [prod:vars]
+      ntp=ntp.example.com
+      tier=parent
+      http_port=80
+      [web:vars]
+      tier=child
+      [all:vars]
+      domain=example.com
+      """,
     ])
     defer { fixture.remove() }
     let outcome = fixture.load(inventory: "hosts")
@@ -55,6 +55,17 @@ import Testing
     #expect(hosts[1].steps[0].rendered?.display == "echo 80 ntp.example.com example.com child 22")
     #expect(hosts[1].user == "deploy")
     #expect(hosts[0].user == "ops")
+  }
+
+  @Test func policyHostRulesTakePatterns() throws {
+    let (outcome, _) = try plan(
+      [
+        "play.yml": play, "inv.yml": fleet,
+        "policy.yml": "hosts:\n  require_approval: ['web:!web-1:!web-2']\n",
+      ],
+      policy: "policy.yml")
+    let refused = Set(try #require(outcome.plan).refusals.map(\.host))
+    #expect(refused == ["web-3", "web-4", "web-5"])
   }
 
   @Test func anEmptyLimitExplainsTheAnd() throws {
