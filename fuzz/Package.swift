@@ -9,7 +9,7 @@ let package = Package(
   name: "SixtyFuzz",
   dependencies: [.package(name: "Sixty", path: "..")],
   targets: [.target(name: "FuzzDriver", swiftSettings: fuzzer)]
-    + ["playbook", "cron", "sigv4", "publickey", "quote"].map { name in
+    + ["playbook", "cron", "sigv4", "publickey", "quote", "inventory"].map { name in
       .executableTarget(
         name: "fuzz-\(name)", dependencies: ["FuzzDriver", .product(name: "SixtyParsers", package: "Sixty")],
         path: "Sources/fuzz-\(name)", swiftSettings: fuzzer, linkerSettings: linkFuzzer)

@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 seconds=${FUZZ_SECONDS:-60}
 # libFuzzer, not Swift's backtracer, handles a crash: it saves the input under artifacts/.
 export SWIFT_BACKTRACE=enable=no
-targets=${FUZZ_TARGETS:-"playbook cron sigv4 publickey quote"}
+targets=${FUZZ_TARGETS:-"playbook cron sigv4 publickey quote inventory"}
 # Release builds: fast fuzzing, and the entry point is libFuzzer's own main. Every Swift module is
 # instrumented for coverage (-sanitize=fuzzer), not only the targets.
 flags=(-c release --scratch-path ../.build-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -parse-as-library)

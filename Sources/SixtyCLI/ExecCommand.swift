@@ -22,8 +22,7 @@ struct ExecCommand: AsyncParsableCommand {
 
   @OptionGroup var files: InventoryOptions
 
-  @Option(name: .long, help: "Only target hosts matching this selector too (group, host, tag=value, glob).")
-  var limit: String?
+  @OptionGroup var limits: LimitOptions
 
   @OptionGroup var variables: VariableOptions
 
@@ -51,13 +50,6 @@ struct ExecCommand: AsyncParsableCommand {
     } catch {
       throw ValidationError("the selector '\(selector)': \(error.message)")
     }
-    if let limit {
-      do {
-        _ = try HostSelector(parsing: limit)
-      } catch {
-        throw ValidationError("--limit: \(error.message)")
-      }
-    }
   }
 
   func run() async throws {
@@ -70,7 +62,7 @@ struct ExecCommand: AsyncParsableCommand {
     adHoc.become = become
     var request = RunRequest(source: .command(adHoc))
     files.apply(to: &request)
-    request.limit = limit.map(HostLimit.selector)
+    request.limit = limits.hostLimit
     variables.apply(to: &request)
     request.ec2 = ec2.settings
     runner.apply(to: &request)

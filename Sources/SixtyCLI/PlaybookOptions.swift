@@ -12,26 +12,15 @@ struct PlaybookOptions: ParsableArguments {
 
   @OptionGroup var files: InventoryOptions
 
-  @Option(name: .long, help: "Only target hosts matching this selector (group, host, tag=value, glob).")
-  var limit: String?
+  @OptionGroup var limits: LimitOptions
 
   @OptionGroup var variables: VariableOptions
   @OptionGroup var ec2: EC2Options
 
-  func validate() throws {
-    if let limit {
-      do {
-        _ = try HostSelector(parsing: limit)
-      } catch {
-        throw ValidationError("--limit: \(error.message)")
-      }
-    }
-  }
-
   /// The playbook part of a run request.
   func apply(to request: inout RunRequest) {
     files.apply(to: &request)
-    request.limit = limit.map(HostLimit.selector)
+    request.limit = limits.hostLimit
     variables.apply(to: &request)
     request.ec2 = ec2.settings
   }
@@ -61,9 +50,35 @@ extension PlaybookOptions {
   }
 }
 
+/// `--limit`/`-l`, repeatable: the union of the selectors.
+struct LimitOptions: ParsableArguments {
+  @Option(
+    name: [.customShort("l"), .long],
+    help:
+      "Only target hosts matching this selector (group, host, tag=value, glob; a:b, a:&b, a:!b); repeatable: the union."
+  )
+  var limit: [String] = []
+
+  func validate() throws {
+    for limit in limit {
+      do {
+        _ = try HostSelector(parsing: limit)
+      } catch {
+        throw ValidationError("--limit: \(error.message)")
+      }
+    }
+  }
+
+  var hostLimit: HostLimit? { HostLimit(limits: limit) }
+}
+
 /// Where the hosts and the organisation policy come from.
 struct InventoryOptions: ParsableArguments {
-  @Option(name: [.customShort("i"), .long], help: "The inventory file (YAML); default: SIXTY_INVENTORY.")
+  @Option(
+    name: [.customShort("i"), .long],
+    help:
+      "The inventory: Sixty or Ansible YAML, Ansible INI, a pssh hosts file, or a list like 'web1,web2,'; default: SIXTY_INVENTORY."
+  )
   var inventory: String?
 
   @Option(name: .long, help: "The organisation policy file; it caps the playbook's own policy.")
@@ -87,7 +102,9 @@ struct InventoryOptions: ParsableArguments {
 struct VariableOptions: ParsableArguments {
   @Option(
     name: [.customShort("e"), .customLong("extra-var")],
-    help: "Set a variable (KEY=VALUE); repeatable; wins over every other definition.")
+    help:
+      "Set variables: KEY=VALUE, @FILE (YAML or JSON) or a JSON object; repeatable, the later wins; wins over every other definition."
+  )
   var extraVars: [String] = []
 
   @Flag(name: .long, help: "Approve hosts that policy marks as requiring approval.")
@@ -96,7 +113,7 @@ struct VariableOptions: ParsableArguments {
   func validate() throws {
     for entry in extraVars {
       do {
-        _ = try ExtraVariable(parsing: entry)
+        _ = try ExtraVariable.parseAll(entry)
       } catch {
         throw ValidationError(error.message)
       }
@@ -104,7 +121,7 @@ struct VariableOptions: ParsableArguments {
   }
 
   func apply(to request: inout RunRequest) {
-    request.extraVars = extraVars.compactMap { try? ExtraVariable(parsing: $0) }
+    request.extraVars = extraVars.flatMap { (try? ExtraVariable.parseAll($0)) ?? [] }
     request.approve = approve
   }
 }

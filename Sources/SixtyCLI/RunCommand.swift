@@ -65,10 +65,10 @@ struct RunnerOptions: ParsableArguments {
 
 /// How a run shows and writes its results.
 struct RunOutputOptions: ParsableArguments {
-  @Option(name: .long, help: "Hosts at once (caps the policy's concurrency).")
+  @Option(name: [.customShort("f"), .long], help: "Hosts at once (caps the policy's concurrency).")
   var forks: Int?
 
-  @Flag(name: .long, help: "Print the plan and touch nothing.")
+  @Flag(name: [.long, .customLong("check")], help: "Print the plan and touch nothing.")
   var dryRun = false
 
   @Option(name: .long, help: "Write complete results as JSON to this file.")

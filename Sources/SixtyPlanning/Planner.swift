@@ -47,7 +47,13 @@ public enum Planner {
     var limitNames: Set<String>?
     if let limited {
       switch limited {
-      case .success(let hosts): limitNames = Set(hosts.map(\.name))
+      case .success(let hosts):
+        limitNames = Set(hosts.map(\.name))
+        if hosts.isEmpty, let limit = options.limit {
+          diagnostics.error(
+            "--limit '\(limit.text)' matched no host of \(inventory.source ?? "the inventory")\(inventory.emptySelectionHint(limit, repeating: "pass --limit once for each")); expected at least one host.",
+            at: nil)
+        }
       case .failure(let unknown):
         diagnostics.error(
           "--limit names '\(unknown.name)', which is neither a group nor a host of the inventory\(unknown.suggestion.map { "; did you mean '\($0)'?" } ?? ".")",
@@ -69,9 +75,14 @@ public enum Planner {
       }
       if let limitNames { targets = targets.filter { limitNames.contains($0.name) } }
       if targets.isEmpty {
+        // An empty --limit was reported once, above.
+        if limitNames?.isEmpty == true { continue }
+        let hint =
+          limitNames == nil
+          ? inventory.emptySelectionHint(play.hosts, repeating: "list them under 'hosts:'") : ""
         let because = limitNames != nil ? " after --limit" : ""
         diagnostics.error(
-          "the play '\(play.name)' targets no hosts: '\(play.hosts.text)' matched nothing in \(inventory.source ?? "the inventory")\(because); expected at least one host.",
+          "the play '\(play.name)' targets no hosts: '\(play.hosts.text)' matched nothing in \(inventory.source ?? "the inventory")\(because)\(hint); expected at least one host.",
           at: play.hostsLocation)
         continue
       }

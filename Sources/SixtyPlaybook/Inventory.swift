@@ -97,3 +97,49 @@ public struct Inventory: Sendable {
     }
   }
 }
+
+extension Inventory {
+  /// For a selector that picked no host: how its terms combine (a comma group is an AND) and
+  /// the names or tag values near those it asked for, as a clause starting with "; ", or "".
+  public func emptySelectionHint(_ selector: HostSelector, repeating: String) -> String {
+    var sentences: [String] = []
+    if let combination = selector.combinationHint(repeating: repeating) { sentences.append(combination) }
+    var near: [String] = []
+    // A few distinct terms are enough to point at a typo, and keep this linear in the hosts.
+    var seen = Set<String>()
+    let terms = selector.alternatives.joined().filter { !$0.negated && seen.insert($0.text).inserted }.prefix(
+      20)
+    for clause in terms {
+      switch clause.term {
+      case .all:
+        continue
+      case .name(let name):
+        guard Glob.isPattern(name), !hosts.contains(where: { Glob.matches(name, $0.name) }) else { continue }
+        let stem = String(name.unicodeScalars.prefix { !"*?[".unicodeScalars.contains($0) })
+        if let hit = Suggestion.closest(to: stem, in: groupOrder + hosts.map(\.name)) {
+          near.append("'\(hit)' instead of '\(name)'")
+        }
+      case .tag(let key, let value, let equal):
+        guard equal, !hosts.contains(where: { HostSelector.tag(key, value, equal: true, in: $0.tags) }) else {
+          continue
+        }
+        let values = Set(hosts.compactMap { $0.tags[key] })
+        if values.isEmpty {
+          let keys = Set(hosts.flatMap(\.tags.keys))
+          if let hit = Suggestion.closest(to: key, in: keys.sorted()) {
+            near.append("the tag '\(hit)' instead of '\(key)'")
+          } else {
+            sentences.append("no host has a tag '\(key)'")
+          }
+        } else if let hit = Suggestion.closest(to: value, in: values.sorted()) {
+          near.append("'\(key)=\(hit)' instead of '\(clause.text)'")
+        }
+      }
+    }
+    if !near.isEmpty {
+      let unique = near.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+      sentences.append("did you mean \(unique.prefix(3).joined(separator: ", "))")
+    }
+    return sentences.isEmpty ? "" : "; " + sentences.joined(separator: "; ")
+  }
+}

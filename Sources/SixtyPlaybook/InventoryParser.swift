@@ -16,7 +16,13 @@ public enum InventoryParser {
     "address", "port", "user", "instance_id", "zone", "tags", "vars", "proxy_jump", "ssh_options",
   ]
 
+  /// Loads `path` in any format `-i` reads (see `InventoryFormat`).
   public static func load(path: String) -> (Inventory?, [Diagnostic]) {
+    InventoryFormat.load(path: path)
+  }
+
+  /// Loads `path` as Sixty's own YAML inventory.
+  public static func loadNative(path: String) -> (Inventory?, [Diagnostic]) {
     NodeReader.read(
       YAMLLoader.load(path: path),
       empty: .error(

@@ -2,6 +2,7 @@ import Foundation
 import SixtyCore
 import SixtyHistory
 import SixtyPlanning
+import SixtyPlaybook
 
 /// `sixty runs rerun`: a recorded run's playbook (or `sixty exec` command) again, with the same
 /// inventory and policy, on all its hosts or only those that did not finish ok.
@@ -76,7 +77,7 @@ extension Runner {
     request.inventory = inventory
     request.policy = original.policy
     // As a map, last value wins, recorded by name in order.
-    var values: [String: String] = [:]
+    var values: [String: Value] = [:]
     for variable in rerun.settings.extraVars { values[variable.name] = variable.value }
     request.extraVars = values.keys.sorted().map { ExtraVariable(name: $0, value: values[$0]!) }
     request.history.trigger = .rerun
@@ -95,8 +96,8 @@ extension Runner {
         throw RunFailure("cannot select the failed hosts of run \(id): \(error.message)", status: .badInput)
       }
       request.limit = .hosts(targets)
-    } else if let limit = original.limit, (try? HostSelector(parsing: limit)) != nil {
-      request.limit = .selector(limit)
+    } else if let limit = original.limit.flatMap(HostLimit.init(recorded:)) {
+      request.limit = limit
     }
     let given = Set(rerun.settings.extraVars.map(\.name))
     let missing = original.extraVarNames.filter { !given.contains($0) }

@@ -1,6 +1,7 @@
 import Foundation
 import SixtyExecution
 import SixtyHistory
+import SixtyPlaybook
 
 /// Everything one run needs to know before it starts: what to run, where, with which limits, what
 /// to write and how to record it. `sixty run`, `sixty exec`, `sixty runs rerun` and the jobs daemon
@@ -66,11 +67,15 @@ public struct RunRequest: Sendable, Codable, Equatable {
   }
 }
 
-/// One `-e KEY=VALUE`.
+/// One `-e KEY=VALUE` (or one variable of `-e @FILE` or `-e '{JSON}'`, its type kept).
 public struct ExtraVariable: Sendable, Codable, Equatable {
   public var name: String
-  public var value: String
+  public var value: Value
   public init(name: String, value: String) {
+    self.name = name
+    self.value = .string(value)
+  }
+  public init(name: String, value: Value) {
     self.name = name
     self.value = value
   }

@@ -28,6 +28,10 @@ public enum Runner {
       where outcome.diagnostics[index].location?.file == AdHocCommand.label {
         outcome.diagnostics[index].location = nil
       }
+      // --forks became the generated play's concurrency: the forks notice says it was capped.
+      outcome.diagnostics.removeAll {
+        $0.location == nil && $0.severity == .warning && $0.message.hasPrefix("the play's concurrency ")
+      }
     }
     return outcome
   }
@@ -37,7 +41,7 @@ public enum Runner {
   public static func inputs(_ request: RunRequest) -> PlanLoader.Inputs {
     let environment = ProcessInfo.processInfo.environment
     var vars: [String: Value] = [:]
-    for variable in request.extraVars { vars[variable.name] = .string(variable.value) }
+    for variable in request.extraVars { vars[variable.name] = variable.value }
     var options = PlanOptions(
       extraVars: vars, limit: request.limit?.selector, approve: request.approve,
       defaultUser: SSHConfigResolver.localUser)
@@ -57,6 +61,7 @@ public enum Runner {
     console.handle(.diagnostics(loaded.diagnostics.filter { $0.kind != .policy || loaded.plan == nil }))
     guard let plan = loaded.plan else { return ExitStatus(rawValue: loaded.exitCode) ?? .badInput }
     planned(plan)
+    if let notice = forksNotice(plan, forks: request.forks) { console.handle(.warning(notice)) }
     if plan.isRefused || request.dryRun {
       console.handle(.plan(PlanTextRenderer.render(plan)))
       return plan.isRefused ? .refused : .ok
@@ -77,12 +82,30 @@ public enum Runner {
 public enum HostLimit: Sendable, Codable, Equatable {
   case selector(String)
   case hosts([String])
+  /// Several `--limit`s: their union.
+  case union([String])
+
+  /// The limit of `--limit` given `limits.count` times: none, one selector, or their union.
+  public init?(limits: [String]) {
+    switch limits.count {
+    case 0: return nil
+    case 1: self = .selector(limits[0])
+    default: self = .union(limits)
+    }
+  }
+
+  /// The limit recorded as `text` (one selector, or several joined by " | ").
+  public init?(recorded text: String) {
+    let limits = text.components(separatedBy: " | ")
+    guard (try? HostSelector(union: limits)) != nil else { return nil }
+    self.init(limits: limits)
+  }
 
   /// As recorded in the history.
   public var text: String {
     switch self {
     case .selector(let text): text
-    case .hosts(let names): names.joined(separator: " | ")
+    case .hosts(let names), .union(let names): names.joined(separator: " | ")
     }
   }
 
@@ -90,7 +113,7 @@ public enum HostLimit: Sendable, Codable, Equatable {
   public var selector: HostSelector? {
     switch self {
     case .selector(let text): try? HostSelector(parsing: text)
-    case .hosts(let names): try? HostSelector(union: names)
+    case .hosts(let names), .union(let names): try? HostSelector(union: names)
     }
   }
 }
