@@ -117,15 +117,15 @@ extension Planner {
       }
     }
     var diagnostics: [Diagnostic] = missing.prefix(missingInstanceIDLimit).map { host, play in
-      .error(
-        "the host \(SafeText.quoted(host.name, limit: 80)) has no instance_id, and the play '\(play)' pushes its key through EC2 Instance Connect (or a broker) before connecting; expected 'instance_id: i-…' in its inventory entry (an aws-ec2 inventory gives every host one).",
+      .warning(
+        "the host \(SafeText.quoted(host.name, limit: 80)) has no instance_id, and the play '\(play)' pushes its key through EC2 Instance Connect (or a broker) before connecting, so it will fail at its turn; expected 'instance_id: i-…' in its inventory entry (an aws-ec2 inventory gives every host one).",
         at: host.location)
     }
     if missing.count > missingInstanceIDLimit {
       let rest = missing.dropFirst(missingInstanceIDLimit)
       let names = rest.prefix(5).map { SafeText.quoted($0.host.name, limit: 80) }.joined(separator: ", ")
       diagnostics.append(
-        .error(
+        .warning(
           "\(rest.count) more targeted hosts have no instance_id (\(names)\(rest.count > 5 ? ", …" : "")); expected 'instance_id: i-…' for each.",
           at: rest.first?.host.location))
     }

@@ -4,7 +4,8 @@ import SixtyCore
 public struct InventoryHost: Hashable, Sendable {
   public var name: String
   public var address: String
-  public var port: Int
+  /// Setting it (after `init`) marks it as given: see `portIsSet`.
+  public var port: Int { didSet { portIsSet = true } }
   public var user: String?
   public var instanceID: String?
   public var zone: String?

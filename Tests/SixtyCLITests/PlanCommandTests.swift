@@ -75,10 +75,10 @@ import Testing
     #expect(result.status == 2)
     #expect(
       result.stderr == """
-        i.yml:1:9: error: the host 'h1' has no instance_id, and the play 'play 1' pushes its key through EC2 Instance Connect (or a broker) before connecting; expected 'instance_id: i-…' in its inventory entry (an aws-ec2 inventory gives every host one).
+        i.yml:1:9: warning: the host 'h1' has no instance_id, and the play 'play 1' pushes its key through EC2 Instance Connect (or a broker) before connecting, so it will fail at its turn; expected 'instance_id: i-…' in its inventory entry (an aws-ec2 inventory gives every host one).
         p.yml:4:17: error: unknown variable 'nope' in task 'a' for host h1; define it in the play's vars, the inventory, or with -e nope=VALUE.
         p.yml:5:11: error: the task name 'a' is used twice in this play (first at line 3, column 11); expected unique names.
-        3 errors, 0 warnings.
+        2 errors, 1 warning.
 
         """)
     try "hosts: {h1: {address: 127.0.0.1, instance_id: i-00000000000000001}}\n".write(

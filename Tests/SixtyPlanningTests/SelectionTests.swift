@@ -32,8 +32,8 @@ import Testing
       """,
       "hosts": """
       [web]
-      web1 http_port=8080 ansible_port=2222
-      web2 ansible_user=deploy
+      web1 http_port=8080 ansible_port=2222 instance_id=i-0000000000000001
+      web2 ansible_user=deploy instance_id=i-0000000000000002
       [prod:children]
       web
       [prod:vars]
