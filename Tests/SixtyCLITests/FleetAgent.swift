@@ -109,8 +109,10 @@ struct FleetAgent {
         return "sshd runs sixty-agent as \(user), who cannot \(what) \(described)."
       }
     }
+    // ST_NOEXEC of <sys/statvfs.h>, which Glibc's Swift module leaves out (it is a GNU extension).
+    let noExec: UInt = 8
     var filesystem = statvfs()
-    if statvfs(path, &filesystem) == 0, filesystem.f_flag & UInt(ST_NOEXEC) != 0 {
+    if statvfs(path, &filesystem) == 0, filesystem.f_flag & noExec != 0 {
       return "\(path) is on a file system mounted noexec, where sshd cannot run sixty-agent."
     }
     return nil
