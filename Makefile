@@ -1,7 +1,10 @@
 # Sixty: the two set-up commands are `make demo` and `make test`.
 SWIFT ?= swift
+# `make install` puts everything under $(DESTDIR)$(PREFIX) (see scripts/install.sh).
+PREFIX ?= /usr/local
+DESTDIR ?=
 .DEFAULT_GOAL := build
-.PHONY: deps build release test fuzz demo bench bench-plan bench-broker bench-fleet bench-slow-clients format clean
+.PHONY: deps build release install test fuzz demo bench bench-plan bench-broker bench-fleet bench-slow-clients format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -9,10 +12,15 @@ deps:
 build: deps
 	$(SWIFT) build
 
+# Every product (sixty, sixty-agent, sixty-agent-tls, sixty-bench) in .build-release/release, and
+# the man pages of sixty's commands (swift-argument-parser's generate-manual plugin, on that build).
 release: deps
-	$(SWIFT) build -c release --scratch-path .build-release --product sixty
-	$(SWIFT) build -c release --scratch-path .build-release --product sixty-agent
-	$(SWIFT) build -c release --scratch-path .build-release --product sixty-bench
+	$(SWIFT) build -c release --scratch-path .build-release
+	$(SWIFT) package --scratch-path .build-release plugin generate-manual --multi-page
+
+# The programs, shell completions, man pages and systemd units; DESTDIR for staging.
+install: release
+	PREFIX="$(PREFIX)" DESTDIR="$(DESTDIR)" scripts/install.sh
 
 # The 500-host run takes both cores for minutes, so it runs on its own after the rest (the
 # timing checks of other end-to-end tests would otherwise measure its load).
@@ -21,6 +29,7 @@ test:
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip LargeFleetEndToEndTests
 	$(SWIFT) test --skip-build --filter LargeFleetEndToEndTests
+	SWIFT="$(SWIFT)" scripts/test-install.sh
 	fuzz/run.sh
 
 # libFuzzer targets for the playbook, cron, SigV4 and public-key parsers: saved regressions,

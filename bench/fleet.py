@@ -86,7 +86,7 @@ class Fleet:
         self.key_port = free_port()
         self.user = USER
         self.created_user = False
-        os.makedirs(f"{work}/hosts", mode=0o755)
+        self.agent_home = None
         self.accounts = {name: CpuAccount(name) for name in ("fleet", "broker")}
         try:
             self.make_user()
@@ -151,9 +151,27 @@ class Fleet:
         self.broker_port = int(open(f"{w}/broker.port").read().strip())
         self.endpoint = f"http://127.0.0.1:{self.broker_port}"
 
+    def install_agent(self):
+        """sshd runs the agent as nobody, who may not reach the build (a clone in root's 0700 home),
+        and accepts an AuthorizedKeysCommand only under root-owned directories that neither group
+        nor others can write: the fleet gets its own copy in a new 0755 directory under /run, with
+        the hosts' agent configurations; stop() removes it."""
+        for base in ("/run", "/var/lib"):
+            st = os.stat(base)
+            if st.st_uid != 0 or st.st_mode & 0o022 or not st.st_mode & 0o001 or os.statvfs(base).f_flag & os.ST_NOEXEC:
+                continue
+            self.agent_home = tempfile.mkdtemp(prefix="sixty-fleet-", dir=base)
+            os.chmod(self.agent_home, 0o755)
+            shutil.copy(AGENT, f"{self.agent_home}/sixty-agent")
+            os.chmod(f"{self.agent_home}/sixty-agent", 0o755)
+            return f"{self.agent_home}/sixty-agent"
+        raise SystemExit("no place for the fleet's sixty-agent: neither /run nor /var/lib is root-owned, "
+                         "0755 at most and on a file system that allows executing programs")
+
     def start_sshds(self):
         w = self.work
         os.makedirs("/run/sshd", exist_ok=True)
+        agent = self.install_agent()
         for start in range(0, self.count, PER_SSHD):
             group = list(range(start, min(start + PER_SSHD, self.count)))
             d = f"{w}/sshd-{start // PER_SSHD}"
@@ -170,20 +188,18 @@ class Fleet:
             lines += [f"ListenAddress {self.addresses[i]}" for i in group]
             lines += [f"Match LocalPort {self.key_port}", f"  AuthorizedKeysFile {w}/authorized_keys"]
             for i in group:
-                hd = f"{w}/hosts/h{i + 1}"
-                os.makedirs(hd, mode=0o755)
-                with open(f"{hd}/agent.yml", "w") as f:
+                config = f"{self.agent_home}/h{i + 1}.yml"
+                # The token is inline: owner-only, owned by the user sshd runs the agent as.
+                with open(os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
                     f.write(
                         f"broker: {self.endpoint}\ninstance_id: i-{i + 1:016x}\n"
                         f"token: bench-token-{i + 1:06d}-abcdefgh\nbroker_public_key: {self.broker_key}\n"
                         "timeout: 5s\nsyslog: false\n"
                     )
-                # The token is inline: owner-only, owned by the user sshd runs the agent as.
-                os.chmod(f"{hd}/agent.yml", 0o600)
-                os.chown(f"{hd}/agent.yml", pwd.getpwnam("nobody").pw_uid, pwd.getpwnam("nobody").pw_gid)
+                os.chown(config, pwd.getpwnam("nobody").pw_uid, pwd.getpwnam("nobody").pw_gid)
                 lines += [
                     f"Match LocalAddress {self.addresses[i]} LocalPort {self.agent_port}",
-                    f"  AuthorizedKeysCommand {AGENT} --config {hd}/agent.yml %u %f",
+                    f"  AuthorizedKeysCommand {agent} --config {config} %u %f",
                     "  AuthorizedKeysCommandUser nobody",
                 ]
             with open(f"{d}/sshd_config", "w") as f:
@@ -198,6 +214,9 @@ class Fleet:
 
     def stop(self):
         self.stop_processes()
+        if self.agent_home:
+            shutil.rmtree(self.agent_home, ignore_errors=True)
+            self.agent_home = None
         if self.created_user:
             # The sshds are gone; sessions they forked end as their clients go (a few seconds).
             for _ in range(20):

@@ -3,10 +3,9 @@
 # just-in-time 60-second keys, the recap, and everything stopped afterwards.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-dir=$(mktemp -d /tmp/sixty-demo-XXXXXX)
-chmod 0755 "$dir"
+dir=$(mktemp -d "${TMPDIR:-/tmp}/sixty-demo-XXXXXX")
 trap '"$root/scripts/fleet" down "$dir"; rm -rf "$dir"' EXIT
-"$root/scripts/fleet" up "$dir" 5
+"$root/scripts/fleet" up "$dir" 5 >/dev/null
 # shellcheck disable=SC1091
 . "$dir/env"
 report="$root/demo-report.json"

@@ -1,8 +1,8 @@
 import Foundation
 
 /// A real `sixty broker` and real `sshd` processes on loopback, each sshd with its own config,
-/// host key and pid, its AuthorizedKeysCommand the built `sixty-agent`. Everything is stopped by
-/// pid in `stop()`.
+/// host key and pid, its AuthorizedKeysCommand the built `sixty-agent` (as root, the fleet's own
+/// copy of it: `FleetAgent`). Everything is stopped by pid in `stop()`.
 final class LocalFleet: @unchecked Sendable {
   struct Host {
     var instanceID: String
@@ -21,6 +21,10 @@ final class LocalFleet: @unchecked Sendable {
   let brokerPublicKey: String
   var hosts: [Host] = []
   let user: String
+  /// The agent sshd runs (as root, copied to `agentHome`).
+  let agent: String
+  /// As root: the fleet's root-owned directory holding the agent and its configurations.
+  private(set) var agentHome: FleetAgent?
   var endpoint: String { "http://127.0.0.1:\(brokerPort)" }
   var auditPath: String { directory + "/audit.jsonl" }
 
@@ -49,13 +53,15 @@ final class LocalFleet: @unchecked Sendable {
   ///   - ttl: the broker's key TTL.
   ///   - allowedSources: `allowed_sources` of the hosts' group.
   ///   - startSSHD: false to run only the broker (agent tests).
+  ///   - agent: the `sixty-agent` to run (default: the one built beside `sixty`).
   /// - Parameter brokerClockOffset: run the broker under `faketime` with its wall clock moved by
   ///   this much (e.g. "+10m"), to test clock skew.
   init(
     count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true,
     brokerClockOffset: String? = nil, pushRate: Int = 1000, extraBrokerConfig: String = "",
-    hostsPerSSHD: Int = 1
+    hostsPerSSHD: Int = 1, agent: String = LocalFleet.agentPath
   ) throws {
+    self.agent = agent
     directory =
       FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(
@@ -145,6 +151,7 @@ final class LocalFleet: @unchecked Sendable {
     brokerPort = port
     let agentUser = getuid() == 0 ? "nobody" : user
     do {
+      if getuid() == 0 { agentHome = try FleetAgent.install(from: agent, user: agentUser) }
       if hostsPerSSHD > 1 {
         try startSharedSSHDs(planned, per: hostsPerSSHD, brokerPort: port, agentUser: agentUser)
         return
@@ -156,14 +163,15 @@ final class LocalFleet: @unchecked Sendable {
         let keygen = try runProgram(
           "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_key"])
         guard keygen.status == 0 else { throw MotoServer.Failure("ssh-keygen failed: \(keygen.stderr)") }
-        try writeAgent(directory: dir, instanceID: id, token: token, brokerPort: port, timeout: "3s")
+        let command = try writeAgent(
+          directory: dir, name: name, instanceID: id, token: token, brokerPort: port, timeout: "3s")
         let sshdConfig = """
           Port \(sshPort)
           ListenAddress \(address)
           HostKey \(dir)/host_key
           PidFile \(dir)/sshd.pid
           AuthorizedKeysFile none
-          AuthorizedKeysCommand /bin/sh \(dir)/agent.sh %u %f
+          AuthorizedKeysCommand \(command)
           AuthorizedKeysCommandUser \(agentUser)
           PubkeyAuthentication yes
           PasswordAuthentication no
@@ -196,12 +204,14 @@ final class LocalFleet: @unchecked Sendable {
     }
   }
 
-  /// One agent configuration per host (its instance id and token).
+  /// One agent configuration per host (its instance id and token), and the AuthorizedKeysCommand
+  /// that runs the agent with it. As root that is the fleet's copy of the agent, with the
+  /// configuration beside it (owned by `nobody`, who runs it); otherwise sshd runs as this user and
+  /// checks only the command's first word (`/bin/sh`), so a script in `dir` runs the agent.
   func writeAgent(
-    directory dir: String, instanceID: String, token: String, brokerPort: Int, timeout: String = "5s"
-  ) throws {
-    try FileManager.default.createDirectory(
-      atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    directory dir: String, name: String, instanceID: String, token: String, brokerPort: Int,
+    timeout: String = "5s"
+  ) throws -> String {
     let agentConfig = """
       broker: http://127.0.0.1:\(brokerPort)
       instance_id: \(instanceID)
@@ -210,15 +220,19 @@ final class LocalFleet: @unchecked Sendable {
       timeout: \(timeout)
       syslog: false
       """
-    try agentConfig.write(toFile: dir + "/agent.yml", atomically: true, encoding: .utf8)
-    // The token is inline, so the file is 0600, owned by the user sshd runs the agent as.
-    chmod(dir + "/agent.yml", 0o600)
-    if getuid() == 0, let nobody = getpwnam("nobody") {
-      chown(dir + "/agent.yml", nobody.pointee.pw_uid, nobody.pointee.pw_gid)
+    try FileManager.default.createDirectory(
+      atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    if let agentHome {
+      let config = try agentHome.writeConfiguration(agentConfig, name: name, user: "nobody")
+      return "\(agentHome.path) --config \(config) %u %f"
     }
-    try "exec \(LocalFleet.agentPath) --config \(dir)/agent.yml \"$@\"\n".write(
+    try agentConfig.write(toFile: dir + "/agent.yml", atomically: true, encoding: .utf8)
+    // The token is inline, so the file is 0600.
+    chmod(dir + "/agent.yml", 0o600)
+    try "exec \(agent) --config \(dir)/agent.yml \"$@\"\n".write(
       toFile: dir + "/agent.sh", atomically: true, encoding: .utf8)
     chmod(dir + "/agent.sh", 0o755)
+    return "/bin/sh \(dir)/agent.sh %u %f"
   }
 
   /// Hosts on their own loopback addresses, `per` of them to one sshd (an sshd listens on at
@@ -257,9 +271,9 @@ final class LocalFleet: @unchecked Sendable {
         """
       for (_, _, address, _, _) in group { config += "ListenAddress \(address)\n" }
       for (id, name, address, _, token) in group {
-        let hostDir = directory + "/" + name
-        try writeAgent(directory: hostDir, instanceID: id, token: token, brokerPort: brokerPort)
-        config += "Match LocalAddress \(address)\n  AuthorizedKeysCommand /bin/sh \(hostDir)/agent.sh %u %f\n"
+        let command = try writeAgent(
+          directory: directory + "/" + name, name: name, instanceID: id, token: token, brokerPort: brokerPort)
+        config += "Match LocalAddress \(address)\n  AuthorizedKeysCommand \(command)\n"
       }
       // ListenAddress lines must come before the first Match block.
       let lines = config.split(separator: "\n", omittingEmptySubsequences: false)
@@ -326,9 +340,12 @@ final class LocalFleet: @unchecked Sendable {
     ] + extra + ["\(user)@\(host.address)"]
   }
 
+  /// Stops the sshds and the broker, then removes the fleet's copy of the agent.
   func stop() {
     for host in hosts { host.sshd?.stop() }
     broker.stop()
+    agentHome?.remove()
+    agentHome = nil
   }
 
   /// Stops the broker (SIGTERM: it finishes what is in flight) and starts it again with the same
