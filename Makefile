@@ -32,7 +32,7 @@ test:
 	SWIFT="$(SWIFT)" scripts/test-install.sh
 	fuzz/run.sh
 
-# libFuzzer targets for the playbook, cron, SigV4 and public-key parsers: saved regressions,
+# libFuzzer targets for the playbook, inventory, cron, SigV4 and public-key parsers: saved regressions,
 # then FUZZ_SECONDS (default 60) of fuzzing each.
 fuzz: deps
 	fuzz/run.sh
