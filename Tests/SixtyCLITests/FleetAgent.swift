@@ -38,8 +38,7 @@ struct FleetAgent {
       let fleetAgent = FleetAgent(directory: String(cString: made))
       chmod(fleetAgent.directory, 0o755)
       do {
-        try FileManager.default.copyItem(atPath: agent, toPath: fleetAgent.path)
-        chmod(fleetAgent.path, 0o755)
+        try Self.copyExecutable(agent, to: fleetAgent.path)
         if let problem = problem(running: fleetAgent.path, as: user, asCommand: true) {
           throw Failure(description: problem)
         }
@@ -50,6 +49,47 @@ struct FleetAgent {
       }
     }
     throw Failure(description: "no place for the fleet's sixty-agent: " + refusals.joined(separator: " "))
+  }
+
+  /// Copies `source` to `destination` through a temporary name opened with O_CLOEXEC, renamed
+  /// into place once closed: a child that another test spawns meanwhile must not inherit a
+  /// descriptor open for writing, or every exec of the agent fails with ETXTBSY while it lives.
+  static func copyExecutable(_ source: String, to destination: String) throws {
+    let input = open(source, O_RDONLY | O_CLOEXEC)
+    guard input >= 0 else {
+      throw Failure(description: "cannot read \(source): \(String(cString: strerror(errno)))")
+    }
+    defer { close(input) }
+    let temporary = destination + ".partial"
+    let output = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o755)
+    guard output >= 0 else {
+      throw Failure(description: "cannot create \(temporary): \(String(cString: strerror(errno)))")
+    }
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+      let count = read(input, &buffer, buffer.count)
+      if count < 0 && errno == EINTR { continue }
+      guard count >= 0 else {
+        close(output)
+        throw Failure(description: "cannot read \(source): \(String(cString: strerror(errno)))")
+      }
+      if count == 0 { break }
+      var offset = 0
+      while offset < count {
+        let written = buffer[offset..<count].withUnsafeBytes { write(output, $0.baseAddress, $0.count) }
+        if written < 0 && errno == EINTR { continue }
+        guard written > 0 else {
+          close(output)
+          throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))")
+        }
+        offset += written
+      }
+    }
+    fchmod(output, 0o755)
+    close(output)
+    guard rename(temporary, destination) == 0 else {
+      throw Failure(description: "cannot rename \(temporary): \(String(cString: strerror(errno)))")
+    }
   }
 
   /// A host's agent configuration, owned by `user` and 0600 (its token is inline).

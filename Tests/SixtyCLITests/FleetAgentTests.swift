@@ -13,7 +13,7 @@ import Testing
     chmod(root, 0o700)
     let bin = root + "/build/debug"
     try FileManager.default.createDirectory(atPath: bin, withIntermediateDirectories: true)
-    try FileManager.default.copyItem(atPath: LocalFleet.agentPath, toPath: bin + "/sixty-agent")
+    try FleetAgent.copyExecutable(LocalFleet.agentPath, to: bin + "/sixty-agent")
     if sixty {
       try FileManager.default.createSymbolicLink(
         atPath: bin + "/sixty", withDestinationPath: SixtyBinary.path)
