@@ -178,7 +178,7 @@ public enum InventoryParser {
     guard checkName(name, entry.keyLocation, &reader) else { return nil }
     var host = InventoryHost(name: name, port: defaults.port, user: defaultUser, location: entry.keyLocation)
     host.portIsSet = defaults.portIsSet
-    if entry.value.isNull { return host }
+    if entry.value.isNull { return checkedAddress(host, entry, &reader) }
     guard let fields = reader.mapping(entry.value, "host '\(name)'", allowed: hostKeys) else { return nil }
     var ok = true
     for field in fields {
@@ -236,7 +236,19 @@ public enum InventoryParser {
         break  // Unknown keys were reported by `mapping(_:_:allowed:)`.
       }
     }
-    return ok ? host : nil
+    return ok ? checkedAddress(host, entry, &reader) : nil
+  }
+
+  /// A host with no `address` is reached by its name, so the name must be one ssh takes as a host
+  /// and nothing else (`root@evil` would pick the user; spaces or quotes would be more).
+  static func checkedAddress(_ host: InventoryHost, _ entry: YAMLPair, _ reader: inout NodeReader)
+    -> InventoryHost?
+  {
+    guard host.address == host.name, !SafeText.isHostAddress(host.name) else { return host }
+    reader.error(
+      "the host \(SafeText.quoted(host.name)) has no 'address', and its name is not a host name or IP address to connect to; expected 'address: …' (like 10.0.0.5 or web-1.example.com), or a name of ASCII letters, digits, '.', '-', '_' and ':'.",
+      at: entry.keyLocation)
+    return nil
   }
 
   /// `proxy_jump: [user@]host[:port]` or `ssh_options: [Key=Value, …]` of a host or group, as ssh

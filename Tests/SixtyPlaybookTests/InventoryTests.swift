@@ -24,6 +24,23 @@ import Testing
       canary: {hosts: [web-2]}
     """
 
+  @Test func aHostReachedByItsNameNeedsANameSSHTakesAsAHostAndNothingElse() throws {
+    let (inventory, diagnostics) = parse(
+      """
+      hosts:
+        root@evil: {instance_id: i-0123456789abcdef0}
+        root@ok: {address: 10.0.0.9}
+        web-1.example.com:
+        web-2:
+      """)
+    #expect(
+      diagnostics == [
+        "inv.yml:2:3: error: the host 'root@evil' has no 'address', and its name is not a host name or IP address to connect to; expected 'address: …' (like 10.0.0.5 or web-1.example.com), or a name of ASCII letters, digits, '.', '-', '_' and ':'."
+      ])
+    #expect(inventory.hosts.map(\.name) == ["root@ok", "web-1.example.com", "web-2"])
+    #expect(inventory.host(named: "root@ok")?.address == "10.0.0.9")
+  }
+
   @Test func hostsGroupsAndDefaults() throws {
     let (inventory, diagnostics) = parse(sample)
     #expect(diagnostics.isEmpty)
