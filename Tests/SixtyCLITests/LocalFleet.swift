@@ -165,37 +165,50 @@ final class LocalFleet: @unchecked Sendable {
         guard keygen.status == 0 else { throw MotoServer.Failure("ssh-keygen failed: \(keygen.stderr)") }
         let command = try writeAgent(
           directory: dir, name: name, instanceID: id, token: token, brokerPort: port, timeout: "3s")
-        let sshdConfig = """
-          Port \(sshPort)
-          ListenAddress \(address)
-          HostKey \(dir)/host_key
-          PidFile \(dir)/sshd.pid
-          AuthorizedKeysFile none
-          AuthorizedKeysCommand \(command)
-          AuthorizedKeysCommandUser \(agentUser)
-          PubkeyAuthentication yes
-          PasswordAuthentication no
-          KbdInteractiveAuthentication no
-          PermitRootLogin prohibit-password
-          UsePAM no
-          StrictModes no
-          MaxStartups 200:30:400
-          MaxSessions 64
-          LogLevel VERBOSE
-          """
-        try sshdConfig.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
-        let sshd =
-          startSSHD
-          ? try LocalProcess(
+        // A port found free can be taken by another test before sshd binds it: then sshd exits
+        // saying so, and the host gets another port.
+        var sshPort = sshPort
+        var sshd: LocalProcess?
+        for attempt in 1...5 {
+          let sshdConfig = """
+            Port \(sshPort)
+            ListenAddress \(address)
+            HostKey \(dir)/host_key
+            PidFile \(dir)/sshd.pid
+            AuthorizedKeysFile none
+            AuthorizedKeysCommand \(command)
+            AuthorizedKeysCommandUser \(agentUser)
+            PubkeyAuthentication yes
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PermitRootLogin prohibit-password
+            UsePAM no
+            StrictModes no
+            MaxStartups 200:30:400
+            MaxSessions 64
+            LogLevel VERBOSE
+            """
+          try sshdConfig.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
+          guard startSSHD else { break }
+          let started = try LocalProcess(
             "/usr/sbin/sshd", ["-D", "-e", "-f", dir + "/sshd_config"], logPath: dir + "/sshd.log")
-          : nil
+          sshd = started
+          // sshd says "Server listening on" once bound; a listener on the port could be another's.
+          let deadline = Date().addingTimeInterval(10)
+          while started.isRunning && !started.log.contains("Server listening on") && Date() < deadline {
+            usleep(10_000)
+          }
+          if started.isRunning && started.log.contains("Server listening on") { break }
+          guard attempt < 5, started.log.contains("Address already in use") else {
+            throw MotoServer.Failure("sshd for \(name) did not start: \(started.log)")
+          }
+          started.stop()
+          sshPort = LocalProcess.freePort()
+        }
         hosts.append(
           Host(
             instanceID: id, name: name, address: address, port: sshPort, sshd: sshd, token: token,
             directory: dir))
-      }
-      for host in hosts where startSSHD && !LocalProcess.waitForPort(host.port) {
-        throw MotoServer.Failure("sshd for \(host.name) did not start: \(host.sshd?.log ?? "")")
       }
       try Self.requireRunning(hosts)
     } catch {
