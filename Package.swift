@@ -26,6 +26,8 @@ let package = Package(
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     .package(url: "https://github.com/drmohundro/SWXMLHash", from: "8.1.1"),
+    .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
   ],
   targets: [
     // Diagnostics, source locations and positioned YAML reading shared by every parser; safe text
@@ -70,7 +72,7 @@ let package = Package(
     .target(
       name: "SixtyBroker",
       dependencies: [
-        "SixtyCore", "SixtyAgentCore", "SixtyAudit", "SixtyKeys", "InstanceConnect",
+        "SixtyCore", "SixtyAgentCore", "SixtyAudit", "SixtyKeys", "InstanceConnect", "SixtyPostgres",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Hummingbird", package: "hummingbird"),
@@ -88,6 +90,14 @@ let package = Package(
         "SixtyCore", "SixtyPlaybook", "InstanceConnect", "SixtyAgentCore",
         .product(name: "SWXMLHash", package: "SWXMLHash"),
         .product(name: "Crypto", package: "swift-crypto"),
+      ]),
+    // PostgreSQL for shared state: `postgresql://` URLs as libpq reads them, a pool with deadlines,
+    // migrations applied once by whichever process starts first.
+    .target(
+      name: "SixtyPostgres",
+      dependencies: [
+        .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Logging", package: "swift-log"),
       ]),
     // Run history, host locks and daemon state in SQLite (GRDB, WAL, migrations).
     .target(
@@ -153,7 +163,7 @@ let package = Package(
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyAudit", "SixtyBroker", "SixtyScheduler", "SixtyExecution", "SixtyCalendar", "SixtyRun",
-        "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport", "SixtyProcess", "SixtyJobs",
+        "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport", "SixtyProcess", "SixtyJobs", "SixtyPostgres",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),
@@ -179,7 +189,8 @@ let package = Package(
       name: "SixtyCLITests",
       dependencies: [
         "SixtyCLI", "SixtyCalendar", "SixtyHistory", "InstanceConnect", "SixtyReport", "SixtyKeys",
-        "SixtyAgentCore", "SixtyJobs", "SixtyProcess", .product(name: "Crypto", package: "swift-crypto"),
+        "SixtyAgentCore", "SixtyJobs", "SixtyProcess", "SixtyPostgres", "SixtyBroker", "SixtyAudit",
+        .product(name: "Crypto", package: "swift-crypto"),
       ]),
     .testTarget(
       name: "SixtyRunTests",

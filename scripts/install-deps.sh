@@ -7,6 +7,16 @@ need_apt=()
 if [ "${1:-}" = "--tests" ]; then
   # Headless Chromium draws the HTML report in its end-to-end test.
   command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  # A real PostgreSQL server for the shared-state tests (started by the tests themselves).
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    need_apt+=(postgresql)
+    # The tests start their own servers: no cluster, no server started by the package.
+    if [ "$(id -u)" -eq 0 ]; then
+      mkdir -p /etc/postgresql-common
+      [ -f /etc/postgresql-common/createcluster.conf ] \
+        || echo "create_main_cluster = false" >/etc/postgresql-common/createcluster.conf
+    fi
+  fi
 fi
 command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null 2>&1 || need_apt+=(openssh-client)

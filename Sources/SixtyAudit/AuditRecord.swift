@@ -41,6 +41,16 @@ public struct AuditRecord: Sendable, Equatable {
   /// The same for `reason`, which quotes error messages.
   public static let reasonLimit = 1024
 
+  /// The record as the `sequence`-th line of a chain after `previous` (without a newline), and
+  /// its hash: what `AuditLog` writes and `AuditVerifier` checks, for stores other than a file.
+  public func chained(sequence: Int, previous: String) -> (line: [UInt8], hash: String) {
+    var line = body(sequence: sequence, previous: previous)
+    let hash = AuditLog.hash(line)
+    line.removeLast()  // "}"
+    line.append(contentsOf: Array(",\"hash\":\"\(hash)\"}".utf8))
+    return (line, hash)
+  }
+
   /// The record's JSON body without the chain fields; keys in a fixed order. Every string is
   /// bounded (`bounded(_:limit:)`), so a record stays under a few kilobytes whatever its input.
   func body(sequence: Int, previous: String) -> [UInt8] {

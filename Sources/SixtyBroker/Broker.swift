@@ -48,6 +48,8 @@ public final class Broker: Sendable {
   public let metrics = BrokerMetrics()
   let signingKey: Curve25519.Signing.PrivateKey
   let audit: AuditLog?
+  /// The database shared by replicas; keys, replays and the audit chain live there when set.
+  public let shared: SharedBrokerStore?
   let clock: @Sendable () -> Date
   let limiter: RateLimiter
   let replays: any ReplayCache
@@ -67,22 +69,23 @@ public final class Broker: Sendable {
   ///   - clock: the broker's notion of now; tests pass a controllable one.
   public convenience init(
     config: BrokerConfig, signingKey: Curve25519.Signing.PrivateKey, audit: AuditLog?,
-    replays: (any ReplayCache)? = nil, logger: Logger = Logger(label: "sixty.broker"),
-    clock: @escaping @Sendable () -> Date = { Date() }
+    replays: (any ReplayCache)? = nil, shared: SharedBrokerStore? = nil,
+    logger: Logger = Logger(label: "sixty.broker"), clock: @escaping @Sendable () -> Date = { Date() }
   ) {
     self.init(
-      config: config, signingKey: signingKey, audit: audit, replays: replays,
+      config: config, signingKey: signingKey, audit: audit, replays: replays, shared: shared,
       unauthenticatedTally: UnauthenticatedTally(), logger: logger, clock: clock)
   }
 
   init(
     config: BrokerConfig, signingKey: Curve25519.Signing.PrivateKey, audit: AuditLog?,
-    replays: (any ReplayCache)?, unauthenticatedTally: UnauthenticatedTally,
+    replays: (any ReplayCache)?, shared: SharedBrokerStore? = nil, unauthenticatedTally: UnauthenticatedTally,
     logger: Logger = Logger(label: "sixty.broker"), clock: @escaping @Sendable () -> Date
   ) {
     self.config = config
     self.signingKey = signingKey
     self.audit = audit
+    self.shared = shared
     self.clock = clock
     self.store = KeyStore()
     self.logger = logger
@@ -104,7 +107,7 @@ public final class Broker: Sendable {
       self.replays = MemoryReplayCache(
         retention: 2 * config.maxClockSkew.seconds, refusingSignedBefore: started)
     }
-    if !self.replays.isPersistent {
+    if !self.replays.isPersistent && shared == nil {
       warnings.append(
         "no replay_cache or audit_log in broker.yml: accepted signatures are kept in memory only, so every request signed before this start is refused; set 'replay_cache' to keep them across restarts"
       )
@@ -305,13 +308,16 @@ public final class Broker: Sendable {
   }
 
   func record(_ attempt: PushAttempt, now: Date, outcome: String, reason: String?) throws {
-    try audit?.append(
-      AuditRecord(
-        time: now, event: "push", requestID: attempt.requestID, principal: attempt.principal,
-        source: attempt.source,
-        instance: attempt.instance, osUser: attempt.osUser, fingerprint: attempt.fingerprint,
-        outcome: outcome,
-        reason: reason))
+    try audit?.append(auditRecord(attempt, now: now, outcome: outcome, reason: reason))
+  }
+
+  func auditRecord(_ attempt: PushAttempt, now: Date, outcome: String, reason: String?) -> AuditRecord {
+    AuditRecord(
+      time: now, event: "push", requestID: attempt.requestID, principal: attempt.principal,
+      source: attempt.source,
+      instance: attempt.instance, osUser: attempt.osUser, fingerprint: attempt.fingerprint,
+      outcome: outcome,
+      reason: reason)
   }
 
   func errorResponse(_ error: BrokerError, requestID: String) -> BrokerResponse {
@@ -332,9 +338,13 @@ public final class Broker: Sendable {
 
   static let agentRefusal = "the agent token is missing or wrong, or the instance is not registered"
 
-  func handleAgent(_ request: BrokerRequest) -> BrokerResponse {
-    let now = clock()
-    let requestID = UUID().uuidString.lowercased()
+  enum AgentAuthentication {
+    case refused(BrokerResponse)
+    case accepted(BrokerConfig.RegisteredHost, user: String)
+  }
+
+  /// The agent's instance and user, once its token matched.
+  func authenticateAgent(_ request: BrokerRequest, now: Date) -> AgentAuthentication {
     var query: [String: String] = [:]
     for pair in request.query.split(separator: "&") {
       let parts = pair.split(separator: "=", maxSplits: 1)
@@ -344,12 +354,14 @@ public final class Broker: Sendable {
     // Before a valid token, nothing the request says is written anywhere: it is counted.
     // `/metrics` is public: its outcome must not tell an unknown instance from a wrong token
     // either; the audit summary (`reason`) may.
-    func refuse(_ status: Int, _ message: String, _ outcome: String, reason: String? = nil) -> BrokerResponse
+    func refuse(_ status: Int, _ message: String, _ outcome: String, reason: String? = nil)
+      -> AgentAuthentication
     {
       metrics.fetch(outcome: outcome)
       noteUnauthenticated(source: request.remoteAddress, reason: reason ?? outcome, now: now)
-      return BrokerResponse(
-        status: status, headers: [("Content-Type", "text/plain")], body: Array((message + "\n").utf8))
+      return .refused(
+        BrokerResponse(
+          status: status, headers: [("Content-Type", "text/plain")], body: Array((message + "\n").utf8)))
     }
     guard let instance = query["instance_id"], let user = query["user"], !user.isEmpty else {
       return refuse(400, "expected instance_id and user query parameters", "bad_request")
@@ -366,17 +378,36 @@ public final class Broker: Sendable {
       return refuse(
         401, Broker.agentRefusal, "bad_token", reason: host == nil ? "unknown_instance" : "bad_token")
     }
-    let keys = store.active(instance: host.instanceID, user: user, now: now)
+    return .accepted(host, user: user)
+  }
+
+  /// The signed list of `keys` for `instance` and `user`.
+  func signedList(instance: String, user: String, keys: [KeyStore.Key], now: Date) throws -> Data {
     let list = SignedKeyList(
-      instanceID: host.instanceID, osUser: user, issuedAt: Int64(now.timeIntervalSince1970),
+      instanceID: instance, osUser: user, issuedAt: Int64(now.timeIntervalSince1970),
       keys: keys.map {
         SignedKeyList.Entry(
           key: $0.line, fingerprint: $0.fingerprint,
           expiresAt: Int64($0.expiresAt.timeIntervalSince1970.rounded(.down)),
           requestID: $0.requestID, principal: $0.principal, from: $0.from)
       })
+    return try list.signed(with: signingKey)
+  }
+
+  func handleAgent(_ request: BrokerRequest) -> BrokerResponse {
+    let now = clock()
+    let requestID = UUID().uuidString.lowercased()
+    let host: BrokerConfig.RegisteredHost
+    let user: String
+    switch authenticateAgent(request, now: now) {
+    case .refused(let response): return response
+    case .accepted(let found, let osUser):
+      host = found
+      user = osUser
+    }
+    let keys = store.active(instance: host.instanceID, user: user, now: now)
     do {
-      let body = try list.signed(with: signingKey)
+      let body = try signedList(instance: host.instanceID, user: user, keys: keys, now: now)
       // No audit record, no keys: the trail must be complete.
       try audit?.append(
         AuditRecord(
@@ -419,12 +450,23 @@ public final class Broker: Sendable {
         "\(requests) refused before authentication"
         + (summary.source == nil ? " from sources beyond the first \(unauthenticated.capacity)" : "")
         + " between \(SigV4.amzDate(entry.firstAt)) and \(SigV4.amzDate(entry.lastAt)); first: \(entry.first), last: \(entry.last)"
+      let record = AuditRecord(
+        time: now, event: "unauthenticated", requestID: UUID().uuidString.lowercased(), principal: nil,
+        source: summary.source ?? "other-sources", instance: nil, osUser: nil, fingerprint: nil,
+        outcome: "refused", reason: reason)
+      if let shared {
+        let logger = self.logger
+        Task {
+          do {
+            try await shared.append(record)
+          } catch {
+            logger.error("cannot write the unauthenticated-request summary to the audit chain: \(error)")
+          }
+        }
+        continue
+      }
       do {
-        try audit?.append(
-          AuditRecord(
-            time: now, event: "unauthenticated", requestID: UUID().uuidString.lowercased(), principal: nil,
-            source: summary.source ?? "other-sources", instance: nil, osUser: nil, fingerprint: nil,
-            outcome: "refused", reason: reason))
+        try audit?.append(record)
       } catch {
         logger.error("cannot write the unauthenticated-request summary to the audit log: \(error)")
       }

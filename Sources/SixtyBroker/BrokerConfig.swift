@@ -1,6 +1,7 @@
 import Foundation
 import SixtyAgentCore
 import SixtyCore
+import SixtyPostgres
 
 /// `broker.yml`: where to listen, who may push keys for which hosts and users, and the host registry.
 ///
@@ -15,6 +16,9 @@ import SixtyCore
 /// signing_key_file: /var/lib/sixty/broker-signing.key   # created (0600) when missing
 /// audit_log: /var/log/sixty/audit.jsonl
 /// replay_cache: /var/lib/sixty/replays  # default: the audit log's path + ".replays"
+/// # or, for replicas sharing one database (keys, replay cache and audit chain there):
+/// store: postgresql://sixty@db.example.com:5432/sixty?sslmode=verify-full
+/// # store: {url: postgresql://…, password_file: /run/secrets/db-password}  # else $PGPASSWORD
 /// principals:
 ///   deploy-bot:
 ///     access_key_id: AKIAEXAMPLEDEPLOY01
@@ -63,6 +67,11 @@ public struct BrokerConfig: Sendable {
   /// Where accepted signatures are kept across restarts; nil: `auditLog` + ".replays", or memory
   /// only when there is no audit log either (see `replayCachePath`).
   public var replayCache: String?
+  /// `store`: the PostgreSQL database shared by replicas (the URL as written, without reading
+  /// any password file yet), where it was written, and `password_file`.
+  public var store: String?
+  public var storeOrigin: String = "broker.yml"
+  public var storePasswordFile: String?
   public var maxBodyBytes: Int = 16 * 1024
   public var maxConnections: Int = 512
   /// How many of `maxConnections` one source address (an IPv6 /64) may hold; connections over
@@ -150,7 +159,8 @@ public struct BrokerConfig: Sendable {
     var config = BrokerConfig()
     let keys = [
       "listen", "region", "key_ttl", "max_clock_skew", "signing_key_file", "audit_log", "replay_cache",
-      "max_body_bytes", "max_connections", "max_connections_per_source", "idle_timeout", "header_timeout",
+      "store", "max_body_bytes", "max_connections", "max_connections_per_source", "idle_timeout",
+      "header_timeout",
       "body_timeout", "principals", "groups", "hosts",
     ]
     guard reader.mapping(root, "the broker configuration", allowed: keys) != nil else { return config }
@@ -196,6 +206,44 @@ public struct BrokerConfig: Sendable {
           "'replay_cache' is empty; expected the path of a file the broker may create.", at: node.location)
       } else {
         config.replayCache = path
+      }
+    }
+    if let node = root["store"] {
+      var urlNode: YAMLNode? = node
+      if case .mapping = node.content {
+        urlNode = nil
+        if let fields = reader.mapping(node, "'store'", allowed: ["url", "password_file"]) {
+          for field in fields {
+            switch field.key {
+            case "url": urlNode = field.value
+            case "password_file":
+              config.storePasswordFile = reader.string(field.value, "'password_file' of 'store'")
+            default: break
+            }
+          }
+          if urlNode == nil {
+            reader.error("'store' has no 'url'; expected url: postgresql://….", at: node.location)
+          }
+        }
+      }
+      if let urlNode, let url = reader.string(urlNode, "'store'") {
+        let origin = "\(urlNode.location)"
+        do {
+          // Syntax only: the password file is read when the broker starts.
+          _ = try PostgresLocation.parse(url, origin: origin, environment: [:])
+          config.store = url
+          config.storeOrigin = origin
+        } catch {
+          reader.error(
+            error.description.hasPrefix(origin + ": ")
+              ? String(error.description.dropFirst(origin.count + 2)) : error.description,
+            at: urlNode.location)
+        }
+      }
+      for name in ["audit_log", "replay_cache"] where root[name] != nil {
+        reader.error(
+          "'\(name)' cannot be used with 'store': with a database, the audit chain and the replay cache live there (export the chain with 'sixty audit export --store').",
+          at: root[name]?.location ?? node.location)
       }
     }
     if let node = root["max_body_bytes"] {

@@ -8,6 +8,7 @@ import NIOHTTPTypes
 import NIOPosix
 import ServiceLifecycle
 import SixtyAudit
+import SixtyPostgres
 
 /// The request context: Hummingbird's core storage plus the peer address (for the audit log and
 /// `allowed_sources`).
@@ -162,6 +163,13 @@ struct KeyPurgeService: Service {
       // Graceful shutdown ends the wait, so the server stops at once rather than after it.
       try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
       broker.store.purge(now: broker.clock())
+      if let shared = broker.shared {
+        do {
+          try await shared.purge(now: broker.clock())
+        } catch {
+          broker.logger.warning("cannot remove expired keys from the database: \(error)")
+        }
+      }
       broker.flushUnauthenticated()
     }
     broker.flushUnauthenticated(force: true)
@@ -216,6 +224,7 @@ public enum BrokerServer {
   /// Serves one request: on `auditPool` when it writes an audit record (a push or an agent fetch
   /// with an audit log configured), inline otherwise (health, metrics, unknown paths).
   public static func handle(_ request: BrokerRequest, broker: Broker) async throws -> BrokerResponse {
+    if let shared = broker.shared { return await broker.handleShared(request, store: shared) }
     let audited =
       broker.audit != nil
       && ((request.method == "POST" && request.path == "/")
@@ -271,6 +280,10 @@ public enum BrokerServer {
       logger.warning(
         "no signing_key_file in broker.yml: this run signs key lists and audit checkpoints with a key that ends with it, so agents must be given its new public key after every restart and 'sixty audit verify --broker-config' cannot check the checkpoints; set signing_key_file."
       )
+    }
+    if let url = config.store {
+      try await runShared(config: config, url: url, key: key, logger: logger, onRunning: onRunning)
+      return
     }
     let audit: AuditLog?
     do {
@@ -332,6 +345,38 @@ public enum BrokerServer {
     services.append(.init(service: app))
     let group = ServiceGroup(
       configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    try await group.run()
+  }
+
+  /// Serves with keys, replays and the audit chain in the database at `url`, shared with every
+  /// other replica on it. Migrations are applied at start (once, whichever replica is first).
+  static func runShared(
+    config: BrokerConfig, url: String, key: Curve25519.Signing.PrivateKey, logger: Logger,
+    onRunning: @escaping @Sendable (Int) async -> Void
+  ) async throws {
+    let location: PostgresLocation
+    do {
+      location = try PostgresLocation.parse(
+        url, origin: config.storeOrigin, passwordFile: config.storePasswordFile)
+    } catch {
+      throw BrokerStartError(error.description)
+    }
+    let store: SharedBrokerStore
+    do {
+      store = try await SharedBrokerStore.open(location, logger: logger)
+    } catch {
+      throw BrokerStartError("cannot open the broker's store: \(error)")
+    }
+    defer { store.database.close() }
+    let (sequence, _) = try await store.head()
+    logger.info("keys, replays and the audit chain (\(sequence) records) are in \(location)")
+    let broker = Broker(config: config, signingKey: key, audit: nil, shared: store, logger: logger)
+    for warning in broker.startupWarnings { logger.warning("\(warning)") }
+    if !config.regionIsDefault { logger.info("accepting only requests signed for \(config.region)") }
+    let app = application(broker: broker, logger: logger, onRunning: onRunning)
+    let group = ServiceGroup(
+      configuration: .init(
+        services: [.init(service: app)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
   }
 

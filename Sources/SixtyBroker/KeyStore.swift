@@ -11,6 +11,17 @@ public final class KeyStore: @unchecked Sendable {
     public var requestID: String
     public var principal: String
     public var from: [String]
+
+    public init(
+      line: String, fingerprint: String, expiresAt: Date, requestID: String, principal: String, from: [String]
+    ) {
+      self.line = line
+      self.fingerprint = fingerprint
+      self.expiresAt = expiresAt
+      self.requestID = requestID
+      self.principal = principal
+      self.from = from
+    }
   }
 
   struct Slot: Hashable {

@@ -8,9 +8,9 @@ struct AuditCommand: ParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "audit",
     abstract: "Check or read a hash-chained audit log.",
-    subcommands: [Verify.self, Show.self])
+    subcommands: [Verify.self, Show.self, Export.self])
 
-  struct Verify: ParsableCommand {
+  struct Verify: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
       abstract: "Verify the chain of an audit log; names the first edited, reordered or missing record.",
       discussion: """
@@ -24,7 +24,14 @@ struct AuditCommand: ParsableCommand {
         """)
 
     @Argument(help: "The audit log (JSON lines).")
-    var file: String
+    var file: String?
+
+    @Option(
+      name: .long,
+      help:
+        "The brokers' shared database (postgresql://…, as broker.yml's 'store'): verify the chain kept there."
+    )
+    var store: String?
 
     @Option(
       name: .long,
@@ -37,7 +44,18 @@ struct AuditCommand: ParsableCommand {
       help: "The broker configuration: its signing_key_file gives the public key; requires a signed head.")
     var brokerConfig: String?
 
-    func run() throws {
+    func run() async throws {
+      if let store {
+        guard file == nil, publicKey == nil, brokerConfig == nil else {
+          throw CLIError(
+            "give a file or --store, not both (a database's chain has no checkpoint file).", code: 2)
+        }
+        try await AuditStoreCommands.verify(store)
+        return
+      }
+      guard let file else {
+        throw CLIError("give the audit log to verify, or --store postgresql://….", code: 2)
+      }
       if publicKey != nil && brokerConfig != nil {
         throw CLIError("give --public-key or --broker-config, not both.", code: 2)
       }
@@ -77,6 +95,22 @@ struct AuditCommand: ParsableCommand {
         FileHandle.standardError.write(Data("sixty: error: \(error.message)\n".utf8))
         throw ExitCode(2)
       }
+    }
+  }
+
+  struct Export: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      abstract: "Write the audit chain kept in the brokers' database as JSON lines (an audit log file).",
+      discussion: "The output verifies with `sixty audit verify FILE` like a broker's own log.")
+
+    @Option(name: .long, help: "The brokers' shared database (postgresql://…).")
+    var store: String
+
+    @Option(name: [.short, .long], help: "Write to this file (created 0600) instead of standard output.")
+    var output: String?
+
+    func run() async throws {
+      try await AuditStoreCommands.export(store, to: output)
     }
   }
 }

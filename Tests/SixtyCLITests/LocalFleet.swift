@@ -18,6 +18,11 @@ final class LocalFleet: @unchecked Sendable {
   let directory: String
   private(set) var broker: LocalProcess
   let brokerPort: Int
+  /// With `replicas` > 1: every replica after the first (same configuration and store), and its port.
+  private(set) var otherBrokers: [LocalProcess] = []
+  private(set) var otherBrokerPorts: [Int] = []
+  /// The port of every replica, the first one's first.
+  var brokerPorts: [Int] { [brokerPort] + otherBrokerPorts }
   let brokerPublicKey: String
   var hosts: [Host] = []
   let user: String
@@ -59,7 +64,8 @@ final class LocalFleet: @unchecked Sendable {
   init(
     count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true,
     brokerClockOffset: String? = nil, pushRate: Int = 1000, extraBrokerConfig: String = "",
-    hostsPerSSHD: Int = 1, agent: String = LocalFleet.agentPath
+    hostsPerSSHD: Int = 1, agent: String = LocalFleet.agentPath, store: String? = nil,
+    storeEnvironment: [String: String] = [:], replicas: Int = 1, agentReplica: Int = 0
   ) throws {
     self.agent = agent
     directory =
@@ -92,7 +98,7 @@ final class LocalFleet: @unchecked Sendable {
       listen: 127.0.0.1:0
       key_ttl: \(ttl)
       signing_key_file: \(directory)/signing.key
-      audit_log: \(directory)/audit.jsonl
+      \(store.map { "store: \"\($0)\"" } ?? "audit_log: \(directory)/audit.jsonl")
       \(perSource)
       \(extraBrokerConfig)
       principals:
@@ -132,23 +138,40 @@ final class LocalFleet: @unchecked Sendable {
         environment: ["FAKETIME_DONT_FAKE_MONOTONIC": "1"],
         logPath: directory + "/broker.log", stopsChildren: true)
     } else {
-      broker = try LocalProcess(SixtyBinary.path, serve, logPath: directory + "/broker.log")
+      broker = try LocalProcess(
+        SixtyBinary.path, serve, environment: storeEnvironment, logPath: directory + "/broker.log")
     }
-    var port: Int?
-    for _ in 0..<200 {
-      if let text = try? String(contentsOfFile: directory + "/broker.port", encoding: .utf8),
-        let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
-      {
-        port = value
-        break
+    func waitForPortFile(_ path: String, _ process: LocalProcess) -> Int? {
+      for _ in 0..<400 where process.isRunning {
+        if let text = try? String(contentsOfFile: path, encoding: .utf8),
+          let value = Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        {
+          return value
+        }
+        usleep(50_000)
       }
-      usleep(50_000)
+      return nil
     }
-    guard let port else {
+    guard let firstPort = waitForPortFile(directory + "/broker.port", broker) else {
       broker.stop()
       throw MotoServer.Failure("the broker did not start: \(broker.log)")
     }
-    brokerPort = port
+    brokerPort = firstPort
+    for replica in stride(from: 1, to: replicas, by: 1) {
+      let portFile = directory + "/broker-\(replica).port"
+      let process = try LocalProcess(
+        SixtyBinary.path,
+        ["broker", "serve", "--config", directory + "/broker.yml", "--port-file", portFile],
+        environment: storeEnvironment, logPath: directory + "/broker-\(replica).log")
+      otherBrokers.append(process)
+      guard let port = waitForPortFile(portFile, process) else {
+        for other in otherBrokers { other.stop() }
+        broker.stop()
+        throw MotoServer.Failure("broker replica \(replica) did not start: \(process.log)")
+      }
+      otherBrokerPorts.append(port)
+    }
+    let port = ([firstPort] + otherBrokerPorts)[agentReplica]
     let agentUser = getuid() == 0 ? "nobody" : user
     do {
       if getuid() == 0 { agentHome = try FleetAgent.install(from: agent, user: agentUser) }
@@ -357,6 +380,7 @@ final class LocalFleet: @unchecked Sendable {
   func stop() {
     for host in hosts { host.sshd?.stop() }
     broker.stop()
+    for other in otherBrokers { other.stop() }
     agentHome?.remove()
     agentHome = nil
   }

@@ -1,0 +1,214 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SixtyAudit
+import SixtyPostgres
+
+/// The broker's state in PostgreSQL, shared by every replica on the database: pushed keys with
+/// their expiry, the replay cache and the audit chain. A key pushed through one replica is served
+/// by any other at once; replays are refused across replicas; the audit records of all replicas
+/// form one hash chain, appended under a row lock on the chain's head.
+public final class SharedBrokerStore: Sendable {
+  public let database: SharedDatabase
+  let maxPerSlot: Int
+
+  static let migrations = [
+    PostgresMigration(
+      version: 1,
+      statements: [
+        """
+        CREATE TABLE broker_keys (
+          id BIGSERIAL PRIMARY KEY, instance TEXT NOT NULL, os_user TEXT NOT NULL, line TEXT NOT NULL,
+          fingerprint TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL, request_id TEXT NOT NULL,
+          principal TEXT NOT NULL, sources TEXT[] NOT NULL)
+        """,
+        "CREATE INDEX broker_keys_slot ON broker_keys (instance, os_user, expires_at)",
+        "CREATE INDEX broker_keys_expiry ON broker_keys (expires_at)",
+        """
+        CREATE TABLE broker_replays (
+          key TEXT PRIMARY KEY, signed_at TIMESTAMPTZ NOT NULL, forget_at TIMESTAMPTZ NOT NULL)
+        """,
+        "CREATE INDEX broker_replays_forget ON broker_replays (forget_at)",
+        "CREATE TABLE broker_audit (sequence BIGINT PRIMARY KEY, line TEXT NOT NULL)",
+        """
+        CREATE TABLE broker_audit_head (
+          id INTEGER PRIMARY KEY CHECK (id = 1), sequence BIGINT NOT NULL, hash TEXT NOT NULL)
+        """,
+        "INSERT INTO broker_audit_head (id, sequence, hash) VALUES (1, 0, '\(AuditLog.genesis)')",
+      ])
+  ]
+
+  public init(database: SharedDatabase, maxPerSlot: Int = 64) {
+    self.database = database
+    self.maxPerSlot = maxPerSlot
+  }
+
+  /// Connects to `location` and applies the broker's migrations.
+  public static func open(_ location: PostgresLocation, logger: Logger) async throws -> SharedBrokerStore {
+    SharedBrokerStore(
+      database: try await SharedDatabase.open(
+        location, component: "broker", migrations: migrations, maximumConnections: 32, logger: logger))
+  }
+
+  /// Whether `key` was accepted before (by any replica).
+  public func check(_ key: String, now: Date) async throws -> ReplayVerdict {
+    try await database.withConnection("checking the replay cache") { connection in
+      let rows = try await connection.query(
+        "SELECT 1 FROM broker_replays WHERE key = \(key) AND forget_at > \(now)", logger: Self.quiet)
+      for try await _ in rows { return .replayed }
+      return .fresh
+    }
+  }
+
+  /// In one transaction: claims the replay key, appends the `accepted` record to the chain and
+  /// stores the key. Nothing of it happens if any part fails; `.replayed` when another replica
+  /// (or this one) accepted the same signature first.
+  public func accept(
+    replayKey: String, signedAt: Date, forgetAt: Date, record: AuditRecord, key: KeyStore.Key,
+    instance: String,
+    user: String
+  ) async throws -> ReplayVerdict {
+    let now = record.time
+    return try await database.transaction("accepting a pushed key") { connection in
+      let claimed = try await connection.query(
+        """
+        INSERT INTO broker_replays (key, signed_at, forget_at) VALUES (\(replayKey), \(signedAt), \(forgetAt))
+        ON CONFLICT (key) DO UPDATE SET signed_at = EXCLUDED.signed_at, forget_at = EXCLUDED.forget_at
+          WHERE broker_replays.forget_at <= \(now)
+        RETURNING 1
+        """, logger: Self.quiet)
+      var fresh = false
+      for try await _ in claimed { fresh = true }
+      guard fresh else { return ReplayVerdict.replayed }
+      // Before the chain's lock (so the lock is held for as short as possible); like the record,
+      // the key is visible to other replicas only once the transaction commits.
+      try await connection.query(
+        """
+        INSERT INTO broker_keys (instance, os_user, line, fingerprint, expires_at, request_id, principal, sources)
+        VALUES (\(instance), \(user), \(key.line), \(key.fingerprint), \(key.expiresAt), \(key.requestID),
+          \(key.principal), \(key.from))
+        """, logger: Self.quiet)
+      try await Self.append(record, on: connection) { _ in }
+      return ReplayVerdict.fresh
+    }
+  }
+
+  /// Appends `record` to the chain (its own transaction).
+  public func append(_ record: AuditRecord) async throws {
+    try await database.transaction("appending to the audit chain") { connection in
+      try await Self.append(record, on: connection) { _ in }
+    }
+  }
+
+  /// The keys valid at `now` for `instance` and `user`, newest last, and the record of serving
+  /// them appended in the same transaction (no record, no keys).
+  public func serve(
+    instance: String, user: String, now: Date, record: @escaping @Sendable ([KeyStore.Key]) -> AuditRecord
+  )
+    async throws -> [KeyStore.Key]
+  {
+    let limit = maxPerSlot
+    return try await database.transaction("reading the keys of \(instance)") { connection in
+      let rows = try await connection.query(
+        """
+        SELECT line, fingerprint, expires_at, request_id, principal, sources FROM broker_keys
+        WHERE instance = \(instance) AND os_user = \(user) AND expires_at > \(now)
+        ORDER BY id DESC LIMIT \(limit)
+        """, logger: Self.quiet)
+      var keys: [KeyStore.Key] = []
+      for try await (line, fingerprint, expiresAt, requestID, principal, sources) in rows.decode(
+        (String, String, Date, String, String, [String]).self)
+      {
+        keys.append(
+          KeyStore.Key(
+            line: line, fingerprint: fingerprint, expiresAt: expiresAt, requestID: requestID,
+            principal: principal,
+            from: sources))
+      }
+      keys.reverse()
+      let chosen = keys
+      try await Self.append(record(chosen), on: connection) { _ in }
+      return chosen
+    }
+  }
+
+  /// How many keys are valid at `now`.
+  public func activeKeys(now: Date) async throws -> Int {
+    try await database.withConnection("counting active keys") { connection in
+      let rows = try await connection.query(
+        "SELECT count(*) FROM broker_keys WHERE expires_at > \(now)", logger: Self.quiet)
+      for try await count in rows.decode(Int.self) { return count }
+      return 0
+    }
+  }
+
+  /// Removes expired keys and forgotten replay entries.
+  public func purge(now: Date) async throws {
+    try await database.withConnection("removing expired keys") { connection in
+      try await connection.query("DELETE FROM broker_keys WHERE expires_at <= \(now)", logger: Self.quiet)
+      try await connection.query("DELETE FROM broker_replays WHERE forget_at <= \(now)", logger: Self.quiet)
+    }
+  }
+
+  /// The newest record's sequence number and hash.
+  public func head() async throws -> (sequence: Int, hash: String) {
+    try await database.withConnection("reading the audit chain's head") { connection in
+      let rows = try await connection.query(
+        "SELECT sequence, hash FROM broker_audit_head WHERE id = 1", logger: Self.quiet)
+      for try await (sequence, hash) in rows.decode((Int, String).self) { return (sequence, hash) }
+      return (0, AuditLog.genesis)
+    }
+  }
+
+  /// Writes the chain's records in order, as the JSON lines of an audit log file, `batch` at a time
+  /// (bounded memory); returns how many were written.
+  public func export(batch: Int = 1000, to write: @escaping @Sendable ([UInt8]) throws -> Void) async throws
+    -> Int
+  {
+    var after = 0
+    var total = 0
+    while true {
+      let start = after
+      let lines = try await database.withConnection("reading the audit chain") { connection in
+        let rows = try await connection.query(
+          "SELECT sequence, line FROM broker_audit WHERE sequence > \(start) ORDER BY sequence LIMIT \(batch)",
+          logger: Self.quiet)
+        var lines: [(Int, String)] = []
+        for try await row in rows.decode((Int, String).self) { lines.append(row) }
+        return lines
+      }
+      if lines.isEmpty { return total }
+      for (sequence, line) in lines {
+        try write(Array(line.utf8) + [UInt8(ascii: "\n")])
+        after = sequence
+        total += 1
+      }
+    }
+  }
+
+  static let quiet = Logger(label: "sixty.broker.store", factory: { _ in SwiftLogNoOpLogHandler() })
+
+  /// Appends `record` after the head, taking the head's row lock first: concurrent appenders (in
+  /// any replica) wait for it, so the chain stays linear. `also` runs under the same lock, in the
+  /// same transaction.
+  static func append(
+    _ record: AuditRecord, on connection: PostgresConnection,
+    also: (PostgresConnection) async throws -> Void
+  ) async throws {
+    let rows = try await connection.query(
+      "SELECT sequence, hash FROM broker_audit_head WHERE id = 1 FOR UPDATE", logger: quiet)
+    var head: (Int, String)?
+    for try await row in rows.decode((Int, String).self) { head = row }
+    guard let (sequence, previous) = head else {
+      throw SharedDatabase.Failure("The audit chain's head row is missing from the database.")
+    }
+    let (line, hash) = record.chained(sequence: sequence + 1, previous: previous)
+    let text = String(decoding: line, as: UTF8.self)
+    try await connection.query(
+      """
+      WITH added AS (INSERT INTO broker_audit (sequence, line) VALUES (\(sequence + 1), \(text)))
+      UPDATE broker_audit_head SET sequence = \(sequence + 1), hash = \(hash) WHERE id = 1
+      """, logger: quiet)
+    try await also(connection)
+  }
+}
