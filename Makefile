@@ -30,6 +30,7 @@ test:
 	$(SWIFT) test --skip-build --skip LargeFleetEndToEndTests
 	$(SWIFT) test --skip-build --filter LargeFleetEndToEndTests
 	SWIFT="$(SWIFT)" scripts/test-install.sh
+	scripts/test-kubernetes.sh .build/debug
 	fuzz/run.sh
 
 # libFuzzer targets for the playbook, inventory, cron, SigV4 and public-key parsers: saved regressions,

@@ -48,6 +48,10 @@ command -v aws >/dev/null 2>&1 || need_pip+=(awscli)
 python3 -c 'import boto3' >/dev/null 2>&1 || need_pip+=(boto3)
 # croniter is the reference the schedule tests compare fire times with (tests only).
 python3 -c 'import croniter' >/dev/null 2>&1 || need_pip+=(croniter)
+# kubernetes-validate (it ships the Kubernetes JSON schemas) checks deploy/kubernetes offline (tests only).
+if [ "${1:-}" = "--tests" ]; then
+  python3 -c 'import kubernetes_validate' >/dev/null 2>&1 || need_pip+=(kubernetes-validate)
+fi
 if [ ${#need_pip[@]} -gt 0 ]; then
   echo "Installing ${need_pip[*]} from PyPI …"
   python3 -m pip install --quiet "${need_pip[@]}" 2>/dev/null \
