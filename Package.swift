@@ -99,10 +99,14 @@ let package = Package(
         .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         .product(name: "Logging", package: "swift-log"),
       ]),
-    // Run history, host locks and daemon state in SQLite (GRDB, WAL, migrations).
+    // Run history, host locks and daemon state in SQLite (GRDB, WAL, migrations), or shared by
+    // runners and daemons on several machines in PostgreSQL.
     .target(
       name: "SixtyHistory",
-      dependencies: ["SixtyCore", .product(name: "GRDB", package: "GRDB.swift")]),
+      dependencies: [
+        "SixtyCore", "SixtyPostgres", .product(name: "GRDB", package: "GRDB.swift"),
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+      ]),
     // The run report: JSON, JUnit XML and a self-contained HTML timeline, from one model.
     .target(name: "SixtyReport", dependencies: ["SixtyCore", "SixtyHistory"]),
     // The scheduler of one play: slots, batches, just-in-time pushes, deadlines, cancellation.

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import SixtyPostgres
 
 /// The run history: every run (manual or scheduled) with its hosts and tasks, the host locks that
 /// keep two runs off the same host, the daemon's per-job state and the notifications sent.
@@ -8,8 +9,27 @@ import GRDB
 /// immediate transaction and wait up to `busyTimeout` for each other). The schema is created and
 /// upgraded by numbered migrations.
 public final class History: Sendable {
+  /// The file, or the database URL without its password.
   public let path: String
-  let pool: DatabasePool
+  let pool: DatabasePool?
+  /// Set when the history is a PostgreSQL database (`postgresql://…`).
+  let postgres: PostgresHistory?
+
+  /// Whether runners on other machines share this history (PostgreSQL): runs then send heartbeats.
+  public var isShared: Bool { postgres != nil }
+
+  /// How long a shared history waits after a run's last heartbeat before marking it interrupted:
+  /// `$SIXTY_RUN_STALE_AFTER` seconds (at least 2), else 30.
+  public static func staleAfter(environment: [String: String] = ProcessInfo.processInfo.environment) -> Double
+  {
+    guard let text = environment["SIXTY_RUN_STALE_AFTER"], let seconds = Double(text), seconds >= 2,
+      seconds <= 3600
+    else { return 30 }
+    return seconds
+  }
+
+  /// How often a run's heartbeat is sent: six times within the stale period.
+  public var heartbeatInterval: Double { (postgres?.staleAfter ?? 30) / 6 }
 
   /// How long a writer waits for another process's transaction.
   public static let busyTimeout: TimeInterval = 15
@@ -40,6 +60,19 @@ public final class History: Sendable {
   /// Opens (creating if needed) the history at `path`, applying pending migrations.
   /// - Throws: `HistoryError` naming the file and what went wrong.
   public init(path: String) throws(HistoryError) {
+    if PostgresLocation.isURL(path) {
+      let location: PostgresLocation
+      do {
+        location = try PostgresLocation.parse(path, origin: "the run history")
+      } catch {
+        throw HistoryError(error.description)
+      }
+      self.path = location.description
+      pool = nil
+      postgres = try PostgresHistory(location: location, staleAfter: History.staleAfter())
+      return
+    }
+    postgres = nil
     self.path = path
     let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
     do {
@@ -55,7 +88,8 @@ public final class History: Sendable {
     config.label = "sixty-history"
     let created = !FileManager.default.fileExists(atPath: path)
     do {
-      pool = try DatabasePool(path: path, configuration: config)
+      let pool = try DatabasePool(path: path, configuration: config)
+      self.pool = pool
       if created { chmod(path, 0o600) }
       try History.migrator.migrate(pool)
     } catch {
@@ -192,7 +226,8 @@ public final class History: Sendable {
   /// - Returns: the ids of the runs marked.
   @discardableResult
   public func sweepInterrupted(now: Date = Date()) throws(HistoryError) -> [Int64] {
-    try write { db in try Self.sweep(db, now: now) }
+    if let postgres { return try postgres.sweepInterrupted(now: now) }
+    return try write { db in try Self.sweep(db, now: now) }
   }
 
   static func sweep(_ db: Database, now: Date) throws -> [Int64] {
@@ -222,9 +257,16 @@ public final class History: Sendable {
     return marked
   }
 
+  /// Tells a shared history that run `runID`'s runner is alive (nothing for a SQLite file, where
+  /// the runner's process id says so).
+  public func heartbeat(runID: Int64) throws(HistoryError) {
+    try postgres?.heartbeat(runID: runID)
+  }
+
   /// Records a new run as `running` and returns its id.
   public func begin(_ run: NewRun) throws(HistoryError) -> Int64 {
-    try write { db in
+    if let postgres { return try postgres.begin(run) }
+    return try write { db in
       try RunRow(run).insert(db)
       return db.lastInsertedRowID
     }
@@ -242,7 +284,8 @@ public final class History: Sendable {
 
   /// Stores (or replaces) the results of hosts of a run.
   public func record(runID: Int64, hosts: [HostRecord]) throws(HistoryError) {
-    try write { db in
+    if let postgres { return try postgres.record(runID: runID, hosts: hosts) }
+    return try write { db in
       for host in hosts {
         try HostRow(runID: runID, host).insert(db, onConflict: .replace)
         try TaskRow.filter(
@@ -258,19 +301,22 @@ public final class History: Sendable {
 
   /// Stores (or replaces) how a play of a run ended.
   public func record(runID: Int64, play: PlayRecord) throws(HistoryError) {
-    try write { db in try PlayRow(runID: runID, play).insert(db, onConflict: .replace) }
+    if let postgres { return try postgres.record(runID: runID, play: play) }
+    return try write { db in try PlayRow(runID: runID, play).insert(db, onConflict: .replace) }
   }
 
   /// The plays of a run, in order (none for runs recorded before plays were).
   public func plays(runID: Int64) throws(HistoryError) -> [PlayRecord] {
-    try read { db in
+    if let postgres { return try postgres.plays(runID: runID) }
+    return try read { db in
       try PlayRow.filter(Column("run_id") == runID).order(Column("position")).fetchAll(db).map(\.record)
     }
   }
 
   /// The fingerprint of the public key the run pushed (never the key itself).
   public func setKeyFingerprint(runID: Int64, _ fingerprint: String) throws(HistoryError) {
-    try write { db in
+    if let postgres { return try postgres.setKeyFingerprint(runID: runID, fingerprint) }
+    return try write { db in
       try db.execute(
         sql: "UPDATE runs SET key_fingerprint = ? WHERE id = ?", arguments: [fingerprint, runID])
     }
@@ -293,7 +339,10 @@ public final class History: Sendable {
   public func finish(id: Int64, status: RunStatus, exitCode: Int32?, message: String?, at: Date = Date())
     throws(HistoryError)
   {
-    try write { db in
+    if let postgres {
+      return try postgres.finish(id: id, status: status, exitCode: exitCode, message: message, at: at)
+    }
+    return try write { db in
       try db.execute(
         sql: "UPDATE runs SET status = ?, exit_code = ?, message = ?, finished_at = ? WHERE id = ?",
         arguments: [status, exitCode.map { Int($0) }, message, at.timeIntervalSince1970, id])
@@ -305,7 +354,8 @@ public final class History: Sendable {
   public func runs(job: String? = nil, since: Date? = nil, limit: Int = 50) throws(HistoryError)
     -> [RunRecord]
   {
-    try read { db in
+    if let postgres { return try postgres.runs(job: job, since: since, limit: limit) }
+    return try read { db in
       var request = RunRow.all()
       if let job { request = request.filter(Column("job") == job) }
       if let since { request = request.filter(Column("started_at") >= since.timeIntervalSince1970) }
@@ -314,12 +364,14 @@ public final class History: Sendable {
   }
 
   public func run(id: Int64) throws(HistoryError) -> RunRecord? {
-    try read { db in try RunRow.fetchOne(db, key: id)?.record }
+    if let postgres { return try postgres.run(id: id) }
+    return try read { db in try RunRow.fetchOne(db, key: id)?.record }
   }
 
   /// The newest run started by process `pid` for `job`, if any.
   public func latestRun(job: String, pid: Int32, since: Date) throws(HistoryError) -> RunRecord? {
-    try read { db in
+    if let postgres { return try postgres.latestRun(job: job, pid: pid, since: since) }
+    return try read { db in
       try RunRow.filter(
         Column("job") == job && Column("pid") == Int(pid)
           && Column("started_at") >= since.timeIntervalSince1970 - 1
@@ -329,7 +381,8 @@ public final class History: Sendable {
 
   /// The hosts of a run (optionally one host), each with its tasks, in play and host order.
   public func hosts(runID: Int64, host: String? = nil) throws(HistoryError) -> [HostRecord] {
-    try read { db in
+    if let postgres { return try postgres.hosts(runID: runID, host: host) }
+    return try read { db in
       var request = HostRow.filter(Column("run_id") == runID)
       if let host { request = request.filter(Column("host") == host) }
       return try request.order(Column.rowID).fetchAll(db).map { row in
@@ -348,7 +401,8 @@ public final class History: Sendable {
   public func tryLock(runID: Int64, hosts: [HostLockKey], now: Date = Date()) throws(HistoryError)
     -> LockHolder?
   {
-    try write { db in
+    if let postgres { return try postgres.tryLock(runID: runID, hosts: hosts, now: now) }
+    return try write { db in
       _ = try Self.sweep(db, now: now)
       for host in hosts {
         if let row = try Row.fetchOne(
@@ -396,7 +450,8 @@ public final class History: Sendable {
   }
 
   public func locks() throws(HistoryError) -> [(host: String, runID: Int64)] {
-    try read { db in
+    if let postgres { return try postgres.locks() }
+    return try read { db in
       try Row.fetchAll(db, sql: "SELECT host, run_id FROM host_locks ORDER BY host").map {
         (host: $0["host"], runID: $0["run_id"])
       }
@@ -407,26 +462,35 @@ public final class History: Sendable {
 
   /// The scheduled time of the last fire the daemon handled for `job`.
   public func lastFire(job: String) throws(HistoryError) -> Date? {
-    try read { db in
+    if let postgres { return try postgres.lastFire(job: job) }
+    return try read { db in
       try Double.fetchOne(db, sql: "SELECT last_fire FROM job_state WHERE job = ?", arguments: [job])
         .map { Date(timeIntervalSince1970: $0) }
     }
   }
 
+  /// Records that `job`'s fire at `fire` was handled; never moves the job's last fire back (several
+  /// daemons may record fires of the same job).
   public func setLastFire(job: String, at fire: Date) throws(HistoryError) {
-    try write { db in
+    if let postgres { return try postgres.setLastFire(job: job, at: fire) }
+    return try write { db in
       try db.execute(
-        sql: "INSERT OR REPLACE INTO job_state (job, last_fire, updated_at) VALUES (?, ?, ?)",
+        sql: """
+          INSERT INTO job_state (job, last_fire, updated_at) VALUES (?, ?, ?)
+          ON CONFLICT (job) DO UPDATE SET last_fire = MAX(last_fire, excluded.last_fire), updated_at = excluded.updated_at
+          """,
         arguments: [job, fire.timeIntervalSince1970, Date().timeIntervalSince1970])
     }
   }
 
   public func recordNotification(_ record: NotificationRecord) throws(HistoryError) {
-    try write { db in try NotificationRow(record).insert(db) }
+    if let postgres { return try postgres.recordNotification(record) }
+    return try write { db in try NotificationRow(record).insert(db) }
   }
 
   public func notifications(runID: Int64) throws(HistoryError) -> [NotificationRecord] {
-    try read { db in
+    if let postgres { return try postgres.notifications(runID: runID) }
+    return try read { db in
       try NotificationRow.filter(Column("run_id") == runID).order(Column("id")).fetchAll(db).map(\.record)
     }
   }
@@ -434,6 +498,7 @@ public final class History: Sendable {
   // MARK: -
 
   func write<T>(_ body: (Database) throws -> T) throws(HistoryError) -> T {
+    guard let pool else { throw HistoryError("the run history \(path) is not a SQLite file.") }
     do {
       return try pool.writeWithoutTransaction { db in
         var result: T?
@@ -449,6 +514,7 @@ public final class History: Sendable {
   }
 
   func read<T>(_ body: (Database) throws -> T) throws(HistoryError) -> T {
+    guard let pool else { throw HistoryError("the run history \(path) is not a SQLite file.") }
     do {
       return try pool.read(body)
     } catch {

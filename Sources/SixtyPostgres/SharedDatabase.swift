@@ -172,6 +172,9 @@ public final class SharedDatabase: Sendable {
     return state == "40001" || state == "40P01"
   }
 
+  /// The advisory lock that serialises migrations of every component.
+  static let migrationLock = Int64(0x5358_5459_4D49_4752)
+
   func migrate(component: String, _ migrations: [PostgresMigration]) async throws {
     try await transaction("applying the \(component) migrations") { connection in
       // Serialises replicas that start together (even the table's creation); released at COMMIT.

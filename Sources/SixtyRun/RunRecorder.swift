@@ -16,6 +16,9 @@ final class RunRecorder: @unchecked Sendable {
   // `lock` protects `failed`.
   let lock = NSLock()
   var failed = false
+  /// With a shared history: tells it every few seconds that this run's runner is alive (a dispatch
+  /// timer, so a busy task pool does not delay it). Protected by `lock`.
+  var heartbeat: (any DispatchSourceTimer)?
 
   init(request: RunRequest, console: any RunConsole) {
     self.request = request
@@ -89,7 +92,10 @@ final class RunRecorder: @unchecked Sendable {
           rerunOf: settings.rerunOf, scheduledFor: settings.scheduledFor, hostsTotal: hosts.count,
           adHocCommand: request.adHocCommand.map(\.recorded)))
     }
-    if let runID { say("run \(runID) recorded in \(history!.path)") }
+    if let runID, let history {
+      say("run \(runID) recorded in \(history.path)")
+      if history.isShared { startHeartbeat(runID: runID, history: history) }
+    }
   }
 
   /// `path` from the working directory, with `.` and `..` resolved, so a rerun from elsewhere
@@ -204,9 +210,29 @@ final class RunRecorder: @unchecked Sendable {
       defer { runID = nil }
       return runID
     }
+    lock.withLock {
+      heartbeat?.cancel()
+      heartbeat = nil
+    }
     guard let id else { return }
     attempt("finishing the run record") { history throws(HistoryError) in
       try history.finish(id: id, status: status, exitCode: exitCode, message: message)
     }
+  }
+
+  func startHeartbeat(runID: Int64, history: History) {
+    let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+    let interval = history.heartbeatInterval
+    timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(100))
+    timer.setEventHandler { [weak self] in
+      do {
+        try history.heartbeat(runID: runID)
+      } catch {
+        // Transient: the next beat tries again; a long outage lets other runners take the locks.
+        self?.say("sixty: warning: \(error) (while sending the run's heartbeat).")
+      }
+    }
+    lock.withLock { heartbeat = timer }
+    timer.resume()
   }
 }

@@ -46,9 +46,9 @@ import Testing
     #expect(info.st_mode & 0o777 == 0o700)
     #expect(stat(history.path, &info) == 0)
     #expect(info.st_mode & 0o777 == 0o600)
-    let mode = try history.pool.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
+    let mode = try history.pool!.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") }
     #expect(mode == "wal")
-    let applied = try history.pool.read { try History.migrator.appliedMigrations($0) }
+    let applied = try history.pool!.read { try History.migrator.appliedMigrations($0) }
     #expect(
       applied == [
         "v1: runs, hosts, tasks, locks, jobs, notifications",
@@ -298,14 +298,14 @@ import Testing
     #expect(notifications.first?.at == Date(timeIntervalSince1970: 1_800_000_063))
     // What the new code writes, the old SQL reads back in the same columns.
     try history.record(runID: 1, hosts: [hosts[0]])
-    let columns = try history.pool.read { db in
+    let columns = try history.pool!.read { db in
       try Row.fetchOne(
         db, sql: "SELECT status, pushes, started_at FROM run_hosts WHERE run_id = 1 AND host = 'web-1'")
     }
     #expect(columns?["status"] == "timed out")
     #expect(columns?["pushes"] == "1800000001.25,1800000031.5")
     #expect(columns?["started_at"] == 1_800_000_001.0)
-    let tasks = try history.pool.read { db in
+    let tasks = try history.pool!.read { db in
       try String.fetchAll(db, sql: "SELECT status FROM run_tasks WHERE host = 'web-1' ORDER BY position")
     }
     #expect(tasks == ["timed out", "pending"])
