@@ -112,6 +112,9 @@ struct RunRequestCommand: AsyncParsableCommand {
     shouldDisplay: false)
 
   func run() async throws {
+    guard DaemonParent.watch() else {
+      throw CLIError("the jobs daemon that started this run is gone; the run did not start.", code: 4)
+    }
     let data = FileHandle.standardInput.readDataToEndOfFile()
     let request: RunRequest
     do {

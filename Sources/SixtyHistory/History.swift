@@ -11,6 +11,9 @@ import SixtyPostgres
 public final class History: Sendable {
   /// The file, or the database URL without its password.
   public let path: String
+  /// What the history was opened with (for a process that opens it again; never printed: a
+  /// database URL may hold a password).
+  public let reopenPath: String
   let pool: DatabasePool?
   /// Set when the history is a PostgreSQL database (`postgresql://…`).
   let postgres: PostgresHistory?
@@ -60,6 +63,7 @@ public final class History: Sendable {
   /// Opens (creating if needed) the history at `path`, applying pending migrations.
   /// - Throws: `HistoryError` naming the file and what went wrong.
   public init(path: String) throws(HistoryError) {
+    reopenPath = path
     if PostgresLocation.isURL(path) {
       let location: PostgresLocation
       do {
@@ -520,6 +524,40 @@ public final class History: Sendable {
     } catch {
       throw HistoryError("cannot read the run history \(path): \(History.describe(error))")
     }
+  }
+}
+
+/// What a daemon got when it claimed a fire of a job in a shared history.
+public enum FireClaim: Sendable, Equatable {
+  /// This daemon runs the fire; `token` fences its lease renewals and its end.
+  case claimed(token: Int64)
+  /// Another daemon claimed it first.
+  case taken(by: String)
+  /// This daemon owns the fire, but another fire of the job is still going (on `holder`, under a
+  /// live lease): the job's overlap rule decides; the fire is recorded as handled.
+  case overlapping(holder: String, scheduled: Date, token: Int64)
+}
+
+extension History {
+  /// Claims `job`'s fire at `scheduled` for `holder` with a lease of `lease` seconds. A history in a
+  /// file has one daemon: every claim is granted.
+  public func claimFire(job: String, scheduled: Date, holder: String, lease: Double = 30) throws(HistoryError)
+    -> FireClaim
+  {
+    guard let postgres else { return .claimed(token: 0) }
+    return try postgres.claimFire(job: job, scheduled: scheduled, holder: holder, lease: lease)
+  }
+
+  /// Extends the leases of the fires this daemon runs; returns the tokens whose lease was lost.
+  public func renewFires(tokens: [Int64], lease: Double = 30) throws(HistoryError) -> [Int64] {
+    guard let postgres, !tokens.isEmpty else { return [] }
+    return try postgres.renewFires(tokens: tokens, lease: lease)
+  }
+
+  /// Marks a claimed fire ended (`done`, `failed to start`, …).
+  public func endFire(token: Int64, state: String) throws(HistoryError) {
+    guard let postgres else { return }
+    try postgres.endFire(token: token, state: state)
   }
 }
 

@@ -66,7 +66,20 @@ final class PostgresHistory: Sendable {
           kind TEXT NOT NULL, target TEXT NOT NULL, outcome TEXT NOT NULL, attempts INTEGER NOT NULL,
           error TEXT, at DOUBLE PRECISION NOT NULL)
         """,
-      ])
+      ]),
+    // Several jobs daemons: each fire of a job is claimed by one daemon (its row), whose lease it
+    // renews while the run goes; the token fences renewals and the fire's end.
+    PostgresMigration(
+      version: 2,
+      statements: [
+        """
+        CREATE TABLE job_fires (
+          job TEXT NOT NULL, scheduled DOUBLE PRECISION NOT NULL, holder TEXT NOT NULL,
+          token BIGSERIAL UNIQUE, state TEXT NOT NULL, claimed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+          expires_at TIMESTAMPTZ NOT NULL, PRIMARY KEY (job, scheduled))
+        """,
+        "CREATE INDEX job_fires_running ON job_fires (job, state, expires_at)",
+      ]),
   ]
 
   /// The lock that serialises taking host locks (all or none, across machines).
@@ -423,6 +436,61 @@ final class PostgresHistory: Sendable {
           attempts: try row.value("attempts"), error: try row.value("error"),
           at: Date(timeIntervalSince1970: try row.value("at")))
       }
+    }
+  }
+
+  // MARK: - Fires shared by several daemons
+
+  func claimFire(job: String, scheduled: Date, holder: String, lease: Double) throws(HistoryError)
+    -> FireClaim
+  {
+    try run("claiming a fire of job '\(job)'") { session in
+      let claimed = try session.query(
+        """
+        INSERT INTO job_fires (job, scheduled, holder, state, expires_at)
+        VALUES (\(job), \(scheduled.timeIntervalSince1970), \(holder), 'running', now() + make_interval(secs => \(lease)))
+        ON CONFLICT (job, scheduled) DO NOTHING RETURNING token
+        """)
+      guard let row = claimed.first else {
+        let other = try session.query(
+          "SELECT holder FROM job_fires WHERE job = \(job) AND scheduled = \(scheduled.timeIntervalSince1970)"
+        )
+        return FireClaim.taken(by: try other.first?.value("holder", as: String.self) ?? "another daemon")
+      }
+      let token: Int64 = try row.value("token")
+      // Another fire of the job still going under a live lease: the job's overlap rule applies.
+      if let running = try session.query(
+        """
+        SELECT holder, scheduled FROM job_fires WHERE job = \(job) AND state = 'running' AND token != \(token)
+          AND expires_at > now() ORDER BY scheduled DESC LIMIT 1
+        """
+      ).first {
+        try session.query("UPDATE job_fires SET state = 'overlapped' WHERE token = \(token)")
+        return FireClaim.overlapping(
+          holder: try running.value("holder"),
+          scheduled: Date(timeIntervalSince1970: try running.value("scheduled")), token: token)
+      }
+      return FireClaim.claimed(token: token)
+    }
+  }
+
+  func renewFires(tokens: [Int64], lease: Double) throws(HistoryError) -> [Int64] {
+    try run("renewing fire leases") { session in
+      let renewed = try session.query(
+        """
+        UPDATE job_fires SET expires_at = now() + make_interval(secs => \(lease))
+        WHERE token = ANY(\(tokens)) AND state = 'running' RETURNING token
+        """
+      ).map { try $0.value("token", as: Int64.self) }
+      return tokens.filter { !renewed.contains($0) }
+    }
+  }
+
+  func endFire(token: Int64, state: String) throws(HistoryError) {
+    try run("recording a fire's end") { session in
+      try session.query(
+        "UPDATE job_fires SET state = \(state), expires_at = now() WHERE token = \(token) AND state = 'running'"
+      )
     }
   }
 }

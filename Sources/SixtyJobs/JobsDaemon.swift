@@ -40,6 +40,13 @@ public final class JobsDaemon: Service, @unchecked Sendable {
 
   var machine: JobsMachine
   var notifications: [Task<Void, Never>] = []
+  /// With a shared history: who this daemon is to the others, and the fence token of each fire
+  /// it runs (by job), whose lease `renewLeases` extends. `tokensLock` protects `tokens`.
+  let holder = "\(ProcessInfo.processInfo.hostName)/pid \(getpid())"
+  let tokensLock = NSLock()
+  var tokens: [String: Int64] = [:]
+  /// How long a fire's lease lasts without renewal (a dead daemon's fire is free after it).
+  static let lease: Double = 30
 
   /// - Parameters:
   ///   - jobs: the jobs file's jobs, loaded by the caller (which reports its problems).
@@ -96,6 +103,8 @@ public final class JobsDaemon: Service, @unchecked Sendable {
       }
     }
     handle(.start(lastFires: lastFires))
+    let leases = history.isShared ? Task { await renewLeases() } : nil
+    defer { leases?.cancel() }
     await withTaskCancellationHandler {
       await withGracefulShutdownHandler {
         await loop()
@@ -150,6 +159,75 @@ public final class JobsDaemon: Service, @unchecked Sendable {
     }
   }
 
+  /// With a shared history, every `lease / 3` seconds: extends the leases of this daemon's fires,
+  /// and marks runs whose runner stopped (a dead daemon's run among them) interrupted.
+  func renewLeases() async {
+    let interval = Duration.milliseconds(Int(JobsDaemon.lease * 1000 / 3))
+    while !Task.isCancelled {
+      try? await clock.sleep(for: Double(interval.components.seconds))
+      if Task.isCancelled { return }
+      let held = tokensLock.withLock { tokens }
+      do {
+        let lost = try history.renewFires(tokens: Array(held.values), lease: JobsDaemon.lease)
+        for (job, token) in held where lost.contains(token) {
+          logger.error(
+            "the lease of a running fire was lost (the database was unreachable for longer than the lease)",
+            metadata: ["job": .string(job)])
+        }
+        let swept = try history.sweepInterrupted()
+        if !swept.isEmpty {
+          logger.notice(
+            "runs marked interrupted (their runner stopped)",
+            metadata: ["runs": .string(swept.map(String.init).joined(separator: ","))])
+        }
+      } catch {
+        logger.error("cannot renew fire leases", metadata: ["error": .string(error.description)])
+      }
+    }
+  }
+
+  /// Claims a fire in a shared history; nil when another daemon has it (or it cannot be claimed),
+  /// the token otherwise. A fire that overlaps another daemon's running one is recorded skipped here.
+  func claim(_ job: Job, scheduled: Date, trigger: RunTrigger, metadata: Logger.Metadata) -> Int64?? {
+    guard history.isShared else { return .some(nil) }
+    do {
+      switch try history.claimFire(
+        job: job.name, scheduled: scheduled, holder: holder, lease: JobsDaemon.lease)
+      {
+      case .claimed(let token):
+        return .some(token)
+      case .taken(let other):
+        logger.info(
+          "fire taken by another daemon", metadata: metadata.merging(["daemon": .string(other)]) { $1 })
+        return nil
+      case .overlapping(let other, let previous, _):
+        logger.warning(
+          "fire skipped: the previous run is still going on another daemon",
+          metadata: metadata.merging(["daemon": .string(other)]) { $1 })
+        recordSkippedClaimed(
+          job, scheduled: scheduled, trigger: trigger,
+          message:
+            "the run started for \(JobSchedules.iso(previous)) on \(other) was still going (several daemons skip overlapping fires)"
+        )
+        return nil
+      }
+    } catch {
+      logger.error(
+        "cannot claim the fire", metadata: metadata.merging(["error": .string(error.description)]) { $1 })
+      return nil
+    }
+  }
+
+  func endFire(job: String, state: String) {
+    guard let token = tokensLock.withLock({ tokens.removeValue(forKey: job) }) else { return }
+    do {
+      try history.endFire(token: token, state: state)
+    } catch {
+      logger.error(
+        "cannot record the fire's end", metadata: ["job": .string(job), "error": .string(error.description)])
+    }
+  }
+
   func reloadJobs() {
     let (loaded, diagnostics) = loadJobs(jobsPath)
     guard let loaded else {
@@ -188,6 +266,20 @@ public final class JobsDaemon: Service, @unchecked Sendable {
   }
 
   func recordSkipped(_ job: Job, scheduled: Date, trigger: RunTrigger, message: String) {
+    if history.isShared {
+      // Recorded by the daemon that claims the fire, once.
+      let metadata: Logger.Metadata = [
+        "job": .string(job.name), "scheduled": .string(JobSchedules.iso(scheduled)),
+      ]
+      guard let claimed = claim(job, scheduled: scheduled, trigger: trigger, metadata: metadata) else {
+        return
+      }
+      if let token = claimed { try? history.endFire(token: token, state: "skipped") }
+    }
+    recordSkippedClaimed(job, scheduled: scheduled, trigger: trigger, message: message)
+  }
+
+  func recordSkippedClaimed(_ job: Job, scheduled: Date, trigger: RunTrigger, message: String) {
     do {
       try history.recordUnstarted(
         newRun(job, scheduled: scheduled, trigger: trigger), status: .skipped, exitCode: nil, message: message
@@ -213,10 +305,15 @@ public final class JobsDaemon: Service, @unchecked Sendable {
       "job": .string(job.name), "scheduled": .string(JobSchedules.iso(launch.scheduled)),
       "trigger": .string(launch.trigger.rawValue),
     ]
+    guard let claimed = claim(job, scheduled: launch.scheduled, trigger: launch.trigger, metadata: metadata)
+    else {
+      return .launchFailed(job: job.name)
+    }
+    if let token = claimed { tokensLock.withLock { tokens[job.name] = token } }
     let request = JobRunRequest(
       job: job.name, playbook: job.playbook, inventory: job.inventory, policy: job.policy, limit: job.limit,
       trigger: launch.trigger, scheduled: launch.scheduled, notAfter: launch.notAfter,
-      historyPath: history.path,
+      historyPath: history.reopenPath,
       logPath: log)
     do {
       let continuation = self.continuation
@@ -230,6 +327,7 @@ public final class JobsDaemon: Service, @unchecked Sendable {
       return .launched(job: job.name, pid: pid, log: log)
     } catch {
       logger.error("run not started", metadata: metadata.merging(["error": .string("\(error)")]) { $1 })
+      endFire(job: job.name, state: "not started")
       do {
         try history.recordUnstarted(
           newRun(job, scheduled: launch.scheduled, trigger: launch.trigger), status: .error, exitCode: nil,
@@ -243,6 +341,7 @@ public final class JobsDaemon: Service, @unchecked Sendable {
 
   func finished(_ entry: JobsMachine.Running, status: Int32) {
     let name = entry.job.name
+    endFire(job: name, state: "done")
     let pid = entry.pid ?? 0
     var metadata: Logger.Metadata = [
       "job": .string(name), "pid": .stringConvertible(pid), "exit": .stringConvertible(status),

@@ -205,6 +205,13 @@ final class RunRecorder: @unchecked Sendable {
 
   /// Records the run's end, once: a signal handler and the main flow may both get here.
   func finish(status: RunStatus, exitCode: Int32, message: String?) {
+    var status = status
+    var message = message
+    if DaemonParent.died && status != .succeeded {
+      status = .interrupted
+      message =
+        "the jobs daemon that started it stopped (its process died); " + (message ?? "the run was stopped")
+    }
     // Later writes (there should be none) are not made for a finished run.
     let id: Int64? = lock.withLock {
       defer { runID = nil }
