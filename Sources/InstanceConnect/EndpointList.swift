@@ -31,7 +31,8 @@ public enum EndpointList {
     let items = bytes.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false).map(trimmed)
     guard items.count <= maxCount else {
       throw Error(
-        "\(source) lists \(items.count) endpoints; at most \(maxCount) are allowed (tried in order until one answers).")
+        "\(source) lists \(items.count) endpoints; at most \(maxCount) are allowed (tried in order until one answers)."
+      )
     }
     let single = items.count == 1
     var urls: [URL] = []
@@ -39,7 +40,10 @@ public enum EndpointList {
     for (index, item) in items.enumerated() {
       let itemText = String(decoding: item, as: UTF8.self)
       let position = single ? "" : " (item \(index + 1) of \(items.count))"
-      let named = single ? "\(source) \(SafeText.quoted(itemText))" : "\(source) lists \(SafeText.quoted(itemText))\(position), which"
+      let named =
+        single
+        ? "\(source) \(SafeText.quoted(itemText))"
+        : "\(source) lists \(SafeText.quoted(itemText))\(position), which"
       guard !item.isEmpty else {
         if single { throw Error("\(source) is empty; \(example).") }
         throw Error(

@@ -47,7 +47,9 @@ public struct AgentConfig: Sendable {
   /// The first broker.
   public var broker: URL { brokers[0] }
 
-  public init(brokers: [URL], instanceID: String, token: String, brokerPublicKey: Curve25519.Signing.PublicKey) {
+  public init(
+    brokers: [URL], instanceID: String, token: String, brokerPublicKey: Curve25519.Signing.PublicKey
+  ) {
     precondition(!brokers.isEmpty, "an agent configuration names at least one broker")
     self.brokers = brokers
     self.instanceID = instanceID
@@ -125,7 +127,8 @@ public struct AgentConfig: Sendable {
         }
         guard let list = openList else {
           throw Error(
-            "\(file):\(lineNumber):\(dash + 1): a list item, but no key above it waits for a list; expected 'key: value' at the top level.")
+            "\(file):\(lineNumber):\(dash + 1): a list item, but no key above it waits for a list; expected 'key: value' at the top level."
+          )
         }
         guard list.key == "broker" else {
           throw Error("\(file):\(lineNumber):\(dash + 1): '\(list.key)' takes one value, not a list.")
@@ -134,7 +137,8 @@ public struct AgentConfig: Sendable {
         var end = scalars.count
         while start < end, scalars[start] == " " || scalars[start] == "\t" { start += 1 }
         while end > start, scalars[end - 1] == " " || scalars[end - 1] == "\t" { end -= 1 }
-        brokerItems.append((unquoted(String(String.UnicodeScalarView(scalars[start..<end]))), lineNumber, start + 1))
+        brokerItems.append(
+          (unquoted(String(String.UnicodeScalarView(scalars[start..<end]))), lineNumber, start + 1))
         continue
       }
       guard let colon = trimmed.firstIndex(of: ":") else {
@@ -147,7 +151,8 @@ public struct AgentConfig: Sendable {
       ]
       guard known.contains(key) else {
         throw Error(
-          "\(file):\(lineNumber):1: unknown key '\(key)'; expected one of: \(known.concatenated(separator: ", ")).")
+          "\(file):\(lineNumber):1: unknown key '\(key)'; expected one of: \(known.concatenated(separator: ", "))."
+        )
       }
       guard values[key] == nil else { throw Error("\(file):\(lineNumber):1: '\(key)' is set twice.") }
       values[key] = (value, lineNumber)
@@ -197,7 +202,8 @@ public struct AgentConfig: Sendable {
     else {
       throw Error("\(file):\(keyLine):1: 'broker_public_key' is not a base64 Ed25519 public key (32 bytes).")
     }
-    var config = AgentConfig(brokers: brokers, instanceID: instanceID, token: token, brokerPublicKey: publicKey)
+    var config = AgentConfig(
+      brokers: brokers, instanceID: instanceID, token: token, brokerPublicKey: publicKey)
     config.tokenInline = tokenInline
     if let (text, line) = values["timeout"] {
       guard let seconds = seconds(text), seconds <= 5 else {
@@ -248,7 +254,8 @@ public struct AgentConfig: Sendable {
     guard scalars.first == "[" else { return [(value, line, column)] }
     guard scalars.count >= 2, scalars.last == "]" else {
       throw Error(
-        "\(file):\(line):\(column + scalars.count): the list of 'broker' has no closing ']'; expected [URL, URL, …] on one line.")
+        "\(file):\(line):\(column + scalars.count): the list of 'broker' has no closing ']'; expected [URL, URL, …] on one line."
+      )
     }
     var items: [(text: String, line: Int, column: Int)] = []
     var start = 1
@@ -259,10 +266,12 @@ public struct AgentConfig: Sendable {
       while last > first, scalars[last - 1] == " " || scalars[last - 1] == "\t" { last -= 1 }
       guard first < last || (items.isEmpty && end == scalars.count - 1) else {
         throw Error(
-          "\(file):\(line):\(column + first): the list of 'broker' has an empty item (item \(items.count + 1)); expected URLs separated by single commas.")
+          "\(file):\(line):\(column + first): the list of 'broker' has an empty item (item \(items.count + 1)); expected URLs separated by single commas."
+        )
       }
       if first < last {
-        items.append((unquoted(String(String.UnicodeScalarView(scalars[first..<last]))), line, column + first))
+        items.append(
+          (unquoted(String(String.UnicodeScalarView(scalars[first..<last]))), line, column + first))
       }
       start = end + 1
     }
@@ -271,13 +280,15 @@ public struct AgentConfig: Sendable {
 
   /// Each item checked: an http(s) URL with a host, in printable ASCII, listed once; at most
   /// `maxBrokers`.
-  static func brokerURLs(_ items: [(text: String, line: Int, column: Int)], file: String) throws(AgentConfig.Error)
+  static func brokerURLs(_ items: [(text: String, line: Int, column: Int)], file: String) throws(AgentConfig
+    .Error)
     -> [URL]
   {
     if items.count > maxBrokers {
       let extra = items[maxBrokers]
       throw Error(
-        "\(file):\(extra.line):\(extra.column): 'broker' lists \(items.count) URLs; at most \(maxBrokers) are allowed (each one that hangs takes its share of the timeout).")
+        "\(file):\(extra.line):\(extra.column): 'broker' lists \(items.count) URLs; at most \(maxBrokers) are allowed (each one that hangs takes its share of the timeout)."
+      )
     }
     var urls: [URL] = []
     for (index, item) in items.enumerated() {
@@ -290,12 +301,14 @@ public struct AgentConfig: Sendable {
       // letter, space or control character can hide in a URL.
       guard !item.text.isEmpty, item.text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
         throw Error(
-          "\(place): \(what); expected an http(s) URL in printable ASCII without spaces (an international host name in its xn-- form).")
+          "\(place): \(what); expected an http(s) URL in printable ASCII without spaces (an international host name in its xn-- form)."
+        )
       }
       guard let url = URL(string: item.text), url.scheme == "http" || url.scheme == "https",
         let host = url.host, !host.isEmpty
       else {
-        throw Error("\(place): \(what); expected an http(s) URL with a host, like http://broker.example.com:8600.")
+        throw Error(
+          "\(place): \(what); expected an http(s) URL with a host, like http://broker.example.com:8600.")
       }
       guard !urls.contains(where: { $0.absoluteString == url.absoluteString }) else {
         throw Error("\(place): \(what), which is listed twice; expected each broker once.")

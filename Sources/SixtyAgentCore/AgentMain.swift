@@ -127,7 +127,8 @@ public enum AgentMain {
     let end = min(handoff?.deadline ?? .infinity, started + config.timeout)
     let first = handoff?.index ?? 0
     guard first < config.brokers.count else {
-      fail("--handoff names broker \(first + 1), but the configuration lists \(config.brokers.count).", code: 2)
+      fail(
+        "--handoff names broker \(first + 1), but the configuration lists \(config.brokers.count).", code: 2)
     }
     let single = config.brokers.count == 1
     let timeout = config.timeout
@@ -151,6 +152,7 @@ public enum AgentMain {
       let name = broker.absoluteString
       let left = end - PlainHTTP.now()
       guard left > 0 else {
+        if single { fail("the broker did not answer within \(timeout) s; printing no keys.") }
         failures.append("\(name): not tried (the timeout was spent)")
         continue
       }
@@ -158,7 +160,9 @@ public enum AgentMain {
       let reason: String
       if let url = config.keysURL(user: user, broker: broker) {
         var handoffArguments = arguments
-        handoffArguments += ["--config", configPath, "--handoff", "\(index)@\(Int64((end * 1000).rounded(.down)))"]
+        handoffArguments += [
+          "--config", configPath, "--handoff", "\(index)@\(Int64((end * 1000).rounded(.down)))",
+        ]
         let attempt = Attempt(url: url, token: config.token, timeout: share, handoff: handoffArguments)
         reason = tryBroker(
           attempt, fetch: fetch, config: config, user: user, fingerprint: fingerprint, single: single)

@@ -173,7 +173,8 @@ final class RunSession: @unchecked Sendable {
         rate: play.policy.pushRate, burst: play.policy.pushBurst,
         onFailover: { host, failover in
           console.handle(
-            .pushFailover(PushFailover(host: host.name, failures: failover.failures, servedBy: failover.servedBy)))
+            .pushFailover(
+              PushFailover(host: host.name, failures: failover.failures, servedBy: failover.servedBy)))
         })
       let concurrency = min(play.policy.concurrency, request.forks ?? .max)
       let policy = SchedulePolicy(

@@ -61,16 +61,18 @@ final class RoutedTransport: HTTPTransport, @unchecked Sendable {
     InstanceConnectClient(
       region: "us-east-1", credentials: Self.credentials, endpoints: endpoints.compactMap(URL.init(string:)),
       transport: transport,
-      retry: RetryPolicy(maxAttempts: attempts, base: 0.1, cap: 1, random: { 0.5 }, sleep: { sleeps.add($0) }),
+      retry: RetryPolicy(
+        maxAttempts: attempts, base: 0.1, cap: 1, random: { 0.5 }, sleep: { sleeps.add($0) }),
       returnToFirstAfter: returnToFirstAfter, clock: { sleeps.now })
   }
 
   // MARK: the list
 
   @Test func aListIsURLsSeparatedByCommas() throws {
-    #expect(try EndpointList.parse("http://127.0.0.1:8600", source: "--endpoint").map(\.absoluteString) == [
-      "http://127.0.0.1:8600"
-    ])
+    #expect(
+      try EndpointList.parse("http://127.0.0.1:8600", source: "--endpoint").map(\.absoluteString) == [
+        "http://127.0.0.1:8600"
+      ])
     #expect(
       try EndpointList.parse("http://b1:8600,https://b2.example.com/ , http://[::1]:9", source: "--endpoint")
         .map(\.absoluteString) == ["http://b1:8600", "https://b2.example.com/", "http://[::1]:9"])
@@ -79,7 +81,10 @@ final class RoutedTransport: HTTPTransport, @unchecked Sendable {
   }
 
   @Test(arguments: [
-    ("ftp://b1", "--endpoint 'ftp://b1' is not an http(s) URL; expected something like http://127.0.0.1:8600."),
+    (
+      "ftp://b1",
+      "--endpoint 'ftp://b1' is not an http(s) URL; expected something like http://127.0.0.1:8600."
+    ),
     ("", "--endpoint is empty; expected something like http://127.0.0.1:8600."),
     (
       "http://b1:8600,,http://b2:8600",
@@ -127,7 +132,9 @@ final class RoutedTransport: HTTPTransport, @unchecked Sendable {
     ),
   ])
   func aBadListNamesTheItemAtFault(text: String, message: String) {
-    let error = #expect(throws: EndpointList.Error.self) { try EndpointList.parse(text, source: "--endpoint") }
+    let error = #expect(throws: EndpointList.Error.self) {
+      try EndpointList.parse(text, source: "--endpoint")
+    }
     #expect(error?.description == message)
   }
 
@@ -180,15 +187,21 @@ final class RoutedTransport: HTTPTransport, @unchecked Sendable {
       "10.0.0.1:8600": [.failure(URLError(.timedOut))], "10.0.0.2:8600": [Self.ok],
     ])
     let response = try await client(transport).sendSSHPublicKey(Self.request())
-    #expect(response.failover?.failures == [EndpointFailure(endpoint: "http://10.0.0.1:8600", reason: "the request timed out")])
+    #expect(
+      response.failover?.failures == [
+        EndpointFailure(endpoint: "http://10.0.0.1:8600", reason: "the request timed out")
+      ])
   }
 
   @Test func throttlingIsNoReasonToMoveOn() async throws {
     let throttled = Self.status(400, #"{"__type":"ThrottlingException","message":"Rate exceeded"}"#)
-    let transport = RoutedTransport(["10.0.0.1:8600": [throttled, throttled, Self.ok], "10.0.0.2:8600": [Self.ok]])
+    let transport = RoutedTransport([
+      "10.0.0.1:8600": [throttled, throttled, Self.ok], "10.0.0.2:8600": [Self.ok],
+    ])
     let sleeps = Sleeps()
     let response = try await client(transport, sleeps: sleeps).sendSSHPublicKey(Self.request())
-    #expect(transport.endpoints == ["10.0.0.1:8600", "10.0.0.1:8600", "10.0.0.1:8600"], "retried where it was")
+    #expect(
+      transport.endpoints == ["10.0.0.1:8600", "10.0.0.1:8600", "10.0.0.1:8600"], "retried where it was")
     #expect(response.failover == nil)
     #expect(sleeps.values.count == 4, "backoff, then the next second, twice: \(sleeps.values)")
   }
@@ -196,7 +209,8 @@ final class RoutedTransport: HTTPTransport, @unchecked Sendable {
   @Test(arguments: ["AccessDeniedException", "InvalidSignatureException", "EC2InstanceNotFoundException"])
   func aClientErrorEndsThePushAtTheFirstEndpoint(code: String) async throws {
     let transport = RoutedTransport([
-      "10.0.0.1:8600": [Self.status(403, #"{"__type":"\#(code)","message":"no"}"#)], "10.0.0.2:8600": [Self.ok],
+      "10.0.0.1:8600": [Self.status(403, #"{"__type":"\#(code)","message":"no"}"#)],
+      "10.0.0.2:8600": [Self.ok],
     ])
     do {
       _ = try await client(transport).sendSSHPublicKey(Self.request())

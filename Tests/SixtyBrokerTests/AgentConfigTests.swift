@@ -32,7 +32,8 @@ import Testing
   }
 
   @Test func aFlowList() throws {
-    let config = try parse(#"broker: [http://b1:8600, "https://b2.example.com:8600/",'http://[::1]:9']  # replicas"#)
+    let config = try parse(
+      #"broker: [http://b1:8600, "https://b2.example.com:8600/",'http://[::1]:9']  # replicas"#)
     #expect(
       config.brokers.map(\.absoluteString) == [
         "http://b1:8600", "https://b2.example.com:8600/", "http://[::1]:9",
@@ -54,7 +55,8 @@ import Testing
       """)
     #expect(config.brokers.map(\.absoluteString) == ["http://b1:8600", "https://b2:8600", "http://b3:8600"])
     // The block list may come after the other keys too.
-    let last = try AgentConfig.parse(Self.rest + "\nbroker:\n  - http://b1:8600\n  - http://b2:8600\n", file: "a.yml")
+    let last = try AgentConfig.parse(
+      Self.rest + "\nbroker:\n  - http://b1:8600\n  - http://b2:8600\n", file: "a.yml")
     #expect(last.brokers.count == 2)
   }
 
@@ -71,7 +73,10 @@ import Testing
   }
 
   @Test(arguments: [
-    ("broker: ftp://b1", "agent.yml:1:9: 'broker' is 'ftp://b1'; expected an http(s) URL with a host, like http://broker.example.com:8600."),
+    (
+      "broker: ftp://b1",
+      "agent.yml:1:9: 'broker' is 'ftp://b1'; expected an http(s) URL with a host, like http://broker.example.com:8600."
+    ),
     ("broker: []", "agent.yml:1:1: 'broker' is empty; expected an http(s) URL or a list of them."),
     ("broker:", "agent.yml:1:1: 'broker' is empty; expected an http(s) URL or a list of them."),
     (
