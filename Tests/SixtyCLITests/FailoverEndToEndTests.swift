@@ -79,6 +79,25 @@ import Testing
       let login = try runProgram("/usr/bin/ssh", fleet.sshArguments(host, key: key) + ["echo", "in"])
       #expect(login.status == 0, "\(login.stderr)\n\(host.sshLog)")
       #expect(login.stdout == "in\n")
+      // sixty ssh takes the list the same way.
+      var environment = fleet.environment
+      environment["SIXTY_KEY_DIR"] = fleet.directory + "/sixty-keys"
+      try FileManager.default.createDirectory(
+        atPath: fleet.directory + "/sixty-keys", withIntermediateDirectories: true)
+      let session = try SixtyBinary.run(
+        [
+          "ssh", "web-1", "-i", try fleet.writeInventory(), "--endpoint",
+          "http://127.0.0.1:\(closed), \(fleet.endpoint)", "-F", "/dev/null", "-o",
+          "StrictHostKeyChecking=no",
+          "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "--", "echo", "via sixty ssh",
+        ], environment: environment)
+      #expect(session.status == 0, "\(session.stderr)\n\(host.sshLog)")
+      #expect(session.stdout == "via sixty ssh\n")
+      #expect(
+        session.stderr.contains(
+          "sixty: http://127.0.0.1:\(closed) failed (the connection was refused); pushed through \(fleet.endpoint)"
+        ),
+        "\(session.stderr)")
     }
   }
 
