@@ -146,7 +146,8 @@ public enum AgentMain {
     // off at its share. Moved past: no connection, a timeout, HTTP 5xx (or any other answer but
     // 200 and 4xx), and a list that does not verify. A 4xx answer is a refusal every replica
     // gives alike (a wrong token, an unknown instance, a rate limit): it ends the fetch.
-    var failures: [String] = []
+    // Those before a hand-over failed in sixty-agent, which logged why.
+    var failures = config.brokers[..<first].map { "\($0.absoluteString): failed (logged above)" }
     for index in first..<config.brokers.count {
       let broker = config.brokers[index]
       let name = broker.absoluteString

@@ -214,6 +214,17 @@ import Testing
         none.stderr.contains(
           "none of the 2 brokers gave a valid key list (http://127.0.0.1:\(closed): cannot reach it: the connection was refused; http://127.0.0.1:\(failingPort): HTTP 503: "
         ), "\(none.stderr)")
+      // None valid, across the hand-over to sixty-agent-tls: every broker still named.
+      let mixed = try agent("[http://127.0.0.1:\(closed), https://127.0.0.1:\(closed)]")
+      #expect(mixed.status == 1 && mixed.stdout.isEmpty)
+      #expect(
+        mixed.stderr.contains(
+          "broker 1 of 2 (http://127.0.0.1:\(closed)) failed: cannot reach it: the connection was refused; trying the next."
+        ), "\(mixed.stderr)")
+      #expect(
+        mixed.stderr.contains(
+          "none of the 2 brokers gave a valid key list (http://127.0.0.1:\(closed): failed (logged above); https://127.0.0.1:\(closed): cannot reach it: "
+        ), "\(mixed.stderr)")
       // An answer that does not verify (not a signed list): the next broker.
       let unsigned = try CannedHTTPServer(
         answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".utf8))
