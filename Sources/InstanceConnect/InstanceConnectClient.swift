@@ -209,7 +209,8 @@ public struct InstanceConnectClient: Sendable {
           let next = order[position + 1]
           preference.failed(index, next: next, now: caller.clock())
           let failure = EndpointFailure(endpoint: current.endpointDescription, reason: error.failoverReason)
-          failovers.append(failure)
+          // Once per endpoint and reason, however many rounds it took.
+          if !failovers.contains(failure) { failovers.append(failure) }
           logger?.debug("\(operation): \(failure); trying \(callers[next].endpointDescription)")
         }
       }

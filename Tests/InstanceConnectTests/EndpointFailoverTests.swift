@@ -253,6 +253,24 @@ final class RoutedTransport: HTTPTransport, @unchecked Sendable {
     #expect(transport.endpoints.count == 6)
   }
 
+  @Test func aFailoverIsReportedOnceHoweverManyRoundsItTook() async throws {
+    let busy = Self.status(503, "")
+    let transport = RoutedTransport(["10.0.0.2:8600": [busy, busy, Self.ok]])
+    let response = try await client(transport, attempts: 5).sendSSHPublicKey(Self.request())
+    #expect(
+      transport.endpoints == [
+        "10.0.0.1:8600", "10.0.0.2:8600", "10.0.0.2:8600", "10.0.0.1:8600", "10.0.0.1:8600", "10.0.0.2:8600",
+      ])
+    #expect(response.attempts == 6)
+    #expect(
+      response.failover
+        == .init(
+          failures: [
+            EndpointFailure(endpoint: "http://10.0.0.1:8600", reason: "the connection was refused"),
+            EndpointFailure(endpoint: "http://10.0.0.2:8600", reason: "HTTP 503 (HTTP503)"),
+          ], servedBy: "http://10.0.0.2:8600"))
+  }
+
   @Test func aSingleEndpointFailsAsBefore() async throws {
     let transport = RoutedTransport([:])
     do {
