@@ -380,6 +380,16 @@ public struct CredentialChain: Sendable {
     return shared.endpoint(profile: profileName, service: service)
   }
 
+  /// Where `endpoint(explicit:service:)` found its answer, as a message names it: the explicit
+  /// value's `explicitName`, the environment variable, or the profile's `endpoint_url`.
+  public func endpointSource(explicit: String?, explicitName: String, service: String) -> String {
+    if let explicit, !explicit.isEmpty { return explicitName }
+    for key in ["AWS_ENDPOINT_URL_" + service.uppercased(), "AWS_ENDPOINT_URL"] where nonEmpty(key) != nil {
+      return key
+    }
+    return "the endpoint_url of the AWS profile \(SharedConfig.name(profileName))"
+  }
+
   /// The region: the explicit one, then `AWS_REGION`, `AWS_DEFAULT_REGION`, then the profile's `region`.
   public func region(explicit: String? = nil) -> String? {
     if let explicit, !explicit.isEmpty { return explicit }

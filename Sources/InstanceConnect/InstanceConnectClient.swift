@@ -21,23 +21,50 @@ public struct SendSSHPublicKeyRequest: Sendable, Equatable {
 public struct SendSSHPublicKeyResponse: Sendable, Equatable {
   public var requestID: String
   public var success: Bool
-  /// How many attempts it took (throttling and server errors are retried).
+  /// How many requests it took (throttling and server errors are retried, and with several
+  /// endpoints a failover is one more request).
   public var attempts: Int
+  /// Set when an endpoint failed before another one took the push: which failed and why, and
+  /// which answered. Nil when the first endpoint tried answered.
+  public var failover: Failover?
 
-  public init(requestID: String, success: Bool, attempts: Int) {
+  /// Endpoints that failed on the way, and the one that answered.
+  public struct Failover: Sendable, Equatable {
+    public var failures: [EndpointFailure]
+    public var servedBy: String
+    public init(failures: [EndpointFailure], servedBy: String) {
+      self.failures = failures
+      self.servedBy = servedBy
+    }
+  }
+
+  public init(requestID: String, success: Bool, attempts: Int, failover: Failover? = nil) {
     self.requestID = requestID
     self.success = success
     self.attempts = attempts
+    self.failover = failover
   }
 }
 
 /// A client for the EC2 Instance Connect API (AWS JSON 1.1, SigV4), usable against AWS itself,
 /// `sixty broker`, or any compatible endpoint. Safe to share between concurrent tasks.
+///
+/// With several endpoints (broker replicas sharing one database), a push goes to the preferred
+/// one and moves on to the next on a connection error, a timeout or an HTTP 5xx answer, signed
+/// anew for each (SigV4 signs the Host header). A 4xx answer is not a reason to move on. The
+/// endpoint that last answered becomes the preferred one for every later push of this client
+/// and its copies, so a dead first replica costs one failover, not one per host.
 public struct InstanceConnectClient: Sendable {
-  let caller: AWSCaller
+  /// One per endpoint, in the configured order.
+  let callers: [AWSCaller]
   let logger: Logger?
   /// Shared by every copy of this client, so no two of its requests are ever byte-identical.
   let ledger = SignedRequestLedger()
+  /// Shared by every copy of this client: which endpoint a push tries first.
+  let preference: EndpointPreference
+
+  /// The first endpoint's caller (the only one without failover).
+  var caller: AWSCaller { callers[0] }
 
   public static let service = "ec2-instance-connect"
   public static let targetPrefix = "AWSEC2InstanceConnectService"
@@ -52,13 +79,37 @@ public struct InstanceConnectClient: Sendable {
     retry: RetryPolicy = RetryPolicy(), logger: Logger? = nil,
     clock: @escaping @Sendable () -> Date = { Date() }
   ) {
-    caller = AWSCaller(
-      service: Self.service, endpoint: endpoint ?? Self.endpoint(region: region), region: region,
-      credentials: credentials, transport: transport, retry: retry, clock: clock)
-    self.logger = logger
+    self.init(
+      region: region, credentials: credentials, endpoints: endpoint.map { [$0] } ?? [], transport: transport,
+      retry: retry, logger: logger, clock: clock)
   }
 
+  /// - Parameters:
+  ///   - endpoints: explicit endpoints tried in this order (see `EndpointList`); empty for AWS's
+  ///     regional endpoint.
+  ///   - returnToFirstAfter: how long after a failover pushes stay with the endpoint that
+  ///     answered before the first one is tried first again (it may be back).
+  public init(
+    region: String, credentials: any AWSCredentialsProvider, endpoints: [URL],
+    transport: any HTTPTransport = URLSessionTransport(),
+    retry: RetryPolicy = RetryPolicy(), logger: Logger? = nil,
+    returnToFirstAfter: Double = 300,
+    clock: @escaping @Sendable () -> Date = { Date() }
+  ) {
+    let urls = endpoints.isEmpty ? [Self.endpoint(region: region)] : endpoints
+    callers = urls.map {
+      AWSCaller(
+        service: Self.service, endpoint: $0, region: region, credentials: credentials, transport: transport,
+        retry: retry, clock: clock)
+    }
+    self.logger = logger
+    preference = EndpointPreference(count: urls.count, returnToFirstAfter: returnToFirstAfter)
+  }
+
+  /// The first endpoint.
   public var endpoint: URL { caller.endpoint }
+  /// Every endpoint, in the configured order.
+  public var endpoints: [URL] { callers.map(\.endpoint) }
   public var region: String { caller.region }
   public var credentials: any AWSCredentialsProvider { caller.credentials }
 
@@ -125,51 +176,102 @@ public struct InstanceConnectClient: Sendable {
     } catch {
       throw .invalidParameter(field: "request", value: operation, expected: "JSON-encodable values")
     }
+    let retry = caller.retry
     var attempt = 0
+    var requests = 0
+    // Every failover of this push, in order, for the response.
+    var failovers: [EndpointFailure] = []
+    // Each endpoint's latest failure, for the error when none answers.
+    var latest: [Int: InstanceConnectError] = [:]
     while true {
       attempt += 1
-      let request: HTTPRequest
-      do {
-        request = try await signedRequestNeverSentBefore(operation, body: body)
-      } catch let error as InstanceConnectError {
-        throw error
-      } catch {
-        throw .transport(endpoint: caller.endpointDescription, message: "cancelled while waiting to sign")
-      }
-      let result: Result<SendSSHPublicKeyResponse, InstanceConnectError>
-      do {
-        let response = try await caller.transport.send(request)
-        result = Self.interpret(response, endpoint: caller.endpointDescription, attempts: attempt)
-      } catch {
-        result = .failure(.transport(endpoint: caller.endpointDescription, message: Self.describe(error)))
-      }
-      switch result {
-      case .success(let value): return value
-      case .failure(let error):
-        guard error.isRetryable, attempt < caller.retry.maxAttempts else { throw error }
-        let wait = caller.retry.delay(attempt: attempt - 1)
-        logger?.debug("retrying \(operation) in \(wait) s after: \(error)")
-        do {
-          try await caller.retry.sleep(wait)
-        } catch {
-          throw .transport(endpoint: caller.endpointDescription, message: "cancelled while waiting to retry")
+      // One round: the preferred endpoint, then the others in the configured order, until one
+      // answers or gives an answer that is not a reason to move on.
+      let order = preference.order(now: caller.clock())
+      var last: InstanceConnectError?
+      endpoints: for (position, index) in order.enumerated() {
+        let current = callers[index]
+        let result = try await send(operation, body: body, via: current, attempts: requests + 1)
+        requests += 1
+        switch result {
+        case .success(var value):
+          preference.answered(index, now: caller.clock())
+          value.attempts = requests
+          if !failovers.isEmpty {
+            value.failover = .init(failures: failovers, servedBy: current.endpointDescription)
+          }
+          return value
+        case .failure(let error):
+          last = error
+          guard callers.count > 1, error.isFailoverReason else { break endpoints }
+          latest[index] = error
+          guard position + 1 < order.count else { break endpoints }
+          let next = order[position + 1]
+          preference.failed(index, next: next, now: caller.clock())
+          let failure = EndpointFailure(endpoint: current.endpointDescription, reason: error.failoverReason)
+          // Once per endpoint and reason, however many rounds it took.
+          if !failovers.contains(failure) { failovers.append(failure) }
+          logger?.debug("\(operation): \(failure); trying \(callers[next].endpointDescription)")
         }
+      }
+      guard var error = last else { continue }
+      if callers.count > 1, error.isFailoverReason {
+        // Every endpoint failed in this round: name each with its latest failure.
+        error = .allEndpointsFailed(
+          callers.indices.map { index in
+            EndpointFailure(
+              endpoint: callers[index].endpointDescription,
+              reason: latest[index]?.failoverReason ?? "not tried")
+          })
+      }
+      guard error.isRetryable, attempt < retry.maxAttempts else { throw error }
+      let wait = retry.delay(attempt: attempt - 1)
+      logger?.debug("retrying \(operation) in \(wait) s after: \(error)")
+      do {
+        try await retry.sleep(wait)
+      } catch {
+        throw .transport(endpoint: caller.endpointDescription, message: "cancelled while waiting to retry")
       }
     }
   }
 
-  /// Signs the request in a second in which this client has not signed the same body yet,
-  /// waiting for the next second if it has. A SigV4 signature covers the body and the time to
-  /// the second, so the same body signed twice in one second is the same request, which a broker
-  /// refuses as a replay. This happens when a host's key is pushed again straight after a dropped
-  /// connection, and for a retry that fails fast.
-  func signedRequestNeverSentBefore(_ operation: String, body: [UInt8]) async throws -> HTTPRequest {
-    let digest = Array(SHA256.hash(data: Array(operation.utf8) + [0] + body))
+  /// One request to one endpoint: signed for it, sent, and its answer interpreted.
+  /// - Throws: what stops the push at once: no credentials, or a cancelled wait to sign.
+  func send(_ operation: String, body: [UInt8], via caller: AWSCaller, attempts: Int)
+    async throws(InstanceConnectError) -> Result<SendSSHPublicKeyResponse, InstanceConnectError>
+  {
+    let request: HTTPRequest
+    do {
+      request = try await signedRequestNeverSentBefore(operation, body: body, via: caller)
+    } catch let error as InstanceConnectError {
+      throw error
+    } catch {
+      throw .transport(endpoint: caller.endpointDescription, message: "cancelled while waiting to sign")
+    }
+    do {
+      let response = try await caller.transport.send(request)
+      return Self.interpret(response, endpoint: caller.endpointDescription, attempts: attempts)
+    } catch {
+      return .failure(.transport(endpoint: caller.endpointDescription, message: Self.describe(error)))
+    }
+  }
+
+  /// Signs the request in a second in which this client has not signed the same body for the
+  /// same endpoint yet, waiting for the next second if it has. A SigV4 signature covers the body,
+  /// the Host header and the time to the second, so the same body signed twice in one second
+  /// for one endpoint is the same request, which a broker refuses as a replay. This happens when
+  /// a host's key is pushed again straight after a dropped connection, and for a retry that
+  /// fails fast. (Another endpoint's Host makes another signature: a failover does not wait.)
+  func signedRequestNeverSentBefore(_ operation: String, body: [UInt8], via caller: AWSCaller) async throws
+    -> HTTPRequest
+  {
+    let digest = Array(
+      SHA256.hash(data: Array(operation.utf8) + [0] + Array(caller.endpointDescription.utf8) + [0] + body))
     let credentials = try await caller.credentials.credentials()
     while true {
       let now = caller.clock()
       if ledger.claim(digest: digest, second: floor(now.timeIntervalSince1970)) {
-        return signedRequest(operation, body: body, date: now, credentials: credentials)
+        return signedRequest(operation, body: body, date: now, credentials: credentials, via: caller)
       }
       try await caller.retry.sleep(
         max(0.001, 1 - now.timeIntervalSince1970.truncatingRemainder(dividingBy: 1)))
@@ -177,9 +279,9 @@ public struct InstanceConnectClient: Sendable {
   }
 
   /// The signed HTTP request for `operation`.
-  func signedRequest(_ operation: String, body: [UInt8], date: Date, credentials: AWSCredentials)
-    -> HTTPRequest
-  {
+  func signedRequest(
+    _ operation: String, body: [UInt8], date: Date, credentials: AWSCredentials, via caller: AWSCaller
+  ) -> HTTPRequest {
     caller.signedPost(
       headers: [
         ("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "\(Self.targetPrefix).\(operation)"),

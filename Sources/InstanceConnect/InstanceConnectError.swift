@@ -9,6 +9,9 @@ public enum InstanceConnectError: Error, Sendable, Equatable, CustomStringConver
   case service(ServiceError)
   /// The request never got an answer (connection refused, timeout, TLS…).
   case transport(endpoint: String, message: String)
+  /// Every one of several endpoints failed with a reason to try the next (a connection error, a
+  /// timeout, an HTTP 5xx answer): each endpoint's last failure, in the configured order.
+  case allEndpointsFailed([EndpointFailure])
   case noCredentials(tried: [String])
   case unknownProfile(String, files: [String])
   case noRegion
@@ -25,6 +28,9 @@ public enum InstanceConnectError: Error, Sendable, Equatable, CustomStringConver
       "\(field) '\(value.prefix(64))' is not valid; expected \(expected)."
     case .service(let error): error.description
     case .transport(let endpoint, let message): "Could not reach \(endpoint): \(message)."
+    case .allEndpointsFailed(let failures):
+      "None of the \(failures.count) Instance Connect endpoints answered (each was tried in order, the next on a connection error, a timeout or an HTTP 5xx answer): "
+        + failures.map { "\($0.endpoint): \($0.reason)" }.joined(separator: "; ") + "."
     case .noCredentials(let tried):
       "No AWS credentials were found (tried \(tried.joined(separator: ", "))); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or pass --profile."
     case .unknownProfile(let name, let files):
@@ -40,10 +46,47 @@ public enum InstanceConnectError: Error, Sendable, Equatable, CustomStringConver
   public var isRetryable: Bool {
     switch self {
     case .service(let error): error.isRetryable
-    case .transport: true
+    case .transport, .allEndpointsFailed: true
     default: false
     }
   }
+
+  /// Whether the next of several endpoints may do better: the request got no answer (connection
+  /// refused or lost, a timeout, TLS), or the answer was a server error (HTTP 5xx). A 4xx answer
+  /// (throttling, a refused signature, access denied, an unknown instance) is about the request,
+  /// which every replica of a shared broker, or AWS, answers alike.
+  public var isFailoverReason: Bool {
+    switch self {
+    case .transport: true
+    case .service(let error): error.status >= 500
+    default: false
+    }
+  }
+
+  /// What went wrong at one endpoint, briefly, for a failover report.
+  public var failoverReason: String {
+    switch self {
+    case .transport(_, let message): message
+    case .service(let error):
+      "HTTP \(error.status) (\(error.code))\(error.message.isEmpty ? "" : ": \(error.message)")"
+    default: description
+    }
+  }
+}
+
+/// One endpoint that failed with a reason to try the next one.
+public struct EndpointFailure: Sendable, Equatable, CustomStringConvertible {
+  /// The endpoint, as errors name it (no trailing slash).
+  public var endpoint: String
+  /// Why, briefly: "the connection was refused", "HTTP 503 (ServiceUnavailable): …".
+  public var reason: String
+
+  public init(endpoint: String, reason: String) {
+    self.endpoint = endpoint
+    self.reason = reason
+  }
+
+  public var description: String { "\(endpoint) failed (\(reason))" }
 }
 
 /// An error answer from EC2 Instance Connect, the broker, or any AWS-compatible endpoint.

@@ -14,7 +14,9 @@ import Crypto
 /// library so the agent stays small and starts fast on every SSH login).
 ///
 /// ```yaml
-/// broker: https://broker.example.com:8600   # the broker's base URL
+/// broker: https://broker.example.com:8600   # the broker's base URL, or a list of up to 8:
+///                                            #   [http://b1:8600, https://b2:8600], or one
+///                                            #   `  - URL` line each below `broker:`
 /// instance_id: i-0123456789abcdef0          # this host's id in the broker's registry
 /// token_file: /etc/sixty/agent.token         # or token: "…" (at least 16 characters)
 /// broker_public_key: 3q2+7w…=                # base64 Ed25519 key from `sixty broker public-key`
@@ -22,8 +24,13 @@ import Crypto
 /// max_age: 60s                               # how old a signed list may be
 /// syslog: true                               # also log to syslog (auth facility)
 /// ```
+///
+/// With several brokers (replicas sharing one database, so any serves any key list) the agent
+/// tries them in order within the one `timeout`, moving on after a connection error, a timeout,
+/// an HTTP 5xx answer or a list whose signature or content does not verify (see `AgentMain`).
 public struct AgentConfig: Sendable {
-  public var broker: URL
+  /// The brokers, in the order they are tried (at least one, at most `maxBrokers`).
+  public var brokers: [URL]
   public var instanceID: String
   public var token: String
   public var brokerPublicKey: Curve25519.Signing.PublicKey
@@ -34,6 +41,21 @@ public struct AgentConfig: Sendable {
   public var tokenInline = false
 
   public static let defaultPath = "/etc/sixty/agent.yml"
+  /// The most brokers `broker:` may list: each one that hangs takes its share of the timeout.
+  public static let maxBrokers = 8
+
+  /// The first broker.
+  public var broker: URL { brokers[0] }
+
+  public init(
+    brokers: [URL], instanceID: String, token: String, brokerPublicKey: Curve25519.Signing.PublicKey
+  ) {
+    precondition(!brokers.isEmpty, "an agent configuration names at least one broker")
+    self.brokers = brokers
+    self.instanceID = instanceID
+    self.token = token
+    self.brokerPublicKey = brokerPublicKey
+  }
 
   public struct Error: Swift.Error, CustomStringConvertible {
     public var description: String
@@ -85,6 +107,10 @@ public struct AgentConfig: Sendable {
 
   public static func parse(_ text: String, file: String) throws(AgentConfig.Error) -> AgentConfig {
     var values: [String: (String, Int)] = [:]
+    // `broker:`'s URLs with their line and column, from one value, a flow list or a block list.
+    var brokerItems: [(text: String, line: Int, column: Int)] = []
+    // The key whose value is empty on its line, so `  - item` lines may follow (only `broker`).
+    var openList: (key: String, line: Int)?
     for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
       let lineNumber = index + 1
       var line = Substring(raw)
@@ -92,33 +118,61 @@ public struct AgentConfig: Sendable {
       if let hash = line.firstRange(of: " #") { line = line[..<hash.lowerBound] }
       let trimmed = line.trimmingSpace()
       if trimmed.isEmpty || trimmed.hasPrefix("#") || trimmed == "---" { continue }
-      guard !line.hasPrefix(" "), !line.hasPrefix("\t"), let colon = trimmed.firstIndex(of: ":") else {
+      if line.hasPrefix(" ") || line.hasPrefix("\t") {
+        // A block list item: `  - URL`.
+        let scalars = Array(line.unicodeScalars)
+        let dash = scalars.firstIndex { $0 != " " && $0 != "\t" } ?? 0
+        guard scalars[dash] == "-", dash + 1 == scalars.count || scalars[dash + 1] == " " else {
+          throw Error("\(file):\(lineNumber):1: expected 'key: value' at the top level.")
+        }
+        guard let list = openList else {
+          throw Error(
+            "\(file):\(lineNumber):\(dash + 1): a list item, but no key above it waits for a list; expected 'key: value' at the top level."
+          )
+        }
+        guard list.key == "broker" else {
+          throw Error("\(file):\(lineNumber):\(dash + 1): '\(list.key)' takes one value, not a list.")
+        }
+        var start = dash + 1
+        var end = scalars.count
+        while start < end, scalars[start] == " " || scalars[start] == "\t" { start += 1 }
+        while end > start, scalars[end - 1] == " " || scalars[end - 1] == "\t" { end -= 1 }
+        brokerItems.append(
+          (unquoted(String(String.UnicodeScalarView(scalars[start..<end]))), lineNumber, start + 1))
+        continue
+      }
+      guard let colon = trimmed.firstIndex(of: ":") else {
         throw Error("\(file):\(lineNumber):1: expected 'key: value' at the top level.")
       }
       let key = String(trimmed[..<colon])
-      var value = trimmed[trimmed.index(after: colon)...].trimmingSpace()
-      if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
-        value = String(value.dropFirst().dropLast())
-      }
+      let value = unquoted(trimmed[trimmed.index(after: colon)...].trimmingSpace())
       let known = [
         "broker", "instance_id", "token", "token_file", "broker_public_key", "timeout", "max_age", "syslog",
       ]
       guard known.contains(key) else {
         throw Error(
-          "\(file):\(lineNumber):1: unknown key '\(key)'; expected one of: \(known.joined(separator: ", ")).")
+          "\(file):\(lineNumber):1: unknown key '\(key)'; expected one of: \(known.concatenated(separator: ", "))."
+        )
       }
       guard values[key] == nil else { throw Error("\(file):\(lineNumber):1: '\(key)' is set twice.") }
       values[key] = (value, lineNumber)
+      openList = value.isEmpty ? (key, lineNumber) : nil
+      if key == "broker" && !value.isEmpty {
+        // The value's column: after the key, the colon and the spaces.
+        let scalars = Array(line.unicodeScalars)
+        var start = (scalars.firstIndex(of: ":") ?? 0) + 1
+        while start < scalars.count, scalars[start] == " " || scalars[start] == "\t" { start += 1 }
+        brokerItems = try flowItems(value, line: lineNumber, column: start + 1, file: file)
+      }
     }
+    guard let (_, brokerLine) = values["broker"] else { throw Error("\(file): 'broker' is required.") }
+    guard !brokerItems.isEmpty else {
+      throw Error("\(file):\(brokerLine):1: 'broker' is empty; expected an http(s) URL or a list of them.")
+    }
+    let brokers = try brokerURLs(brokerItems, file: file)
     func required(_ key: String) throws(AgentConfig.Error) -> (String, Int) {
       guard let value = values[key], !value.0.isEmpty else { throw Error("\(file): '\(key)' is required.") }
       return value
-    }
-    let (brokerText, brokerLine) = try required("broker")
-    guard let broker = URL(string: brokerText), ["http", "https"].contains(broker.scheme ?? ""),
-      broker.host != nil
-    else {
-      throw Error("\(file):\(brokerLine):1: 'broker' is '\(brokerText)'; expected an http(s) URL.")
     }
     let (instanceID, idLine) = try required("instance_id")
     guard instanceID.hasPrefix("i-"), (10...32).contains(instanceID.count),
@@ -148,7 +202,8 @@ public struct AgentConfig: Sendable {
     else {
       throw Error("\(file):\(keyLine):1: 'broker_public_key' is not a base64 Ed25519 public key (32 bytes).")
     }
-    var config = AgentConfig(broker: broker, instanceID: instanceID, token: token, brokerPublicKey: publicKey)
+    var config = AgentConfig(
+      brokers: brokers, instanceID: instanceID, token: token, brokerPublicKey: publicKey)
     config.tokenInline = tokenInline
     if let (text, line) = values["timeout"] {
       guard let seconds = seconds(text), seconds <= 5 else {
@@ -171,10 +226,95 @@ public struct AgentConfig: Sendable {
     return config
   }
 
-  /// The key-list URL for `user`.
-  public func keysURL(user: String) -> URL? {
+  /// The key-list URL for `user` at the first broker.
+  public func keysURL(user: String) -> URL? { keysURL(user: user, broker: broker) }
+
+  /// The key-list URL for `user` at `broker`.
+  public func keysURL(user: String, broker: URL) -> URL? {
     var text = broker.absoluteString
     while text.hasSuffix("/") { text.removeLast() }
     return URL(string: "\(text)/agent/v1/keys?instance_id=\(instanceID)&user=\(user.percentEncodedForQuery)")
+  }
+
+  /// `text` without one pair of matching quotes around it.
+  static func unquoted<S: StringProtocol>(_ text: S) -> String {
+    let scalars = text.unicodeScalars
+    if scalars.count >= 2, let first = scalars.first, first == "\"" || first == "'", scalars.last == first {
+      return String(String.UnicodeScalarView(scalars.dropFirst().dropLast()))
+    }
+    return String(text)
+  }
+
+  /// The items of a `broker:` value that starts at `column`: the value itself, or the items of a
+  /// flow list `[a, b]`, each with its column (in Unicode scalars, from 1).
+  static func flowItems(_ value: String, line: Int, column: Int, file: String) throws(AgentConfig.Error) -> [(
+    text: String, line: Int, column: Int
+  )] {
+    let scalars = Array(value.unicodeScalars)
+    guard scalars.first == "[" else { return [(value, line, column)] }
+    guard scalars.count >= 2, scalars.last == "]" else {
+      throw Error(
+        "\(file):\(line):\(column + scalars.count): the list of 'broker' has no closing ']'; expected [URL, URL, …] on one line."
+      )
+    }
+    var items: [(text: String, line: Int, column: Int)] = []
+    var start = 1
+    for end in 1..<scalars.count where end == scalars.count - 1 || scalars[end] == "," {
+      var first = start
+      var last = end
+      while first < last, scalars[first] == " " || scalars[first] == "\t" { first += 1 }
+      while last > first, scalars[last - 1] == " " || scalars[last - 1] == "\t" { last -= 1 }
+      guard first < last || (items.isEmpty && end == scalars.count - 1) else {
+        throw Error(
+          "\(file):\(line):\(column + first): the list of 'broker' has an empty item (item \(items.count + 1)); expected URLs separated by single commas."
+        )
+      }
+      if first < last {
+        items.append(
+          (unquoted(String(String.UnicodeScalarView(scalars[first..<last]))), line, column + first))
+      }
+      start = end + 1
+    }
+    return items
+  }
+
+  /// Each item checked: an http(s) URL with a host, in printable ASCII, listed once; at most
+  /// `maxBrokers`.
+  static func brokerURLs(_ items: [(text: String, line: Int, column: Int)], file: String) throws(AgentConfig
+    .Error)
+    -> [URL]
+  {
+    if items.count > maxBrokers {
+      let extra = items[maxBrokers]
+      throw Error(
+        "\(file):\(extra.line):\(extra.column): 'broker' lists \(items.count) URLs; at most \(maxBrokers) are allowed (each one that hangs takes its share of the timeout)."
+      )
+    }
+    var urls: [URL] = []
+    for (index, item) in items.enumerated() {
+      let place = "\(file):\(item.line):\(item.column)"
+      let what =
+        items.count == 1
+        ? "'broker' is \(quotedForMessage(item.text))"
+        : "'broker' lists \(quotedForMessage(item.text)) (item \(index + 1) of \(items.count))"
+      // Bytes, not Characters: printable ASCII only (a name in its xn-- form), so no look-alike
+      // letter, space or control character can hide in a URL.
+      guard !item.text.isEmpty, item.text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        throw Error(
+          "\(place): \(what); expected an http(s) URL in printable ASCII without spaces (an international host name in its xn-- form)."
+        )
+      }
+      guard let url = URL(string: item.text), url.scheme == "http" || url.scheme == "https",
+        let host = url.host, !host.isEmpty
+      else {
+        throw Error(
+          "\(place): \(what); expected an http(s) URL with a host, like http://broker.example.com:8600.")
+      }
+      guard !urls.contains(where: { $0.absoluteString == url.absoluteString }) else {
+        throw Error("\(place): \(what), which is listed twice; expected each broker once.")
+      }
+      urls.append(url)
+    }
+    return urls
   }
 }

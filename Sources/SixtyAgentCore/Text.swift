@@ -50,3 +50,24 @@ extension String {
     return out
   }
 }
+
+/// `text` in single quotes for a message: printable ASCII as it is (a quote or backslash
+/// escaped), every other Unicode scalar as `\u{…}`, so no input can move the cursor, forge a log
+/// line or pass a look-alike letter as ASCII; past 80 scalars the rest is cut with "…".
+func quotedForMessage(_ text: String) -> String {
+  var out = "'"
+  for (index, scalar) in text.unicodeScalars.enumerated() {
+    if index == 80 {
+      out += "…"
+      break
+    }
+    switch scalar.value {
+    case 0x27, 0x5C:
+      out.unicodeScalars.append("\\")
+      out.unicodeScalars.append(scalar)
+    case 0x20..<0x7F: out.unicodeScalars.append(scalar)
+    default: out += "\\u{" + String(scalar.value, radix: 16) + "}"
+    }
+  }
+  return out + "'"
+}

@@ -7,16 +7,22 @@ import SixtyRun
 /// Where and as whom to call EC2 Instance Connect (AWS, the broker, or another compatible endpoint).
 struct ConnectOptions: ParsableArguments {
   @Option(
-    name: .long, help: "The Instance Connect endpoint URL (e.g. a sixty broker); default: AWS for the region."
+    name: .long,
+    help: """
+      The Instance Connect endpoint URL (e.g. a sixty broker), or several separated by commas (broker \
+      replicas, tried in order: the next on a connection error, a timeout or an HTTP 5xx answer); \
+      default: AWS for the region.
+      """
   )
   var endpoint: String?
 
   @Option(
     name: .customLong("endpoint-url"),
     help: """
-      As the AWS CLI spells it: the Instance Connect endpoint (like --endpoint, which wins), and, for \
-      commands that read an aws-ec2 inventory, the EC2 endpoint unless --ec2-endpoint or the inventory \
-      sets one. STS and SSO endpoints come from AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL_SSO.
+      As the AWS CLI spells it: the Instance Connect endpoint (like --endpoint, which wins; a list \
+      separated by commas too), and, for commands that read an aws-ec2 inventory, the EC2 endpoint \
+      (the first of a list) unless --ec2-endpoint or the inventory sets one. STS and SSO endpoints come \
+      from AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL_SSO.
       """)
   var endpointURL: String?
 
@@ -30,17 +36,22 @@ struct ConnectOptions: ParsableArguments {
   func validate() throws {
     for (flag, value) in [("--endpoint", endpoint), ("--endpoint-url", endpointURL)] {
       guard let value else { continue }
-      guard let url = URL(string: value), let scheme = url.scheme, ["http", "https"].contains(scheme),
-        url.host != nil
-      else {
-        throw ValidationError(
-          "\(flag) '\(value)' is not an http(s) URL; expected something like http://127.0.0.1:8600.")
+      do {
+        _ = try EndpointList.parse(value, source: flag)
+      } catch {
+        throw ValidationError(error.description)
       }
     }
   }
 
   var settings: ConnectSettings {
     ConnectSettings(endpoint: endpoint ?? endpointURL, region: region, profile: profile)
+  }
+
+  /// The EC2 endpoint `--endpoint-url` names: its first URL (EC2 calls do not fail over).
+  var ec2EndpointURL: String? {
+    guard let endpointURL else { return nil }
+    return (try? EndpointList.parse(endpointURL, source: "--endpoint-url"))?.first?.absoluteString
   }
 }
 
@@ -97,6 +108,9 @@ struct PushCommand: AsyncParsableCommand {
     request.serialConsole = serialConsole
     request.connect = connect.settings
     let result = try await KeyPush.perform(request)
+    if let failover = result.failover {
+      FileHandle.standardError.write(Data((ServiceError.plain(failover.text, limit: 4000) + "\n").utf8))
+    }
     print("request id: \(result.requestID)")
     if let (path, expiry) = result.generated {
       print("private key: \(path)")

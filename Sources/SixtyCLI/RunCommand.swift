@@ -53,7 +53,7 @@ struct RunnerOptions: ParsableArguments {
     sshClient.apply(to: &request)
     request.history = history.settings
     request.connect = connect.settings
-    if request.ec2.endpoint == nil { request.ec2.endpoint = connect.endpointURL }
+    if request.ec2.endpoint == nil { request.ec2.endpoint = connect.ec2EndpointURL }
   }
 
   /// Runs the request on the terminal and exits with its status.

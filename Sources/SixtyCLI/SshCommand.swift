@@ -217,6 +217,9 @@ struct SshCommand: AsyncParsableCommand {
         SendSSHPublicKeyRequest(
           instanceID: destination.instanceID, osUser: destination.target.user, publicKey: pair.authorizedKey,
           availabilityZone: destination.zone))
+      if let failover = response.failover {
+        FileHandle.standardError.write(Data((ServiceError.plain(failover.text, limit: 4000) + "\n").utf8))
+      }
       FileHandle.standardError.write(
         Data(
           "sixty: pushed a key for \(destination.target.user) to \(destination.instanceID) (request \(response.requestID)); it is accepted for 60 seconds.\n"

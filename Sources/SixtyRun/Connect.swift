@@ -21,30 +21,39 @@ extension ConnectSettings {
     do {
       let chain = CredentialChain(profile: profile)
       try chain.checkProfile()
-      var url: URL?
-      if let text = chain.endpoint(explicit: endpoint) {
-        guard let parsed = URL(string: text), let scheme = parsed.scheme, ["http", "https"].contains(scheme),
-          parsed.host != nil
-        else {
-          throw RunFailure(
-            "The endpoint '\(text)' (from the environment or the AWS config) is not an http(s) URL.",
-            status: .badInput)
-        }
-        url = parsed
-      }
+      let urls = try endpoints(chain: chain)
       // A custom endpoint (broker, moto) needs a region only for the signature scope.
-      guard let region = chain.region(explicit: region) ?? (url != nil ? "us-east-1" : nil) else {
+      guard let region = chain.region(explicit: region) ?? (urls.isEmpty ? nil : "us-east-1") else {
         throw InstanceConnectError.noRegion
       }
       let provider = try await chain.provider()
       _ = try await provider.credentials()
-      return InstanceConnectClient(region: region, credentials: provider, endpoint: url)
+      return InstanceConnectClient(region: region, credentials: provider, endpoints: urls)
     } catch let error as RunFailure {
       throw error
     } catch let error as InstanceConnectError {
       throw RunFailure(error.description, status: error.exitStatus)
     } catch {
       throw RunFailure("\(error)", status: .badInput)
+    }
+  }
+}
+
+extension ConnectSettings {
+  /// The explicit Instance Connect endpoints, in order: `--endpoint` (or `--endpoint-url`), else
+  /// `AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT`, `AWS_ENDPOINT_URL`, the profile's `endpoint_url`; one
+  /// URL or several separated by commas. Empty: AWS's regional endpoint.
+  /// - Throws: `RunFailure` (bad input) naming the item that is not an http(s) URL and where the
+  ///   list came from.
+  public func endpoints(chain: CredentialChain? = nil) throws(RunFailure) -> [URL] {
+    let chain = chain ?? CredentialChain(profile: profile)
+    guard let text = chain.endpoint(explicit: endpoint) else { return [] }
+    let source = chain.endpointSource(
+      explicit: endpoint, explicitName: "The endpoint", service: "ec2_instance_connect")
+    do {
+      return try EndpointList.parse(text, source: source)
+    } catch {
+      throw RunFailure(error.description, status: .badInput)
     }
   }
 }
@@ -60,7 +69,7 @@ extension InstanceConnectError {
       case .invalidArguments, .instanceNotFound: .badInput
       default: .hostsFailed
       }
-    case .transport: .hostsFailed
+    case .transport, .allEndpointsFailed: .hostsFailed
     }
   }
 }

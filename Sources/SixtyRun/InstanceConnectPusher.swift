@@ -17,14 +17,18 @@ final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
   // `lock` protects `bucket`.
   let lock = NSLock()
   var bucket: TokenBucket
+  /// Told of each push that moved on from a failed endpoint to another that answered.
+  let onFailover: @Sendable (ScheduledHost, SendSSHPublicKeyResponse.Failover) -> Void
 
   init(
     client: InstanceConnectClient, publicKey: String, instances: [String: (id: String, zone: String?)],
-    rate: Double, burst: Int
+    rate: Double, burst: Int,
+    onFailover: @escaping @Sendable (ScheduledHost, SendSSHPublicKeyResponse.Failover) -> Void = { _, _ in }
   ) {
     self.client = client
     self.publicKey = publicKey
     self.instances = instances
+    self.onFailover = onFailover
     bucket = TokenBucket(rate: rate, burst: burst, now: Date().timeIntervalSince1970)
   }
 
@@ -45,10 +49,11 @@ final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
         try? await Task.sleep(for: .seconds(wait))
       }
       do {
-        _ = try await client.sendSSHPublicKey(
+        let response = try await client.sendSSHPublicKey(
           SendSSHPublicKeyRequest(
             instanceID: instance.id, osUser: host.user, publicKey: publicKey, availabilityZone: instance.zone)
         )
+        if let failover = response.failover { onFailover(host, failover) }
         completion(.pushed)
       } catch {
         completion(.failed("\(error)"))

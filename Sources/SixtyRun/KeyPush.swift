@@ -31,6 +31,17 @@ public struct PushResult: Sendable {
   public var requestID: String
   /// The kept private key of a generated pair, and when the pushed key stops being accepted.
   public var generated: (privateKeyPath: String, expires: Date)?
+  /// The endpoints that failed before one took the push (nil when the first answered).
+  public var failover: SendSSHPublicKeyResponse.Failover?
+}
+
+extension SendSSHPublicKeyResponse.Failover {
+  /// `sixty: http://b1:8600 failed (the connection was refused); pushed through http://b2:8600`,
+  /// for standard error.
+  public var text: String {
+    let failed = failures.map { "\($0.endpoint) failed (\($0.reason))" }.joined(separator: ", ")
+    return "sixty: \(failed); pushed through \(servedBy)"
+  }
 }
 
 public enum KeyPush {
@@ -73,6 +84,7 @@ public enum KeyPush {
             availabilityZone: request.zone))
       }
       var result = PushResult(requestID: response.requestID)
+      result.failover = response.failover
       if let keyDirectory {
         result.generated = (keyDirectory.privateKeyPath, Date().addingTimeInterval(60))
         keyDirectory.keep()

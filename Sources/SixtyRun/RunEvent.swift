@@ -1,4 +1,5 @@
 import Foundation
+import InstanceConnect
 import SixtyCore
 import SixtyExecution
 import SixtyScheduler
@@ -18,6 +19,9 @@ public enum RunEvent: Sendable {
   /// More detail, for `-v` (level 1: keys, users, push and authentication timings) and `-vv`
   /// (level 2: every ssh command line too); sent only at the levels the run asks for.
   case detail(level: Int, String)
+  /// A host's key push moved on from Instance Connect endpoints that failed (a connection error,
+  /// a timeout, an HTTP 5xx answer) to one that answered; later pushes start with that one.
+  case pushFailover(PushFailover)
   /// A play starts on this many hosts.
   case playStarted(name: String, hosts: Int)
   /// The scheduler's progress within the current play.
@@ -26,6 +30,28 @@ public enum RunEvent: Sendable {
   case taskFinished(play: String, task: String, capture: TaskCapture)
   /// Every play is done (or stopped); the recap follows.
   case finished(RunSummary)
+}
+
+/// Which endpoints a host's key push left, why, and which one took it.
+public struct PushFailover: Sendable, Equatable {
+  public var host: String
+  /// In the order they were tried.
+  public var failures: [EndpointFailure]
+  /// The endpoint that answered.
+  public var servedBy: String
+
+  public init(host: String, failures: [EndpointFailure], servedBy: String) {
+    self.host = host
+    self.failures = failures
+    self.servedBy = servedBy
+  }
+
+  /// `sixty: web-1: key push: http://b1:8600 failed (the connection was refused); pushed through
+  /// http://b2:8600`.
+  public var text: String {
+    let failed = failures.map { "\($0.endpoint) failed (\($0.reason))" }.joined(separator: ", ")
+    return "sixty: \(host): key push: \(failed); pushed through \(servedBy)"
+  }
 }
 
 /// How the plays ended, for the recap.

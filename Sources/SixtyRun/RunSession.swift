@@ -170,7 +170,12 @@ final class RunSession: @unchecked Sendable {
       }
       let pusher = InstanceConnectPusher(
         client: client, publicKey: pair.authorizedKey, instances: execution.instances,
-        rate: play.policy.pushRate, burst: play.policy.pushBurst)
+        rate: play.policy.pushRate, burst: play.policy.pushBurst,
+        onFailover: { host, failover in
+          console.handle(
+            .pushFailover(
+              PushFailover(host: host.name, failures: failover.failures, servedBy: failover.servedBy)))
+        })
       let concurrency = min(play.policy.concurrency, request.forks ?? .max)
       let policy = SchedulePolicy(
         concurrency: concurrency, batches: execution.batches, failureThreshold: play.failureThreshold,

@@ -1,4 +1,5 @@
 import Foundation
+import InstanceConnect
 import SixtyCore
 import SixtyExecution
 import SixtyHistory
@@ -64,6 +65,9 @@ public enum Runner {
     if let notice = forksNotice(plan, forks: request.forks) { console.handle(.warning(notice)) }
     if plan.isRefused || request.dryRun {
       console.handle(.plan(PlanTextRenderer.render(plan)))
+      if !plan.isRefused, let line = try endpointsLine(request.connect.endpoints()) {
+        console.handle(.plan(line))
+      }
       return plan.isRefused ? .refused : .ok
     }
     try MaintenanceWindows.check(plan, now: Date())
@@ -74,6 +78,20 @@ public enum Runner {
       }
     return try await RunSession(plan: plan, request: request, console: console).execute(
       playbookDigest: digest)
+  }
+}
+
+extension Runner {
+  /// For a dry run: where the keys would be pushed, when an endpoint is set (nil: AWS's).
+  static func endpointsLine(_ endpoints: [URL]) -> String? {
+    let names = endpoints.map(EndpointList.description)
+    switch names.count {
+    case 0: return nil
+    case 1: return "key pushes go to \(names[0])\n"
+    default:
+      return
+        "key pushes go to \(names[0]), then \(names.dropFirst().joined(separator: ", then ")) (the next on a connection error, a timeout or an HTTP 5xx answer; later pushes start with the one that last answered)\n"
+    }
   }
 }
 

@@ -25,6 +25,8 @@ public final class TerminalConsole: RunConsole {
     case .warning(let text): FileHandle.standardError.write(Data((text + "\n").utf8))
     case .line(let text): printer.line(text)
     case .detail(_, let text): FileHandle.standardError.write(Data((Self.printable(text) + "\n").utf8))
+    case .pushFailover(let failover):
+      FileHandle.standardError.write(Data((Self.printable(failover.text) + "\n").utf8))
     case .playStarted(let name, let hosts):
       flushEndings()
       printer.line("== play: \(name) (\(hosts) host\(hosts == 1 ? "" : "s"))")

@@ -9,7 +9,7 @@ import SixtyAgentCore
 // It fetches the key list over plain HTTP with its own small client, so a login does not pay
 // for loading libcurl; the list is signed by the broker, and the agent checks the signature.
 // For an https:// broker it hands over to `sixty-agent-tls` (next to it), which uses
-// Foundation's URLSession.
+// Foundation's URLSession, and which goes on with the rest of a list of brokers.
 #if canImport(FoundationEssentials)
   import FoundationEssentials
 #else
@@ -20,16 +20,18 @@ import SixtyAgentCore
   import Glibc
 #endif
 
-AgentMain.run { url, token, deadline in
+AgentMain.run { attempt in
+  let url = attempt.url
   if url.scheme == "https" {
-    // /proc/self/exe: the real path of this program, whatever sshd was told.
+    // /proc/self/exe: the real path of this program, whatever sshd was told. The helper goes
+    // on from this broker (an https one may be followed by http ones) within the same deadline.
     let own =
       (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
       ?? CommandLine.arguments[0]
     let helper = URL(fileURLWithPath: own).deletingLastPathComponent().appendingPathComponent(
       "sixty-agent-tls"
     ).path
-    let argv = [helper] + CommandLine.arguments.dropFirst()
+    let argv = [helper] + attempt.handoff
     let pointers = argv.map { strdup($0) } + [nil]
     execv(helper, pointers)
     throw PlainHTTP.Failure(
@@ -42,6 +44,7 @@ AgentMain.run { url, token, deadline in
       throw PlainHTTP.Failure("the host name lookup could not be limited to /etc/hosts and DNS")
     }
   }
-  let response = try PlainHTTP.get(url, headers: [("Authorization", "Bearer \(token)")], timeout: deadline)
+  let response = try PlainHTTP.get(
+    url, headers: [("Authorization", "Bearer \(attempt.token)")], timeout: attempt.timeout)
   return (response.status, response.body)
 }

@@ -30,6 +30,8 @@ final class LocalFleet: @unchecked Sendable {
   let agent: String
   /// As root: the fleet's root-owned directory holding the agent and its configurations.
   private(set) var agentHome: FleetAgent?
+  /// The `broker:` value of the hosts' agent.yml, given the broker's URL (a list with it, say).
+  let agentBroker: @Sendable (String) -> String
   var endpoint: String { "http://127.0.0.1:\(brokerPort)" }
   var auditPath: String { directory + "/audit.jsonl" }
 
@@ -59,15 +61,18 @@ final class LocalFleet: @unchecked Sendable {
   ///   - allowedSources: `allowed_sources` of the hosts' group.
   ///   - startSSHD: false to run only the broker (agent tests).
   ///   - agent: the `sixty-agent` to run (default: the one built beside `sixty`).
+  ///   - agentBroker: the agent's `broker:` value from the broker's URL (default: that URL).
   /// - Parameter brokerClockOffset: run the broker under `faketime` with its wall clock moved by
   ///   this much (e.g. "+10m"), to test clock skew.
   init(
     count: Int, ttl: String = "60s", allowedSources: [String] = ["127.0.0.0/8"], startSSHD: Bool = true,
     brokerClockOffset: String? = nil, pushRate: Int = 1000, extraBrokerConfig: String = "",
     hostsPerSSHD: Int = 1, agent: String = LocalFleet.agentPath, store: String? = nil,
-    storeEnvironment: [String: String] = [:], replicas: Int = 1, agentReplica: Int = 0
+    storeEnvironment: [String: String] = [:], replicas: Int = 1, agentReplica: Int = 0,
+    agentBroker: @escaping @Sendable (String) -> String = { $0 }
   ) throws {
     self.agent = agent
+    self.agentBroker = agentBroker
     directory =
       FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(
@@ -249,7 +254,7 @@ final class LocalFleet: @unchecked Sendable {
     timeout: String = "5s"
   ) throws -> String {
     let agentConfig = """
-      broker: http://127.0.0.1:\(brokerPort)
+      broker: \(agentBroker("http://127.0.0.1:\(brokerPort)"))
       instance_id: \(instanceID)
       token: \(token)
       broker_public_key: \(brokerPublicKey)
