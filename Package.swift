@@ -126,7 +126,7 @@ let package = Package(
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyScheduler", "SixtyExecution", "SixtyCalendar", "SixtyHistory", "SixtyReport", "SixtyEC2",
-        "SixtyAgentCore", "CSixtyParentDeath", .product(name: "Crypto", package: "swift-crypto"),
+        "SixtyAgentCore", .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "UnixSignals", package: "swift-service-lifecycle"),
       ]),
     // The jobs daemon (a pure state machine and its service) and the run notifications.
@@ -149,8 +149,6 @@ let package = Package(
     // autolink entries leave out FoundationEssentials' static dependencies, so they are named
     // here; lld, unlike gold, finds them in any order.
     .target(name: "CSixtyAgentLookup"),
-    // prctl(PR_SET_PDEATHSIG) for runs the jobs daemon starts (prctl is variadic in C).
-    .target(name: "CSixtyParentDeath"),
     .executableTarget(
       name: "sixty-agent", dependencies: ["SixtyAgentCore", "CSixtyAgentLookup"],
       linkerSettings: [

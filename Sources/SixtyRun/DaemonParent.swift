@@ -1,8 +1,7 @@
-import CSixtyParentDeath
 import Foundation
 
 /// A run started by `sixty jobs daemon` stops with it: if the daemon dies (even by SIGKILL), the
-/// kernel sends the run SIGTERM (`PR_SET_PDEATHSIG`), so it stops as on a signal and records itself
+/// run sends itself SIGTERM (it checks its parent each second), so it stops as on a signal and records itself
 /// `interrupted`, saying why, instead of running on unsupervised (with several daemons, another
 /// one takes the job's next fires).
 public enum DaemonParent {
@@ -14,10 +13,22 @@ public enum DaemonParent {
   public static func watch() -> Bool {
     let expected = getppid()
     parent = expected
-    _ = sixty_set_parent_death_signal(SIGTERM)
+    // Not PR_SET_PDEATHSIG: the kernel sends it when the daemon's *thread* that started this
+    // process ends, and the daemon's worker threads come and go while it lives.
+    let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+    timer.schedule(deadline: .now() + 1, repeating: 1, leeway: .milliseconds(200))
+    timer.setEventHandler {
+      guard getppid() != expected else { return }
+      timer.cancel()
+      kill(getpid(), SIGTERM)
+    }
+    timer.resume()
+    watcher = timer
     // The parent may have died before the call: then we were adopted already.
     return getppid() == expected
   }
+
+  nonisolated(unsafe) private static var watcher: (any DispatchSourceTimer)?
 
   /// Whether the daemon that started this run has died.
   public static var died: Bool { parent != 0 && getppid() != parent }

@@ -32,6 +32,8 @@ final class LocalFleet: @unchecked Sendable {
   private(set) var agentHome: FleetAgent?
   /// The `broker:` value of the hosts' agent.yml, given the broker's URL (a list with it, say).
   let agentBroker: @Sendable (String) -> String
+  /// With replicas: each agent's `broker:` lists every replica, its own first.
+  let agentAsksEveryReplica: Bool
   var endpoint: String { "http://127.0.0.1:\(brokerPort)" }
   var auditPath: String { directory + "/audit.jsonl" }
 
@@ -69,10 +71,11 @@ final class LocalFleet: @unchecked Sendable {
     brokerClockOffset: String? = nil, pushRate: Int = 1000, extraBrokerConfig: String = "",
     hostsPerSSHD: Int = 1, agent: String = LocalFleet.agentPath, store: String? = nil,
     storeEnvironment: [String: String] = [:], replicas: Int = 1, agentReplica: Int = 0,
-    agentBroker: @escaping @Sendable (String) -> String = { $0 }
+    agentAsksEveryReplica: Bool = false, agentBroker: @escaping @Sendable (String) -> String = { $0 }
   ) throws {
     self.agent = agent
     self.agentBroker = agentBroker
+    self.agentAsksEveryReplica = agentAsksEveryReplica
     directory =
       FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
     try FileManager.default.createDirectory(
@@ -254,7 +257,9 @@ final class LocalFleet: @unchecked Sendable {
     timeout: String = "5s"
   ) throws -> String {
     let agentConfig = """
-      broker: \(agentBroker("http://127.0.0.1:\(brokerPort)"))
+      broker: \(agentAsksEveryReplica
+        ? "[" + ([brokerPort] + brokerPorts.filter { $0 != brokerPort }).map { "http://127.0.0.1:\($0)" }.joined(separator: ", ") + "]"
+        : agentBroker("http://127.0.0.1:\(brokerPort)"))
       instance_id: \(instanceID)
       token: \(token)
       broker_public_key: \(brokerPublicKey)

@@ -67,6 +67,50 @@ import Testing
   }
 
   @Test(.enabled(if: canRun, "needs root, sshd and PostgreSQL (make test installs them)"))
+  func aRunOutlivesTheBrokerItStartedWith() throws {
+    let postgres = try TestPostgres.shared()
+    let url = try postgres.database("failover")
+    try withLocalFleet(
+      LocalFleet(
+        count: 20, hostsPerSSHD: 10, store: url, storeEnvironment: postgres.environment, replicas: 2,
+        agentAsksEveryReplica: true)
+    ) { fleet in
+      let inventory = try fleet.writeInventory()
+      let playbook = fleet.directory + "/steady.yml"
+      try "name: steady\nhosts: all\ntasks:\n  - name: work\n    command: [sleep, \"0.6\"]\n"
+        .write(toFile: playbook, atomically: true, encoding: .utf8)
+      let policy = fleet.directory + "/policy.yml"
+      try "concurrency: 2\n".write(toFile: policy, atomically: true, encoding: .utf8)
+      let endpoints = fleet.brokerPorts.map { "http://127.0.0.1:\($0)" }.joined(separator: ",")
+      let run = try LocalProcess(
+        SixtyBinary.path,
+        ["run", playbook, "-i", inventory, "--policy", policy, "--endpoint", endpoints, "--no-progress"],
+        environment: fleet.environment, logPath: fleet.directory + "/run.log")
+      defer { run.stop() }
+      // A few hosts in, the first replica dies without a word.
+      let deadline = Date().addingTimeInterval(60)
+      while Date() < deadline, run.isRunning, run.log.components(separatedBy: "| ok").count < 4 {
+        usleep(50_000)
+      }
+      kill(fleet.broker.pid, SIGKILL)
+      while Date() < deadline, run.isRunning { usleep(100_000) }
+      #expect(run.exitStatus == 0, "\(run.log)")
+      #expect(!run.log.contains("Permission denied"), "\(run.log)")
+      #expect(run.log.contains("20 ok") || run.log.contains("ok=20"), "\(run.log)")
+      // The second replica served the rest, into the same chain, which verifies.
+      let verify = try SixtyBinary.run(
+        ["audit", "verify", "--store", url], environment: postgres.environment)
+      #expect(verify.status == 0, "\(verify.stderr)")
+      let export = try SixtyBinary.run(
+        ["audit", "export", "--store", url], environment: postgres.environment)
+      let accepted = export.stdout.split(separator: "\n").filter {
+        $0.contains("\"event\":\"push\"") && $0.contains("\"outcome\":\"accepted\"")
+      }
+      #expect(accepted.count >= 20, "\(accepted.count) accepted pushes")
+    }
+  }
+
+  @Test(.enabled(if: canRun, "needs root, sshd and PostgreSQL (make test installs them)"))
   func editedOrTruncatedChainsInTheDatabaseAreNamed() throws {
     let postgres = try TestPostgres.shared()
     let url = try postgres.database("tamper")
