@@ -57,7 +57,7 @@ struct JobsCommand: AsyncParsableCommand {
       }
       let logger = Logger(label: "sixty.jobs")
       let store = try history.open()
-      let logs = logDir ?? (URL(fileURLWithPath: store.path).deletingLastPathComponent().path + "/logs")
+      let logs = logDir ?? (History.localDirectory(forHistory: store.reopenPath) + "/logs")
       // Each job's playbook, inventory and policy are checked too: a job that cannot run is refused now.
       let (loaded, diagnostics) = JobsCheck.load(path: jobs)
       printDiagnostics(diagnostics)

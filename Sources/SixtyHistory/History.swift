@@ -43,21 +43,37 @@ public final class History: Sendable {
     -> String
   {
     if let path = environment["SIXTY_HISTORY"], !path.isEmpty { return path }
-    if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") {
-      return state + "/sixty/history.sqlite"
-    }
+    return stateDirectory(environment: environment) + "/history.sqlite"
+  }
+
+  /// `$XDG_STATE_HOME/sixty`, else `~/.local/state/sixty`.
+  public static func stateDirectory(environment: [String: String] = ProcessInfo.processInfo.environment)
+    -> String
+  {
+    if let state = environment["XDG_STATE_HOME"], state.hasPrefix("/") { return state + "/sixty" }
     let home = environment["HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? NSHomeDirectory()
-    return home + "/.local/state/sixty/history.sqlite"
+    return home + "/.local/state/sixty"
+  }
+
+  /// The local folder for files kept beside the history (known hosts, run logs): the history
+  /// file's folder, or the state directory when the history is a database.
+  public static func localDirectory(
+    forHistory path: String, environment: [String: String] = ProcessInfo.processInfo.environment
+  )
+    -> String
+  {
+    if PostgresLocation.isURL(path) { return stateDirectory(environment: environment) }
+    return URL(fileURLWithPath: path).deletingLastPathComponent().path
   }
 
   /// The known_hosts file that `accept-new` keeps across runs: `$SIXTY_KNOWN_HOSTS`, else
-  /// beside the history (`defaultPath`'s folder).
+  /// beside the history file (`defaultPath`'s folder; the state directory for a database).
   public static func defaultKnownHostsFile(
     environment: [String: String] = ProcessInfo.processInfo.environment
   ) -> String {
     if let path = environment["SIXTY_KNOWN_HOSTS"], !path.isEmpty { return path }
-    return URL(fileURLWithPath: defaultPath(environment: environment)).deletingLastPathComponent()
-      .appendingPathComponent("known_hosts").path
+    return localDirectory(forHistory: defaultPath(environment: environment), environment: environment)
+      + "/known_hosts"
   }
 
   /// Opens (creating if needed) the history at `path`, applying pending migrations.

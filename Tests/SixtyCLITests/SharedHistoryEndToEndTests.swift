@@ -44,6 +44,8 @@ import Testing
       env["SIXTY_HISTORY"] = url
       env["PGPASSWORD"] = postgres.password
       env["SIXTY_RUN_STALE_AFTER"] = "3"
+      // The history is a database: files kept beside it go to the fleet, not the state directory.
+      env["SIXTY_KNOWN_HOSTS"] = fleet.directory + "/known_hosts"
       let slow = try write(
         "name: slow\nhosts: web-1:web-2\ntasks:\n  - name: wait\n    command: [sleep, \"60\"]\n",
         fleet.directory + "/slow.yml")

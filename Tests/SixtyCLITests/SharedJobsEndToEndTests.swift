@@ -52,10 +52,13 @@ import Testing
         """, dir + "/jobs.yml")
       var env = fleet.environment
       env["SIXTY_TEST_SECOND_RATES"] = "1"
+      env["XDG_STATE_HOME"] = dir + "/state"
       env["AWS_ENDPOINT_URL_EC2_INSTANCE_CONNECT"] = fleet.endpoint
       env["SIXTY_HISTORY"] = url
       env["PGPASSWORD"] = postgres.password
       env["SIXTY_RUN_STALE_AFTER"] = "3"
+      // The history is a database: files kept beside it go to the fleet, not the state directory.
+      env["SIXTY_KNOWN_HOSTS"] = fleet.directory + "/known_hosts"
       let daemons = try (1...2).map { index in
         try LocalProcess(
           SixtyBinary.path, ["jobs", "daemon", "--jobs", jobs], environment: env,
@@ -118,6 +121,9 @@ import Testing
       let before = slowStarts(survivor.log)
       #expect(waitUntil(35) { slowStarts(survivor.log) > before }, "\(survivor.log)")
       #expect(Date().timeIntervalSince(killedAt) < 55)
+      // Logs and known hosts never land under a folder named after the database URL.
+      #expect(!FileManager.default.fileExists(atPath: SixtyBinary.packageRoot.path + "/postgresql:"))
+      #expect(FileManager.default.fileExists(atPath: dir + "/state/sixty/logs/slow"))
     }
   }
 }
