@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 DESTDIR ?=
 .DEFAULT_GOAL := build
-.PHONY: deps build release install test fuzz demo bench bench-plan bench-broker bench-fleet bench-slow-clients format clean
+.PHONY: deps build release install test fuzz demo bench bench-locks bench-plan bench-broker bench-fleet bench-slow-clients format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -41,7 +41,7 @@ fuzz: deps
 demo: build
 	@scripts/demo.sh
 
-bench: bench-plan bench-broker bench-fleet bench-slow-clients
+bench: bench-plan bench-broker bench-fleet bench-slow-clients bench-locks
 
 # Sixty against xargs ssh, pssh, parallel-ssh and Ansible on a local fleet of real sshd hosts
 # (root; installs pssh from Debian and ansible-core and parallel-ssh into .build-bench/venv).
@@ -55,6 +55,11 @@ bench-broker: release
 # on for 60 s; fails below 99 % of honest requests served within 1 s.
 bench-slow-clients: release
 	bench/slow-clients.py
+
+# 8 runners competing for 200 hosts' locks through a PostgreSQL history and a SQLite one; fails if a
+# host was ever held twice.
+bench-locks: release
+	bench/lock-contention.sh
 
 bench-plan: release
 	bench/plan-scale.sh

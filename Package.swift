@@ -174,6 +174,9 @@ let package = Package(
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
       ]),
     .executableTarget(name: "sixty", dependencies: ["SixtyCLI"]),
+    // One competing runner of bench/lock-contention.sh.
+    .executableTarget(
+      name: "sixty-lock-bench", dependencies: ["SixtyHistory"], path: "bench/Sources/sixty-lock-bench"),
     // The load generator behind bench/broker-load.sh.
     .executableTarget(
       name: "sixty-bench", dependencies: ["InstanceConnect", "SixtyKeys"], path: "bench/Sources/sixty-bench"),
