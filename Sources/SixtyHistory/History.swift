@@ -111,27 +111,9 @@ public final class History: Sendable {
       let pool = try DatabasePool(path: path, configuration: config)
       self.pool = pool
       if created { chmod(path, 0o600) }
-      try History.migrate(pool)
+      try History.migrator.migrate(pool)
     } catch {
       throw HistoryError("cannot open the run history \(path): \(History.describe(error))")
-    }
-  }
-
-  /// Applies pending migrations. Processes opening a new file at once race to migrate it (each
-  /// sees a migration pending, one applies it first): the loser tries again, and then finds the
-  /// migration applied.
-  static func migrate(_ pool: DatabasePool) throws {
-    var attempt = 0
-    while true {
-      do {
-        try History.migrate(pool)
-        return
-      } catch let error as DatabaseError where attempt < 10 {
-        let text = error.message ?? ""
-        guard text.contains("already exists") || text.contains("duplicate column") else { throw error }
-        attempt += 1
-        usleep(UInt32(20_000 * attempt))
-      }
     }
   }
 

@@ -384,20 +384,4 @@ import Testing
     #expect(tail.hasPrefix("…é"))
     #expect(tail.utf8.count <= 101 + "…".utf8.count)
   }
-
-  @Test func manyOpenersOfANewFileAllGetAMigratedHistory() async throws {
-    let path = directory + "/race/history.sqlite"
-    try FileManager.default.createDirectory(
-      atPath: directory + "/race", withIntermediateDirectories: true)
-    // Each opener is a pool of its own, as each process has.
-    let opened = await withTaskGroup(of: Bool.self) { group in
-      for _ in 0..<8 {
-        group.addTask { (try? History(path: path)).map { (try? $0.runs()) != nil } ?? false }
-      }
-      var all: [Bool] = []
-      for await ok in group { all.append(ok) }
-      return all
-    }
-    #expect(opened == Array(repeating: true, count: 8))
-  }
 }
