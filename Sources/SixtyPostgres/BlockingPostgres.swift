@@ -137,23 +137,9 @@ public final class BlockingPostgres: @unchecked Sendable {
   }
 
   static func tls(_ location: PostgresLocation) throws -> PostgresConnection.Configuration.TLS {
-    var tls = TLSConfiguration.makeClientConfiguration()
-    if let root = location.sslRootCert { tls.trustRoots = .file(root) }
-    switch location.sslMode {
-    case .disable: return .disable
-    case .allow, .prefer:
-      tls.certificateVerification = .none
-      return .prefer(try NIOSSLContext(configuration: tls))
-    case .require:
-      tls.certificateVerification = location.sslRootCert == nil ? .none : .noHostnameVerification
-      return .require(try NIOSSLContext(configuration: tls))
-    case .verifyCA:
-      tls.certificateVerification = .noHostnameVerification
-      return .require(try NIOSSLContext(configuration: tls))
-    case .verifyFull:
-      tls.certificateVerification = .fullVerification
-      return .require(try NIOSSLContext(configuration: tls))
-    }
+    guard let (tls, required) = location.tlsSettings() else { return .disable }
+    let context = try NIOSSLContext(configuration: tls)
+    return required ? .require(context) : .prefer(context)
   }
 
   /// Applies `migrations` of `component` once, under an advisory lock (see `SharedDatabase`).

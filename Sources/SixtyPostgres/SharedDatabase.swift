@@ -72,28 +72,8 @@ public final class SharedDatabase: Sendable {
   }
 
   static func tls(_ location: PostgresLocation) throws -> PostgresClient.Configuration.TLS {
-    var tls = TLSConfiguration.makeClientConfiguration()
-    if let root = location.sslRootCert {
-      tls.trustRoots = .file(root)
-    }
-    switch location.sslMode {
-    case .disable:
-      return .disable
-    case .allow, .prefer:
-      // As libpq: encryption if the server offers it, without checking its certificate.
-      tls.certificateVerification = .none
-      return .prefer(tls)
-    case .require:
-      // libpq checks the certificate with `require` only when a root certificate is given.
-      tls.certificateVerification = location.sslRootCert == nil ? .none : .noHostnameVerification
-      return .require(tls)
-    case .verifyCA:
-      tls.certificateVerification = .noHostnameVerification
-      return .require(tls)
-    case .verifyFull:
-      tls.certificateVerification = .fullVerification
-      return .require(tls)
-    }
+    guard let (tls, required) = location.tlsSettings() else { return .disable }
+    return required ? .require(tls) : .prefer(tls)
   }
 
   /// Stops the pool; pending operations fail.
@@ -200,5 +180,28 @@ public final class SharedDatabase: Sendable {
           logger: self.logger)
       }
     }
+  }
+}
+
+extension PostgresLocation {
+  /// What `sslMode` asks for, as libpq reads it: nil for no TLS, else the client settings and
+  /// whether TLS is required (`allow`/`prefer` encrypt when the server offers it, unchecked;
+  /// `require` checks the certificate only when a root certificate is given).
+  func tlsSettings() -> (TLSConfiguration, required: Bool)? {
+    var tls = TLSConfiguration.makeClientConfiguration()
+    if let root = sslRootCert { tls.trustRoots = .file(root) }
+    switch sslMode {
+    case .disable: return nil
+    case .allow, .prefer:
+      tls.certificateVerification = .none
+      return (tls, false)
+    case .require:
+      tls.certificateVerification = sslRootCert == nil ? .none : .noHostnameVerification
+    case .verifyCA:
+      tls.certificateVerification = .noHostnameVerification
+    case .verifyFull:
+      tls.certificateVerification = .fullVerification
+    }
+    return (tls, true)
   }
 }
