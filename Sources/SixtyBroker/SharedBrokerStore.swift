@@ -43,11 +43,15 @@ public final class SharedBrokerStore: Sendable {
     self.maxPerSlot = maxPerSlot
   }
 
-  /// Connects to `location` and applies the broker's migrations.
-  public static func open(_ location: PostgresLocation, logger: Logger) async throws -> SharedBrokerStore {
+  /// Connects to `location` and applies the broker's migrations; every later operation has
+  /// `operationTimeout`.
+  public static func open(
+    _ location: PostgresLocation, operationTimeout: Duration = .seconds(10), logger: Logger
+  ) async throws -> SharedBrokerStore {
     SharedBrokerStore(
       database: try await SharedDatabase.open(
-        location, component: "broker", migrations: migrations, maximumConnections: 32, logger: logger))
+        location, component: "broker", migrations: migrations, maximumConnections: 32,
+        operationTimeout: operationTimeout, logger: logger))
   }
 
   /// Whether `key` was accepted before (by any replica).

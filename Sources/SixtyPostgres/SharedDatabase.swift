@@ -84,14 +84,17 @@ public final class SharedDatabase: Sendable {
   public func withConnection<T: Sendable>(
     _ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
   ) async throws -> T {
-    try await deadline(what) { try await self.client.withConnection { try await body($0) } }
+    try await deadline(what, timeout: operationTimeout) {
+      try await self.client.withConnection { try await body($0) }
+    }
   }
 
   /// Runs `body` in a transaction (rolled back when it throws), within `operationTimeout`.
   public func transaction<T: Sendable>(
-    _ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T
+    _ what: String, timeout: Duration? = nil,
+    _ body: @escaping @Sendable (PostgresConnection) async throws -> T
   ) async throws -> T {
-    try await deadline(what) {
+    try await deadline(what, timeout: timeout ?? operationTimeout) {
       try await self.client.withConnection { connection in
         try await connection.query("BEGIN", logger: self.logger)
         do {
@@ -106,10 +109,9 @@ public final class SharedDatabase: Sendable {
     }
   }
 
-  func deadline<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws
-    -> T
-  {
-    let timeout = operationTimeout
+  func deadline<T: Sendable>(
+    _ what: String, timeout: Duration, _ body: @escaping @Sendable () async throws -> T
+  ) async throws -> T {
     let location = self.location
     do {
       return try await withThrowingTaskGroup(of: T?.self) { group in
@@ -155,8 +157,14 @@ public final class SharedDatabase: Sendable {
   /// The advisory lock that serialises migrations of every component.
   static let migrationLock = Int64(0x5358_5459_4D49_4752)
 
+  /// How long a start may wait for its migrations: replicas starting together queue behind one
+  /// another's migrations on the advisory lock, which a busy database makes slower than a query.
+  public static let migrationTimeout = Duration.seconds(120)
+
   func migrate(component: String, _ migrations: [PostgresMigration]) async throws {
-    try await transaction("applying the \(component) migrations") { connection in
+    try await transaction(
+      "applying the \(component) migrations", timeout: max(operationTimeout, Self.migrationTimeout)
+    ) { connection in
       // Serialises replicas that start together (even the table's creation); released at COMMIT.
       try await connection.query(
         "SELECT pg_advisory_xact_lock(\(Int64(0x5358_5459_4D49_4752)))", logger: self.logger)

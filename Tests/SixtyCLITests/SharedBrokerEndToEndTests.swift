@@ -144,9 +144,14 @@ import Testing
     let url = try postgres.database("chain")
     let logger = Logger(label: "test")
     let location = try PostgresLocation.parse(url, origin: "test", environment: postgres.environment)
-    // Four replicas starting together apply the migrations once.
+    // Four replicas starting together apply the migrations once. The deadline is generous: this
+    // test's tasks share the cooperative pool with tests that block its threads for seconds.
     let stores = try await withThrowingTaskGroup(of: SharedBrokerStore.self) { group in
-      for _ in 0..<4 { group.addTask { try await SharedBrokerStore.open(location, logger: logger) } }
+      for _ in 0..<4 {
+        group.addTask {
+          try await SharedBrokerStore.open(location, operationTimeout: .seconds(120), logger: logger)
+        }
+      }
       var stores: [SharedBrokerStore] = []
       for try await store in group { stores.append(store) }
       return stores
