@@ -4,7 +4,7 @@ SWIFT ?= swift
 PREFIX ?= /usr/local
 DESTDIR ?=
 .DEFAULT_GOAL := build
-.PHONY: deps build release install test fuzz demo bench bench-locks bench-plan bench-broker bench-fleet bench-slow-clients format clean
+.PHONY: deps build release install test fuzz demo bench bench-locks bench-plan bench-broker bench-broker-replicas bench-fleet bench-slow-clients format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -41,7 +41,7 @@ fuzz: deps
 demo: build
 	@scripts/demo.sh
 
-bench: bench-plan bench-broker bench-fleet bench-slow-clients bench-locks
+bench: bench-plan bench-broker bench-broker-replicas bench-fleet bench-slow-clients bench-locks
 
 # Sixty against xargs ssh, pssh, parallel-ssh and Ansible on a local fleet of real sshd hosts
 # (root; installs pssh from Debian and ansible-core and parallel-ssh into .build-bench/venv).
@@ -50,6 +50,11 @@ bench-fleet: release
 
 bench-broker: release
 	bench/broker-load.sh
+
+# Pushes/s and agent fetch latency of one and two broker replicas on a PostgreSQL store (started
+# here), beside the in-memory store; targets with two replicas: >= 1,000 pushes/s, fetch p99 < 20 ms.
+bench-broker-replicas: release
+	bench/broker-replicas.sh
 
 # Honest pushes and agent fetches from 127.0.0.1 while 1,000 slow connections from 127.0.0.2 hold
 # on for 60 s; fails below 99 % of honest requests served within 1 s.

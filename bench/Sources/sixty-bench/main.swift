@@ -4,6 +4,9 @@
 //   sixty-bench push  ENDPOINT KEY_ID SECRET INSTANCE_ID USER COUNT CONCURRENCY
 //   sixty-bench fetch BROKER INSTANCE_ID USER TOKEN COUNT CONCURRENCY
 //
+// ENDPOINT and BROKER may be comma-separated lists (replicas of one broker): worker i talks to
+// the (i mod n)-th.
+//
 // Each worker is a thread with one keep-alive HTTP/1.1 connection over a plain socket, so the
 // generator costs little CPU next to the server on a small machine; every push is signed afresh
 // with Sixty's SigV4 signer (the server verifies each one).
@@ -86,10 +89,16 @@ final class Connection {
   }
 }
 
-/// Runs `count` requests over `concurrency` connections; returns wall seconds and sorted latencies (ms).
-func load(port: Int, count: Int, concurrency: Int, request: @escaping @Sendable () -> [UInt8]) -> (
-  Double, [Double]
-) {
+/// The ports of a comma-separated list of http://127.0.0.1:PORT endpoints.
+func ports(_ list: String) -> [Int] {
+  list.split(separator: ",").map { URL(string: String($0))?.port ?? 80 }
+}
+
+/// Runs `count` requests over `concurrency` connections, spread over `ports`; returns wall seconds
+/// and sorted latencies (ms).
+func load(
+  ports: [Int], count: Int, concurrency: Int, request: @escaping @Sendable (Int) -> [UInt8]
+) -> (Double, [Double]) {
   let group = DispatchGroup()
   let lock = NSLock()
   nonisolated(unsafe) var all: [Double] = []
@@ -98,12 +107,13 @@ func load(port: Int, count: Int, concurrency: Int, request: @escaping @Sendable 
   for worker in 0..<concurrency {
     group.enter()
     Thread.detachNewThread {
+      let port = ports[worker % ports.count]
       let connection = Connection(port: port)
       var mine: [Double] = []
       var bad = 0
       var index = worker
       while index < count {
-        let bytes = request()
+        let bytes = request(port)
         let t0 = DispatchTime.now().uptimeNanoseconds
         if connection.exchange(bytes) != 200 { bad += 1 }
         mine.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
@@ -137,14 +147,13 @@ func report(_ what: String, _ wall: Double, _ latencies: [Double]) {
 let args = Array(CommandLine.arguments.dropFirst())
 switch args.first {
 case "push" where args.count == 8:
-  let url = URL(string: args[1])!
-  let port = url.port ?? 80
   let credentials = AWSCredentials(accessKeyID: args[2], secretAccessKey: args[3], source: "bench")
   let key = try SSHKeyPair.generate(.ed25519, comment: "bench").authorizedKey
-  let host = "127.0.0.1:\(port)"
   let counter = NSLock()
   nonisolated(unsafe) var sequence = 0
-  let (wall, latencies) = load(port: port, count: Int(args[6])!, concurrency: Int(args[7])!) {
+  let (wall, latencies) = load(ports: ports(args[1]), count: Int(args[6])!, concurrency: Int(args[7])!) {
+    port in
+    let host = "127.0.0.1:\(port)"
     // Each request differs (the key's comment), as real pushes do: the broker refuses replays.
     let n = counter.withLock {
       sequence += 1
@@ -168,11 +177,12 @@ case "push" where args.count == 8:
   }
   report("push", wall, latencies)
 case "fetch" where args.count == 7:
-  let port = URL(string: args[1])!.port ?? 80
-  let request = Array(
-    "GET /agent/v1/keys?instance_id=\(args[2])&user=\(args[3]) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAuthorization: Bearer \(args[4])\r\n\r\n"
-      .utf8)
-  let (wall, latencies) = load(port: port, count: Int(args[5])!, concurrency: Int(args[6])!) { request }
+  let (wall, latencies) = load(ports: ports(args[1]), count: Int(args[5])!, concurrency: Int(args[6])!) {
+    port in
+    Array(
+      "GET /agent/v1/keys?instance_id=\(args[2])&user=\(args[3]) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAuthorization: Bearer \(args[4])\r\n\r\n"
+        .utf8)
+  }
   report("fetch", wall, latencies)
 default:
   FileHandle.standardError.write(
