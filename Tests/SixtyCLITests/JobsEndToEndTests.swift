@@ -236,6 +236,16 @@ import Testing
       #expect(
         waitUntil(5) { second.log.contains("reload failed; keeping the previous schedule") }, "\(second.log)")
       #expect(second.log.contains("jobs.yml:3:15: error: the schedule of job 'quick'"), "\(second.log)")
+      // So is a file whose job's playbook does not exist, at the playbook's FILE:LINE:COL.
+      _ = try write(
+        jobsText.replacingOccurrences(of: "playbook: quick.yml", with: "playbook: gone.yml"), jobs)
+      kill(second.pid, SIGHUP)
+      #expect(
+        waitUntil(5) { second.log.contains("jobs.yml:3:15: error: the playbook of job 'quick'") },
+        "\(second.log)")
+      #expect(
+        second.log.contains("does not exist (looked for ") && second.log.contains("gone.yml)"),
+        "\(second.log)")
       let reloadedAt = Date()
       #expect(
         waitUntil(8) {

@@ -98,6 +98,23 @@ import Testing
         jump.sshLog.contains("Accepted publickey for \(fleet.user)")
           && jump.sshLog.contains(String(fingerprint)),
         "\(jump.sshLog)")
+      // The same jump from the inventory's proxy_jump, with no -J: another login through the jump host.
+      let jumpsBefore = jump.sshLog.components(separatedBy: "Accepted publickey for \(fleet.user)").count
+      let jumping = try write(
+        "hosts:\n  \(target.name): {address: \(target.address), port: \(target.port), user: \(fleet.user), instance_id: \(target.instanceID), proxy_jump: jump-box}\n",
+        fleet.directory + "/jumping.yml")
+      let fromInventory = try SixtyBinary.run(
+        [
+          "exec", "all", "-i", jumping, "-F", config, "--endpoint", fleet.endpoint, "--no-progress", "-vv",
+          "--",
+          "echo $SSH_CONNECTION",
+        ], environment: fleet.environment)
+      #expect(fromInventory.status == 0, "\(fromInventory.stdout)\n\(fromInventory.stderr)")
+      #expect(fromInventory.stdout.contains("\(target.name) | "), "\(fromInventory.stdout)")
+      #expect(fromInventory.stderr.contains("-o ProxyJump=jump-box"), "\(fromInventory.stderr)")
+      #expect(
+        jump.sshLog.components(separatedBy: "Accepted publickey for \(fleet.user)").count > jumpsBefore,
+        "\(jump.sshLog)")
     }
   }
 
