@@ -106,6 +106,14 @@ public final class History: Sendable {
     var config = Configuration()
     config.busyMode = .timeout(History.busyTimeout)
     config.label = "sixty-history"
+    // Processes opening a new history at once would each see no migration applied and apply the
+    // first one twice ("table runs already exists"): an exclusive flock on the directory, held
+    // while the file is opened and migrated, makes them take turns (milliseconds each).
+    let directoryLock = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    defer { if directoryLock >= 0 { close(directoryLock) } }
+    if directoryLock >= 0 {
+      while flock(directoryLock, LOCK_EX) != 0 && errno == EINTR {}
+    }
     let created = !FileManager.default.fileExists(atPath: path)
     do {
       let pool = try DatabasePool(path: path, configuration: config)

@@ -343,6 +343,36 @@ import Testing
     #expect(try first.runs(limit: 1000).count == 200)
   }
 
+  /// Runners started together on a machine with no history yet each open the new file: they take
+  /// turns at the migrations, and none fails on a table another one created.
+  @Test func manyOpenersOfANewHistoryAllSucceed() throws {
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let start = DispatchSemaphore(value: 0)
+    let group = DispatchGroup()
+    let errors = NSLock()
+    nonisolated(unsafe) var failures: [String] = []
+    nonisolated(unsafe) var opened: [History] = []
+    for _ in 0..<8 {
+      group.enter()
+      Thread.detachNewThread {
+        defer { group.leave() }
+        start.wait()
+        do {
+          let history = try self.open()
+          errors.withLock { opened.append(history) }
+        } catch {
+          errors.withLock { failures.append("\(error)") }
+        }
+      }
+    }
+    for _ in 0..<8 { start.signal() }
+    group.wait()
+    #expect(failures.isEmpty, "\(failures)")
+    #expect(opened.count == 8)
+    _ = try opened.first?.begin(newRun())
+    #expect(try opened.last?.runs(limit: 10).count == 1)
+  }
+
   @Test func jobStateAndNotifications() throws {
     defer { try? FileManager.default.removeItem(atPath: directory) }
     let history = try open()
