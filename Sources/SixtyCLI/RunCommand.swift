@@ -43,11 +43,7 @@ struct RunCommand: AsyncParsableCommand {
         "--not-after '\(notAfter)' is not an ISO 8601 time; expected something like 2026-12-24T03:30:00Z.")
     }
     if let shard {
-      do {
-        _ = try Shard(parsing: shard)
-      } catch {
-        throw ValidationError(error.diagnostics.map(\.message).joined(separator: " "))
-      }
+      _ = try RunCommand.parseShard(shard)
       if runner.history.noHistory {
         throw ValidationError(
           "--shard needs the run history (the shards count failures through it); expected no --no-history.")
@@ -71,19 +67,22 @@ struct RunCommand: AsyncParsableCommand {
     try await RunnerOptions.run(try makeRequest())
   }
 
+  /// `--shard I/N`, or the sentence saying what is wrong with it.
+  static func parseShard(_ text: String) throws -> Shard {
+    do throws(DiagnosticsError) {
+      return try Shard(parsing: text)
+    } catch {
+      throw ValidationError(error.diagnostics.map(\.message).joined(separator: " "))
+    }
+  }
+
   func makeRequest() throws -> RunRequest {
     try options.files.require("run")
     var request = RunRequest(source: .playbook(path: options.playbook))
     options.apply(to: &request)
     runner.apply(to: &request)
     request.notAfter = notAfter.flatMap { parseTime($0) }
-    request.shard = try shard.map { text in
-      do {
-        return try Shard(parsing: text)
-      } catch {
-        throw ValidationError(error.diagnostics.map(\.message).joined(separator: " "))
-      }
-    }
+    request.shard = try shard.map(RunCommand.parseShard)
     request.runKey = runKey
     return request
   }

@@ -132,16 +132,18 @@ public struct RunDetail: Sendable {
       text += "\n"
       let plays = Set(hosts.map(\.play)).count
       let sharded = run.shards != nil
-      var rows = [(sharded ? ["SHARD"] : []) + ["HOST", "STATUS", "ok", "failed", "skipped", "push→auth", "NOTE"]]
+      let header: [String] = ["HOST", "STATUS", "ok", "failed", "skipped", "push→auth", "NOTE"]
+      var rows: [[String]] = [sharded ? ["SHARD"] + header : header]
       for record in hosts {
-        rows.append(
-          (sharded ? [record.shard.map(String.init) ?? "-"] : []) + [
+        let row: [String] = [
           plays > 1 ? "\(record.play)/\(record.host)" : record.host, record.status.rawValue,
           String(record.tasks.filter { $0.status == .ok }.count),
           String(record.tasks.filter { $0.status == .failed || $0.status == .timedOut }.count),
           String(record.tasks.filter { $0.status == .skipped }.count),
           record.pushToAuthMilliseconds.map { "\($0) ms" } ?? "-", record.message ?? "",
-        ])
+        ]
+        let shard: String = record.shard.map(String.init) ?? "-"
+        rows.append(sharded ? [shard] + row : row)
       }
       text += RunText.table(rows)
     }
