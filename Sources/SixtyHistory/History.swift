@@ -435,7 +435,8 @@ public final class History: Sendable {
   public func joinShard(_ run: NewRun, join: ShardJoin) throws(HistoryError) -> Int64 {
     guard let postgres else {
       throw HistoryError(
-        "--shard needs a shared history: the run history \(path) is a SQLite file; expected --history postgresql://… (or SIXTY_HISTORY) that every shard uses.")
+        "--shard needs a shared history: the run history \(path) is a SQLite file; expected --history postgresql://… (or SIXTY_HISTORY) that every shard uses."
+      )
     }
     return try postgres.joinShard(run, join: join)
   }

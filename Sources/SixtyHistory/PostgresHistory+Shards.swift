@@ -72,7 +72,8 @@ extension PostgresHistory {
           RETURNING id
           """)
         guard let first = inserted.first else {
-          return .failure(HistoryError("the run id '\(join.key)' was taken while this shard joined; try again."))
+          return .failure(
+            HistoryError("the run id '\(join.key)' was taken while this shard joined; try again."))
         }
         id = try first.value("id")
       }
@@ -120,7 +121,8 @@ extension PostgresHistory {
       try run.value("status", as: String.self) == RunStatus.running.rawValue
     else { return }
     let rows = try session.query(
-      "SELECT shard, state, exit_code, message, finished_at FROM run_shards WHERE run_id = \(runID) ORDER BY shard")
+      "SELECT shard, state, exit_code, message, finished_at FROM run_shards WHERE run_id = \(runID) ORDER BY shard"
+    )
     var ended: [(shard: Int, status: RunStatus, exit: Int?, message: String?, at: Double)] = []
     for row in rows {
       let status = RunStatus(rawValue: try row.value("state")) ?? .error
@@ -163,7 +165,8 @@ extension PostgresHistory {
       let stale: Bool = try row.value("stale")
       let local = try row.value("machine", as: String.self) == machine
       let process = ProcessIdentity(
-        pid: Int32(truncatingIfNeeded: try row.value("pid", as: Int.self)), start: try row.value("process_start"))
+        pid: Int32(truncatingIfNeeded: try row.value("pid", as: Int.self)),
+        start: try row.value("process_start"))
       let gone = local && !process.isAlive
       guard stale || gone else { continue }
       let message =

@@ -379,7 +379,8 @@ final class PostgresHistory: Sendable {
 
   // MARK: - Host locks
 
-  func tryLock(runID: Int64, shard: Int?, hosts: [HostLockKey], now: Date) throws(HistoryError) -> LockHolder? {
+  func tryLock(runID: Int64, shard: Int?, hosts: [HostLockKey], now: Date) throws(HistoryError) -> LockHolder?
+  {
     try run("taking host locks") { session in
       // One taker at a time, on every machine: all or none stays true without retries.
       try session.query("SELECT pg_advisory_xact_lock(\(PostgresHistory.hostLockLock))")

@@ -64,7 +64,8 @@ public struct RunDetail: Sendable {
     if let id = Int64(text) { return try load(from: history, id: id, host: host) }
     guard let run = try history.run(key: text) else {
       throw HistoryError(
-        "there is no run with id or run id \(SafeText.quoted(text, limit: 140)) in \(history.path); `sixty runs list` shows the runs.")
+        "there is no run with id or run id \(SafeText.quoted(text, limit: 140)) in \(history.path); `sixty runs list` shows the runs."
+      )
     }
     return try load(from: history, id: run.id, host: host)
   }

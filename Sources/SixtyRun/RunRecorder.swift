@@ -87,14 +87,14 @@ final class RunRecorder: @unchecked Sendable {
   func begin(plan: Plan, playbookDigest: String) throws(RunFailure) {
     let hosts = Set(plan.plays.flatMap { play in play.hosts.filter { $0.batch != nil }.map(\.host.name) })
     let new = NewRun(
-          playbook: request.playbookPath.map(RunRecorder.absolute) ?? request.playbookLabel,
-          playbookSHA256: playbookDigest,
-          inventory: plan.inventoryPath.map(RunRecorder.absolute),
-          policy: plan.policyPath.map(RunRecorder.absolute), limit: request.limit?.text,
-          extraVarNames: request.extraVars.map(\.name), job: settings.job, trigger: settings.trigger,
-          rerunOf: settings.rerunOf, scheduledFor: settings.scheduledFor,
-          hostsTotal: shard == nil ? hosts.count : plan.runTargets,
-          adHocCommand: request.adHocCommand.map(\.recorded))
+      playbook: request.playbookPath.map(RunRecorder.absolute) ?? request.playbookLabel,
+      playbookSHA256: playbookDigest,
+      inventory: plan.inventoryPath.map(RunRecorder.absolute),
+      policy: plan.policyPath.map(RunRecorder.absolute), limit: request.limit?.text,
+      extraVarNames: request.extraVars.map(\.name), job: settings.job, trigger: settings.trigger,
+      rerunOf: settings.rerunOf, scheduledFor: settings.scheduledFor,
+      hostsTotal: shard == nil ? hosts.count : plan.runTargets,
+      adHocCommand: request.adHocCommand.map(\.recorded))
     if let shard {
       guard let history, history.isShared else {
         throw RunFailure(
@@ -104,7 +104,8 @@ final class RunRecorder: @unchecked Sendable {
       let derived = request.runKey == nil
       let key =
         request.runKey
-        ?? ShardRun.derivedKey(request: request, plan: plan, playbookDigest: playbookDigest, shards: shard.count)
+        ?? ShardRun.derivedKey(
+          request: request, plan: plan, playbookDigest: playbookDigest, shards: shard.count)
       do {
         runID = try history.joinShard(
           new, join: ShardJoin(key: key, shard: shard.index, count: shard.count, derived: derived))
@@ -168,7 +169,8 @@ final class RunRecorder: @unchecked Sendable {
       group.addTask { [keys] in
         .locked(
           await self.attempt("taking host locks") { history async throws(HistoryError) in
-            try await history.lock(runID: runID, shard: self.shard?.index, hosts: keys, wait: wait) { holder in
+            try await history.lock(runID: runID, shard: self.shard?.index, hosts: keys, wait: wait) {
+              holder in
               console.handle(
                 .line(
                   "sixty: waiting up to \(timeout) for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."

@@ -76,7 +76,8 @@ final class ShardFailureCounter: SharedFailureCount, @unchecked Sendable {
     // The count before this play's first host: other shards may have started it already.
     refresh()
     let timer = DispatchSource.makeTimerSource(queue: queue)
-    timer.schedule(deadline: .now() + .milliseconds(250), repeating: .milliseconds(250), leeway: .milliseconds(50))
+    timer.schedule(
+      deadline: .now() + .milliseconds(250), repeating: .milliseconds(250), leeway: .milliseconds(50))
     timer.setEventHandler { [weak self] in self?.refresh() }
     lock.withLock { self.timer = timer }
     timer.resume()

@@ -135,10 +135,12 @@ import Testing
       #expect(
         mismatched.stderr.contains("has 4 shards, and this is --shard 1/3; expected --shard I/4"),
         "\(mismatched.stderr)")
-      let again = try SixtyBinary.run(common + ["--run-id", "nightly-42", "--shard", "2/4"], environment: env)
+      let again = try SixtyBinary.run(
+        common + ["--run-id", "nightly-42", "--shard", "2/4"], environment: env)
       #expect(again.status == 2, "\(again.stdout)\(again.stderr)")
       #expect(again.stderr.contains("shard 2/4 of run"), "\(again.stderr)")
-      #expect(again.stderr.contains("already ran (failed)") || again.stderr.contains("already ran (succeeded)"))
+      #expect(
+        again.stderr.contains("already ran (failed)") || again.stderr.contains("already ran (succeeded)"))
 
       // A rerun of the merged run's failed hosts runs the five that failed.
       let shardedID = try #require(sharded["id"] as? Int)
@@ -146,8 +148,12 @@ import Testing
         ["runs", "rerun", String(shardedID), "--failed", "--endpoint", fleet.endpoint, "--no-progress"],
         environment: env)
       #expect(rerun.status == 1, "\(rerun.stdout)\(rerun.stderr)")
-      let line = rerun.stdout.split(separator: "\n").first { $0.hasPrefix("rerunning run \(shardedID) on its 5 failed hosts: ") }
-      let names = line.map { Set($0.split(separator: ":")[1].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }) }
+      let line = rerun.stdout.split(separator: "\n").first {
+        $0.hasPrefix("rerunning run \(shardedID) on its 5 failed hosts: ")
+      }
+      let names = line.map {
+        Set($0.split(separator: ":")[1].split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+      }
       #expect(names == ["web-7", "web-14", "web-21", "web-28", "web-35"], "\(rerun.stdout)")
     }
   }
@@ -180,7 +186,9 @@ import Testing
         environment: env, directory: dir, label: "fail")
       for shard in shards {
         #expect(shard.status == 4, "\(shard.log)")
-        #expect(shard.log.contains("failed across the run's 4 shards, more than the threshold of 3"), "\(shard.log)")
+        #expect(
+          shard.log.contains("failed across the run's 4 shards, more than the threshold of 3"), "\(shard.log)"
+        )
       }
       let listed = try SixtyBinary.run(["runs", "list", "--format", "json"], environment: env)
       let runs = try #require(try json(listed.stdout) as? [[String: Any]], "\(listed.stderr)")
@@ -193,10 +201,11 @@ import Testing
       let document = try #require(try json(shown.stdout) as? [String: Any])
       let hosts = try #require(document["hosts"] as? [[String: Any]])
       let started = hosts.filter { ($0["status"] as? String) != "not started" }
-      // More than 3 failures stop the run: at most the 4th failure plus one host per shard that
-      // had started before it heard of it.
+      // More than 3 failures stop the run: the 4th failure, and what each shard (concurrency 1)
+      // started on a count it read before that one reached it — usually one round, two when
+      // a loaded machine delays the reads.
       #expect(started.count >= 4, "\(started.count)")
-      #expect(started.count <= 3 + 1 + 4, "\(started.count) hosts started")
+      #expect(started.count <= 3 + 1 + 2 * 4, "\(started.count) hosts started")
       #expect(hosts.count == 40)
       // Started again with the same inputs while its shards are over: a new run of the same key.
       let again = try SixtyBinary.run(

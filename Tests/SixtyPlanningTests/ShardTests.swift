@@ -63,13 +63,13 @@ import Testing
     for name in names { inventory += "  \(name): {address: 10.0.0.1, instance_id: i-1, tags: {role: web}}\n" }
     let files = [
       "play.yml": """
-        hosts: all
-        policy:
-          batches: [1, 50%]
-          max_failures: 10%
-        tasks:
-          - {name: a, command: [uptime]}
-        """,
+      hosts: all
+      policy:
+        batches: [1, 50%]
+        max_failures: 10%
+      tasks:
+        - {name: a, command: [uptime]}
+      """,
       "inv.yml": inventory,
     ]
     var all: [String] = []

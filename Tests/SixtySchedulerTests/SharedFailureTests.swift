@@ -50,7 +50,8 @@ final class FakeSharedFailures: SharedFailureCount {
     let result = run(scheduler, clock: clock) { now in
       if now >= 8 { shared.others.withLock { $0 = 4 } }
     }
-    #expect(result.outcome == .aborted("4 hosts failed across the run's 4 shards, more than the threshold of 3"))
+    #expect(
+      result.outcome == .aborted("4 hosts failed across the run's 4 shards, more than the threshold of 3"))
     // Its own hosts all succeeded: those that started finished ok, the rest never started.
     let started = result.hosts.filter { $0.status != .notStarted }
     #expect(started.allSatisfy { $0.status == .ok })
@@ -70,7 +71,8 @@ final class FakeSharedFailures: SharedFailureCount {
       hosts: hosts(10), policy: policy, pusher: fake, executor: fake, clock: clock, queue: queue)
     let result = run(scheduler, clock: clock)
     // 2 elsewhere + 2 here > 3: the second failure here stops it.
-    #expect(result.outcome == .aborted("4 hosts failed across the run's 4 shards, more than the threshold of 3"))
+    #expect(
+      result.outcome == .aborted("4 hosts failed across the run's 4 shards, more than the threshold of 3"))
     #expect(shared.own.withLock { $0 } == 2)
     #expect(result.hosts[2...].allSatisfy { $0.status == .notStarted })
     #expect(fake.pushes.count == 2)
@@ -86,7 +88,8 @@ final class FakeSharedFailures: SharedFailureCount {
     let scheduler = Scheduler(
       hosts: hosts(4), policy: policy, pusher: fake, executor: fake, clock: clock, queue: queue)
     let result = run(scheduler, clock: clock)
-    #expect(result.outcome == .aborted("5 hosts failed across the run's 4 shards, more than the threshold of 3"))
+    #expect(
+      result.outcome == .aborted("5 hosts failed across the run's 4 shards, more than the threshold of 3"))
     #expect(result.hosts.allSatisfy { $0.status == .notStarted })
     #expect(fake.pushes.isEmpty)
   }
