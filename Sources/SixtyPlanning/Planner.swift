@@ -173,14 +173,7 @@ struct PlayBuilder {
     var hostPlans: [HostPlan] = []
     hostPlans.reserveCapacity(targets.count)
     let firstHost = targets.first?.name
-    let allRunnable =
-      options.approve
-      ? targets.count
-      : targets.filter { host in
-        !policy.requireApproval.contains { Inventory.matches($0.selector, host) }
-      }.count
     for var host in targets {
-      if let shardMembers, !shardMembers.contains(host.name) { continue }
       if let user = options.remoteUser { host.user = user }
       var plan = HostPlan(
         host: host, user: host.user ?? options.defaultUser, batch: nil, steps: [], refusal: nil)
@@ -199,6 +192,10 @@ struct PlayBuilder {
       }
       hostPlans.append(plan)
     }
+    // Every shard plans every host, so that refusals and errors are the same in all of them (as
+    // with one runner), then keeps its own.
+    let allRunnable = hostPlans.filter { $0.refusal == nil }.count
+    if let shardMembers { hostPlans.removeAll { !shardMembers.contains($0.host.name) } }
     let runnable = hostPlans.indices.filter { hostPlans[$0].refusal == nil }
     var batches: [[Int]] = []
     var cursor = 0
@@ -219,7 +216,7 @@ struct PlayBuilder {
     return PlayPlan(
       name: play.name, selector: play.hosts.text, policy: effective, tasks: play.tasks, graph: play.graph,
       hosts: hostPlans, batches: batches,
-      failureThreshold: policy.failureThreshold(for: shardMembers == nil ? runnable.count : allRunnable))
+      failureThreshold: policy.failureThreshold(for: allRunnable))
   }
 
   func scope(for host: InventoryHost) -> VariableScope {

@@ -89,4 +89,24 @@ import Testing
     }
     #expect(all.sorted() == names.sorted())
   }
+
+  @Test func aRefusedHostRefusesEveryShardAsItWouldOneRunner() throws {
+    let files = [
+      "play.yml": "hosts: all\ntasks:\n  - {name: a, shell: x}\n",
+      "inv.yml": fleet,
+      "policy.yml": "hosts:\n  require_approval: [role=db]\n",
+    ]
+    for index in 1...3 {
+      var options = PlanOptions(defaultUser: "ops")
+      options.shard = Shard(index: index, count: 3)
+      let (outcome, messages) = try plan(files, policy: "policy.yml", options: options)
+      #expect(outcome.exitCode == 3, "shard \(index)")
+      #expect(
+        messages == [
+          "play.yml:1:8: error: policy refuses host db-1 in play 'play 1': the host matches 'role=db', which requires --approve."
+        ], "shard \(index)")
+      // 7 hosts, 6 of them runnable: the threshold and the parts count all of them.
+      #expect(outcome.plan?.runTargets == 7)
+    }
+  }
 }
