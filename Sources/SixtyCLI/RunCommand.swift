@@ -44,16 +44,8 @@ struct RunCommand: AsyncParsableCommand {
     }
     if let shard {
       _ = try RunCommand.parseShard(shard)
-      if runner.history.noHistory {
-        throw ValidationError(
-          "--shard needs the run history (the shards count failures through it); expected no --no-history.")
-      }
-      let path = runner.history.path
-      if !History.isShared(path: path) {
-        throw ValidationError(
-          "--shard needs a shared history, and \(SafeText.quoted(path, limit: 200)) is a SQLite file; expected --history postgresql://… (or SIXTY_HISTORY) that every shard uses."
-        )
-      }
+      // A dry run records nothing: it shows the shard's part with any history.
+      if !runner.output.dryRun { try requireSharedHistory() }
     }
     if let runKey {
       guard shard != nil else {
@@ -65,6 +57,20 @@ struct RunCommand: AsyncParsableCommand {
 
   func run() async throws {
     try await RunnerOptions.run(try makeRequest())
+  }
+
+  /// `--shard` counts failures through the history, which every shard must share.
+  func requireSharedHistory() throws {
+    if runner.history.noHistory {
+      throw ValidationError(
+        "--shard needs the run history (the shards count failures through it); expected no --no-history.")
+    }
+    let path = runner.history.path
+    if !History.isShared(path: path) {
+      throw ValidationError(
+        "--shard needs a shared history, and \(SafeText.quoted(path, limit: 200)) is a SQLite file; expected --history postgresql://… (or SIXTY_HISTORY) that every shard uses."
+      )
+    }
   }
 
   /// `--shard I/N`, or the sentence saying what is wrong with it.

@@ -250,5 +250,13 @@ import Testing
       #expect(result.status == 64 || result.status == 2, "\(extra): \(result.status) \(result.stderr)")
       #expect(result.stderr.contains(expected), "\(extra): \(result.stderr)")
     }
+    // A dry run records nothing: it shows the shard's part whatever the history.
+    let dry = try SixtyBinary.run(
+      base + [
+        "--shard", "1/1", "--dry-run", "--history", dir + "/h.sqlite", "--endpoint", "http://127.0.0.1:9",
+      ])
+    #expect(dry.status == 0, "\(dry.stderr)")
+    #expect(
+      dry.stdout.contains("Shard 1/1: 1 of the run's 1 target (batches are this shard's"), "\(dry.stdout)")
   }
 }
