@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+import SixtyCore
+import SixtyHistory
+import SixtyPlanning
 import SixtyRun
 
 struct RunCommand: AsyncParsableCommand {
@@ -20,15 +23,63 @@ struct RunCommand: AsyncParsableCommand {
     help: "Start no host after this time (ISO 8601); hosts not started by then are reported as not started.")
   var notAfter: String?
 
+  @Option(
+    name: .long,
+    help: ArgumentHelp(
+      "Run only the I-th of N parts of the targets (after --limit), as one shard of a run shared through a PostgreSQL history.",
+      valueName: "I/N"))
+  var shard: String?
+
+  @Option(
+    name: .customLong("run-id"),
+    help: ArgumentHelp(
+      "The key the shards of one run share. Without it the key is derived from the run's inputs (playbook, inventory, policy, limit, variables, shard count), so shards started apart from the same inputs join one run; pass --run-id to be sure.",
+      valueName: "KEY"))
+  var runKey: String?
+
   func validate() throws {
     if let notAfter, parseTime(notAfter) == nil {
       throw ValidationError(
         "--not-after '\(notAfter)' is not an ISO 8601 time; expected something like 2026-12-24T03:30:00Z.")
     }
+    if let shard {
+      _ = try RunCommand.parseShard(shard)
+      // A dry run records nothing: it shows the shard's part with any history.
+      if !runner.output.dryRun { try requireSharedHistory() }
+    }
+    if let runKey {
+      guard shard != nil else {
+        throw ValidationError("--run-id names the run that shards share; expected it with --shard I/N.")
+      }
+      if let problem = RunRequest.runKeyProblem(runKey) { throw ValidationError(problem) }
+    }
   }
 
   func run() async throws {
     try await RunnerOptions.run(try makeRequest())
+  }
+
+  /// `--shard` counts failures through the history, which every shard must share.
+  func requireSharedHistory() throws {
+    if runner.history.noHistory {
+      throw ValidationError(
+        "--shard needs the run history (the shards count failures through it); expected no --no-history.")
+    }
+    let path = runner.history.path
+    if !History.isShared(path: path) {
+      throw ValidationError(
+        "--shard needs a shared history, and \(SafeText.quoted(path, limit: 200)) is a SQLite file; expected --history postgresql://… (or SIXTY_HISTORY) that every shard uses."
+      )
+    }
+  }
+
+  /// `--shard I/N`, or the sentence saying what is wrong with it.
+  static func parseShard(_ text: String) throws -> Shard {
+    do throws(DiagnosticsError) {
+      return try Shard(parsing: text)
+    } catch {
+      throw ValidationError(error.diagnostics.map(\.message).joined(separator: " "))
+    }
   }
 
   func makeRequest() throws -> RunRequest {
@@ -37,6 +88,8 @@ struct RunCommand: AsyncParsableCommand {
     options.apply(to: &request)
     runner.apply(to: &request)
     request.notAfter = notAfter.flatMap { parseTime($0) }
+    request.shard = try shard.map(RunCommand.parseShard)
+    request.runKey = runKey
     return request
   }
 }

@@ -51,8 +51,8 @@ struct RunsCommand: AsyncParsableCommand {
   struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show one run: its hosts, tasks and output.")
 
-    @Argument(help: "The run's id (from `sixty runs list`).")
-    var id: Int64
+    @Argument(help: "The run's id (from `sixty runs list`), or a sharded run's run id (--run-id).")
+    var id: String
 
     @Option(name: .long, help: "Only this host, with every task's output.")
     var host: String?
@@ -66,7 +66,7 @@ struct RunsCommand: AsyncParsableCommand {
       let store = try history.open()
       let detail: RunDetail
       do {
-        detail = try RunDetail.load(from: store, id: id, host: host)
+        detail = try RunDetail.load(from: store, run: id, host: host)
       } catch {
         throw CLIError(error.description, code: 2)
       }

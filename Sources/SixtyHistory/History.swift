@@ -21,6 +21,9 @@ public final class History: Sendable {
   /// Whether runners on other machines share this history (PostgreSQL): runs then send heartbeats.
   public var isShared: Bool { postgres != nil }
 
+  /// Whether the history at `path` is a shared one (a `postgresql://` URL).
+  public static func isShared(path: String) -> Bool { PostgresLocation.isURL(path) }
+
   /// How long a shared history waits after a run's last heartbeat before marking it interrupted:
   /// `$SIXTY_RUN_STALE_AFTER` seconds (at least 2), else 30.
   public static func staleAfter(environment: [String: String] = ProcessInfo.processInfo.environment) -> Double
@@ -382,7 +385,12 @@ public final class History: Sendable {
   public func runs(job: String? = nil, since: Date? = nil, limit: Int = 50) throws(HistoryError)
     -> [RunRecord]
   {
-    if let postgres { return try postgres.runs(job: job, since: since, limit: limit) }
+    if let postgres {
+      var runs = try postgres.runs(job: job, since: since, limit: limit)
+      let ended = try postgres.shardsEnded(runIDs: runs.filter { $0.shards != nil }.map(\.id))
+      for index in runs.indices { runs[index].shardsEnded = ended[runs[index].id] ?? 0 }
+      return runs
+    }
     return try read { db in
       var request = RunRow.all()
       if let job { request = request.filter(Column("job") == job) }
@@ -392,7 +400,11 @@ public final class History: Sendable {
   }
 
   public func run(id: Int64) throws(HistoryError) -> RunRecord? {
-    if let postgres { return try postgres.run(id: id) }
+    if let postgres {
+      var found = try postgres.run(id: id)
+      if found?.shards != nil { found?.shardsEnded = try postgres.shardsEnded(runIDs: [id])[id] ?? 0 }
+      return found
+    }
     return try read { db in try RunRow.fetchOne(db, key: id)?.record }
   }
 
@@ -422,14 +434,69 @@ public final class History: Sendable {
     }
   }
 
+  // MARK: - Sharded runs
+
+  /// Records shard `join.shard` of the run `join.key` as running: the first shard to arrive
+  /// creates the run, later ones join it. Sharded runs need a shared (PostgreSQL) history.
+  /// - Throws: `HistoryError` saying why the shard cannot join: another shard count or playbook
+  ///   for that key, or that shard number already running or ended.
+  public func joinShard(_ run: NewRun, join: ShardJoin) throws(HistoryError) -> Int64 {
+    guard let postgres else {
+      throw HistoryError(
+        "--shard needs a shared history: the run history \(path) is a SQLite file; expected --history postgresql://… (or SIXTY_HISTORY) that every shard uses."
+      )
+    }
+    return try postgres.joinShard(run, join: join)
+  }
+
+  /// Tells the history that shard `shard` of run `runID` is alive.
+  public func heartbeat(runID: Int64, shard: Int) throws(HistoryError) {
+    try postgres?.heartbeat(runID: runID, shard: shard)
+  }
+
+  /// Marks shard `shard` of run `id` ended and frees its host locks; the run is final (its status
+  /// from every shard's) once every shard has ended.
+  public func finish(
+    id: Int64, shard: Int, status: RunStatus, exitCode: Int32?, message: String?, at: Date = Date()
+  ) throws(HistoryError) {
+    guard let postgres else {
+      return try finish(id: id, status: status, exitCode: exitCode, message: message, at: at)
+    }
+    try postgres.finish(id: id, shard: shard, status: status, exitCode: exitCode, message: message, at: at)
+  }
+
+  /// The shards of a run (none for a run that is not sharded).
+  public func shards(runID: Int64) throws(HistoryError) -> [ShardRecord] {
+    try postgres?.shards(runID: runID) ?? []
+  }
+
+  /// The run whose key (`--run-id`, or derived) is `key`.
+  public func run(key: String) throws(HistoryError) -> RunRecord? {
+    var found = try postgres?.run(key: key)
+    if let id = found?.id { found?.shardsEnded = try postgres?.shardsEnded(runIDs: [id])[id] ?? 0 }
+    return found
+  }
+
+  /// Counts a failed host of play `play` (its position) for every shard of run `runID`; the
+  /// run-wide count after it.
+  public func addFailure(runID: Int64, play: Int) throws(HistoryError) -> Int {
+    try postgres?.addFailure(runID: runID, play: play) ?? 0
+  }
+
+  /// The failed hosts of play `play` of run `runID`, counted over every shard.
+  public func failures(runID: Int64, play: Int) throws(HistoryError) -> Int {
+    try postgres?.failures(runID: runID, play: play) ?? 0
+  }
+
   // MARK: - Host locks
 
   /// Takes the locks on `hosts` for run `runID`, all or none.
   /// - Returns: nil when taken, else who holds the first busy host.
-  public func tryLock(runID: Int64, hosts: [HostLockKey], now: Date = Date()) throws(HistoryError)
+  public func tryLock(runID: Int64, shard: Int? = nil, hosts: [HostLockKey], now: Date = Date())
+    throws(HistoryError)
     -> LockHolder?
   {
-    if let postgres { return try postgres.tryLock(runID: runID, hosts: hosts, now: now) }
+    if let postgres { return try postgres.tryLock(runID: runID, shard: shard, hosts: hosts, now: now) }
     return try write { db in
       _ = try Self.sweep(db, now: now)
       for host in hosts {
@@ -459,13 +526,14 @@ public final class History: Sendable {
   /// Cancelling the task ends the wait at once.
   /// - Returns: nil when taken, else who holds the first busy host when the wait ended.
   public func lock<C: Clock>(
-    runID: Int64, hosts: [HostLockKey], wait: TimeInterval, poll: Duration = .milliseconds(500),
+    runID: Int64, shard: Int? = nil, hosts: [HostLockKey], wait: TimeInterval,
+    poll: Duration = .milliseconds(500),
     clock: C = ContinuousClock(), onWait: (LockHolder) -> Void = { _ in }
   ) async throws(HistoryError) -> LockHolder? where C.Duration == Duration {
     let deadline = clock.now.advanced(by: .seconds(wait))
     var told = false
     while true {
-      guard let holder = try tryLock(runID: runID, hosts: hosts) else { return nil }
+      guard let holder = try tryLock(runID: runID, shard: shard, hosts: hosts) else { return nil }
       let left = clock.now.duration(to: deadline)
       if left <= .zero || Task.isCancelled { return holder }
       if !told {

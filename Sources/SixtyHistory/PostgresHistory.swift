@@ -80,6 +80,30 @@ final class PostgresHistory: Sendable {
         """,
         "CREATE INDEX job_fires_running ON job_fires (job, state, expires_at)",
       ]),
+    // Sharded runs: the shards of one run (`--shard I/N`) share its row through its key, each
+    // with its own state and heartbeat; the run's failed hosts are counted per play as they fail.
+    PostgresMigration(
+      version: 3,
+      statements: [
+        "ALTER TABLE runs ADD COLUMN run_key TEXT UNIQUE",
+        "ALTER TABLE runs ADD COLUMN shards INTEGER",
+        "ALTER TABLE run_hosts ADD COLUMN shard INTEGER",
+        "ALTER TABLE host_locks ADD COLUMN shard INTEGER",
+        """
+        CREATE TABLE run_shards (
+          run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, shard INTEGER NOT NULL,
+          state TEXT NOT NULL, exit_code INTEGER, message TEXT, started_by TEXT NOT NULL, machine TEXT NOT NULL,
+          pid INTEGER NOT NULL, process_start TEXT NOT NULL, started_at DOUBLE PRECISION NOT NULL,
+          finished_at DOUBLE PRECISION, heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+          PRIMARY KEY (run_id, shard))
+        """,
+        "CREATE INDEX run_shards_state ON run_shards (state)",
+        """
+        CREATE TABLE run_failures (
+          run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, play INTEGER NOT NULL,
+          failures INTEGER NOT NULL, PRIMARY KEY (run_id, play))
+        """,
+      ]),
   ]
 
   /// The lock that serialises taking host locks (all or none, across machines).
@@ -116,7 +140,7 @@ final class PostgresHistory: Sendable {
     let rows = try session.query(
       """
       SELECT id, machine, pid, process_start, heartbeat_at < now() - make_interval(secs => \(staleAfter)) AS stale
-      FROM runs WHERE status = \(RunStatus.running.rawValue)
+      FROM runs WHERE status = \(RunStatus.running.rawValue) AND shards IS NULL
       """)
     for row in rows {
       let id: Int64 = try row.value("id")
@@ -140,6 +164,7 @@ final class PostgresHistory: Sendable {
       try session.query("DELETE FROM host_locks WHERE run_id = \(id)")
       marked.append(id)
     }
+    marked += try sweepShards(session, now: now)
     try session.query(
       "DELETE FROM host_locks WHERE run_id IN (SELECT id FROM runs WHERE status != \(RunStatus.running.rawValue))"
     )
@@ -178,11 +203,12 @@ final class PostgresHistory: Sendable {
         try session.query(
           """
           INSERT INTO run_hosts (run_id, play, host, address, "user", status, message, pushes, authenticated_at,
-            push_to_auth_ms, started_at, finished_at, reconnects)
+            push_to_auth_ms, started_at, finished_at, reconnects, shard)
           VALUES (\(runID), \(row.play), \(row.host), \(row.address), \(row.user), \(row.status.rawValue),
             \(row.message), \(row.pushes), \(row.authenticatedAt), \(row.pushToAuthMilliseconds), \(row.startedAt),
-            \(row.finishedAt), \(row.reconnects))
+            \(row.finishedAt), \(row.reconnects), \(host.shard))
           ON CONFLICT (run_id, play, host) DO UPDATE SET address = EXCLUDED.address, "user" = EXCLUDED."user",
+            shard = EXCLUDED.shard,
             status = EXCLUDED.status, message = EXCLUDED.message, pushes = EXCLUDED.pushes,
             authenticated_at = EXCLUDED.authenticated_at, push_to_auth_ms = EXCLUDED.push_to_auth_ms,
             started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at, reconnects = EXCLUDED.reconnects
@@ -274,7 +300,8 @@ final class PostgresHistory: Sendable {
       pid: try row.value("pid"), rerunOf: try row.value("rerun_of"), scheduledFor: try date("scheduled_for"),
       hostsTotal: try row.value("hosts_total"), hostsOK: try row.value("hosts_ok"),
       hostsFailed: try row.value("hosts_failed"), keyFingerprint: try row.value("key_fingerprint"),
-      adHocCommand: try row.value("ad_hoc_command"))
+      adHocCommand: try row.value("ad_hoc_command"), runKey: try row.value("run_key"),
+      shards: try row.value("shards"))
   }
 
   func runs(job: String?, since: Date?, limit: Int) throws(HistoryError) -> [RunRecord] {
@@ -345,14 +372,15 @@ final class PostgresHistory: Sendable {
           authenticatedAt: try date("authenticated_at"),
           pushToAuthMilliseconds: try row.value("push_to_auth_ms"),
           startedAt: try date("started_at"), finishedAt: try date("finished_at"),
-          reconnects: try row.value("reconnects"), tasks: tasks)
+          reconnects: try row.value("reconnects"), tasks: tasks, shard: try row.value("shard"))
       }
     }
   }
 
   // MARK: - Host locks
 
-  func tryLock(runID: Int64, hosts: [HostLockKey], now: Date) throws(HistoryError) -> LockHolder? {
+  func tryLock(runID: Int64, shard: Int?, hosts: [HostLockKey], now: Date) throws(HistoryError) -> LockHolder?
+  {
     try run("taking host locks") { session in
       // One taker at a time, on every machine: all or none stays true without retries.
       try session.query("SELECT pg_advisory_xact_lock(\(PostgresHistory.hostLockLock))")
@@ -373,10 +401,10 @@ final class PostgresHistory: Sendable {
       for host in hosts {
         try session.query(
           """
-          INSERT INTO host_locks (host_key, host, run_id, acquired_at)
-          VALUES (\(host.key), \(host.name), \(runID), \(now.timeIntervalSince1970))
+          INSERT INTO host_locks (host_key, host, run_id, acquired_at, shard)
+          VALUES (\(host.key), \(host.name), \(runID), \(now.timeIntervalSince1970), \(shard))
           ON CONFLICT (host_key) DO UPDATE SET host = EXCLUDED.host, run_id = EXCLUDED.run_id,
-            acquired_at = EXCLUDED.acquired_at
+            acquired_at = EXCLUDED.acquired_at, shard = EXCLUDED.shard
           """)
       }
       return nil

@@ -147,6 +147,12 @@ public struct RunRecord: Sendable {
   public var keyFingerprint: String?
   /// An ad-hoc run's command as its runner encoded it (JSON).
   public var adHocCommand: String?
+  /// The key the shards of a sharded run share (`--run-id`, or derived from the run's inputs).
+  public var runKey: String? = nil
+  /// How many shards the run has (nil: not sharded).
+  public var shards: Int? = nil
+  /// How many of its shards have ended (filled in by `History.runs`).
+  public var shardsEnded = 0
 
   public var duration: TimeInterval? { finishedAt.map { $0.timeIntervalSince(startedAt) } }
 }
@@ -228,12 +234,16 @@ public struct HostRecord: Sendable {
   public var finishedAt: Date?
   public var reconnects: Int
   public var tasks: [TaskRecord]
+  /// The shard that ran the host, in a sharded run.
+  public var shard: Int?
 
   public init(
     play: String, host: String, address: String, user: String, status: HostStatus, message: String? = nil,
     pushes: [Date] = [], authenticatedAt: Date? = nil, pushToAuthMilliseconds: Int? = nil,
-    startedAt: Date? = nil, finishedAt: Date? = nil, reconnects: Int = 0, tasks: [TaskRecord] = []
+    startedAt: Date? = nil, finishedAt: Date? = nil, reconnects: Int = 0, tasks: [TaskRecord] = [],
+    shard: Int? = nil
   ) {
+    self.shard = shard
     self.play = play
     self.host = host
     self.address = address
@@ -344,4 +354,36 @@ public struct ProcessIdentity: Sendable, Hashable {
   public static var machine: String {
     ProcessInfo.processInfo.hostName
   }
+}
+
+/// How a shard joins its run (`--shard I/N`).
+public struct ShardJoin: Sendable, Equatable {
+  /// The key the run's shards share.
+  public var key: String
+  /// 1 … count.
+  public var shard: Int
+  public var count: Int
+  /// Derived from the run's inputs (no `--run-id`): a run whose shard already ended is over, and
+  /// the same inputs then start a new run.
+  public var derived: Bool
+
+  public init(key: String, shard: Int, count: Int, derived: Bool) {
+    self.key = key
+    self.shard = shard
+    self.count = count
+    self.derived = derived
+  }
+}
+
+/// One shard of a sharded run, as the history knows it.
+public struct ShardRecord: Sendable {
+  public var shard: Int
+  /// `running` until it ends, then how it ended (as a run's status).
+  public var status: RunStatus
+  public var exitCode: Int?
+  public var message: String?
+  public var startedBy: String
+  public var pid: Int
+  public var startedAt: Date
+  public var finishedAt: Date?
 }

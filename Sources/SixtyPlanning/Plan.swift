@@ -92,6 +92,10 @@ public struct Plan: Sendable {
   public var plays: [PlayPlan]
   public var refusals: [Refusal]
   public var diagnostics: [Diagnostic]
+  /// The part of the targets this plan covers (`--shard`), if any.
+  public var shard: Shard?
+  /// The hosts the whole run targets, every shard's (after `--limit`).
+  public var runTargets = 0
 
   public var isRefused: Bool { !refusals.isEmpty }
 }

@@ -9,6 +9,11 @@ public enum PlanTextRenderer {
     var out = "Plan for \(plan.playbookPath)"
     if let inventory = plan.inventoryPath { out += " with inventory \(inventory)" }
     out += "\n"
+    if let shard = plan.shard {
+      let mine = Set(plan.plays.flatMap { $0.hosts.map(\.host.name) }).count
+      out +=
+        "Shard \(shard): \(mine) of the run's \(plan.runTargets) target\(plan.runTargets == 1 ? "" : "s") (batches are this shard's; the failure threshold is the run's)\n"
+    }
     var totalRuns = 0
     var totalSkipped = 0
     for (number, play) in plan.plays.enumerated() {

@@ -16,6 +16,8 @@ public struct PlanOptions: Sendable {
   public var pushesKeys = true
   /// The remote user for every host, over the inventory's (`-u`).
   public var remoteUser: String?
+  /// `--shard I/N`: plan only this shard's part of the targets (after `--limit`).
+  public var shard: Shard?
 
   public init(
     extraVars: [String: Value] = [:], limit: HostSelector? = nil, approve: Bool = false,
@@ -60,6 +62,7 @@ public enum Planner {
           at: nil)
       }
     }
+    var selected: [(play: Play, policy: EffectivePolicy, targets: [InventoryHost])] = []
     for play in playbook.plays {
       let (policy, policyDiagnostics) = PolicyResolver.resolve(
         organisation: options.organisationPolicy, play: play.policy)
@@ -86,10 +89,18 @@ public enum Planner {
           at: play.hostsLocation)
         continue
       }
+      selected.append((play, policy, targets))
+    }
+    // Every shard ranks the same targets: the union of the plays' hosts after --limit.
+    let runTargets = Set(selected.flatMap { $0.targets.map(\.name) })
+    let members = options.shard.map { $0.members(of: runTargets) }
+    for (play, policy, targets) in selected {
       var builder = PlayBuilder(play: play, policy: policy, inventory: inventory, options: options)
-      let playPlan = builder.build(targets)
+      let playPlan = builder.build(targets, shardMembers: members)
       diagnostics.append(contentsOf: builder.diagnostics())
       refusals.append(contentsOf: builder.refusals)
+      // A shard may hold none of a play's hosts: the play stays (empty), so that every shard
+      // numbers the plays alike.
       plays.append(playPlan)
     }
     if options.pushesKeys { diagnostics.append(contentsOf: missingInstanceIDs(plays)) }
@@ -98,7 +109,7 @@ public enum Planner {
       playbookPath: playbook.path, inventoryPath: inventory.source,
       policyPath: options.organisationPolicy?.source,
       plays: plays, refusals: refusals,
-      diagnostics: diagnostics.all)
+      diagnostics: diagnostics.all, shard: options.shard, runTargets: runTargets.count)
   }
 }
 
@@ -155,7 +166,10 @@ struct PlayBuilder {
     self.matcher = CommandMatcher(policy.denyCommands)
   }
 
-  mutating func build(_ targets: [InventoryHost]) -> PlayPlan {
+  /// The play's plan for `targets`, or for those of them in `shardMembers` (a shard's part):
+  /// its failure threshold is then still a share of all the targets (every shard's), and
+  /// `run_once` still means the first of all of them.
+  mutating func build(_ targets: [InventoryHost], shardMembers: Set<String>? = nil) -> PlayPlan {
     var hostPlans: [HostPlan] = []
     hostPlans.reserveCapacity(targets.count)
     let firstHost = targets.first?.name
@@ -178,6 +192,10 @@ struct PlayBuilder {
       }
       hostPlans.append(plan)
     }
+    // Every shard plans every host, so that refusals and errors are the same in all of them (as
+    // with one runner), then keeps its own.
+    let allRunnable = hostPlans.filter { $0.refusal == nil }.count
+    if let shardMembers { hostPlans.removeAll { !shardMembers.contains($0.host.name) } }
     let runnable = hostPlans.indices.filter { hostPlans[$0].refusal == nil }
     var batches: [[Int]] = []
     var cursor = 0
@@ -197,7 +215,8 @@ struct PlayBuilder {
     }
     return PlayPlan(
       name: play.name, selector: play.hosts.text, policy: effective, tasks: play.tasks, graph: play.graph,
-      hosts: hostPlans, batches: batches, failureThreshold: policy.failureThreshold(for: runnable.count))
+      hosts: hostPlans, batches: batches,
+      failureThreshold: policy.failureThreshold(for: allRunnable))
   }
 
   func scope(for host: InventoryHost) -> VariableScope {

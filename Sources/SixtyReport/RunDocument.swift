@@ -13,10 +13,11 @@ public enum RunDocument {
   /// The document of a recorded run with `hosts` (all of them, or a chosen few) and the
   /// notifications sent about it, ending with a newline.
   public static func json(
-    run: RunRecord, plays: [PlayRecord], hosts: [HostRecord], notifications: [NotificationRecord] = []
+    run: RunRecord, plays: [PlayRecord], hosts: [HostRecord], notifications: [NotificationRecord] = [],
+    shards: [ShardRecord] = []
   ) -> [UInt8] {
     var w = JSONWriter()
-    write(run: run, plays: plays, hosts: hosts, notifications: notifications, to: &w)
+    write(run: run, plays: plays, hosts: hosts, notifications: notifications, shards: shards, to: &w)
     return w.bytes + [UInt8(ascii: "\n")]
   }
 
@@ -40,7 +41,7 @@ public enum RunDocument {
   /// Writes the document of a recorded run as one value (to embed it in a larger document).
   public static func write(
     run: RunRecord, plays: [PlayRecord], hosts: [HostRecord], notifications: [NotificationRecord] = [],
-    to w: inout JSONWriter
+    shards: [ShardRecord] = [], to w: inout JSONWriter
   ) {
     let report = RunReport(run: run, plays: plays, hosts: hosts)
     let iso = ISOTime()
@@ -71,6 +72,23 @@ public enum RunDocument {
       w.endObject()
     }
     w.endArray()
+    if !shards.isEmpty {
+      w.key("shard_states")
+      w.beginArray()
+      for shard in shards {
+        w.beginObject()
+        w.field("shard", shard.shard)
+        w.field("status", shard.status.rawValue)
+        if let code = shard.exitCode { w.field("exit_code", code) }
+        if let message = shard.message { w.field("message", message) }
+        w.field("started_by", shard.startedBy)
+        w.field("pid", shard.pid)
+        w.field("started", iso(shard.startedAt))
+        if let finished = shard.finishedAt { w.field("finished", iso(finished)) }
+        w.endObject()
+      }
+      w.endArray()
+    }
     w.endObject()
   }
 
@@ -152,6 +170,11 @@ public enum RunDocument {
     w.field("hosts_total", run.hostsTotal)
     w.field("hosts_ok", run.hostsOK)
     w.field("hosts_failed", run.hostsFailed)
+    if let shards = run.shards {
+      if let key = run.runKey { w.field("run_key", key) }
+      w.field("shards", shards)
+      w.field("shards_ended", run.shardsEnded)
+    }
   }
 
   /// A host's keys (inside its object). `recorded` adds the history's names: the address even
@@ -159,6 +182,7 @@ public enum RunDocument {
   /// and `stderr_tail`.
   static func writeFields(of host: HostRecord, recorded: Bool, _ iso: ISOTime, to w: inout JSONWriter) {
     w.field("status", host.status.rawValue)
+    if let shard = host.shard { w.field("shard", shard) }
     if let message = host.message { w.field("message", message) }
     if recorded || !host.address.isEmpty { w.field("address", host.address) }
     w.field("user", host.user)

@@ -30,7 +30,8 @@ public struct RunListing: Sendable {
     for run in runs {
       rows.append([
         String(run.id), RunText.localTime(run.startedAt),
-        run.duration.map(RunText.duration) ?? (run.status == .running ? "running" : "-"), run.status.rawValue,
+        run.duration.map(RunText.duration) ?? (run.status == .running ? "running" : "-"),
+        run.status.rawValue + (run.shards.map { " (shards \(run.shardsEnded)/\($0) ended)" } ?? ""),
         run.exitCode.map(String.init) ?? "-", "\(run.hostsOK)/\(run.hostsFailed)/\(run.hostsTotal)",
         run.job.map { "job \($0) (\(run.trigger.rawValue))" }
           ?? (run.trigger == .manual
@@ -51,6 +52,23 @@ public struct RunDetail: Sendable {
   public var notifications: [NotificationRecord]
   /// The one host shown (with every task's output), if one was chosen.
   public var host: String?
+  /// A sharded run's shards, each with its state.
+  public var shards: [ShardRecord] = []
+
+  /// Run `id` (its number, or a sharded run's key) with its hosts (or only `host`).
+  /// - Throws: `HistoryError` when the history cannot be read, there is no such run, or the run
+  ///   has no such host.
+  public static func load(from history: History, run text: String, host: String?) throws(HistoryError)
+    -> RunDetail
+  {
+    if let id = Int64(text) { return try load(from: history, id: id, host: host) }
+    guard let run = try history.run(key: text) else {
+      throw HistoryError(
+        "there is no run with id or run id \(SafeText.quoted(text, limit: 140)) in \(history.path); `sixty runs list` shows the runs."
+      )
+    }
+    return try load(from: history, id: run.id, host: host)
+  }
 
   /// Run `id` with its hosts (or only `host`).
   /// - Throws: `HistoryError` when the history cannot be read, there is no such run, or the run
@@ -65,12 +83,13 @@ public struct RunDetail: Sendable {
     }
     return RunDetail(
       run: run, plays: try history.plays(runID: id), hosts: hosts,
-      notifications: try history.notifications(runID: id), host: host)
+      notifications: try history.notifications(runID: id), host: host,
+      shards: run.shards == nil ? [] : try history.shards(runID: id))
   }
 
   /// The run document (`RunDocument`) with these hosts and notifications.
   public func json() -> [UInt8] {
-    RunDocument.json(run: run, plays: plays, hosts: hosts, notifications: notifications)
+    RunDocument.json(run: run, plays: plays, hosts: hosts, notifications: notifications, shards: shards)
   }
 
   /// The run's facts, a table of its hosts, and the tasks worth reading: every task of the
@@ -93,6 +112,17 @@ public struct RunDetail: Sendable {
     }
     if let message = run.message { text += "  note       \(message)\n" }
     text += "  hosts      \(run.hostsOK) ok, \(run.hostsFailed) failed, \(run.hostsTotal) targeted\n"
+    if let count = run.shards {
+      text += "  run id     \(run.runKey ?? "-")\n"
+      text += "  shards     \(run.shardsEnded)/\(count) ended\n"
+      for shard in shards {
+        text += "  shard \(shard.shard)/\(count)  \(shard.status.rawValue)"
+        text += shard.exitCode.map { " (exit \($0))" } ?? ""
+        text += ", pid \(shard.pid), started by \(shard.startedBy)"
+        text += shard.message.map { ": \($0)" } ?? ""
+        text += "\n"
+      }
+    }
     for notification in notifications {
       text +=
         "  notified   \(notification.kind.rawValue) \(notification.target): \(notification.outcome.rawValue)"
@@ -102,15 +132,19 @@ public struct RunDetail: Sendable {
     if !hosts.isEmpty {
       text += "\n"
       let plays = Set(hosts.map(\.play)).count
-      var rows = [["HOST", "STATUS", "ok", "failed", "skipped", "push→auth", "NOTE"]]
+      let sharded = run.shards != nil
+      let header: [String] = ["HOST", "STATUS", "ok", "failed", "skipped", "push→auth", "NOTE"]
+      var rows: [[String]] = [sharded ? ["SHARD"] + header : header]
       for record in hosts {
-        rows.append([
+        let row: [String] = [
           plays > 1 ? "\(record.play)/\(record.host)" : record.host, record.status.rawValue,
           String(record.tasks.filter { $0.status == .ok }.count),
           String(record.tasks.filter { $0.status == .failed || $0.status == .timedOut }.count),
           String(record.tasks.filter { $0.status == .skipped }.count),
           record.pushToAuthMilliseconds.map { "\($0) ms" } ?? "-", record.message ?? "",
-        ])
+        ]
+        let shard: String = record.shard.map(String.init) ?? "-"
+        rows.append(sharded ? [shard] + row : row)
       }
       text += RunText.table(rows)
     }

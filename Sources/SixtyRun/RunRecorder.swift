@@ -78,9 +78,46 @@ final class RunRecorder: @unchecked Sendable {
     }
   }
 
-  /// Records the run as started.
-  func begin(plan: Plan, playbookDigest: String) {
+  /// The shard this runner is (`--shard`), if any.
+  var shard: Shard? { request.shard }
+
+  /// Records the run as started; a shard joins its run (or creates it).
+  /// - Throws: `RunFailure` when a shard cannot join its run: sharded runs need the shared
+  ///   history, to count failures across shards.
+  func begin(plan: Plan, playbookDigest: String) throws(RunFailure) {
     let hosts = Set(plan.plays.flatMap { play in play.hosts.filter { $0.batch != nil }.map(\.host.name) })
+    let new = NewRun(
+      playbook: request.playbookPath.map(RunRecorder.absolute) ?? request.playbookLabel,
+      playbookSHA256: playbookDigest,
+      inventory: plan.inventoryPath.map(RunRecorder.absolute),
+      policy: plan.policyPath.map(RunRecorder.absolute), limit: request.limit?.text,
+      extraVarNames: request.extraVars.map(\.name), job: settings.job, trigger: settings.trigger,
+      rerunOf: settings.rerunOf, scheduledFor: settings.scheduledFor,
+      hostsTotal: shard == nil ? hosts.count : plan.runTargets,
+      adHocCommand: request.adHocCommand.map(\.recorded))
+    if let shard {
+      guard let history, history.isShared else {
+        throw RunFailure(
+          "--shard needs a shared history: \(history.map { "the run history \($0.path) is a SQLite file" } ?? "this run is not recorded"); expected --history postgresql://… (or SIXTY_HISTORY) that every shard uses.",
+          status: .badInput)
+      }
+      let derived = request.runKey == nil
+      let key =
+        request.runKey
+        ?? ShardRun.derivedKey(
+          request: request, plan: plan, playbookDigest: playbookDigest, shards: shard.count)
+      do {
+        runID = try history.joinShard(
+          new, join: ShardJoin(key: key, shard: shard.index, count: shard.count, derived: derived))
+      } catch {
+        throw RunFailure("shard \(shard) did not start: \(error.description)", status: .badInput)
+      }
+      if let runID {
+        say("run \(runID) (run id '\(key)'), shard \(shard), recorded in \(history.path)")
+        startHeartbeat(runID: runID, history: history)
+      }
+      return
+    }
     runID = attempt("recording the run") { history throws(HistoryError) in
       try history.begin(
         NewRun(
@@ -132,7 +169,8 @@ final class RunRecorder: @unchecked Sendable {
       group.addTask { [keys] in
         .locked(
           await self.attempt("taking host locks") { history async throws(HistoryError) in
-            try await history.lock(runID: runID, hosts: keys, wait: wait) { holder in
+            try await history.lock(runID: runID, shard: self.shard?.index, hosts: keys, wait: wait) {
+              holder in
               console.handle(
                 .line(
                   "sixty: waiting up to \(timeout) for host \(holder.host), which \(holder) is working on (policy host_lock: wait)."
@@ -188,8 +226,20 @@ final class RunRecorder: @unchecked Sendable {
           position: position, name: play.name, outcome: outcome, reason: reason,
           keyTTL: play.policy.keyTTL.seconds,
           concurrency: concurrency))
+      var records = records
+      if let shard { for index in records.indices { records[index].shard = shard.index } }
       try history.record(runID: runID, hosts: records)
     }
+  }
+
+  /// The run-wide count of failed hosts of play `position`, for a shard: nil for a run that is not
+  /// sharded (or not recorded).
+  func sharedFailures(play position: Int) -> ShardFailureCounter? {
+    guard let shard, let runID = currentRunID, let history = usable else { return nil }
+    let console = self.console
+    return ShardFailureCounter(
+      history: history, runID: runID, play: position, shards: shard.count,
+      warn: { console.handle(.line($0)) })
   }
 
   /// The run's id in the history while it runs.
@@ -223,17 +273,26 @@ final class RunRecorder: @unchecked Sendable {
     }
     guard let id else { return }
     attempt("finishing the run record") { history throws(HistoryError) in
-      try history.finish(id: id, status: status, exitCode: exitCode, message: message)
+      if let shard {
+        try history.finish(id: id, shard: shard.index, status: status, exitCode: exitCode, message: message)
+      } else {
+        try history.finish(id: id, status: status, exitCode: exitCode, message: message)
+      }
     }
   }
 
   func startHeartbeat(runID: Int64, history: History) {
     let timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
     let interval = history.heartbeatInterval
+    let shard = self.shard?.index
     timer.schedule(deadline: .now() + interval, repeating: interval, leeway: .milliseconds(100))
     timer.setEventHandler { [weak self] in
       do {
-        try history.heartbeat(runID: runID)
+        if let shard {
+          try history.heartbeat(runID: runID, shard: shard)
+        } else {
+          try history.heartbeat(runID: runID)
+        }
       } catch {
         // Transient: the next beat tries again; a long outage lets other runners take the locks.
         self?.say("sixty: warning: \(error) (while sending the run's heartbeat).")

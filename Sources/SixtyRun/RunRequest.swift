@@ -1,6 +1,7 @@
 import Foundation
 import SixtyExecution
 import SixtyHistory
+import SixtyPlanning
 import SixtyPlaybook
 
 /// Everything one run needs to know before it starts: what to run, where, with which limits, what
@@ -45,6 +46,11 @@ public struct RunRequest: Sendable, Codable, Equatable {
   /// No host starts after this time (`--not-after`, a job's window).
   public var notAfter: Date?
   public var history = HistorySettings()
+  /// `--shard I/N`: run only this part of the targets, as one shard of a run shared through the
+  /// history.
+  public var shard: Shard?
+  /// `--run-id`: the key the shards of one run share; nil derives it from the run's inputs.
+  public var runKey: String?
 
   public init(source: Source) { self.source = source }
 

@@ -89,7 +89,7 @@ final class RunSession: @unchecked Sendable {
   /// Runs the plan and records it; the run's exit status, or a `RunFailure` (recorded too).
   func execute(playbookDigest: String) async throws -> ExitStatus {
     let recorder = RunRecorder(request: request, console: console)
-    recorder.begin(plan: plan, playbookDigest: playbookDigest)
+    try recorder.begin(plan: plan, playbookDigest: playbookDigest)
     // One handler for the whole run, so a signal at any phase is handled (never the default
     // action, which would leave the key directory and a "running" record behind).
     signal(SIGINT, SIG_IGN)
@@ -137,7 +137,7 @@ final class RunSession: @unchecked Sendable {
       }
     }
     var results: [PlayResult] = []
-    for play in plan.plays {
+    for (playIndex, play) in plan.plays.enumerated() {
       if isInterruptedWhileIdle {
         stoppedBefore = play.name
         break
@@ -177,11 +177,15 @@ final class RunSession: @unchecked Sendable {
               PushFailover(host: host.name, failures: failover.failures, servedBy: failover.servedBy)))
         })
       let concurrency = min(play.policy.concurrency, request.forks ?? .max)
+      let sharedFailures =
+        play.failureThreshold == nil ? nil : recorder.sharedFailures(play: playIndex)
+      defer { sharedFailures?.stop() }
       let policy = SchedulePolicy(
         concurrency: concurrency, batches: execution.batches, failureThreshold: play.failureThreshold,
         ttl: play.policy.keyTTL.seconds, margin: play.policy.keyMargin.seconds,
         perHostParallelism: play.policy.hostParallelism, runTimeout: play.policy.runTimeout?.seconds,
-        startCutoff: try startCutoff(play).map(started.monotonic), pushAhead: true)
+        startCutoff: try startCutoff(play).map(started.monotonic), pushAhead: true,
+        sharedFailures: sharedFailures)
       let scheduler = Scheduler(
         hosts: execution.hosts, policy: policy,
         pusher: timings.map { TimedPusher(inner: pusher, timings: $0) } ?? pusher, executor: executor)
@@ -205,7 +209,7 @@ final class RunSession: @unchecked Sendable {
       let played = PlayResult(play: play, execution: execution, concurrency: concurrency, result: result)
       results.append(played)
       recorder.record(
-        play: play, position: results.count - 1, concurrency: concurrency,
+        play: play, position: request.shard == nil ? results.count - 1 : playIndex, concurrency: concurrency,
         records: hostRecords(played, outputTail: true), result: result)
       if result.outcome != .completed { break }
     }

@@ -47,6 +47,7 @@ public enum Runner {
       extraVars: vars, limit: request.limit?.selector, approve: request.approve,
       defaultUser: SSHConfigResolver.localUser)
     options.remoteUser = request.sshClient.user
+    options.shard = request.shard
     var inputs = PlanLoader.Inputs(
       playbookPath: request.playbookLabel,
       inventoryPath: request.inventory ?? environment["SIXTY_INVENTORY"],

@@ -37,6 +37,18 @@ public struct ScheduledHost: Sendable {
   }
 }
 
+/// The failed hosts of a run that several runners share (the shards of a sharded run), so that
+/// each stops starting hosts once the run as a whole is past its failure threshold.
+public protocol SharedFailureCount: Sendable {
+  /// Counts a failed host of this runner for every runner; returns at once.
+  func hostFailed()
+  /// The failed hosts of every runner as last read (a moment old at most), this runner's own
+  /// failures always included.
+  var failedHosts: Int { get }
+  /// Where the count comes from, for messages: "across the run's 4 shards".
+  var scope: String { get }
+}
+
 /// How the run is paced and when it gives up.
 public struct SchedulePolicy: Sendable {
   /// Hosts at once.
@@ -57,12 +69,16 @@ public struct SchedulePolicy: Sendable {
   /// Push the keys of the hosts next in line while earlier hosts work, so that a host's turn
   /// starts with its key in place (see `Scheduler.pushAhead`).
   public var pushAhead: Bool
+  /// Failed hosts counted with other runners (the shards of one run): the failure threshold is
+  /// then the whole run's.
+  public var sharedFailures: (any SharedFailureCount)?
 
   public init(
     concurrency: Int, batches: [[Int]], failureThreshold: Int? = nil, ttl: Double = 60, margin: Double = 15,
     perHostParallelism: Int = 4, runTimeout: Double? = nil, startCutoff: Double? = nil,
-    pushAhead: Bool = false
+    pushAhead: Bool = false, sharedFailures: (any SharedFailureCount)? = nil
   ) {
+    self.sharedFailures = sharedFailures
     self.concurrency = max(1, concurrency)
     self.batches = batches
     self.failureThreshold = failureThreshold
@@ -263,6 +279,7 @@ public actor Scheduler {
         stop(.aborted("the maintenance window closed; no new hosts start after it"), kill: false)
         break
       }
+      if passedThreshold() { break }
       let host = waiting.removeFirst()
       active.insert(host)
       results[host].started = clock.now()
@@ -317,7 +334,7 @@ public actor Scheduler {
     guard policy.pushAhead, stopping == nil, !waiting.isEmpty, let perHost = hostSeconds.value,
       let perPush = pushSeconds.value
     else { return }
-    if let threshold = policy.failureThreshold, failedHosts + active.count > threshold { return }
+    if let threshold = policy.failureThreshold, runFailures + active.count > threshold { return }
     let slots = Double(policy.concurrency)
     let needed = Int((slots * perPush / max(perHost, 0.001)).rounded(.up)) + 1
     let count = min(waiting.count, policy.concurrency, needed)
@@ -559,17 +576,33 @@ public actor Scheduler {
       results[host].tasks[index] = .skipped(message ?? "the host did not finish")
     }
     if status != .ok { failedHosts += 1 }
+    // Hosts a stopping run never started are not failures the other runners should count.
+    if status != .ok && status != .notStarted { policy.sharedFailures?.hostFailed() }
     if let started = results[host].started { hostSeconds.add(clock.now() - started) }
     executor.disconnect(host: hosts[host])
     active.remove(host)
     event(.end(host: hosts[host].name, status: status))
-    if let threshold = policy.failureThreshold, failedHosts > threshold, stopping == nil {
-      stop(
-        .aborted(
-          "\(failedHosts) host\(failedHosts == 1 ? "" : "s") failed, more than the threshold of \(threshold)"),
-        kill: false)
-    }
+    _ = passedThreshold()
     fill()
+  }
+
+  /// The failed hosts that count towards the threshold: this runner's, or every runner's when
+  /// they are shared.
+  var runFailures: Int { max(failedHosts, policy.sharedFailures?.failedHosts ?? 0) }
+
+  /// Stops the run (starting no new host) when more hosts than the threshold have failed; true
+  /// when it is stopping for any reason.
+  func passedThreshold() -> Bool {
+    guard stopping == nil else { return true }
+    guard let threshold = policy.failureThreshold else { return false }
+    let failed = runFailures
+    guard failed > threshold else { return false }
+    let scope = policy.sharedFailures.map { " " + $0.scope } ?? ""
+    stop(
+      .aborted(
+        "\(failed) host\(failed == 1 ? "" : "s") failed\(scope), more than the threshold of \(threshold)"),
+      kill: false)
+    return true
   }
 
   func stop(_ outcome: RunResult.Outcome, kill: Bool) {
