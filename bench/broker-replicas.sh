@@ -61,12 +61,12 @@ config() { # FILE STORE-LINE
   } >"$1"
   chmod 0600 "$1"
 }
-start_broker() { # NAME CONFIG -> prints the endpoint
-  "$bin/sixty" broker serve --config "$2" --port-file "$work/$1.port" --log-level warning 2>"$work/$1.log" &
+start_broker() { # NAME CONFIG -> sets $endpoint (no $(…): the broker's pid must reach pids)
+  "$bin/sixty" broker serve --config "$2" --port-file "$work/$1.port" --log-level warning >"$work/$1.out" 2>"$work/$1.log" &
   pids+=($!)
   for _ in $(seq 1 200); do [ -s "$work/$1.port" ] && break; sleep 0.1; done
   [ -s "$work/$1.port" ] || { echo "broker $1 did not start:" >&2; cat "$work/$1.log" >&2; exit 1; }
-  echo "http://127.0.0.1:$(cat "$work/$1.port")"
+  endpoint="http://127.0.0.1:$(cat "$work/$1.port")"
 }
 measure() { # LABEL ENDPOINTS
   local label=$1 endpoints=$2
@@ -87,14 +87,16 @@ measure() { # LABEL ENDPOINTS
 
 echo "Broker replicas on PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}') ($(nproc) cores): $pushes pushes over $concurrency connections, $fetches agent fetches over $fetch_concurrency"
 config "$work/memory.yml" "audit_log: $work/audit.jsonl"
-memory=$(start_broker memory "$work/memory.yml")
-measure "in-memory store, 1 broker" "$memory" memory
+start_broker memory "$work/memory.yml"
+measure "in-memory store, 1 broker" "$endpoint" memory
 config "$work/one.yml" "store: postgresql://sixty@127.0.0.1:$pgport/one?sslmode=disable"
-one=$(start_broker one "$work/one.yml")
-measure "PostgreSQL store, 1 replica" "$one" one
+start_broker one "$work/one.yml"
+measure "PostgreSQL store, 1 replica" "$endpoint" one
 config "$work/two.yml" "store: postgresql://sixty@127.0.0.1:$pgport/two?sslmode=disable"
-two_a=$(start_broker two-a "$work/two.yml")
-two_b=$(start_broker two-b "$work/two.yml")
+start_broker two-a "$work/two.yml"
+two_a=$endpoint
+start_broker two-b "$work/two.yml"
+two_b=$endpoint
 measure "PostgreSQL store, 2 replicas" "$two_a,$two_b" two
 
 records=$("${psql[@]}" -d two -c "SELECT sequence FROM broker_audit_head")
