@@ -151,7 +151,6 @@ extension PostgresHistory {
   /// Marks the running shards whose process is gone (on this machine) or whose heartbeat is stale
   /// interrupted, frees their locks, and settles their runs.
   func sweepShards(_ session: BlockingPostgres.Session, now: Date) throws -> [Int64] {
-    let machine = ProcessIdentity.machine
     let rows = try session.query(
       """
       SELECT run_id, shard, machine, pid, process_start,
@@ -162,17 +161,7 @@ extension PostgresHistory {
     for row in rows {
       let id: Int64 = try row.value("run_id")
       let shard: Int = try row.value("shard")
-      let stale: Bool = try row.value("stale")
-      let local = try row.value("machine", as: String.self) == machine
-      let process = ProcessIdentity(
-        pid: Int32(truncatingIfNeeded: try row.value("pid", as: Int.self)),
-        start: try row.value("process_start"))
-      let gone = local && !process.isAlive
-      guard stale || gone else { continue }
-      let message =
-        gone
-        ? "the process running it stopped without finishing (crash, kill or power loss)"
-        : "its runner stopped sending heartbeats for \(Int(staleAfter)) s (crash, kill, power or network loss)"
+      guard let message = try lapse(row) else { continue }
       try session.query(
         """
         UPDATE run_shards SET state = \(RunStatus.interrupted.rawValue),

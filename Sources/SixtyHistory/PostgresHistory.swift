@@ -136,7 +136,6 @@ final class PostgresHistory: Sendable {
 
   func sweep(_ session: BlockingPostgres.Session, now: Date) throws -> [Int64] {
     var marked: [Int64] = []
-    let machine = ProcessIdentity.machine
     let rows = try session.query(
       """
       SELECT id, machine, pid, process_start, heartbeat_at < now() - make_interval(secs => \(staleAfter)) AS stale
@@ -144,17 +143,7 @@ final class PostgresHistory: Sendable {
       """)
     for row in rows {
       let id: Int64 = try row.value("id")
-      let stale: Bool = try row.value("stale")
-      let local = try row.value("machine", as: String.self) == machine
-      let process = ProcessIdentity(
-        pid: Int32(truncatingIfNeeded: try row.value("pid", as: Int.self)),
-        start: try row.value("process_start"))
-      let gone = local && !process.isAlive
-      guard stale || gone else { continue }
-      let message =
-        gone
-        ? "the process running it stopped without finishing (crash, kill or power loss)"
-        : "its runner stopped sending heartbeats for \(Int(staleAfter)) s (crash, kill, power or network loss)"
+      guard let message = try lapse(row) else { continue }
       try session.query(
         """
         UPDATE runs SET status = \(RunStatus.interrupted.rawValue),
@@ -169,6 +158,21 @@ final class PostgresHistory: Sendable {
       "DELETE FROM host_locks WHERE run_id IN (SELECT id FROM runs WHERE status != \(RunStatus.running.rawValue))"
     )
     return marked
+  }
+
+  /// Why the runner of a running row (columns machine, pid, process_start and stale) is gone: its
+  /// process died on this machine, or its heartbeat lapsed; nil while it lives.
+  func lapse(_ row: PostgresRandomAccessRow) throws -> String? {
+    let process = ProcessIdentity(
+      pid: Int32(truncatingIfNeeded: try row.value("pid", as: Int.self)),
+      start: try row.value("process_start"))
+    if try row.value("machine", as: String.self) == ProcessIdentity.machine && !process.isAlive {
+      return "the process running it stopped without finishing (crash, kill or power loss)"
+    }
+    let stale: Bool = try row.value("stale")
+    return stale
+      ? "its runner stopped sending heartbeats for \(Int(staleAfter)) s (crash, kill, power or network loss)"
+      : nil
   }
 
   func heartbeat(runID: Int64) throws(HistoryError) {
