@@ -39,7 +39,7 @@ for _ in $(seq 100); do grep -q "ready to accept connections" "$work/postgres.lo
 run() { # NAME HISTORY
   local name=$1 history=$2 start end
   # Created (and migrated) once before the runners start.
-  "$bin/sixty-lock-bench" "$history" 0 "$hosts" 0 /dev/null >/dev/null
+  "$bin/sixty-lock-bench" "$history" 0 "$hosts" 0 "$work/$name-setup" >/dev/null
   start=$(date +%s.%N)
   local pids=()
   for r in $(seq 1 "$runners"); do
