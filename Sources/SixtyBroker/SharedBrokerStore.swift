@@ -8,9 +8,14 @@ import SixtyPostgres
 /// their expiry, the replay cache and the audit chain. A key pushed through one replica is served
 /// by any other at once; replays are refused across replicas; the audit records of all replicas
 /// form one hash chain, appended under a row lock on the chain's head.
+///
+/// Writes are group-committed: what arrives while a transaction is in flight goes into the next
+/// one, so many acceptances, fetches and records share one row lock on the head and one WAL flush
+/// (`GroupCommitter`), and each is still atomic with its record.
 public final class SharedBrokerStore: Sendable {
   public let database: SharedDatabase
   let maxPerSlot: Int
+  let committer: GroupCommitter
 
   static let migrations = [
     PostgresMigration(
@@ -41,6 +46,7 @@ public final class SharedBrokerStore: Sendable {
   public init(database: SharedDatabase, maxPerSlot: Int = 64) {
     self.database = database
     self.maxPerSlot = maxPerSlot
+    committer = GroupCommitter(database: database, maxPerSlot: maxPerSlot)
   }
 
   /// Connects to `location` and applies the broker's migrations; every later operation has
@@ -72,36 +78,18 @@ public final class SharedBrokerStore: Sendable {
     instance: String,
     user: String
   ) async throws -> ReplayVerdict {
-    let now = record.time
-    return try await database.transaction("accepting a pushed key") { connection in
-      let claimed = try await connection.query(
-        """
-        INSERT INTO broker_replays (key, signed_at, forget_at) VALUES (\(replayKey), \(signedAt), \(forgetAt))
-        ON CONFLICT (key) DO UPDATE SET signed_at = EXCLUDED.signed_at, forget_at = EXCLUDED.forget_at
-          WHERE broker_replays.forget_at <= \(now)
-        RETURNING 1
-        """, logger: Self.quiet)
-      var fresh = false
-      for try await _ in claimed { fresh = true }
-      guard fresh else { return ReplayVerdict.replayed }
-      // Before the chain's lock (so the lock is held for as short as possible); like the record,
-      // the key is visible to other replicas only once the transaction commits.
-      try await connection.query(
-        """
-        INSERT INTO broker_keys (instance, os_user, line, fingerprint, expires_at, request_id, principal, sources)
-        VALUES (\(instance), \(user), \(key.line), \(key.fingerprint), \(key.expiresAt), \(key.requestID),
-          \(key.principal), \(key.from))
-        """, logger: Self.quiet)
-      try await Self.append(record, on: connection) { _ in }
-      return ReplayVerdict.fresh
-    }
+    let outcome = try await committer.submit(
+      .accept(
+        Acceptance(
+          replayKey: replayKey, signedAt: signedAt, forgetAt: forgetAt, record: record, key: key,
+          instance: instance, user: user)))
+    guard case .verdict(let verdict) = outcome else { preconditionFailure("an acceptance gives a verdict") }
+    return verdict
   }
 
-  /// Appends `record` to the chain (its own transaction).
+  /// Appends `record` to the chain.
   public func append(_ record: AuditRecord) async throws {
-    try await database.transaction("appending to the audit chain") { connection in
-      try await Self.append(record, on: connection) { _ in }
-    }
+    _ = try await committer.submit(.append(record))
   }
 
   /// The keys valid at `now` for `instance` and `user`, newest last, and the record of serving
@@ -111,29 +99,16 @@ public final class SharedBrokerStore: Sendable {
   )
     async throws -> [KeyStore.Key]
   {
-    let limit = maxPerSlot
-    return try await database.transaction("reading the keys of \(instance)") { connection in
-      let rows = try await connection.query(
-        """
-        SELECT line, fingerprint, expires_at, request_id, principal, sources FROM broker_keys
-        WHERE instance = \(instance) AND os_user = \(user) AND expires_at > \(now)
-        ORDER BY id DESC LIMIT \(limit)
-        """, logger: Self.quiet)
-      var keys: [KeyStore.Key] = []
-      for try await (line, fingerprint, expiresAt, requestID, principal, sources) in rows.decode(
-        (String, String, Date, String, String, [String]).self)
-      {
-        keys.append(
-          KeyStore.Key(
-            line: line, fingerprint: fingerprint, expiresAt: expiresAt, requestID: requestID,
-            principal: principal,
-            from: sources))
-      }
-      keys.reverse()
-      let chosen = keys
-      try await Self.append(record(chosen), on: connection) { _ in }
-      return chosen
-    }
+    let outcome = try await committer.submit(
+      .serve(Serving(instance: instance, user: user, now: now, record: record)))
+    guard case .keys(let keys) = outcome else { preconditionFailure("serving gives keys") }
+    return keys
+  }
+
+  /// How many transactions this store has committed, and how many writes (acceptances, fetches,
+  /// records) they carried: their ratio is the group commit's batch size.
+  public var committed: (transactions: Int, writes: Int) {
+    committer.state.withLock { ($0.transactions, $0.writes) }
   }
 
   /// How many keys are valid at `now`.
@@ -192,27 +167,4 @@ public final class SharedBrokerStore: Sendable {
 
   static let quiet = Logger(label: "sixty.broker.store", factory: { _ in SwiftLogNoOpLogHandler() })
 
-  /// Appends `record` after the head, taking the head's row lock first: concurrent appenders (in
-  /// any replica) wait for it, so the chain stays linear. `also` runs under the same lock, in the
-  /// same transaction.
-  static func append(
-    _ record: AuditRecord, on connection: PostgresConnection,
-    also: (PostgresConnection) async throws -> Void
-  ) async throws {
-    let rows = try await connection.query(
-      "SELECT sequence, hash FROM broker_audit_head WHERE id = 1 FOR UPDATE", logger: quiet)
-    var head: (Int, String)?
-    for try await row in rows.decode((Int, String).self) { head = row }
-    guard let (sequence, previous) = head else {
-      throw SharedDatabase.Failure("The audit chain's head row is missing from the database.")
-    }
-    let (line, hash) = record.chained(sequence: sequence + 1, previous: previous)
-    let text = String(decoding: line, as: UTF8.self)
-    try await connection.query(
-      """
-      WITH added AS (INSERT INTO broker_audit (sequence, line) VALUES (\(sequence + 1), \(text)))
-      UPDATE broker_audit_head SET sequence = \(sequence + 1), hash = \(hash) WHERE id = 1
-      """, logger: quiet)
-    try await also(connection)
-  }
 }

@@ -26,7 +26,13 @@ public final class SharedDatabase: Sendable {
 
   public struct Failure: Error, Sendable, CustomStringConvertible {
     public var description: String
-    public init(_ description: String) { self.description = description }
+    /// Whether the server answered and refused a statement (a constraint, a bad value), as opposed
+    /// to a lost connection or a deadline: only then can the same work succeed in smaller parts.
+    public var refusedByServer: Bool
+    public init(_ description: String, refusedByServer: Bool = false) {
+      self.description = description
+      self.refusedByServer = refusedByServer
+    }
   }
 
   /// Starts a pool for `location` and applies `migrations` of `component` (under an advisory lock,
@@ -130,7 +136,9 @@ public final class SharedDatabase: Sendable {
     } catch let error as Failure {
       throw error
     } catch let error as PSQLError {
-      throw Failure("The database \(location) refused \(what): \(SharedDatabase.describe(error)).")
+      throw Failure(
+        "The database \(location) refused \(what): \(SharedDatabase.describe(error)).",
+        refusedByServer: error.serverInfo != nil)
     } catch is CancellationError {
       throw CancellationError()
     } catch {

@@ -220,6 +220,89 @@ import Testing
     #expect(try postgres.psql(url, "SELECT count(*) FROM broker_replays") == "0\n")
   }
 
+  @Test(.enabled(if: TestPostgres.binDirectory != nil, "needs PostgreSQL (make test installs it)"))
+  func writesArriveTogetherShareTransactionsAndABadOneFailsAlone() async throws {
+    let postgres = try TestPostgres.shared()
+    let url = try postgres.database("group")
+    let location = try PostgresLocation.parse(url, origin: "test", environment: postgres.environment)
+    let store = try await SharedBrokerStore.open(
+      location, operationTimeout: .seconds(120), logger: Logger(label: "test"))
+    defer { store.database.close() }
+    let now = Date(timeIntervalSince1970: 1_800_000_000)
+    @Sendable func record(_ id: String) -> AuditRecord {
+      AuditRecord(
+        time: now, event: "push", requestID: id, principal: "p", source: nil, instance: "i-1", osUser: "ops",
+        fingerprint: nil, outcome: "accepted", reason: nil)
+    }
+    @Sendable func key(_ id: String) -> KeyStore.Key {
+      KeyStore.Key(
+        line: "ssh-ed25519 AAAA\(id)", fingerprint: "SHA256:\(id)", expiresAt: now.addingTimeInterval(60),
+        requestID: id, principal: "p", from: [])
+    }
+    enum Result: Equatable { case fresh, replayed, keys(Int), appended, failed }
+    // 300 writes at once through one store: acceptances (each replay key twice), fetches, plain
+    // records, and one acceptance whose instance the database refuses (a NUL byte in TEXT).
+    let results = try await withThrowingTaskGroup(of: (Int, Result).self) { group in
+      for index in 0..<300 {
+        group.addTask {
+          do {
+            switch index % 3 {
+            case 0:
+              let verdict = try await store.accept(
+                replayKey: "sig-\(index / 6)", signedAt: now, forgetAt: now.addingTimeInterval(600),
+                record: record("a\(index)"), key: key("\(index)"),
+                instance: index == 150 ? "i-\u{0}bad" : "i-1", user: "ops")
+              return (index, verdict == .fresh ? .fresh : .replayed)
+            case 1:
+              let keys = try await store.serve(instance: "i-1", user: "ops", now: now) { keys in
+                record("f\(index)-\(keys.count)")
+              }
+              return (index, .keys(keys.count))
+            default:
+              try await store.append(record("r\(index)"))
+              return (index, .appended)
+            }
+          } catch {
+            return (index, .failed)
+          }
+        }
+      }
+      var results = [Result](repeating: .failed, count: 300)
+      for try await (index, result) in group { results[index] = result }
+      return results
+    }
+    #expect(results.indices.filter { results[$0] == .failed } == [150])
+    // Each replay key went to two acceptances (indices 6k and 6k+3): one is fresh, except the pair
+    // whose fresh claim was the refused write (index 150 = 6 * 25).
+    for pair in 0..<50 {
+      let verdicts = [results[6 * pair], results[6 * pair + 3]]
+      if pair == 25 {
+        #expect(verdicts.filter { $0 == .fresh }.count <= 1)
+      } else {
+        #expect(verdicts.filter { $0 == .fresh }.count == 1, "replay key sig-\(pair): \(verdicts)")
+        #expect(verdicts.filter { $0 == .replayed }.count == 1, "replay key sig-\(pair): \(verdicts)")
+      }
+    }
+    let fresh = results.filter { $0 == .fresh }.count
+    let records = fresh + 100 + 100
+    let (sequence, _) = try await store.head()
+    #expect(sequence == records)
+    #expect(try postgres.psql(url, "SELECT count(*) FROM broker_keys") == "\(fresh)\n")
+    #expect(try postgres.psql(url, "SELECT count(*) FROM broker_audit") == "\(records)\n")
+    // Writes that arrived while a transaction was in flight shared the next one.
+    let committed = store.committed
+    #expect(committed.writes == 299)
+    #expect(committed.transactions < 299, "\(committed)")
+    // The records form one chain that verifies.
+    let file = NSTemporaryDirectory() + "/sixty-group-\(UUID().uuidString).jsonl"
+    defer { try? FileManager.default.removeItem(atPath: file) }
+    #expect(FileManager.default.createFile(atPath: file, contents: nil))
+    let handle = try #require(FileHandle(forWritingAtPath: file))
+    #expect(try await store.export { line in handle.write(Data(line)) } == records)
+    try handle.close()
+    #expect(try AuditVerifier.verify(path: file).records == records)
+  }
+
   @Test func storeSettingsAreCheckedWhereTheyAreWritten() throws {
     let dir = NSTemporaryDirectory() + "/sixty-store-config-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
