@@ -46,7 +46,7 @@ public final class URLSessionTransport: HTTPTransport {
     let configuration = URLSessionConfiguration.ephemeral
     configuration.timeoutIntervalForRequest = timeout
     configuration.timeoutIntervalForResource = timeout * 3
-    configuration.httpMaximumConnectionsPerHost = 8
+    configuration.httpMaximumConnectionsPerHost = 32
     configuration.urlCache = nil
     configuration.httpCookieStorage = nil
     session = URLSession(configuration: configuration)

@@ -62,6 +62,11 @@ public struct InstanceConnectClient: Sendable {
   let ledger = SignedRequestLedger()
   /// Shared by every copy of this client: which endpoint a push tries first.
   let preference: EndpointPreference
+  /// Paces every request (each attempt of each push) and learns from throttled answers; nil sends
+  /// at once. A throttled push gets at least `throttledAttempts` attempts with a pacer, which
+  /// slows the requests down until the endpoint takes them.
+  public var pacer: AdaptivePacer?
+  public static let throttledAttempts = 10
 
   /// The first endpoint's caller (the only one without failover).
   var caller: AWSCaller { callers[0] }
@@ -191,7 +196,15 @@ public struct InstanceConnectClient: Sendable {
       var last: InstanceConnectError?
       endpoints: for (position, index) in order.enumerated() {
         let current = callers[index]
+        let ticket = await pacer?.acquire()
         let result = try await send(operation, body: body, via: current, attempts: requests + 1)
+        if let pacer, let ticket {
+          if case .failure(.service(let error)) = result, error.kind == .throttling {
+            pacer.record(ticket, throttled: true)
+          } else {
+            pacer.record(ticket, throttled: false)
+          }
+        }
         requests += 1
         switch result {
         case .success(var value):
@@ -224,8 +237,16 @@ public struct InstanceConnectClient: Sendable {
               reason: latest[index]?.failoverReason ?? "not tried")
           })
       }
-      guard error.isRetryable, attempt < retry.maxAttempts else { throw error }
-      let wait = retry.delay(attempt: attempt - 1)
+      var attempts = retry.maxAttempts
+      var paced = false
+      if pacer != nil, case .service(let answer) = error, answer.kind == .throttling {
+        attempts = max(attempts, Self.throttledAttempts)
+        paced = true
+      }
+      guard error.isRetryable, attempt < attempts else { throw error }
+      // A throttled push with a pacer waits for the pacer (which has just slowed down), not for
+      // a growing backoff of its own that would leave the pace unused.
+      let wait = retry.delay(attempt: paced ? 0 : attempt - 1)
       logger?.debug("retrying \(operation) in \(wait) s after: \(error)")
       do {
         try await retry.sleep(wait)

@@ -139,6 +139,9 @@ public final class Broker: Sendable {
       return handleAPI(request)
     case ("GET", "/agent/v1/keys"):
       return handleAgent(request)
+    case ("GET", EndpointCapabilities.path):
+      return BrokerResponse(
+        status: 200, headers: [("Content-Type", "application/json")], body: capabilities.json)
     case ("GET", "/healthz"):
       return BrokerResponse(status: 200, headers: [("Content-Type", "text/plain")], body: Array("ok\n".utf8))
     case ("GET", "/metrics"):
@@ -149,6 +152,15 @@ public final class Broker: Sendable {
       return BrokerResponse(
         status: 404, headers: [("Content-Type", "text/plain")], body: Array("not found\n".utf8))
     }
+  }
+
+  /// What `GET /sixty/v1/capabilities` answers: the key types this broker takes, ECDSA P-256
+  /// preferred (the cheapest to make and to check, and ssh signs with it at once).
+  public var capabilities: EndpointCapabilities {
+    EndpointCapabilities(
+      service: "sixty-broker", keyTypes: ["ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa"],
+      preferredKeyType: "ecdsa-sha2-nistp256",
+      operations: ["SendSSHPublicKey", "SendSerialConsoleSSHPublicKey"], preferredLogin: "key")
   }
 
   // MARK: - SendSSHPublicKey

@@ -203,11 +203,16 @@ public enum PlanJSONRenderer {
     w.field("retry_delay", p.retryDelay.seconds)
     w.key("push")
     w.beginObject()
-    w.field("rate", p.pushRate)
-    w.field("burst", p.pushBurst)
+    w.field("pacing", "adaptive")
+    w.key("rate")
+    if let rate = p.pushRate { w.value(rate) } else { w.null() }
+    w.key("burst")
+    if let rate = p.pushRate { w.value(p.pushBurst ?? PlanTextRenderer.defaultBurst(rate)) } else { w.null() }
     w.field("ttl", p.keyTTL.seconds)
     w.field("margin", p.keyMargin.seconds)
-    w.field("key_type", p.keyType.rawValue)
+    w.key("key_type")
+    if let type = p.keyType { w.value(type.rawValue) } else { w.null() }
+    w.field("key_type_from", p.keyType == nil ? "endpoint" : "policy")
     w.endObject()
     w.field("host_parallelism", p.hostParallelism)
     w.field("host_key_checking", p.hostKeyPolicy.rawValue)

@@ -46,7 +46,8 @@ public enum PlanTextRenderer {
       let ttl = play.policy.keyTTL
       let margin = play.policy.keyMargin
       out +=
-        "  keys: one ephemeral \(play.policy.keyType.description) key for the run, pushed for each host's user when its slot opens (up to \(play.policy.concurrency) at a time, at most \(formatRate(play.policy.pushRate))); valid \(ttl), pushed again if authentication has not begun within \(TimeSpan(milliseconds: ttl.milliseconds - margin.milliseconds)).\n"
+        "  keys: \(keyDescription(play.policy.keyType)), pushed for each host's user when its slot opens (up to \(play.policy.concurrency) at a time); valid \(ttl), pushed again if authentication has not begun within \(TimeSpan(milliseconds: ttl.milliseconds - margin.milliseconds)).\n"
+        + "  pacing: \(pacingDescription(play.policy)).\n"
       // Group hosts whose steps are identical.
       var groups: [(hosts: [Int], key: [PlannedStep])] = []
       var groupIndex: [[PlannedStep]: Int] = [:]
@@ -161,6 +162,27 @@ public enum PlanTextRenderer {
   static func windowSummary(_ window: MaintenanceWindow) -> String {
     "\(window.name): '\(window.schedule)' \(window.timeZone) for \(window.duration)\(window.cutoff.milliseconds > 0 ? ", no new host in the last \(window.cutoff)" : "")"
   }
+
+  /// The key line's start: the policy's type, or the endpoint's choice.
+  static func keyDescription(_ type: LoginKeyType?) -> String {
+    guard let type else {
+      return
+        "one ephemeral key for the run, of the fastest type the endpoint takes (ECDSA P-256 for a sixty broker, which says so when asked; RSA 2048 for AWS and other Instance Connect endpoints; push.key_type overrides)"
+    }
+    return "one ephemeral \(type.description) key for the run (push.key_type)"
+  }
+
+  /// How pushes are paced: adaptively, under the policy's ceiling if it sets one.
+  public static func pacingDescription(_ policy: EffectivePolicy) -> String {
+    let adaptive =
+      "adaptive, shared by every host of the run: pushes go out as fast as hosts need them until the endpoint throttles, then follow the rate it takes (lowered by 30 % on throttling, grown back along a cubic curve, as the AWS SDKs' adaptive retry mode)"
+    guard let rate = policy.pushRate else { return adaptive + "; no ceiling (push.rate sets one)" }
+    return adaptive
+      + "; never above \(formatRate(rate)) (push.rate, burst \(policy.pushBurst ?? defaultBurst(rate)))"
+  }
+
+  /// The burst of a policy's ceiling that sets a rate and no burst: one second's worth.
+  public static func defaultBurst(_ rate: Double) -> Int { max(1, Int(rate.rounded(.up))) }
 
   static func formatRate(_ rate: Double) -> String {
     rate == rate.rounded() ? "\(Int(rate)) pushes/s" : "\(rate) pushes/s"

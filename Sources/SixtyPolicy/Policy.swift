@@ -10,7 +10,8 @@ public struct Policy: Sendable {
   public var runTimeout: TimeSpan?
   public var retries: Int?
   public var retryDelay: TimeSpan?
-  /// Key pushes per second across the whole run (token bucket rate) and its burst.
+  /// A ceiling on key pushes per second across the whole run (token bucket rate) and its burst;
+  /// unset, pushes are paced adaptively (`AdaptivePacer`) with no ceiling.
   public var pushRate: Double?
   public var pushBurst: Int?
   public var keyTTL: TimeSpan?
@@ -37,8 +38,9 @@ public struct Policy: Sendable {
   /// Built-in defaults used where neither the organisation nor the playbook says otherwise.
   public static let defaults: EffectivePolicy = EffectivePolicy(
     concurrency: 10, batches: [], maxFailures: nil, connectTimeout: .seconds(10), taskTimeout: .hours(1),
-    runTimeout: nil, retries: 0, retryDelay: .seconds(5), pushRate: 20, pushBurst: 20, keyTTL: .seconds(60),
-    keyMargin: .seconds(15), keyType: .rsa, hostParallelism: 1, hostKeyPolicy: .acceptNew, windows: [],
+    runTimeout: nil, retries: 0, retryDelay: .seconds(5), pushRate: nil, pushBurst: nil,
+    keyTTL: .seconds(60), keyMargin: .seconds(15), keyType: nil, hostParallelism: 1,
+    hostKeyPolicy: .acceptNew, windows: [],
     organisationWindows: [],
     denyCommands: [], requireApproval: [], orgBatches: [], orgMaxFailures: nil, hostLock: .wait,
     lockTimeout: .minutes(10))
@@ -55,11 +57,14 @@ public struct EffectivePolicy: Sendable, Hashable {
   public var runTimeout: TimeSpan?
   public var retries: Int
   public var retryDelay: TimeSpan
-  public var pushRate: Double
-  public var pushBurst: Int
+  /// The ceiling on pushes per second and its burst (nil: adaptive pacing only; a burst without a
+  /// rate is ignored).
+  public var pushRate: Double?
+  public var pushBurst: Int?
   public var keyTTL: TimeSpan
   public var keyMargin: TimeSpan
-  public var keyType: LoginKeyType
+  /// nil: the fastest type the endpoint takes (`LoginKeyType.choice(forBroker:)`).
+  public var keyType: LoginKeyType?
   public var hostParallelism: Int
   public var hostKeyPolicy: HostKeyPolicy
   /// The play's own windows (a host starts only when one of them is open, if any are given).

@@ -35,11 +35,15 @@ public enum PolicyResolver {
       result.runTimeout = pick(
         "timeouts.run", org.runTimeout, own.runTimeout, default: TimeSpan.hours(24 * 365))
     }
-    result.pushRate =
-      pick(
-        "push.rate", org.pushRate.map(Rate.init), own.pushRate.map(Rate.init), default: Rate(result.pushRate)
-      ).value
-    result.pushBurst = pick("push.burst", org.pushBurst, own.pushBurst, default: result.pushBurst)
+    if org.pushRate != nil || own.pushRate != nil {
+      result.pushRate =
+        pick(
+          "push.rate", org.pushRate.map(Rate.init), own.pushRate.map(Rate.init), default: Rate(.infinity)
+        ).value
+    }
+    if org.pushBurst != nil || own.pushBurst != nil {
+      result.pushBurst = pick("push.burst", org.pushBurst, own.pushBurst, default: Int.max)
+    }
     result.keyTTL = pick("push.ttl", org.keyTTL, own.keyTTL, default: result.keyTTL)
     result.keyMargin = pick(
       "push.margin", org.keyMargin, own.keyMargin, default: result.keyMargin, tighterIsSmaller: false)
@@ -50,7 +54,7 @@ public enum PolicyResolver {
           "the play's push.key_type '\(ownType.rawValue)' differs from the organisation policy's '\(orgType.rawValue)'\(org.locations["push.key_type"].map { " (\($0))" } ?? ""); using '\(orgType.rawValue)'.",
           at: own.locations["push.key_type"]))
     }
-    result.keyType = org.keyType ?? own.keyType ?? result.keyType
+    result.keyType = org.keyType ?? own.keyType
     result.hostParallelism = pick(
       "host_parallelism", org.hostParallelism, own.hostParallelism, default: result.hostParallelism)
     // Retries and their delay are defaults, not limits: the play's own values win.

@@ -126,6 +126,25 @@ public enum RunDocument {
     if let trigger = report.trigger { w.field("trigger", trigger.rawValue) }
     if let startedBy = report.startedBy { w.field("started_by", startedBy) }
     if let keyFingerprint = report.keyFingerprint { w.field("key_fingerprint", keyFingerprint) }
+    if let pushes = report.pushes {
+      w.key("pushes")
+      w.beginObject()
+      w.field("key_type", pushes.keyType)
+      w.field("key_type_reason", pushes.keyTypeReason)
+      w.field("pacing", "adaptive")
+      w.key("ceiling")
+      if let ceiling = pushes.ceiling { w.value(ceiling) } else { w.null() }
+      w.field("requests", pushes.requests)
+      w.field("throttled", pushes.throttled)
+      w.field("lowered", pushes.lowered)
+      w.key("rate")
+      if let rate = pushes.rate { w.value(rate) } else { w.null() }
+      w.key("lowest_rate")
+      if let rate = pushes.lowestRate { w.value(rate) } else { w.null() }
+      w.field("measured_rate", pushes.measuredRate)
+      w.field("text", pushes.pacingText)
+      w.endObject()
+    }
   }
 
   /// `output` and `plays`, each play with its hosts keyed by name.

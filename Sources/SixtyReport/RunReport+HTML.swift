@@ -195,7 +195,8 @@ extension RunReport {
       }).join("; "));
       fact("inventory", R.inventory); fact("policy", R.policy); fact("limit", R.limit);
       fact("started by", R.started_by ? R.started_by + (R.trigger ? " (" + R.trigger + (R.job ? ", job " + R.job : "") + ")" : "") : null);
-      fact("key", R.key_fingerprint);
+      fact("key", R.key_fingerprint ? R.key_fingerprint + (R.pushes ? " (" + R.pushes.key_type + ": " + R.pushes.key_type_reason + ")" : "") : null);
+      fact("pacing", R.pushes ? R.pushes.text : null);
       fact("output", R.output === "tail" ? "the last 4 KB of each stream, from the history" : "as captured (at most 1 MB per stream)");
       head += "</dl>";
       document.getElementById("summary").innerHTML = head;

@@ -24,10 +24,61 @@ public struct RunReport: Sendable {
   public var startedBy: String?
   /// The fingerprint of the public key the run pushed.
   public var keyFingerprint: String?
+  /// How the run's keys were chosen and its pushes paced (a run's own report; not in the history).
+  public var pushes: Pushes?
   /// True when task output is the last 4 KB of each stream (from the history); false when it
   /// is everything the run captured (up to its 1 MB cap per stream).
   public var outputIsTail: Bool
   public var plays: [Play]
+
+  public struct Pushes: Sendable, Equatable {
+    /// The key type (`ecdsa`, `rsa`, …) and why it was chosen.
+    public var keyType: String
+    public var keyTypeReason: String
+    /// Requests sent to the endpoint, throttled answers, and how often the pace was lowered.
+    public var requests: Int
+    public var throttled: Int
+    public var lowered: Int
+    /// The pace at the end and its lowest (pushes per second; nil while never paced).
+    public var rate: Double?
+    public var lowestRate: Double?
+    /// The smoothed rate requests were sent at.
+    public var measuredRate: Double
+    /// The policy's ceiling (push.rate), if any.
+    public var ceiling: Double?
+
+    public init(
+      keyType: String, keyTypeReason: String, requests: Int, throttled: Int, lowered: Int, rate: Double?,
+      lowestRate: Double?, measuredRate: Double, ceiling: Double?
+    ) {
+      self.keyType = keyType
+      self.keyTypeReason = keyTypeReason
+      self.requests = requests
+      self.throttled = throttled
+      self.lowered = lowered
+      self.rate = rate
+      self.lowestRate = lowestRate
+      self.measuredRate = measuredRate
+      self.ceiling = ceiling
+    }
+
+    /// `adaptive, 212 requests, 12 throttled, lowered 2 times, ending at 31.4/s (lowest 22.0/s)`.
+    public var pacingText: String {
+      var text = "adaptive"
+      if let ceiling { text += " under a ceiling of \(Self.format(ceiling))/s" }
+      text += ", \(requests) request\(requests == 1 ? "" : "s"), \(throttled) throttled"
+      if lowered > 0 { text += ", lowered \(lowered) time\(lowered == 1 ? "" : "s")" }
+      if let rate {
+        text += ", ending at \(Self.format(rate))/s"
+        if let lowestRate, lowestRate < rate { text += " (lowest \(Self.format(lowestRate))/s)" }
+      } else {
+        text += ", never slowed"
+      }
+      return text
+    }
+
+    static func format(_ value: Double) -> String { String(format: "%.1f", value) }
+  }
 
   public struct Play: Sendable {
     public var name: String

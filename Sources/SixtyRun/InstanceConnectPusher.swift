@@ -7,8 +7,10 @@ import SixtyPlanning
 import SixtyPlaybook
 import SixtyScheduler
 
-/// Pushes the run's public key through Instance Connect, paced by a token bucket shared by all
-/// hosts (the client itself retries throttling with backoff and jitter).
+/// Pushes the run's public key through Instance Connect. The client's `AdaptivePacer`, shared by
+/// every host of the run, paces the requests and follows the endpoint's throttling (the client
+/// retries throttled pushes with backoff and jitter); a policy's `push.rate` adds a ceiling, a
+/// token bucket shared by the play's hosts.
 // @unchecked: `bucket`, the only mutable state, is behind `lock`; the rest is immutable.
 final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
   let client: InstanceConnectClient
@@ -16,20 +18,20 @@ final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
   let instances: [String: (id: String, zone: String?)]
   // `lock` protects `bucket`.
   let lock = NSLock()
-  var bucket: TokenBucket
+  var bucket: TokenBucket?
   /// Told of each push that moved on from a failed endpoint to another that answered.
   let onFailover: @Sendable (ScheduledHost, SendSSHPublicKeyResponse.Failover) -> Void
 
   init(
     client: InstanceConnectClient, publicKey: String, instances: [String: (id: String, zone: String?)],
-    rate: Double, burst: Int,
+    ceiling: AdaptivePacer.Ceiling?,
     onFailover: @escaping @Sendable (ScheduledHost, SendSSHPublicKeyResponse.Failover) -> Void = { _, _ in }
   ) {
     self.client = client
     self.publicKey = publicKey
     self.instances = instances
     self.onFailover = onFailover
-    bucket = TokenBucket(rate: rate, burst: burst, now: Date().timeIntervalSince1970)
+    bucket = ceiling.map { TokenBucket(rate: $0.rate, burst: $0.burst, now: Date().timeIntervalSince1970) }
   }
 
   func push(host: ScheduledHost, completion: @escaping @Sendable (PushOutcome) -> Void) {
@@ -42,8 +44,10 @@ final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
       // re-check after their sleep, so none starves and none spins).
       while true {
         let wait: Double = lock.withLock {
+          guard var current = bucket else { return 0 }
+          defer { bucket = current }
           let now = Date().timeIntervalSince1970
-          return bucket.take(now: now) ? 0 : max(0.001, bucket.delay(now: now))
+          return current.take(now: now) ? 0 : max(0.001, current.delay(now: now))
         }
         if wait == 0 { break }
         try? await Task.sleep(for: .seconds(wait))

@@ -1,4 +1,5 @@
 import Foundation
+import InstanceConnect
 import SixtyHistory
 import SixtyPlanning
 import SixtyReport
@@ -30,10 +31,14 @@ extension RunSession {
 
   /// `--report`, `--junit` and `--html`, each written if asked for; a file that cannot be
   /// written is said and does not change the exit status.
-  func writeReports(_ results: [PlayResult], message: String?, keyFingerprint: String, runID: Int64?) {
+  func writeReports(
+    _ results: [PlayResult], message: String?, keyFingerprint: String, runID: Int64?,
+    pushes: RunReport.Pushes? = nil
+  ) {
     let paths = request.reports
     guard !paths.isEmpty else { return }
-    let report = runReport(results, message: message, keyFingerprint: keyFingerprint, runID: runID)
+    var report = runReport(results, message: message, keyFingerprint: keyFingerprint, runID: runID)
+    report.pushes = pushes
     let outputs: [(path: String?, label: String, name: String, render: () -> [UInt8])] = [
       (paths.junit, "junit", "JUnit report", { Array(report.junit().utf8) }),
       (paths.json, "report", "report", { report.json() }),
@@ -70,6 +75,20 @@ extension RunSession {
       policy: plan.policyPath.map(RunRecorder.absolute),
       limit: request.limit?.text, job: request.history.job, trigger: request.history.trigger,
       startedBy: NewRun.currentUser, keyFingerprint: keyFingerprint, outputIsTail: false, plays: plays)
+  }
+
+  /// The key type (and why) and the pacing of the run's pushes, for its report.
+  func pushesSummary(_ keys: RunKeys, pacer: AdaptivePacer, plays: [PlayResult]) -> RunReport.Pushes {
+    let summary = pacer.summary
+    let first = plays.first?.play ?? plan.plays.first
+    let type = first.map(keys.type(for:)) ?? keys.types.first ?? .rsa
+    let reason =
+      first?.policy.keyType != nil
+      ? "set by the policy (push.key_type)" : keys.choice?.reason ?? "the default"
+    return RunReport.Pushes(
+      keyType: type.rawValue, keyTypeReason: reason, requests: summary.requests, throttled: summary.throttled,
+      lowered: summary.lowered, rate: summary.rate, lowestRate: summary.lowestRate,
+      measuredRate: summary.measuredRate, ceiling: first?.policy.pushRate)
   }
 
   /// `completed`, `aborted` (with the reason), `interrupted` or `timed out`.

@@ -21,9 +21,8 @@ final class RunSession: @unchecked Sendable {
   /// The run's key pairs, one per key type its plays use. Generation starts with the session, on
   /// a thread of its own (an RSA key takes 0.1–0.5 s), and overlaps the history, the host locks
   /// and the client's set-up.
-  let keys: Task<[LoginKeyType: SSHKeyPair], Error>
-  /// The key types in the order the plays first use them.
-  let keyTypes: [LoginKeyType]
+  /// The endpoint is asked first when a play leaves the key type to it (`KeyTypeChoice`).
+  let keys: Task<RunKeys, Error>
 
   /// Where the run is, for the SIGINT/SIGTERM handler: nothing in flight (before the first play,
   /// between plays), a play's scheduler at work, or the reports being written.
@@ -46,14 +45,19 @@ final class RunSession: @unchecked Sendable {
     started = TimeAnchor()
     // Before any private key exists in this process.
     CoreDumps.disable()
-    var types: [LoginKeyType] = []
-    for play in plan.plays where !types.contains(play.policy.keyType) { types.append(play.policy.keyType) }
-    if types.isEmpty { types = [Policy.defaults.keyType] }
-    keyTypes = types
+    let needsChoice = plan.plays.isEmpty || plan.plays.contains { $0.policy.keyType == nil }
+    let explicit = plan.plays.map(\.policy.keyType)
+    let connect = request.connect
     keys = Task.detached(priority: .userInitiated) {
+      let choice = needsChoice ? await KeyTypeChoice.forEndpoints(connect) : nil
+      var types: [LoginKeyType] = []
+      for type in explicit.map({ $0 ?? choice?.type ?? .rsa }) where !types.contains(type) {
+        types.append(type)
+      }
+      if types.isEmpty { types = [choice?.type ?? .rsa] }
       var pairs: [LoginKeyType: SSHKeyPair] = [:]
       for type in types { pairs[type] = try SSHKeyPair.generate(type.keyType, comment: "sixty-run") }
-      return pairs
+      return RunKeys(pairs: pairs, types: types, choice: choice)
     }
   }
 
@@ -125,9 +129,12 @@ final class RunSession: @unchecked Sendable {
 
   /// Every play in order, then the recap and the reports: the exit status and why the run stopped.
   func runPlays(recorder: RunRecorder) async throws -> (ExitStatus, String?) {
-    let (pairs, fingerprints, directory) = try await prepareKeys(recorder: recorder)
+    let (runKeys, fingerprints, directory) = try await prepareKeys(recorder: recorder)
     defer { directory.wipe() }
-    let client = try await request.connect.client()
+    var client = try await request.connect.client()
+    // One pacer for every push of the run, whichever play: it learns the endpoint's pace once.
+    let pacer = AdaptivePacer()
+    client.pacer = pacer
     let knownHostsFile = History.defaultKnownHostsFile()
     if plan.plays.contains(where: { $0.policy.hostKeyPolicy == .acceptNew }) {
       do {
@@ -145,15 +152,15 @@ final class RunSession: @unchecked Sendable {
       var execution = ExecutionPlan(play)
       guard !execution.hosts.isEmpty else { continue }
       await resolveUsers(&execution)
-      guard let pair = pairs[play.policy.keyType] else {
+      let keyType = runKeys.type(for: play)
+      guard let pair = runKeys.pairs[keyType] else {
         throw RunFailure(
-          "internal error: no \(play.policy.keyType.description) key for play '\(play.name)'.",
-          status: .badInput)
+          "internal error: no \(keyType.description) key for play '\(play.name)'.", status: .badInput)
       }
       console.handle(.playStarted(name: play.name, hosts: execution.hosts.count))
       let executor = SSHExecutor(
         targets: execution.targets, runDirectory: directory.path,
-        keyPath: directory.privateKeyPath(for: play.policy.keyType.keyType),
+        keyPath: directory.privateKeyPath(for: keyType.keyType),
         hostKeyPolicy: play.policy.hostKeyPolicy,
         connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
         ssh: request.ssh, extraOptions: request.sshClient.arguments, knownHostsFile: knownHostsFile)
@@ -170,7 +177,9 @@ final class RunSession: @unchecked Sendable {
       }
       let pusher = InstanceConnectPusher(
         client: client, publicKey: pair.authorizedKey, instances: execution.instances,
-        rate: play.policy.pushRate, burst: play.policy.pushBurst,
+        ceiling: play.policy.pushRate.map {
+          AdaptivePacer.Ceiling(rate: $0, burst: play.policy.pushBurst ?? PlanTextRenderer.defaultBurst($0))
+        },
         onFailover: { host, failover in
           console.handle(
             .pushFailover(
@@ -223,7 +232,9 @@ final class RunSession: @unchecked Sendable {
           },
           stoppedBefore: stoppedBefore, outputs: outputs)))
     let message = stopMessage(results)
-    writeReports(results, message: message, keyFingerprint: fingerprints, runID: recorder.currentRunID)
+    writeReports(
+      results, message: message, keyFingerprint: fingerprints, runID: recorder.currentRunID,
+      pushes: pushesSummary(runKeys, pacer: pacer, plays: results))
     return (exitStatus(results), message)
   }
 
@@ -249,7 +260,7 @@ final class RunSession: @unchecked Sendable {
 
   /// The run's key pairs and their directory, after wiping what a killed run left behind.
   func prepareKeys(recorder: RunRecorder) async throws -> (
-    [LoginKeyType: SSHKeyPair], String, EphemeralKeyDirectory
+    RunKeys, String, EphemeralKeyDirectory
   ) {
     // Core dumps are off since the session began (`init`). Key directories left by a run that was killed (SIGKILL, power loss) are wiped first.
     let keyParent = ProcessInfo.processInfo.environment["SIXTY_KEY_DIR"]
@@ -259,7 +270,8 @@ final class RunSession: @unchecked Sendable {
         "sixty: wiped \(swept.count) key director\(swept.count == 1 ? "y" : "ies") left by a run that was killed: \(swept.joined(separator: ", "))"
       )
     }
-    let pairs = try await keys.value
+    let runKeys = try await keys.value
+    let (pairs, keyTypes) = (runKeys.pairs, runKeys.types)
     let fingerprints = keyTypes.compactMap { pairs[$0]?.fingerprint }.joined(separator: ", ")
     recorder.record(keyFingerprint: fingerprints)
     // No .pub files: ssh then signs with an RSA or ECDSA key at once (see LoginKeyType.rsa).
@@ -274,7 +286,11 @@ final class RunSession: @unchecked Sendable {
           ))
       }
     }
-    return (pairs, fingerprints, directory)
+    if let choice = runKeys.choice, plan.plays.contains(where: { $0.policy.keyType == nil }) {
+      console.handle(
+        .detail(level: 1, "sixty: key type: \(choice.type.description), because \(choice.reason)"))
+    }
+    return (runKeys, fingerprints, directory)
   }
 
   /// When the play's hosts must have started by: its windows, checked again as each play starts
@@ -292,6 +308,16 @@ final class RunSession: @unchecked Sendable {
     }
     return cutoff
   }
+}
+
+/// The run's key pairs, one per key type its plays use, in the order they first use them, and
+/// the endpoint's choice for the plays whose policy sets no type.
+struct RunKeys: Sendable {
+  var pairs: [LoginKeyType: SSHKeyPair]
+  var types: [LoginKeyType]
+  var choice: KeyTypeChoice?
+
+  func type(for play: PlayPlan) -> LoginKeyType { play.policy.keyType ?? choice?.type ?? .rsa }
 }
 
 /// A play as it ran.

@@ -58,7 +58,12 @@ import Testing
     #expect(policy["concurrency"] as? Int == 2)
     #expect(policy["batch_sizes"] as? [Int] == [1, 2, 2])
     #expect(policy["failure_threshold"] as? Int == 1)
-    #expect((policy["push"] as? [String: Any])?["key_type"] as? String == "rsa")
+    let pushPolicy = try #require(policy["push"] as? [String: Any])
+    // No key type or rate in the policy: the endpoint chooses the type, pacing is adaptive.
+    #expect(pushPolicy["key_type"] is NSNull)
+    #expect(pushPolicy["key_type_from"] as? String == "endpoint")
+    #expect(pushPolicy["pacing"] as? String == "adaptive")
+    #expect(pushPolicy["rate"] is NSNull && pushPolicy["burst"] is NSNull)
     let plays = try #require(object["plays"] as? [[String: Any]])
     let playHosts = try #require(plays[0]["hosts"] as? [String: [String: Any]])
     let push = try #require(playHosts["web-2"]?["push"] as? [String: Any])
@@ -144,7 +149,10 @@ import Testing
     #expect(text.contains("    1. a: command: uptime\n"))
     #expect(
       text.contains(
-        "keys: one ephemeral RSA 2048 key for the run, pushed for each host's user when its slot opens"))
+        "keys: one ephemeral key for the run, of the fastest type the endpoint takes (ECDSA P-256 for a sixty broker"
+      ))
+    #expect(text.contains("  pacing: adaptive, shared by every host of the run: "))
+    #expect(text.contains("; no ceiling (push.rate sets one).\n"))
     #expect(text.hasSuffix("1 play, 5 hosts, 5 task runs, 0 skipped. Nothing has run: this is a preview.\n"))
   }
 

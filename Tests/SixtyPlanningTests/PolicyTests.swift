@@ -118,8 +118,8 @@ import Testing
       ])
   }
 
-  @Test func keyTypesParseDefaultToRSAAndTheOrganisationsWins() {
-    #expect(Policy.defaults.keyType == .rsa)
+  @Test func keyTypesParseDefaultToTheEndpointsChoiceAndTheOrganisationsWins() {
+    #expect(Policy.defaults.keyType == nil)
     #expect(policy("push: {key_type: rsa4096}").0.keyType == .rsa4096)
     let bad = policy("push:\n  key_type: dsa\n").1.map(\.description)
     #expect(
@@ -139,7 +139,25 @@ import Testing
         "play.yml:5:23: warning: the play's push.key_type 'rsa' differs from the organisation policy's 'ed25519' (org.yml:2:13); using 'ed25519'."
       ])
     #expect(PolicyResolver.resolve(organisation: nil, play: play).0.keyType == .rsa)
-    #expect(PolicyResolver.resolve(organisation: nil, play: nil).0.keyType == .rsa)
+    #expect(PolicyResolver.resolve(organisation: nil, play: nil).0.keyType == nil)
+  }
+
+  @Test func pushRateIsACeilingOnlyWhenAPolicySetsOne() throws {
+    let (plain, _) = PolicyResolver.resolve(organisation: nil, play: nil)
+    #expect(plain.pushRate == nil && plain.pushBurst == nil)
+    let (own, _) = PolicyResolver.resolve(organisation: nil, play: policy("push: {rate: 40}").0)
+    #expect(own.pushRate == 40 && own.pushBurst == nil)
+    let text = PlanTextRenderer.pacingDescription(own)
+    #expect(text.hasSuffix("; never above 40 pushes/s (push.rate, burst 40)"), "\(text)")
+    var org = Policy()
+    org.pushRate = 30
+    org.locations["push.rate"] = SourceLocation(file: "org.yml", line: 3, column: 9)
+    var play = Policy()
+    play.pushRate = 100
+    play.pushBurst = 5
+    let (capped, diagnostics) = PolicyResolver.resolve(organisation: org, play: play)
+    #expect(capped.pushRate == 30 && capped.pushBurst == 5)
+    #expect(diagnostics.map(\.description).contains { $0.contains("push.rate 100/s is looser") })
   }
 
   @Test func organisationPolicyWinsOverLooserPlayValues() {

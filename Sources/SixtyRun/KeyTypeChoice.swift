@@ -1,0 +1,52 @@
+import Foundation
+import InstanceConnect
+import SixtyPolicy
+
+/// The key type of the plays whose policy sets none (`push.key_type`): the fastest the endpoint
+/// takes, and why, for the run's output and report.
+public struct KeyTypeChoice: Sendable, Equatable {
+  public var type: LoginKeyType
+  public var reason: String
+
+  public init(type: LoginKeyType, reason: String) {
+    self.type = type
+    self.reason = reason
+  }
+
+  /// The choice for an endpoint that said `capabilities` (nil: AWS, or an endpoint that does not
+  /// say).
+  public static func choose(_ capabilities: EndpointCapabilities?) -> KeyTypeChoice {
+    if let capabilities, let preferred = capabilities.preferredKeyType,
+      capabilities.keyTypes.contains(preferred), let type = LoginKeyType(sshName: preferred)
+    {
+      return KeyTypeChoice(
+        type: type,
+        reason:
+          "the endpoint (\(capabilities.service)) prefers \(type.description): the cheapest to make and check, and ssh signs with it at once"
+      )
+    }
+    return KeyTypeChoice(
+      type: .rsa,
+      reason:
+        "AWS documents RSA and Ed25519 keys for Instance Connect; ssh signs with an RSA key at once (one key check per login, where Ed25519 costs two)"
+    )
+  }
+
+  /// Asks the run's endpoints (`--endpoint`; none for AWS's regional endpoint) and chooses.
+  static func forEndpoints(_ connect: ConnectSettings) async -> KeyTypeChoice {
+    guard let urls = try? connect.endpoints(), !urls.isEmpty else { return choose(nil) }
+    return choose(await EndpointCapabilities.ask(urls, transport: URLSessionTransport(timeout: 2)))
+  }
+}
+
+extension LoginKeyType {
+  /// The type whose public keys are named `name` (RSA 2048 for `ssh-rsa`).
+  init?(sshName name: String) {
+    switch name {
+    case "ecdsa-sha2-nistp256": self = .ecdsa
+    case "ssh-ed25519": self = .ed25519
+    case "ssh-rsa": self = .rsa
+    default: return nil
+    }
+  }
+}
