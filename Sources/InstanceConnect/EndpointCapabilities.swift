@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// What a `sixty broker` says it takes, at `GET /sixty/v1/capabilities` (unauthenticated, a fixed
 /// answer): the key types it accepts, the one it prefers, its operations and how its hosts prefer
@@ -57,6 +58,33 @@ public struct EndpointCapabilities: Sendable, Equatable {
       preferredLogin: login)
   }
 
+  /// `request`'s answer, or nil after `timeout` seconds whether or not the transport gives up
+  /// (a task group would wait for a send that ignores cancellation).
+  static func send(_ request: HTTPRequest, transport: any HTTPTransport, timeout: Double) async
+    -> HTTPResponse?
+  {
+    let waiter = Waiter()
+    let finish: @Sendable (HTTPResponse?) -> Void = { answer in
+      waiter.state.withLock { continuation in
+        continuation?.resume(returning: answer)
+        continuation = nil
+      }
+    }
+    return await withCheckedContinuation { continuation in
+      waiter.state.withLock { $0 = continuation }
+      let sender = Task { finish(try? await transport.send(request)) }
+      Task {
+        try? await Task.sleep(for: .seconds(timeout))
+        finish(nil)
+        sender.cancel()
+      }
+    }
+  }
+
+  final class Waiter: Sendable {
+    let state = Mutex<CheckedContinuation<HTTPResponse?, Never>?>(nil)
+  }
+
   static func isName(_ text: String) -> Bool {
     !text.isEmpty && text.utf8.count <= 64
       && text.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "\"") }
@@ -73,15 +101,7 @@ public struct EndpointCapabilities: Sendable, Equatable {
       components.query = nil
       guard let url = components.url else { continue }
       let request = HTTPRequest(url: url, method: "GET", headers: [("Accept", "application/json")], body: [])
-      let answer: HTTPResponse? = await withTaskGroup(of: HTTPResponse?.self) { group in
-        group.addTask { try? await transport.send(request) }
-        group.addTask {
-          try? await Task.sleep(for: .seconds(timeout))
-          return nil
-        }
-        defer { group.cancelAll() }
-        return await group.next() ?? nil
-      }
+      let answer = await Self.send(request, transport: transport, timeout: timeout)
       guard let answer else { continue }
       if answer.status == 200, let capabilities = parse(answer.body) { return capabilities }
       // It answered, without capabilities: not a sixty broker; the others are its replicas.

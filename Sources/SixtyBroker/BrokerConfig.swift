@@ -19,6 +19,11 @@ import SixtyPostgres
 /// # or, for replicas sharing one database (keys, replay cache and audit chain there):
 /// store: postgresql://sixty@db.example.com:5432/sixty?sslmode=verify-full
 /// # store: {url: postgresql://…, password_file: /run/secrets/db-password}  # else $PGPASSWORD
+/// certificates:                     # also an SSH certificate authority (SignSSHPublicKey)
+///   ca_key_file: /var/lib/sixty/ca.key          # created (Ed25519, 0600) when missing
+///   previous_ca_key_files: [/var/lib/sixty/ca-2025.pub]  # still trusted during a rotation
+///   revoked_keys_file: /etc/ssh/sixty-revoked.krl       # KRL for sshd's RevokedKeys
+///   prefer: true                     # tell runners to log in with certificates by default
 /// principals:
 ///   deploy-bot:
 ///     access_key_id: AKIAEXAMPLEDEPLOY01
@@ -53,6 +58,17 @@ public struct BrokerConfig: Sendable {
     public var allowedSources: [CIDR]
   }
 
+  /// `certificates:`: the broker as an SSH certificate authority.
+  public struct Certificates: Sendable, Equatable {
+    public var caKeyFile: String
+    public var previousCAKeyFiles: [String] = []
+    public var revokedKeysFile: String?
+    /// Whether runners should log in with certificates when their policy does not say.
+    public var prefer = false
+    public init(caKeyFile: String) { self.caKeyFile = caKeyFile }
+  }
+
+  public var certificates: Certificates?
   public var host: String = "127.0.0.1"
   public var port: Int = 8600
   /// The only region requests may be signed for. Not set in `broker.yml`: `us-east-1` (what the
@@ -154,6 +170,52 @@ public struct BrokerConfig: Sendable {
       "the broker configuration \(path) holds secrets inline (\(first)\(more)) and is readable by others (mode 0\(mode)); chmod 600 it or use secret_env/token_env."
   }
 
+  static func parseCertificates(_ node: YAMLNode, reader: inout NodeReader) -> Certificates? {
+    guard
+      let fields = reader.mapping(
+        node, "'certificates'",
+        allowed: ["ca_key_file", "previous_ca_key_files", "revoked_keys_file", "prefer"])
+    else { return nil }
+    var keyFile: String?
+    var previous: [String] = []
+    var revoked: String?
+    var prefer = false
+    for field in fields {
+      switch field.key {
+      case "ca_key_file": keyFile = reader.string(field.value, "'ca_key_file' of 'certificates'")
+      case "previous_ca_key_files":
+        guard case .sequence(let items) = field.value.content else {
+          reader.error(
+            "'previous_ca_key_files' of 'certificates' must be a list of key files, found \(field.value.kindDescription).",
+            at: field.value.location)
+          continue
+        }
+        for item in items {
+          if let path = reader.string(item, "each of 'previous_ca_key_files'") { previous.append(path) }
+        }
+      case "revoked_keys_file": revoked = reader.string(field.value, "'revoked_keys_file' of 'certificates'")
+      default: prefer = reader.bool(field.value, "'prefer' of 'certificates'") ?? false
+      }
+    }
+    for (label, path) in [("ca_key_file", keyFile), ("revoked_keys_file", revoked)] {
+      if let path, path.isEmpty || path.utf8.contains(0) {
+        reader.error("'\(label)' of 'certificates' is empty; expected the path of a file.", at: node.location)
+        return nil
+      }
+    }
+    guard let keyFile else {
+      reader.error(
+        "'certificates' has no 'ca_key_file'; expected the path of the certificate authority's private key (created when missing).",
+        at: node.location)
+      return nil
+    }
+    var settings = Certificates(caKeyFile: keyFile)
+    settings.previousCAKeyFiles = previous
+    settings.revokedKeysFile = revoked
+    settings.prefer = prefer
+    return settings
+  }
+
   static func parse(_ root: YAMLNode, environment: [String: String], reader: inout NodeReader) -> BrokerConfig
   {
     var config = BrokerConfig()
@@ -161,7 +223,7 @@ public struct BrokerConfig: Sendable {
       "listen", "region", "key_ttl", "max_clock_skew", "signing_key_file", "audit_log", "replay_cache",
       "store", "max_body_bytes", "max_connections", "max_connections_per_source", "idle_timeout",
       "header_timeout",
-      "body_timeout", "principals", "groups", "hosts",
+      "body_timeout", "principals", "groups", "hosts", "certificates",
     ]
     guard reader.mapping(root, "the broker configuration", allowed: keys) != nil else { return config }
     if let node = root["listen"], let text = reader.string(node, "'listen'") {
@@ -245,6 +307,9 @@ public struct BrokerConfig: Sendable {
           "'\(name)' cannot be used with 'store': with a database, the audit chain and the replay cache live there (export the chain with 'sixty audit export --store').",
           at: root[name]?.location ?? node.location)
       }
+    }
+    if let node = root["certificates"] {
+      config.certificates = parseCertificates(node, reader: &reader)
     }
     if let node = root["max_body_bytes"] {
       config.maxBodyBytes =

@@ -292,8 +292,10 @@ import Testing
       #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
       #expect(acceptedPushes(fleet).count == 8)
       let hits = Self.hits(fleet.directory, port: port)
+      // The run's question of what the endpoint takes (answered 503, so asked of the next), then at
+      // most the pushes that started together.
       #expect(
-        hits >= 1 && hits <= 4, "at most the pushes that started together reach the failing one: \(hits)")
+        hits >= 2 && hits <= 5, "at most the pushes that started together reach the failing one: \(hits)")
       #expect(
         run.stderr.contains("failed (HTTP 503 (InternalFailure): replica in trouble); pushed through"),
         "\(run.stderr)")

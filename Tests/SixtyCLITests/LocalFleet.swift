@@ -71,7 +71,8 @@ final class LocalFleet: @unchecked Sendable {
     brokerClockOffset: String? = nil, pushRate: Int = 1000, extraBrokerConfig: String = "",
     hostsPerSSHD: Int = 1, agent: String = LocalFleet.agentPath, store: String? = nil,
     storeEnvironment: [String: String] = [:], replicas: Int = 1, agentReplica: Int = 0,
-    agentAsksEveryReplica: Bool = false, agentBroker: @escaping @Sendable (String) -> String = { $0 }
+    agentAsksEveryReplica: Bool = false, agentBroker: @escaping @Sendable (String) -> String = { $0 },
+    agentTimeout: String = "3s"
   ) throws {
     self.agent = agent
     self.agentBroker = agentBroker
@@ -195,7 +196,7 @@ final class LocalFleet: @unchecked Sendable {
           "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", dir + "/host_key"])
         guard keygen.status == 0 else { throw MotoServer.Failure("ssh-keygen failed: \(keygen.stderr)") }
         let command = try writeAgent(
-          directory: dir, name: name, instanceID: id, token: token, brokerPort: port, timeout: "3s")
+          directory: dir, name: name, instanceID: id, token: token, brokerPort: port, timeout: agentTimeout)
         // A port found free can be taken by another test before sshd binds it: then sshd exits
         // saying so, and the host gets another port.
         var sshPort = sshPort

@@ -128,7 +128,9 @@ final class SilentListener: @unchecked Sendable {
           "run", quick, "-i", try inventory(port: host.port), "--endpoint", "http://127.0.0.1:\(broker.port)",
           "--report", report,
         ], keyDir: keyDir, environment: env, cleanup: { broker.stop() },
-        ready: { _ in broker.connections > 0 })
+        // The first connection asks what the endpoint takes (given up after 2 s); the second is
+        // the push.
+        ready: { _ in broker.connections > 1 })
     case .connect:
       let sshd = try SilentListener()
       return Setup(
