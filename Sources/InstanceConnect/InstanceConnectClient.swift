@@ -28,6 +28,10 @@ public struct SendSSHPublicKeyResponse: Sendable, Equatable {
   /// which answered. Nil when the first endpoint tried answered.
   public var failover: Failover?
 
+  /// `SignSSHPublicKey` only: the OpenSSH user certificate (a `-cert.pub` line) and its serial.
+  public var certificate: String?
+  public var serial: UInt64?
+
   /// Endpoints that failed on the way, and the one that answered.
   public struct Failover: Sendable, Equatable {
     public var failures: [EndpointFailure]
@@ -157,6 +161,41 @@ public struct InstanceConnectClient: Sendable {
     w["SSHPublicKey"] = request.publicKey
     if let zone = request.availabilityZone { w["AvailabilityZone"] = zone }
     return try await call("SendSSHPublicKey", body: w)
+  }
+
+  /// Asks a `sixty broker` that is a certificate authority for an OpenSSH user certificate of
+  /// `publicKey` for `osUser` on the instance (`SignSSHPublicKey`, same request shape, signing and
+  /// retries as `SendSSHPublicKey`); the answer's `certificate` holds it.
+  public func signSSHPublicKey(_ request: SendSSHPublicKeyRequest) async throws(InstanceConnectError)
+    -> SendSSHPublicKeyResponse
+  {
+    try Self.validate(request)
+    var w = [String: Any]()
+    w["InstanceId"] = request.instanceID
+    w["InstanceOSUser"] = request.osUser
+    w["SSHPublicKey"] = request.publicKey
+    if let zone = request.availabilityZone { w["AvailabilityZone"] = zone }
+    let answer = try await call("SignSSHPublicKey", body: w)
+    guard let certificate = answer.certificate, Self.isCertificateLine(certificate) else {
+      throw .service(
+        ServiceError(
+          code: "MalformedResponse",
+          message: "the answer to SignSSHPublicKey holds no OpenSSH certificate line", status: 200,
+          requestID: answer.requestID, endpoint: caller.endpointDescription))
+    }
+    return answer
+  }
+
+  /// `TYPE-cert-v01@openssh.com BASE64 [comment]` on one line of printable ASCII, at most 16 KB:
+  /// what may be written to a `-cert.pub` file for ssh to read.
+  static func isCertificateLine(_ line: String) -> Bool {
+    let bytes = Array(line.utf8)
+    guard bytes.count <= 16 * 1024, bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else { return false }
+    let fields = line.split(separator: " ", omittingEmptySubsequences: false)
+    guard fields.count >= 2, fields[0].hasSuffix("-cert-v01@openssh.com"), !fields[1].isEmpty,
+      Data(base64Encoded: String(fields[1])) != nil
+    else { return false }
+    return true
   }
 
   /// Pushes a key for the EC2 serial console (port 0).
@@ -334,7 +373,12 @@ public struct InstanceConnectClient: Sendable {
             code: "Unsuccessful", message: "the service answered Success=false", status: response.status,
             requestID: requestID, endpoint: endpoint)))
     }
-    return .success(SendSSHPublicKeyResponse(requestID: requestID, success: success, attempts: attempts))
+    var answer = SendSSHPublicKeyResponse(requestID: requestID, success: success, attempts: attempts)
+    if let certificate = object["Certificate"] as? String {
+      answer.certificate = certificate
+      answer.serial = (object["SerialNumber"] as? NSNumber)?.uint64Value
+    }
+    return .success(answer)
   }
 
   static func describe(_ error: any Error) -> String {

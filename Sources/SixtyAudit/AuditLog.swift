@@ -105,6 +105,11 @@ public final class AuditLog: @unchecked Sendable {
   /// back, so the chain still ends with the last complete record and the next append continues it.
   @discardableResult
   public func append(_ record: AuditRecord) throws -> String {
+    try appendNumbered(record).hash
+  }
+
+  /// `append(_:)`, answering the record's sequence number too (a certificate's serial).
+  public func appendNumbered(_ record: AuditRecord) throws -> (sequence: Int, hash: String) {
     let (hash, number) = try lock.withLock {
       if dirty {
         guard ftruncate(fd, end) == 0 else {
@@ -151,7 +156,7 @@ public final class AuditLog: @unchecked Sendable {
       synced = upTo
       flushes += 1
     }
-    return hash
+    return (number, hash)
   }
 
   /// Signs the current head with `signingKey` and replaces the checkpoint file atomically (a

@@ -51,10 +51,25 @@ extension Broker {
       attempt.fingerprint = key.fingerprint
       // Each replica applies the principal's rate on its own (see the README).
       guard limiter.take(principal.accessKeyID, now: now) else { throw BrokerError.throttled() }
+      let forgetAt = verified.signedAt.addingTimeInterval(2 * config.maxClockSkew.seconds)
+      if operation == "SignSSHPublicKey", let authority {
+        var certified = auditRecord(attempt, now: now, outcome: "accepted", reason: nil)
+        certified.event = "certificate"
+        guard
+          let serial = try await shared.certify(
+            replayKey: replayKey, signedAt: verified.signedAt, forgetAt: forgetAt, record: certified)
+        else {
+          try refuseReplay(.replayed)
+          preconditionFailure("a replay is refused")
+        }
+        return try certificateResponse(
+          authority, key: key.line, host: host, user: push.osUser, serial: serial, requestID: requestID,
+          now: now)
+      }
       let expires = now.addingTimeInterval(config.keyTTL.seconds)
       let verdict = try await shared.accept(
         replayKey: replayKey, signedAt: verified.signedAt,
-        forgetAt: verified.signedAt.addingTimeInterval(2 * config.maxClockSkew.seconds),
+        forgetAt: forgetAt,
         record: auditRecord(attempt, now: now, outcome: "accepted", reason: nil),
         key: KeyStore.Key(
           line: key.line, fingerprint: key.fingerprint, expiresAt: expires, requestID: requestID,

@@ -5,6 +5,7 @@ import Logging
 import SixtyAgentCore
 import SixtyAudit
 import SixtyCore
+import Synchronization
 
 /// An HTTP request as the broker sees it, independent of the server framework.
 public struct BrokerRequest: Sendable {
@@ -60,6 +61,10 @@ public final class Broker: Sendable {
   let logger: Logger
   /// What the operator must know at start: logged by `BrokerServer.run` as warnings.
   public let startupWarnings: [String]
+  /// The certificate authority (`certificates:` in broker.yml), for `SignSSHPublicKey`.
+  public let authority: CertificateAuthority?
+  /// Serials of certificates when there is no audit log to number them (tests, demos).
+  let unrecordedSerial = Mutex<UInt64>(UInt64(Date().timeIntervalSince1970 * 1000))
 
   /// - Parameters:
   ///   - replays: where accepted signatures are remembered; nil: in memory, refusing every
@@ -70,19 +75,22 @@ public final class Broker: Sendable {
   public convenience init(
     config: BrokerConfig, signingKey: Curve25519.Signing.PrivateKey, audit: AuditLog?,
     replays: (any ReplayCache)? = nil, shared: SharedBrokerStore? = nil,
+    authority: CertificateAuthority? = nil,
     logger: Logger = Logger(label: "sixty.broker"), clock: @escaping @Sendable () -> Date = { Date() }
   ) {
     self.init(
       config: config, signingKey: signingKey, audit: audit, replays: replays, shared: shared,
-      unauthenticatedTally: UnauthenticatedTally(), logger: logger, clock: clock)
+      unauthenticatedTally: UnauthenticatedTally(), authority: authority, logger: logger, clock: clock)
   }
 
   init(
     config: BrokerConfig, signingKey: Curve25519.Signing.PrivateKey, audit: AuditLog?,
     replays: (any ReplayCache)?, shared: SharedBrokerStore? = nil, unauthenticatedTally: UnauthenticatedTally,
+    authority: CertificateAuthority? = nil,
     logger: Logger = Logger(label: "sixty.broker"), clock: @escaping @Sendable () -> Date
   ) {
     self.config = config
+    self.authority = authority
     self.signingKey = signingKey
     self.audit = audit
     self.shared = shared
@@ -117,6 +125,7 @@ public final class Broker: Sendable {
 
   static let sendSSHPublicKey = "AWSEC2InstanceConnectService.SendSSHPublicKey"
   static let sendSerialConsoleSSHPublicKey = "AWSEC2InstanceConnectService.SendSerialConsoleSSHPublicKey"
+  static let signSSHPublicKey = "AWSEC2InstanceConnectService.SignSSHPublicKey"
 
   /// Whether `value` is `application/x-amz-json-1.1` (ASCII case-insensitive, parameters such as
   /// `; charset=utf-8` allowed), compared on bytes.
@@ -160,7 +169,9 @@ public final class Broker: Sendable {
     EndpointCapabilities(
       service: "sixty-broker", keyTypes: ["ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa"],
       preferredKeyType: "ecdsa-sha2-nistp256",
-      operations: ["SendSSHPublicKey", "SendSerialConsoleSSHPublicKey"], preferredLogin: "key")
+      operations: ["SendSSHPublicKey", "SendSerialConsoleSSHPublicKey"]
+        + (authority == nil ? [] : ["SignSSHPublicKey"]),
+      preferredLogin: authority != nil && config.certificates?.prefer == true ? "certificate" : "key")
   }
 
   // MARK: - SendSSHPublicKey
@@ -197,6 +208,23 @@ public final class Broker: Sendable {
       guard limiter.take(principal.accessKeyID, now: now) else { throw BrokerError.throttled() }
       // On disk before the key takes effect: a restarted broker still refuses this request.
       try refuseReplay(try replays.claim(replayKey, signedAt: verified.signedAt, now: now))
+      if operation == "SignSSHPublicKey", let authority {
+        // Recorded before it is signed: the record's sequence number is the serial.
+        var certified = auditRecord(attempt, now: now, outcome: "accepted", reason: nil)
+        certified.event = "certificate"
+        let serial: Int
+        if let audit {
+          serial = try audit.appendNumbered(certified).sequence
+        } else {
+          serial = Int(
+            unrecordedSerial.withLock {
+              $0 += 1; return $0
+            })
+        }
+        return try certificateResponse(
+          authority, key: key.line, host: host, user: push.osUser, serial: serial, requestID: requestID,
+          now: now)
+      }
       let expires = now.addingTimeInterval(config.keyTTL.seconds)
       // Recorded before it takes effect: a key the audit log does not know is never served.
       try record(attempt, now: now, outcome: "accepted", reason: nil)
@@ -227,6 +255,30 @@ public final class Broker: Sendable {
   }
 
   static let replayReasons: Set<String> = ["replay", "signed_before_floor"]
+
+  /// Signs the certificate and answers with it (`Certificate`, `SerialNumber`, validity).
+  func certificateResponse(
+    _ authority: CertificateAuthority, key: String, host: BrokerConfig.RegisteredHost, user: String,
+    serial: Int, requestID: String, now: Date
+  ) throws -> BrokerResponse {
+    let certificate = try authority.certificate(
+      for: key, user: user, instance: host.instanceID, sources: host.allowedSources, serial: UInt64(serial),
+      keyID: requestID, now: now, ttl: config.keyTTL.seconds)
+    metrics.push(accepted: true, reason: nil)
+    var w = JSONWriter()
+    w.beginObject()
+    w.field("RequestId", requestID)
+    w.field("Success", true)
+    w.field("Certificate", certificate.line)
+    w.field("SerialNumber", serial)
+    w.field("ValidAfter", Int(certificate.request.validAfter))
+    w.field("ValidBefore", Int(certificate.request.validBefore))
+    w.endObject()
+    return BrokerResponse(
+      status: 200,
+      headers: [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", requestID)],
+      body: w.bytes)
+  }
 
   func refuseReplay(_ verdict: ReplayVerdict) throws(BrokerError) {
     switch verdict {
@@ -286,6 +338,14 @@ public final class Broker: Sendable {
       operation = "SendSSHPublicKey"
     } else if target.utf8.elementsEqual(Broker.sendSerialConsoleSSHPublicKey.utf8) {
       operation = "SendSerialConsoleSSHPublicKey"
+    } else if target.utf8.elementsEqual(Broker.signSSHPublicKey.utf8) {
+      guard authority != nil else {
+        throw BrokerError(
+          "UnknownOperationException", status: 400,
+          "This broker does not sign certificates (no 'certificates' in its broker.yml); use SendSSHPublicKey.",
+          reason: "no_certificate_authority")
+      }
+      operation = "SignSSHPublicKey"
     } else {
       throw BrokerError(
         "UnknownOperationException", status: 400,

@@ -326,7 +326,9 @@ public enum BrokerServer {
     } else {
       replays = MemoryReplayCache(retention: 2 * config.maxClockSkew.seconds, refusingSignedBefore: floor)
     }
-    let broker = Broker(config: config, signingKey: key, audit: audit, replays: replays, logger: logger)
+    let broker = Broker(
+      config: config, signingKey: key, audit: audit, replays: replays,
+      authority: try certificateAuthority(config, logger: logger), logger: logger)
     for warning in broker.startupWarnings { logger.warning("\(warning)") }
     if let path = config.replayCachePath {
       logger.info("accepted signatures are kept in \(path) for \(Int(2 * config.maxClockSkew.seconds))s")
@@ -346,6 +348,25 @@ public enum BrokerServer {
     let group = ServiceGroup(
       configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     try await group.run()
+  }
+
+  /// The certificate authority of `certificates:`, its key made when missing, and its revocation
+  /// list written (empty) when missing: sshd refuses every key while `RevokedKeys` names a file
+  /// that does not exist.
+  static func certificateAuthority(_ config: BrokerConfig, logger: Logger) throws -> CertificateAuthority? {
+    guard let settings = config.certificates else { return nil }
+    do {
+      let authority = try CertificateAuthority.load(settings)
+      if let file = settings.revokedKeysFile, !FileManager.default.fileExists(atPath: file) {
+        try authority.revoke([], now: Date())
+      }
+      logger.info(
+        "signing 60-second certificates with \(authority.signer.type.sshName) CA \(authority.signer.fingerprint)"
+      )
+      return authority
+    } catch {
+      throw BrokerStartError(error.description)
+    }
   }
 
   /// Serves with keys, replays and the audit chain in the database at `url`, shared with every
@@ -370,7 +391,9 @@ public enum BrokerServer {
     defer { store.database.close() }
     let (sequence, _) = try await store.head()
     logger.info("keys, replays and the audit chain (\(sequence) records) are in \(location)")
-    let broker = Broker(config: config, signingKey: key, audit: nil, shared: store, logger: logger)
+    let broker = Broker(
+      config: config, signingKey: key, audit: nil, shared: store,
+      authority: try certificateAuthority(config, logger: logger), logger: logger)
     for warning in broker.startupWarnings { logger.warning("\(warning)") }
     if !config.regionIsDefault { logger.info("accepting only requests signed for \(config.region)") }
     let app = application(broker: broker, logger: logger, onRunning: onRunning)

@@ -15,6 +15,15 @@ struct Acceptance: Sendable {
   var user: String
 }
 
+/// A certificate to record: its replay claim and its `accepted` record, whose sequence number
+/// becomes the certificate's serial.
+struct Certification: Sendable {
+  var replayKey: String
+  var signedAt: Date
+  var forgetAt: Date
+  var record: AuditRecord
+}
+
 /// A key list to serve, and how to write the record of serving it.
 struct Serving: Sendable {
   var instance: String
@@ -26,12 +35,23 @@ struct Serving: Sendable {
 /// One write of the shared broker state that ends in the audit chain.
 enum ChainWrite: Sendable {
   case accept(Acceptance)
+  case certify(Certification)
   case serve(Serving)
   case append(AuditRecord)
+
+  var replayKey: String? {
+    switch self {
+    case .accept(let acceptance): acceptance.replayKey
+    case .certify(let certification): certification.replayKey
+    default: nil
+    }
+  }
 }
 
-enum ChainOutcome: Sendable {
+enum ChainOutcome: Sendable, Equatable {
   case verdict(ReplayVerdict)
+  /// The certificate's record's sequence number; nil when the request was a replay.
+  case certified(Int?)
   case keys([KeyStore.Key])
   case appended
 }
@@ -131,6 +151,7 @@ final class GroupCommitter: Sendable {
     }
     switch write {
     case .accept: return "accepting a pushed key"
+    case .certify: return "recording a certificate"
     case .serve(let serving): return "reading the keys of \(serving.instance)"
     case .append: return "appending to the audit chain"
     }
@@ -144,34 +165,63 @@ final class GroupCommitter: Sendable {
     var outcomes = [ChainOutcome](repeating: .appended, count: writes.count)
     // Claims in the byte order of their keys: transactions of every replica wait for one another's
     // claims in one order, never in a cycle.
-    let acceptances = writes.indices.compactMap { index -> (Int, Acceptance)? in
-      if case .accept(let acceptance) = writes[index] { return (index, acceptance) }
-      return nil
-    }.sorted { $0.1.replayKey.utf8.lexicographicallyPrecedes($1.1.replayKey.utf8) }
+    let claims = writes.indices.compactMap { index -> (Int, String)? in
+      writes[index].replayKey.map { (index, $0) }
+    }.sorted { $0.1.utf8.lexicographicallyPrecedes($1.1.utf8) }
     var claimed = Set<[UInt8]>()
-    for (index, acceptance) in acceptances {
-      guard claimed.insert(Array(acceptance.replayKey.utf8)).inserted else {
-        outcomes[index] = .verdict(.replayed)
-        continue
+    for (index, key) in claims {
+      let fresh: Bool
+      if !claimed.insert(Array(key.utf8)).inserted {
+        fresh = false
+      } else if case .accept(let acceptance) = writes[index] {
+        fresh = try await claim(acceptance, on: connection) == .fresh
+      } else if case .certify(let certification) = writes[index] {
+        fresh = try await claim(certification, on: connection)
+      } else {
+        fresh = false
       }
-      outcomes[index] = .verdict(try await claim(acceptance, on: connection))
+      if case .certify = writes[index] {
+        outcomes[index] = .certified(fresh ? 0 : nil)
+      } else {
+        outcomes[index] = .verdict(fresh ? .fresh : .replayed)
+      }
     }
     for index in writes.indices {
       if case .serve(let serving) = writes[index] {
         outcomes[index] = .keys(try await keys(serving, maxPerSlot: maxPerSlot, on: connection))
       }
     }
-    var records: [AuditRecord] = []
+    var records: [(index: Int, record: AuditRecord)] = []
     for index in writes.indices {
       switch (writes[index], outcomes[index]) {
-      case (.accept(let acceptance), .verdict(.fresh)): records.append(acceptance.record)
-      case (.serve(let serving), .keys(let keys)): records.append(serving.record(keys))
-      case (.append(let record), _): records.append(record)
+      case (.accept(let acceptance), .verdict(.fresh)): records.append((index, acceptance.record))
+      case (.certify(let certification), .certified(.some)): records.append((index, certification.record))
+      case (.serve(let serving), .keys(let keys)): records.append((index, serving.record(keys)))
+      case (.append(let record), _): records.append((index, record))
       default: break
       }
     }
-    try await append(records, on: connection)
+    let sequences = try await append(records.map(\.record), on: connection)
+    for (position, entry) in records.enumerated() where outcomes[entry.index] == .certified(0) {
+      outcomes[entry.index] = .certified(sequences[position])
+    }
     return outcomes
+  }
+
+  /// Claims the replay key of a certificate; false when another transaction holds the claim.
+  static func claim(_ certification: Certification, on connection: PostgresConnection) async throws -> Bool {
+    let now = certification.record.time
+    let rows = try await connection.query(
+      """
+      INSERT INTO broker_replays (key, signed_at, forget_at)
+      VALUES (\(certification.replayKey), \(certification.signedAt), \(certification.forgetAt))
+      ON CONFLICT (key) DO UPDATE SET signed_at = EXCLUDED.signed_at, forget_at = EXCLUDED.forget_at
+        WHERE broker_replays.forget_at <= \(now)
+      RETURNING 1
+      """, logger: SharedBrokerStore.quiet)
+    var fresh = false
+    for try await _ in rows { fresh = true }
+    return fresh
   }
 
   /// Claims the replay key and stores the key in one statement; `.replayed` (and nothing stored)
@@ -224,8 +274,9 @@ final class GroupCommitter: Sendable {
 
   /// Appends `records` after the head, taking the head's row lock first: appenders of every replica
   /// wait for it until this transaction ends, so the chain stays linear.
-  static func append(_ records: [AuditRecord], on connection: PostgresConnection) async throws {
-    guard !records.isEmpty else { return }
+  @discardableResult
+  static func append(_ records: [AuditRecord], on connection: PostgresConnection) async throws -> [Int] {
+    guard !records.isEmpty else { return [] }
     let rows = try await connection.query(
       "SELECT sequence, hash FROM broker_audit_head WHERE id = 1 FOR UPDATE", logger: SharedBrokerStore.quiet)
     var head: (Int, String)?
@@ -250,5 +301,6 @@ final class GroupCommitter: Sendable {
         INSERT INTO broker_audit (sequence, line) SELECT * FROM unnest(\(sequences)::bigint[], \(lines)::text[]))
       UPDATE broker_audit_head SET sequence = \(sequence), hash = \(previous) WHERE id = 1
       """, logger: SharedBrokerStore.quiet)
+    return sequences
   }
 }

@@ -40,7 +40,15 @@ public final class SharedBrokerStore: Sendable {
           id INTEGER PRIMARY KEY CHECK (id = 1), sequence BIGINT NOT NULL, hash TEXT NOT NULL)
         """,
         "INSERT INTO broker_audit_head (id, sequence, hash) VALUES (1, 0, '\(AuditLog.genesis)')",
-      ])
+      ]),
+    // A slot's newest keys by id: a fetch reads its 64 newest valid keys and stops, instead of
+    // reading every valid key of the slot to sort them.
+    PostgresMigration(
+      version: 2,
+      statements: [
+        "CREATE INDEX broker_keys_recent ON broker_keys (instance, os_user, id DESC)",
+        "DROP INDEX broker_keys_slot",
+      ]),
   ]
 
   public init(database: SharedDatabase, maxPerSlot: Int = 64) {
@@ -85,6 +93,19 @@ public final class SharedBrokerStore: Sendable {
           instance: instance, user: user)))
     guard case .verdict(let verdict) = outcome else { preconditionFailure("an acceptance gives a verdict") }
     return verdict
+  }
+
+  /// In one transaction: claims the replay key and appends the certificate's `accepted` record;
+  /// its sequence number (the certificate's serial), or nil when the signature was a replay.
+  public func certify(replayKey: String, signedAt: Date, forgetAt: Date, record: AuditRecord) async throws
+    -> Int?
+  {
+    let outcome = try await committer.submit(
+      .certify(Certification(replayKey: replayKey, signedAt: signedAt, forgetAt: forgetAt, record: record)))
+    guard case .certified(let sequence) = outcome else {
+      preconditionFailure("a certification gives a serial")
+    }
+    return sequence
   }
 
   /// Appends `record` to the chain.

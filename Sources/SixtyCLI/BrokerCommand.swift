@@ -8,7 +8,7 @@ struct BrokerCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "broker",
     abstract: "The self-hosted Instance Connect service.",
-    subcommands: [Serve.self, PublicKey.self])
+    subcommands: [Serve.self, PublicKey.self, CAPublicKey.self, Revoke.self])
 
   static func load(_ path: String) throws -> BrokerConfig {
     let (config, diagnostics) = BrokerConfig.load(path: path)
@@ -89,6 +89,78 @@ struct BrokerCommand: AsyncParsableCommand {
       do {
         print(BrokerServer.publicKeyText(try BrokerServer.signingKey(path: path)))
       } catch let error as BrokerStartError {
+        throw CLIError(error.description, code: 2)
+      }
+    }
+  }
+
+  /// The certificate authority of `certificates:` in `config`, or a sentence saying why not.
+  static func authority(_ path: String) throws -> SixtyBroker.CertificateAuthority {
+    let config = try BrokerCommand.load(path)
+    guard let settings = config.certificates else {
+      throw CLIError(
+        "\(path) has no 'certificates' section; add one with a ca_key_file to make the broker a certificate authority.",
+        code: 2)
+    }
+    do {
+      return try SixtyBroker.CertificateAuthority.load(settings)
+    } catch {
+      throw CLIError(error.description, code: 2)
+    }
+  }
+
+  struct CAPublicKey: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "ca-public-key",
+      abstract: "Print the certificate authority's public keys, the lines of hosts' TrustedUserCAKeys file.",
+      discussion: """
+        The current key first, then previous_ca_key_files: hosts that trust every line accept \
+        certificates of the new key and of the old ones while a rotation rolls out. Creates the CA \
+        key file (Ed25519, 0600) named by ca_key_file when it does not exist yet. Each host also \
+        needs an AuthorizedPrincipalsFile holding USER@INSTANCE-ID for each user it lets in, and \
+        RevokedKeys pointing at the broker's revoked_keys_file (see the README).
+        """)
+
+    @Option(name: .long, help: "The broker configuration (YAML).")
+    var config: String
+
+    func run() async throws {
+      for line in try BrokerCommand.authority(config).trustedLines { print(line) }
+    }
+  }
+
+  struct Revoke: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+      commandName: "revoke",
+      abstract: "Revoke certificates by serial (the audit record's sequence number) in the broker's KRL.",
+      discussion: """
+        Adds the serials to revoked_keys_file, an OpenSSH key revocation list that sshd reads \
+        through RevokedKeys at each login; copy it to the hosts if they do not read it from the \
+        broker's disk. A certificate's serial is the sequence number of its audit record, and its \
+        key id is the record's request id (sshd logs both).
+        """)
+
+    @Option(name: .long, help: "The broker configuration (YAML).")
+    var config: String
+
+    @Option(name: .long, parsing: .upToNextOption, help: "A certificate serial to revoke (repeatable).")
+    var serial: [UInt64] = []
+
+    func validate() throws {
+      guard !serial.isEmpty else { throw ValidationError("Name at least one certificate with --serial N.") }
+      if serial.contains(0) {
+        throw ValidationError("Serial 0 is not a certificate serial; expected a number above 0.")
+      }
+    }
+
+    func run() async throws {
+      let authority = try BrokerCommand.authority(config)
+      do {
+        let all = try authority.revoke(serial, now: Date())
+        print(
+          "revoked \(serial.count) serial\(serial.count == 1 ? "" : "s"); \(authority.revokedKeysFile ?? "") now revokes \(all.count)"
+        )
+      } catch {
         throw CLIError(error.description, code: 2)
       }
     }

@@ -12,14 +12,20 @@ struct SSHCommandLine: Sendable {
   var knownHostsFile: String
   var connectTimeout = 10
   var extraOptions: [String] = []
+  /// Certificate mode: each host's certificate file (`CertificateFile`), by host name.
+  var certificates: [String: String] = [:]
 
   /// Options shared by the master and every task: Sixty's own, the host key policy's, the
   /// operator's (`-F`, `-J`, `-o`: `extraOptions`), the inventory's, then how to reach the host.
   /// ssh keeps the first value of an option, so none of the later ones can override an earlier.
   func base(_ target: ExecutionTarget, controlPath: String) -> [String] {
     var arguments = [ssh]
+    arguments += ["-i", keyPath]
+    if let name = target.name, let certificate = certificates[name] {
+      arguments += ["-o", "CertificateFile=\(certificate)"]
+    }
     arguments += [
-      "-i", keyPath, "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
+      "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none", "-o", "BatchMode=yes",
       "-o", "ConnectTimeout=\(connectTimeout)", "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=3",
       "-o", "ControlPath=\(controlPath)",
     ]

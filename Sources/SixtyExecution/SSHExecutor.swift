@@ -57,7 +57,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   public init(
     targets: [String: ExecutionTarget], runDirectory: String, keyPath: String, hostKeyPolicy: HostKeyPolicy,
     connectTimeout: Int = 10, outputCap: Int = 1 << 20, ssh: String = "ssh", extraOptions: [String] = [],
-    knownHostsFile: String? = nil
+    knownHostsFile: String? = nil, certificates: Bool = false
   ) {
     self.targets = targets
     var index: [String: Int] = [:]
@@ -67,12 +67,20 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
     self.outputCap = outputCap
     // Where `accept-new` records and checks host keys: one file that outlives runs (trust on
     // first use), shared with `sixty ssh`.
-    commandLine = SSHCommandLine(
+    var commandLine = SSHCommandLine(
       ssh: ssh, keyPath: keyPath, hostKeyPolicy: hostKeyPolicy,
       knownHostsFile: knownHostsFile ?? runDirectory + "/known_hosts", connectTimeout: connectTimeout,
       extraOptions: extraOptions)
+    if certificates {
+      for (name, position) in index { commandLine.certificates[name] = "\(runDirectory)/cert\(position).pub" }
+    }
+    self.commandLine = commandLine
     sockets = ControlSocketWatcher(directory: runDirectory) { [weak self] in self?.socketsAppeared($0) }
   }
+
+  /// Where the certificate of `host` goes in certificate mode (nil otherwise): ssh reads it as
+  /// `CertificateFile` beside the run's key.
+  public func certificatePath(_ host: String) -> String? { commandLine.certificates[host] }
 
   func controlPath(_ host: String) -> String {
     // Short names: a socket path must fit in 108 bytes.

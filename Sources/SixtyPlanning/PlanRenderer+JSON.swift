@@ -213,6 +213,9 @@ public enum PlanJSONRenderer {
     w.key("key_type")
     if let type = p.keyType { w.value(type.rawValue) } else { w.null() }
     w.field("key_type_from", p.keyType == nil ? "endpoint" : "policy")
+    w.key("mode")
+    if let mode = p.loginMode { w.value(mode.rawValue) } else { w.null() }
+    w.field("mode_from", p.loginMode == nil ? "endpoint" : "policy")
     w.endObject()
     w.field("host_parallelism", p.hostParallelism)
     w.field("host_key_checking", p.hostKeyPolicy.rawValue)

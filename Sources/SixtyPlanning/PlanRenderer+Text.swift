@@ -47,6 +47,7 @@ public enum PlanTextRenderer {
       let margin = play.policy.keyMargin
       out +=
         "  keys: \(keyDescription(play.policy.keyType)), pushed for each host's user when its slot opens (up to \(play.policy.concurrency) at a time); valid \(ttl), pushed again if authentication has not begun within \(TimeSpan(milliseconds: ttl.milliseconds - margin.milliseconds)).\n"
+        + "  login: \(modeDescription(play.policy.loginMode)).\n"
         + "  pacing: \(pacingDescription(play.policy)).\n"
       // Group hosts whose steps are identical.
       var groups: [(hosts: [Int], key: [PlannedStep])] = []
@@ -170,6 +171,17 @@ public enum PlanTextRenderer {
         "one ephemeral key for the run, of the fastest type the endpoint takes (ECDSA P-256 for a sixty broker, which says so when asked; RSA 2048 for AWS and other Instance Connect endpoints; push.key_type overrides)"
     }
     return "one ephemeral \(type.description) key for the run (push.key_type)"
+  }
+
+  /// Pushed keys or certificates, and who chose.
+  public static func modeDescription(_ mode: LoginMode?) -> String {
+    switch mode {
+    case .key?: "pushed keys (push.mode), checked by each host's AuthorizedKeysCommand at login"
+    case .certificate?:
+      "60-second certificates signed by the broker for the run's key, one per host and user (push.mode), checked by the host alone (TrustedUserCAKeys)"
+    case nil:
+      "as the endpoint prefers: certificates from a sixty broker that is a certificate authority and says so, pushed keys otherwise (push.mode overrides)"
+    }
   }
 
   /// How pushes are paced: adaptively, under the policy's ceiling if it sets one.

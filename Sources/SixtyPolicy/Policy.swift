@@ -18,6 +18,8 @@ public struct Policy: Sendable {
   public var keyMargin: TimeSpan?
   /// The kind of ephemeral key (`push.key_type`).
   public var keyType: LoginKeyType?
+  /// Pushed keys or certificates (`push.mode`).
+  public var loginMode: LoginMode?
   /// Tasks of one host that may run at once over its connection.
   public var hostParallelism: Int?
   public var hostKeyPolicy: HostKeyPolicy?
@@ -39,7 +41,7 @@ public struct Policy: Sendable {
   public static let defaults: EffectivePolicy = EffectivePolicy(
     concurrency: 10, batches: [], maxFailures: nil, connectTimeout: .seconds(10), taskTimeout: .hours(1),
     runTimeout: nil, retries: 0, retryDelay: .seconds(5), pushRate: nil, pushBurst: nil,
-    keyTTL: .seconds(60), keyMargin: .seconds(15), keyType: nil, hostParallelism: 1,
+    keyTTL: .seconds(60), keyMargin: .seconds(15), keyType: nil, loginMode: nil, hostParallelism: 1,
     hostKeyPolicy: .acceptNew, windows: [],
     organisationWindows: [],
     denyCommands: [], requireApproval: [], orgBatches: [], orgMaxFailures: nil, hostLock: .wait,
@@ -63,8 +65,11 @@ public struct EffectivePolicy: Sendable, Hashable {
   public var pushBurst: Int?
   public var keyTTL: TimeSpan
   public var keyMargin: TimeSpan
-  /// nil: the fastest type the endpoint takes (`LoginKeyType.choice(forBroker:)`).
+  /// nil: the fastest type the endpoint takes (`KeyTypeChoice`).
   public var keyType: LoginKeyType?
+  /// nil: what the endpoint prefers (a `sixty broker` with `certificates: {prefer: true}` says
+  /// certificates; every other endpoint takes pushed keys).
+  public var loginMode: LoginMode?
   public var hostParallelism: Int
   public var hostKeyPolicy: HostKeyPolicy
   /// The play's own windows (a host starts only when one of them is open, if any are given).

@@ -61,7 +61,7 @@ public enum PolicyParser {
       case "push":
         guard
           let entries = reader.mapping(
-            value, "'push'", allowed: ["rate", "burst", "ttl", "margin", "key_type"])
+            value, "'push'", allowed: ["rate", "burst", "ttl", "margin", "key_type", "mode"])
         else {
           continue
         }
@@ -83,6 +83,10 @@ public enum PolicyParser {
           case "key_type":
             policy.keyType = reader.string(entry.value, "'push.key_type'", as: LoginKeyType.init(rawValue:)) {
               "unknown push.key_type '\($0)'; expected one of: \(LoginKeyType.allCases.map(\.rawValue).joined(separator: ", "))."
+            }
+          case "mode":
+            policy.loginMode = reader.string(entry.value, "'push.mode'", as: LoginMode.init(rawValue:)) {
+              "unknown push.mode '\($0)'; expected one of: key, certificate."
             }
           default: policy.keyMargin = reader.timeSpan(entry.value, "'push.margin'")
           }

@@ -55,6 +55,13 @@ public enum PolicyResolver {
           at: own.locations["push.key_type"]))
     }
     result.keyType = org.keyType ?? own.keyType
+    if let orgMode = org.loginMode, let ownMode = own.loginMode, orgMode != ownMode {
+      diagnostics.append(
+        .warning(
+          "the play's push.mode '\(ownMode.rawValue)' differs from the organisation policy's '\(orgMode.rawValue)'\(org.locations["push.mode"].map { " (\($0))" } ?? ""); using '\(orgMode.rawValue)'.",
+          at: own.locations["push.mode"]))
+    }
+    result.loginMode = org.loginMode ?? own.loginMode
     result.hostParallelism = pick(
       "host_parallelism", org.hostParallelism, own.hostParallelism, default: result.hostParallelism)
     // Retries and their delay are defaults, not limits: the play's own values win.

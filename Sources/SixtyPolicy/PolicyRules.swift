@@ -58,6 +58,16 @@ public struct MaintenanceWindow: Hashable, Sendable {
   }
 }
 
+/// How a play's hosts let the run's key in (`push.mode`).
+public enum LoginMode: String, Hashable, Sendable, CaseIterable {
+  /// The key is pushed (`SendSSHPublicKey`) and each login asks the broker or AWS for it
+  /// (sshd's AuthorizedKeysCommand): what AWS EC2 Instance Connect does.
+  case key
+  /// A `sixty broker` signs a 60-second certificate for the key (`SignSSHPublicKey`), which the
+  /// host checks on its own (`TrustedUserCAKeys`, `AuthorizedPrincipalsFile`).
+  case certificate
+}
+
 /// The kind of ephemeral key a play's hosts log in with (`push.key_type`).
 public enum LoginKeyType: String, Hashable, Sendable, CaseIterable {
   /// RSA 2048, the default. Sixty writes it as a PEM file with no public key beside it, from which

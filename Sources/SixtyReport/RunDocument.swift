@@ -129,6 +129,7 @@ public enum RunDocument {
     if let pushes = report.pushes {
       w.key("pushes")
       w.beginObject()
+      w.field("mode", pushes.mode)
       w.field("key_type", pushes.keyType)
       w.field("key_type_reason", pushes.keyTypeReason)
       w.field("pacing", "adaptive")

@@ -32,6 +32,8 @@ public struct RunReport: Sendable {
   public var plays: [Play]
 
   public struct Pushes: Sendable, Equatable {
+    /// `key` (pushed keys) or `certificate` (certificates signed by the broker).
+    public var mode: String
     /// The key type (`ecdsa`, `rsa`, …) and why it was chosen.
     public var keyType: String
     public var keyTypeReason: String
@@ -48,9 +50,11 @@ public struct RunReport: Sendable {
     public var ceiling: Double?
 
     public init(
-      keyType: String, keyTypeReason: String, requests: Int, throttled: Int, lowered: Int, rate: Double?,
+      mode: String = "key", keyType: String, keyTypeReason: String, requests: Int, throttled: Int,
+      lowered: Int, rate: Double?,
       lowestRate: Double?, measuredRate: Double, ceiling: Double?
     ) {
+      self.mode = mode
       self.keyType = keyType
       self.keyTypeReason = keyTypeReason
       self.requests = requests
@@ -64,7 +68,7 @@ public struct RunReport: Sendable {
 
     /// `adaptive, 212 requests, 12 throttled, lowered 2 times, ending at 31.4/s (lowest 22.0/s)`.
     public var pacingText: String {
-      var text = "adaptive"
+      var text = (mode == "certificate" ? "certificates, " : "") + "adaptive"
       if let ceiling { text += " under a ceiling of \(Self.format(ceiling))/s" }
       text += ", \(requests) request\(requests == 1 ? "" : "s"), \(throttled) throttled"
       if lowered > 0 { text += ", lowered \(lowered) time\(lowered == 1 ? "" : "s")" }

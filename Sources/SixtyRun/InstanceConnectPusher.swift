@@ -21,12 +21,15 @@ final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
   var bucket: TokenBucket?
   /// Told of each push that moved on from a failed endpoint to another that answered.
   let onFailover: @Sendable (ScheduledHost, SendSSHPublicKeyResponse.Failover) -> Void
+  /// Certificate mode: where each host's certificate goes (`SignSSHPublicKey` instead of a push).
+  let certificateFile: (@Sendable (String) -> String?)?
 
   init(
     client: InstanceConnectClient, publicKey: String, instances: [String: (id: String, zone: String?)],
-    ceiling: AdaptivePacer.Ceiling?,
+    ceiling: AdaptivePacer.Ceiling?, certificateFile: (@Sendable (String) -> String?)? = nil,
     onFailover: @escaping @Sendable (ScheduledHost, SendSSHPublicKeyResponse.Failover) -> Void = { _, _ in }
   ) {
+    self.certificateFile = certificateFile
     self.client = client
     self.publicKey = publicKey
     self.instances = instances
@@ -52,16 +55,45 @@ final class InstanceConnectPusher: KeyPusher, @unchecked Sendable {
         if wait == 0 { break }
         try? await Task.sleep(for: .seconds(wait))
       }
+      let request = SendSSHPublicKeyRequest(
+        instanceID: instance.id, osUser: host.user, publicKey: publicKey, availabilityZone: instance.zone)
       do {
-        let response = try await client.sendSSHPublicKey(
-          SendSSHPublicKeyRequest(
-            instanceID: instance.id, osUser: host.user, publicKey: publicKey, availabilityZone: instance.zone)
-        )
+        let response: SendSSHPublicKeyResponse
+        if let certificateFile {
+          guard let path = certificateFile(host.name) else {
+            completion(.failed("internal error: no certificate file for the host"))
+            return
+          }
+          response = try await client.signSSHPublicKey(request)
+          try Self.write(response.certificate ?? "", to: path)
+        } else {
+          response = try await client.sendSSHPublicKey(request)
+        }
         if let failover = response.failover { onFailover(host, failover) }
         completion(.pushed)
       } catch {
         completion(.failed("\(error)"))
       }
+    }
+  }
+
+  struct WriteFailure: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  /// Writes the certificate line (0600) through a temporary file renamed over `path`, so ssh never
+  /// reads half of one.
+  static func write(_ certificate: String, to path: String) throws {
+    let temporary = path + ".tmp"
+    guard
+      FileManager.default.createFile(
+        atPath: temporary, contents: Data((certificate + "\n").utf8), attributes: [.posixPermissions: 0o600])
+    else {
+      throw WriteFailure(description: "cannot write the certificate to \(temporary)")
+    }
+    guard rename(temporary, path) == 0 else {
+      throw WriteFailure(
+        description: "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
     }
   }
 }

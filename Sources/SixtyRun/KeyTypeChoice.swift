@@ -32,10 +32,19 @@ public struct KeyTypeChoice: Sendable, Equatable {
     )
   }
 
-  /// Asks the run's endpoints (`--endpoint`; none for AWS's regional endpoint) and chooses.
-  static func forEndpoints(_ connect: ConnectSettings) async -> KeyTypeChoice {
-    guard let urls = try? connect.endpoints(), !urls.isEmpty else { return choose(nil) }
-    return choose(await EndpointCapabilities.ask(urls, transport: URLSessionTransport(timeout: 2)))
+  /// Asks the run's endpoints (`--endpoint`; none for AWS's regional endpoint) what they take.
+  static func ask(_ connect: ConnectSettings) async -> EndpointCapabilities? {
+    guard let urls = try? connect.endpoints(), !urls.isEmpty else { return nil }
+    return await EndpointCapabilities.ask(urls, transport: URLSessionTransport(timeout: 2))
+  }
+
+  /// The login mode of plays whose policy sets none: certificates when the endpoint is a
+  /// certificate authority that prefers them, pushed keys otherwise.
+  public static func mode(_ capabilities: EndpointCapabilities?) -> LoginMode {
+    guard let capabilities, capabilities.preferredLogin == "certificate",
+      capabilities.operations.contains("SignSSHPublicKey")
+    else { return .key }
+    return .certificate
   }
 }
 

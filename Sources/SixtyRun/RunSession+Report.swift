@@ -86,6 +86,7 @@ extension RunSession {
       first?.policy.keyType != nil
       ? "set by the policy (push.key_type)" : keys.choice?.reason ?? "the default"
     return RunReport.Pushes(
+      mode: first.map(keys.mode(for:))?.rawValue ?? keys.endpointMode.rawValue,
       keyType: type.rawValue, keyTypeReason: reason, requests: summary.requests, throttled: summary.throttled,
       lowered: summary.lowered, rate: summary.rate, lowestRate: summary.lowestRate,
       measuredRate: summary.measuredRate, ceiling: first?.policy.pushRate)

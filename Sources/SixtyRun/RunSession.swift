@@ -45,11 +45,13 @@ final class RunSession: @unchecked Sendable {
     started = TimeAnchor()
     // Before any private key exists in this process.
     CoreDumps.disable()
-    let needsChoice = plan.plays.isEmpty || plan.plays.contains { $0.policy.keyType == nil }
+    let needsChoice =
+      plan.plays.isEmpty || plan.plays.contains { $0.policy.keyType == nil || $0.policy.loginMode == nil }
     let explicit = plan.plays.map(\.policy.keyType)
     let connect = request.connect
     keys = Task.detached(priority: .userInitiated) {
-      let choice = needsChoice ? await KeyTypeChoice.forEndpoints(connect) : nil
+      let capabilities = needsChoice ? await KeyTypeChoice.ask(connect) : nil
+      let choice = needsChoice ? KeyTypeChoice.choose(capabilities) : nil
       var types: [LoginKeyType] = []
       for type in explicit.map({ $0 ?? choice?.type ?? .rsa }) where !types.contains(type) {
         types.append(type)
@@ -57,7 +59,8 @@ final class RunSession: @unchecked Sendable {
       if types.isEmpty { types = [choice?.type ?? .rsa] }
       var pairs: [LoginKeyType: SSHKeyPair] = [:]
       for type in types { pairs[type] = try SSHKeyPair.generate(type.keyType, comment: "sixty-run") }
-      return RunKeys(pairs: pairs, types: types, choice: choice)
+      return RunKeys(
+        pairs: pairs, types: types, choice: choice, endpointMode: KeyTypeChoice.mode(capabilities))
     }
   }
 
@@ -158,12 +161,14 @@ final class RunSession: @unchecked Sendable {
           "internal error: no \(keyType.description) key for play '\(play.name)'.", status: .badInput)
       }
       console.handle(.playStarted(name: play.name, hosts: execution.hosts.count))
+      let certificates = runKeys.mode(for: play) == .certificate
       let executor = SSHExecutor(
         targets: execution.targets, runDirectory: directory.path,
         keyPath: directory.privateKeyPath(for: keyType.keyType),
         hostKeyPolicy: play.policy.hostKeyPolicy,
         connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
-        ssh: request.ssh, extraOptions: request.sshClient.arguments, knownHostsFile: knownHostsFile)
+        ssh: request.ssh, extraOptions: request.sshClient.arguments, knownHostsFile: knownHostsFile,
+        certificates: certificates)
       let names = execution.taskNames
       let (console, outputs) = (self.console, self.outputs)
       if request.verbosity >= 2 {
@@ -175,11 +180,16 @@ final class RunSession: @unchecked Sendable {
         outputs.add(play: play.name, task: task, capture: capture)
         console.handle(.taskFinished(play: play.name, task: task, capture: capture))
       }
+      var ceiling: AdaptivePacer.Ceiling?
+      if let rate = play.policy.pushRate {
+        ceiling = AdaptivePacer.Ceiling(
+          rate: rate, burst: play.policy.pushBurst ?? PlanTextRenderer.defaultBurst(rate))
+      }
+      var certificateFile: (@Sendable (String) -> String?)?
+      if certificates { certificateFile = { [executor] host in executor.certificatePath(host) } }
       let pusher = InstanceConnectPusher(
-        client: client, publicKey: pair.authorizedKey, instances: execution.instances,
-        ceiling: play.policy.pushRate.map {
-          AdaptivePacer.Ceiling(rate: $0, burst: play.policy.pushBurst ?? PlanTextRenderer.defaultBurst($0))
-        },
+        client: client, publicKey: pair.authorizedKey, instances: execution.instances, ceiling: ceiling,
+        certificateFile: certificateFile,
         onFailover: { host, failover in
           console.handle(
             .pushFailover(
@@ -316,8 +326,11 @@ struct RunKeys: Sendable {
   var pairs: [LoginKeyType: SSHKeyPair]
   var types: [LoginKeyType]
   var choice: KeyTypeChoice?
+  /// The login mode the endpoint prefers, for plays whose policy sets none.
+  var endpointMode: LoginMode = .key
 
   func type(for play: PlayPlan) -> LoginKeyType { play.policy.keyType ?? choice?.type ?? .rsa }
+  func mode(for play: PlayPlan) -> LoginMode { play.policy.loginMode ?? endpointMode }
 }
 
 /// A play as it ran.
