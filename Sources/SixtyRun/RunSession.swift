@@ -285,8 +285,11 @@ final class RunSession: @unchecked Sendable {
     let fingerprints = keyTypes.compactMap { pairs[$0]?.fingerprint }.joined(separator: ", ")
     recorder.record(keyFingerprint: fingerprints)
     // No .pub files: ssh then signs with an RSA or ECDSA key at once (see LoginKeyType.rsa).
+    // Certificate mode needs them: ssh pairs a CertificateFile with a key whose public half it can
+    // read (and a certificate costs the host no key lookup to ask first).
+    let certificates = plan.plays.contains { runKeys.mode(for: $0) == .certificate }
     let directory = try EphemeralKeyDirectory(
-      keys: keyTypes.compactMap { pairs[$0] }, parent: keyParent, publicKeyFiles: false)
+      keys: keyTypes.compactMap { pairs[$0] }, parent: keyParent, publicKeyFiles: certificates)
     if request.verbosity >= 1 {
       for type in keyTypes {
         console.handle(
@@ -299,6 +302,13 @@ final class RunSession: @unchecked Sendable {
     if let choice = runKeys.choice, plan.plays.contains(where: { $0.policy.keyType == nil }) {
       console.handle(
         .detail(level: 1, "sixty: key type: \(choice.type.description), because \(choice.reason)"))
+    }
+    if plan.plays.contains(where: { $0.policy.loginMode == nil }) {
+      let mode =
+        runKeys.endpointMode == .certificate
+        ? "certificates, because the endpoint is a certificate authority that prefers them"
+        : "pushed keys, because the endpoint does not prefer certificates"
+      console.handle(.detail(level: 1, "sixty: login: \(mode)"))
     }
     return (runKeys, fingerprints, directory)
   }

@@ -36,6 +36,8 @@ final class LocalFleet: @unchecked Sendable {
   let agentAsksEveryReplica: Bool
   var endpoint: String { "http://127.0.0.1:\(brokerPort)" }
   var auditPath: String { directory + "/audit.jsonl" }
+  /// Whether the broker is the fleet's certificate authority and the hosts trust it.
+  let certificates: Bool
 
   static let accessKeyID = "AKIDSIXTYTESTDEPLOY1"
   static let secret = "test-secret-0123456789abcdefghij"
@@ -72,7 +74,7 @@ final class LocalFleet: @unchecked Sendable {
     hostsPerSSHD: Int = 1, agent: String = LocalFleet.agentPath, store: String? = nil,
     storeEnvironment: [String: String] = [:], replicas: Int = 1, agentReplica: Int = 0,
     agentAsksEveryReplica: Bool = false, agentBroker: @escaping @Sendable (String) -> String = { $0 },
-    agentTimeout: String = "3s"
+    agentTimeout: String = "3s", certificates: Bool = false, preferCertificates: Bool = false
   ) throws {
     self.agent = agent
     self.agentBroker = agentBroker
@@ -103,9 +105,25 @@ final class LocalFleet: @unchecked Sendable {
       extraBrokerConfig.contains("max_connections_per_source")
         || extraBrokerConfig.contains("max_connections:")
       ? "" : "max_connections_per_source: 256"
+    // Certificate mode: the broker is the fleet's certificate authority; each sshd trusts it, reads
+    // its revocation list and lets in USER@INSTANCE-ID principals (one sshd a host).
+    var certificateConfig = ""
+    if certificates {
+      let made = try runProgram(
+        "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "fleet-ca", "-f", directory + "/ca.key"])
+      guard made.status == 0 else { throw MotoServer.Failure("ssh-keygen (CA) failed: \(made.stderr)") }
+      certificateConfig = """
+        certificates:
+          ca_key_file: \(directory)/ca.key
+          revoked_keys_file: \(directory)/revoked.krl
+          prefer: \(preferCertificates)
+        """
+    }
+    self.certificates = certificates
     let config = """
       listen: 127.0.0.1:0
       key_ttl: \(ttl)
+      \(certificateConfig)
       signing_key_file: \(directory)/signing.key
       \(store.map { "store: \"\($0)\"" } ?? "audit_log: \(directory)/audit.jsonl")
       \(perSource)
@@ -219,7 +237,7 @@ final class LocalFleet: @unchecked Sendable {
             MaxStartups 200:30:400
             MaxSessions 64
             LogLevel VERBOSE
-            """
+            """ + (certificates ? "\n" + (try certificateSSHDConfig(host: dir, instanceID: id)) : "")
           try sshdConfig.write(toFile: dir + "/sshd_config", atomically: true, encoding: .utf8)
           guard startSSHD else { break }
           let started = try LocalProcess(
@@ -247,6 +265,22 @@ final class LocalFleet: @unchecked Sendable {
       stop()
       throw error
     }
+  }
+
+  /// sshd settings of a host that trusts the fleet's CA: its principals files (`root` and this
+  /// user may log in, each as USER@INSTANCE-ID), the CA's public key and the broker's KRL.
+  func certificateSSHDConfig(host dir: String, instanceID: String) throws -> String {
+    let principals = dir + "/principals"
+    try FileManager.default.createDirectory(
+      atPath: principals, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+    for name in Set(["root", user]) {
+      try "\(name)@\(instanceID)\n".write(toFile: principals + "/" + name, atomically: true, encoding: .utf8)
+    }
+    return """
+      TrustedUserCAKeys \(directory)/ca.key.pub
+      RevokedKeys \(directory)/revoked.krl
+      AuthorizedPrincipalsFile \(principals)/%u
+      """
   }
 
   /// One agent configuration per host (its instance id and token), and the AuthorizedKeysCommand
