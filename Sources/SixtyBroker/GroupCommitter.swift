@@ -87,7 +87,7 @@ final class GroupCommitter: Sendable {
   let pipelines: Int
   let state = Mutex(State())
 
-  init(database: SharedDatabase, maxPerSlot: Int, maximumBatch: Int = 128, pipelines: Int = 2) {
+  init(database: SharedDatabase, maxPerSlot: Int, maximumBatch: Int = 128, pipelines: Int = 1) {
     self.database = database
     self.maxPerSlot = maxPerSlot
     self.maximumBatch = max(1, maximumBatch)

@@ -166,4 +166,68 @@ import Testing
     #expect(status == 255 && stderr.contains("Permission denied"), "\(stderr)")
     #expect(host.sshLog.contains("source address"), "\(host.sshLog.suffix(2000))")
   }
+
+  @Test(.enabled(if: canRun, "needs root and sshd"))
+  func aRotationTrustsBothCAKeysUntilTheOldOneIsRemoved() async throws {
+    let fleet = try LocalFleet(count: 1, certificates: true)
+    defer { fleet.stop() }
+    let host = fleet.hosts[0]
+    let trusted = fleet.directory + "/ca.key.pub"  // the hosts' TrustedUserCAKeys
+    let key = try keypair(fleet, "rotate")
+    let client = client(fleet)
+    let (old, oldSerial) = try await certify(fleet, key: key, user: "root", host: host, via: client)
+    // The rotated broker: a new CA key (made at start), the old one still trusted.
+    let original = try String(contentsOfFile: fleet.directory + "/broker.yml", encoding: .utf8)
+    let rotated = fleet.directory + "/rotated.yml"
+    try original
+      .replacingOccurrences(
+        of: "ca_key_file: \(fleet.directory)/ca.key",
+        with: "ca_key_file: \(fleet.directory)/ca-new.key\n  previous_ca_key_files: [\(fleet.directory)/ca.key.pub]")
+      .replacingOccurrences(of: "audit_log: \(fleet.directory)/audit.jsonl", with: "audit_log: \(fleet.directory)/rotated.jsonl")
+      .write(toFile: rotated, atomically: true, encoding: .utf8)
+    chmod(rotated, 0o600)
+    let lines = try SixtyBinary.run(["broker", "ca-public-key", "--config", rotated])
+    #expect(lines.status == 0, "\(lines.stderr)")
+    let both = lines.stdout.split(separator: "\n")
+    #expect(both.count == 2, "\(lines.stdout)")
+    let oldLine = try String(contentsOfFile: trusted, encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+    #expect(both.last?.hasPrefix(oldLine) == true, "the previous key comes second: \(lines.stdout)")
+    // Hosts trust both keys during the rotation.
+    try lines.stdout.write(toFile: trusted, atomically: true, encoding: .utf8)
+    let serve = try LocalProcess(
+      SixtyBinary.path,
+      ["broker", "serve", "--config", rotated, "--port-file", fleet.directory + "/rotated.port"],
+      logPath: fleet.directory + "/rotated.log")
+    defer { serve.stop() }
+    var port: Int?
+    for _ in 0..<200 where port == nil && serve.isRunning {
+      port = (try? String(contentsOfFile: fleet.directory + "/rotated.port", encoding: .utf8)).flatMap {
+        Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+      }
+      if port == nil { try await Task.sleep(for: .milliseconds(50)) }
+    }
+    let rotatedPort = try #require(port, "the rotated broker did not start: \(serve.log)")
+    let newClient = InstanceConnectClient(
+      region: "us-east-1",
+      credentials: AWSCredentials(accessKeyID: LocalFleet.accessKeyID, secretAccessKey: LocalFleet.secret),
+      endpoint: URL(string: "http://127.0.0.1:\(rotatedPort)"), retry: .none)
+    let newKey = try keypair(fleet, "rotate-new")
+    let (new, _) = try await certify(fleet, key: newKey, user: "root", host: host, via: newClient)
+    var (status, stderr) = try login(key.0, certificate: old, user: "root", host: host)
+    #expect(status == 0, "a certificate of the old key during the rotation: \(stderr)")
+    (status, stderr) = try login(newKey.0, certificate: new, user: "root", host: host)
+    #expect(status == 0, "a certificate of the new key: \(stderr)")
+    // A serial of the old key revoked through the rotated configuration: its KRL names both CAs.
+    let revoke = try SixtyBinary.run(["broker", "revoke", "--config", rotated, "--serial", String(oldSerial)])
+    #expect(revoke.status == 0, "\(revoke.stderr)")
+    (status, stderr) = try login(key.0, certificate: old, user: "root", host: host)
+    #expect(status == 255, "a revoked certificate of the old key: \(stderr)")
+    // The rotation ends: hosts trust the new key alone, and the old one's certificates stop.
+    let (late, _) = try await certify(fleet, key: key, user: "root", host: host, via: client)
+    try (String(both[0]) + "\n").write(toFile: trusted, atomically: true, encoding: .utf8)
+    (status, stderr) = try login(key.0, certificate: late, user: "root", host: host)
+    #expect(status == 255 && stderr.contains("Permission denied"), "the old key after the rotation: \(stderr)")
+    (status, stderr) = try login(newKey.0, certificate: new, user: "root", host: host)
+    #expect(status == 0, "the new key after the rotation: \(stderr)")
+  }
 }
