@@ -86,6 +86,11 @@ public final class CertificateAuthority: Sendable {
       throw Failure("Cannot read the previous certificate authority key \(path).")
     }
     let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
+    if lines.count > 1, !text.hasPrefix("-----BEGIN") {
+      throw Failure(
+        "The previous certificate authority key \(path) holds \(lines.count) lines; expected one public key line (or a private key file).")
+    }
     if let key = try? OpenSSHPublicKey.parseStrict(Self.withoutComment(text)) { return key }
     if let (pair, _) = try? SSHKeyPair.parsePrivateKeyFile(Array(data)),
       let key = try? OpenSSHPublicKey.parseStrict(pair.authorizedKey)

@@ -174,17 +174,19 @@ import Testing
     let host = fleet.hosts[0]
     let trusted = fleet.directory + "/ca.key.pub"  // the hosts' TrustedUserCAKeys
     let key = try keypair(fleet, "rotate")
+    let spare = try keypair(fleet, "rotate-spare")
     let client = client(fleet)
     let (old, oldSerial) = try await certify(fleet, key: key, user: "root", host: host, via: client)
-    // The rotated broker: a new CA key (made at start), the old one still trusted.
+    let (oldSpare, _) = try await certify(fleet, key: spare, user: "root", host: host, via: client)
+    // The rotation: a new CA key (made at start), the old one kept as a previous key; the same
+    // audit log, whose sequence numbers (the serials) go on.
+    try FileManager.default.copyItem(atPath: trusted, toPath: fleet.directory + "/ca-old.pub")
     let original = try String(contentsOfFile: fleet.directory + "/broker.yml", encoding: .utf8)
     let rotated = fleet.directory + "/rotated.yml"
-    try original
-      .replacingOccurrences(
-        of: "ca_key_file: \(fleet.directory)/ca.key",
-        with: "ca_key_file: \(fleet.directory)/ca-new.key\n  previous_ca_key_files: [\(fleet.directory)/ca.key.pub]")
-      .replacingOccurrences(of: "audit_log: \(fleet.directory)/audit.jsonl", with: "audit_log: \(fleet.directory)/rotated.jsonl")
-      .write(toFile: rotated, atomically: true, encoding: .utf8)
+    try original.replacingOccurrences(
+      of: "ca_key_file: \(fleet.directory)/ca.key",
+      with: "ca_key_file: \(fleet.directory)/ca-new.key\n  previous_ca_key_files: [\(fleet.directory)/ca-old.pub]"
+    ).write(toFile: rotated, atomically: true, encoding: .utf8)
     chmod(rotated, 0o600)
     let lines = try SixtyBinary.run(["broker", "ca-public-key", "--config", rotated])
     #expect(lines.status == 0, "\(lines.stderr)")
@@ -192,8 +194,9 @@ import Testing
     #expect(both.count == 2, "\(lines.stdout)")
     let oldLine = try String(contentsOfFile: trusted, encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
     #expect(both.last?.hasPrefix(oldLine) == true, "the previous key comes second: \(lines.stdout)")
-    // Hosts trust both keys during the rotation.
+    // Hosts trust both keys; then the broker restarts with the new key.
     try lines.stdout.write(toFile: trusted, atomically: true, encoding: .utf8)
+    fleet.broker.stop()
     let serve = try LocalProcess(
       SixtyBinary.path,
       ["broker", "serve", "--config", rotated, "--port-file", fleet.directory + "/rotated.port"],
@@ -212,20 +215,22 @@ import Testing
       credentials: AWSCredentials(accessKeyID: LocalFleet.accessKeyID, secretAccessKey: LocalFleet.secret),
       endpoint: URL(string: "http://127.0.0.1:\(rotatedPort)"), retry: .none)
     let newKey = try keypair(fleet, "rotate-new")
-    let (new, _) = try await certify(fleet, key: newKey, user: "root", host: host, via: newClient)
+    let (new, newSerial) = try await certify(fleet, key: newKey, user: "root", host: host, via: newClient)
+    #expect(newSerial > oldSerial, "the serials go on across the rotation")
     var (status, stderr) = try login(key.0, certificate: old, user: "root", host: host)
     #expect(status == 0, "a certificate of the old key during the rotation: \(stderr)")
     (status, stderr) = try login(newKey.0, certificate: new, user: "root", host: host)
     #expect(status == 0, "a certificate of the new key: \(stderr)")
-    // A serial of the old key revoked through the rotated configuration: its KRL names both CAs.
+    // A serial of the old key's revoked through the rotated configuration: its KRL covers both.
     let revoke = try SixtyBinary.run(["broker", "revoke", "--config", rotated, "--serial", String(oldSerial)])
     #expect(revoke.status == 0, "\(revoke.stderr)")
     (status, stderr) = try login(key.0, certificate: old, user: "root", host: host)
     #expect(status == 255, "a revoked certificate of the old key: \(stderr)")
-    // The rotation ends: hosts trust the new key alone, and the old one's certificates stop.
-    let (late, _) = try await certify(fleet, key: key, user: "root", host: host, via: client)
+    (status, stderr) = try login(spare.0, certificate: oldSpare, user: "root", host: host)
+    #expect(status == 0, "another certificate of the old key, not revoked: \(stderr)")
+    // The rotation ends: hosts trust the new key alone, and the old key's certificates stop.
     try (String(both[0]) + "\n").write(toFile: trusted, atomically: true, encoding: .utf8)
-    (status, stderr) = try login(key.0, certificate: late, user: "root", host: host)
+    (status, stderr) = try login(spare.0, certificate: oldSpare, user: "root", host: host)
     #expect(status == 255 && stderr.contains("Permission denied"), "the old key after the rotation: \(stderr)")
     (status, stderr) = try login(newKey.0, certificate: new, user: "root", host: host)
     #expect(status == 0, "the new key after the rotation: \(stderr)")
