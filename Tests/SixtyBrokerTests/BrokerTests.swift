@@ -45,7 +45,8 @@ final class TestClock: @unchecked Sendable {
   /// given; `memoryFallback` builds it as `sixty broker serve` does without a replay cache path.
   func broker(
     burst: Int = 100, extra: String = "", replays: (any ReplayCache)? = nil, memoryFallback: Bool = false,
-    tally: UnauthenticatedTally = UnauthenticatedTally(), auditFile: String = "audit.jsonl"
+    tally: UnauthenticatedTally = UnauthenticatedTally(), auditFile: String = "audit.jsonl",
+    authority: CertificateAuthority? = nil
   ) throws -> Broker {
     let yaml = """
       key_ttl: 60s
@@ -85,7 +86,7 @@ final class TestClock: @unchecked Sendable {
           path: directory + "/replays", retention: 2 * loaded.maxClockSkew.seconds, now: clock.now)
     return Broker(
       config: loaded, signingKey: signingKey, audit: audit, replays: cache, unauthenticatedTally: tally,
-      clock: { clock.now })
+      authority: authority, clock: { clock.now })
   }
 
   func pushBody(
