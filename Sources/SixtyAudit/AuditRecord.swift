@@ -51,6 +51,36 @@ public struct AuditRecord: Sendable, Equatable {
     return (line, hash)
   }
 
+  /// The record's body before it is chained (sequence 0, no previous hash): what a store keeps
+  /// while the record waits for its place in the chain (see `chain(unchained:sequence:previous:)`).
+  public var unchained: String { String(decoding: body(sequence: 0, previous: ""), as: UTF8.self) }
+
+  /// The line and hash that `chained(sequence:previous:)` gives for the record whose `unchained`
+  /// body is `text`; nil when `text` is not such a body.
+  public static func chain(unchained text: String, sequence: Int, previous: String) -> (
+    line: [UInt8], hash: String
+  )? {
+    let bytes = Array(text.utf8)
+    let head = Array("{\"seq\":0,\"time\":\"".utf8)
+    let prev = Array("\",\"prev\":\"\",".utf8)
+    guard bytes.starts(with: head), bytes.last == UInt8(ascii: "}") else { return nil }
+    // The time holds no quote: the first `","prev":"",` after it ends it.
+    var index = head.count
+    while index + prev.count <= bytes.count, !bytes[index..<(index + prev.count)].elementsEqual(prev) {
+      guard bytes[index] != UInt8(ascii: "\"") else { return nil }
+      index += 1
+    }
+    guard index + prev.count <= bytes.count else { return nil }
+    var line = Array("{\"seq\":\(sequence),\"time\":\"".utf8)
+    line += bytes[head.count..<index]
+    line += Array("\",\"prev\":\"\(previous)\",".utf8)
+    line += bytes[(index + prev.count)...]
+    let hash = AuditLog.hash(line)
+    line.removeLast()  // "}"
+    line.append(contentsOf: Array(",\"hash\":\"\(hash)\"}".utf8))
+    return (line, hash)
+  }
+
   /// The record's JSON body without the chain fields; keys in a fixed order. Every string is
   /// bounded (`bounded(_:limit:)`), so a record stays under a few kilobytes whatever its input.
   func body(sequence: Int, previous: String) -> [UInt8] {

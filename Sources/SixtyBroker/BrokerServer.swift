@@ -389,6 +389,8 @@ public enum BrokerServer {
       throw BrokerStartError("cannot open the broker's store: \(error)")
     }
     defer { store.database.close() }
+    // Records a replica left waiting when it stopped get their place in the chain now.
+    _ = try? await store.chainPending()
     let (sequence, _) = try await store.head()
     logger.info("keys, replays and the audit chain (\(sequence) records) are in \(location)")
     let broker = Broker(

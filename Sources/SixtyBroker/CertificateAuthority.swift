@@ -89,7 +89,8 @@ public final class CertificateAuthority: Sendable {
     let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
     if lines.count > 1, !text.hasPrefix("-----BEGIN") {
       throw Failure(
-        "The previous certificate authority key \(path) holds \(lines.count) lines; expected one public key line (or a private key file).")
+        "The previous certificate authority key \(path) holds \(lines.count) lines; expected one public key line (or a private key file)."
+      )
     }
     if let key = try? OpenSSHPublicKey.parseStrict(Self.withoutComment(text)) { return key }
     if let (pair, _) = try? SSHKeyPair.parsePrivateKeyFile(Array(data)),

@@ -86,6 +86,9 @@ final class GroupCommitter: Sendable {
   /// its commit, the next does its claims and reads.
   let pipelines: Int
   let state = Mutex(State())
+  /// Told after a transaction that left records waiting for the chain. Set once, by the store's
+  /// init, before any write can arrive.
+  nonisolated(unsafe) var onPending: (@Sendable () -> Void)?
 
   init(database: SharedDatabase, maxPerSlot: Int, maximumBatch: Int = 128, pipelines: Int = 1) {
     self.database = database
@@ -133,6 +136,7 @@ final class GroupCommitter: Sendable {
       let outcomes = try await database.transaction(Self.what(writes)) { connection in
         try await Self.execute(writes, maxPerSlot: maxPerSlot, on: connection)
       }
+      if !writes.contains(where: { if case .certify = $0 { true } else { false } }) { onPending?() }
       state.withLock { state in
         state.transactions += 1
         state.writes += batch.count
@@ -201,9 +205,18 @@ final class GroupCommitter: Sendable {
       default: break
       }
     }
-    let sequences = try await append(records.map(\.record), on: connection)
-    for (position, entry) in records.enumerated() where outcomes[entry.index] == .certified(0) {
-      outcomes[entry.index] = .certified(sequences[position])
+    // A certificate's serial is its record's sequence number: such a transaction chains its
+    // records at once. Others leave them waiting, with no lock, for the next chaining pass.
+    if records.contains(where: { outcomes[$0.index] == .certified(0) }) {
+      let sequences = try await append(records.map(\.record), on: connection)
+      for (position, entry) in records.enumerated() where outcomes[entry.index] == .certified(0) {
+        outcomes[entry.index] = .certified(sequences[position])
+      }
+    } else if !records.isEmpty {
+      let bodies = records.map(\.record.unchained)
+      try await connection.query(
+        "INSERT INTO broker_audit_pending (body) SELECT * FROM unnest(\(bodies)::text[])",
+        logger: SharedBrokerStore.quiet)
     }
     return outcomes
   }

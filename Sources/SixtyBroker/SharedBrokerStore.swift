@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import SixtyAudit
 import SixtyPostgres
+import Synchronization
 
 /// The broker's state in PostgreSQL, shared by every replica on the database: pushed keys with
 /// their expiry, the replay cache and the audit chain. A key pushed through one replica is served
@@ -10,14 +11,20 @@ import SixtyPostgres
 /// form one hash chain, appended under a row lock on the chain's head.
 ///
 /// Writes are group-committed: what arrives while a transaction is in flight goes into the next
-/// one, so many acceptances, fetches and records share one row lock on the head and one WAL flush
-/// (`GroupCommitter`), and each is still atomic with its record.
+/// one (`GroupCommitter`), and each is atomic with its record. Records of pushes, fetches and
+/// refusals commit into `broker_audit_pending` with no lock (so replicas' commits share WAL
+/// flushes), and a chaining pass right after gives them their place in the chain under the
+/// head's row lock, many at a time (`chainPending`); a certificate's record is chained in its own
+/// transaction, since its sequence number is the certificate's serial. `export` and
+/// `sixty audit verify --store` chain what waits first.
 public final class SharedBrokerStore: Sendable {
   public let database: SharedDatabase
   let maxPerSlot: Int
   let committer: GroupCommitter
+  /// Whether a chaining pass is running, and whether another was asked for meanwhile.
+  let chaining = Mutex<(running: Bool, again: Bool)>((false, false))
 
-  static let migrations = [
+  public static let migrations = [
     PostgresMigration(
       version: 1,
       statements: [
@@ -49,12 +56,17 @@ public final class SharedBrokerStore: Sendable {
         "CREATE INDEX broker_keys_recent ON broker_keys (instance, os_user, id DESC)",
         "DROP INDEX broker_keys_slot",
       ]),
+    // Records waiting for their place in the chain (see `GroupCommitter`).
+    PostgresMigration(
+      version: 3,
+      statements: ["CREATE TABLE broker_audit_pending (id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL)"]),
   ]
 
   public init(database: SharedDatabase, maxPerSlot: Int = 64) {
     self.database = database
     self.maxPerSlot = maxPerSlot
     committer = GroupCommitter(database: database, maxPerSlot: maxPerSlot)
+    committer.onPending = { [weak self] in self?.chainSoon() }
   }
 
   /// Connects to `location` and applies the broker's migrations; every later operation has
@@ -150,6 +162,93 @@ public final class SharedBrokerStore: Sendable {
     }
   }
 
+  /// Gives every record waiting in `broker_audit_pending` (of any replica, committed) its place
+  /// in the chain, `batch` at a time, under the head's row lock; returns how many were chained.
+  @discardableResult
+  public func chainPending(batch: Int = 2000) async throws -> Int {
+    var total = 0
+    while true {
+      let chained = try await database.transaction("chaining audit records") { connection in
+        try await Self.chainOnce(limit: batch, on: connection)
+      }
+      total += chained
+      if chained < batch { return total }
+    }
+  }
+
+  static func chainOnce(limit: Int, on connection: PostgresConnection) async throws -> Int {
+    let head = try await connection.query(
+      "SELECT sequence, hash FROM broker_audit_head WHERE id = 1 FOR UPDATE", logger: quiet)
+    var current: (Int, String)?
+    for try await row in head.decode((Int, String).self) { current = row }
+    guard var (sequence, previous) = current else {
+      throw SharedDatabase.Failure("The audit chain's head row is missing from the database.")
+    }
+    let rows = try await connection.query(
+      "SELECT id, body FROM broker_audit_pending ORDER BY id LIMIT \(limit)", logger: quiet)
+    var ids: [Int] = []
+    var sequences: [Int] = []
+    var lines: [String] = []
+    for try await (id, body) in rows.decode((Int, String).self) {
+      guard let (line, hash) = AuditRecord.chain(unchained: body, sequence: sequence + 1, previous: previous)
+      else {
+        throw SharedDatabase.Failure(
+          "The waiting audit record \(id) in broker_audit_pending is not a record body; the chain stops before it."
+        )
+      }
+      sequence += 1
+      previous = hash
+      ids.append(id)
+      sequences.append(sequence)
+      lines.append(String(decoding: line, as: UTF8.self))
+    }
+    guard !ids.isEmpty else { return 0 }
+    try await connection.query(
+      """
+      WITH added AS (
+        INSERT INTO broker_audit (sequence, line) SELECT * FROM unnest(\(sequences)::bigint[], \(lines)::text[])),
+      taken AS (DELETE FROM broker_audit_pending WHERE id = ANY(\(ids)::bigint[]))
+      UPDATE broker_audit_head SET sequence = \(sequence), hash = \(previous) WHERE id = 1
+      """, logger: quiet)
+    return ids.count
+  }
+
+  /// Starts a chaining pass unless one is running (then that one goes round again).
+  func chainSoon() {
+    let start = chaining.withLock { state -> Bool in
+      if state.running {
+        state.again = true
+        return false
+      }
+      state = (true, false)
+      return true
+    }
+    guard start else { return }
+    Task {
+      while true {
+        _ = try? await self.chainPending()
+        let again = chaining.withLock { state -> Bool in
+          if state.again {
+            state.again = false
+            return true
+          }
+          state.running = false
+          return false
+        }
+        if !again { return }
+      }
+    }
+  }
+
+  /// How many records wait for their place in the chain.
+  public func pendingRecords() async throws -> Int {
+    try await database.withConnection("counting waiting audit records") { connection in
+      let rows = try await connection.query("SELECT count(*) FROM broker_audit_pending", logger: Self.quiet)
+      for try await count in rows.decode(Int.self) { return count }
+      return 0
+    }
+  }
+
   /// The newest record's sequence number and hash.
   public func head() async throws -> (sequence: Int, hash: String) {
     try await database.withConnection("reading the audit chain's head") { connection in
@@ -165,6 +264,7 @@ public final class SharedBrokerStore: Sendable {
   public func export(batch: Int = 1000, to write: @escaping @Sendable ([UInt8]) throws -> Void) async throws
     -> Int
   {
+    try await chainPending()
     var after = 0
     var total = 0
     while true {

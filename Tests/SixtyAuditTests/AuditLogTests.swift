@@ -140,4 +140,24 @@ import Testing
         "2026-09-21T14:13:21.000Z  #1  push refused  principal=AKIDEXAMPLE source=127.0.0.1 instance=i-0123456789abcdef0 user=ops key=SHA256:abc1 request=req-1  reason: InvalidArgsException: options prefix"
       ])
   }
+
+  @Test func anUnchainedBodyChainsToTheSameLineAsTheRecord() throws {
+    let records = [
+      record(1),
+      AuditRecord(
+        time: Date(timeIntervalSince1970: 1_800_000_000.123_456), event: "certificate", requestID: "r\"q",
+        principal: "p\\x", source: "::1", instance: "i-1", osUser: "ops", fingerprint: "SHA256:x",
+        outcome: "accepted", reason: "prev \",\"prev\":\"\", é \u{0301}"),
+    ]
+    for record in records {
+      for (sequence, previous) in [(1, AuditLog.genesis), (987_654, String(repeating: "ab", count: 32))] {
+        let expected = record.chained(sequence: sequence, previous: previous)
+        let spliced = try #require(
+          AuditRecord.chain(unchained: record.unchained, sequence: sequence, previous: previous))
+        #expect(spliced.line == expected.line && spliced.hash == expected.hash)
+      }
+    }
+    #expect(AuditRecord.chain(unchained: "{\"seq\":1}", sequence: 1, previous: "x") == nil)
+    #expect(AuditRecord.chain(unchained: "not json", sequence: 1, previous: "x") == nil)
+  }
 }

@@ -24,7 +24,8 @@ extension BrokerTests {
     let serial = try #require(object["SerialNumber"] as? Int)
     #expect(line.hasPrefix("ssh-ed25519-cert-v01@openssh.com "))
     // The audit record comes first; its sequence number is the serial, its request id the key id.
-    let records = try String(contentsOfFile: directory + "/audit.jsonl", encoding: .utf8).split(separator: "\n")
+    let records = try String(contentsOfFile: directory + "/audit.jsonl", encoding: .utf8).split(
+      separator: "\n")
     let last = try #require(records.last)
     let record = try #require(try JSONSerialization.jsonObject(with: Data(last.utf8)) as? [String: Any])
     #expect(record["event"] as? String == "certificate" && record["outcome"] as? String == "accepted")
@@ -41,7 +42,9 @@ extension BrokerTests {
     // Backdated 5 s for clock skew; valid for the key TTL (60 s).
     let after = try #require(object["ValidAfter"] as? Int)
     let before = try #require(object["ValidBefore"] as? Int)
-    #expect(after == Int(clock.now.timeIntervalSince1970) - 5 && before == Int(clock.now.timeIntervalSince1970) + 60)
+    #expect(
+      after == Int(clock.now.timeIntervalSince1970) - 5 && before == Int(clock.now.timeIntervalSince1970) + 60
+    )
     // Nothing is pushed to the agents' list.
     #expect(broker.store.count(now: clock.now) == 0)
   }
@@ -76,13 +79,19 @@ extension BrokerTests {
     #expect(String(decoding: refused.body, as: UTF8.self).contains("does not sign certificates"))
     let capabilities = try #require(
       EndpointCapabilities.parse(
-        plain.handle(BrokerRequest(method: "GET", path: "/sixty/v1/capabilities", headers: [], body: [], remoteAddress: nil)).body))
+        plain.handle(
+          BrokerRequest(
+            method: "GET", path: "/sixty/v1/capabilities", headers: [], body: [], remoteAddress: nil)
+        ).body))
     #expect(capabilities.preferredKeyType == "ecdsa-sha2-nistp256")
     #expect(!capabilities.operations.contains("SignSSHPublicKey") && capabilities.preferredLogin == "key")
     let authority = try broker(auditFile: "second.jsonl", authority: try authority())
     let signs = try #require(
       EndpointCapabilities.parse(
-        authority.handle(BrokerRequest(method: "GET", path: "/sixty/v1/capabilities", headers: [], body: [], remoteAddress: nil)).body))
+        authority.handle(
+          BrokerRequest(
+            method: "GET", path: "/sixty/v1/capabilities", headers: [], body: [], remoteAddress: nil)
+        ).body))
     #expect(signs.operations.contains("SignSSHPublicKey"))
   }
 
@@ -92,7 +101,8 @@ extension BrokerTests {
     let response = broker.handle(request(pushBody(), operation: "SignSSHPublicKey"))
     let object = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
     let file = directory + "/cert.pub"
-    try ((object["Certificate"] as? String ?? "") + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+    try ((object["Certificate"] as? String ?? "") + "\n").write(
+      toFile: file, atomically: true, encoding: .utf8)
     let serial = UInt64(try #require(object["SerialNumber"] as? Int))
     #expect(try authority.revoke([serial + 5], now: clock.now) == [serial + 5])
     #expect(try Self.keygenStatus(["-Q", "-f", directory + "/revoked.krl", file]) == 0)

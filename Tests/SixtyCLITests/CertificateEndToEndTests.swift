@@ -43,11 +43,14 @@ import Testing
   }
 
   /// `ssh` as `user` to `host` with the key and its certificate only: exit status and stderr.
-  func login(_ key: String, certificate: String, user: String, host: LocalFleet.Host) throws -> (Int32, String) {
+  func login(_ key: String, certificate: String, user: String, host: LocalFleet.Host) throws -> (
+    Int32, String
+  ) {
     let result = try runProgram(
       "/usr/bin/ssh",
       [
-        "-i", key, "-o", "CertificateFile=\(certificate)", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
+        "-i", key, "-o", "CertificateFile=\(certificate)", "-o", "IdentitiesOnly=yes", "-o",
+        "IdentityAgent=none",
         "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
         "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10", "-p", String(host.port), "-l", user, host.address,
         "true",
@@ -70,14 +73,18 @@ import Testing
       let plan = try SixtyBinary.run(
         ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--dry-run"],
         environment: fleet.environment)
-      #expect(plan.stdout.contains("  login: as the endpoint prefers: certificates from a sixty broker"), "\(plan.stdout)")
+      #expect(
+        plan.stdout.contains("  login: as the endpoint prefers: certificates from a sixty broker"),
+        "\(plan.stdout)")
       let run = try SixtyBinary.run(
         [
           "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", report,
           "--no-progress", "-v",
         ], environment: fleet.environment)
       #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)\n\(fleet.hosts[0].sshLog.suffix(3000))")
-      #expect(run.stderr.contains("sixty: login: certificates, because the endpoint is a certificate authority"), "\(run.stderr)")
+      #expect(
+        run.stderr.contains("sixty: login: certificates, because the endpoint is a certificate authority"),
+        "\(run.stderr)")
       let data = try #require(FileManager.default.contents(atPath: report))
       let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
       #expect((json["pushes"] as? [String: Any])?["mode"] as? String == "certificate")
@@ -96,7 +103,9 @@ import Testing
           Issue.record("no certificate record for \(host.name)")
           continue
         }
-        #expect(log.contains("-CERT") && log.contains("ID \(id) (serial \(serial))"), "\(host.name): \(log.suffix(2000))")
+        #expect(
+          log.contains("-CERT") && log.contains("ID \(id) (serial \(serial))"),
+          "\(host.name): \(log.suffix(2000))")
       }
       // Nothing was pushed: no key reached the agents' list.
       #expect(!audit.contains("\"event\":\"push\""))
@@ -118,7 +127,8 @@ import Testing
     (status, stderr) = try login(key.0, certificate: certificate, user: "root", host: b)
     #expect(status == 255 && stderr.contains("Permission denied"), "\(stderr)")
     // Another user on its host.
-    (status, stderr) = try login(key.0, certificate: certificate, user: fleet.user == "root" ? "nobody" : fleet.user, host: a)
+    (status, stderr) = try login(
+      key.0, certificate: certificate, user: fleet.user == "root" ? "nobody" : fleet.user, host: a)
     #expect(status == 255 && stderr.contains("Permission denied"), "\(stderr)")
     // Revoked by serial: the broker's KRL, which sshd reads at each login.
     let revoke = try SixtyBinary.run(
@@ -134,7 +144,8 @@ import Testing
     // The lines to install on hosts: the CA's public key.
     let lines = try SixtyBinary.run(["broker", "ca-public-key", "--config", fleet.directory + "/broker.yml"])
     let ca = try String(contentsOfFile: fleet.directory + "/ca.key.pub", encoding: .utf8)
-    #expect(lines.stdout.hasPrefix(ca.split(separator: " ").prefix(2).joined(separator: " ")), "\(lines.stdout)")
+    #expect(
+      lines.stdout.hasPrefix(ca.split(separator: " ").prefix(2).joined(separator: " ")), "\(lines.stdout)")
   }
 
   @Test(.enabled(if: canRun, "needs root and sshd"))
@@ -185,14 +196,16 @@ import Testing
     let rotated = fleet.directory + "/rotated.yml"
     try original.replacingOccurrences(
       of: "ca_key_file: \(fleet.directory)/ca.key",
-      with: "ca_key_file: \(fleet.directory)/ca-new.key\n  previous_ca_key_files: [\(fleet.directory)/ca-old.pub]"
+      with:
+        "ca_key_file: \(fleet.directory)/ca-new.key\n  previous_ca_key_files: [\(fleet.directory)/ca-old.pub]"
     ).write(toFile: rotated, atomically: true, encoding: .utf8)
     chmod(rotated, 0o600)
     let lines = try SixtyBinary.run(["broker", "ca-public-key", "--config", rotated])
     #expect(lines.status == 0, "\(lines.stderr)")
     let both = lines.stdout.split(separator: "\n")
     #expect(both.count == 2, "\(lines.stdout)")
-    let oldLine = try String(contentsOfFile: trusted, encoding: .utf8).split(separator: " ").prefix(2).joined(separator: " ")
+    let oldLine = try String(contentsOfFile: trusted, encoding: .utf8).split(separator: " ").prefix(2).joined(
+      separator: " ")
     #expect(both.last?.hasPrefix(oldLine) == true, "the previous key comes second: \(lines.stdout)")
     // Hosts trust both keys; then the broker restarts with the new key.
     try lines.stdout.write(toFile: trusted, atomically: true, encoding: .utf8)
@@ -231,7 +244,8 @@ import Testing
     // The rotation ends: hosts trust the new key alone, and the old key's certificates stop.
     try (String(both[0]) + "\n").write(toFile: trusted, atomically: true, encoding: .utf8)
     (status, stderr) = try login(spare.0, certificate: oldSpare, user: "root", host: host)
-    #expect(status == 255 && stderr.contains("Permission denied"), "the old key after the rotation: \(stderr)")
+    #expect(
+      status == 255 && stderr.contains("Permission denied"), "the old key after the rotation: \(stderr)")
     (status, stderr) = try login(newKey.0, certificate: new, user: "root", host: host)
     #expect(status == 0, "the new key after the rotation: \(stderr)")
   }

@@ -158,7 +158,8 @@ import Testing
     }
     defer { for store in stores { store.database.close() } }
     #expect(
-      try postgres.psql(url, "SELECT count(*) FROM sixty_migrations WHERE component = 'broker'") == "1\n")
+      try postgres.psql(url, "SELECT count(*) FROM sixty_migrations WHERE component = 'broker'")
+        == "\(SharedBrokerStore.migrations.count)\n")
     let now = Date(timeIntervalSince1970: 1_800_000_000)
     let key = KeyStore.Key(
       line: "ssh-ed25519 AAAA", fingerprint: "SHA256:x", expiresAt: now.addingTimeInterval(60),
@@ -194,6 +195,9 @@ import Testing
     #expect(replayed == .replayed)
     #expect(try await stores[3].check("sig-3", now: now) == .replayed)
     #expect(try await stores[3].check("sig-unknown", now: now) == .fresh)
+    // Records wait (with no lock) for a chaining pass of any replica; one more pass leaves none.
+    try await stores[0].chainPending()
+    #expect(try await stores[1].pendingRecords() == 0)
     let (sequence, _) = try await stores[0].head()
     #expect(sequence == 200)
     let served = try await stores[1].serve(instance: "i-1", user: "ops", now: now) { keys in
@@ -285,6 +289,7 @@ import Testing
     }
     let fresh = results.filter { $0 == .fresh }.count
     let records = fresh + 100 + 100
+    try await store.chainPending()
     let (sequence, _) = try await store.head()
     #expect(sequence == records)
     #expect(try postgres.psql(url, "SELECT count(*) FROM broker_keys") == "\(fresh)\n")
@@ -301,6 +306,20 @@ import Testing
     #expect(try await store.export { line in handle.write(Data(line)) } == records)
     try handle.close()
     #expect(try AuditVerifier.verify(path: file).records == records)
+    // A record that a replica committed and left waiting when it died is chained by the next
+    // pass of any replica, after what was chained before.
+    let left = AuditRecord(
+      time: now, event: "agent_fetch", requestID: "left-behind", principal: nil, source: nil, instance: "i-1",
+      osUser: "ops", fingerprint: nil, outcome: "served", reason: "0 active keys")
+    let body = left.unchained.replacingOccurrences(of: "'", with: "''")
+    _ = try postgres.psql(url, "INSERT INTO broker_audit_pending (body) VALUES ('\(body)')")
+    let other = try await SharedBrokerStore.open(
+      location, operationTimeout: .seconds(120), logger: Logger(label: "test"))
+    defer { other.database.close() }
+    #expect(try await other.chainPending() == 1)
+    #expect(try await other.head().sequence == records + 1)
+    let last = try postgres.psql(url, "SELECT line FROM broker_audit ORDER BY sequence DESC LIMIT 1")
+    #expect(last.contains("\"request_id\":\"left-behind\""), "\(last)")
   }
 
   @Test func storeSettingsAreCheckedWhereTheyAreWritten() throws {
