@@ -191,4 +191,22 @@ import Testing
     #expect(matcher.firstMatch("mkfs.ext4 /dev/sdb") != nil)
     #expect(matcher.firstMatch("echo ok") == nil)
   }
+
+  @Test func pushModeParsesAndTheOrganisationsWins() {
+    #expect(policy("push: {mode: certificate}").0.loginMode == .certificate)
+    #expect(
+      policy("push:\n  mode: cert\n").1 == [
+        "policy.yml:2:9: error: unknown push.mode 'cert'; expected one of: key, certificate."
+      ])
+    var org = Policy()
+    org.loginMode = .key
+    var play = Policy()
+    play.loginMode = .certificate
+    let (effective, diagnostics) = PolicyResolver.resolve(organisation: org, play: play)
+    #expect(effective.loginMode == .key)
+    #expect(diagnostics.map(\.description).contains { $0.contains("push.mode 'certificate' differs") })
+    #expect(PolicyResolver.resolve(organisation: nil, play: nil).0.loginMode == nil)
+    #expect(PlanTextRenderer.modeDescription(nil).hasPrefix("as the endpoint prefers"))
+    #expect(PlanTextRenderer.modeDescription(.certificate).contains("TrustedUserCAKeys"))
+  }
 }
