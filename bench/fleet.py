@@ -9,10 +9,24 @@ machine's busy CPU, peak resident memory of the tool's own process and of its la
 and the ratio to Sixty. The fleet and the broker share the runner's cores, so what either costs
 slows every tool's run on this machine; the fleet and broker columns show where that cost is.
 
-Every host listens on two ports of the same sshd: one where the login key comes from the
-Sixty agent (AuthorizedKeysCommand, after a real push to a real `sixty broker`), one where a
+Every host listens on two ports of the same sshd: one where Sixty logs in, one where a
 pre-installed key in a file lets the other tools in. Same sshd, same crypto; only the key
-source differs.
+source differs. On Sixty's port the host takes either login Sixty has: a pushed key, which the
+Sixty agent (AuthorizedKeysCommand) fetches from a real `sixty broker` at login, or a 60-second
+certificate the broker signed (SignSSHPublicKey), which sshd checks on its own (TrustedUserCAKeys
+with the broker's CA, AuthorizedPrincipalsFile naming `USER@INSTANCE-ID`, RevokedKeys with the
+broker's KRL), with no agent run per login. The broker is a certificate authority with
+`prefer: false`, so each Sixty column says which it uses:
+
+  sixty                  the defaults a user gets: the policy sets only concurrency and
+                         host_key_checking (pushes paced adaptively, key type per endpoint,
+                         pushed keys since the broker does not prefer certificates)
+  sixty (certificates)   the same plus `push: {mode: certificate}`
+  sixty (tuned)          the old tuned key push, `push: {rate: 1000, burst: ..., key_type: ecdsa}`
+                         (not run unless chosen: --tools ...,sixty-tuned)
+
+After each table, a ratio table gives each Sixty column's wall time over xargs-ssh's (the floor),
+pssh's and parallel-ssh's, Ansible's over Sixty's, and Sixty's own peak memory.
 
 Every tool logs in as the same user, `sixtybench` (BENCH_USER), which the run creates with a home
 made from /etc/skel and removes afterwards: a fleet host's account, whose non-interactive shell
@@ -21,16 +35,23 @@ on the machine of bench/RESULTS.md it runs `pyenv init`, about 0.2 s of CPU and 
 serialises concurrent logins, which would make every tool's run mostly a measure of that.
 BENCH_USER=root measures that case.)
 
-Run as root (sshd must switch users): `make bench-fleet` or `bench/fleet.py`.
-Environment: BENCH_WORKLOADS (e.g. "a50x10,a200x50,b,c"), BENCH_TOOLS (e.g. "sixty,xargs"),
-BENCH_REPEAT (default 3): each workload runs this many rounds, every tool once a round, in an
-order that rotates from round to round; the table shows each tool's median run (by wall time),
-and every run is printed. The machine's speed drifts by 10-30 % from minute to minute on these
-shared 2-core machines, so one run per tool would compare a tool's luck as much as the tool.
-BENCH_ONCE (default "ansible,parallel-ssh") names tools measured in the first round only.
-Workload (c) runs once.
+Run as root (sshd must switch users): `make bench-fleet` or `bench/fleet.py` (see --help).
+Options, each with the environment variable that sets its default:
+  --workloads / BENCH_WORKLOADS (e.g. "a50x10,a200x50,b,c"; aNxP: `true` on N hosts at
+    parallelism P; b: a 5-task playbook on 50 hosts; c: `sleep 2` on 200 hosts at parallelism 5),
+  --tools / BENCH_TOOLS (e.g. "sixty,sixty-certificates,xargs"; sixty-cert for short),
+  --repeat / BENCH_REPEAT (default 3): each workload runs this many rounds, every tool once a
+    round, in an order that rotates from round to round; the table shows each tool's median run
+    (by wall time), and every run is printed. The machine's speed drifts by 10-30 % from minute
+    to minute on these shared 2-core machines, so one run per tool would compare a tool's luck
+    as much as the tool.
+  --once / BENCH_ONCE (default "ansible,parallel-ssh") names tools measured in the first round
+    only. Workload (c) runs once.
+  --user / BENCH_USER, --keep / BENCH_KEEP=1 (keep the work directory).
+The fleet has as many hosts as the chosen workloads need (200 for the default ones).
 """
 
+import argparse
 import json
 import os
 import pwd
@@ -95,6 +116,13 @@ class Fleet:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.key], check=True)
             shutil.copy(self.key + ".pub", f"{work}/authorized_keys")
             os.chmod(f"{work}/authorized_keys", 0o644)
+            # The broker's certificate authority: made here so its public half is there for the
+            # sshds (the broker would create a missing one itself).
+            self.ca_key = f"{work}/ca.key"
+            self.revoked_keys = f"{work}/revoked.krl"
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sixty-bench-ca", "-f", self.ca_key],
+                           check=True)
+            os.chmod(self.ca_key + ".pub", 0o644)
             self.start_broker()
             self.start_sshds()
         except BaseException:
@@ -131,7 +159,10 @@ class Fleet:
                 # Every client and agent connects from 127.0.0.1: one source for the whole fleet.
                 f"listen: 127.0.0.1:0\nregion: us-east-1\nkey_ttl: 60s\nmax_connections_per_source: 256\n"
                 f"signing_key_file: {w}/signing.key\n"
-                f"audit_log: {w}/audit.jsonl\nprincipals:\n"
+                f"audit_log: {w}/audit.jsonl\n"
+                # A certificate authority too, that leaves the choice to each run's policy.
+                f"certificates: {{ca_key_file: {self.ca_key}, revoked_keys_file: {self.revoked_keys}, prefer: false}}\n"
+                f"principals:\n"
                 f"  bench: {{access_key_id: {KEY_ID}, secret: {SECRET}, hosts: [all], users: ['*'],"
                 f" rate: {{per_second: 100000, burst: 100000}}}}\nhosts:\n{hosts}"
             )
@@ -150,6 +181,11 @@ class Fleet:
             time.sleep(0.05)
         self.broker_port = int(open(f"{w}/broker.port").read().strip())
         self.endpoint = f"http://127.0.0.1:{self.broker_port}"
+        # The broker writes an empty KRL at start when there is none; sshd refuses every
+        # certificate login while its RevokedKeys file is missing.
+        if not os.path.exists(self.revoked_keys):
+            subprocess.run(["ssh-keygen", "-q", "-k", "-f", self.revoked_keys], check=True)
+        os.chmod(self.revoked_keys, 0o644)
 
     def install_agent(self):
         """sshd runs the agent as nobody, who may not reach the build (a clone in root's 0700 home),
@@ -180,6 +216,10 @@ class Fleet:
             lines = [
                 f"HostKey {d}/host_key", f"PidFile {d}/sshd.pid", f"KexAlgorithms {KEX}",
                 f"HostKeyAlgorithms {HOSTKEY}", "AuthorizedKeysFile none", "PubkeyAuthentication yes",
+                # Certificates from the broker's CA, each naming one host and user (the principals
+                # file of each host's Match block below), unless the broker's KRL revokes it.
+                f"TrustedUserCAKeys {self.ca_key}.pub", f"RevokedKeys {self.revoked_keys}",
+                "AuthorizedPrincipalsFile none",
                 "PasswordAuthentication no", "KbdInteractiveAuthentication no",
                 "PermitRootLogin prohibit-password", "UsePAM no", "StrictModes no",
                 "MaxStartups 1000:30:2000", "MaxSessions 100", "LogLevel ERROR", "UseDNS no",
@@ -197,10 +237,17 @@ class Fleet:
                         "timeout: 5s\nsyslog: false\n"
                     )
                 os.chown(config, pwd.getpwnam("nobody").pw_uid, pwd.getpwnam("nobody").pw_gid)
+                # sshd reads it as the login user: world-readable, in 0755 directories.
+                principals = f"{w}/host-{i + 1}/principals"
+                os.makedirs(principals, mode=0o755)
+                with open(f"{principals}/{self.user}", "w") as f:
+                    f.write(f"{self.user}@i-{i + 1:016x}\n")
+                os.chmod(f"{principals}/{self.user}", 0o644)
                 lines += [
                     f"Match LocalAddress {self.addresses[i]} LocalPort {self.agent_port}",
                     f"  AuthorizedKeysCommand {agent} --config {config} %u %f",
                     "  AuthorizedKeysCommandUser nobody",
+                    f"  AuthorizedPrincipalsFile {principals}/%u",
                 ]
             with open(f"{d}/sshd_config", "w") as f:
                 f.write("\n".join(lines) + "\n")
@@ -405,18 +452,28 @@ class Tools:
                 out.write(f"{a} ansible_port={f.key_port} ansible_user={f.user} ansible_ssh_private_key_file={f.key}\n")
         return w
 
-    def policy(self, parallelism):
-        path = f"{self.work}/policy-{parallelism}.yml"
+    def policy(self, parallelism, variant="sixty"):
+        """The policy of a Sixty column: what the other tools get too (the parallelism, no host
+        key checking) and, beyond the defaults, only what the column is about."""
+        path = f"{self.work}/policy-{variant}-{parallelism}.yml"
+        push = {
+            "sixty": "",
+            "sixty-certificates": "push: {mode: certificate}\n",
+            "sixty-tuned": f"push: {{rate: 1000, burst: {max(parallelism, 20)}, ttl: 60s, margin: 15s, key_type: ecdsa}}\n",
+        }[variant]
         with open(path, "w") as out:
-            out.write(f"concurrency: {parallelism}\nhost_key_checking: off\n"
-                      f"push: {{rate: 1000, burst: {max(parallelism, 20)}, ttl: 60s, margin: 15s, key_type: ecdsa}}\n")
+            out.write(f"concurrency: {parallelism}\nhost_key_checking: off\n{push}")
         return path
 
+    def report(self, variant):
+        """The run report of the last run of a Sixty column."""
+        return f"{self.work}/report-{variant}.json"
+
     # Ad-hoc: one command on every host.
-    def sixty_adhoc(self, n, par, command):
+    def sixty_adhoc(self, n, par, command, variant="sixty"):
         w = self.files(n)
-        return self.measure([SIXTY, "exec", "all", "-i", f"{w}/inventory.yml", "--policy", self.policy(par),
-                             "--endpoint", self.fleet.endpoint, "--no-progress", "--report", f"{self.work}/report.json",
+        return self.measure([SIXTY, "exec", "all", "-i", f"{w}/inventory.yml", "--policy", self.policy(par, variant),
+                             "--endpoint", self.fleet.endpoint, "--no-progress", "--report", self.report(variant),
                              "--", *command], env=self.env)
 
     def xargs_adhoc(self, n, par, command):
@@ -473,16 +530,16 @@ class Tools:
     # Playbooks: five tasks per host.
     TASKS = [["true"], ["uname", "-r"], ["echo", "five tasks"], ["test", "-d", "/tmp"], ["date", "-u"]]
 
-    def sixty_playbook(self, n, par):
+    def sixty_playbook(self, n, par, variant="sixty"):
         w = self.files(n)
         path = f"{w}/five.yml"
         with open(path, "w") as out:
             out.write("name: five\nhosts: all\ntasks:\n")
             for i, t in enumerate(self.TASKS):
                 out.write(f"  - name: t{i + 1}\n    command: {json.dumps(t)}\n")
-        return self.measure([SIXTY, "run", path, "-i", f"{w}/inventory.yml", "--policy", self.policy(par),
+        return self.measure([SIXTY, "run", path, "-i", f"{w}/inventory.yml", "--policy", self.policy(par, variant),
                              "--endpoint", self.fleet.endpoint, "--no-progress", "--report",
-                             f"{self.work}/report.json"], env=self.env)
+                             self.report(variant)], env=self.env)
 
     def ansible_playbook(self, n, par):
         w = self.files(n)
@@ -497,6 +554,12 @@ class Tools:
         return m
 
 
+def login_mode(data):
+    """How the run logged in, from its report: `key/ecdsa`, `certificate/ecdsa`, ..."""
+    pushes = data.get("pushes") or {}
+    return f"{pushes.get('mode', '?')}/{pushes.get('key_type', '?')}"
+
+
 def report_stats(path):
     try:
         data = json.load(open(path))
@@ -508,12 +571,26 @@ def report_stats(path):
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else None
     pushes = sum(len(h.get("pushes", [])) for h in hosts)
     return {"hosts": len(hosts), "ok": sum(1 for h in hosts if h.get("status") == "ok"),
-            "auth_failures": auth_failures, "p99_push_auth_ms": p99, "pushes": pushes}
+            "login": login_mode(data),
+            "auth_failures": auth_failures, "p99_push_auth_ms": p99, "pushes": pushes,
+            "throttled": (data.get("pushes") or {}).get("throttled")}
 
 
 # Tools measured in the first round only: they are several times slower than the rest, so more
-# rounds would add many minutes and change no conclusion (BENCH_ONCE; empty to repeat them too).
+# rounds would add many minutes and change no conclusion (--once, BENCH_ONCE; empty to repeat them too).
 ONCE = set(filter(None, os.environ.get("BENCH_ONCE", "ansible,parallel-ssh").split(",")))
+
+# Sixty's columns: the name --tools takes, and the one the tables print.
+SIXTY_COLUMNS = {"sixty": "sixty", "sixty-certificates": "sixty (certificates)", "sixty-tuned": "sixty (tuned)"}
+OTHER_TOOLS = ["xargs", "pssh", "parallel-ssh", "ansible"]
+TOOL_ALIASES = {"sixty-cert": "sixty-certificates", "sixty-certs": "sixty-certificates",
+                "sixty-certificate": "sixty-certificates", "xargs-ssh": "xargs", "parallel_ssh": "parallel-ssh"}
+DEFAULT_TOOLS = "sixty,sixty-certificates,xargs,pssh,parallel-ssh,ansible"
+DEFAULT_WORKLOADS = "a50x10,a50x50,a200x10,a200x50,b,c"
+
+
+def display(tool):
+    return SIXTY_COLUMNS.get(tool, tool)
 
 
 def median_runs(title, tools, repeat, run):
@@ -528,7 +605,7 @@ def median_runs(title, tools, repeat, run):
             m = run(tool)
             runs[tool].append(m)
             fleet = f", fleet cpu {m['fleet']:.2f} s" if m.get("fleet") is not None else ""
-            print(f"    {title} round {r + 1}: {tool} {m['wall']:.2f} s (all cpu {m['machine']:.1f} s{fleet},"
+            print(f"    {title} round {r + 1}: {display(tool)} {m['wall']:.2f} s (all cpu {m['machine']:.1f} s{fleet},"
                   f" exit {m['status']})")
             sys.stdout.flush()
     rows = []
@@ -542,6 +619,7 @@ def table(title, rows):
     print(f"\n{title}")
     print(f"{'tool':<22}{'wall s':>9}{'cpu s':>9}{'fleet s':>9}{'broker s':>9}{'all cpu s':>10}{'own MB':>9}"
           f"{'max MB':>9}{'exit':>6}{'x Sixty':>9}")
+    # "x Sixty" is over the first Sixty column: the defaults, when it ran.
     base = next((r for r in rows if r[0].startswith("sixty")), None)
 
     def seconds(value):
@@ -550,7 +628,34 @@ def table(title, rows):
         ratio = m["wall"] / base[1]["wall"] if base else float("nan")
         print(f"{name:<22}{m['wall']:>9.2f}{m['cpu']:>9.2f}{seconds(m.get('fleet'))}{seconds(m.get('broker'))}"
               f"{m['machine']:>10.1f}{m['own_mb']:>9.0f}{m['tree_mb']:>9.0f}{m['status']:>6}{ratio:>9.2f}")
+    ratios(rows)
     sys.stdout.flush()
+
+
+def ratios(rows):
+    """For each Sixty column of `rows`: its wall time over the xargs-ssh floor's, pssh's and
+    parallel-ssh's (below 1: Sixty is faster), Ansible's over its (above 1: Sixty is faster),
+    and its own peak memory. A dash where that tool did not run here (or failed)."""
+    by_name = {name: m for name, m in rows}
+
+    def other(*names):
+        return next((by_name[n] for n in names if n in by_name), None)
+    others = {"xargs": other("xargs"), "pssh": other("pssh"), "parallel-ssh": other("parallel-ssh"),
+              "ansible": other("ansible", "ansible-playbook")}
+    sixties = [(name, m) for name, m in rows if name.startswith("sixty")]
+    if not sixties:
+        return
+
+    def ratio(numerator, denominator):
+        if numerator is None or denominator is None or numerator["status"] != 0 or denominator["status"] != 0:
+            return f"{'-':>14}"
+        return f"{numerator['wall'] / denominator['wall']:>13.2f}x"
+    print(f"  wall time ratios (sixty/tool below 1, ansible/sixty above 1: Sixty is faster); Sixty's peak memory")
+    print(f"  {'':<22}{'sixty/xargs':>14}{'sixty/pssh':>14}{'sixty/par-ssh':>14}{'ansible/sixty':>14}"
+          f"{'own MB':>9}{'max MB':>9}")
+    for name, m in sixties:
+        print(f"  {name:<22}{ratio(m, others['xargs'])}{ratio(m, others['pssh'])}{ratio(m, others['parallel-ssh'])}"
+              f"{ratio(others['ansible'], m)}{m['own_mb']:>9.0f}{m['tree_mb']:>9.0f}")
 
 
 def install():
@@ -572,8 +677,11 @@ def versions():
             return (r.stdout + r.stderr).strip().splitlines()[0]
         except (OSError, IndexError):
             return "?"
-    pip = subprocess.run([f"{VENV}/bin/pip", "list", "--format", "json"], capture_output=True, text=True)
-    pkgs = {p["name"].lower(): p["version"] for p in json.loads(pip.stdout or "[]")}
+    try:  # no venv when no tool needs one (--tools without pssh, parallel-ssh, ansible)
+        pip = subprocess.run([f"{VENV}/bin/pip", "list", "--format", "json"], capture_output=True, text=True).stdout
+    except OSError:
+        pip = ""
+    pkgs = {p["name"].lower(): p["version"] for p in json.loads(pip or "[]")}
     return {
         "sixty": first([SIXTY, "--version"]), "openssh": first(["ssh", "-V"]),
         "ansible-core": pkgs.get("ansible-core", "?"), "parallel-ssh": pkgs.get("parallel-ssh", "?"),
@@ -583,77 +691,164 @@ def versions():
     }
 
 
+def arguments():
+    parser = argparse.ArgumentParser(
+        description="Sixty against an xargs-ssh floor, pssh, parallel-ssh and Ansible on a local fleet of real "
+                    "sshd hosts on loopback (run as root). Each option's default comes from the environment "
+                    "variable named in its help.",
+        epilog="Sixty's columns: sixty (the defaults: only concurrency and host_key_checking in its policy), "
+               "sixty-certificates (also push: {mode: certificate}; 'sixty-cert' for short), sixty-tuned (the "
+               "old tuned key push: push: {rate: 1000, burst: ..., key_type: ecdsa}). Example, a quick check: "
+               "bench/fleet.py --workloads a10x10 --repeat 1")
+    parser.add_argument("--workloads", default=os.environ.get("BENCH_WORKLOADS", DEFAULT_WORKLOADS),
+                        help="comma-separated: aNxP (true on N hosts at parallelism P), b (5-task playbook on 50 "
+                             "hosts, parallelism 10), c (sleep 2 on 200 hosts, parallelism 5); "
+                             f"BENCH_WORKLOADS, default {DEFAULT_WORKLOADS}")
+    parser.add_argument("--tools", default=os.environ.get("BENCH_TOOLS", DEFAULT_TOOLS),
+                        help=f"comma-separated, of {', '.join([*SIXTY_COLUMNS, *OTHER_TOOLS])}; "
+                             f"BENCH_TOOLS, default {DEFAULT_TOOLS}")
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "3")),
+                        help="rounds per workload, each tool once a round; the table shows medians; "
+                             "BENCH_REPEAT, default 3")
+    parser.add_argument("--once", default=os.environ.get("BENCH_ONCE", "ansible,parallel-ssh"),
+                        help="comma-separated tools measured in the first round only (empty: none); "
+                             "BENCH_ONCE, default ansible,parallel-ssh")
+    parser.add_argument("--user", default=USER,
+                        help="the login user on the fleet (created and removed unless it exists); "
+                             "BENCH_USER, default sixtybench")
+    parser.add_argument("--keep", action="store_true", default=os.environ.get("BENCH_KEEP") == "1",
+                        help="keep the work directory under /var/tmp (logs, reports, configs); BENCH_KEEP=1")
+    args = parser.parse_args()
+
+    def names(text):
+        out = []
+        for name in filter(None, (x.strip() for x in text.split(","))):
+            name = TOOL_ALIASES.get(name, name)
+            if name not in SIXTY_COLUMNS and name not in OTHER_TOOLS:
+                parser.error(f"unknown tool '{name}'; expected some of: {', '.join([*SIXTY_COLUMNS, *OTHER_TOOLS])}")
+            if name not in out:
+                out.append(name)
+        return out
+    args.tools = names(args.tools)
+    if not args.tools:
+        parser.error("no tools chosen")
+    args.once = set(names(args.once))
+    args.workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    for wl in args.workloads:
+        if wl in ("b", "c"):
+            continue
+        try:
+            n, par = (int(x) for x in wl[1:].split("x")) if wl.startswith("a") else (0, 0)
+        except ValueError:
+            n = par = 0
+        if n < 1 or par < 1:
+            parser.error(f"unknown workload '{wl}'; expected aNxP (like a50x10), b or c")
+    if args.repeat < 1:
+        parser.error("--repeat must be 1 or more")
+    return args
+
+
+def fleet_size(workloads):
+    """Hosts the workloads need: the largest (a) workload, 50 for (b), 200 for (c)."""
+    size = 20  # the warm-up's
+    for wl in workloads:
+        size = max(size, {"b": 50, "c": 200}.get(wl) or int(wl[1:].split("x")[0]))
+    return size
+
+
 def main():
+    global USER
+    args = arguments()
     if os.geteuid() != 0:
         raise SystemExit("bench/fleet.py needs root (sshd switches users); run it as root.")
     for path in (SIXTY, AGENT):
         if not os.access(path, os.X_OK):
             raise SystemExit(f"{path} is missing: run make release first.")
-    install()
+    USER = args.user
+    ONCE.clear()
+    ONCE.update(args.once)
+    workloads, tools, repeat = args.workloads, args.tools, args.repeat
+    if any(tool in tools for tool in ("pssh", "parallel-ssh", "ansible")):
+        install()
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
-    workloads = os.environ.get("BENCH_WORKLOADS", "a50x10,a50x50,a200x10,a200x50,b,c").split(",")
-    tools = os.environ.get("BENCH_TOOLS", "sixty,xargs,pssh,parallel-ssh,ansible").split(",")
-    repeat = max(1, int(os.environ.get("BENCH_REPEAT", "3")))
+    size = fleet_size(workloads)
     work = tempfile.mkdtemp(prefix="sixty-bench-fleet-", dir="/var/tmp")
     os.chmod(work, 0o755)
     fleet = None
     try:
-        fleet = Fleet(200, work)
+        fleet = Fleet(size, work)
         t = Tools(fleet, work)
-        adhoc = {"sixty": t.sixty_adhoc, "xargs": t.xargs_adhoc, "pssh": t.pssh_adhoc,
-                 "parallel-ssh": t.parallelssh_adhoc, "ansible": t.ansible_adhoc}
+        adhoc = {"xargs": t.xargs_adhoc, "pssh": t.pssh_adhoc, "parallel-ssh": t.parallelssh_adhoc,
+                 "ansible": t.ansible_adhoc}
+        for variant in SIXTY_COLUMNS:
+            adhoc[variant] = lambda n, par, command, variant=variant: t.sixty_adhoc(n, par, command, variant)
+        sixties = [x for x in tools if x in SIXTY_COLUMNS]
+
+        def sixty_stats():
+            return {display(x): report_stats(t.report(x)) for x in sixties}
         print("versions:", json.dumps(versions()))
-        print(f"fleet: 200 hosts on 127.30.0.x, {200 // PER_SSHD} sshds, KexAlgorithms {KEX}, host key {HOSTKEY}")
+        print(f"fleet: {size} hosts on 127.30.0.x, {-(-size // PER_SSHD)} sshds, KexAlgorithms {KEX}, "
+              f"host key {HOSTKEY}; the broker is also a certificate authority (prefer: false)")
+        for x in sixties:
+            print(f"policy of {display(x)} (at parallelism 10): " + open(t.policy(10, x)).read().strip().replace("\n", "; "))
         # One unmeasured pass per tool first, so no tool pays for cold caches (its binaries, the
         # sshds' first logins, the broker's first requests) in the measured runs.
+        warm = min(20, size)
         for tool in tools:
-            if tool in adhoc:
-                adhoc[tool](20, 10, ["true"])
-        print("warm-up: each tool ran once on 20 hosts (not measured)")
+            m = adhoc[tool](warm, 10, ["true"])
+            if m["status"] != 0:
+                print(f"warm-up: {display(tool)} exited {m['status']}:\n{m['output'][-2000:]}")
+        print(f"warm-up: each tool ran once on {warm} hosts (not measured)")
+        if sixties:
+            print(f"    sixty, warm-up: {sixty_stats()}")
         for wl in workloads:
             if wl.startswith("a"):
                 n, par = (int(x) for x in wl[1:].split("x"))
-                stats = []
+                stats = {display(x): [] for x in sixties}
 
                 def run(tool):
                     m = adhoc[tool](n, par, ["true"])
-                    if tool == "sixty":
-                        stats.append(report_stats(f"{work}/report.json"))
+                    if tool in SIXTY_COLUMNS:
+                        stats[display(tool)].append(report_stats(t.report(tool)))
                     return m
                 rows = median_runs(f"a{n}x{par}", tools, repeat, run)
-                table(f"(a) true on {n} hosts, parallelism {par} (median of {repeat})", [(t, m) for t, m, _ in rows])
-                if "sixty" in tools:
-                    print(f"    sixty, every run: {stats}")
+                table(f"(a) true on {n} hosts, parallelism {par} (median of {repeat})",
+                      [(display(x), m) for x, m, _ in rows])
+                for name, every in stats.items():
+                    print(f"    {name}, every run: {every}")
             elif wl == "b":
-                stats = []
-                players = [x for x in ("sixty", "ansible") if x in tools]
+                stats = {display(x): [] for x in sixties}
+                players = [x for x in tools if x in SIXTY_COLUMNS or x == "ansible"]
+                if not players:
+                    continue
 
                 def run(tool):
-                    if tool == "sixty":
-                        m = t.sixty_playbook(50, 10)
-                        stats.append(report_stats(f"{work}/report.json"))
+                    if tool in SIXTY_COLUMNS:
+                        m = t.sixty_playbook(50, 10, tool)
+                        stats[display(tool)].append(report_stats(t.report(tool)))
                         return m
                     return t.ansible_playbook(50, 10)
                 rows = median_runs("b", players, repeat, run)
-                names = {"sixty": "sixty run", "ansible": "ansible-playbook"}
+                names = {x: display(x).replace("sixty", "sixty run", 1) for x in SIXTY_COLUMNS}
+                names["ansible"] = "ansible-playbook"
                 table(f"(b) 5-task playbook on 50 hosts, parallelism 10 (median of {repeat})",
                       [(names[x], m) for x, m, _ in rows])
-                if "sixty" in tools:
-                    print(f"    sixty, every run: {stats}")
+                for name, every in stats.items():
+                    print(f"    {name}, every run: {every}")
             elif wl == "c":
                 rows = []
                 for tool in tools:
-                    rows.append((tool, adhoc[tool](200, 5, ["sleep", "2"])))
-                    if tool == "sixty":
-                        stats = report_stats(f"{work}/report.json")
+                    rows.append((display(tool), adhoc[tool](200, 5, ["sleep", "2"])))
                 table("(c) sleep 2 on 200 hosts, parallelism 5 (a run far longer than the 60 s key window)", rows)
-                if "sixty" in tools:
-                    print(f"    sixty: {stats} (authentication failures must be 0; p99 push->auth under 5000 ms)")
+                for name, stats in sixty_stats().items():
+                    print(f"    {name}: {stats} (authentication failures must be 0; p99 push->auth under 5000 ms)")
     finally:
         if fleet:
             fleet.stop()
-        if os.environ.get("BENCH_KEEP") != "1":
+        if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"bench: kept {work}")
 
 
 if __name__ == "__main__":
