@@ -155,12 +155,17 @@ public struct InstanceConnectClient: Sendable {
     -> SendSSHPublicKeyResponse
   {
     try Self.validate(request)
+    return try await call("SendSSHPublicKey", body: Self.body(request))
+  }
+
+  /// The JSON fields of `SendSSHPublicKey` and `SignSSHPublicKey`.
+  static func body(_ request: SendSSHPublicKeyRequest) -> [String: Any] {
     var w = [String: Any]()
     w["InstanceId"] = request.instanceID
     w["InstanceOSUser"] = request.osUser
     w["SSHPublicKey"] = request.publicKey
     if let zone = request.availabilityZone { w["AvailabilityZone"] = zone }
-    return try await call("SendSSHPublicKey", body: w)
+    return w
   }
 
   /// Asks a `sixty broker` that is a certificate authority for an OpenSSH user certificate of
@@ -170,12 +175,7 @@ public struct InstanceConnectClient: Sendable {
     -> SendSSHPublicKeyResponse
   {
     try Self.validate(request)
-    var w = [String: Any]()
-    w["InstanceId"] = request.instanceID
-    w["InstanceOSUser"] = request.osUser
-    w["SSHPublicKey"] = request.publicKey
-    if let zone = request.availabilityZone { w["AvailabilityZone"] = zone }
-    let answer = try await call("SignSSHPublicKey", body: w)
+    let answer = try await call("SignSSHPublicKey", body: Self.body(request))
     guard let certificate = answer.certificate, Self.isCertificateLine(certificate) else {
       throw .service(
         ServiceError(

@@ -47,21 +47,21 @@ public enum PolicyResolver {
     result.keyTTL = pick("push.ttl", org.keyTTL, own.keyTTL, default: result.keyTTL)
     result.keyMargin = pick(
       "push.margin", org.keyMargin, own.keyMargin, default: result.keyMargin, tighterIsSmaller: false)
-    // A key type the organisation sets is the one used (security teams may require one).
-    if let orgType = org.keyType, let ownType = own.keyType, orgType != ownType {
-      diagnostics.append(
-        .warning(
-          "the play's push.key_type '\(ownType.rawValue)' differs from the organisation policy's '\(orgType.rawValue)'\(org.locations["push.key_type"].map { " (\($0))" } ?? ""); using '\(orgType.rawValue)'.",
-          at: own.locations["push.key_type"]))
+    // A key type or login mode the organisation sets is the one used (security teams may
+    // require one).
+    func organisationWins<T: RawRepresentable & Equatable>(_ key: String, _ orgValue: T?, _ ownValue: T?)
+      -> T?
+    where T.RawValue == String {
+      if let orgValue, let ownValue, orgValue != ownValue {
+        diagnostics.append(
+          .warning(
+            "the play's \(key) '\(ownValue.rawValue)' differs from the organisation policy's '\(orgValue.rawValue)'\(org.locations[key].map { " (\($0))" } ?? ""); using '\(orgValue.rawValue)'.",
+            at: own.locations[key]))
+      }
+      return orgValue ?? ownValue
     }
-    result.keyType = org.keyType ?? own.keyType
-    if let orgMode = org.loginMode, let ownMode = own.loginMode, orgMode != ownMode {
-      diagnostics.append(
-        .warning(
-          "the play's push.mode '\(ownMode.rawValue)' differs from the organisation policy's '\(orgMode.rawValue)'\(org.locations["push.mode"].map { " (\($0))" } ?? ""); using '\(orgMode.rawValue)'.",
-          at: own.locations["push.mode"]))
-    }
-    result.loginMode = org.loginMode ?? own.loginMode
+    result.keyType = organisationWins("push.key_type", org.keyType, own.keyType)
+    result.loginMode = organisationWins("push.mode", org.loginMode, own.loginMode)
     result.hostParallelism = pick(
       "host_parallelism", org.hostParallelism, own.hostParallelism, default: result.hostParallelism)
     // Retries and their delay are defaults, not limits: the play's own values win.
