@@ -116,6 +116,10 @@ extension RunReport {
       "use strict";
       var began = performance.now();
       var R = JSON.parse(document.getElementById("sixty-report").textContent);
+      // Certificate mode shows certificates where pushes are shown.
+      var certificates = R.pushes && R.pushes.mode === "certificate";
+      var pushedWord = certificates ? "certificate issued" : "key pushed";
+      var validWord = certificates ? "certificate valid" : "key valid";
       var ORDER = JSON.parse(document.getElementById("sixty-order").textContent);
       function esc(s) {
         return String(s).replace(/[&<>"']/g, function (c) {
@@ -197,6 +201,7 @@ extension RunReport {
       fact("started by", R.started_by ? R.started_by + (R.trigger ? " (" + R.trigger + (R.job ? ", job " + R.job : "") + ")" : "") : null);
       fact("key", R.key_fingerprint ? R.key_fingerprint + (R.pushes ? " (" + R.pushes.key_type + ": " + R.pushes.key_type_reason + ")" : "") : null);
       fact("pacing", R.pushes ? R.pushes.text : null);
+      fact("login", R.pushes ? (R.pushes.mode === "certificate" ? "60-second certificates signed by the broker" : "pushed keys") : null);
       fact("output", R.output === "tail" ? "the last 4 KB of each stream, from the history" : "as captured (at most 1 MB per stream)");
       head += "</dl>";
       document.getElementById("summary").innerHTML = head;
@@ -207,7 +212,7 @@ extension RunReport {
         if (byStatus[s]) nav += "<button data-filter=\"" + esc(s) + "\" aria-pressed=\"false\">" + esc(s) + " " + byStatus[s] + "</button>";
       });
       nav += "<input id=\"search\" type=\"search\" placeholder=\"host contains…\" aria-label=\"Host name contains\">";
-      nav += "<span class=\"legend\"><span><i class=\"push\"></i>key pushed</span><span><i class=\"win\"></i>key valid</span>" +
+      nav += "<span class=\"legend\"><span><i class=\"push\"></i>" + pushedWord + "</span><span><i class=\"win\"></i>" + validWord + "</span>" +
         "<span><i class=\"auth\"></i>authenticated</span><span><i class=\"task t-ok\"></i>ok</span>" +
         "<span><i class=\"task t-failed\"></i>failed</span><span><i class=\"task t-timedout\"></i>timed out</span>" +
         "<span><i class=\"task t-skipped\"></i>skipped</span></span>";
@@ -236,7 +241,7 @@ extension RunReport {
             row += "<i class=\"win\" style=\"left:" + pct(t) + "%;width:" + (pct(Math.min(t + ttl, t1)) - pct(t)).toFixed(3) + "%\"></i>";
           });
           x.pushes.forEach(function (t, n) {
-            row += "<i class=\"push\" data-t=\"" + (t - t0) + "\" style=\"left:" + pct(t) + "%\" title=\"key pushed " + esc(clock(t)) + "\"></i>";
+            row += "<i class=\"push\" data-t=\"" + (t - t0) + "\" style=\"left:" + pct(t) + "%\" title=\"" + pushedWord + " " + esc(clock(t)) + "\"></i>";
           });
           if (!isNaN(x.auth)) {
             var late = !isNaN(x.lastPush) && x.auth - x.lastPush > ttl;
@@ -339,7 +344,7 @@ extension RunReport {
         var facts = element("dl", "facts");
         function f(label, value) { if (value == null || value === "") return; facts.appendChild(element("dt", null, label)); facts.appendChild(element("dd", null, value)); }
         f("play", x.play.name); f("address", h.address); f("user", h.user); f("message", h.message);
-        f("key pushed", x.pushes.map(clock).join(", ") || "never");
+        f(pushedWord, x.pushes.map(clock).join(", ") || "never");
         f("authenticated", isNaN(x.auth) ? "never" : clock(x.auth) + (h.push_to_auth_ms != null ? " (" + h.push_to_auth_ms + " ms after the push)" : ""));
         if (h.reconnects) f("reconnects", String(h.reconnects));
         detail.appendChild(facts);

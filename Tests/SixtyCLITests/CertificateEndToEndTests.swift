@@ -70,6 +70,7 @@ import Testing
           command: [id, -un]
       """.write(toFile: playbook, atomically: true, encoding: .utf8)
       let report = fleet.directory + "/certs.json"
+      let html = fleet.directory + "/certs.html"
       let plan = try SixtyBinary.run(
         ["run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--dry-run"],
         environment: fleet.environment)
@@ -79,7 +80,7 @@ import Testing
       let run = try SixtyBinary.run(
         [
           "run", playbook, "-i", try fleet.writeInventory(), "--endpoint", fleet.endpoint, "--report", report,
-          "--no-progress", "-v",
+          "--html", html, "--no-progress", "-v",
         ], environment: fleet.environment)
       #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)\n\(fleet.hosts[0].sshLog.suffix(3000))")
       #expect(
@@ -106,6 +107,13 @@ import Testing
         #expect(
           log.contains("-CERT") && log.contains("ID \(id) (serial \(serial))"),
           "\(host.name): \(log.suffix(2000))")
+      }
+      // The HTML report shows certificates where it shows pushes.
+      if HTMLReportEndToEndTests.canRender {
+        let dom = try Chromium.dom(html)
+        #expect(
+          dom.contains("certificate issued") && dom.contains("60-second certificates signed by the broker"))
+        #expect(dom.contains("<i class=\"push\"></i>certificate issued</span>"), "\(dom.suffix(3000))")
       }
       // Nothing was pushed: no key reached the agents' list.
       #expect(!audit.contains("\"event\":\"push\""))
