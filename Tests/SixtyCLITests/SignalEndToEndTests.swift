@@ -128,9 +128,9 @@ final class SilentListener: @unchecked Sendable {
           "run", quick, "-i", try inventory(port: host.port), "--endpoint", "http://127.0.0.1:\(broker.port)",
           "--report", report,
         ], keyDir: keyDir, environment: env, cleanup: { broker.stop() },
-        // The first connection asks what the endpoint takes (given up after 2 s); the second is
-        // the push.
-        ready: { _ in broker.connections > 1 })
+        // The play has started (the endpoint's capabilities were asked before it, given up after
+        // 2 s, perhaps before a connection was made) and a connection is open: the push waits.
+        ready: { $0.log.contains("== play: quick") && broker.connections > 0 })
     case .connect:
       let sshd = try SilentListener()
       return Setup(
