@@ -285,35 +285,10 @@ final class GroupCommitter: Sendable {
     return keys.reversed()
   }
 
-  /// Appends `records` after the head, taking the head's row lock first: appenders of every replica
-  /// wait for it until this transaction ends, so the chain stays linear.
-  @discardableResult
+  /// Appends `records` after the head at once, under its row lock (`SharedBrokerStore.link`).
   static func append(_ records: [AuditRecord], on connection: PostgresConnection) async throws -> [Int] {
     guard !records.isEmpty else { return [] }
-    let rows = try await connection.query(
-      "SELECT sequence, hash FROM broker_audit_head WHERE id = 1 FOR UPDATE", logger: SharedBrokerStore.quiet)
-    var head: (Int, String)?
-    for try await row in rows.decode((Int, String).self) { head = row }
-    guard var (sequence, previous) = head else {
-      throw SharedDatabase.Failure("The audit chain's head row is missing from the database.")
-    }
-    var sequences: [Int] = []
-    var lines: [String] = []
-    sequences.reserveCapacity(records.count)
-    lines.reserveCapacity(records.count)
-    for record in records {
-      sequence += 1
-      let (line, hash) = record.chained(sequence: sequence, previous: previous)
-      sequences.append(sequence)
-      lines.append(String(decoding: line, as: UTF8.self))
-      previous = hash
-    }
-    try await connection.query(
-      """
-      WITH added AS (
-        INSERT INTO broker_audit (sequence, line) SELECT * FROM unnest(\(sequences)::bigint[], \(lines)::text[]))
-      UPDATE broker_audit_head SET sequence = \(sequence), hash = \(previous) WHERE id = 1
-      """, logger: SharedBrokerStore.quiet)
-    return sequences
+    let head = try await SharedBrokerStore.lockHead(on: connection)
+    return try await SharedBrokerStore.link(records.map(\.unchained), after: head, on: connection)
   }
 }

@@ -177,32 +177,53 @@ public final class SharedBrokerStore: Sendable {
   }
 
   static func chainOnce(limit: Int, on connection: PostgresConnection) async throws -> Int {
-    let head = try await connection.query(
-      "SELECT sequence, hash FROM broker_audit_head WHERE id = 1 FOR UPDATE", logger: quiet)
-    var current: (Int, String)?
-    for try await row in head.decode((Int, String).self) { current = row }
-    guard var (sequence, previous) = current else {
-      throw SharedDatabase.Failure("The audit chain's head row is missing from the database.")
-    }
+    let head = try await lockHead(on: connection)
     let rows = try await connection.query(
       "SELECT id, body FROM broker_audit_pending ORDER BY id LIMIT \(limit)", logger: quiet)
     var ids: [Int] = []
+    var bodies: [String] = []
+    for try await (id, body) in rows.decode((Int, String).self) {
+      ids.append(id)
+      bodies.append(body)
+    }
+    guard !ids.isEmpty else { return 0 }
+    try await link(bodies, after: head, taking: ids, on: connection)
+    return ids.count
+  }
+
+  /// The chain's head, row-locked until the transaction ends: appenders of every replica wait
+  /// for it, so the chain stays linear.
+  static func lockHead(on connection: PostgresConnection) async throws -> (sequence: Int, hash: String) {
+    let rows = try await connection.query(
+      "SELECT sequence, hash FROM broker_audit_head WHERE id = 1 FOR UPDATE", logger: quiet)
+    for try await row in rows.decode((Int, String).self) { return row }
+    throw SharedDatabase.Failure("The audit chain's head row is missing from the database.")
+  }
+
+  /// Appends the records whose unchained bodies are `bodies` after `head` (locked by
+  /// `lockHead`), removes the waiting rows `ids` they came from, and moves the head; returns their
+  /// sequence numbers.
+  @discardableResult
+  static func link(
+    _ bodies: [String], after head: (sequence: Int, hash: String), taking ids: [Int] = [],
+    on connection: PostgresConnection
+  ) async throws -> [Int] {
+    var (sequence, previous) = head
     var sequences: [Int] = []
     var lines: [String] = []
-    for try await (id, body) in rows.decode((Int, String).self) {
+    sequences.reserveCapacity(bodies.count)
+    lines.reserveCapacity(bodies.count)
+    for (index, body) in bodies.enumerated() {
       guard let (line, hash) = AuditRecord.chain(unchained: body, sequence: sequence + 1, previous: previous)
       else {
-        throw SharedDatabase.Failure(
-          "The waiting audit record \(id) in broker_audit_pending is not a record body; the chain stops before it."
-        )
+        let which = index < ids.count ? "The waiting audit record \(ids[index])" : "An audit record"
+        throw SharedDatabase.Failure("\(which) is not a record body; the chain stops before it.")
       }
       sequence += 1
       previous = hash
-      ids.append(id)
       sequences.append(sequence)
       lines.append(String(decoding: line, as: UTF8.self))
     }
-    guard !ids.isEmpty else { return 0 }
     try await connection.query(
       """
       WITH added AS (
@@ -210,7 +231,7 @@ public final class SharedBrokerStore: Sendable {
       taken AS (DELETE FROM broker_audit_pending WHERE id = ANY(\(ids)::bigint[]))
       UPDATE broker_audit_head SET sequence = \(sequence), hash = \(previous) WHERE id = 1
       """, logger: quiet)
-    return ids.count
+    return sequences
   }
 
   /// Starts a chaining pass unless one is running (then that one goes round again).
