@@ -15,6 +15,8 @@ import Synchronization
 /// - one throttling episode lowers the rate once: a throttled request sent before the latest
 ///   lowering, or answered within a second of it, says nothing new (like TCP, one decrease per
 ///   round trip), so fifty throttled answers to one burst do not divide the rate by 0.7⁵⁰;
+/// - once paced, one episode lowers the rate to no less than 0.7² of what it was, however few
+///   answers the last second saw (a stall of answers is not a measure of the endpoint's limit);
 /// - once paced, the bucket holds a tenth of a second's worth of requests, so they go out evenly
 ///   instead of in bursts that an endpoint's own bucket would throttle.
 ///
@@ -136,12 +138,18 @@ public final class AdaptivePacer: Sendable {
       // What the endpoint took over the last second (at least one answer's worth).
       let taken = max(Double(state.accepted.reduce(0, +)), 1)
       let calculated: Double
+      var episodeFloor = 0.0
+      let wasPaced = state.paced
       let newEpisode =
         state.lowered == 0
         || (ticket.sentAt >= state.lastThrottle && now - state.lastThrottle >= Self.episode)
       if throttled, newEpisode {
         state.throttled += 1
-        let sending = state.paced ? min(taken, state.rate) : taken
+        // Once paced, one episode lowers the rate at most twice (to 49 %): answers that stall
+        // for a moment (a busy endpoint, a busy client) make the last second's count say less
+        // than the endpoint takes, and one such reading must not take the pace to its floor.
+        let sending = state.paced ? max(min(taken, state.rate), state.rate * Self.beta) : taken
+        if state.paced { episodeFloor = state.rate * Self.beta * Self.beta }
         state.lastMaxRate = sending
         state.window = Self.window(lastMaxRate: sending)
         state.lastThrottle = now
@@ -161,9 +169,11 @@ public final class AdaptivePacer: Sendable {
         state.window = Self.window(lastMaxRate: state.lastMaxRate)
         calculated = Self.scale * pow(now - state.lastThrottle - state.window, 3) + state.lastMaxRate
       }
-      var rate = min(calculated, 2 * state.measured)
+      // Never above twice the measured rate, as in the SDKs, but as a bound on growth only: a
+      // moment with few answers does not lower a rate that nothing throttled.
+      var rate = min(calculated, wasPaced ? max(2 * state.measured, state.rate) : 2 * state.measured)
       if let ceiling { rate = min(rate, ceiling.rate) }
-      rate = max(rate, Self.minimumRate)
+      rate = max(rate, episodeFloor, Self.minimumRate)
       Self.refill(&state, now: now)
       state.rate = rate
       state.capacity = max(1, min(rate / 10, ceiling.map { Double($0.burst) } ?? rate))

@@ -135,4 +135,31 @@ import Testing
     #expect(second < first)
     #expect(second >= AdaptivePacer.minimumRate)
   }
+
+  @Test func answersThatStallDoNotTakeThePaceToItsFloor() async {
+    let clock = Clock()
+    let pacer = AdaptivePacer(clock: { clock.read() }, sleep: { clock.advance($0) })
+    var endpoint = Endpoint(rate: 30, burst: 30, now: clock.read())
+    _ = await drive(pacer, clock: clock, endpoint: &endpoint, count: 300)
+    let before = pacer.summary
+    let paced = before.rate ?? 0
+    #expect(paced > 10, "\(before)")
+    // Answers stall for 1.2 s (a busy machine), then one comes back throttled: the last second
+    // saw no accepted answer, yet the pace falls to no less than 0.7² of what it was.
+    clock.advance(1.2)
+    let late = await pacer.acquire()
+    clock.advance(0.01)
+    pacer.record(late, throttled: true)
+    let after = pacer.summary
+    #expect(after.lowered == before.lowered + 1)
+    #expect((after.rate ?? 0) >= paced * 0.49 - 0.01, "\(paced) -> \(String(describing: after.rate))")
+    #expect((after.rate ?? 0) < paced)
+    // Answers that come back accepted after the stall do not lower it further.
+    let lowered = after.rate ?? 0
+    for _ in 0..<3 {
+      clock.advance(0.3)
+      pacer.record(await pacer.acquire(), throttled: false)
+      #expect((pacer.summary.rate ?? 0) >= lowered - 0.01, "\(pacer.summary)")
+    }
+  }
 }

@@ -28,7 +28,7 @@ import Testing
   func fiveHundredHostsRunWithBoundedDescriptorsAndMemory() throws {
     let started = Date()
     let count = Int(ProcessInfo.processInfo.environment["SIXTY_DEBUG_FLEET"] ?? "") ?? 500
-    let fleet = try LocalFleet(count: count, pushRate: 100_000, hostsPerSSHD: 16)
+    let fleet = try LocalFleet(count: count, pushRate: 100_000, hostsPerSSHD: 16, agentTimeout: "5s")
     defer {
       fleet.stop()
       if count == 500 { fleet.remove() }

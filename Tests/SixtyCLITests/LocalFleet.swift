@@ -32,6 +32,7 @@ final class LocalFleet: @unchecked Sendable {
   private(set) var agentHome: FleetAgent?
   /// The `broker:` value of the hosts' agent.yml, given the broker's URL (a list with it, say).
   let agentBroker: @Sendable (String) -> String
+  let agentTimeout: String
   /// With replicas: each agent's `broker:` lists every replica, its own first.
   let agentAsksEveryReplica: Bool
   var endpoint: String { "http://127.0.0.1:\(brokerPort)" }
@@ -78,6 +79,7 @@ final class LocalFleet: @unchecked Sendable {
   ) throws {
     self.agent = agent
     self.agentBroker = agentBroker
+    self.agentTimeout = agentTimeout
     self.agentAsksEveryReplica = agentAsksEveryReplica
     directory =
       FileManager.default.temporaryDirectory.appendingPathComponent("sixty-fleet-\(UUID().uuidString)").path
@@ -110,7 +112,8 @@ final class LocalFleet: @unchecked Sendable {
     var certificateConfig = ""
     if certificates {
       let made = try runProgram(
-        "/usr/bin/ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "fleet-ca", "-f", directory + "/ca.key"])
+        "/usr/bin/ssh-keygen",
+        ["-q", "-t", "ed25519", "-N", "", "-C", "fleet-ca", "-f", directory + "/ca.key"])
       guard made.status == 0 else { throw MotoServer.Failure("ssh-keygen (CA) failed: \(made.stderr)") }
       certificateConfig = """
         certificates:
@@ -289,7 +292,7 @@ final class LocalFleet: @unchecked Sendable {
   /// checks only the command's first word (`/bin/sh`), so a script in `dir` runs the agent.
   func writeAgent(
     directory dir: String, name: String, instanceID: String, token: String, brokerPort: Int,
-    timeout: String = "5s"
+    timeout: String
   ) throws -> String {
     let agentConfig = """
       broker: \(agentAsksEveryReplica
@@ -353,7 +356,8 @@ final class LocalFleet: @unchecked Sendable {
       for (_, _, address, _, _) in group { config += "ListenAddress \(address)\n" }
       for (id, name, address, _, token) in group {
         let command = try writeAgent(
-          directory: directory + "/" + name, name: name, instanceID: id, token: token, brokerPort: brokerPort)
+          directory: directory + "/" + name, name: name, instanceID: id, token: token, brokerPort: brokerPort,
+          timeout: agentTimeout)
         config += "Match LocalAddress \(address)\n  AuthorizedKeysCommand \(command)\n"
       }
       // ListenAddress lines must come before the first Match block.

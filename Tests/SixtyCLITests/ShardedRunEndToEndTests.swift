@@ -58,7 +58,7 @@ import Testing
   func fourShardsGiveTheSameOutcomeAsOneRunnerAndAreOneRun() throws {
     let postgres = try TestPostgres.shared()
     let url = try postgres.database("shards")
-    try withLocalFleet(LocalFleet(count: 40, hostsPerSSHD: 10)) { fleet in
+    try withLocalFleet(LocalFleet(count: 40, hostsPerSSHD: 10, agentTimeout: "5s")) { fleet in
       let dir = fleet.directory
       let inventory = try fleet.writeInventory()
       // web-7, web-14, … fail their first task; the second then does not run on them.
@@ -162,7 +162,7 @@ import Testing
   func aFailureThresholdPassedAcrossShardsStopsEveryShard() throws {
     let postgres = try TestPostgres.shared()
     let url = try postgres.database("shardfail")
-    try withLocalFleet(LocalFleet(count: 40, hostsPerSSHD: 10)) { fleet in
+    try withLocalFleet(LocalFleet(count: 40, hostsPerSSHD: 10, agentTimeout: "5s")) { fleet in
       let dir = fleet.directory
       let inventory = try fleet.writeInventory()
       let playbook = try write(

@@ -73,7 +73,7 @@ import Testing
     try withLocalFleet(
       LocalFleet(
         count: 20, hostsPerSSHD: 10, store: url, storeEnvironment: postgres.environment, replicas: 2,
-        agentAsksEveryReplica: true)
+        agentAsksEveryReplica: true, agentTimeout: "5s")
     ) { fleet in
       let inventory = try fleet.writeInventory()
       let playbook = fleet.directory + "/steady.yml"
