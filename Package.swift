@@ -28,6 +28,7 @@ let package = Package(
     .package(url: "https://github.com/drmohundro/SWXMLHash", from: "8.1.1"),
     .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+    .package(url: "https://github.com/apple/swift-nio-ssh", from: "0.15.1"),
   ],
   targets: [
     // Diagnostics, source locations and positioned YAML reading shared by every parser; safe text
@@ -96,7 +97,8 @@ let package = Package(
     .target(
       name: "SixtyPostgres",
       dependencies: [
-        .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "PostgresNIO", package: "postgres-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
         .product(name: "Logging", package: "swift-log"),
       ]),
     // Run history, host locks and daemon state in SQLite (GRDB, WAL, migrations), or shared by
@@ -118,6 +120,9 @@ let package = Package(
       name: "SixtyExecution",
       dependencies: [
         "SixtyCore", "SixtyScheduler", "SixtyPlanning", "SixtyPlaybook", "SixtyPolicy", "SixtyProcess",
+        "SixtyKeys",
+        .product(name: "NIOSSH", package: "swift-nio-ssh"), .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
       ]),
     // The run engine: a RunRequest in; planning, keys, host locks, the scheduler and executor per
     // play, signals, history records and reports; RunEvents out to a RunConsole; an ExitStatus back.
@@ -167,7 +172,8 @@ let package = Package(
       dependencies: [
         "SixtyCore", "SixtyPolicy", "SixtyPlaybook", "SixtyPlanning", "SixtyKeys", "InstanceConnect",
         "SixtyAudit", "SixtyBroker", "SixtyScheduler", "SixtyExecution", "SixtyCalendar", "SixtyRun",
-        "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport", "SixtyProcess", "SixtyJobs", "SixtyPostgres",
+        "SixtyHistory", "SixtyEC2", "SixtyAgentCore", "SixtyReport", "SixtyProcess", "SixtyJobs",
+        "SixtyPostgres",
         .product(name: "Crypto", package: "swift-crypto"),
         .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         .product(name: "Logging", package: "swift-log"),

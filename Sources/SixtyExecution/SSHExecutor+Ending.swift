@@ -83,6 +83,7 @@ extension SSHExecutor {
   }
 
   public func kill(host: ScheduledHost, task: Int) {
+    if builtinKill(host: host.name, task: task) { return }
     guard let child = lock.withLock({ running[TaskKey(host: host.name, task: task)] }) else { return }
     // The remote process first (its session then ends by itself), the local ssh client after.
     let marker = stopper.taskMarker(host: index[host.name] ?? 0, task: task)
@@ -90,6 +91,7 @@ extension SSHExecutor {
   }
 
   public func disconnect(host: ScheduledHost) {
+    if builtinDisconnect(host: host.name) { return }
     let stop: (MasterConnection.Stop, ChildProcess)? = lock.withLock {
       guard var master = connections[host.name] else { return nil }
       defer { connections[host.name] = master }
@@ -134,6 +136,7 @@ extension SSHExecutor {
   /// run directory, which holds the control sockets, is wiped), without blocking a thread:
   /// remote stops still on their way get 3 s, then are killed; masters get 5 s, then SIGKILL.
   public func close() async {
+    await builtinClose()
     // Remote stops still on their way get a moment, then are ended: nothing outlives the run.
     await stopper.finish()
     sockets.stop()
@@ -158,6 +161,7 @@ extension SSHExecutor {
   /// every host answered, or after 4 s) the local ssh clients are killed, and the masters of
   /// hosts that still have a running task, since a master holds its sessions' pipes.
   public func killAll() {
+    builtinKillAll()
     let hosts = lock.withLock { Set(running.keys.map(\.host)) }
     let group = DispatchGroup()
     for host in hosts {

@@ -26,6 +26,8 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   public var onCommand: (@Sendable (String) -> Void)?
   /// Run a host's only task as its master's own session (no second ssh process per host).
   public var fuseSingleTasks = true
+  /// The built-in client, for the hosts it takes (see `useBuiltinClient`); set before sharing.
+  var builtin: BuiltinTransport?
   /// Watches for the masters' control sockets (assigned once, in `init`).
   private(set) var sockets: ControlSocketWatcher!
 
@@ -124,6 +126,18 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
       completion(.failed("the address or user of \(host.name) starts with '-'; refusing to pass it to ssh"))
       return
     }
+    if let builtin = builtinTakes(host.name, target) {
+      builtinConnect(builtin, host: host, target: target, completion: completion)
+      return
+    }
+    openSSHConnect(host: host, target: target, completion: completion)
+  }
+
+  /// Connects with the system `ssh`: a master process whose control socket appearing means it
+  /// authenticated.
+  func openSSHConnect(
+    host: ScheduledHost, target: ExecutionTarget, completion: @escaping @Sendable (ConnectOutcome) -> Void
+  ) {
     // Watched before the first master starts, so that no socket can appear unseen.
     sockets.prepare()
     // A socket left by a master that died would stop a new master from listening.
@@ -207,6 +221,7 @@ public final class SSHExecutor: HostExecutor, @unchecked Sendable {
   }
 
   public func run(host: ScheduledHost, task: Int, completion: @escaping @Sendable (TaskOutcome) -> Void) {
+    if builtinRun(host: host, task: task, completion: completion) { return }
     if task == 0, let fusedTask = lock.withLock({ fused[host.name] }) {
       if let (outcome, capture) = fusedTask.attach(completion) {
         forgetFused(host.name, fusedTask)

@@ -72,6 +72,18 @@ public struct SSHKeyPair: Sendable, CustomStringConvertible {
 
   public var description: String { "SSHKeyPair(\(type), \(fingerprint))" }
 
+  /// The Ed25519 seed, for an in-process SSH client that signs with it (nil for other types).
+  public var ed25519Seed: [UInt8]? {
+    if case .ed25519(let seed, _) = material { return seed }
+    return nil
+  }
+
+  /// The ECDSA P-256 private scalar, for an in-process SSH client (nil for other types).
+  public var ecdsaP256Scalar: [UInt8]? {
+    if case .ecdsaP256(let scalar, _) = material { return scalar }
+    return nil
+  }
+
   /// The public key blob (the base64 part of the public key line, decoded).
   public var publicBlob: [UInt8] {
     var w = SSHWriter()

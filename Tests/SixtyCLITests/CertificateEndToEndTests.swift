@@ -86,6 +86,7 @@ import Testing
       #expect(
         run.stderr.contains("sixty: login: certificates, because the endpoint is a certificate authority"),
         "\(run.stderr)")
+      #expect(run.stderr.contains("sixty: ssh client: built-in"), "\(run.stderr)")
       let data = try #require(FileManager.default.contents(atPath: report))
       let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
       #expect((json["pushes"] as? [String: Any])?["mode"] as? String == "certificate")
