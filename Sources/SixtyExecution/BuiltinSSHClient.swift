@@ -50,6 +50,12 @@ enum BuiltinSSHClient {
     let bootstrap = ClientBootstrap(group: loop)
       .connectTimeout(.milliseconds(Int64(max(0.1, login.connectTimeout) * 1000)))
       .channelOption(.socketOption(.tcp_nodelay), value: 1)
+      // A host that vanishes is found within about a minute, as OpenSSH's ServerAliveInterval=15
+      // and ServerAliveCountMax=3 (Sixty's options for ssh) find it.
+      .channelOption(.socketOption(.so_keepalive), value: 1)
+      .channelOption(ChannelOptions.Types.SocketOption(level: IPPROTO_TCP, name: TCP_KEEPIDLE), value: 15)
+      .channelOption(ChannelOptions.Types.SocketOption(level: IPPROTO_TCP, name: TCP_KEEPINTVL), value: 15)
+      .channelOption(ChannelOptions.Types.SocketOption(level: IPPROTO_TCP, name: TCP_KEEPCNT), value: 3)
       .channelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
           let configuration = SSHClientConfiguration(
