@@ -70,7 +70,12 @@ enum BuiltinSSHClient {
       }
     let where_ = ExecutionTarget.bare(login.address)
     return bootstrap.connect(host: where_, port: login.port)
-      .flatMapErrorThrowing { error in throw BuiltinSSHError.connect(Self.describe(error)) }
+      .flatMapError { error in
+        // No channel: nothing else completes `ready`.
+        let failure = outcome.error ?? BuiltinSSHError.connect(Self.describe(error))
+        ready.fail(failure)
+        return loop.makeFailedFuture(failure)
+      }
       .flatMap { channel in
         // OpenSSH's ConnectTimeout covers the banner exchange too; this covers the whole login.
         let timer = loop.scheduleTask(in: .milliseconds(Int64(max(1, login.connectTimeout) * 1000) + 5000)) {
@@ -232,7 +237,8 @@ final class BuiltinConnection: @unchecked Sendable {
     self.environment = environment
   }
 
-  /// What a command left: its exit status (or the signal that ended it) and output.
+  /// What a command left: its exit status (or the signal that ended it; neither when the session
+  /// ended first) and output.
   struct Result: Sendable {
     var status: Int32?
     var signal: String?
@@ -347,10 +353,10 @@ final class ExecHandler: ChannelDuplexHandler, @unchecked Sendable {
   }
 
   func channelInactive(context: ChannelHandlerContext) {
+    // Without an exit status or signal the session ended under the command (the connection
+    // went, or Sixty closed the session): the caller decides which.
     if refused {
       done.fail(BuiltinSSHError.connect("the host refused to start the command"))
-    } else if result.status == nil, result.signal == nil {
-      done.fail(BuiltinSSHError.lost)
     } else {
       done.succeed(result)
     }

@@ -65,9 +65,9 @@ struct HostKeyCheck: Sendable {
       if !otherTypes.isEmpty {
         return .useOpenSSH("\(file) knows \(host) by a \(otherTypes.sorted().joined(separator: ", ")) key")
       }
-      if let error = writer.append("\(entryName) \(type) \(blob)", to: file) {
-        return .hostKey("cannot record the host key of \(host) in \(file): \(error)")
-      }
+      // As OpenSSH does, a key that cannot be recorded (a full disk) is still taken this once:
+      // the host is new either way, and the next run meets it as new again.
+      _ = writer.append("\(entryName) \(type) \(blob)", to: file)
       return nil
     case .strict:
       if sameType {

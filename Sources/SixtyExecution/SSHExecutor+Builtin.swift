@@ -22,6 +22,8 @@ final class BuiltinTransport: @unchecked Sendable {
   var connecting: [String: Bool] = [:]
   /// Running tasks' session channels.
   var channels: [SSHExecutor.TaskKey: Channel] = [:]
+  /// Tasks Sixty stopped (timeout, interrupt): a session that ends with no exit status is theirs.
+  var stopped: Set<SSHExecutor.TaskKey> = []
   /// Hosts this client could not talk to as OpenSSH would: OpenSSH has them for the run.
   var openSSH: Set<String> = []
   /// Remote stops (`pkill` sessions) on their way.
@@ -158,15 +160,25 @@ extension SSHExecutor {
       command, stdin: stdin, cap: outputCap,
       opened: { channel in builtin.lock.withLock { builtin.channels[key] = channel } }
     ).whenComplete { [self] result in
-      builtin.lock.withLock { _ = builtin.channels.removeValue(forKey: key) }
+      let stopped = builtin.lock.withLock {
+        builtin.channels.removeValue(forKey: key)
+        return builtin.stopped.remove(key) != nil
+      }
       switch result {
       case .success(let ended):
-        let status = ended.status ?? Self.signalStatus(ended.signal)
+        // Ended by a signal: 128 + its number, as a shell says; a session Sixty closed on a task
+        // it stopped: 143 (SIGTERM); a session that ended under the command: ssh's 255.
+        let lost = ended.status == nil && ended.signal == nil && !stopped
+        let status =
+          ended.status ?? (ended.signal != nil ? Self.signalStatus(ended.signal) : stopped ? 143 : 255)
         onCapture?(
           TaskCapture(
             host: host.name, task: task, status: status, stdout: ended.stdout, stderr: ended.stderr,
             started: started, ended: Date()))
-        completion(SSHLog.outcome(status: status, okCodes: target.tasks[task].okCodes))
+        completion(
+          lost
+            ? .connectionLost("the connection to \(host.name) was lost")
+            : SSHLog.outcome(status: status, okCodes: target.tasks[task].okCodes))
       case .failure(BuiltinSSHError.lost):
         completion(.connectionLost("the connection to \(host.name) was lost"))
       case .failure(let error):
@@ -191,10 +203,17 @@ extension SSHExecutor {
   func builtinKill(host: String, task: Int) -> Bool {
     guard let builtin else { return false }
     let key = TaskKey(host: host, task: task)
-    guard let channel = builtin.lock.withLock({ builtin.channels[key] }) else { return false }
+    let channel: Channel? = builtin.lock.withLock {
+      guard let channel = builtin.channels[key] else { return nil }
+      builtin.stopped.insert(key)
+      return channel
+    }
+    guard let channel else { return false }
     let marker = stopper.taskMarker(host: index[host] ?? 0, task: task)
+    // The stopped process's session then ends by itself, with its exit status; one that does
+    // not within 2 s is closed.
     builtinStopRemote(builtin, host: host, pattern: RemoteStopper.pattern(prefix: marker, exact: true)) {
-      channel.close(promise: nil)
+      DispatchQueue.global().asyncAfter(deadline: .now() + 2) { channel.close(promise: nil) }
     }
     return true
   }
@@ -258,7 +277,10 @@ extension SSHExecutor {
   /// first, then (after the answer or 4 s) the connections of the hosts that ran them.
   func builtinKillAll() {
     guard let builtin else { return }
-    let hosts = builtin.lock.withLock { Set(builtin.channels.keys.map(\.host)) }
+    let hosts = builtin.lock.withLock {
+      builtin.stopped.formUnion(builtin.channels.keys)
+      return Set(builtin.channels.keys.map(\.host))
+    }
     for host in hosts {
       let once = Once()
       let closeHost: @Sendable () -> Void = {

@@ -155,6 +155,7 @@ public enum PlanTextRenderer {
     if p.retries > 0 { parts.append("retries \(p.retries)") }
     if p.hostParallelism > 1 { parts.append("\(p.hostParallelism) tasks at once per host") }
     parts.append("host keys \(p.hostKeyPolicy.rawValue)")
+    if p.sshClient == .openssh { parts.append("ssh client openssh") }
     parts.append(
       p.hostLock == .wait ? "busy hosts: wait \(p.lockTimeout)" : "busy hosts: refuse")
     return parts.joined(separator: ", ")

@@ -20,6 +20,8 @@ public struct Policy: Sendable {
   public var keyType: LoginKeyType?
   /// Pushed keys or certificates (`push.mode`).
   public var loginMode: LoginMode?
+  /// Which SSH client logs in (`ssh_client`).
+  public var sshClient: SSHClientChoice?
   /// Tasks of one host that may run at once over its connection.
   public var hostParallelism: Int?
   public var hostKeyPolicy: HostKeyPolicy?
@@ -41,7 +43,8 @@ public struct Policy: Sendable {
   public static let defaults: EffectivePolicy = EffectivePolicy(
     concurrency: 10, batches: [], maxFailures: nil, connectTimeout: .seconds(10), taskTimeout: .hours(1),
     runTimeout: nil, retries: 0, retryDelay: .seconds(5), pushRate: nil, pushBurst: nil,
-    keyTTL: .seconds(60), keyMargin: .seconds(15), keyType: nil, loginMode: nil, hostParallelism: 1,
+    keyTTL: .seconds(60), keyMargin: .seconds(15), keyType: nil, loginMode: nil, sshClient: .auto,
+    hostParallelism: 1,
     hostKeyPolicy: .acceptNew, windows: [],
     organisationWindows: [],
     denyCommands: [], requireApproval: [], orgBatches: [], orgMaxFailures: nil, hostLock: .wait,
@@ -70,6 +73,8 @@ public struct EffectivePolicy: Sendable, Hashable {
   /// nil: what the endpoint prefers (a `sixty broker` with `certificates: {prefer: true}` says
   /// certificates; every other endpoint takes pushed keys).
   public var loginMode: LoginMode?
+  /// `auto`: the built-in client where it can stand in for OpenSSH (`SSHConfigCheck`).
+  public var sshClient: SSHClientChoice
   public var hostParallelism: Int
   public var hostKeyPolicy: HostKeyPolicy
   /// The play's own windows (a host starts only when one of them is open, if any are given).

@@ -5,7 +5,7 @@ public enum PolicyParser {
   public static let keys = [
     "concurrency", "batches", "max_failures", "timeouts", "retries", "retry_delay", "push",
     "host_parallelism",
-    "host_key_checking", "host_lock", "windows", "commands", "hosts",
+    "host_key_checking", "ssh_client", "host_lock", "windows", "commands", "hosts",
   ]
 
   /// Loads an organisation policy file.
@@ -97,6 +97,10 @@ public enum PolicyParser {
         policy.hostKeyPolicy = reader.string(value, "'host_key_checking'", as: HostKeyPolicy.init(rawValue:))
         {
           "unknown host_key_checking '\($0)'; expected one of: accept-new, strict, off."
+        }
+      case "ssh_client":
+        policy.sshClient = reader.string(value, "'ssh_client'", as: SSHClientChoice.init(rawValue:)) {
+          "unknown ssh_client '\($0)'; expected one of: auto, openssh."
         }
       case "host_lock":
         policy.locations["host_lock"] = value.location

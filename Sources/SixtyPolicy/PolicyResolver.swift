@@ -62,6 +62,7 @@ public enum PolicyResolver {
     }
     result.keyType = organisationWins("push.key_type", org.keyType, own.keyType)
     result.loginMode = organisationWins("push.mode", org.loginMode, own.loginMode)
+    result.sshClient = organisationWins("ssh_client", org.sshClient, own.sshClient) ?? result.sshClient
     result.hostParallelism = pick(
       "host_parallelism", org.hostParallelism, own.hostParallelism, default: result.hostParallelism)
     // Retries and their delay are defaults, not limits: the play's own values win.

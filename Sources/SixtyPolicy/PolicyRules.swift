@@ -68,6 +68,15 @@ public enum LoginMode: String, Hashable, Sendable, CaseIterable {
   case certificate
 }
 
+/// Which SSH client logs in (`ssh_client`).
+public enum SSHClientChoice: String, Hashable, Sendable, CaseIterable {
+  /// Sixty's built-in client wherever it reaches a host as OpenSSH's `ssh` would (no ssh_config
+  /// setting, no ssh options, a key type it signs with), OpenSSH everywhere else.
+  case auto
+  /// The system's `ssh` for every host.
+  case openssh
+}
+
 /// The kind of ephemeral key a play's hosts log in with (`push.key_type`).
 public enum LoginKeyType: String, Hashable, Sendable, CaseIterable {
   /// RSA 2048, the default. Sixty writes it as a PEM file with no public key beside it, from which

@@ -169,17 +169,20 @@ final class RunSession: @unchecked Sendable {
         connectTimeout: max(1, Int(play.policy.connectTimeout.seconds)),
         ssh: request.ssh, extraOptions: request.sshClient.arguments, knownHostsFile: knownHostsFile,
         certificates: certificates)
-      // Certificate mode logs in with the built-in client where it reaches hosts as OpenSSH would:
-      // it signs the certificate at once (OpenSSH's client first asks whether the host takes it)
-      // and starts no process per host.
-      if certificates {
-        let reason = executor.useBuiltinClient(key: pair)
+      // The built-in client logs in where it reaches hosts as OpenSSH would: no process per
+      // host, and a certificate signed at once (OpenSSH's client first asks whether the host
+      // takes it).
+      do {
+        let reason =
+          play.policy.sshClient == .openssh
+          ? "the policy says ssh_client: openssh" : executor.useBuiltinClient(key: pair)
         console.handle(
           .detail(
             level: 1,
             "sixty: ssh client: "
               + (reason.map { "OpenSSH, because \($0)" }
-                ?? "built-in (certificates signed at once, one connection per host in this process)")))
+                ?? "built-in (one connection per host inside sixty, no ssh process; the key or certificate signed at once)")
+          ))
       }
       let names = execution.taskNames
       let (console, outputs) = (self.console, self.outputs)

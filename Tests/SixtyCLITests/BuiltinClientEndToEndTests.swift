@@ -177,4 +177,56 @@ import Testing
         "\(withOption.stderr)")
     }
   }
+
+  /// A command's own exit 255 is its status, a connection that drops under a task is pushed for
+  /// and reconnected once, and a host where nothing listens fails with the reason.
+  @Test(.enabled(if: canRun, "needs root and sshd"))
+  func aDroppedConnectionReconnectsAndA255IsTheCommands() throws {
+    try withLocalFleet(LocalFleet(count: 2)) { fleet in
+      let marker = fleet.directory + "/dropped"
+      let playbook = fleet.directory + "/drops.yml"
+      try """
+      name: drops
+      hosts: all
+      policy: {host_key_checking: off}
+      tasks:
+        - name: only
+          shell: |
+            case "{{ host.name }}" in
+              web-1) echo "out web-1"; echo "err web-1" >&2; exit 255 ;;
+              web-2) if [ ! -f \(marker) ]; then touch \(marker); p=$PPID; while ! grep -q '^sshd' /proc/$p/comm; do p=$(cut -d' ' -f4 /proc/$p/stat); done; kill -9 $p; sleep 5; fi; echo "out web-2" ;;
+              *) echo "out {{ host.name }}" ;;
+            esac
+      """.write(toFile: playbook, atomically: true, encoding: .utf8)
+      let inventory = fleet.directory + "/inventory-9.yml"
+      try
+        (String(contentsOfFile: try fleet.writeInventory(), encoding: .utf8)
+        + "  web-9:\n    address: 127.0.0.1\n    port: \(LocalProcess.freePort())\n    user: \(fleet.user)\n    instance_id: \(fleet.hosts[0].instanceID)\n")
+        .write(toFile: inventory, atomically: true, encoding: .utf8)
+      let report = fleet.directory + "/drops.json"
+      let run = try SixtyBinary.run(
+        ["run", playbook, "-i", inventory, "--endpoint", fleet.endpoint, "--report", report, "-v"],
+        environment: fleet.environment)
+      #expect(run.status == 1, "\(run.stdout)\(run.stderr)")
+      #expect(run.stderr.contains("sixty: ssh client: built-in"), "\(run.stderr)")
+      let hosts = try hosts(report)
+      let web1 = hosts["web-1"]?["tasks"] as? [[String: Any]] ?? []
+      #expect(hosts["web-1"]?["status"] as? String == "failed")
+      #expect(hosts["web-1"]?["reconnects"] as? Int == 0, "a command's own 255 is not a lost connection")
+      #expect(web1.first?["exit_status"] as? Int == 255)
+      #expect(
+        web1.first?["stdout"] as? String == "out web-1\n" && web1.first?["stderr"] as? String == "err web-1\n"
+      )
+      #expect(hosts["web-2"]?["status"] as? String == "ok", "\(hosts["web-2"] ?? [:])\n\(run.stdout)")
+      #expect(hosts["web-2"]?["reconnects"] as? Int == 1)
+      #expect((hosts["web-2"]?["pushes"] as? [String])?.count == 2)
+      #expect((hosts["web-2"]?["tasks"] as? [[String: Any]])?.first?["stdout"] as? String == "out web-2\n")
+      #expect(hosts["web-9"]?["status"] as? String == "unreachable")
+      #expect(
+        (hosts["web-9"]?["message"] as? String)?.hasPrefix("cannot connect to \(fleet.user)@127.0.0.1:")
+          == true
+          && (hosts["web-9"]?["message"] as? String)?.contains("Connection refused") == true,
+        "\(hosts["web-9"] ?? [:])")
+    }
+  }
 }

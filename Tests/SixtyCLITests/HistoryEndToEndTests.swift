@@ -210,10 +210,12 @@ import Testing
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func aKilledRunIsMarkedInterruptedAndItsHostsFreed() throws {
     try withLocalFleet(LocalFleet(count: 2)) { fleet in
+      // OpenSSH's client, whose processes (naming the key directory) tell that the run connected.
       let slow = try write(
         """
         name: slow
         hosts: all
+        policy: {ssh_client: openssh}
         tasks:
           - name: wait
             command: [sleep, "30"]

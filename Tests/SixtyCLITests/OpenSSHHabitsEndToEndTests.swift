@@ -141,7 +141,18 @@ import Testing
       #expect(one.stderr.contains("sixty: web-2: authenticated "), "\(one.stderr)")
       #expect(one.stderr.contains(" ms after the key push"), "\(one.stderr)")
       #expect(!one.stderr.contains("sixty: run: "), "\(one.stderr)")
-      let two = try exec(["-vv"], "true")
+      // The built-in client's logins and commands.
+      let builtin = try exec(["-vv"], "true")
+      #expect(builtin.status == 0, "\(builtin.stderr)")
+      let logins = builtin.stderr.split(separator: "\n").filter {
+        $0.hasPrefix("sixty: run: (built-in ssh client) ")
+      }
+      #expect(logins.count >= 4, "\(builtin.stderr)")
+      #expect(!builtin.stderr.contains("PRIVATE KEY") && !builtin.stderr.contains("ecdsa-sha2-nistp256 AAAA"))
+      // OpenSSH's command lines.
+      let policy = fleet.directory + "/openssh.yml"
+      try "ssh_client: openssh\n".write(toFile: policy, atomically: true, encoding: .utf8)
+      let two = try exec(["-vv", "--policy", policy], "true")
       #expect(two.status == 0, "\(two.stderr)")
       let lines = two.stderr.split(separator: "\n").filter { $0.hasPrefix("sixty: run: ssh ") }
       #expect(lines.count >= 2, "\(two.stderr)")

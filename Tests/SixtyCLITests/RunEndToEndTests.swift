@@ -97,9 +97,10 @@ import Testing
     }
   }
 
-  /// With the default key (RSA, in a PEM file with no .pub beside it) ssh signs at once, so each
-  /// login makes sshd ask the agent, and the agent the broker, once. An Ed25519 key is offered
-  /// first and signed after, which makes two. An ECDSA key (a PKCS#8 PEM file) makes one.
+  /// Each login makes sshd ask the agent, and the agent the broker, once when the client signs at
+  /// once: the built-in client always does, and OpenSSH's does with the default key (ECDSA from a
+  /// broker, in a PEM file with no .pub beside it). OpenSSH offers an Ed25519 key first and
+  /// signs it after, which makes two.
   @Test(.enabled(if: LocalFleet.canRun, "needs root and sshd"))
   func theDefaultKeyMakesOneAgentFetchPerLogin() throws {
     try withLocalFleet(LocalFleet(count: 4)) { fleet in
@@ -118,7 +119,10 @@ import Testing
       let inventory = try fleet.writeInventory()
       let ed25519 = try write("push: {key_type: ed25519}\n", fleet.directory + "/ed25519.yml")
       let ecdsa = try write("push: {key_type: ecdsa}\n", fleet.directory + "/ecdsa.yml")
-      for (policy, perLogin) in [(nil, 1), (ed25519, 2), (ecdsa, 1)] {
+      let ed25519OpenSSH = try write(
+        "push: {key_type: ed25519}\nssh_client: openssh\n", fleet.directory + "/ed25519-openssh.yml")
+      let openSSH = try write("ssh_client: openssh\n", fleet.directory + "/openssh.yml")
+      for (policy, perLogin) in [(nil, 1), (ed25519, 1), (ecdsa, 1), (ed25519OpenSSH, 2), (openSSH, 1)] {
         let before = try fetches()
         let result = try SixtyBinary.run(
           ["exec", "all", "-i", inventory, "--endpoint", fleet.endpoint, "--no-progress"]
@@ -256,6 +260,7 @@ import Testing
         """
         name: single
         hosts: all
+        policy: {ssh_client: openssh}
         tasks:
           - name: only
             shell: |

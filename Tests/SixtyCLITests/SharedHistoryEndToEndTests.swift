@@ -47,7 +47,7 @@ import Testing
       // The history is a database: files kept beside it go to the fleet, not the state directory.
       env["SIXTY_KNOWN_HOSTS"] = fleet.directory + "/known_hosts"
       let slow = try write(
-        "name: slow\nhosts: web-1:web-2\ntasks:\n  - name: wait\n    command: [sleep, \"60\"]\n",
+        "name: slow\nhosts: web-1:web-2\npolicy: {ssh_client: openssh}\ntasks:\n  - name: wait\n    command: [sleep, \"60\"]\n",
         fleet.directory + "/slow.yml")
       let quick = try write(
         "name: quick\nhosts: all\ntasks:\n  - name: hi\n    command: [echo, hi]\n",

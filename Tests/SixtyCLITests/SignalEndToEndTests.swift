@@ -235,9 +235,10 @@ final class SilentListener: @unchecked Sendable {
       try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
       var env = fleet.environment
       env["SIXTY_KEY_DIR"] = keyDir
-      // Two tasks per host, so each host has a multiplexing master (`-M -N`) as well as a task.
+      // Two tasks per host, so each host has a multiplexing master (`-M -N`) as well as a task
+      // (OpenSSH's: the built-in client starts no process to leave behind).
       let playbook = try write(
-        "name: long\nhosts: all\ntasks:\n  - name: wait\n    command: [sleep, \"47.3\"]\n  - name: after\n    command: [echo, after]\n",
+        "name: long\nhosts: all\npolicy: {ssh_client: openssh}\ntasks:\n  - name: wait\n    command: [sleep, \"47.3\"]\n  - name: after\n    command: [echo, after]\n",
         fleet.directory + "/long.yml")
       let run = try LocalProcess(
         SixtyBinary.path,

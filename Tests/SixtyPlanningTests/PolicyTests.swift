@@ -107,7 +107,7 @@ import Testing
       """)
     #expect(
       diagnostics == [
-        "policy.yml:1:1: error: unknown key 'concurency' in the policy file (did you mean 'concurrency'?); expected one of: concurrency, batches, max_failures, timeouts, retries, retry_delay, push, host_parallelism, host_key_checking, host_lock, windows, commands, hosts.",
+        "policy.yml:1:1: error: unknown key 'concurency' in the policy file (did you mean 'concurrency'?); expected one of: concurrency, batches, max_failures, timeouts, retries, retry_delay, push, host_parallelism, host_key_checking, ssh_client, host_lock, windows, commands, hosts.",
         "policy.yml:2:11: error: a batch of zero hosts never finishes; expected at least 1 or 1%.",
         "policy.yml:2:14: error: expected a number of hosts or a percentage for each entry of 'batches' (like 2 or 10%), found 'x'.",
         "policy.yml:4:19: error: 'host_parallelism' is 20; expected a number from 1 to 9.",
