@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSH
+import SixtyCore
 import SixtyKeys
 import SixtyProcess
 
@@ -215,7 +216,8 @@ final class LoginWatcher: ChannelInboundHandler, @unchecked Sendable {
       outcome.note(.useOpenSSH("no key exchange, cipher or host key type in common with the built-in client"))
       ready.fail(outcome.error!)
     } else {
-      outcome.note(.connect("Connection closed by remote host (\(error))"))
+      // The error's text may carry what the host sent: escaped and bounded.
+      outcome.note(.connect("Connection closed by remote host (\(SafeText.escaped("\(error)", limit: 200)))"))
       ready.fail(outcome.error!)
     }
     context.close(promise: nil)

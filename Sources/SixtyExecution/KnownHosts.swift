@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SixtyCore
 import SixtyPolicy
 
 /// The built-in client's host key check, as OpenSSH's would be with Sixty's options: `off`
@@ -64,6 +65,10 @@ struct HostKeyCheck: Sendable {
       }
       if !otherTypes.isEmpty {
         return .useOpenSSH("\(file) knows \(host) by a \(otherTypes.sorted().joined(separator: ", ")) key")
+      }
+      // Only a name that cannot break the file's lines (an address as the inventory checks it).
+      guard SafeText.isHostAddress(address) else {
+        return .hostKey("the address of \(host) cannot be recorded in \(file); nothing was run there.")
       }
       // As OpenSSH does, a key that cannot be recorded (a full disk) is still taken this once:
       // the host is new either way, and the next run meets it as new again.
