@@ -68,7 +68,8 @@ import Testing
       try String(contentsOfFile: file, encoding: .utf8).hasSuffix("\n10.1.2.3 ssh-ed25519 \(Self.key)\n"))
     // An address that could break the file's lines is not recorded.
     let hostile = HostKeyCheck(
-      mode: .acceptNew(file: file), host: "web-1", address: "10.1.2.3\n* ssh-ed25519", port: 22, writer: writer)
+      mode: .acceptNew(file: file), host: "web-1", address: "10.1.2.3\n* ssh-ed25519", port: 22,
+      writer: writer)
     guard case .hostKey? = hostile.verify("ssh-ed25519 \(Self.key)") else {
       Issue.record("a hostile address was recorded")
       return
