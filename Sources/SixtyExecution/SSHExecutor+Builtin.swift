@@ -26,8 +26,13 @@ final class BuiltinTransport: @unchecked Sendable {
   var stopped: Set<SSHExecutor.TaskKey> = []
   /// Hosts this client could not talk to as OpenSSH would: OpenSSH has them for the run.
   var openSSH: Set<String> = []
-  /// Remote stops (`pkill` sessions) on their way.
+  /// Remote stops (`pkill` sessions) on their way, in all and by host.
   let stops = DispatchGroup()
+  var stopsByHost: [String: Int] = [:]
+  /// Hosts told to disconnect while a stop of theirs was on its way: closed when it is done.
+  var closeAfterStops: Set<String> = []
+  /// Tasks whose completion has not been delivered yet.
+  let tasks = DispatchGroup()
 
   init(key: NIOSSHPrivateKey, environment: [(String, String)]) {
     self.key = key
@@ -156,6 +161,7 @@ extension SSHExecutor {
     onCommand?("(built-in ssh client) \(host.name): \(command)")
     let key = TaskKey(host: host.name, task: task)
     let started = Date()
+    builtin.tasks.enter()
     connection.exec(
       command, stdin: stdin, cap: outputCap,
       opened: { channel in builtin.lock.withLock { builtin.channels[key] = channel } }
@@ -184,6 +190,7 @@ extension SSHExecutor {
       case .failure(let error):
         completion(.failed("\(host.name): \((error as? BuiltinSSHError)?.description ?? "\(error)")"))
       }
+      builtin.tasks.leave()
     }
     return true
   }
@@ -229,12 +236,25 @@ extension SSHExecutor {
     }
     let once = Once()
     builtin.stops.enter()
+    builtin.lock.withLock { builtin.stopsByHost[host, default: 0] += 1 }
+    // Once, when the stop answered or after 3 s: `then`, then the host's deferred disconnect.
+    let finish: @Sendable () -> Void = {
+      guard once.claim() else { return }
+      let close: BuiltinConnection? = builtin.lock.withLock {
+        let left = builtin.stopsByHost[host, default: 1] - 1
+        builtin.stopsByHost[host] = left > 0 ? left : nil
+        guard left <= 0, builtin.closeAfterStops.remove(host) != nil else { return nil }
+        return builtin.connections.removeValue(forKey: host)
+      }
+      then()
+      close?.channel.close(promise: nil)
+    }
     connection.exec("pkill -TERM -f -- " + ShellQuote.quote(pattern), stdin: .none, cap: 4096)
       .whenComplete { _ in
         builtin.stops.leave()
-        if once.claim() { then() }
+        finish()
       }
-    DispatchQueue.global().asyncAfter(deadline: .now() + 3) { if once.claim() { then() } }
+    DispatchQueue.global().asyncAfter(deadline: .now() + 3, execute: finish)
   }
 
   /// Closes a host's built-in connection (or stops its login); false when it has none.
@@ -245,13 +265,18 @@ extension SSHExecutor {
         builtin.connecting[host] = true
         return nil
       }
+      // A stop on its way (a task's timeout) needs the connection: it closes once that is done.
+      if builtin.stopsByHost[host, default: 0] > 0, builtin.connections[host] != nil {
+        builtin.closeAfterStops.insert(host)
+        return nil
+      }
       return builtin.connections.removeValue(forKey: host)
     }
     if let connection {
       connection.channel.close(promise: nil)
       return true
     }
-    return builtin.lock.withLock { builtin.connecting[host] != nil }
+    return builtin.lock.withLock { builtin.connecting[host] != nil || builtin.closeAfterStops.contains(host) }
   }
 
   /// Closes every built-in connection and waits (up to 5 s) for them to close.
@@ -261,6 +286,7 @@ extension SSHExecutor {
     let connections = builtin.lock.withLock {
       let all = Array(builtin.connections.values)
       builtin.connections.removeAll()
+      builtin.closeAfterStops.removeAll()
       for host in builtin.connecting.keys { builtin.connecting[host] = true }
       return all
     }
@@ -271,6 +297,8 @@ extension SSHExecutor {
       connection.closed.whenComplete { _ in closed.leave() }
     }
     _ = await closed.settled(within: 5)
+    // Every task's output and outcome delivered before the run reports.
+    _ = await builtin.tasks.settled(within: 5)
   }
 
   /// Stops every task running over the built-in client (second interrupt): the remote processes

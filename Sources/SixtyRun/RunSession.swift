@@ -176,13 +176,15 @@ final class RunSession: @unchecked Sendable {
         let reason =
           play.policy.sshClient == .openssh
           ? "the policy says ssh_client: openssh" : executor.useBuiltinClient(key: pair)
-        console.handle(
-          .detail(
-            level: 1,
-            "sixty: ssh client: "
-              + (reason.map { "OpenSSH, because \($0)" }
-                ?? "built-in (one connection per host inside sixty, no ssh process; the key or certificate signed at once)")
-          ))
+        if request.verbosity >= 1 {
+          console.handle(
+            .detail(
+              level: 1,
+              "sixty: ssh client: "
+                + (reason.map { "OpenSSH, because \($0)" }
+                  ?? "built-in (one connection per host inside sixty, no ssh process; the key or certificate signed at once)")
+            ))
+        }
       }
       let names = execution.taskNames
       let (console, outputs) = (self.console, self.outputs)
@@ -314,11 +316,13 @@ final class RunSession: @unchecked Sendable {
           ))
       }
     }
-    if let choice = runKeys.choice, plan.plays.contains(where: { $0.policy.keyType == nil }) {
+    if request.verbosity >= 1, let choice = runKeys.choice,
+      plan.plays.contains(where: { $0.policy.keyType == nil })
+    {
       console.handle(
         .detail(level: 1, "sixty: key type: \(choice.type.description), because \(choice.reason)"))
     }
-    if plan.plays.contains(where: { $0.policy.loginMode == nil }) {
+    if request.verbosity >= 1, plan.plays.contains(where: { $0.policy.loginMode == nil }) {
       let mode =
         runKeys.endpointMode == .certificate
         ? "certificates, because the endpoint is a certificate authority that prefers them"

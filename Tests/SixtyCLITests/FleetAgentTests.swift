@@ -73,7 +73,8 @@ import Testing
     let dir = root + "/fleet"
     var env = ProcessInfo.processInfo.environment
     env["SIXTY_BIN_DIR"] = bin
-    let up = try runProgram(script, ["up", dir, "2"], environment: env)
+    // With --certificates the broker is also a certificate authority: hosts take both logins.
+    let up = try runProgram(script, ["up", "--certificates", dir, "2"], environment: env)
     defer { _ = try? runProgram(script, ["down", dir], environment: env) }
     #expect(up.status == 0, "\(up.stdout)\n\(up.stderr)")
     #expect(up.stdout.split(separator: "\n").last.map(String.init) == dir, "up prints the fleet's directory")
@@ -87,6 +88,20 @@ import Testing
     #expect(run.status == 0, "\(run.stdout)\n\(run.stderr)")
     #expect(run.stdout.contains("host-1 | in") && run.stdout.contains("host-2 | in"), "\(run.stdout)")
     #expect(run.stdout.hasSuffix(dir + "/inventory.yml\n"))
+    let certificates = try runProgram(
+      "/bin/bash",
+      [
+        "-c",
+        ". \"$1/env\" && echo 'push: {mode: certificate}' > \"$1/certs.yml\" && sixty exec all --no-progress --report \"$1/certs.json\" --policy \"$1/certs.yml\" -- echo cert",
+        "-", dir,
+      ],
+      environment: env)
+    #expect(certificates.status == 0, "\(certificates.stdout)\n\(certificates.stderr)")
+    #expect(
+      certificates.stdout.contains("host-1 | cert") && certificates.stdout.contains("host-2 | cert"),
+      "\(certificates.stdout)")
+    let report = try String(contentsOfFile: dir + "/certs.json", encoding: .utf8)
+    #expect(report.contains("\"mode\":\"certificate\""), "\(report.prefix(2000))")
     let agentHome = try String(contentsOfFile: dir + "/agent-home", encoding: .utf8)
       .trimmingCharacters(in: .whitespacesAndNewlines)
     #expect(FileManager.default.fileExists(atPath: agentHome + "/sixty-agent"))
