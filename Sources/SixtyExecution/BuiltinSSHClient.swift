@@ -69,11 +69,10 @@ enum BuiltinSSHClient {
           try channel.pipeline.syncOperations.addHandler(LoginWatcher(ready: ready, outcome: outcome))
         }
       }
-    let where_ = ExecutionTarget.bare(login.address)
-    return bootstrap.connect(host: where_, port: login.port)
+    return bootstrap.connect(host: login.address, port: login.port)
       .flatMapError { error in
         // No channel: nothing else completes `ready`.
-        let failure = outcome.error ?? BuiltinSSHError.connect(Self.describe(error))
+        let failure = outcome.note(.connect(Self.describe(error)))
         ready.fail(failure)
         return loop.makeFailedFuture(failure)
       }
@@ -100,7 +99,7 @@ enum BuiltinSSHClient {
     if let error = error as? IOError {
       return String(cString: strerror(error.errnoCode))
     }
-    if error is ChannelError, case .connectTimeout = error as! ChannelError { return "Connection timed out" }
+    if let error = error as? ChannelError, case .connectTimeout = error { return "Connection timed out" }
     if let error = error as? NIOConnectionError {
       if let first = error.connectionErrors.first { return describe(first.error) }
       if error.dnsAError != nil || error.dnsAAAAError != nil { return "Could not resolve hostname" }
@@ -139,7 +138,13 @@ final class LoginOutcome: @unchecked Sendable {
   private let lock = NSLock()
   private var _error: BuiltinSSHError?
   var error: BuiltinSSHError? { lock.withLock { _error } }
-  func note(_ error: BuiltinSSHError) { lock.withLock { if _error == nil { _error = error } } }
+  /// Notes `error` unless another was noted first; returns the one noted first.
+  @discardableResult func note(_ error: BuiltinSSHError) -> BuiltinSSHError {
+    lock.withLock {
+      if _error == nil { _error = error }
+      return _error ?? error
+    }
+  }
 }
 
 /// Offers the run's key (with its certificate) once, signed at once.
@@ -210,22 +215,21 @@ final class LoginWatcher: ChannelInboundHandler, @unchecked Sendable {
   }
 
   func errorCaught(context: ChannelHandlerContext, error: Error) {
-    if let error = outcome.error {
-      ready.fail(error)
-    } else if let error = error as? NIOSSHError, error.type == .keyExchangeNegotiationFailure {
-      outcome.note(.useOpenSSH("no key exchange, cipher or host key type in common with the built-in client"))
-      ready.fail(outcome.error!)
+    if let error = error as? NIOSSHError, error.type == .keyExchangeNegotiationFailure {
+      ready.fail(
+        outcome.note(
+          .useOpenSSH("no key exchange, cipher or host key type in common with the built-in client")))
     } else {
       // The error's text may carry what the host sent: escaped and bounded.
-      outcome.note(.connect("Connection closed by remote host (\(SafeText.escaped("\(error)", limit: 200)))"))
-      ready.fail(outcome.error!)
+      ready.fail(
+        outcome.note(
+          .connect("Connection closed by remote host (\(SafeText.escaped("\(error)", limit: 200)))")))
     }
     context.close(promise: nil)
   }
 
   func channelInactive(context: ChannelHandlerContext) {
-    outcome.note(.connect("Connection closed by remote host"))
-    ready.fail(outcome.error!)
+    ready.fail(outcome.note(.connect("Connection closed by remote host")))
     context.fireChannelInactive()
   }
 }

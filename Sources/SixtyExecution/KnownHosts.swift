@@ -22,7 +22,7 @@ struct HostKeyCheck: Sendable {
   let writer: KnownHostsWriter
 
   /// The known_hosts name of the host: `address` on port 22, `[address]:port` otherwise.
-  var entryName: String { port == 22 ? address : "[\(address)]:\(port)" }
+  var entryName: String { SSHLog.knownHostsName(address: address, port: port) }
 
   /// Nil when the key (an OpenSSH public key line, `type base64`) is accepted.
   func verify(_ line: String) -> BuiltinSSHError? {
@@ -58,10 +58,7 @@ struct HostKeyCheck: Sendable {
     switch mode {
     case .acceptNew(let file):
       if sameType {
-        let entry = entryName
-        return .hostKey(
-          "the host key of \(host) (\(address):\(port)) is not the one recorded in \(file) on first use; either the host was reinstalled or its key changed, or someone is intercepting the connection. Nothing was run there. If the change is expected, remove the old key with: ssh-keygen -R '\(entry)' -f '\(file)'"
-        )
+        return .hostKey(SSHLog.changedHostKey(host: host, address: address, port: port, knownHostsFile: file))
       }
       if !otherTypes.isEmpty {
         return .useOpenSSH("\(file) knows \(host) by a \(otherTypes.sorted().joined(separator: ", ")) key")

@@ -11,6 +11,9 @@ public struct SSHConfigCheck: Sendable, Equatable {
   /// `SendEnv` patterns: the environment variables OpenSSH would send with each command.
   public var sendEnv: [String] = []
 
+  /// Nothing that needs OpenSSH, no variables to send.
+  public init() {}
+
   /// Directives that do not change the connection, or that Sixty's own options override.
   static let neutral: Set<String> = [
     "host", "match", "include", "sendenv", "hashknownhosts", "gssapiauthentication",
@@ -25,10 +28,15 @@ public struct SSHConfigCheck: Sendable, Equatable {
   /// Checks the user's and the system's files (the user's home from the password database, as
   /// OpenSSH does).
   public static func current() -> SSHConfigCheck {
-    var home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
-    if let entry = getpwuid(getuid()), let dir = entry.pointee.pw_dir { home = String(cString: dir) }
+    let home = home()
     return check(
       userConfig: home + "/.ssh/config", userBase: home + "/.ssh", systemConfig: "/etc/ssh/ssh_config")
+  }
+
+  /// This user's home directory from the password database (as OpenSSH takes it), else `$HOME`.
+  static func home() -> String {
+    if let entry = getpwuid(getuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }
+    return ProcessInfo.processInfo.environment["HOME"] ?? "/root"
   }
 
   static func check(userConfig: String, userBase: String, systemConfig: String) -> SSHConfigCheck {

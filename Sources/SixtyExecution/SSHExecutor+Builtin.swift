@@ -41,22 +41,16 @@ final class BuiltinTransport: @unchecked Sendable {
 }
 
 extension SSHExecutor {
-  /// Uses the built-in client for the hosts it can reach as OpenSSH would (see `builtinReason`).
-  /// Nil when it is used; otherwise why not. Call before the executor is shared.
-  public func useBuiltinClient(key pair: SSHKeyPair, config: SSHConfigCheck = .current()) -> String? {
-    if let reason = builtinReason(key: pair, config: config) { return reason }
-    guard let key = BuiltinSSHClient.privateKey(pair) else { return "the run's key is RSA" }
-    builtin = BuiltinTransport(key: key, environment: config.environment(ProcessInfo.processInfo.environment))
-    return nil
-  }
-
-  /// Why the run cannot use the built-in client (nil when it can): an RSA key, another `ssh`
-  /// program, the operator's `-F`/`-J`/`-o`, or an ssh_config that sets something.
-  func builtinReason(key pair: SSHKeyPair, config: SSHConfigCheck) -> String? {
-    if pair.ed25519Seed == nil && pair.ecdsaP256Scalar == nil { return "the run's key is RSA" }
+  /// Uses the built-in client for the hosts it can reach as OpenSSH would. Nil when it is used;
+  /// otherwise why not: another `ssh` program, the operator's `-F`/`-J`/`-o`, an ssh_config that
+  /// sets something (`config`, read once per run), or an RSA key. Call before the executor is
+  /// shared.
+  public func useBuiltinClient(key pair: SSHKeyPair, config: SSHConfigCheck) -> String? {
     if commandLine.ssh != "ssh" { return "the ssh program is \(commandLine.ssh)" }
     if !commandLine.extraOptions.isEmpty { return "ssh options were given (-F, -J or -o)" }
     if let reason = config.needsOpenSSH { return reason }
+    guard let key = BuiltinSSHClient.privateKey(pair) else { return "the run's key is RSA" }
+    builtin = BuiltinTransport(key: key, environment: config.environment(ProcessInfo.processInfo.environment))
     return nil
   }
 
@@ -137,8 +131,7 @@ extension SSHExecutor {
 
   /// The known_hosts files `StrictHostKeyChecking=yes` reads by default.
   static func userKnownHostsFiles() -> [String] {
-    var home = ProcessInfo.processInfo.environment["HOME"] ?? "/root"
-    if let entry = getpwuid(getuid()), let dir = entry.pointee.pw_dir { home = String(cString: dir) }
+    let home = SSHConfigCheck.home()
     return [
       home + "/.ssh/known_hosts", home + "/.ssh/known_hosts2", "/etc/ssh/ssh_known_hosts",
       "/etc/ssh/ssh_known_hosts2",
@@ -175,8 +168,7 @@ extension SSHExecutor {
         // Ended by a signal: 128 + its number, as a shell says; a session Sixty closed on a task
         // it stopped: 143 (SIGTERM); a session that ended under the command: ssh's 255.
         let lost = ended.status == nil && ended.signal == nil && !stopped
-        let status =
-          ended.status ?? (ended.signal != nil ? Self.signalStatus(ended.signal) : stopped ? 143 : 255)
+        let status = ended.status ?? ended.signal.map(Self.signalStatus) ?? (stopped ? 143 : 255)
         onCapture?(
           TaskCapture(
             host: host.name, task: task, status: status, stdout: ended.stdout, stderr: ended.stderr,
@@ -196,13 +188,8 @@ extension SSHExecutor {
   }
 
   /// 128 + the signal's number, as a shell reports a command a signal ended (255 when unknown).
-  static func signalStatus(_ name: String?) -> Int32 {
-    let numbers: [String: Int32] = [
-      "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "ABRT": 6, "FPE": 8, "KILL": 9, "USR1": 10, "SEGV": 11,
-      "USR2": 12,
-      "PIPE": 13, "ALRM": 14, "TERM": 15,
-    ]
-    return name.flatMap { numbers[$0] }.map { 128 + $0 } ?? 255
+  static func signalStatus(_ name: String) -> Int32 {
+    Signals.numbers[name].map { 128 + Int32($0) } ?? 255
   }
 
   /// Stops a task's remote process (`pkill` on a session of its own), then closes its session;

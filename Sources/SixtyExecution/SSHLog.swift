@@ -38,12 +38,22 @@ enum SSHLog {
     if hostKeyPolicy == .acceptNew
       && lines.contains(where: { $0.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") })
     {
-      let entry = target.port == 22 ? target.address : "[\(target.address)]:\(target.port)"
-      return
-        "the host key of \(host) (\(target.address):\(target.port)) is not the one recorded in \(knownHostsFile) on first use; either the host was reinstalled or its key changed, or someone is intercepting the connection. Nothing was run there. If the change is expected, remove the old key with: ssh-keygen -R '\(entry)' -f '\(knownHostsFile)'"
+      return changedHostKey(
+        host: host, address: target.address, port: target.port, knownHostsFile: knownHostsFile)
     }
     let reason = lines.last { !$0.isEmpty } ?? "ssh exited with status \(status)"
     return "cannot connect to \(target.user)@\(target.address):\(target.port): \(reason)"
+  }
+
+  /// The name known_hosts files give a host: its address on port 22, `[address]:port` otherwise.
+  static func knownHostsName(address: String, port: Int) -> String {
+    port == 22 ? address : "[\(address)]:\(port)"
+  }
+
+  /// Why a host whose key is not the one trust on first use recorded was refused, with the line
+  /// that removes the old key if the change is expected.
+  static func changedHostKey(host: String, address: String, port: Int, knownHostsFile: String) -> String {
+    "the host key of \(host) (\(address):\(port)) is not the one recorded in \(knownHostsFile) on first use; either the host was reinstalled or its key changed, or someone is intercepting the connection. Nothing was run there. If the change is expected, remove the old key with: ssh-keygen -R '\(knownHostsName(address: address, port: port))' -f '\(knownHostsFile)'"
   }
 }
 

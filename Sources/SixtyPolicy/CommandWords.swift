@@ -223,9 +223,10 @@ struct OptionSpelling: Sendable {
   }()
 }
 
-/// Signal names and numbers as kill, pkill and systemctl take them.
-enum Signals {
-  static let numbers: [String: Int] = [
+/// Signal names and numbers as kill, pkill and systemctl take them (and as SSH's `exit-signal`
+/// names them).
+public enum Signals {
+  public static let numbers: [String: Int] = [
     "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "IOT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
     "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16, "CHLD": 17,
     "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23, "XCPU": 24, "XFSZ": 25,

@@ -146,6 +146,9 @@ final class RunSession: @unchecked Sendable {
         throw RunFailure("\(error); set SIXTY_KNOWN_HOSTS to a file Sixty can write.", status: .badInput)
       }
     }
+    // The ssh_config files, read once for the plays that may use the built-in client.
+    let sshConfig =
+      plan.plays.contains { $0.policy.sshClient == .auto } ? SSHConfigCheck.current() : SSHConfigCheck()
     var results: [PlayResult] = []
     for (playIndex, play) in plan.plays.enumerated() {
       if isInterruptedWhileIdle {
@@ -172,19 +175,17 @@ final class RunSession: @unchecked Sendable {
       // The built-in client logs in where it reaches hosts as OpenSSH would: no process per
       // host, and a certificate signed at once (OpenSSH's client first asks whether the host
       // takes it).
-      do {
-        let reason =
-          play.policy.sshClient == .openssh
-          ? "the policy says ssh_client: openssh" : executor.useBuiltinClient(key: pair)
-        if request.verbosity >= 1 {
-          console.handle(
-            .detail(
-              level: 1,
-              "sixty: ssh client: "
-                + (reason.map { "OpenSSH, because \($0)" }
-                  ?? "built-in (one connection per host inside sixty, no ssh process; the key or certificate signed at once)")
-            ))
-        }
+      let clientReason =
+        play.policy.sshClient == .openssh
+        ? "the policy says ssh_client: openssh" : executor.useBuiltinClient(key: pair, config: sshConfig)
+      if request.verbosity >= 1 {
+        console.handle(
+          .detail(
+            level: 1,
+            "sixty: ssh client: "
+              + (clientReason.map { "OpenSSH, because \($0)" }
+                ?? "built-in (one connection per host inside sixty, no ssh process; the key or certificate signed at once)")
+          ))
       }
       let names = execution.taskNames
       let (console, outputs) = (self.console, self.outputs)
